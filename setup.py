@@ -1,0 +1,65 @@
+"""Packaging for checkpoint-kiosk: a QR check-in appliance for Raspberry Pi."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+
+def read_version() -> str:
+    for line in (HERE / "kiosk" / "__init__.py").read_text(encoding="utf-8").splitlines():
+        if line.startswith("__version__"):
+            return line.split("=", 1)[1].strip().strip('"')
+    raise RuntimeError("kiosk/__init__.py has no __version__ line")
+
+
+setup(
+    name="checkpoint-kiosk",
+    version=read_version(),
+    description="QR check-in kiosk for quarantine checkpoints (Raspberry Pi)",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.11",
+    packages=find_packages(include=["kiosk*", "hardware*", "offline_queue*", "images*"]),
+    # images/ is a package only so that its artwork travels inside the wheel and is
+    # found with importlib.resources wherever the kiosk is installed.
+    package_data={
+        "images": ["*.png", "*.svg", "*.ttf", "*.otf", "LICENSES", "fonts/*", "samples/*"],
+        "kiosk": ["locale/*/LC_MESSAGES/*.mo", "locale/*/LC_MESSAGES/*.po", "*.toml"],
+        "offline_queue": ["*.sql", "*.yaml"],
+    },
+    install_requires=[
+        "click>=8.1",
+        "gpiozero>=2.0",
+        "numpy>=1.24",
+        "pillow>=9.4",
+        "platformdirs>=3",
+        "pygame>=2.1",
+        "pyzbar>=0.1.9",
+        "requests>=2.28",
+        "sqlite-utils>=4.0",
+        "zxing-cpp>=2.2",
+    ],
+    extras_require={
+        # A USB webcam and video-file replay go through OpenCV's capture layer.
+        "v4l2": ["opencv-python-headless>=4.6"],
+        # systemd-python builds against libsystemd-dev; the kiosk works without it.
+        "systemd": ["systemd-python>=234"],
+        "test": [
+            "hypothesis>=6",
+            "pytest>=7",
+            "pytest-timeout>=2",
+            "psutil>=5",
+            "ruff>=0.5",
+            "segno>=1.5",
+        ],
+    },
+    entry_points={"console_scripts": ["checkpoint-kiosk = kiosk.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3.11",
+        "Operating System :: POSIX :: Linux",
+        "Environment :: X11 Applications",
+    ],
+)
