@@ -1,0 +1,61 @@
+"""The values that flow through the scan loop: a recognised credential and a decision.
+
+Plain frozen dataclasses with no behaviour beyond JSON conversion, shared by the
+credential parsers, the policy, the store and the screen.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Outcome(enum.StrEnum):
+    """What the checkpoint tells the person: go through, wait for an officer, or stop."""
+
+    PASS = "pass"
+    CHECK = "check"
+    STOP = "stop"
+
+
+class Kind(enum.StrEnum):
+    """Families of QR payloads a checkpoint camera sees (``../shared/reference/payloads.md``)."""
+
+    CCCD = "cccd"
+    PC_COVID = "pc_covid"
+    BHYT = "bhyt"
+    EU_DCC = "eu_dcc"
+    VENUE = "venue"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_person(self) -> bool:
+        return self not in (Kind.VENUE, Kind.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A parsed QR payload.
+
+    ``person_key`` is the stable identity (QID, CCCD number, UVCI, insurance number) or
+    None for codes that are not a person.  ``display`` holds masked, NFC strings safe to
+    show to the queue; ``fields`` the parsed values (dates as ISO 8601 strings);
+    ``checks`` what was verified offline (True/False, None = not reached).
+    ``problems`` are reason codes found while parsing (e.g. ``cccd_birth_year_mismatch``).
+    """
+
+    kind: Kind
+    person_key: str | None = None
+    display: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, bool | None] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The checkpoint's answer with machine-readable reason codes."""
+
+    outcome: Outcome
+    reasons: tuple[str, ...] = ()
