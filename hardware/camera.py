@@ -152,6 +152,8 @@ class ReplayCamera:
         self.spec = spec or f"replay:{path}"
         self.path = Path(path)
         self.loop = loop
+        # Without a frame rate a replay is not live: the scan loop decodes every frame.
+        self.realtime = fps is not None
         self._pacer = _Pacer(fps)
         self._closed = threading.Event()
         self._index = 0
