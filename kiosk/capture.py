@@ -56,11 +56,13 @@ class StreamEnded:
 class CapturePipeline:
     """Runs the camera and decode threads; events go to ``events``."""
 
-    def __init__(self, *, open_camera: Callable[[], Camera], decoder: Any,
+    def __init__(self, *, open_camera: Callable[[], Camera], open_decoder: Callable[[], Any],
                  events: queue.Queue[Any], retry_initial: float = 0.5,
                  retry_max: float = 30.0) -> None:
         self._open_camera = open_camera
-        self._decoder = decoder
+        self._open_decoder = open_decoder
+        self._decoder: Any = None
+        self.decoder_message: str | None = None
         self._events = events
         self.retry_initial = retry_initial
         self.retry_max = retry_max
@@ -91,6 +93,16 @@ class CapturePipeline:
     def latest_frame(self) -> Frame | None:
         with self._lock:
             return self._latest
+
+    @property
+    def ok(self) -> bool:
+        return self.camera_ok and self.decoder_message is None
+
+    @property
+    def message(self) -> str | None:
+        if self.decoder_message:
+            return f"QR decoder unavailable: {self.decoder_message}"
+        return self.camera_message
 
     def alive(self, *, max_age: float = 10.0) -> bool:
         """Both threads have turned within ``max_age`` seconds (the watchdog asks this)."""
@@ -172,6 +184,21 @@ class CapturePipeline:
 
     def _decode_loop(self) -> None:
         failures: dict[str, int] = {}
+        backoff = self.retry_initial
+        while self._decoder is None and not self._stop.is_set():
+            # A missing libzbar0 (say) is shown on screen and retried: the kiosk keeps running
+            # and an officer can still type numbers in.
+            self.decode_heartbeat = time.monotonic()
+            try:
+                self._decoder = self._open_decoder()
+                self.decoder_message = None
+            except Exception as e:
+                if self.decoder_message != str(e):
+                    log.error("QR decoder unavailable: %s", e)
+                self.decoder_message = str(e)
+                self._events.put(CameraStatus(False, f"QR decoder unavailable: {e}"))
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.retry_max)
         while not self._stop.is_set():
             self.decode_heartbeat = time.monotonic()
             if not self._frame_ready.wait(POLL):
@@ -213,6 +240,9 @@ class CapturePipeline:
             if thread.is_alive():
                 log.error("thread %s did not stop within 5 s", thread.name)
         self._threads.clear()
+        if self._decoder is not None:
+            self._decoder.close()
+            self._decoder = None
 
     def __enter__(self) -> CapturePipeline:
         self.start()

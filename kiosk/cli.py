@@ -19,6 +19,7 @@ from kiosk.errors import KioskError
 # ``checkpoint-kiosk --help`` does not pay for pygame, numpy or the decoders.
 COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("kiosk.cmd_config", "config_group"),
+    "run": ("kiosk.cmd_run", "run"),
 }
 
 

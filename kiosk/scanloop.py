@@ -367,8 +367,8 @@ class ScanLoop:
             sync = self.sync.status()
         pipeline = self.pipeline
         return Health(
-            camera_ok=pipeline.camera_ok if pipeline is not None else True,
-            camera_message=pipeline.camera_message if pipeline is not None else None,
+            camera_ok=pipeline.ok if pipeline is not None else True,
+            camera_message=pipeline.message if pipeline is not None else None,
             store_ok=self._store_message is None,
             store_message=self._store_message,
             disk_low=self._disk_low,
