@@ -264,14 +264,14 @@ def make_frame(category: str, index: int, seed: int = 0) -> Frame:
     elif category == "close_defocus":
         # Held 20-30 cm from a fixed-focus Camera Module 2: big and soft.
         width = rng.uniform(0.45, 0.8) * h
-        radius = rng.uniform(0.25, 0.6) * width / n
+        radius = rng.uniform(0.35, 0.85) * width / n
         post.append(lambda im: _defocus(im, radius))
     elif category == "phone_screen":
         dark, light = rng.uniform(0.1, 0.3), rng.uniform(0.7, 1.0)
         margin = 0.3
         period = rng.uniform(2.2, 4.5)
         ang = rng.uniform(0, np.pi)
-        depth = rng.uniform(0.15, 0.4)
+        depth = rng.uniform(0.2, 0.5)
         gx, gy = rng.uniform(0.15, 0.85) * w, rng.uniform(0.15, 0.85) * h
         gr = rng.uniform(0.08, 0.25) * w
         gamma = rng.uniform(0.5, 1.8)
@@ -304,7 +304,7 @@ def make_frame(category: str, index: int, seed: int = 0) -> Frame:
         ang = rng.uniform(0, np.pi)
         post.append(lambda im: _motion(im, length, ang))
     elif category == "noise_jpeg":
-        noise = rng.uniform(0.06, 0.14)
+        noise = rng.uniform(0.08, 0.18)
         jpeg = int(rng.integers(15, 45))
         width = rng.uniform(3.0, 5.0) * n * (w / 640) ** 0.5
     elif category == "tilt_rotate":
