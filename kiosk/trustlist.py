@@ -134,7 +134,7 @@ class TrustList:
 
     @classmethod
     def from_json(cls, data: bytes | str, *, fetched_at: datetime | None = None) -> TrustList:
-        """Parse the gateway JSON; an unusable entry is skipped with a warning, a bad document raises.
+        """Parse the gateway JSON; unusable entries are skipped with a warning.
 
         Raises :class:`ConfigError` when the document is not a JSON array of objects.
         """
@@ -160,7 +160,9 @@ class TrustList:
         return cls(signers, fetched_at=fetched_at, skipped=skipped)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str], *, fetched_at: datetime | None = None) -> TrustList:
+    def from_file(
+        cls, path: str | os.PathLike[str], *, fetched_at: datetime | None = None
+    ) -> TrustList:
         """Read a trust-list file; its age is the file's mtime unless ``fetched_at`` is given."""
         path = Path(path)
         try:

@@ -28,8 +28,9 @@ def recognise(payload: bytes | str) -> Credential:
         return _recognise(payload)
     except Exception as e:  # noqa: BLE001 - the scan loop must never see a parser crash
         # Type only: the message could quote the personal payload.
-        log.error("credential parser failed with %s; treating the code as unrecognised",
-                  type(e).__name__)
+        log.error(
+            "credential parser failed with %s; treating the code as unrecognised", type(e).__name__
+        )
         log.debug("parser failure detail", exc_info=True)
         return Credential(kind=Kind.UNKNOWN, problems=("parser_error",))
 
