@@ -26,12 +26,12 @@ class Sample:
 
 # The demo's sequence: one of each thing a checkpoint camera meets.
 SAMPLES: tuple[Sample, ...] = (
-    Sample("cccd", "001085012345|012345678|Trần Thị Bích Ngọc|14071985|Nữ|"
+    Sample("cccd", "001185012345|012345678|Trần Thị Bích Ngọc|14071985|Nữ|"
            "Số 8 Ngõ 12, Phường Láng Hạ, Quận Đống Đa, Hà Nội|10052021",
            note="chip ID card, consistent number → pass"),
     Sample("pc_covid", "******012345|NGUYEN VAN BINH|1990-**-**|0|162979388586171234|"
            "1<GD4790*******<0912******", note="phone app personal QR"),
-    Sample("unreadable", "031195004321||Phạm Minh Châu|21111995|Nam|"
+    Sample("unreadable", "031095004321||Phạm Minh Châu|21111995|Nam|"
            "Số 3 Lạch Tray, Ngô Quyền, Hải Phòng|15082021", readable=False,
            note="a code too blurred to read: nothing happens, the person tries again"),
     Sample("venue", "https://tokhaiyte.vn/?page=venue&id=HN-0142",

@@ -231,7 +231,8 @@ class ScanLoop:
 
     def _decide_and_record(self, credential: Credential, *, source: str,
                            frame_ns: int | None = None, override: dict | None = None,
-                           decision: Decision | None = None) -> ScanResult:
+                           decision: Decision | None = None,
+                           record_source: str | None = None) -> ScanResult:
         at = datetime.now(UTC)
         if decision is None:
             try:
@@ -241,7 +242,8 @@ class ScanLoop:
                 decision = Decision(Outcome.CHECK, ("internal_error",))
         checkin_id = None
         if credential.kind.is_person:
-            checkin_id, decision = self._record(credential, decision, source, override)
+            checkin_id, decision = self._record(credential, decision, record_source or source,
+                                                override)
         result = ScanResult(at, credential, decision, checkin_id, self._direction, source,
                             frame_ns=frame_ns)
         self._show(PATTERNS[decision.outcome], result_for=self.result_seconds)
@@ -265,7 +267,7 @@ class ScanLoop:
             display=display,
             decision=str(decision.outcome),
             reasons=tuple(decision.reasons),
-            source=source if source in ("scan", "manual") else "scan",
+            source=source,
             **(override or {}),
         )
         try:
@@ -301,7 +303,8 @@ class ScanLoop:
                     "override_reason": reason}
         decision = Decision(outcome, ("officer_override",))
         return self._decide_and_record(original.credential, source="override",
-                                       override=override, decision=decision)
+                                       override=override, decision=decision,
+                                       record_source=original.source)
 
     def _button(self, event: ButtonPress) -> list[Any]:
         if event.name == "direction":
