@@ -20,6 +20,7 @@ from kiosk.errors import KioskError
 COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("kiosk.cmd_config", "config_group"),
     "run": ("kiosk.cmd_run", "run"),
+    "inspect": ("kiosk.cmd_inspect", "inspect"),
 }
 
 
