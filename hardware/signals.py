@@ -100,8 +100,9 @@ class Signals:
             self.close()
             raise HardwareError(
                 f"signal pins red={red} amber={amber} green={green} buzzer={buzzer} gate={gate} "
-                f"cannot be opened: {e}; check [signals] in the config and that the kiosk user "
-                "is in the 'gpio' group"
+                f"cannot be opened: {e}; on a Pi check [signals] in the config and that the "
+                "kiosk user is in the 'gpio' group; off a Pi set signals.pin_factory = 'mock' "
+                "(or GPIOZERO_PIN_FACTORY=mock) or signals.enabled = false"
             ) from e
 
     def _own(self, device: Any) -> Any:

@@ -8,6 +8,7 @@ opened is closed in reverse order, on a normal exit, on SIGTERM and on an error.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.config import Config
-from kiosk.errors import ConfigError
+from kiosk.errors import CameraError, ConfigError, KioskError
 from kiosk.scanloop import ScanLoop
 
 log = logging.getLogger(__name__)
@@ -53,45 +54,90 @@ def device_token(cfg: Config) -> str | None:
     return token or None
 
 
-def make_checker(cfg: Config, store: Any) -> tuple[Any, Callable[[], timedelta | None]]:
-    """The decision maker from the policy and the documents synced down from the centre.
+class LiveChecker:
+    """The decision maker, rebuilt when the sync worker stores a new policy, trust list or
+    watchlist.
 
     A policy document from the central platform replaces the config's ``[policy]`` table: the
-    province sets the rules, the technician's file only seeds them until the first sync.
+    province sets the rules, the technician's file only seeds them until the first sync.  The
+    store is asked for changes at most every ``refresh_seconds``; a bad document is logged and
+    the previous checker stays in force (stale lists then show up as ``*_stale`` reasons).
     """
-    from kiosk.policy import Checker, Policy
-    from kiosk.trustlist import TrustList
-    from kiosk.watchlist import Watchlist
 
-    table = dict(cfg.policy)
-    doc = store.document("policy")
-    if doc is not None:
-        import json
+    DOCUMENTS = ("policy", "trust_list", "watchlist")
 
-        try:
-            table = json.loads(doc.body)
-        except ValueError as e:
-            log.error("ignoring the synced policy document: not JSON (%s)", e)
-    profile = str(table.pop("profile", "border"))
-    policy = Policy.load(profile, table)
-    trust_doc = store.document("trust_list")
-    trust_list = (TrustList.from_json(trust_doc.body, fetched_at=trust_doc.fetched_at)
-                  if trust_doc is not None else None)
-    watch_doc = store.document("watchlist")
-    watchlist = Watchlist.from_json(watch_doc.body) if watch_doc is not None else None
-    checker = Checker(policy=policy, trust_list=trust_list, watchlist=watchlist)
+    def __init__(self, cfg: Config, store: Any, *, refresh_seconds: float = 5.0) -> None:
+        self._cfg = cfg
+        self._store = store
+        self.refresh_seconds = refresh_seconds
+        self._versions: tuple[Any, ...] | None = None
+        self._checked = float("-inf")
+        self._trust_fetched_at: datetime | None = None
+        self.checker: Any = None
+        self.refresh(force=True)
 
-    def trust_list_age() -> timedelta | None:
-        if trust_doc is None:
+    @property
+    def policy(self) -> Any:
+        return self.checker.policy
+
+    def decide(self, credential: Any, *, at: datetime) -> Any:
+        self.refresh()
+        return self.checker.decide(credential, at=at)
+
+    def trust_list_age(self) -> timedelta | None:
+        if self._trust_fetched_at is None:
             return None
-        return datetime.now(UTC) - trust_doc.fetched_at
+        return datetime.now(UTC) - self._trust_fetched_at
 
-    return checker, trust_list_age
+    def refresh(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._checked < self.refresh_seconds:
+            return
+        self._checked = now
+        docs = {name: self._store.document(name) for name in self.DOCUMENTS}
+        versions = tuple((d.etag, d.fetched_at) if d else None for d in docs.values())
+        if versions == self._versions:
+            return
+        try:
+            self.checker = self._build(docs)
+        except KioskError as e:
+            if self.checker is None:
+                raise
+            log.error("keeping the previous policy: a synced document is invalid: %s", e)
+        self._versions = versions
+        trust = docs["trust_list"]
+        self._trust_fetched_at = trust.fetched_at if trust else None
+
+    def _build(self, docs: dict[str, Any]) -> Any:
+        from kiosk.policy import Checker, Policy
+        from kiosk.trustlist import TrustList
+        from kiosk.watchlist import Watchlist
+
+        table = dict(self._cfg.policy)
+        if docs["policy"] is not None:
+            try:
+                table = json.loads(docs["policy"].body)
+            except ValueError as e:
+                raise ConfigError(f"the synced policy document is not JSON: {e}") from e
+            if not isinstance(table, dict):
+                raise ConfigError(f"the synced policy document is not an object: {table!r:.80}")
+        profile = str(table.pop("profile", "border"))
+        policy = Policy.load(profile, table)
+        trust, watch = docs["trust_list"], docs["watchlist"]
+        try:
+            trust_list = (TrustList.from_json(trust.body, fetched_at=trust.fetched_at)
+                          if trust is not None else None)
+            watchlist = Watchlist.from_json(watch.body) if watch is not None else None
+        except (ValueError, KioskError) as e:
+            raise ConfigError(f"a synced trust list or watchlist is invalid: {e}") from e
+        log.info("decisions use policy %r, trust list %s, watchlist %s", profile,
+                 "present" if trust_list else "missing", "present" if watchlist else "missing")
+        return Checker(policy=policy, trust_list=trust_list, watchlist=watchlist)
 
 
 def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True) -> Parts:
     """Open everything the configuration names; register each with ``stack`` for closing."""
-    from hardware.camera import open_camera
+    from hardware.camera import CameraSpec, open_camera
     from hardware.qr import open_decoder
     from hardware.signals import Buttons, Signals, make_pin_factory
     from kiosk.capture import CapturePipeline
@@ -105,7 +151,7 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True)
         checkpoint_id=cfg.device.checkpoint_id or "unprovisioned",
         retention_days=cfg.store.retention_days,
     ))
-    checker, trust_list_age = make_checker(cfg, store)
+    checker = LiveChecker(cfg, store)
 
     signals = None
     pin_factory = None
@@ -134,6 +180,10 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True)
 
     pipeline = None
     if with_camera:
+        try:
+            CameraSpec.parse(cfg.camera.spec)  # a typo stops start-up; a missing device is retried
+        except CameraError as e:
+            raise ConfigError(f"camera.spec: {e}") from None
         pipeline = CapturePipeline(
             open_camera=lambda: open_camera(cfg.camera.spec, width=cfg.camera.width,
                                             height=cfg.camera.height),
@@ -159,7 +209,7 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True)
         manual_entry=_manual_parser(),
         disk_path=Path(cfg.store.path).parent,
         disk_warn_bytes=cfg.store.disk_warn_mb * 2**20,
-        trust_list_age=trust_list_age,
+        trust_list_age=checker.trust_list_age,
     )
     if cfg.signals.enabled:
         s = cfg.signals
@@ -228,3 +278,4 @@ def setup_logging(level: str) -> None:
     fmt = ("%(levelname)s %(name)s: %(message)s" if os.environ.get("INVOCATION_ID")
            else "%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.basicConfig(level=getattr(logging, level), format=fmt, force=True)
+    logging.captureWarnings(True)  # gpiozero's pin-factory fallbacks become one log line each
