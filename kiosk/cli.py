@@ -17,7 +17,12 @@ from kiosk.errors import KioskError
 
 # (module, attribute) of each top-level command, imported lazily so that
 # ``checkpoint-kiosk --help`` does not pay for pygame, numpy or the decoders.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "central": ("kiosk.cmd_queue", "central"),
+    "export": ("kiosk.cmd_queue", "export"),
+    "queue": ("kiosk.cmd_queue", "queue"),
+    "sync": ("kiosk.cmd_queue", "sync"),
+}
 
 
 class LazyGroup(click.Group):
