@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("kiosk.cmd_config", "config_group"),
     "run": ("kiosk.cmd_run", "run"),
     "inspect": ("kiosk.cmd_inspect", "inspect"),
+    "central": ("kiosk.cmd_queue", "central"),
+    "export": ("kiosk.cmd_queue", "export"),
+    "queue": ("kiosk.cmd_queue", "queue"),
+    "sync": ("kiosk.cmd_queue", "sync"),
 }
 
 
