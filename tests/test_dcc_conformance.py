@@ -34,7 +34,7 @@ def vectors(shared_dir: Path) -> Path:
 
 
 def test_all_vectors_present(vectors: Path):
-    assert len(list(vectors.glob("*.json"))) == len(NAMES) == 39
+    assert len(list(vectors.glob("*.json"))) == len(NAMES) == 38
 
 
 def _clock(ctx: dict) -> datetime:
