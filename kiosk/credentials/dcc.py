@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -163,13 +164,14 @@ def _cose(raw: bytes) -> CoseSign1:
             if obj.tag != tag:
                 continue
             obj = obj.value
-    if not (isinstance(obj, list) and len(obj) == 4):
+    # cbor2 decodes the content of a tag as immutable tuples and frozendicts.
+    if not (isinstance(obj, list | tuple) and len(obj) == 4):
         raise ValueError("not a four-element COSE_Sign1 array")
     protected, unprotected, payload, signature = obj
     if not all(isinstance(x, bytes) for x in (protected, payload, signature)):
         raise ValueError("protected header, payload and signature must be byte strings")
     protected_header = cbor2.loads(protected) if protected else {}
-    if not isinstance(protected_header, dict) or not isinstance(unprotected, dict):
+    if not isinstance(protected_header, Mapping) or not isinstance(unprotected, Mapping):
         raise ValueError("headers must be maps")
     return CoseSign1(protected, dict(protected_header), dict(unprotected), payload, signature)
 

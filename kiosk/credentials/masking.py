@@ -21,8 +21,12 @@ def mask_name(name: str) -> str:
 
 
 def mask_id(value: str, keep: int = 4) -> str:
-    """``001085012345`` -> ``********2345``: only the last ``keep`` characters show."""
+    """``001085012345`` -> ``********2345``: only the last ``keep`` characters show.
+
+    Always eight stars: the screen stays short for a 30-character UVCI and the
+    masked form does not tell which kind of number it was.
+    """
     value = unicodedata.normalize("NFC", value)
     if len(value) <= keep:
         return "*" * len(value)
-    return "*" * (len(value) - keep) + value[-keep:]
+    return "*" * 8 + value[-keep:]
