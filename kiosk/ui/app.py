@@ -1,0 +1,356 @@
+"""The kiosk screen's state machine and the pygame main loop.
+
+``KioskApp`` holds the states (scanning, result, idle, pin, officer, manual, override,
+fault) and draws onto any surface, so tests drive it with real pygame events on the
+dummy driver.  ``run_ui`` opens the display and runs it frame by frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+import pygame
+
+from kiosk.model import Outcome
+from kiosk.ui import UiConfig, pin_matches
+from kiosk.ui.contract import ScanLoopLike, is_health
+from kiosk.ui.i18n import Translator
+from kiosk.ui.layout import Layout
+from kiosk.ui.text import Fonts
+
+log = logging.getLogger(__name__)
+
+# GPIO callbacks run on gpiozero's threads: they only post this event (``post_button``),
+# the main loop acts on it.  ``button`` is "officer", "direction" or "dismiss".
+BUTTON_EVENT = pygame.USEREVENT + 1
+
+HEALTH_POLL_S = 2.0
+COUNTS_POLL_S = 2.0
+OFFICER_TIMEOUT_S = 120.0  # an officer who walks away must not leave the panel open
+PIN_TIMEOUT_S = 20.0
+LONG_PRESS_S = 2.0  # press and hold the status strip to ask for the PIN
+PIN_ATTEMPTS = 5
+PIN_LOCKOUT_S = 60.0
+SPLASH_S = 1.0
+
+
+def post_button(name: str) -> None:
+    """Thread-safe: tell the screen a GPIO button was pressed (``when_pressed`` callback)."""
+    try:
+        pygame.event.post(pygame.event.Event(BUTTON_EVENT, button=name))
+    except pygame.error as e:  # display not up yet or already closed
+        log.debug("button %r dropped: %s", name, e)
+
+
+class KioskApp:
+    """All screens of the kiosk over one ScanLoop; ``update`` then ``draw`` once per frame."""
+
+    def __init__(
+        self,
+        loop: ScanLoopLike,
+        config: UiConfig,
+        size: tuple[int, int],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sound: Any = None,
+        tz: tzinfo | None = None,
+    ) -> None:
+        from kiosk.ui import screens
+
+        self.loop = loop
+        self.config = config
+        self.clock = clock
+        self.now = now
+        self.sound = sound
+        self.tz = tz  # None: the system's local time zone (Asia/Ho_Chi_Minh on the appliance)
+        self.t = Translator(config.language)
+        self.fonts = Fonts()
+        self.layout = Layout.for_size(*size)
+        self.health: Any = None
+        self.counts: dict[str, int] = {}
+        self.last_result: Any = None
+        self.internal_error: str | None = None
+        self.running = True
+        self.pin_failures = 0
+        self.pin_locked_until = 0.0
+        self._screens = screens.build()
+        started = clock()
+        self.last_activity = started
+        self._health_at = -1e9
+        self._counts_at = -1e9
+        self._press_started: float | None = None
+        self.state = ""
+        self.screen: Any = None
+        self.entered_at = started
+        self.go("splash")
+
+    # --- transitions -------------------------------------------------------------------
+
+    def go(self, state: str, **kwargs: Any) -> None:
+        """Leave the current screen and enter ``state`` (names are in ``screens.build``)."""
+        if self.screen is not None:
+            self.screen.exit(self)
+        log.debug("screen %s -> %s", self.state or "-", state)
+        self.state = state
+        self.screen = self._screens[state]
+        self.entered_at = self.clock()
+        self.screen.enter(self, **kwargs)
+
+    def home(self) -> None:
+        """The citizen-facing screen for the current health: scanning, or the fault screen."""
+        self.go("fault" if self.faults() else "scanning")
+
+    def touch(self) -> None:
+        self.last_activity = self.clock()
+
+    @property
+    def officer_mode(self) -> bool:
+        return self.state in ("officer", "manual", "override")
+
+    # --- scan loop ---------------------------------------------------------------------
+
+    def update(self) -> None:
+        """Run one step of the scan loop and the timers of the current screen."""
+        now = self.clock()
+        for item in self.loop.step():
+            if is_health(item):
+                self.health = item
+                self._health_at = now
+            else:
+                self.show_result(item)
+        if now - self._health_at >= HEALTH_POLL_S:
+            self.health = self.loop.health()
+            self._health_at = now
+        if now - self._counts_at >= COUNTS_POLL_S:
+            self.refresh_counts()
+        if (self._press_started is not None and self.state in ("scanning", "idle", "fault")
+                and now - self._press_started >= LONG_PRESS_S):
+            self._press_started = None
+            self.ask_pin()
+        self.screen.update(self)
+
+    def refresh_counts(self) -> None:
+        self.counts = self.loop.counts_today()
+        self._counts_at = self.clock()
+
+    def show_result(self, result: Any, *, back_to: str | None = None) -> None:
+        """A scan, manual entry or override happened: show it and sound it."""
+        self.last_result = result
+        self.touch()
+        self._counts_at = -1e9
+        if self.sound is not None:
+            self.sound.play(result.decision.outcome, self.t.language)
+        self.go("result", result=result, back_to=back_to)
+
+    def faults(self) -> list[tuple[Outcome, str, str]]:
+        """(severity, title, what to do) for every current fault, worst first (translated)."""
+        t = self.t
+        out: list[tuple[Outcome, str, str]] = []
+        if self.internal_error is not None:
+            out.append((Outcome.STOP, t("Unexpected error"),
+                        t("The kiosk restarts by itself. If this screen stays, "
+                          "call the technician.")))
+        h = self.health
+        if h is None:
+            return out
+        if not h.camera_ok:
+            out.append((Outcome.STOP, t("Camera not working"),
+                        t("Check the camera cable and that nothing covers the lens. "
+                          "If it stays, call the technician.")))
+        if not h.store_ok:
+            out.append((Outcome.STOP, t("Check-ins cannot be saved"),
+                        t("Database problem. Do not switch the kiosk off; "
+                          "call the technician.")))
+        if h.disk_low:
+            out.append((Outcome.CHECK, t("Storage nearly full"),
+                        t("Connect the kiosk to the network so check-ins are sent, "
+                          "or call the technician.")))
+        if h.reprovision_needed:
+            out.append((Outcome.CHECK, t("Kiosk must be registered again"),
+                        t("Ask the technician to re-provision this kiosk with the "
+                          "central server.")))
+        return out
+
+    # --- officer access ----------------------------------------------------------------
+
+    def ask_pin(self) -> None:
+        if self.config.officer_pin is None:
+            log.info("officer PIN requested but none is configured; use the officer key")
+            return
+        self.go("pin")
+
+    def check_pin(self, entered: str) -> bool:
+        now = self.clock()
+        if now < self.pin_locked_until:
+            return False
+        assert self.config.officer_pin is not None
+        if pin_matches(self.config.officer_pin, entered):
+            self.pin_failures = 0
+            log.info("officer panel opened with the PIN")
+            return True
+        self.pin_failures += 1
+        log.warning("wrong officer PIN (%d in a row)", self.pin_failures)
+        if self.pin_failures >= PIN_ATTEMPTS:
+            self.pin_locked_until = now + PIN_LOCKOUT_S
+            self.pin_failures = 0
+            log.warning("officer PIN locked for %.0f s", PIN_LOCKOUT_S)
+        return False
+
+    def toggle_direction(self) -> None:
+        new = "out" if self.loop.direction == "in" else "in"
+        self.loop.set_direction(new)
+        log.info("direction set to %s", new)
+
+    def set_language(self, language: str) -> None:
+        self.t.set_language(language)
+        log.info("screen language set to %s", language)
+
+    # --- events --------------------------------------------------------------------------
+
+    def handle_event(self, event: pygame.event.Event) -> None:
+        if event.type == pygame.QUIT:
+            # Only the windowed demo can be closed; the appliance has no way out.
+            if not self.config.fullscreen:
+                self.running = False
+            return
+        if event.type in (pygame.MOUSEBUTTONDOWN, pygame.KEYDOWN, BUTTON_EVENT):
+            self.touch()
+        if event.type == BUTTON_EVENT:
+            if event.button == "officer":
+                log.info("officer panel opened with the officer key")
+                self.go("officer")
+            elif event.button == "direction":
+                self.toggle_direction()
+            elif event.button == "dismiss" and self.state == "result":
+                self.screen.finish(self)
+            return
+        if event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
+            if self.layout.status.collidepoint(event.pos):
+                self._press_started = self.clock()
+        elif event.type == pygame.MOUSEBUTTONUP:
+            self._press_started = None
+        if event.type == pygame.KEYDOWN and event.key in (pygame.K_KP_MULTIPLY, pygame.K_ASTERISK,
+                                                          pygame.K_F2):
+            if self.state in ("scanning", "idle", "fault", "result"):
+                self.ask_pin()
+                return
+        self.screen.handle(self, event)
+
+    def draw(self, surface: pygame.Surface) -> None:
+        from kiosk.ui import screens
+
+        self.screen.draw(self, surface)
+        screens.draw_status(self, surface)
+
+
+def _display_size(config: UiConfig) -> tuple[int, int]:
+    if config.size is not None:
+        return config.size
+    info = pygame.display.Info()
+    if info.current_w > 0 and info.current_h > 0:
+        return info.current_w, info.current_h
+    return 800, 480
+
+
+def run_ui(
+    loop: ScanLoopLike,
+    *,
+    config: UiConfig,
+    stop: threading.Event,
+    on_tick: Callable[[], None] = lambda: None,
+) -> None:
+    """Open the display and run the kiosk screen until ``stop`` is set (or the demo closes)."""
+    from kiosk.ui.sound import Sound
+
+    pygame.display.init()
+    pygame.font.init()
+    try:
+        # The kiosk is always on: never let SDL start a screensaver.
+        pygame.display.set_allow_screensaver(False)
+        size = _display_size(config)
+        flags = pygame.FULLSCREEN if config.fullscreen else 0
+        display = pygame.display.set_mode(size, flags)
+        pygame.display.set_caption("checkpoint-kiosk")
+        if config.fullscreen:
+            pygame.mouse.set_visible(False)
+        size = display.get_size()
+        # Portrait on a landscape panel: draw upright on a canvas, rotate it into place.
+        rotate = config.portrait and size[0] > size[1]
+        logical = (size[1], size[0]) if rotate else size
+        canvas = pygame.Surface(logical).convert() if rotate else display
+        log.info("screen %dx%d%s, driver %s", *logical, " (rotated)" if rotate else "",
+                 pygame.display.get_driver())
+        with Sound(enabled=config.sound, voice=config.voice, voice_dir=_voice_dir()) as sound:
+            app = KioskApp(loop, config, logical, sound=sound)
+            _main_loop(app, display, canvas, rotate, stop, on_tick)
+    finally:
+        pygame.display.quit()
+
+
+def _voice_dir():
+    from kiosk.ui.artwork import images_dir
+
+    return images_dir() / "voice"
+
+
+def _rotate_pos(event: pygame.event.Event, logical: tuple[int, int]) -> pygame.event.Event:
+    """Map a touch on the landscape panel to the portrait canvas (rotated 90° clockwise)."""
+    if not hasattr(event, "pos"):
+        return event
+    x, y = event.pos
+    data = dict(event.dict)
+    data["pos"] = (y, logical[1] - 1 - x)
+    return pygame.event.Event(event.type, data)
+
+
+def _main_loop(app: KioskApp, display: pygame.Surface, canvas: pygame.Surface, rotate: bool,
+               stop: threading.Event, on_tick: Callable[[], None]) -> None:
+    frame_clock = pygame.time.Clock()
+    logical = canvas.get_size()
+    failed_frames = 0
+    while app.running and not stop.is_set():
+        try:
+            for event in pygame.event.get():
+                app.handle_event(_rotate_pos(event, logical) if rotate else event)
+            app.update()
+            app.draw(canvas)
+            if rotate:
+                display.blit(pygame.transform.rotate(canvas, -90), (0, 0))
+            pygame.display.flip()
+        except Exception as e:  # noqa: BLE001 - the screen must never show a traceback
+            failed_frames += 1
+            if app.internal_error is None:
+                log.exception("screen error; showing the fault screen")
+                app.internal_error = f"{type(e).__name__}: {e}"
+            _draw_failsafe(app, display, canvas, rotate)
+        else:
+            if failed_frames:
+                log.info("screen recovered after %d failed frames", failed_frames)
+                failed_frames = 0
+                app.internal_error = None
+            # The watchdog is fed only by frames that completed: a UI stuck in errors
+            # stops feeding it and systemd restarts the service.
+            on_tick()
+        frame_clock.tick(app.config.fps)
+
+
+def _draw_failsafe(app: KioskApp, display: pygame.Surface, canvas: pygame.Surface,
+                   rotate: bool) -> None:
+    try:
+        app.go("fault")
+        app.draw(canvas)
+        if rotate:
+            display.blit(pygame.transform.rotate(canvas, -90), (0, 0))
+    except Exception:  # noqa: BLE001 - even drawing the fault failed: plain red screen
+        log.debug("fault screen failed too", exc_info=True)
+        display.fill((120, 0, 0))
+    try:
+        pygame.display.flip()
+    except pygame.error:
+        pass

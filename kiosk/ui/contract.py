@@ -1,0 +1,58 @@
+"""What the screen needs from the scan loop (``kiosk.scanloop``), as structural types.
+
+The UI depends on these shapes, not on the module, so it can be built and tested while
+the scan loop evolves; ``kiosk.scanloop.ScanLoop`` satisfies them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
+
+from kiosk.model import Credential, Decision, Outcome
+
+
+class ScanResultLike(Protocol):
+    at: datetime
+    credential: Credential
+    decision: Decision
+    checkin_id: str | None
+    direction: str
+    source: str
+
+
+class HealthLike(Protocol):
+    camera_ok: bool
+    camera_message: str | None
+    store_ok: bool
+    store_message: str | None
+    disk_low: bool
+    online: bool | None
+    backlog: int
+    last_sync: datetime | None
+    reprovision_needed: bool
+    clock_synced: bool
+    trust_list_age: timedelta | None
+
+
+@runtime_checkable
+class ScanLoopLike(Protocol):
+    accepted_kinds: tuple[str, ...]
+
+    @property
+    def direction(self) -> str: ...
+
+    def step(self) -> list[Any]: ...
+    def latest_frame(self) -> Any: ...
+    def manual_entry(self, number: str) -> Any: ...
+    def override(self, checkin_id: str, outcome: Outcome, reason: str) -> Any: ...
+    def set_direction(self, direction: str) -> None: ...
+    def counts_today(self) -> dict[str, int]: ...
+    def recent(self, limit: int = 10) -> list[dict]: ...
+    def health(self) -> Any: ...
+    def lights(self) -> dict[str, bool]: ...
+
+
+def is_health(item: object) -> bool:
+    """True for a Health report, False for a ScanResult (step() returns both)."""
+    return hasattr(item, "camera_ok") and not hasattr(item, "decision")

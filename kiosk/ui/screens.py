@@ -1,0 +1,900 @@
+"""The kiosk's screens, one class each, with enter / handle / update / draw / exit.
+
+Screens read the app (loop, layout, translator, fonts) and change state only through
+``app.go`` and the app's named actions, so every transition is visible in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pygame
+
+from kiosk.errors import KioskError
+from kiosk.model import Outcome
+from kiosk.ui.artwork import COLOURS, TEXT_ON, icon_path, splash_path
+from kiosk.ui.i18n import _
+from kiosk.ui.text import blit_text
+from kiosk.ui.widgets import ACCENT, DANGER, KEY_ACTIONS, Button, Entry, hit, keypad_buttons
+
+log = logging.getLogger(__name__)
+
+BG = (16, 24, 38)
+PANEL = (30, 42, 60)
+FG = (255, 255, 255)
+MUTED = (175, 190, 208)
+OK = (90, 205, 120)
+WARN = (250, 185, 40)
+BAD = (255, 95, 95)
+IN_COLOUR = (30, 110, 200)
+OUT_COLOUR = (120, 70, 170)
+
+WORDS: dict[Outcome, str] = {
+    Outcome.PASS: _("GO AHEAD"),
+    Outcome.CHECK: _("WAIT FOR CHECK"),
+    Outcome.STOP: _("STOP"),
+}
+KIND_LABELS: dict[str, str] = {
+    "cccd": _("Chip ID card (CCCD)"),
+    "pc_covid": _("Personal COVID QR (PC-Covid, VNeID)"),
+    "eu_dcc": _("Vaccination certificate (EU DCC)"),
+    "bhyt": _("Health insurance card (BHYT)"),
+    "venue": _("Venue QR code"),
+    "unknown": _("Unrecognised code"),
+}
+DIRECTIONS = {"in": _("ENTRY"), "out": _("EXIT")}
+SOURCES = {"manual": _("Entered by officer"), "override": _("Decision changed by officer")}
+# Override reasons are recorded as codes; the labels are for the officer.
+OVERRIDE_REASONS: dict[str, str] = {
+    "officer_documents_checked": _("Documents checked by officer"),
+    "officer_medical_exemption": _("Medical exemption"),
+    "officer_code_misread": _("Code misread by the camera"),
+    "officer_refused": _("Refused by officer"),
+}
+RECENT_ROWS = 8
+TRUST_WARN_DAYS = 3  # EU DCC trust lists change daily; a week-old list misses new keys
+TRUST_BAD_DAYS = 14
+
+_GREY_PALETTE = [(i, i, i) for i in range(256)]
+
+
+class Screen:
+    name = ""
+
+    def enter(self, app: Any, **kwargs: Any) -> None:
+        pass
+
+    def exit(self, app: Any) -> None:
+        pass
+
+    def handle(self, app: Any, event: pygame.event.Event) -> None:
+        pass
+
+    def update(self, app: Any) -> None:
+        pass
+
+    def draw(self, app: Any, surface: pygame.Surface) -> None:
+        surface.fill(BG)
+
+
+# --- shared drawing -----------------------------------------------------------------------
+
+_images: dict[tuple[str, int], pygame.Surface] = {}
+
+
+def image(path: str, height: int) -> pygame.Surface:
+    """A bundled PNG scaled to ``height`` (cached per size)."""
+    key = (path, height)
+    surf = _images.get(key)
+    if surf is None:
+        raw = pygame.image.load(path)
+        width = max(1, round(raw.get_width() * height / raw.get_height()))
+        surf = pygame.transform.smoothscale(raw.convert_alpha() if pygame.display.get_init()
+                                            and pygame.display.get_surface() else raw,
+                                            (width, height))
+        _images[key] = surf
+    return surf
+
+
+def icon(outcome: Outcome, height: int) -> pygame.Surface:
+    return image(str(icon_path(outcome)), height)
+
+
+def frame_surface(frame: np.ndarray) -> pygame.Surface:
+    """A 2-D uint8 grey frame as an 8-bit surface without copying pixel by pixel."""
+    frame = np.ascontiguousarray(frame, dtype=np.uint8)
+    h, w = frame.shape
+    surf = pygame.image.frombuffer(frame, (w, h), "P")
+    surf.set_palette(_GREY_PALETTE)
+    return surf
+
+
+def draw_preview(app: Any, surface: pygame.Surface, rect: pygame.Rect, guide: bool = True
+                 ) -> None:
+    """The camera picture letterboxed into ``rect`` (mirrored like a mirror) with the guide."""
+    pygame.draw.rect(surface, (0, 0, 0), rect)
+    frame = app.loop.latest_frame()
+    if frame is None:
+        blit_text(app.fonts, surface, app.t("Starting the camera…"), app.layout.unit, MUTED,
+                  rect.inflate(-rect.width // 8, 0), wrap=True)
+        shown = rect
+    else:
+        src = frame_surface(frame)
+        scale = min(rect.width / src.get_width(), rect.height / src.get_height())
+        size = (max(1, int(src.get_width() * scale)), max(1, int(src.get_height() * scale)))
+        # Nearest-neighbour scale of the 8-bit frame, then flip: ~1 ms at 800×600 (bench/ui.py).
+        scaled = pygame.transform.flip(pygame.transform.scale(src, size), True, False)
+        shown = scaled.get_rect(center=rect.center)
+        surface.blit(scaled, shown)
+    if guide:
+        draw_guide(app, surface, app.layout.guide_rect(shown))
+
+
+def draw_guide(app: Any, surface: pygame.Surface, r: pygame.Rect) -> None:
+    """Corner brackets where the card should be; dark outline keeps them visible on white."""
+    arm = max(8, min(r.width, r.height) // 4)
+    th = max(3, app.layout.unit // 5)
+    for colour, grow in (((0, 0, 0), 2), ((255, 255, 255), 0)):
+        for cx, cy, sx, sy in ((r.left, r.top, 1, 1), (r.right, r.top, -1, 1),
+                               (r.left, r.bottom, 1, -1), (r.right, r.bottom, -1, -1)):
+            h = pygame.Rect(0, 0, arm + grow * 2, th + grow * 2)
+            v = pygame.Rect(0, 0, th + grow * 2, arm + grow * 2)
+            if sx > 0:
+                h.left, v.left = cx - grow, cx - grow
+            else:
+                h.right, v.right = cx + grow, cx + grow
+            if sy > 0:
+                h.top, v.top = cy - grow, cy - grow
+            else:
+                h.bottom, v.bottom = cy + grow, cy + grow
+            pygame.draw.rect(surface, colour, h)
+            pygame.draw.rect(surface, colour, v)
+
+
+def local_time(app: Any, when: datetime | str | None, fmt: str = "%H:%M") -> str:
+    if when is None:
+        return "—"
+    if isinstance(when, str):
+        try:
+            when = datetime.fromisoformat(when)
+        except ValueError:
+            return when
+    return when.astimezone(app.tz).strftime(fmt)
+
+
+def direction_badge(app: Any, surface: pygame.Surface, rect: pygame.Rect) -> None:
+    d = app.loop.direction
+    pygame.draw.rect(surface, IN_COLOUR if d == "in" else OUT_COLOUR, rect,
+                     border_radius=rect.height // 5)
+    blit_text(app.fonts, surface, app.t(DIRECTIONS.get(d, d)), int(rect.height * 0.6), FG,
+              rect.inflate(-rect.height // 2, 0), bold=True)
+
+
+def draw_lights(app: Any, surface: pygame.Surface, rect: pygame.Rect) -> None:
+    """The demo's picture of the pins the scan loop drives (red, amber, green, buzzer, gate)."""
+    states = app.loop.lights()
+    r = rect.height // 2 - 2
+    x = rect.left + r + 2
+    for name, on in (("red", (235, 40, 40)), ("amber", (250, 175, 0)), ("green", (40, 200, 80))):
+        lit = states.get(name, False)
+        pygame.draw.circle(surface, on if lit else (50, 50, 50), (x, rect.centery), r)
+        pygame.draw.circle(surface, (200, 200, 200), (x, rect.centery), r, 1)
+        x += 2 * r + 4
+    for name in ("buzzer", "gate"):
+        lit = states.get(name, False)
+        box = pygame.Rect(x, rect.top + 2, int(r * 3.2), rect.height - 4)
+        pygame.draw.rect(surface, (60, 130, 230) if lit else (50, 50, 50), box, border_radius=3)
+        text = app.t("Buzzer") if name == "buzzer" else app.t("Gate")
+        blit_text(app.fonts, surface, text, int(rect.height * 0.5), FG, box.inflate(-4, 0))
+        x = box.right + 4
+
+
+def lights_width(app: Any) -> int:
+    r = app.layout.status.height // 2 - 2
+    return 3 * (2 * r + 4) + 2 * (int(r * 3.2) + 4) + 4
+
+
+def draw_status(app: Any, surface: pygame.Surface) -> None:
+    """The officers' strip at the bottom of every screen."""
+    lay = app.layout
+    t = app.t
+    strip = lay.status
+    pygame.draw.rect(surface, (8, 12, 20), strip)
+    pygame.draw.line(surface, (70, 80, 100), strip.topleft, strip.topright)
+    area = strip.inflate(-lay.pad, -max(4, strip.height // 5))
+    if app.config.show_lights:
+        lw = lights_width(app)
+        draw_lights(app, surface, pygame.Rect(area.left, area.top, lw, area.height))
+        area = pygame.Rect(area.left + lw + lay.pad, area.top, area.width - lw - lay.pad,
+                           area.height)
+    items = status_items(app)
+    clock_text = local_time(app, app.now())
+    direction = t(DIRECTIONS.get(app.loop.direction, app.loop.direction))
+    items.append((f"{direction}  {clock_text}", FG))
+    cols = lay.columns(area, [1.0] * len(items), gap=max(4, lay.pad // 2))
+    size = int(area.height * 0.62)
+    # One size for the whole strip so it reads as a line of equal items.
+    size = min(app.fonts.fit_size(text, size, col.width - area.height // 2, False, 8)
+               for (text, _c), col in zip(items, cols, strict=True))
+    for (text, colour), col in zip(items, cols, strict=True):
+        dot = area.height // 5
+        pygame.draw.circle(surface, colour, (col.left + dot, col.centery), dot)
+        blit_text(app.fonts, surface, text, size, colour,
+                  pygame.Rect(col.left + dot * 3, col.top, col.width - dot * 3, col.height),
+                  align="left", min_size=8)
+
+
+def status_items(app: Any) -> list[tuple[str, tuple[int, int, int]]]:
+    t = app.t
+    h = app.health
+    if h is None:
+        return [(t("Starting…"), MUTED)]
+    items: list[tuple[str, tuple[int, int, int]]] = []
+    if h.online is None:
+        items.append((t("Sync off"), MUTED))
+    else:
+        items.append((t("Online"), OK) if h.online else (t("Offline"), WARN))
+        items.append((t("Unsent: {n}").format(n=h.backlog), WARN if h.backlog else OK))
+        items.append((t("Synced {time}").format(time=local_time(app, h.last_sync)),
+                      OK if h.last_sync is not None else WARN))
+    items.append((t("Clock OK"), OK) if h.clock_synced else (t("Clock not synced"), WARN))
+    items.append((t("Camera OK"), OK) if h.camera_ok else (t("Camera fault"), BAD))
+    age = h.trust_list_age
+    if age is None:
+        items.append((t("No trust list"), WARN))
+    else:
+        days = age.days
+        colour = OK if days < TRUST_WARN_DAYS else WARN if days < TRUST_BAD_DAYS else BAD
+        items.append((t("Trust list {days} d").format(days=days), colour))
+    return items
+
+
+def title_bar(app: Any, surface: pygame.Surface, text: str) -> pygame.Rect:
+    """A title across the top; returns the area left below it."""
+    lay = app.layout
+    bar = pygame.Rect(0, 0, lay.width, int(lay.unit * 2.2))
+    pygame.draw.rect(surface, PANEL, bar)
+    blit_text(app.fonts, surface, text, int(lay.unit * 1.1), FG, bar.inflate(-2 * lay.pad, 0),
+              bold=True, align="left")
+    return pygame.Rect(lay.pad, bar.bottom + lay.pad, lay.width - 2 * lay.pad,
+                       lay.body.bottom - bar.bottom - 2 * lay.pad)
+
+
+def draw_buttons(app: Any, surface: pygame.Surface, buttons: list[Button]) -> None:
+    size = int(app.layout.unit * 1.0)
+    for b in buttons:
+        b.draw(surface, app.fonts, size)
+
+
+# --- screens --------------------------------------------------------------------------------
+
+
+class Splash(Screen):
+    name = "splash"
+
+    def update(self, app: Any) -> None:
+        from kiosk.ui.app import SPLASH_S
+
+        if app.clock() - app.entered_at >= SPLASH_S:
+            app.home()
+
+    def draw(self, app: Any, surface: pygame.Surface) -> None:
+        surface.fill(BG)
+        lay = app.layout
+        pic = image(str(splash_path()), int(lay.body.height * 0.7))
+        if pic.get_width() > lay.width:
+            pic = image(str(splash_path()), int(lay.body.height * 0.7 * lay.width
+                                                 / pic.get_width()))
+        surface.blit(pic, pic.get_rect(midtop=(lay.width // 2, 0)))
+        blit_text(app.fonts, surface, app.t("QR check-in point"), lay.unit * 2, FG,
+                  pygame.Rect(lay.pad, pic.get_height(), lay.width - 2 * lay.pad,
+                              lay.body.bottom - pic.get_height()), bold=True)
+
+
+class Scanning(Screen):
+    name = "scanning"
+
+    def update(self, app: Any) -> None:
+        if app.faults():
+            app.go("fault")
+        elif app.clock() - app.last_activity >= app.config.idle_seconds:
+            app.go("idle")
+
+    def draw(self, app: Any, surface: pygame.Surface) -> None:
+        surface.fill(BG)
+        lay = app.layout
+        t = app.t
+        draw_preview(app, surface, lay.preview)
+        side = lay.side
+        if lay.portrait:
+            badge, hint, accepted, counts = lay.rows(side, [1.0, 1.6, 2.6, 0.8])
+        else:
+            badge, hint, accepted, counts = lay.rows(side, [1.0, 2.4, 3.4, 0.9])
+        badge = pygame.Rect(badge.left, badge.top, min(badge.width, lay.unit * 9), badge.height)
+        direction_badge(app, surface, badge)
+        blit_text(app.fonts, surface, t("Hold your QR code inside the frame"),
+                  int(lay.unit * 2.0), FG, hint, bold=True, wrap=True, align="left")
+        self.draw_accepted(app, surface, accepted)
+        c = app.counts
+        blit_text(app.fonts, surface,
+                  t("Today: {n_in} in · {n_out} out").format(n_in=c.get("in", 0),
+                                                             n_out=c.get("out", 0)),
+                  int(lay.unit * 0.9), MUTED, counts, align="left")
+
+    @staticmethod
+    def draw_accepted(app: Any, surface: pygame.Surface, area: pygame.Rect) -> None:
+        t = app.t
+        lines = [t(KIND_LABELS[k]) for k in app.loop.accepted_kinds if k in KIND_LABELS]
+        head_h = int(app.layout.unit * 1.5)
+        blit_text(app.fonts, surface, t("Accepted here:"), int(app.layout.unit * 0.95), MUTED,
+                  pygame.Rect(area.left, area.top, area.width, head_h), align="left")
+        rows = app.layout.rows(pygame.Rect(area.left, area.top + head_h, area.width,
+                                           area.height - head_h), [1.0] * max(1, len(lines)),
+                               gap=2)
+        size = int(min(app.layout.unit * 1.0, rows[0].height * 0.7)) if lines else 10
+        size = min([app.fonts.fit_size("• " + s, size, area.width) for s in lines] or [size])
+        for text, row in zip(lines, rows, strict=False):
+            blit_text(app.fonts, surface, "• " + text, size, FG, row, align="left")
+
+
+class Idle(Screen):
+    """Attract mode: big instructions, slowly drifting so nothing burns into the panel."""
+
+    name = "idle"
+
+    def handle(self, app: Any, event: pygame.event.Event) -> None:
+        if event.type in (pygame.MOUSEBUTTONDOWN, pygame.KEYDOWN):
+            app.go("scanning")
+
+    def update(self, app: Any) -> None:
+        if app.faults():
+            app.go("fault")
+
+    def draw(self, app: Any, surface: pygame.Surface) -> None:
+        surface.fill(BG)
+        lay = app.layout
+        t = app.t
+        phase = (app.clock() - app.entered_at) / 20.0
+        dx = int(math.sin(phase) * lay.pad)
+        dy = int(math.cos(phase * 0.7) * lay.pad)
+        body = lay.body.inflate(-4 * lay.pad, -4 * lay.pad).move(dx, dy)
+        if lay.portrait:
+            pic_area, title, steps = lay.rows(body, [3.0, 1.3, 3.2])
+        else:
+            top, bottom = lay.rows(body, [1.0, 1.25])
+            pic_area, title = lay.columns(top, [1.0, 1.6])
+            steps = bottom
+        pic = image(str(splash_path()), pic_area.height)
+        if pic.get_width() > pic_area.width:
+            pic = image(str(splash_path()),
+                        max(1, int(pic_area.height * pic_area.width / pic.get_width())))
+        surface.blit(pic, pic.get_rect(center=pic_area.center))
+        blit_text(app.fonts, surface, t("Scan your QR code here"), lay.unit * 3, FG, title,
+                  bold=True, wrap=True)
+        lines = [
+            t("1. Open your personal QR code or take out your chip ID card"),
+            t("2. Hold it inside the frame in front of the camera"),
+            t("3. Wait for GO AHEAD on the screen"),
+        ]
+        rows = lay.rows(steps, [1.0, 1.0, 1.0])
+        size = min(app.fonts.fit_block(s, int(lay.unit * 1.4), r)[0]
+                   for s, r in zip(lines, rows, strict=True))
+        for text, row in zip(lines, rows, strict=True):
+            blit_text(app.fonts, surface, text, size, FG, row, wrap=True, align="left")
+
+
+class Result(Screen):
+    name = "result"
+
+    def enter(self, app: Any, result: Any = None, back_to: str | None = None,
+              **_kw: Any) -> None:
+        self.result = result
+        self.back_to = back_to
+        self.until = app.clock() + app.config.result_seconds
+
+    def finish(self, app: Any) -> None:
+        if self.back_to:
+            app.go(self.back_to)
+        else:
+            app.home()
+
+    def handle(self, app: Any, event: pygame.event.Event) -> None:
+        if event.type == pygame.MOUSEBUTTONDOWN and not app.layout.status.collidepoint(event.pos):
+            self.finish(app)
+        elif event.type == pygame.KEYDOWN and event.key in (pygame.K_RETURN, pygame.K_KP_ENTER,
+                                                            pygame.K_ESCAPE):
+            self.finish(app)
+
+    def update(self, app: Any) -> None:
+        if app.clock() >= self.until:
+            self.finish(app)
+
+    def draw(self, app: Any, surface: pygame.Surface) -> None:
+        lay = app.layout
+        res = self.result
+        outcome = Outcome(res.decision.outcome)
+        colour = COLOURS[outcome]
+        surface.fill(BG)
+        # A thick frame in the outcome colour: the whole screen reads from across the hall.
+        pygame.draw.rect(surface, colour, lay.body, width=max(6, lay.unit // 2))
+        banner = lay.banner
+        pygame.draw.rect(surface, colour, banner)
+        icon_h = int(banner.height * 0.78)
+        pic = icon(outcome, icon_h)
+        surface.blit(pic, (banner.left + lay.pad * 2, banner.centery - icon_h // 2))
+        word_area = pygame.Rect(banner.left + lay.pad * 4 + pic.get_width(), banner.top,
+                                banner.width - pic.get_width() - lay.pad * 6, banner.height)
+        blit_text(app.fonts, surface, app.t(WORDS[outcome]), int(banner.height * 0.42),
+                  TEXT_ON[outcome], word_area, bold=True, wrap=True, min_size=14)
+        self.draw_details(app, surface, lay.details.inflate(-lay.pad * 2, -lay.pad))
+        # Time left before the next screen.
+        left = max(0.0, self.until - app.clock()) / app.config.result_seconds
+        bar = pygame.Rect(lay.body.left, lay.body.bottom - max(6, lay.unit // 2),
+                          int(lay.body.width * left), max(6, lay.unit // 2))
+        pygame.draw.rect(surface, FG, bar)
+
+    def draw_details(self, app: Any, surface: pygame.Surface, area: pygame.Rect) -> None:
+        t = app.t
+        lay = app.layout
+        res = self.result
+        display = dict(res.credential.display)
+        kind = str(res.credential.kind)
+        lines: list[tuple[str, float, bool, tuple[int, int, int]]] = []
+        if display.get("name"):
+            lines.append((display["name"], 2.0, True, FG))
+        ident = []
+        if display.get("id"):
+            ident.append(t("ID {id}").format(id=display["id"]))
+        if display.get("birth_year"):
+            ident.append(t("born {year}").format(year=display["birth_year"]))
+        if ident:
+            lines.append(("  ·  ".join(ident), 1.3, False, FG))
+        meta = [t(KIND_LABELS.get(kind, KIND_LABELS["unknown"])),
+                t(DIRECTIONS.get(res.direction, res.direction))]
+        if res.source in SOURCES:
+            meta.append(t(SOURCES[res.source]))
+        lines.append(("  ·  ".join(meta), 1.0, False, MUTED))
+        reasons = [app.t.reason(code) for code in res.decision.reasons]
+        weights = [w for _s, w, _b, _c in lines]
+        if reasons:
+            weights.append(1.2 * len(reasons) + 0.3)
+        rows = lay.rows(area, weights, gap=max(2, lay.pad // 2))
+        for (text, w, bold, colour), row in zip(lines, rows, strict=False):
+            blit_text(app.fonts, surface, text, int(lay.unit * w * 1.1), colour, row,
+                      bold=bold, align="left", wrap=True)
+        if reasons:
+            blit_text(app.fonts, surface, "\n".join("• " + r for r in reasons),
+                      int(lay.unit * 1.25), WARN if res.decision.outcome != "pass" else OK,
+                      rows[-1], align="left", wrap=True, valign="top")
+
+
+class Fault(Screen):
+    name = "fault"
+
+    def update(self, app: Any) -> None:
+        if not app.faults():
+            app.go("scanning")
+
+    def draw(self, app: Any, surface: pygame.Surface) -> None:
+        lay = app.layout
+        t = app.t
+        faults = app.faults() or [(Outcome.STOP, t("Unexpected error"), "")]
+        worst = faults[0][0]
+        surface.fill((70, 14, 14) if worst is Outcome.STOP else (70, 52, 0))
+        head, rest = lay.rows(lay.body.inflate(-2 * lay.pad, -2 * lay.pad), [1.0, 2.4])
+        pic = icon(worst, int(head.height * 0.8))
+        surface.blit(pic, pic.get_rect(midleft=(head.left + lay.pad, head.centery)))
+        title_area = pygame.Rect(head.left + pic.get_width() + lay.pad * 3, head.top,
+                                 head.width - pic.get_width() - lay.pad * 3, head.height)
+        blit_text(app.fonts, surface, t("Out of service") if worst is Outcome.STOP
+                  else t("Needs attention"), int(lay.unit * 2.4), FG, title_area, bold=True,
+                  wrap=True, align="left")
+        details = self.technical(app)
+        weights = [1.0] * len(faults) + ([0.45] if details else [])
+        rows = lay.rows(rest, weights)
+        for (_sev, title, todo), row in zip(faults, rows, strict=False):
+            top, bottom = lay.rows(row, [1.0, 1.4], gap=0)
+            blit_text(app.fonts, surface, title, int(lay.unit * 1.6), FG, top, bold=True,
+                      align="left")
+            blit_text(app.fonts, surface, todo, int(lay.unit * 1.1), FG, bottom, wrap=True,
+                      align="left", valign="top")
+        if details:
+            blit_text(app.fonts, surface, details, int(lay.unit * 0.8), MUTED, rows[-1],
+                      wrap=True, align="left", valign="bottom")
+
+    @staticmethod
+    def technical(app: Any) -> str:
+        """One line for the technician (never a traceback)."""
+        h = app.health
+        parts = []
+        if h is not None:
+            parts += [m for m in (h.camera_message, h.store_message) if m]
+        if app.internal_error:
+            parts.append(app.internal_error)
+        text = " | ".join(p.splitlines()[0] for p in parts if p.strip())
+        return text[:160]
+
+
+class _KeypadScreen(Screen):
+    """Shared layout of the PIN and manual-entry screens: title, field, message, keypad."""
+
+    max_len = 12
+
+    def enter(self, app: Any, **_kw: Any) -> None:
+        self.entry = Entry(self.max_len)
+        self.message: str | None = None
+
+    def title(self, app: Any) -> str:
+        return ""
+
+    def shown_value(self, app: Any) -> str:
+        return self.entry.value
+
+    def submit(self, app: Any) -> None:
+        pass
+
+    def cancel(self, app: Any) -> None:
+        app.home()
+
+    def areas(self, app: Any) -> tuple[pygame.Rect, pygame.Rect, pygame.Rect, pygame.Rect]:
+        """(field, message, keypad, cancel button) under the title bar."""
+        lay = app.layout
+        area = pygame.Rect(lay.pad, int(lay.unit * 2.2) + lay.pad, lay.width - 2 * lay.pad,
+                           lay.body.bottom - int(lay.unit * 2.2) - 2 * lay.pad)
+        if lay.portrait:
+            field, message, keypad, cancel = lay.rows(area, [1.2, 1.0, 6.0, 1.1])
+            keypad = keypad.inflate(-area.width // 8, 0)
+        else:
+            left, keypad = lay.columns(area, [1.1, 1.0])
+            field, message, _gap, cancel = lay.rows(left, [1.3, 1.6, 0.6, 1.1])
+        return field, message, keypad, cancel
+
+    def buttons(self, app: Any) -> list[Button]:
+        field, message, keypad, cancel = self.areas(app)
+        t = app.t
+        keys = keypad_buttons(keypad, max(4, app.layout.pad // 2), t("OK"), t("Delete"))
+        return keys + [Button(cancel, t("Cancel"), "cancel", colour=DANGER)]
+
+    def act(self, app: Any, action: str) -> None:
+        if action == "ok":
+            self.submit(app)
+        elif action == "cancel":
+            self.cancel(app)
+        else:
+            self.entry.press(action)
+            self.message = None
+
+    def handle(self, app: Any, event: pygame.event.Event) -> None:
+        if event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
+            action = hit(self.buttons(app), event.pos)
+            if action:
+                self.act(app, action)
+        elif event.type == pygame.KEYDOWN and event.key in KEY_ACTIONS:
+            self.act(app, KEY_ACTIONS[event.key])
+
+    def draw(self, app: Any, surface: pygame.Surface) -> None:
+        surface.fill(BG)
+        lay = app.layout
+        title_bar(app, surface, self.title(app))
+        field, message, _keypad, _cancel = self.areas(app)
+        pygame.draw.rect(surface, (255, 255, 255), field, border_radius=lay.pad)
+        blit_text(app.fonts, surface, self.shown_value(app) or " ", int(field.height * 0.6),
+                  (10, 10, 10), field.inflate(-lay.pad * 2, 0), bold=True)
+        if self.message:
+            blit_text(app.fonts, surface, self.message, int(lay.unit * 1.1), WARN, message,
+                      wrap=True)
+        draw_buttons(app, surface, self.buttons(app))
+
+
+class Pin(_KeypadScreen):
+    name = "pin"
+    max_len = 8
+
+    def title(self, app: Any) -> str:
+        return app.t("Officer PIN")
+
+    def shown_value(self, app: Any) -> str:
+        return "●" * len(self.entry.value)
+
+    def update(self, app: Any) -> None:
+        from kiosk.ui.app import PIN_TIMEOUT_S
+
+        if app.clock() - app.last_activity >= PIN_TIMEOUT_S:
+            app.home()
+
+    def submit(self, app: Any) -> None:
+        entered, self.entry.value = self.entry.value, ""
+        locked = app.clock() < app.pin_locked_until
+        if not locked and app.check_pin(entered):
+            app.go("officer")
+            return
+        if app.clock() < app.pin_locked_until:
+            wait = math.ceil(app.pin_locked_until - app.clock())
+            self.message = app.t("Too many wrong PINs. Try again in {s} s.").format(s=wait)
+        else:
+            self.message = app.t("Wrong PIN")
+
+
+class Manual(_KeypadScreen):
+    name = "manual"
+    max_len = 12
+
+    def title(self, app: Any) -> str:
+        return app.t("Type the 12-digit CCCD number")
+
+    def shown_value(self, app: Any) -> str:
+        v = self.entry.value
+        return " ".join(v[i:i + 3] for i in range(0, len(v), 3))
+
+    def cancel(self, app: Any) -> None:
+        app.go("officer")
+
+    def update(self, app: Any) -> None:
+        from kiosk.ui.app import OFFICER_TIMEOUT_S
+
+        if app.clock() - app.last_activity >= OFFICER_TIMEOUT_S:
+            app.home()
+
+    def submit(self, app: Any) -> None:
+        number = self.entry.value
+        if len(number) != 12:
+            self.message = app.t("A CCCD number has 12 digits.")
+            return
+        try:
+            result = app.loop.manual_entry(number)
+        except (KioskError, ValueError) as e:
+            log.debug("manual entry refused: %s", e)
+            self.message = app.t("This number is not valid. Check it and try again.")
+            return
+        log.info("manual entry recorded")
+        app.show_result(result, back_to="officer")
+
+
+class Officer(Screen):
+    name = "officer"
+
+    def enter(self, app: Any, **_kw: Any) -> None:
+        self.recent = self.load_recent(app)
+        app.refresh_counts()
+
+    @staticmethod
+    def load_recent(app: Any) -> list[dict]:
+        return list(app.loop.recent(RECENT_ROWS))
+
+    def update(self, app: Any) -> None:
+        from kiosk.ui.app import OFFICER_TIMEOUT_S
+
+        if app.clock() - app.last_activity >= OFFICER_TIMEOUT_S:
+            log.info("officer panel closed after inactivity")
+            app.home()
+
+    def areas(self, app: Any) -> tuple[pygame.Rect, pygame.Rect, pygame.Rect]:
+        lay = app.layout
+        area = pygame.Rect(lay.pad, int(lay.unit * 2.2) + lay.pad, lay.width - 2 * lay.pad,
+                           lay.body.bottom - int(lay.unit * 2.2) - 2 * lay.pad)
+        if lay.portrait:
+            buttons, counts, recent = lay.rows(area, [3.2, 1.3, 4.0])
+        else:
+            buttons, right = lay.columns(area, [1.0, 1.7])
+            counts, recent = lay.rows(right, [1.0, 3.2])
+        return buttons, counts, recent
+
+    def buttons(self, app: Any) -> list[Button]:
+        t = app.t
+        area = self.areas(app)[0]
+        other = "out" if app.loop.direction == "in" else "in"
+        last = app.last_result
+        can_override = last is not None and getattr(last, "checkin_id", None) is not None
+        specs = [
+            (t("Type a CCCD number"), "manual", ACCENT, True),
+            (t("Switch to {direction}").format(direction=t(DIRECTIONS[other])), "direction",
+             IN_COLOUR if other == "in" else OUT_COLOUR, True),
+            (t("Change last decision"), "override", (52, 64, 84), can_override),
+            ("English" if t.language == "vi" else "Tiếng Việt", "language", (52, 64, 84), True),
+            (t("Close"), "close", DANGER, True),
+        ]
+        if app.layout.portrait:
+            rows = app.layout.rows(area, [1.0] * 3)
+            cells = []
+            for row in rows:
+                cells += app.layout.columns(row, [1.0, 1.0])
+        else:
+            cells = app.layout.rows(area, [1.0] * len(specs))
+        return [Button(cell, label, action, colour=colour, enabled=enabled)
+                for (label, action, colour, enabled), cell in zip(specs, cells, strict=False)]
+
+    def handle(self, app: Any, event: pygame.event.Event) -> None:
+        action = None
+        if event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
+            action = hit(self.buttons(app), event.pos)
+        elif event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE:
+            action = "close"
+        if action == "manual":
+            app.go("manual")
+        elif action == "direction":
+            app.toggle_direction()
+        elif action == "override":
+            app.go("override")
+        elif action == "language":
+            app.set_language("en" if app.t.language == "vi" else "vi")
+        elif action == "close":
+            log.info("officer panel closed")
+            app.home()
+
+    def draw(self, app: Any, surface: pygame.Surface) -> None:
+        surface.fill(BG)
+        lay = app.layout
+        t = app.t
+        title_bar(app, surface, t("Officer panel"))
+        _buttons, counts_area, recent_area = self.areas(app)
+        draw_buttons(app, surface, self.buttons(app))
+        c = app.counts
+        cells = [(t("In"), c.get("in", 0), IN_COLOUR), (t("Out"), c.get("out", 0), OUT_COLOUR),
+                 (t("Go ahead"), c.get("pass", 0), COLOURS[Outcome.PASS]),
+                 (t("Check"), c.get("check", 0), (150, 105, 0)),
+                 (t("Stop"), c.get("stop", 0), COLOURS[Outcome.STOP]),
+                 (t("Total"), c.get("total", 0), PANEL)]
+        pygame.draw.rect(surface, PANEL, counts_area, border_radius=lay.pad)
+        head_h = int(counts_area.height * 0.28)
+        blit_text(app.fonts, surface, t("Today"), int(lay.unit * 0.9), MUTED,
+                  pygame.Rect(counts_area.left + lay.pad, counts_area.top, counts_area.width,
+                              head_h), align="left")
+        boxes = lay.columns(pygame.Rect(counts_area.left + lay.pad, counts_area.top + head_h,
+                                        counts_area.width - 2 * lay.pad,
+                                        counts_area.height - head_h - lay.pad // 2),
+                            [1.0] * len(cells), gap=max(3, lay.pad // 2))
+        for (label, value, colour), box in zip(cells, boxes, strict=True):
+            pygame.draw.rect(surface, colour, box, border_radius=lay.pad // 2)
+            num, lab = lay.rows(box, [1.5, 1.0], gap=0)
+            blit_text(app.fonts, surface, str(value), int(num.height * 0.75), FG, num, bold=True)
+            blit_text(app.fonts, surface, label, int(lab.height * 0.7), FG,
+                      lab.inflate(-4, 0))
+        self.draw_recent(app, surface, recent_area)
+
+    def draw_recent(self, app: Any, surface: pygame.Surface, area: pygame.Rect) -> None:
+        lay = app.layout
+        t = app.t
+        head_h = int(lay.unit * 1.4)
+        blit_text(app.fonts, surface, t("Last check-ins"), int(lay.unit * 0.9), MUTED,
+                  pygame.Rect(area.left, area.top, area.width, head_h), align="left")
+        rows = lay.rows(pygame.Rect(area.left, area.top + head_h, area.width,
+                                    area.height - head_h), [1.0] * RECENT_ROWS, gap=2)
+        if not self.recent:
+            blit_text(app.fonts, surface, t("No check-ins yet today"), lay.unit, MUTED, rows[0],
+                      align="left")
+        size = int(min(lay.unit * 0.9, rows[0].height * 0.7))
+        for item, row in zip(self.recent, rows, strict=False):
+            when, direction, who, outcome = recent_fields(item)
+            colour = COLOURS.get(outcome, PANEL) if outcome else PANEL
+            pygame.draw.rect(surface, colour, pygame.Rect(row.left, row.top, lay.pad, row.height))
+            cols = lay.columns(pygame.Rect(row.left + lay.pad * 2, row.top,
+                                           row.width - lay.pad * 2, row.height),
+                               [0.8, 0.9, 3.6, 1.8], gap=lay.pad // 2)
+            texts = [local_time(app, when), t(DIRECTIONS.get(direction, direction)), who,
+                     t(WORDS[outcome]) if outcome else ""]
+            for text, col in zip(texts, cols, strict=True):
+                blit_text(app.fonts, surface, text, size, FG, col, align="left", min_size=8)
+
+
+def recent_fields(item: dict) -> tuple[Any, str, str, Outcome | None]:
+    """(time, direction, masked who, outcome) from one ``loop.recent()`` row, tolerantly."""
+    display = item.get("display") or {}
+    if isinstance(display, dict):
+        who = "  ".join(str(display[k]) for k in ("name", "id") if display.get(k))
+    else:
+        who = str(display)
+    decision = item.get("decision")
+    if isinstance(decision, dict):
+        decision = decision.get("outcome")
+    elif decision is not None and hasattr(decision, "outcome"):
+        decision = decision.outcome
+    try:
+        outcome = Outcome(decision) if decision is not None else None
+    except ValueError:
+        outcome = None
+    return item.get("time"), str(item.get("direction", "")), who, outcome
+
+
+class Override(Screen):
+    name = "override"
+
+    def enter(self, app: Any, **_kw: Any) -> None:
+        self.outcome: Outcome | None = None
+        self.reason: str | None = None
+        self.message: str | None = None
+
+    def update(self, app: Any) -> None:
+        from kiosk.ui.app import OFFICER_TIMEOUT_S
+
+        if app.clock() - app.last_activity >= OFFICER_TIMEOUT_S:
+            app.home()
+
+    def buttons(self, app: Any) -> list[Button]:
+        t = app.t
+        lay = app.layout
+        area = pygame.Rect(lay.pad, int(lay.unit * 2.2) + lay.pad, lay.width - 2 * lay.pad,
+                           lay.body.bottom - int(lay.unit * 2.2) - 2 * lay.pad)
+        summary, outcomes, reasons, actions = lay.rows(area, [1.0, 1.4, 2.6, 1.1])
+        self.summary_area = summary
+        out = []
+        for outcome, cell in zip(Outcome, lay.columns(outcomes, [1.0, 1.0, 1.0]), strict=True):
+            selected = self.outcome is outcome
+            b = Button(cell if selected else cell.inflate(-lay.pad, -lay.pad),
+                       t(WORDS[outcome]), "outcome:" + outcome.value,
+                       colour=COLOURS[outcome], text_colour=TEXT_ON[outcome])
+            out.append(b)
+        codes = list(OVERRIDE_REASONS)
+        cells = []
+        for row in lay.rows(reasons, [1.0, 1.0]):
+            cells += lay.columns(row, [1.0, 1.0])
+        for code, cell in zip(codes, cells, strict=True):
+            selected = self.reason == code
+            out.append(Button(cell, t(OVERRIDE_REASONS[code]), "reason:" + code,
+                              colour=ACCENT if selected else (52, 64, 84)))
+        cancel, confirm = lay.columns(actions, [1.0, 1.0])
+        out.append(Button(cancel, t("Cancel"), "cancel", colour=DANGER))
+        out.append(Button(confirm, t("Confirm"), "confirm", colour=(22, 122, 52),
+                          enabled=self.outcome is not None and self.reason is not None))
+        return out
+
+    def handle(self, app: Any, event: pygame.event.Event) -> None:
+        action = None
+        if event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
+            action = hit(self.buttons(app), event.pos)
+        elif event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE:
+            action = "cancel"
+        if action is None:
+            return
+        if action.startswith("outcome:"):
+            self.outcome = Outcome(action.split(":", 1)[1])
+        elif action.startswith("reason:"):
+            self.reason = action.split(":", 1)[1]
+        elif action == "cancel":
+            app.go("officer")
+        elif action == "confirm":
+            self.confirm(app)
+
+    def confirm(self, app: Any) -> None:
+        last = app.last_result
+        if last is None or last.checkin_id is None or self.outcome is None or not self.reason:
+            return
+        try:
+            result = app.loop.override(last.checkin_id, self.outcome, self.reason)
+        except (KioskError, ValueError) as e:
+            log.warning("override refused: %s", e)
+            self.message = app.t("The decision could not be changed.")
+            return
+        log.info("decision overridden to %s (%s)", self.outcome.value, self.reason)
+        app.show_result(result, back_to="officer")
+
+    def draw(self, app: Any, surface: pygame.Surface) -> None:
+        surface.fill(BG)
+        t = app.t
+        lay = app.layout
+        title_bar(app, surface, t("Change last decision"))
+        buttons = self.buttons(app)
+        last = app.last_result
+        if last is not None:
+            display = last.credential.display
+            who = "  ".join(str(display[k]) for k in ("name", "id") if display.get(k))
+            text = f"{who}  —  {t(WORDS[Outcome(last.decision.outcome)])}"
+            if self.message:
+                text = self.message
+            blit_text(app.fonts, surface, text, lay.unit, WARN if self.message else FG,
+                      self.summary_area, align="left", wrap=True)
+        draw_buttons(app, surface, buttons)
+        for b in buttons:
+            if b.action in ("outcome:" + (self.outcome.value if self.outcome else ""),):
+                pygame.draw.rect(surface, FG, b.rect, width=max(3, lay.pad // 2),
+                                 border_radius=b.rect.height // 6)
+
+
+def build() -> dict[str, Screen]:
+    """A fresh set of screens by name (the app's states)."""
+    screens: list[Screen] = [Splash(), Scanning(), Idle(), Result(), Fault(), Pin(), Manual(),
+                             Officer(), Override()]
+    return {s.name: s for s in screens}
