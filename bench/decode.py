@@ -2,8 +2,8 @@
 
     python -m bench.decode                      # 40 frames a category, seed 1
     python -m bench.decode -n 10 --seed 7       # another, smaller set
-    python -m bench.decode --passes plain,upscale2   # try another pass list for "ours"
-    python -m bench.decode --explore            # what each single pass reads on its own
+    python -m bench.decode --region-passes upscale2,sharpen --frame-passes half   # tune "ours"
+    python -m bench.decode --explore            # what each single pass adds to one zxing call
 
 A read is right when the bytes equal the encoded payload; a wrong read is any other
 decode on a frame with a code, or any decode on a frame without one.  Times are wall
@@ -76,10 +76,18 @@ def load_frames(per_category: int, seed: int, cache: bool = True) -> list[Frame]
     return out
 
 
-def ours(passes: Sequence[str] | None = None) -> DecodeFn:
+def ours(region: Sequence[str] | None = None, frame: Sequence[str] | None = None,
+         texture: Sequence[str] | None = None) -> DecodeFn:
     from hardware.qr import open_decoder
 
-    d = open_decoder("auto", passes=passes) if passes else open_decoder("auto")
+    options = {}
+    if texture is not None:
+        options["texture_passes"] = texture
+    if region is not None:
+        options["region_passes"] = region
+    if frame is not None:
+        options["frame_passes"] = frame
+    d = open_decoder("auto", **options)
     return lambda f: [c.raw for c in d.decode(f)]
 
 
@@ -163,23 +171,26 @@ def table(scores: dict[str, dict[str, Score]]) -> str:
 
 
 def explore(frame_set: list[Frame]) -> str:
-    """Read rate of each single pass on its own, and what it adds after "plain"."""
+    """What each pass adds to one plain zxing call, as a region pass and as a frame pass."""
     from hardware.qr_zxing import PREPARE
 
-    base = ours(["plain"])
+    base = ours([], [], [])
     plain_ok = {i for i, fr in enumerate(frame_set) if fr.payload in base(fr.image)}
-    lines = [f"{'pass':<10} {'read%':>6} {'adds':>5} {'wrong':>5} {'med ms':>7}"]
-    with_code = sum(fr.payload is not None for fr in frame_set)
+    lines = [f"plain zxing reads {len(plain_ok)} of "
+             f"{sum(fr.payload is not None for fr in frame_set)} frames with a code",
+             f"{'pass':<10} {'as':<7} {'adds':>5} {'wrong':>5} {'med ms (failed frames)':>24}"]
     for name in PREPARE:
-        fn = ours([name])
-        s, adds = Score(), 0
-        for i, fr in enumerate(frame_set):
-            t = time.perf_counter()
-            found = fn(fr.image)
-            s.add(fr.payload, found, 1000 * (time.perf_counter() - t))
-            adds += fr.payload in found and i not in plain_ok
-        lines.append(f"{name:<10} {100 * s.right / with_code:6.1f} {adds:5d} {s.wrong:5d} "
-                     f"{s.median:7.1f}")
+        for where, fn in (("region", ours([name], [], [])), ("frame", ours([], [name], [])),
+                          ("texture", ours([], [], [name]))):
+            s, adds = Score(), 0
+            for i, fr in enumerate(frame_set):
+                if i in plain_ok:
+                    continue
+                t = time.perf_counter()
+                found = fn(fr.image)
+                s.add(fr.payload, found, 1000 * (time.perf_counter() - t))
+                adds += fr.payload in found
+            lines.append(f"{name:<10} {where:<7} {adds:5d} {s.wrong:5d} {s.median:24.1f}")
     return "\n".join(lines)
 
 
@@ -188,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", "--per-category", type=int, default=40)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--decoders", default="ours,zxing,pyzbar,pyzbar-fixed,opencv")
-    ap.add_argument("--passes", help="comma-separated pass list for 'ours'")
+    ap.add_argument("--region-passes", help="comma-separated region passes for 'ours'")
+    ap.add_argument("--frame-passes", help="comma-separated frame passes for 'ours'")
+    ap.add_argument("--texture-passes", help="comma-separated passes on busy windows for 'ours'")
     ap.add_argument("--explore", action="store_true")
     ap.add_argument("--no-cache", action="store_true")
     args = ap.parse_args(argv)
@@ -201,8 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     decoders = {}
     for name in args.decoders.split(","):
-        if name == "ours" and args.passes:
-            decoders[name] = ours(args.passes.split(","))
+        if name == "ours":
+            lists = [None if a is None else [p for p in a.split(",") if p]
+                     for a in (args.region_passes, args.frame_passes, args.texture_passes)]
+            decoders[name] = ours(*lists)
         else:
             decoders[name] = DECODERS[name]()
     print(table(run(decoders, frame_set)))

@@ -163,10 +163,7 @@ def _place(frame: np.ndarray, code: np.ndarray, width_px: float, rng: np.random.
     pad = int(cw * card_margin)
     card = np.pad(code, pad, constant_values=1.0)
     ch, cw = card.shape
-    scale = width_px * (1 + 2 * card_margin) / cw
     half = width_px * (1 + 2 * card_margin) / 2
-    cx = rng.uniform(half * 0.7, w - half * 0.7) if w > 2 * half * 0.7 else w / 2
-    cy = rng.uniform(half * 0.7, h - half * 0.7) if h > 2 * half * 0.7 else h / 2
     src = np.float32([[0, 0], [cw, 0], [cw, ch], [0, ch]])
     base = np.float32([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * half
     # Perspective tilt: shrink one side, as when a card is held at an angle to the lens.
@@ -181,7 +178,21 @@ def _place(frame: np.ndarray, code: np.ndarray, width_px: float, rng: np.random.
     else:
         base[[0, 1], 0] *= k
     c, s = np.cos(rotate), np.sin(rotate)
-    dst = base @ np.float32([[c, s], [-s, c]]) + np.float32([cx, cy])
+    base = base @ np.float32([[c, s], [-s, c]])
+    # The code itself (with its quiet zone) must lie wholly inside the frame: a clipped
+    # code is not a code the camera "holds".  The card around it may be cut off.
+    inner = base * (1 / (1 + 2 * card_margin))
+    scale = 2 * half / cw   # frame pixels per card pixel
+    for _ in range(50):
+        lo = -inner.min(axis=0) + 2
+        hi = np.float32([w, h]) - inner.max(axis=0) - 2
+        if np.all(hi > lo):
+            break
+        base *= 0.9
+        inner *= 0.9
+        scale *= 0.9
+    centre = np.float32([rng.uniform(lo[0], hi[0]), rng.uniform(lo[1], hi[1])])
+    dst = base + centre
     m = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
     # Anti-alias before shrinking, as a lens and sensor would.
     if scale < 1:
@@ -288,7 +299,7 @@ def make_frame(category: str, index: int, seed: int = 0) -> Frame:
         post.append(lambda im: cv2.GaussianBlur(im, (0, 0), 0.6))
     elif category == "faded_paper":
         mid = rng.uniform(0.45, 0.7)
-        span = rng.uniform(0.06, 0.16)
+        span = rng.uniform(0.05, 0.14)
         dark, light = mid - span / 2, mid + span / 2
         shade = rng.uniform(0.2, 0.5)
         ang = rng.uniform(0, 2 * np.pi)
@@ -304,12 +315,17 @@ def make_frame(category: str, index: int, seed: int = 0) -> Frame:
         ang = rng.uniform(0, np.pi)
         post.append(lambda im: _motion(im, length, ang))
     elif category == "noise_jpeg":
-        noise = rng.uniform(0.08, 0.18)
+        noise = rng.uniform(0.1, 0.2)
         jpeg = int(rng.integers(15, 45))
         width = rng.uniform(3.0, 5.0) * n * (w / 640) ** 0.5
     elif category == "tilt_rotate":
+        # A card held at an angle: strong perspective, smaller, and part of it out of the
+        # lens's depth of field.
         rotate = rng.uniform(-np.pi, np.pi)
-        tilt = rng.uniform(0.25, 0.5)
+        tilt = rng.uniform(0.3, 0.65)
+        width = rng.uniform(3.5, 6.0) * n * (w / 640) ** 0.5
+        soft = rng.uniform(0.2, 0.5) * width / n
+        post.append(lambda im: _defocus(im, soft))
     width = min(width, 0.95 * h)
     _place(frame, code, width, rng, rotate, tilt, dark, light, margin)
     for f in post:
