@@ -8,6 +8,7 @@ registered in ``COMMANDS``; each one's help ends with an example.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -20,6 +21,7 @@ from kiosk.errors import KioskError
 COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("kiosk.cmd_config", "config_group"),
     "run": ("kiosk.cmd_run", "run"),
+    "demo": ("kiosk.cmd_demo", "demo"),
     "inspect": ("kiosk.cmd_inspect", "inspect"),
     "central": ("kiosk.cmd_queue", "central"),
     "export": ("kiosk.cmd_queue", "export"),
@@ -50,6 +52,7 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script and ``python -m kiosk``."""
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame's banner is not a log line
     try:
         rv = cli.main(args=argv, prog_name="checkpoint-kiosk", standalone_mode=False)
     except click.exceptions.Abort:

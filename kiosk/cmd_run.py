@@ -48,14 +48,14 @@ def run(config_path: str | None, camera_spec: str | None, db_path: str | None, h
 
 
 def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | None = None,
-              show_lights: bool = False) -> int:
+              show_lights: bool = False, sync_options: dict | None = None) -> int:
     """Build the kiosk from ``cfg`` and run it until stopped; returns the exit status."""
     from kiosk.app import build, run_headless, setup_logging, stop_on_signals
 
     setup_logging(cfg.log.level)
     with contextlib.ExitStack() as stack:
         stop = stack.enter_context(stop_on_signals())
-        parts = build(cfg, stack)
+        parts = build(cfg, stack, sync_options=sync_options)
         if headless:
             return run_headless(parts, stop, max_seconds=max_seconds)
         from kiosk.ui import UiConfig, run_ui
