@@ -31,7 +31,10 @@ setup(
         "offline_queue": ["*.sql", "*.yaml"],
     },
     install_requires=[
+        # EU DCC verification: CBOR/COSE decoding and the signature primitives.
+        "cbor2>=5.4",
         "click>=8.1",
+        "cryptography>=42",
         "gpiozero>=2.0",
         "numpy>=1.24",
         "pillow>=9.4",
