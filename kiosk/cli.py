@@ -17,7 +17,15 @@ from kiosk.errors import KioskError
 
 # (module, attribute) of each top-level command, imported lazily so that
 # ``checkpoint-kiosk --help`` does not pay for pygame, numpy or the decoders.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "config": ("kiosk.cmd_config", "config_group"),
+    "run": ("kiosk.cmd_run", "run"),
+    "inspect": ("kiosk.cmd_inspect", "inspect"),
+    "central": ("kiosk.cmd_queue", "central"),
+    "export": ("kiosk.cmd_queue", "export"),
+    "queue": ("kiosk.cmd_queue", "queue"),
+    "sync": ("kiosk.cmd_queue", "sync"),
+}
 
 
 class LazyGroup(click.Group):
@@ -43,7 +51,7 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script and ``python -m kiosk``."""
     try:
-        cli.main(args=argv, prog_name="checkpoint-kiosk", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="checkpoint-kiosk", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
@@ -53,3 +61,4 @@ def main(argv: list[str] | None = None) -> None:
     except KioskError as e:
         click.echo(f"checkpoint-kiosk: error: {e}", err=True)
         sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -43,6 +43,8 @@ class Credential:
     show to the queue; ``fields`` the parsed values (dates as ISO 8601 strings);
     ``checks`` what was verified offline (True/False, None = not reached).
     ``problems`` are reason codes found while parsing (e.g. ``cccd_birth_year_mismatch``).
+    ``evidence`` is what a later offline verification needs (for ``eu_dcc``: the
+    COSE message); it is opaque, never shown, stored or compared.
     """
 
     kind: Kind
@@ -51,6 +53,7 @@ class Credential:
     fields: dict[str, Any] = field(default_factory=dict)
     checks: dict[str, bool | None] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
+    evidence: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,198 @@
+"""Signal lights, buzzer, gate relay and officer buttons on gpiozero.
+
+Every pattern differs in *which* light and *how many* beeps, so it is readable when the sun
+washes out the screen and by people who cannot tell red from green:
+
+=========  ======================  ===================  ==================
+pattern    light                   buzzer               gate
+=========  ======================  ===================  ==================
+pass       green steady            one short beep       one pulse
+check      amber steady            two short beeps      -
+stop       red steady              one long beep        -
+idle       all off                 -                    -
+fault      amber blinking (1 Hz)   -                    -
+=========  ======================  ===================  ==================
+
+Devices take a ``pin_factory`` keyword like gpiozero's own; off a Pi it is a ``MockFactory``
+and tests read the pins' state history.  Button callbacks run on gpiozero's thread: they only
+call the given ``on_press`` (which posts an event); they never touch the screen.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from kiosk.errors import HardwareError
+
+log = logging.getLogger(__name__)
+
+SHORT_BEEP = 0.12
+LONG_BEEP = 0.8
+BEEP_GAP = 0.12
+FAULT_BLINK = 0.5
+
+
+class Pattern(enum.StrEnum):
+    PASS = "pass"
+    CHECK = "check"
+    STOP = "stop"
+    IDLE = "idle"
+    FAULT = "fault"
+
+
+def make_pin_factory(name: str) -> Any:
+    """A gpiozero pin factory by name; '' lets gpiozero pick (lgpio on a Pi, or its env var)."""
+    if not name:
+        return None
+    try:
+        if name == "mock":
+            from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+            return MockFactory(pin_class=MockPWMPin)
+        if name == "lgpio":
+            from gpiozero.pins.lgpio import LGPIOFactory
+
+            return LGPIOFactory()
+        if name == "rpigpio":
+            from gpiozero.pins.rpigpio import RPiGPIOFactory
+
+            return RPiGPIOFactory()
+        if name == "pigpio":
+            from gpiozero.pins.pigpio import PiGPIOFactory
+
+            return PiGPIOFactory()
+        if name == "native":
+            from gpiozero.pins.native import NativeFactory
+
+            return NativeFactory()
+    except Exception as e:  # each factory fails in its own way off a Pi
+        raise HardwareError(
+            f"GPIO pin factory {name!r} cannot start: {e}; on a laptop use signals.pin_factory = "
+            "'mock'"
+        ) from e
+    raise HardwareError(f"GPIO pin factory {name!r} is unknown; use mock, lgpio, rpigpio, pigpio")
+
+
+class Signals:
+    """Lights, buzzer and an optional gate relay showing one :class:`Pattern` at a time."""
+
+    def __init__(self, *, red: int, amber: int, green: int, buzzer: int | None = None,
+                 gate: int | None = None, gate_pulse_seconds: float = 1.0,
+                 pin_factory: Any = None) -> None:
+        from gpiozero import Buzzer, DigitalOutputDevice, TrafficLights
+        from gpiozero.exc import GPIOZeroError
+
+        self._lock = threading.Lock()
+        self._devices: list[Any] = []
+        self.gate_pulse_seconds = gate_pulse_seconds
+        self.pattern = Pattern.IDLE
+        try:
+            self.lights = self._own(TrafficLights(red, amber, green, pin_factory=pin_factory))
+            self.buzzer = (self._own(Buzzer(buzzer, pin_factory=pin_factory))
+                           if buzzer is not None else None)
+            self.gate = (self._own(DigitalOutputDevice(gate, pin_factory=pin_factory))
+                         if gate is not None else None)
+        except (GPIOZeroError, OSError, RuntimeError) as e:
+            self.close()
+            raise HardwareError(
+                f"signal pins red={red} amber={amber} green={green} buzzer={buzzer} gate={gate} "
+                f"cannot be opened: {e}; on a Pi check [signals] in the config and that the "
+                "kiosk user is in the 'gpio' group; off a Pi set signals.pin_factory = 'mock' "
+                "(or GPIOZERO_PIN_FACTORY=mock) or signals.enabled = false"
+            ) from e
+
+    def _own(self, device: Any) -> Any:
+        self._devices.append(device)
+        return device
+
+    def show(self, pattern: Pattern) -> None:
+        """Switch to ``pattern``; beeps and the gate pulse run in gpiozero's background threads."""
+        with self._lock:
+            if not self._devices:
+                return
+            self.pattern = pattern
+            lights = self.lights
+            lights.off()  # also stops a fault blink
+            if self.buzzer is not None:
+                self.buzzer.off()
+            if pattern is Pattern.PASS:
+                lights.green.on()
+                self._beep(SHORT_BEEP, 1)
+                if self.gate is not None:
+                    self.gate.blink(on_time=self.gate_pulse_seconds, off_time=0.01, n=1)
+            elif pattern is Pattern.CHECK:
+                lights.amber.on()
+                self._beep(SHORT_BEEP, 2)
+            elif pattern is Pattern.STOP:
+                lights.red.on()
+                self._beep(LONG_BEEP, 1)
+            elif pattern is Pattern.FAULT:
+                lights.amber.blink(on_time=FAULT_BLINK, off_time=FAULT_BLINK)
+
+    def _beep(self, on_time: float, n: int) -> None:
+        if self.buzzer is not None:
+            self.buzzer.beep(on_time=on_time, off_time=BEEP_GAP, n=n)
+
+    def state(self) -> dict[str, bool]:
+        """Current output levels: what a person standing at the kiosk sees and hears."""
+        if not self._devices:
+            return {"red": False, "amber": False, "green": False, "buzzer": False, "gate": False}
+        return {
+            "red": bool(self.lights.red.value),
+            "amber": bool(self.lights.amber.value),
+            "green": bool(self.lights.green.value),
+            "buzzer": bool(self.buzzer.value) if self.buzzer is not None else False,
+            "gate": bool(self.gate.value) if self.gate is not None else False,
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            for device in reversed(self._devices):
+                try:
+                    device.close()
+                except Exception:  # closing must not fail half-way on a broken pin
+                    log.exception("closing %r failed", device)
+            self._devices.clear()
+
+    def __enter__(self) -> Signals:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Buttons:
+    """Officer buttons; each press calls ``on_press(name)`` on gpiozero's callback thread."""
+
+    def __init__(self, pins: dict[str, int | None], *, on_press: Callable[[str], None],
+                 pin_factory: Any = None, bounce_time: float = 0.05) -> None:
+        from gpiozero import Button
+        from gpiozero.exc import GPIOZeroError
+
+        self._buttons: list[Any] = []
+        try:
+            for name, pin in pins.items():
+                if pin is None:
+                    continue
+                button = Button(pin, pull_up=True, bounce_time=bounce_time,
+                                pin_factory=pin_factory)
+                button.when_pressed = lambda _b=None, _name=name: on_press(_name)
+                self._buttons.append(button)
+        except (GPIOZeroError, OSError, RuntimeError) as e:
+            self.close()
+            raise HardwareError(f"button pins {pins!r} cannot be opened: {e}") from e
+
+    def close(self) -> None:
+        for button in self._buttons:
+            button.close()
+        self._buttons.clear()
+
+    def __enter__(self) -> Buttons:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

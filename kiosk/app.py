@@ -1,0 +1,281 @@
+"""Builds the kiosk from its configuration and runs it, with a screen or headless.
+
+This is the one place where concrete devices, the store and the sync worker are made; every
+other module takes them as arguments.  Lifetimes are owned by one ``ExitStack``: whatever was
+opened is closed in reverse order, on a normal exit, on SIGTERM and on an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from kiosk.config import Config
+from kiosk.errors import CameraError, ConfigError, KioskError
+from kiosk.scanloop import ScanLoop
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Parts:
+    """The running kiosk's pieces, for the runners and the watchdog."""
+
+    loop: ScanLoop
+    store: Any
+    pipeline: Any
+    signals: Any
+    sync: Any
+
+
+def device_token(cfg: Config) -> str | None:
+    """The device token written by provisioning, or None when the device is not enrolled."""
+    path = Path(cfg.sync.token_file)
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ConfigError(
+            f"sync.token_file {str(path)!r} cannot be read: {e}; it must be readable by the "
+            "kiosk user (mode 0600, owned by it)"
+        ) from e
+    return token or None
+
+
+class LiveChecker:
+    """The decision maker, rebuilt when the sync worker stores a new policy, trust list or
+    watchlist.
+
+    A policy document from the central platform replaces the config's ``[policy]`` table: the
+    province sets the rules, the technician's file only seeds them until the first sync.  The
+    store is asked for changes at most every ``refresh_seconds``; a bad document is logged and
+    the previous checker stays in force (stale lists then show up as ``*_stale`` reasons).
+    """
+
+    DOCUMENTS = ("policy", "trust_list", "watchlist")
+
+    def __init__(self, cfg: Config, store: Any, *, refresh_seconds: float = 5.0) -> None:
+        self._cfg = cfg
+        self._store = store
+        self.refresh_seconds = refresh_seconds
+        self._versions: tuple[Any, ...] | None = None
+        self._checked = float("-inf")
+        self._trust_fetched_at: datetime | None = None
+        self.checker: Any = None
+        self.refresh(force=True)
+
+    @property
+    def policy(self) -> Any:
+        return self.checker.policy
+
+    def decide(self, credential: Any, *, at: datetime) -> Any:
+        self.refresh()
+        return self.checker.decide(credential, at=at)
+
+    def trust_list_age(self) -> timedelta | None:
+        if self._trust_fetched_at is None:
+            return None
+        return datetime.now(UTC) - self._trust_fetched_at
+
+    def refresh(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._checked < self.refresh_seconds:
+            return
+        self._checked = now
+        docs = {name: self._store.document(name) for name in self.DOCUMENTS}
+        versions = tuple((d.etag, d.fetched_at) if d else None for d in docs.values())
+        if versions == self._versions:
+            return
+        try:
+            self.checker = self._build(docs)
+        except KioskError as e:
+            if self.checker is None:
+                raise
+            log.error("keeping the previous policy: a synced document is invalid: %s", e)
+        self._versions = versions
+        trust = docs["trust_list"]
+        self._trust_fetched_at = trust.fetched_at if trust else None
+
+    def _build(self, docs: dict[str, Any]) -> Any:
+        from kiosk.policy import Checker, Policy
+        from kiosk.trustlist import TrustList
+        from kiosk.watchlist import Watchlist
+
+        table = dict(self._cfg.policy)
+        if docs["policy"] is not None:
+            try:
+                table = json.loads(docs["policy"].body)
+            except ValueError as e:
+                raise ConfigError(f"the synced policy document is not JSON: {e}") from e
+            if not isinstance(table, dict):
+                raise ConfigError(f"the synced policy document is not an object: {table!r:.80}")
+        profile = str(table.pop("profile", "border"))
+        policy = Policy.load(profile, table)
+        trust, watch = docs["trust_list"], docs["watchlist"]
+        try:
+            trust_list = (TrustList.from_json(trust.body, fetched_at=trust.fetched_at)
+                          if trust is not None else None)
+            watchlist = Watchlist.from_json(watch.body) if watch is not None else None
+        except (ValueError, KioskError) as e:
+            raise ConfigError(f"a synced trust list or watchlist is invalid: {e}") from e
+        log.info("decisions use policy %r, trust list %s, watchlist %s", profile,
+                 "present" if trust_list else "missing", "present" if watchlist else "missing")
+        return Checker(policy=policy, trust_list=trust_list, watchlist=watchlist)
+
+
+def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True) -> Parts:
+    """Open everything the configuration names; register each with ``stack`` for closing."""
+    from hardware.camera import CameraSpec, open_camera
+    from hardware.qr import open_decoder
+    from hardware.signals import Buttons, Signals, make_pin_factory
+    from kiosk.capture import CapturePipeline
+    from kiosk.credentials import recognise
+    from offline_queue.store import Store
+
+    events: queue.Queue[Any] = queue.Queue()
+    store = stack.enter_context(Store(
+        cfg.store.path,
+        device_id=cfg.device.id or "unprovisioned",
+        checkpoint_id=cfg.device.checkpoint_id or "unprovisioned",
+        retention_days=cfg.store.retention_days,
+    ))
+    checker = LiveChecker(cfg, store)
+
+    signals = None
+    pin_factory = None
+    if cfg.signals.enabled:
+        s = cfg.signals
+        pin_factory = make_pin_factory(s.pin_factory)
+        signals = stack.enter_context(Signals(
+            red=s.red, amber=s.amber, green=s.green, buzzer=s.buzzer, gate=s.gate,
+            gate_pulse_seconds=s.gate_pulse_seconds, pin_factory=pin_factory,
+        ))
+
+    sync = None
+    token = device_token(cfg)
+    if cfg.sync.server_url:
+        from offline_queue.sync import SyncWorker
+
+        sync = SyncWorker(
+            db_path=cfg.store.path,
+            server_url=cfg.sync.server_url,
+            token=token,
+            ca_bundle=cfg.sync.ca_bundle or None,
+            on_status=events.put,
+            timeout=cfg.sync.timeout_seconds,
+        )
+        stack.callback(sync.close)
+
+    pipeline = None
+    if with_camera:
+        try:
+            CameraSpec.parse(cfg.camera.spec)  # a typo stops start-up; a missing device is retried
+        except CameraError as e:
+            raise ConfigError(f"camera.spec: {e}") from None
+        pipeline = CapturePipeline(
+            open_camera=lambda: open_camera(cfg.camera.spec, width=cfg.camera.width,
+                                            height=cfg.camera.height),
+            open_decoder=lambda: open_decoder(cfg.decoder.backend),
+            events=events,
+            retry_max=cfg.camera.retry_max_seconds,
+        )
+        stack.callback(pipeline.close)
+
+    loop = ScanLoop(
+        store=store,
+        checker=checker,
+        recognise=recognise,
+        signals=signals,
+        pipeline=pipeline,
+        events=events,
+        sync=sync,
+        direction=cfg.device.direction,
+        dedupe_seconds=cfg.decoder.dedupe_seconds,
+        result_seconds=cfg.ui.result_seconds,
+        keep_fields=checker.policy.keep_fields,
+        accepted_kinds=checker.policy.accepted_kinds,
+        manual_entry=_manual_parser(),
+        disk_path=Path(cfg.store.path).parent,
+        disk_warn_bytes=cfg.store.disk_warn_mb * 2**20,
+        trust_list_age=checker.trust_list_age,
+    )
+    if cfg.signals.enabled:
+        s = cfg.signals
+        buttons = {"confirm": s.confirm_button, "direction": s.direction_button,
+                   "officer": s.officer_button}
+        if any(pin is not None for pin in buttons.values()):
+            stack.enter_context(Buttons(buttons, on_press=loop.post_button,
+                                        pin_factory=pin_factory))
+    if pipeline is not None:
+        pipeline.start()
+    if sync is not None:
+        sync.start()
+    return Parts(loop, store, pipeline, signals, sync)
+
+
+def _manual_parser() -> Callable[[str], Any] | None:
+    from kiosk import credentials
+
+    return getattr(credentials, "from_cccd_number", None)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGTERM/SIGINT, so the loop can finish its turn and close cleanly."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum: int, _frame: Any) -> None:
+        log.info("%s received: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_headless(parts: Parts, stop: threading.Event, *, max_seconds: float | None = None,
+                 on_tick: Callable[[], None] = lambda: None) -> int:
+    """The scan loop with no screen: lights, buzzer and records only.  Returns the exit code."""
+    deadline = time.monotonic() + max_seconds if max_seconds else None
+    loop = parts.loop
+    while not stop.is_set():
+        for event in loop.step(timeout=0.1):
+            if hasattr(event, "camera_ok") and event.fault:
+                log.warning("kiosk fault: camera=%s store=%s", event.camera_message,
+                            event.store_message)
+        on_tick()
+        if loop.ended:
+            log.info("replay finished")
+            return 0
+        if deadline is not None and time.monotonic() >= deadline:
+            log.info("--max-seconds reached")
+            return 0
+    return 0
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr (the journal under systemd, which adds its own timestamps)."""
+    fmt = ("%(levelname)s %(name)s: %(message)s" if os.environ.get("INVOCATION_ID")
+           else "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=getattr(logging, level), format=fmt, force=True)
+    logging.captureWarnings(True)  # gpiozero's pin-factory fallbacks become one log line each

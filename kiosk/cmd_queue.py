@@ -1,0 +1,212 @@
+"""``queue stats``, ``export``, ``sync`` and ``central``: thin click layers over offline_queue."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+DB_HELP = "kiosk check-in database (env CHECKPOINT_KIOSK_DB)"
+
+
+def _db_option(f):  # noqa: ANN001, ANN202 - click decorator
+    return click.option("--db", "db_path", envvar="CHECKPOINT_KIOSK_DB", required=True,
+                        type=click.Path(dir_okay=False), help=DB_HELP)(f)
+
+
+def _usage(error: ValueError) -> click.UsageError:
+    return click.UsageError(str(error))
+
+
+@click.group("queue")
+def queue() -> None:
+    """Inspect the kiosk's check-in queue.
+
+    Example: checkpoint-kiosk queue stats --db /var/lib/checkpoint-kiosk/queue.db
+    """
+
+
+@queue.command("stats")
+@_db_option
+def queue_stats(db_path: str) -> None:
+    """Print pending, in-flight, sent, rejected counts, oldest pending age, sizes as JSON.
+
+    Example: checkpoint-kiosk queue stats --db queue.db
+    """
+    from kiosk.errors import StoreError
+    from offline_queue.store import connect, queue_stats
+
+    if not Path(db_path).is_file():
+        raise StoreError(f"no check-in database at {db_path!r}; pass --db PATH")
+    with connect(db_path, synchronous="NORMAL") as db:
+        click.echo(json.dumps(queue_stats(db, db_path, now=datetime.now(UTC)), indent=2))
+
+
+@click.command("export")
+@_db_option
+@click.option("--since", required=True, help="start (ISO date/time, local if no zone)")
+@click.option("--until", required=True, help="end, exclusive (ISO date/time)")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv",
+              show_default=True)
+def export(db_path: str, since: str, until: str, fmt: str) -> None:
+    """Write check-ins between --since and --until to stdout (no person keys).
+
+    Example: checkpoint-kiosk export --db queue.db --since 2021-09-20 --until 2021-09-21
+    """
+    from offline_queue import export as ex
+
+    try:
+        start, end = ex.parse_when(since), ex.parse_when(until)
+    except ValueError as e:
+        raise _usage(e) from e
+    writer = ex.write_csv if fmt == "csv" else ex.write_jsonl
+    writer(ex.rows(db_path, start, end), sys.stdout)
+
+
+@click.command("sync")
+@_db_option
+@click.option("--server", envvar="CHECKPOINT_KIOSK_SERVER", required=True,
+              help="central platform URL (env CHECKPOINT_KIOSK_SERVER)")
+@click.option("--token", envvar="CHECKPOINT_KIOSK_TOKEN", required=True,
+              help="device token (env CHECKPOINT_KIOSK_TOKEN)")
+@click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False),
+              help="extra CA bundle (PEM) for a private platform CA")
+@click.option("--once", is_flag=True, help="push and pull once; exit 0 only if all delivered")
+def sync(db_path: str, server: str, token: str, ca_bundle: str | None, once: bool) -> None:
+    """Deliver the queue and fetch policy, trust list and watchlist.
+
+    Example: checkpoint-kiosk sync --once --db queue.db --server https://central.example
+    """
+    from offline_queue.sync import SyncWorker, sync_once
+
+    try:
+        if once:
+            result = sync_once(db_path=db_path, server_url=server, token=token,
+                               ca_bundle=ca_bundle)
+            click.echo(result.as_json())
+            if not result.ok:
+                sys.exit(1)
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with SyncWorker(db_path=db_path, server_url=server, token=token, ca_bundle=ca_bundle,
+                        on_status=lambda s: click.echo(repr(s), err=True), boot_jitter=0):
+            try:
+                stop.wait()
+            except KeyboardInterrupt:
+                pass
+    except ValueError as e:
+        raise _usage(e) from e
+
+
+@click.group("central", invoke_without_command=True)
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), default="central.db",
+              show_default=True, help="central SQLite database")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True, help="0 picks a free port")
+@click.option("--admin-token", envvar="CHECKPOINT_CENTRAL_ADMIN_TOKEN",
+              help="token for the report endpoint (env CHECKPOINT_CENTRAL_ADMIN_TOKEN)")
+@click.option("--threads", type=int, default=4, show_default=True)
+@click.pass_context
+def central(ctx: click.Context, db_path: str, host: str, port: int, admin_token: str | None,
+            threads: int) -> None:
+    """Run the reference central platform (waitress), or manage it with a sub-command.
+
+    Example: checkpoint-kiosk central --db central.db --port 8080
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from offline_queue.central.server import CentralServer
+
+    server = CentralServer(db_path, host=host, port=port, admin_token=admin_token,
+                           threads=threads)
+    # The first line tells scripts and tests which port was picked.
+    click.echo(f"listening on {server.url}", err=False)
+    sys.stdout.flush()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+def _central_db(db_path: str):  # noqa: ANN202
+    from offline_queue.central import db
+
+    return db.connect(db_path)
+
+
+_central_db_option = click.option("--db", "db_path", type=click.Path(dir_okay=False),
+                                  required=True, help="central SQLite database")
+
+
+@central.command("export")
+@_central_db_option
+def central_export(db_path: str) -> None:
+    """Print every received check-in as JSON lines.
+
+    Example: checkpoint-kiosk central export --db central.db > checkins.jsonl
+    """
+    from offline_queue.central import db
+
+    with _central_db(db_path) as conn:
+        for item in db.export_checkins(conn):
+            click.echo(json.dumps(item, ensure_ascii=False, sort_keys=True))
+
+
+@central.command("enrol-token")
+@_central_db_option
+@click.option("--checkpoint", required=True, help="checkpoint id, e.g. LS-HUUNGHI")
+@click.option("--name", required=True, help="checkpoint name shown in reports")
+def central_enrol_token(db_path: str, checkpoint: str, name: str) -> None:
+    """Print a one-time enrolment token for a kiosk at this checkpoint.
+
+    Example: checkpoint-kiosk central enrol-token --db c.db --checkpoint LS-1 --name "Hữu Nghị"
+    """
+    from offline_queue.central import db
+
+    with _central_db(db_path) as conn:
+        try:
+            click.echo(db.create_enrolment_token(conn, checkpoint_id=checkpoint, name=name))
+        except ValueError as e:
+            raise _usage(e) from e
+
+
+@central.command("set-document")
+@_central_db_option
+@click.argument("name")
+@click.argument("file", type=click.File("rb"))
+@click.option("--expires", help="expiry (ISO date-time) sent as the Expires header")
+def central_set_document(db_path: str, name: str, file, expires: str | None) -> None:  # noqa: ANN001
+    """Publish a policy, trust_list or watchlist document; prints its ETag.
+
+    Example: checkpoint-kiosk central set-document --db central.db policy policy.json
+    """
+    from offline_queue.central import db
+    from offline_queue.export import parse_when
+
+    try:
+        expires_at = parse_when(expires) if expires else None
+        with _central_db(db_path) as conn:
+            click.echo(db.set_document(conn, name, file.read(), expires_at=expires_at))
+    except ValueError as e:
+        raise _usage(e) from e
+
+
+@central.command("report")
+@_central_db_option
+@click.option("--days", type=click.IntRange(1, 366), default=7, show_default=True)
+def central_report(db_path: str, days: int) -> None:
+    """Per checkpoint, scans in the last N days, and checkpoints with none (JSON).
+
+    Example: checkpoint-kiosk central report --db central.db --days 7
+    """
+    from offline_queue.central import db
+
+    with _central_db(db_path) as conn:
+        click.echo(json.dumps(db.scans_report(conn, days=days), ensure_ascii=False, indent=2))

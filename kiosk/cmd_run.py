@@ -1,0 +1,78 @@
+"""``checkpoint-kiosk run``: the appliance, with its screen or headless."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+
+import click
+
+from kiosk import config as config_mod
+
+log = logging.getLogger(__name__)
+
+
+@click.command("run")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Configuration file (default /etc/checkpoint-kiosk/kiosk.toml).")
+@click.option("--camera", "camera_spec", metavar="SPEC",
+              help="Camera: picamera2, v4l2:/dev/videoN or replay:PATH[,fps=N][,loop].")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False),
+              help="Check-in database (overrides store.path).")
+@click.option("--headless", is_flag=True,
+              help="No screen: lights, buzzer and records only (a side-door scanner).")
+@click.option("--windowed", is_flag=True, help="A window instead of fullscreen.")
+@click.option("--max-seconds", type=click.FloatRange(min=0.1),
+              help="Stop after this long (technicians' and tests' runs).")
+def run(config_path: str | None, camera_spec: str | None, db_path: str | None, headless: bool,
+        windowed: bool, max_seconds: float | None) -> None:
+    """Run the kiosk: camera, decisions, lights, records and sync.
+
+    A replayed camera that runs out of frames ends the run with exit status 0; SIGTERM stops
+    it cleanly.
+
+    Example: checkpoint-kiosk run --headless --camera replay:/srv/recording --db /tmp/k.db
+    """
+    cfg = config_mod.load(config_path)
+    overrides: dict = {}
+    if camera_spec:
+        overrides["camera"] = {"spec": camera_spec}
+    if db_path:
+        overrides["store"] = {"path": db_path}
+    if windowed:
+        overrides["ui"] = {"fullscreen": False}
+    if overrides:
+        cfg = cfg.replace(**overrides)
+    sys.exit(run_kiosk(cfg, headless=headless, max_seconds=max_seconds))
+
+
+def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | None = None,
+              show_lights: bool = False) -> int:
+    """Build the kiosk from ``cfg`` and run it until stopped; returns the exit status."""
+    from kiosk.app import build, run_headless, setup_logging, stop_on_signals
+
+    setup_logging(cfg.log.level)
+    with contextlib.ExitStack() as stack:
+        stop = stack.enter_context(stop_on_signals())
+        parts = build(cfg, stack)
+        if headless:
+            return run_headless(parts, stop, max_seconds=max_seconds)
+        from kiosk.ui import UiConfig, run_ui
+
+        ui = cfg.ui
+        size = (ui.width, ui.height) if ui.width and ui.height else None
+        ui_config = UiConfig(
+            fullscreen=ui.fullscreen, size=size, language=ui.language,
+            result_seconds=ui.result_seconds, idle_seconds=ui.idle_seconds,
+            officer_pin=ui.officer_pin or None, show_lights=show_lights, voice=ui.voice,
+        )
+        if max_seconds:
+            import threading
+
+            timer = threading.Timer(max_seconds, stop.set)
+            timer.daemon = True
+            timer.start()
+            stack.callback(timer.cancel)
+        run_ui(parts.loop, config=ui_config, stop=stop)
+    return 0

@@ -1,0 +1,325 @@
+"""Typed configuration: code defaults, overlaid by one TOML file, then a few environment vars.
+
+Every value is checked once at start-up; a bad value stops the kiosk with a message that names the
+key, shows the value and says what is allowed.  Nothing falls back silently to a default.
+
+``checkpoint-kiosk config defaults`` prints the commented default file built from the field docs
+below, so the documentation and the code cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kiosk.errors import ConfigError
+
+DEFAULT_PATH = Path("/etc/checkpoint-kiosk/kiosk.toml")
+
+# Environment variables that override one key each: what a technician or a unit file sets most.
+ENV_OVERRIDES: dict[str, str] = {
+    "CHECKPOINT_KIOSK_CAMERA": "camera.spec",
+    "CHECKPOINT_KIOSK_DB": "store.path",
+    "CHECKPOINT_KIOSK_SERVER_URL": "sync.server_url",
+    "CHECKPOINT_KIOSK_LANGUAGE": "ui.language",
+    "CHECKPOINT_KIOSK_LOG_LEVEL": "log.level",
+}
+
+
+def _doc(text: str, **kw: Any) -> Any:
+    """A dataclass field whose help text goes into the generated default file."""
+    choices = kw.pop("choices", None)
+    low, high = kw.pop("low", None), kw.pop("high", None)
+    meta = {"doc": text, "choices": choices, "low": low, "high": high}
+    return field(metadata=meta, **kw)
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    id: str = _doc("Device id given by the central platform at enrolment.", default="")
+    checkpoint_id: str = _doc("Checkpoint this device stands at (set by provisioning).", default="")
+    checkpoint_name: str = _doc("Human name of the checkpoint, shown on screen.", default="")
+    direction: str = _doc(
+        "Direction recorded at start-up; officers switch it on screen or with a button.",
+        default="in",
+        choices=("in", "out"),
+    )
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    spec: str = _doc(
+        "Camera: 'picamera2', 'v4l2:/dev/video0' (USB webcam) or 'replay:PATH[,fps=N][,loop]'.",
+        default="picamera2",
+    )
+    width: int = _doc("Analysis frame width in pixels (picamera2 lores stream).", default=640,
+                      low=64, high=4096)
+    height: int = _doc("Analysis frame height in pixels.", default=480, low=64, high=4096)
+    retry_max_seconds: float = _doc(
+        "Longest wait between attempts to reopen a lost camera (backoff doubles up to this).",
+        default=30.0, low=0.1, high=3600,
+    )
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    backend: str = _doc("QR decoder: 'auto' (measured best), 'zxing' or 'pyzbar'.",
+                        default="auto", choices=("auto", "zxing", "pyzbar"))
+    dedupe_seconds: float = _doc(
+        "The same code seen again within this many seconds of its last sighting is one scan.",
+        default=3.0, low=0.0, high=600,
+    )
+
+
+@dataclass(frozen=True)
+class SignalsConfig:
+    enabled: bool = _doc("Drive GPIO lights and buzzer (off: screen only).", default=True)
+    pin_factory: str = _doc(
+        "gpiozero pin factory: '' lets gpiozero choose (lgpio on a Pi), 'mock' simulates pins.",
+        default="", choices=("", "mock", "lgpio", "rpigpio", "pigpio", "native"),
+    )
+    red: int = _doc("BCM pin of the red light.", default=17, low=0, high=27)
+    amber: int = _doc("BCM pin of the amber light.", default=27, low=0, high=27)
+    green: int = _doc("BCM pin of the green light.", default=22, low=0, high=27)
+    buzzer: int | None = _doc("BCM pin of the buzzer; omit for none.", default=23, low=0, high=27)
+    gate: int | None = _doc("BCM pin of the gate relay, pulsed on pass; omit for none.",
+                            default=None, low=0, high=27)
+    gate_pulse_seconds: float = _doc("How long the gate relay is energised on pass.",
+                                     default=1.0, low=0.05, high=30)
+    confirm_button: int | None = _doc(
+        "BCM pin of the officer's confirm button: lets the last 'check' person pass.",
+        default=None, low=0, high=27)
+    direction_button: int | None = _doc("BCM pin of the in/out toggle button.",
+                                        default=None, low=0, high=27)
+    officer_button: int | None = _doc("BCM pin of the officer key switch (opens the panel).",
+                                      default=None, low=0, high=27)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: str = _doc("SQLite database of check-ins.",
+                     default="/var/lib/checkpoint-kiosk/checkins.db")
+    retention_days: int = _doc(
+        "Delivered check-ins are deleted after this many days; undelivered ones never are.",
+        default=30, low=1, high=3650)
+    disk_warn_mb: int = _doc("Warn on screen and in status below this much free disk (MiB).",
+                             default=200, low=1, high=1_000_000)
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    server_url: str = _doc("Central platform base URL; empty disables sync.", default="")
+    token_file: str = _doc("File holding the device token (mode 0600, written by provisioning).",
+                           default="/etc/checkpoint-kiosk/device-token")
+    ca_bundle: str = _doc("Extra CA bundle for the server's TLS certificate; empty = system CAs.",
+                          default="")
+    timeout_seconds: float = _doc("Timeout of every request to the server.", default=10.0,
+                                  low=0.5, high=300)
+
+
+@dataclass(frozen=True)
+class UiSettings:
+    fullscreen: bool = _doc("Fullscreen on the appliance; the demo runs in a window.", default=True)
+    width: int = _doc("Window width; 0 = the display's size.", default=0, low=0, high=7680)
+    height: int = _doc("Window height; 0 = the display's size.", default=0, low=0, high=4320)
+    language: str = _doc("Screen language.", default="vi", choices=("vi", "en"))
+    result_seconds: float = _doc("How long a decision stays on screen (or until the next code).",
+                                 default=4.0, low=0.5, high=120)
+    idle_seconds: float = _doc("Inactivity before the attract screen.", default=60.0,
+                               low=5, high=86_400)
+    officer_pin: str = _doc("PIN for the officer panel (digits); empty = GPIO key only.",
+                            default="")
+    voice: bool = _doc("Play spoken prompts when a speaker is present.", default=False)
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = _doc("Log level. Personal data only ever appears (masked) at DEBUG.",
+                      default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+@dataclass(frozen=True)
+class Config:
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    signals: SignalsConfig = field(default_factory=SignalsConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    ui: UiSettings = field(default_factory=UiSettings)
+    log: LogConfig = field(default_factory=LogConfig)
+    # The checkpoint policy is validated by kiosk.policy, which owns its keys; here it is kept
+    # as the raw table ({"profile": "border", ...overrides}).
+    policy: Mapping[str, Any] = field(default_factory=lambda: {"profile": "border"})
+
+    def replace(self, **sections: Any) -> Config:
+        """A copy with some keys changed: ``cfg.replace(camera={"spec": "replay:x"})``."""
+        return _overlay(self, {k: v for k, v in sections.items()}, source="override")
+
+
+SECTIONS = tuple(f.name for f in dataclasses.fields(Config) if f.name != "policy")
+
+
+def load(path: str | os.PathLike[str] | None = None, *,
+         environ: Mapping[str, str] | None = None) -> Config:
+    """Read the config file (``None`` = the default path, if it exists) and the environment."""
+    explicit = path is not None
+    file = Path(path) if explicit else DEFAULT_PATH
+    data: dict[str, Any] = {}
+    if file.exists() or explicit:
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(
+                f"config file {str(file)!r} does not exist; create it with "
+                f"'checkpoint-kiosk config defaults > {file}'"
+            ) from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"config file {str(file)!r} cannot be read: {e}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {str(file)!r} is not valid TOML: {e}") from e
+    cfg = _overlay(Config(), data, source=str(file))
+    env = os.environ if environ is None else environ
+    for var, dotted in ENV_OVERRIDES.items():
+        if var in env:
+            section, key = dotted.split(".")
+            cfg = _overlay(cfg, {section: {key: env[var]}}, source=f"environment {var}",
+                           from_text=True)
+    return cfg
+
+
+def _overlay(cfg: Config, data: Mapping[str, Any], *, source: str,
+             from_text: bool = False) -> Config:
+    unknown = set(data) - set(SECTIONS) - {"policy"}
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown section {sorted(unknown)[0]!r}; valid sections: "
+            f"{', '.join(SECTIONS + ('policy',))}"
+        )
+    changes: dict[str, Any] = {}
+    for name, table in data.items():
+        if name == "policy":
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"{source}: [policy] must be a table, got {table!r}")
+            changes["policy"] = {**cfg.policy, **table}
+            continue
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{source}: [{name}] must be a table, got {table!r}")
+        changes[name] = _overlay_section(getattr(cfg, name), name, table, source, from_text)
+    return dataclasses.replace(cfg, **changes)
+
+
+def _overlay_section(current: Any, section: str, table: Mapping[str, Any], source: str,
+                     from_text: bool) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(current)}
+    hints = typing.get_type_hints(type(current))
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        if key not in fields:
+            raise ConfigError(
+                f"{source}: unknown key {section}.{key} = {raw!r}; valid keys in [{section}]: "
+                f"{', '.join(fields)}"
+            )
+        values[key] = _check(f"{section}.{key}", raw, hints[key], fields[key].metadata, source,
+                             from_text)
+    return dataclasses.replace(current, **values)
+
+
+def _check(name: str, value: Any, hint: Any, meta: Mapping[str, Any], source: str,
+           from_text: bool) -> Any:
+    optional = isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
+    base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
+    if from_text:
+        value = _from_text(name, value, base, optional, source)
+    if value is None or (optional and value == ""):
+        if optional:
+            return None
+        raise ConfigError(f"{source}: {name} must be set")
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, int | float) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[base]
+    if not ok:
+        raise ConfigError(f"{source}: {name} = {value!r} must be {_type_name(base, optional)}")
+    if base is float:
+        value = float(value)
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(
+            f"{source}: {name} = {value!r} is not one of {', '.join(repr(c) for c in choices)}"
+        )
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and value < low or high is not None and value > high:
+        raise ConfigError(f"{source}: {name} = {value!r} is outside {low}..{high}")
+    return value
+
+
+def _from_text(name: str, text: Any, base: type, optional: bool, source: str) -> Any:
+    if not isinstance(text, str) or base is str:
+        return text
+    if optional and text.strip().lower() in ("", "none"):
+        return None
+    try:
+        if base is bool:
+            return {"1": True, "true": True, "yes": True, "0": False, "false": False,
+                    "no": False}[text.strip().lower()]
+        return base(text)
+    except (KeyError, ValueError):
+        raise ConfigError(
+            f"{source}: {name} = {text!r} must be {_type_name(base, optional)}"
+        ) from None
+
+
+def _type_name(base: type, optional: bool) -> str:
+    name = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}[base]
+    return f"{name} (or omitted)" if optional else name
+
+
+def defaults_toml() -> str:
+    """The default configuration as a commented TOML file."""
+    lines = [
+        "# checkpoint-kiosk configuration (default path /etc/checkpoint-kiosk/kiosk.toml).",
+        "# Every key is optional; the value shown is the default.  Environment overrides:",
+    ]
+    lines += [f"#   {var} -> {dotted}" for var, dotted in ENV_OVERRIDES.items()]
+    default = Config()
+    for section in SECTIONS:
+        lines += ["", f"[{section}]"]
+        obj = getattr(default, section)
+        for f in dataclasses.fields(obj):
+            meta = f.metadata
+            doc = meta["doc"]
+            if meta.get("choices"):
+                doc += " One of: " + ", ".join(repr(c) for c in meta["choices"]) + "."
+            lines.append(f"# {doc}")
+            value = getattr(obj, f.name)
+            if value is None:
+                lines.append(f"# {f.name} =")
+            else:
+                lines.append(f"{f.name} = {_toml_value(value)}")
+    lines += [
+        "",
+        "[policy]",
+        "# Checkpoint policy profile: 'border', 'hospital' or 'office'; any rule of the profile",
+        "# can be overridden here (see docs/policy.md for the keys).",
+        'profile = "border"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)

@@ -1,0 +1,157 @@
+"""People under quarantine orders (F0/F1) whom the checkpoint must stop.
+
+The document holds salted SHA-256 hashes of person keys, never the keys themselves:
+``{"version": 1, "issued_at": ISO8601, "expires_at": ISO8601, "salt": hex,
+"entries": [{"h": hex(sha256(salt + key)), "until": "YYYY-MM-DD"}]}``.
+An entry applies through its ``until`` date inclusive (Vietnam local date).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from kiosk.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Quarantine orders are dated in Vietnam (UTC+7 all year, no daylight saving).
+VIETNAM = timezone(timedelta(hours=7), "ICT")
+VERSION = 1
+
+
+def local_date(at: datetime) -> date:
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(VIETNAM).date()
+
+
+class Watchlist:
+    """Salted hashes of person keys with end dates; ``matches`` is a dict lookup."""
+
+    def __init__(
+        self,
+        *,
+        salt: bytes,
+        entries: dict[str, date],
+        issued_at: datetime,
+        expires_at: datetime,
+    ) -> None:
+        self.salt = salt
+        self._entries = entries
+        self.issued_at = issued_at
+        self.expires_at = expires_at
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def digest(self, person_key: str) -> str:
+        return hashlib.sha256(self.salt + person_key.encode("utf-8")).hexdigest()
+
+    def matches(self, person_key: str | None, *, at: datetime) -> bool:
+        """True when ``person_key`` is under an order that has not ended at ``at``."""
+        if not person_key:
+            return False
+        until = self._entries.get(self.digest(person_key))
+        return until is not None and local_date(at) <= until
+
+    def is_stale(self, at: datetime) -> bool:
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        return at > self.expires_at
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Watchlist:
+        """Parse the document; raises :class:`ConfigError` naming the bad member."""
+        try:
+            doc = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ConfigError(f"watchlist is not valid JSON: {e}") from e
+        if not isinstance(doc, dict):
+            raise ConfigError(f"watchlist is a JSON {type(doc).__name__}, expected an object")
+        if doc.get("version") != VERSION:
+            raise ConfigError(
+                f"watchlist.version is {doc.get('version')!r}; this kiosk reads version {VERSION}"
+            )
+        issued_at = _timestamp(doc, "issued_at")
+        expires_at = _timestamp(doc, "expires_at")
+        try:
+            salt = bytes.fromhex(doc["salt"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(
+                f"watchlist.salt {doc.get('salt')!r} is not a hex string; "
+                "it must be the hex of the salt bytes"
+            ) from e
+        raw_entries = doc.get("entries")
+        if not isinstance(raw_entries, list):
+            raise ConfigError(f"watchlist.entries is {raw_entries!r}, expected an array")
+        entries: dict[str, date] = {}
+        for i, entry in enumerate(raw_entries):
+            try:
+                digest = str(entry["h"]).lower()
+                bytes.fromhex(digest)
+                until = date.fromisoformat(entry["until"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise ConfigError(
+                    f"watchlist.entries[{i}] is {entry!r}; expected "
+                    '{"h": "<hex sha256>", "until": "YYYY-MM-DD"}'
+                ) from e
+            # The same person under two orders: the later end date wins.
+            entries[digest] = max(until, entries.get(digest, until))
+        return cls(salt=salt, entries=entries, issued_at=issued_at, expires_at=expires_at)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Watchlist:
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise ConfigError(f"cannot read the watchlist {str(path)!r}: {e.strerror}") from e
+        try:
+            return cls.from_json(data)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from e
+
+    @staticmethod
+    def build(
+        keys_with_until: Iterable[tuple[str, date]],
+        salt: bytes | None = None,
+        *,
+        issued_at: datetime | None = None,
+        expires_at: datetime | None = None,
+        valid_for: timedelta = timedelta(days=1),
+    ) -> bytes:
+        """The JSON document for ``(person_key, until)`` pairs (central server and tests)."""
+        salt = secrets.token_bytes(16) if salt is None else salt
+        issued_at = issued_at or datetime.now(UTC)
+        expires_at = expires_at or issued_at + valid_for
+        doc: dict[str, Any] = {
+            "version": VERSION,
+            "issued_at": issued_at.isoformat(),
+            "expires_at": expires_at.isoformat(),
+            "salt": salt.hex(),
+            "entries": [
+                {
+                    "h": hashlib.sha256(salt + key.encode("utf-8")).hexdigest(),
+                    "until": until.isoformat(),
+                }
+                for key, until in keys_with_until
+            ],
+        }
+        return json.dumps(doc).encode()
+
+
+def _timestamp(doc: dict[str, Any], key: str) -> datetime:
+    value = doc.get(key)
+    try:
+        at = datetime.fromisoformat(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"watchlist.{key} is {value!r}, expected an ISO 8601 time") from e
+    return at if at.tzinfo else at.replace(tzinfo=UTC)

@@ -1,0 +1,1 @@
+"""Reference central platform: enrolment, check-in ingest with dedupe, documents, report."""

@@ -1,0 +1,83 @@
+"""Versioned schema of the kiosk's queue database (sqlite-utils 4.x ``Migrations``).
+
+Migrations are only ever appended: a device in the field may be several releases behind,
+and each step runs once inside a transaction together with its record.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("checkpoint_kiosk.queue")
+
+
+@migrations()
+def m001_checkins(db: Database) -> None:
+    # ``seq`` is the creation order: UUIDv7 ids follow the wall clock, which may step
+    # back after a power cut, and VACUUM may renumber an implicit rowid.
+    db.execute(
+        """
+        CREATE TABLE checkins (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            device_id TEXT NOT NULL,
+            checkpoint_id TEXT NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+            kind TEXT NOT NULL,
+            person_key TEXT,
+            display TEXT NOT NULL DEFAULT '{}',
+            decision TEXT NOT NULL CHECK (decision IN ('pass', 'check', 'stop')),
+            reasons TEXT NOT NULL DEFAULT '[]',
+            source TEXT NOT NULL DEFAULT 'scan',
+            override_of TEXT,
+            original_decision TEXT,
+            override_reason TEXT,
+            wall_time TEXT NOT NULL,
+            mono_ns INTEGER NOT NULL,
+            boot_id TEXT NOT NULL,
+            clock_synced INTEGER NOT NULL,
+            corrected_time TEXT,
+            app_version TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'in_flight', 'sent', 'rejected', 'conflict')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            sent_at TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX checkins_state_seq ON checkins (state, seq)")
+    db.execute("CREATE INDEX checkins_wall_time ON checkins (wall_time)")
+    db.execute(
+        "CREATE INDEX checkins_override_of ON checkins (override_of) "
+        "WHERE override_of IS NOT NULL"
+    )
+
+
+@migrations()
+def m002_documents(db: Database) -> None:
+    # Down-synced documents are kept as opaque bytes; one row is replaced in one
+    # statement, so a reader sees either the old or the new version, never a mix.
+    db.execute(
+        """
+        CREATE TABLE documents (
+            name TEXT PRIMARY KEY,
+            body BLOB NOT NULL,
+            etag TEXT,
+            sha256 TEXT NOT NULL,
+            fetched_at TEXT NOT NULL,
+            expires_at TEXT
+        )
+        """
+    )
+
+
+@migrations()
+def m003_sync_meta(db: Database) -> None:
+    # Last sync outcome, so ``queue stats`` in another process can report it.
+    db.execute("CREATE TABLE sync_meta (key TEXT PRIMARY KEY, value TEXT)")
+
+
+def apply(db: Database) -> None:
+    migrations.apply(db)

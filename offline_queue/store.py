@@ -1,0 +1,350 @@
+"""The durable check-in queue on the kiosk: one SQLite file in WAL mode.
+
+A check-in is committed with ``synchronous=FULL`` before :meth:`Store.record` returns,
+so the kiosk lights green only for a record that survives a power cut.  The sync worker
+uses its own connection (``offline_queue.outbox``); WAL lets it read and mark rows while
+the scan loop keeps writing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import threading
+from datetime import datetime, time, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from kiosk import __version__
+from kiosk.errors import StoreError
+from offline_queue import migrations
+from offline_queue.clock import Clock, iso, parse_iso
+from offline_queue.documents import Document, check_name
+from offline_queue.records import CheckIn, uuid7
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_S = 10.0
+# SD cards wear out: keep the WAL file from growing past a few MB between checkpoints.
+JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
+DEFAULT_MIN_FREE_BYTES = 200 * 1024 * 1024
+
+
+class StoreIntegrityError(StoreError):
+    """``PRAGMA quick_check`` found damage: the kiosk must not record into this file."""
+
+
+def connect(
+    path: str | os.PathLike[str], *, synchronous: str = "FULL", migrate: bool = True
+) -> Database:
+    """Open the queue database with the pragmas every connection needs (and migrate it)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # check_same_thread=False: each owner serialises its own use with a lock.
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+    except (OSError, sqlite3.Error) as e:
+        raise StoreError(
+            f"cannot open the check-in database {str(path)!r}: {e}; "
+            "check that the folder exists and is writable by the kiosk user"
+        ) from e
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+        db = Database(conn, execute_plugins=False)
+        if migrate:
+            migrations.apply(db)
+    except sqlite3.DatabaseError as e:
+        conn.close()
+        raise StoreError(
+            f"cannot use the check-in database {str(path)!r}: {e}; "
+            "if the file is damaged, stop the kiosk, move it aside and call a technician"
+        ) from e
+    return db
+
+
+def quick_check(db: Database) -> list[str]:
+    """Problems ``PRAGMA quick_check`` reports; empty when the file is sound."""
+    rows = [r[0] for r in db.execute("PRAGMA quick_check").fetchall()]
+    return [] if rows == ["ok"] else rows
+
+
+def reset_in_flight(db: Database) -> int:
+    """Rows a dead process was sending go back to pending; the server dedupes resends."""
+    with db.atomic():
+        cursor = db.execute("UPDATE checkins SET state = 'pending' WHERE state = 'in_flight'")
+    return cursor.rowcount
+
+
+def purge_delivered(db: Database, *, retention_days: int, now: datetime) -> int:
+    """Delete delivered rows older than ``retention_days``; undelivered rows always stay."""
+    cutoff = iso(now - timedelta(days=retention_days))
+    with db.atomic():
+        cursor = db.execute(
+            "DELETE FROM checkins WHERE state = 'sent' "
+            "AND coalesce(corrected_time, wall_time) < ?",
+            [cutoff],
+        )
+    return cursor.rowcount
+
+
+def db_size(path: str | os.PathLike[str]) -> int:
+    total = 0
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            total += os.stat(f"{os.fspath(path)}{suffix}").st_size
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def get_meta(db: Database) -> dict[str, str]:
+    return dict(db.execute("SELECT key, value FROM sync_meta").fetchall())
+
+
+def queue_stats(
+    db: Database,
+    path: str | os.PathLike[str],
+    *,
+    now: datetime,
+    min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
+) -> dict[str, Any]:
+    """The ``queue stats`` JSON: counts by delivery state, oldest pending age, sizes."""
+    counts = dict.fromkeys(("pending", "in_flight", "sent", "rejected", "conflict"), 0)
+    counts.update(db.execute("SELECT state, count(*) FROM checkins GROUP BY state").fetchall())
+    oldest = db.execute(
+        "SELECT coalesce(corrected_time, wall_time) FROM checkins "
+        "WHERE state IN ('pending', 'in_flight') ORDER BY seq LIMIT 1"
+    ).fetchone()
+    age = None
+    if oldest:
+        # A clock that was wrong at record time can make the age negative: clamp.
+        age = max(0.0, round((now - parse_iso(oldest[0])).total_seconds(), 3))
+    free = shutil.disk_usage(Path(path).parent).free
+    meta = get_meta(db)
+    return {
+        **counts,
+        "total": sum(counts.values()),
+        "oldest_pending_age_s": age,
+        "db_size_bytes": db_size(path),
+        "disk_free_bytes": free,
+        "disk_low": free < min_free_bytes,
+        "last_success": meta.get("last_success"),
+        "last_error": meta.get("last_error"),
+        "reprovision_needed": meta.get("reprovision_needed") == "1",
+    }
+
+
+def read_document(db: Database, name: str) -> Document | None:
+    row = db.execute(
+        "SELECT body, etag, fetched_at, expires_at FROM documents WHERE name = ?",
+        [check_name(name)],
+    ).fetchone()
+    if row is None:
+        return None
+    body, etag, fetched_at, expires_at = row
+    return Document(
+        name=name,
+        body=bytes(body),
+        etag=etag,
+        fetched_at=parse_iso(fetched_at),
+        expires_at=parse_iso(expires_at) if expires_at else None,
+    )
+
+
+class Store:
+    """The kiosk's check-in queue; safe to call from any thread (one lock, one connection).
+
+    Opening runs ``PRAGMA quick_check`` and raises :class:`StoreIntegrityError` (a
+    :class:`StoreError`) if the file is damaged: the kiosk shows its fault screen rather
+    than lighting green for records that may not survive.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        device_id: str,
+        checkpoint_id: str,
+        retention_days: int = 30,
+        clock: Clock | None = None,
+        tz: tzinfo | None = None,
+        min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
+    ) -> None:
+        if not device_id or not checkpoint_id:
+            raise ValueError(
+                f"Store needs a device_id and a checkpoint_id, got {device_id!r} and "
+                f"{checkpoint_id!r}; provision the kiosk first"
+            )
+        if retention_days < 1:
+            raise ValueError(f"retention_days is {retention_days!r}; use a whole number >= 1")
+        self.path = Path(path)
+        self.device_id = device_id
+        self.checkpoint_id = checkpoint_id
+        self.retention_days = retention_days
+        self.clock = clock or Clock()
+        self.tz = tz
+        self.min_free_bytes = min_free_bytes
+        self._lock = threading.Lock()
+        self._closed = False
+        self._db = connect(self.path, synchronous="FULL", migrate=False)
+        try:
+            problems = quick_check(self._db)
+            if problems:
+                raise StoreIntegrityError(
+                    f"the check-in database {str(self.path)!r} is damaged "
+                    f"(quick_check: {'; '.join(problems[:5])!r}); stop the kiosk, copy the "
+                    "file for a technician, then move it aside to start a new one"
+                )
+            migrations.apply(self._db)
+            reset = reset_in_flight(self._db)
+            purged = purge_delivered(self._db, retention_days=retention_days, now=self.clock.now())
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            raise StoreIntegrityError(
+                f"the check-in database {str(self.path)!r} cannot be read ({e}); stop the "
+                "kiosk, copy the file for a technician, then move it aside to start a new one"
+            ) from e
+        except BaseException:
+            self._db.close()
+            raise
+        log.info(
+            "check-in store %s open: %d in-flight rows back to pending, %d delivered rows purged",
+            self.path, reset, purged,
+        )
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._db.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r}, device_id={self.device_id!r})"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the check-in store {str(self.path)!r} is closed")
+
+    def record(self, entry: CheckIn) -> str:
+        """Commit one check-in durably (``synchronous=FULL``) and return its UUIDv7 id."""
+        now = self.clock.now()
+        mono = self.clock.monotonic_ns()
+        synced = self.clock.synced()
+        checkin_id = uuid7()
+        row = (
+            checkin_id, self.device_id, self.checkpoint_id, entry.direction, entry.kind,
+            entry.person_key, json.dumps(dict(entry.display), ensure_ascii=False, sort_keys=True),
+            entry.decision, json.dumps(list(entry.reasons)), entry.source, entry.override_of,
+            entry.original_decision, entry.override_reason, iso(now), mono,
+            self.clock.boot_id, int(synced), __version__,
+        )
+        with self._lock:
+            self._check_open()
+            try:
+                with self._db.atomic():
+                    if entry.override_of is not None:
+                        found = self._db.execute(
+                            "SELECT 1 FROM checkins WHERE id = ?", [entry.override_of]
+                        ).fetchone()
+                        if not found:
+                            raise StoreError(
+                                f"override_of {entry.override_of!r} is not a check-in recorded "
+                                "on this kiosk; override a row returned by record()/recent()"
+                            )
+                    self._db.execute(
+                        "INSERT INTO checkins (id, device_id, checkpoint_id, direction, kind, "
+                        "person_key, display, decision, reasons, source, override_of, "
+                        "original_decision, override_reason, wall_time, mono_ns, boot_id, "
+                        "clock_synced, app_version) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        row,
+                    )
+            except sqlite3.Error as e:
+                raise StoreError(
+                    f"could not record the check-in in {str(self.path)!r}: {e}; "
+                    "check free space and the SD card"
+                ) from e
+        log.debug("recorded check-in %s (%s, %s)", checkin_id, entry.kind, entry.decision)
+        return checkin_id
+
+    def _local_day_bounds(self, now: datetime) -> tuple[str, str]:
+        local = now.astimezone(self.tz) if self.tz else now.astimezone()
+        start = datetime.combine(local.date(), time(), tzinfo=local.tzinfo)
+        end = datetime.combine(local.date() + timedelta(days=1), time(), tzinfo=local.tzinfo)
+        return iso(start), iso(end)
+
+    def counts_today(self, *, now: datetime | None = None) -> dict[str, int]:
+        """Counts for the local calendar day; an override replaces the row it overrides."""
+        start, end = self._local_day_bounds(now or self.clock.now())
+        counts = dict.fromkeys(("in", "out", "pass", "check", "stop", "total"), 0)
+        with self._lock:
+            self._check_open()
+            rows = self._db.execute(
+                "SELECT direction, decision, count(*) FROM checkins AS c "
+                "WHERE wall_time >= ? AND wall_time < ? AND NOT EXISTS "
+                "(SELECT 1 FROM checkins AS o WHERE o.override_of = c.id) "
+                "GROUP BY direction, decision",
+                [start, end],
+            ).fetchall()
+        for direction, decision, n in rows:
+            counts[direction] += n
+            counts[decision] += n
+            counts["total"] += n
+        return counts
+
+    def recent(self, limit: int = 10) -> list[dict[str, Any]]:
+        """Newest first, masked fields only (no person key)."""
+        with self._lock:
+            self._check_open()
+            rows = self._db.execute(
+                "SELECT id, wall_time, direction, kind, display, decision, reasons, override_of "
+                "FROM checkins ORDER BY seq DESC LIMIT ?",
+                [limit],
+            ).fetchall()
+        return [
+            {
+                "id": r[0], "time": r[1], "direction": r[2], "kind": r[3],
+                "display": json.loads(r[4]), "decision": r[5], "reasons": json.loads(r[6]),
+                "override_of": r[7],
+            }
+            for r in rows
+        ]
+
+    def stats(self) -> dict[str, Any]:
+        """The ``checkpoint-kiosk queue stats`` JSON."""
+        with self._lock:
+            self._check_open()
+            return queue_stats(
+                self._db, self.path, now=self.clock.now(), min_free_bytes=self.min_free_bytes
+            )
+
+    def disk_low(self) -> bool:
+        """True when the disk holding the queue has less than ``min_free_bytes`` free."""
+        return shutil.disk_usage(self.path.parent).free < self.min_free_bytes
+
+    def document(self, name: str) -> Document | None:
+        """The last applied version of a down-synced document, or None before the first."""
+        with self._lock:
+            self._check_open()
+            return read_document(self._db, name)
+
+    def purge(self, *, now: datetime | None = None) -> int:
+        """Apply the retention rule now; returns how many delivered rows were deleted."""
+        with self._lock:
+            self._check_open()
+            return purge_delivered(
+                self._db, retention_days=self.retention_days, now=now or self.clock.now()
+            )

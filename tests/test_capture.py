@@ -1,0 +1,138 @@
+import queue
+import random
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hardware.camera import Frame, ReplayCamera
+from hardware.qr import open_decoder
+from kiosk.capture import CameraStatus, CapturePipeline, Decoded, StreamEnded
+from kiosk.errors import CameraError, DecoderError
+from kiosk.samples import SAMPLES, frame
+
+
+def drain(events, until, timeout=10.0):
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            event = events.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        got.append(event)
+        if isinstance(event, until):
+            return got
+    raise AssertionError(f"no {until.__name__} within {timeout} s; got {got!r}")
+
+
+@pytest.fixture
+def folder(tmp_path):
+    rng = random.Random(5)
+    readable = [s for s in SAMPLES if s.readable][:3]
+    for i, sample in enumerate(readable):
+        Image.fromarray(frame(sample, rng)).save(tmp_path / f"{i:03d}a.png")
+        Image.fromarray(frame(None, rng)).save(tmp_path / f"{i:03d}b.png")
+    return tmp_path, readable
+
+
+def test_replay_without_fps_decodes_every_frame_in_order(folder):
+    path, readable = folder
+    events = queue.Queue()
+    with CapturePipeline(open_camera=lambda: ReplayCamera(path), open_decoder=open_decoder,
+                         events=events):
+        got = drain(events, StreamEnded)
+    decoded = [e for e in got if isinstance(e, Decoded)]
+    assert [d.raw.decode("utf-8") for d in decoded] == [s.payload for s in readable]
+    assert all(d.decoded_ns >= d.frame_ns for d in decoded)
+    assert CameraStatus(True, None) in got
+
+
+class FlakyCamera:
+    """A camera that delivers two frames then fails, as a pulled USB cable does."""
+
+    opened = 0
+
+    def __init__(self, image):
+        FlakyCamera.opened += 1
+        if FlakyCamera.opened == 2:
+            raise CameraError("camera 'flaky': /dev/video0 does not exist; is it plugged in?")
+        self.spec, self.image, self.n = "flaky", image, 0
+
+    def read(self, timeout=1.0):
+        self.n += 1
+        if self.n > 2:
+            raise CameraError("camera 'flaky' stopped delivering frames (unplugged?)")
+        return Frame(self.image, time.monotonic_ns(), self.n)
+
+    def close(self):
+        pass
+
+
+def test_a_lost_camera_is_reported_and_reopened_with_backoff():
+    image = frame(SAMPLES[0], random.Random(1))
+    events = queue.Queue()
+    FlakyCamera.opened = 0
+    pipeline = CapturePipeline(open_camera=lambda: FlakyCamera(image), open_decoder=open_decoder,
+                               events=events, retry_initial=0.05, retry_max=0.2)
+    with pipeline:
+        deadline = time.monotonic() + 10
+        while FlakyCamera.opened < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pipeline.alive()
+    statuses = []
+    while not events.empty():
+        e = events.get()
+        if isinstance(e, CameraStatus):
+            statuses.append(e)
+    assert statuses[0] == CameraStatus(True, None)
+    assert any(not s.ok and "unplugged" in s.message for s in statuses)
+    assert any(not s.ok and "plugged in" in s.message for s in statuses)
+    assert statuses.count(CameraStatus(True, None)) >= 2  # it came back
+    assert FlakyCamera.opened >= 4
+
+
+def test_garbage_frames_and_a_broken_decoder_do_not_stop_the_threads(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (480, 640), dtype=np.uint8)).save(
+            tmp_path / f"{i}.png")
+
+    class Exploding:
+        calls = 0
+
+        def decode(self, image):
+            Exploding.calls += 1
+            if Exploding.calls % 2:
+                raise RuntimeError("decoder bug")
+            return []
+
+        def close(self):
+            pass
+
+    events = queue.Queue()
+    with CapturePipeline(open_camera=lambda: ReplayCamera(tmp_path), open_decoder=Exploding,
+                         events=events):
+        got = drain(events, StreamEnded)
+    assert Exploding.calls == 5
+    assert not [e for e in got if isinstance(e, Decoded)]
+
+
+def test_a_missing_decoder_library_is_reported_and_retried(folder):
+    path, _ = folder
+    attempts = []
+
+    def broken():
+        attempts.append(1)
+        raise DecoderError("pyzbar needs libzbar0: apt-get install libzbar0")
+
+    events = queue.Queue()
+    pipeline = CapturePipeline(open_camera=lambda: ReplayCamera(path, fps=5, loop=True),
+                               open_decoder=broken, events=events, retry_initial=0.05,
+                               retry_max=0.1)
+    with pipeline:
+        time.sleep(0.6)
+        assert not pipeline.ok and "libzbar0" in pipeline.message
+        assert pipeline.latest_frame() is not None  # the preview keeps running
+    assert len(attempts) >= 3

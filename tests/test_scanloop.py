@@ -1,0 +1,179 @@
+"""The scan loop with the real store (a SQLite file), real parsers and MockFactory lights."""
+
+import sqlite3
+import time
+
+import pytest
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+from hardware.signals import Pattern, Signals
+from kiosk.capture import Decoded
+from kiosk.credentials import recognise
+from kiosk.errors import KioskError, StoreError
+from kiosk.model import Decision, Kind, Outcome
+from kiosk.samples import SAMPLES
+from kiosk.scanloop import ButtonPress, ScanLoop, ScanResult
+from offline_queue.store import Store
+
+CCCD = next(s for s in SAMPLES if s.name == "cccd").payload.encode()
+VENUE = next(s for s in SAMPLES if s.name == "venue").payload.encode()
+
+
+class RecognisedPasses:
+    """The foundation rule: a recognised ID passes, anything else is checked."""
+
+    def decide(self, credential, *, at):
+        if credential.kind.is_person and not credential.problems:
+            return Decision(Outcome.PASS)
+        return Decision(Outcome.CHECK, credential.problems or ("unrecognised",))
+
+
+class DbWatchingSignals(Signals):
+    """Real pins; on every pattern, reads the database file through a fresh connection."""
+
+    def __init__(self, db_path, **kw):
+        super().__init__(**kw)
+        self.db_path = db_path
+        self.rows_when_shown = []
+
+    def show(self, pattern):
+        with sqlite3.connect(self.db_path) as conn:
+            n = conn.execute("select count(*) from checkins").fetchone()[0]
+        self.rows_when_shown.append((pattern, n))
+        super().show(pattern)
+
+
+@pytest.fixture
+def factory():
+    f = MockFactory(pin_class=MockPWMPin)
+    yield f
+    f.reset()
+
+
+@pytest.fixture
+def kiosk(tmp_path, factory):
+    db = tmp_path / "checkins.db"
+    with Store(db, device_id="dev-1", checkpoint_id="cp-1") as store, \
+            DbWatchingSignals(db, red=17, amber=27, green=22, buzzer=23,
+                              pin_factory=factory) as signals:
+        yield ScanLoop(store=store, checker=RecognisedPasses(), recognise=recognise,
+                       signals=signals, dedupe_seconds=0.3, result_seconds=0.2)
+
+
+def results(events):
+    return [e for e in events if isinstance(e, ScanResult)]
+
+
+def decoded(raw):
+    now = time.monotonic_ns()
+    return Decoded(raw, raw.decode("utf-8", "replace"), (), now, now)
+
+
+def test_a_check_in_is_on_disk_before_the_light_turns_green(kiosk):
+    kiosk.events.put(decoded(CCCD))
+    [result] = results(kiosk.step())
+    assert result.decision.outcome is Outcome.PASS and result.checkin_id
+    assert kiosk.signals.rows_when_shown == [(Pattern.PASS, 1)]
+    assert kiosk.lights()["green"]
+    row = kiosk.recent(1)[0]
+    assert row["id"] == result.checkin_id and row["decision"] == "pass"
+    assert row["display"]["name"] != "Trần Thị Bích Ngọc"  # masked
+    assert "Bích Ngọc" not in str(row)
+
+
+def test_the_same_code_in_consecutive_frames_is_one_scan(kiosk):
+    for _ in range(5):
+        kiosk.events.put(decoded(CCCD))
+    assert len(results(kiosk.step())) == 1
+    time.sleep(0.4)  # absent longer than the window: a new scan
+    kiosk.events.put(decoded(CCCD))
+    assert len(results(kiosk.step())) == 1
+    assert kiosk.counts_today()["total"] == 2
+
+
+def test_a_code_held_still_stays_one_scan(kiosk):
+    # Seen every 0.1 s for 0.6 s, window 0.3 s: the sightings keep the window open.
+    found = []
+    for _ in range(7):
+        kiosk.events.put(decoded(CCCD))
+        found += results(kiosk.step())
+        time.sleep(0.1)
+    assert len(found) == 1
+
+
+def test_venue_codes_are_not_recorded(kiosk):
+    kiosk.events.put(decoded(VENUE))
+    [result] = results(kiosk.step())
+    assert result.credential.kind is Kind.VENUE and result.checkin_id is None
+    assert kiosk.counts_today()["total"] == 0
+    assert kiosk.lights()["amber"] and not kiosk.lights()["green"]
+
+
+def test_binary_garbage_is_unrecognised_not_a_crash(kiosk):
+    kiosk.events.put(decoded(bytes(range(256)) * 12))
+    [result] = results(kiosk.step())
+    assert result.credential.kind is Kind.UNKNOWN and result.checkin_id is None
+    assert result.decision.outcome is Outcome.CHECK
+
+
+def test_a_store_failure_never_gives_a_pass(kiosk):
+    def broken(entry):
+        raise StoreError("disk I/O error")
+
+    kiosk.store.record = broken
+    result = kiosk.process(CCCD)
+    assert result.decision.outcome is Outcome.CHECK
+    assert "not_recorded" in result.decision.reasons and result.checkin_id is None
+    assert not kiosk.lights()["green"]
+    health = kiosk.health()
+    assert not health.store_ok and "disk I/O" in health.store_message and health.fault
+
+
+def test_lights_return_to_idle_after_the_result_time(kiosk):
+    kiosk.process(CCCD)
+    assert kiosk.lights()["green"]
+    time.sleep(0.3)
+    kiosk.step()
+    assert not any(kiosk.lights().values())
+
+
+def test_override_is_a_new_record_naming_the_original(kiosk):
+    first = kiosk.process(VENUE.replace(b"https", b"http"))  # not a person: cannot override
+    with pytest.raises(KioskError, match="not among the last"):
+        kiosk.override("0190f0c2-0000-7000-8000-000000000000", Outcome.PASS, "seen")
+    original = kiosk.process(CCCD)
+    assert first.checkin_id is None
+    with pytest.raises(KioskError, match="needs a reason"):
+        kiosk.override(original.checkin_id, Outcome.PASS, "  ")
+    result = kiosk.override(original.checkin_id, Outcome.STOP, "ID does not match face")
+    assert result.source == "override" and result.decision.outcome is Outcome.STOP
+    rows = kiosk.recent(2)
+    assert rows[0]["override_of"] == original.checkin_id
+    assert kiosk.lights()["red"]
+
+
+def test_buttons_toggle_direction_and_confirm_a_check(kiosk):
+    kiosk.post_button("direction")
+    kiosk.step()
+    assert kiosk.direction == "out"
+    checked = kiosk.process(next(s for s in SAMPLES if s.name == "cccd_mismatch").payload)
+    assert checked.decision.outcome is Outcome.CHECK
+    kiosk.events.put(ButtonPress("confirm"))
+    [confirmed] = results(kiosk.step())
+    assert confirmed.decision.outcome is Outcome.PASS and confirmed.direction == "out"
+    assert kiosk.recent(1)[0]["override_of"] == checked.checkin_id
+    counts = kiosk.counts_today()
+    assert counts["out"] == 1 and counts["pass"] == 1 and counts["check"] == 0
+
+
+def test_camera_fault_blinks_amber(kiosk):
+    class DeadPipeline:
+        ok, message = False, "camera 'picamera2' stopped delivering frames"
+
+        def latest_frame(self):
+            return None
+
+    kiosk.pipeline = DeadPipeline()
+    [health] = kiosk.step()
+    assert health.fault and "stopped" in health.camera_message
+    assert kiosk.signals.pattern is Pattern.FAULT

@@ -1,0 +1,105 @@
+import time
+
+import pytest
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+from hardware.signals import LONG_BEEP, SHORT_BEEP, Buttons, Pattern, Signals
+from kiosk.errors import HardwareError
+
+PINS = {"red": 17, "amber": 27, "green": 22, "buzzer": 23, "gate": 24}
+
+
+@pytest.fixture
+def factory():
+    f = MockFactory(pin_class=MockPWMPin)
+    yield f
+    f.reset()
+
+
+@pytest.fixture
+def signals(factory):
+    with Signals(**PINS, gate_pulse_seconds=0.2, pin_factory=factory) as s:
+        yield s
+
+
+def levels(factory, name):
+    """The recorded levels of one pin, without its initial low state."""
+    return [s.state for s in factory.pin(PINS[name]).states][1:]
+
+
+def wait_idle(factory, name, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while factory.pin(PINS[name]).state and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_pass_is_green_one_short_beep_and_a_gate_pulse(signals, factory):
+    signals.show(Pattern.PASS)
+    assert signals.state()["green"] and not signals.state()["red"]
+    assert not signals.state()["amber"]
+    time.sleep(SHORT_BEEP + 0.4)
+    wait_idle(factory, "gate")
+    assert levels(factory, "buzzer") == [True, False]
+    assert levels(factory, "gate") == [True, False]
+    gate = factory.pin(PINS["gate"]).states
+    assert gate[-1].timestamp - gate[-2].timestamp >= 0.18  # the pulse lasted its configured time
+
+
+def test_check_is_amber_and_two_beeps(signals, factory):
+    signals.show(Pattern.CHECK)
+    time.sleep(4 * SHORT_BEEP + 0.3)
+    assert signals.state() == {"red": False, "amber": True, "green": False, "buzzer": False,
+                               "gate": False}
+    assert levels(factory, "buzzer") == [True, False, True, False]
+    assert levels(factory, "gate") == []
+
+
+def test_stop_is_red_and_one_long_beep(signals, factory):
+    signals.show(Pattern.STOP)
+    time.sleep(LONG_BEEP + 0.3)
+    assert signals.state()["red"] and not signals.state()["green"]
+    states = factory.pin(PINS["buzzer"]).states
+    assert [s.state for s in states][1:] == [True, False]
+    assert states[-1].timestamp - states[-2].timestamp >= LONG_BEEP - 0.05
+
+
+def test_fault_blinks_amber_and_idle_switches_everything_off(signals, factory):
+    signals.show(Pattern.PASS)
+    signals.show(Pattern.FAULT)
+    time.sleep(1.2)
+    amber = levels(factory, "amber")
+    assert amber[:3] == [True, False, True]
+    assert not signals.state()["green"]
+    signals.show(Pattern.IDLE)
+    time.sleep(0.1)
+    assert signals.state() == dict.fromkeys(("red", "amber", "green", "buzzer", "gate"), False)
+
+
+def test_no_buzzer_or_gate_fitted(factory):
+    with Signals(red=2, amber=3, green=4, pin_factory=factory) as s:
+        s.show(Pattern.PASS)
+        assert s.state()["green"] and not s.state()["gate"]
+
+
+def test_pin_conflict_is_a_clear_error(factory):
+    with pytest.raises(HardwareError, match="red=5 amber=5"):
+        Signals(red=5, amber=5, green=6, pin_factory=factory)
+
+
+def test_close_is_idempotent(factory):
+    s = Signals(red=2, amber=3, green=4, pin_factory=factory)
+    s.close()
+    s.close()
+    s.show(Pattern.PASS)  # after close: ignored, not a crash
+    assert s.state()["green"] is False
+
+
+def test_buttons_post_their_name(factory):
+    pressed = []
+    with Buttons({"confirm": 5, "direction": 6, "officer": None}, on_press=pressed.append,
+                 pin_factory=factory):
+        pin = factory.pin(6)
+        pin.drive_low()  # pull-up button: pressing connects to ground
+        time.sleep(0.1)
+        pin.drive_high()
+    assert pressed == ["direction"]

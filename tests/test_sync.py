@@ -1,0 +1,294 @@
+"""Sync against the real reference server on 127.0.0.1, directly and through faults."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import sqlite3
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+
+from offline_queue.central import db as central_db
+from offline_queue.central.server import CentralServer
+from offline_queue.clock import Clock
+from offline_queue.outbox import Outbox
+from offline_queue.records import CheckIn
+from offline_queue.store import Store
+from offline_queue.sync import (
+    SyncClient,
+    SyncStatus,
+    SyncWorker,
+    full_jitter,
+    parse_retry_after,
+    sync_once,
+)
+from tests.faultproxy import FAULTS, FaultProxy
+
+FAST = dict(backoff_base=0.02, backoff_cap=0.2, boot_jitter=0, link_jitter=0.01,
+            idle_interval=0.2, connect_timeout=2, read_timeout=5)
+
+
+@pytest.fixture
+def central(tmp_path):
+    with CentralServer(tmp_path / "central.db", admin_token="admin-secret") as server:
+        yield server
+
+
+@pytest.fixture
+def enrolled(central, tmp_path):
+    """A device enrolled through the real HTTP endpoint."""
+    with central_db.connect(tmp_path / "central.db") as cdb:
+        token = central_db.create_enrolment_token(cdb, checkpoint_id="LS-HUUNGHI",
+                                                  name="Cửa khẩu Hữu Nghị")
+    answer = requests.post(central.url + "/v1/devices/enrol",
+                           json={"enrolment_token": token}, timeout=5)
+    assert answer.status_code == 201
+    return answer.json()
+
+
+def entry(i: int = 0, **kw) -> CheckIn:
+    base = dict(direction="in", kind="cccd", person_key=f"0010850{i:05d}",
+                display={"name": f"N*** {i}"}, decision="pass", reasons=("ok",))
+    base.update(kw)
+    return CheckIn(**base)
+
+
+def kiosk_store(tmp_path, enrolled, clock: Clock | None = None) -> Store:
+    return Store(tmp_path / "kiosk.db", device_id=enrolled["device_id"],
+                 checkpoint_id=enrolled["checkpoint_id"], clock=clock)
+
+
+def server_ids(tmp_path) -> list[str]:
+    conn = sqlite3.connect(tmp_path / "central.db")
+    return [r[0] for r in conn.execute("SELECT id FROM checkins")]
+
+
+def kiosk_ids(tmp_path) -> list[str]:
+    conn = sqlite3.connect(tmp_path / "kiosk.db")
+    return [r[0] for r in conn.execute("SELECT id FROM checkins")]
+
+
+def wait_for(predicate, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_sync_once_delivers_in_batches_and_pulls_documents(central, enrolled, tmp_path):
+    with central_db.connect(tmp_path / "central.db") as cdb:
+        central_db.set_document(cdb, "policy", b'{"profile": "border"}',
+                                expires_at=datetime(2030, 1, 1, tzinfo=UTC))
+        central_db.set_document(cdb, "watchlist", b'{"version": 1, "entries": []}')
+    with kiosk_store(tmp_path, enrolled) as store:
+        ids = [store.record(entry(i)) for i in range(1203)]
+        result = sync_once(db_path=store.path, server_url=central.url,
+                           token=enrolled["device_token"], batch_size=250)
+        assert result.ok, result
+        assert (result.delivered, result.remaining) == (1203, 0)
+        assert sorted(result.documents_changed) == ["policy", "watchlist"]
+        assert store.stats()["sent"] == 1203
+        policy = store.document("policy")
+        assert policy.body == b'{"profile": "border"}'
+        assert policy.expires_at == datetime(2030, 1, 1, tzinfo=UTC)
+        assert policy.etag and store.document("trust_list") is None
+        first_fetch = policy.fetched_at
+        again = sync_once(db_path=store.path, server_url=central.url,
+                          token=enrolled["device_token"])
+        assert again.ok and again.delivered == 0 and again.documents_changed == []  # 304s
+        assert store.document("policy").fetched_at >= first_fetch
+    assert sorted(server_ids(tmp_path)) == sorted(ids)
+
+
+def test_worker_survives_every_fault_without_loss_or_double(central, enrolled, tmp_path):
+    # Every fault twice in a row, then a seeded random mix with mostly clean passes.
+    rng = random.Random(4)
+    script = itertools.chain(
+        [f for f in FAULTS if f != "pass" for _ in range(2)],
+        (rng.choice(["pass"] * 6 + list(FAULTS)) for _ in itertools.count()),
+    )
+    lock = threading.Lock()
+
+    def choose() -> str:
+        with lock:
+            return next(script)
+
+    host, port = central.host, central.port
+    statuses: list[SyncStatus] = []
+    with FaultProxy((host, port), choose, slow_s=0.3, retry_after=1) as proxy, \
+            kiosk_store(tmp_path, enrolled) as store:
+        with SyncWorker(db_path=store.path, server_url=proxy.url, token=enrolled["device_token"],
+                        batch_size=15, on_status=statuses.append, **FAST) as worker:
+            for i in range(300):
+                store.record(entry(i))
+                worker.poke()
+            assert wait_for(lambda: (s := worker.status()).backlog == 0 and s.online,
+                            timeout=40), worker.status()
+            status = worker.status()
+        seen = {fault for _, fault in proxy.log}
+    assert seen >= set(FAULTS) - {"pass"}, seen
+    assert status.dead_letter == 0 and status.online
+    assert any(not s.online for s in statuses)  # the faults were visible as offline
+    ids = server_ids(tmp_path)
+    assert len(ids) == len(set(ids)) == 300
+    assert set(ids) == set(kiosk_ids(tmp_path))
+
+
+def test_retry_after_is_honoured(central, enrolled, tmp_path):
+    faults = iter(["429"])
+    with FaultProxy((central.host, central.port), lambda: next(faults, "pass"),
+                    retry_after=1) as proxy, kiosk_store(tmp_path, enrolled) as store:
+        store.record(entry())
+        with SyncWorker(db_path=store.path, server_url=proxy.url,
+                        token=enrolled["device_token"], **FAST) as worker:
+            assert wait_for(lambda: worker.status().backlog == 0)
+        (t429, first), (t_next, _) = proxy.log[0], proxy.log[1]
+    assert first == "429"
+    assert t_next - t429 >= 0.95  # backoff alone would have retried within 0.2 s
+
+
+def test_answer_lost_after_server_acted_is_a_duplicate_not_a_double(central, enrolled, tmp_path):
+    faults = iter(["reset_after", "truncate"])
+    with FaultProxy((central.host, central.port), lambda: next(faults, "pass")) as proxy, \
+            kiosk_store(tmp_path, enrolled) as store:
+        ids = [store.record(entry(i)) for i in range(10)]
+        first = sync_once(db_path=store.path, server_url=proxy.url, token=enrolled["device_token"])
+        assert not first.ok and first.remaining == 10  # the answer was lost
+        assert sorted(server_ids(tmp_path)) == sorted(ids)  # but the server has them
+        second = sync_once(db_path=store.path, server_url=proxy.url,
+                           token=enrolled["device_token"])
+        assert not second.ok  # truncated answer
+        third = sync_once(db_path=store.path, server_url=proxy.url,
+                          token=enrolled["device_token"])
+        assert third.ok and third.remaining == 0
+    assert sorted(server_ids(tmp_path)) == sorted(ids)
+
+
+def test_same_id_with_other_content_is_a_conflict_kept_for_a_technician(
+    central, enrolled, tmp_path
+):
+    with kiosk_store(tmp_path, enrolled) as store:
+        checkin_id = store.record(entry(1))
+        assert sync_once(db_path=store.path, server_url=central.url,
+                         token=enrolled["device_token"]).ok
+        # Simulate a second kiosk database that reused the id (restored backup).
+        with sqlite3.connect(store.path) as conn:
+            conn.execute("UPDATE checkins SET state = 'pending', decision = 'stop' WHERE id = ?",
+                         [checkin_id])
+        result = sync_once(db_path=store.path, server_url=central.url,
+                           token=enrolled["device_token"])
+        assert not result.ok and result.dead_letter == 1
+        assert store.stats()["conflict"] == 1
+    conn = sqlite3.connect(tmp_path / "central.db")
+    assert conn.execute("SELECT count(*) FROM conflicts WHERE id = ?", [checkin_id]).fetchone() \
+        == (1,)
+    assert conn.execute("SELECT body FROM checkins").fetchone()[0].count('"pass"') == 1
+
+
+def test_validation_error_goes_to_dead_letter_and_the_rest_is_delivered(
+    central, enrolled, tmp_path
+):
+    with kiosk_store(tmp_path, enrolled) as store:
+        good = [store.record(entry(i)) for i in range(5)]
+        bad = store.record(entry(99))
+        with sqlite3.connect(store.path) as conn:  # a row an older release wrote wrongly
+            conn.execute("UPDATE checkins SET kind = 'martian' WHERE id = ?", [bad])
+        result = sync_once(db_path=store.path, server_url=central.url,
+                           token=enrolled["device_token"])
+        assert not result.ok and "dead letter" in result.error
+        assert result.remaining == 0 and result.dead_letter == 1
+        row = sqlite3.connect(store.path).execute(
+            "SELECT state, last_error FROM checkins WHERE id = ?", [bad]).fetchone()
+    assert row[0] == "rejected" and "martian" in row[1]
+    assert sorted(server_ids(tmp_path)) == sorted(good)
+
+
+def test_401_stops_sync_but_recording_continues(central, enrolled, tmp_path):
+    with central_db.connect(tmp_path / "central.db") as cdb:
+        central_db.revoke_device(cdb, enrolled["device_id"])
+    with kiosk_store(tmp_path, enrolled) as store:
+        store.record(entry(1))
+        with SyncWorker(db_path=store.path, server_url=central.url,
+                        token=enrolled["device_token"], **FAST) as worker:
+            assert wait_for(lambda: worker.status().reprovision_needed, timeout=10)
+            store.record(entry(2))  # the kiosk keeps working
+            status = worker.status()
+        assert status.backlog == 2 and "re-provision" in status.last_error
+        assert store.stats()["reprovision_needed"] is True
+
+
+def test_unsynced_times_are_corrected_in_the_same_boot_only(central, enrolled, tmp_path):
+    wall = [datetime(2021, 1, 1, tzinfo=UTC)]  # stale clock after a power cut
+    mono = [10**12]
+    synced = [False]
+    clock = Clock(wall=lambda: wall[0], monotonic_ns=lambda: mono[0],
+                  synced=lambda: synced[0], boot_id="boot-now")
+    with kiosk_store(tmp_path, enrolled, clock) as store:
+        this_boot = store.record(entry(1))
+        earlier_boot = store.record(entry(2))
+        with sqlite3.connect(store.path) as conn:
+            conn.execute("UPDATE checkins SET boot_id = 'boot-before' WHERE id = ?",
+                         [earlier_boot])
+        # NTP answers 90 s (monotonic) later: the true time is 2021-09-20 03:00.
+        mono[0] += 90 * 10**9
+        wall[0], synced[0] = datetime(2021, 9, 20, 3, 0, tzinfo=UTC), True
+        assert sync_once(db_path=store.path, server_url=central.url,
+                         token=enrolled["device_token"], clock=clock).ok
+    conn = sqlite3.connect(tmp_path / "central.db")
+    rows = dict(conn.execute("SELECT id, corrected_at FROM checkins"))
+    assert rows[this_boot] == "2021-09-20T02:58:30.000000Z"
+    assert rows[earlier_boot] is None
+
+
+def test_close_is_prompt_even_while_waiting(central, enrolled, tmp_path):
+    with kiosk_store(tmp_path, enrolled):
+        worker = SyncWorker(db_path=tmp_path / "kiosk.db", server_url=central.url,
+                            token=enrolled["device_token"], boot_jitter=600)
+        worker.start()
+        beat = worker.heartbeat
+        started = time.monotonic()
+        worker.close()
+        worker.close()
+    assert time.monotonic() - started < 1.0
+    assert worker.heartbeat >= beat
+
+
+def test_backoff_and_retry_after_parsing():
+    rng = random.Random(1)
+    delays = [full_jitter(n, base=2, cap=300, rng=rng) for n in range(1, 40)]
+    assert all(0 <= d <= 300 for d in delays)
+    assert max(delays[:2]) <= 8 and max(delays[10:]) > 100
+    assert parse_retry_after("7") == 7.0
+    now = datetime(2021, 9, 20, 3, 0, tzinfo=UTC)
+    assert parse_retry_after("Mon, 20 Sep 2021 03:00:30 GMT", now) == 30.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(str(10**9)) == 3600.0
+
+
+def test_tls_verification_cannot_be_turned_off(tmp_path):
+    client = SyncClient("https://central.example", "t")
+    assert client.session.verify is True
+    with pytest.raises(ValueError, match="not a file"):
+        SyncClient("https://central.example", "t", ca_bundle=str(tmp_path / "missing.pem"))
+    with pytest.raises(ValueError, match="server_url"):
+        SyncClient("central.example", "t")
+
+
+def test_outbox_claims_in_creation_order_even_when_the_clock_steps_back(tmp_path):
+    wall = [datetime(2021, 9, 20, 3, 0, tzinfo=UTC)]
+    clock = Clock(wall=lambda: wall[0], synced=lambda: True, boot_id="b")
+    with Store(tmp_path / "k.db", device_id="d", checkpoint_id="c", clock=clock) as store:
+        first = store.record(entry(1))
+        wall[0] -= timedelta(days=1)
+        second = store.record(entry(2))
+    with Outbox(tmp_path / "k.db") as outbox:
+        assert [i["id"] for i in outbox.claim(10)] == [first, second]
+        assert outbox.counts()["in_flight"] == 2
+    assert uuid.UUID(second).version == 7
