@@ -71,7 +71,7 @@ class KioskApp:
         self.tz = tz  # None: the system's local time zone (Asia/Ho_Chi_Minh on the appliance)
         self.t = Translator(config.language)
         self.fonts = Fonts()
-        self.layout = Layout.for_size(*size)
+        self.layout = Layout.for_size(*size, lights=config.show_lights)
         self.health: Any = None
         self.counts: dict[str, int] = {}
         self.last_result: Any = None

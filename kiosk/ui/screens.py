@@ -194,7 +194,7 @@ def draw_lights(app: Any, surface: pygame.Surface, rect: pygame.Rect) -> None:
 
 
 def lights_width(app: Any) -> int:
-    r = app.layout.status.height // 2 - 2
+    r = (app.layout.status.height - max(4, app.layout.status.height // 5)) // 2 - 2
     return 3 * (2 * r + 4) + 2 * (int(r * 3.2) + 4) + 4
 
 
@@ -207,25 +207,52 @@ def draw_status(app: Any, surface: pygame.Surface) -> None:
     pygame.draw.line(surface, (70, 80, 100), strip.topleft, strip.topright)
     area = strip.inflate(-lay.pad, -max(4, strip.height // 5))
     if app.config.show_lights:
-        lw = lights_width(app)
-        draw_lights(app, surface, pygame.Rect(area.left, area.top, lw, area.height))
-        area = pygame.Rect(area.left + lw + lay.pad, area.top, area.width - lw - lay.pad,
-                           area.height)
+        if lay.portrait:
+            lights, area = lay.rows(area, [1.0, 2.0], gap=2)
+        else:
+            lights = pygame.Rect(area.left, area.top, lights_width(app), area.height)
+            area = pygame.Rect(lights.right + lay.pad, area.top,
+                               area.width - lights.width - lay.pad, area.height)
+        draw_lights(app, surface, lights)
     items = status_items(app)
     clock_text = local_time(app, app.now())
     direction = t(DIRECTIONS.get(app.loop.direction, app.loop.direction))
     items.append((f"{direction}  {clock_text}", FG))
-    cols = lay.columns(area, [1.0] * len(items), gap=max(4, lay.pad // 2))
+    if lay.portrait:
+        half = (len(items) + 1) // 2
+        top, bottom = lay.rows(area, [1.0, 1.0], gap=2)
+        size = min(_status_size(app, items[:half], top), _status_size(app, items[half:], bottom))
+        _status_row(app, surface, items[:half], top, size)
+        _status_row(app, surface, items[half:], bottom, size)
+    else:
+        _status_row(app, surface, items, area, _status_size(app, items, area))
+
+
+def _status_size(app: Any, items: list, area: pygame.Rect) -> int:
+    """One text size for a strip row: as large as fits, so it reads as a line of equals."""
+    dot = max(3, area.height // 5)
+    gap = max(6, app.layout.pad)
+    room = area.width - gap * (len(items) - 1) - dot * 3 * len(items)
     size = int(area.height * 0.62)
-    # One size for the whole strip so it reads as a line of equal items.
-    size = min(app.fonts.fit_size(text, size, col.width - area.height // 2, False, 8)
-               for (text, _c), col in zip(items, cols, strict=True))
-    for (text, colour), col in zip(items, cols, strict=True):
-        dot = area.height // 5
+    while size > 8 and sum(app.fonts.font(size).size(text)[0] for text, _c in items) > room:
+        size -= 1
+    return size
+
+
+def _status_row(app: Any, surface: pygame.Surface, items: list, area: pygame.Rect,
+                size: int) -> None:
+    dot = max(3, area.height // 5)
+    gap = max(6, app.layout.pad)
+    widths = [app.fonts.font(size).size(text)[0] + dot * 3 for text, _c in items]
+    spare = max(0, area.width - gap * (len(items) - 1) - sum(widths)) // max(1, len(items))
+    x = area.left
+    for (text, colour), w in zip(items, widths, strict=True):
+        col = pygame.Rect(x, area.top, w + spare, area.height)
         pygame.draw.circle(surface, colour, (col.left + dot, col.centery), dot)
         blit_text(app.fonts, surface, text, size, colour,
                   pygame.Rect(col.left + dot * 3, col.top, col.width - dot * 3, col.height),
                   align="left", min_size=8)
+        x = col.right + gap
 
 
 def status_items(app: Any) -> list[tuple[str, tuple[int, int, int]]]:
@@ -267,7 +294,9 @@ def title_bar(app: Any, surface: pygame.Surface, text: str) -> pygame.Rect:
 def draw_buttons(app: Any, surface: pygame.Surface, buttons: list[Button]) -> None:
     size = int(app.layout.unit * 1.0)
     for b in buttons:
-        b.draw(surface, app.fonts, size)
+        # Single digits and short words can be big: easier to hit and to read.
+        big = len(b.label) <= 3
+        b.draw(surface, app.fonts, int(min(size * 1.8, b.rect.height * 0.5)) if big else size)
 
 
 # --- screens --------------------------------------------------------------------------------
@@ -534,6 +563,10 @@ class _KeypadScreen(Screen):
     def shown_value(self, app: Any) -> str:
         return self.entry.value
 
+    def placeholder(self) -> str:
+        """The widest value, which sets the field's text size."""
+        return "0" * self.max_len
+
     def submit(self, app: Any) -> None:
         pass
 
@@ -582,8 +615,10 @@ class _KeypadScreen(Screen):
         title_bar(app, surface, self.title(app))
         field, message, _keypad, _cancel = self.areas(app)
         pygame.draw.rect(surface, (255, 255, 255), field, border_radius=lay.pad)
-        blit_text(app.fonts, surface, self.shown_value(app) or " ", int(field.height * 0.6),
-                  (10, 10, 10), field.inflate(-lay.pad * 2, 0), bold=True)
+        inner = field.inflate(-lay.pad * 2, 0)
+        size = app.fonts.fit_size(self.placeholder(), int(field.height * 0.6), inner.width, True)
+        blit_text(app.fonts, surface, self.shown_value(app) or " ", size, (10, 10, 10), inner,
+                  bold=True)
         if self.message:
             blit_text(app.fonts, surface, self.message, int(lay.unit * 1.1), WARN, message,
                       wrap=True)
@@ -598,7 +633,7 @@ class Pin(_KeypadScreen):
         return app.t("Officer PIN")
 
     def shown_value(self, app: Any) -> str:
-        return "●" * len(self.entry.value)
+        return "•" * len(self.entry.value)
 
     def update(self, app: Any) -> None:
         from kiosk.ui.app import PIN_TIMEOUT_S
@@ -629,6 +664,9 @@ class Manual(_KeypadScreen):
     def shown_value(self, app: Any) -> str:
         v = self.entry.value
         return " ".join(v[i:i + 3] for i in range(0, len(v), 3))
+
+    def placeholder(self) -> str:
+        return "000 000 000 000"
 
     def cancel(self, app: Any) -> None:
         app.go("officer")
@@ -776,8 +814,10 @@ class Officer(Screen):
                                [0.8, 0.9, 3.6, 1.8], gap=lay.pad // 2)
             texts = [local_time(app, when), t(DIRECTIONS.get(direction, direction)), who,
                      t(WORDS[outcome]) if outcome else ""]
+            row_size = min(app.fonts.fit_size(text, size, col.width, False, 8)
+                           for text, col in zip(texts, cols, strict=True))
             for text, col in zip(texts, cols, strict=True):
-                blit_text(app.fonts, surface, text, size, FG, col, align="left", min_size=8)
+                blit_text(app.fonts, surface, text, row_size, FG, col, align="left", min_size=8)
 
 
 def recent_fields(item: dict) -> tuple[Any, str, str, Outcome | None]:
