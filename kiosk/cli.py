@@ -17,7 +17,9 @@ from kiosk.errors import KioskError
 
 # (module, attribute) of each top-level command, imported lazily so that
 # ``checkpoint-kiosk --help`` does not pay for pygame, numpy or the decoders.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "decode": ("kiosk.cmd_decode", "decode"),
+}
 
 
 class LazyGroup(click.Group):
