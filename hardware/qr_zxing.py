@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from hardware.qr import QR_CODE, Code, check_frame, code_text, unique
-from kiosk.errors import DecoderError
+from kiosk.errors import ConfigError, DecoderError
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +199,6 @@ DEFAULT_FRAME_PASSES: tuple[str, ...] = ("fixed", "smooth")
 def _check_passes(what: str, passes: Sequence[str]) -> tuple[str, ...]:
     unknown = [p for p in passes if p not in PREPARE]
     if unknown:
-        from kiosk.errors import ConfigError
-
         raise ConfigError(f"unknown decoder {what} {unknown!r}; choose from {', '.join(PREPARE)}")
     return tuple(passes)
 
@@ -223,8 +221,6 @@ class MultiPassDecoder(ZxingDecoder):
         self.region_passes = _check_passes("region_passes", region_passes)
         self.frame_passes = _check_passes("frame_passes", frame_passes)
         if not 0 <= region_margin <= 2:
-            from kiosk.errors import ConfigError
-
             raise ConfigError(f"region_margin must be between 0 and 2, got {region_margin!r}")
         self.region_margin = region_margin
         super().__init__(**options)
