@@ -53,6 +53,8 @@ setup(
         "systemd": ["systemd-python>=234"],
         "test": [
             "hypothesis>=6",
+            # bench/framegen.py draws the benchmark's frames; a short run is in the suite.
+            "opencv-python-headless>=4.6",
             "pytest>=7",
             "pytest-timeout>=2",
             "psutil>=5",

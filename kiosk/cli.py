@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("kiosk.cmd_queue", "export"),
     "queue": ("kiosk.cmd_queue", "queue"),
     "sync": ("kiosk.cmd_queue", "sync"),
+    "decode": ("kiosk.cmd_decode", "decode"),
 }
 
 
