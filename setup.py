@@ -32,6 +32,7 @@ setup(
     },
     install_requires=[
         "click>=8.1",
+        "flask>=3.0",
         "gpiozero>=2.0",
         "numpy>=1.24",
         "pillow>=9.4",
@@ -40,6 +41,7 @@ setup(
         "pyzbar>=0.1.9",
         "requests>=2.28",
         "sqlite-utils>=4.0",
+        "waitress>=3.0",
         "zxing-cpp>=2.2",
     ],
     extras_require={
