@@ -114,7 +114,12 @@ def drain(tmp: Path, rows: int, batch_size: int) -> dict:
 
 
 def main() -> None:
-    sys.path.insert(0, str(REPO))
+    # Run as a script, this file's folder is sys.path[0] and its name would shadow the
+    # standard library's ``queue`` (which urllib3 imports): put the repository there.
+    if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+        sys.path[0] = str(REPO)
+    else:
+        sys.path.insert(0, str(REPO))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--commits", type=int, default=500)
