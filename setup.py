@@ -35,6 +35,7 @@ setup(
         "cbor2>=5.4",
         "click>=8.1",
         "cryptography>=42",
+        "flask>=3.0",
         "gpiozero>=2.0",
         "numpy>=1.24",
         "pillow>=9.4",
@@ -44,6 +45,7 @@ setup(
         "requests>=2.28",
         "segno>=1.5",
         "sqlite-utils>=4.0",
+        "waitress>=3.0",
         "zxing-cpp>=2.2",
     ],
     extras_require={
