@@ -61,6 +61,8 @@ setup(
             "pytest-timeout>=2",
             "psutil>=5",
             "ruff>=0.5",
+            # tests/test_packaging.py builds the wheel offline (no build isolation).
+            "wheel>=0.40",
         ],
     },
     entry_points={"console_scripts": ["checkpoint-kiosk = kiosk.cli:main"]},
