@@ -327,6 +327,9 @@ class Splash(Screen):
 class Scanning(Screen):
     name = "scanning"
 
+    def enter(self, app: Any, **_kw: Any) -> None:
+        app.touch()  # idle time counts from the moment the screen is ready for the next person
+
     def update(self, app: Any) -> None:
         if app.faults():
             app.go("fault")
