@@ -15,13 +15,13 @@ from datetime import timedelta, timezone
 import pygame
 import pytest
 from gpiozero.pins.mock import MockFactory
+from test_ui_loop import kit  # noqa: F401 - the fixture
 
 from hardware.signals import Buttons, Pattern
 from kiosk.errors import ConfigError
 from kiosk.model import Outcome
 from kiosk.ui import UiConfig, hash_pin, pin_matches, run_ui
 from kiosk.ui.app import LONG_PRESS_S, PIN_ATTEMPTS, PIN_LOCKOUT_S, KioskApp, _main_loop
-from test_ui_loop import kit  # noqa: F401 - the fixture
 
 PIN = "2468"
 
