@@ -8,6 +8,7 @@ a real quarantine watchlist, the lights on gpiozero's MockFactory, and camera fr
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from kiosk.policy import Checker, Policy
 from kiosk.samples import SAMPLES, frame
 from kiosk.scanloop import ScanLoop
 from kiosk.watchlist import Watchlist
+from offline_queue.clock import Clock
 from offline_queue.store import Store
 
 SAMPLE = {s.name: s for s in SAMPLES}
@@ -106,8 +108,9 @@ class Kit:
             return [dict(r) for r in db.execute("SELECT * FROM checkins ORDER BY seq")]
 
 
-@pytest.fixture
-def kit(tmp_path):
+@contextlib.contextmanager
+def build_kit(tmp_path, *, wall=None, tz=None):
+    """The loop and its parts; ``wall`` fixes the store's clock (screenshots need fixed times)."""
     factory = MockFactory(pin_class=MockPWMPin)
     now = datetime.now(UTC)
     probe = Watchlist(salt=b"ui-tests", entries={}, issued_at=now, expires_at=now)
@@ -117,19 +120,29 @@ def kit(tmp_path):
     checker = Checker(policy=Policy.load("hospital"), watchlist=watchlist)
     db_path = tmp_path / "checkins.db"
     decoder = open_decoder("auto")
-    with Store(db_path, device_id="dev-ui", checkpoint_id="cp-ui") as store, \
-            Signals(red=17, amber=27, green=22, buzzer=23, gate=24,
-                    pin_factory=factory) as signals:
-        loop = ScanLoop(store=store, checker=checker, recognise=recognise, signals=signals,
-                        dedupe_seconds=0.5, result_seconds=4.0,
-                        accepted_kinds=checker.policy.accepted_kinds, manual_entry=manual_cccd,
-                        is_clock_synced=lambda: True,
-                        trust_list_age=lambda: timedelta(hours=5))
-        feed = FrameFeed(loop.events, decoder)
-        loop.pipeline = feed
-        yield Kit(loop, feed, store, signals, db_path)
-    decoder.close()
-    factory.reset()
+    clock = Clock(wall=wall, synced=lambda: True, boot_id="ui-tests")
+    try:
+        with Store(db_path, device_id="dev-ui", checkpoint_id="cp-ui", clock=clock,
+                   tz=tz) as store, \
+                Signals(red=17, amber=27, green=22, buzzer=23, gate=24,
+                        pin_factory=factory) as signals:
+            loop = ScanLoop(store=store, checker=checker, recognise=recognise, signals=signals,
+                            dedupe_seconds=0.5, result_seconds=4.0,
+                            accepted_kinds=checker.policy.accepted_kinds,
+                            manual_entry=manual_cccd, is_clock_synced=lambda: True,
+                            trust_list_age=lambda: timedelta(hours=5))
+            feed = FrameFeed(loop.events, decoder)
+            loop.pipeline = feed
+            yield Kit(loop, feed, store, signals, db_path)
+    finally:
+        decoder.close()
+        factory.reset()
+
+
+@pytest.fixture
+def kit(tmp_path):
+    with build_kit(tmp_path) as k:
+        yield k
 
 
 def results(items):
