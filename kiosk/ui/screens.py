@@ -476,7 +476,7 @@ class Result(Screen):
                   bold=True, wrap=True, min_size=14)
         self.draw_details(app, surface, lay.details.inflate(-lay.pad * 2, -lay.pad))
         # Time left before the next screen.
-        left = max(0.0, self.until - app.clock()) / app.config.result_seconds
+        left = min(1.0, max(0.0, self.until - app.clock()) / app.config.result_seconds)
         bar = pygame.Rect(lay.body.left, lay.body.bottom - max(6, lay.unit // 2),
                           int(lay.body.width * left), max(6, lay.unit // 2))
         pygame.draw.rect(surface, FG, bar)
