@@ -1,272 +1,180 @@
-"""A small ScanLoop for the screen tests, built from real parts, and its own checks.
+"""The real scan loop as the screen tests use it, and checks that it is wired as the app wires it.
 
-It follows the contract of ``kiosk.scanloop`` (see ``kiosk/ui/contract.py``): frames are
-real camera-sized images with real QR codes (segno), decoded by zxing-cpp, recorded in a
-real SQLite file, with the lights on gpiozero's MockFactory.  The policy is deliberately
-tiny; the real one is the lead's.  Replace with ``kiosk.scanloop.ScanLoop`` once merged.
+``kiosk.scanloop.ScanLoop`` with a real SQLite store, the real parsers and policy checker,
+a real quarantine watchlist, the lights on gpiozero's MockFactory, and camera frames from
+``kiosk.samples`` decoded by the real QR decoder.  Only the camera thread is replaced by
+``FrameFeed`` (the test shows a frame; the decoder runs at once), so tests are deterministic.
 """
 
 from __future__ import annotations
 
-import io
+import contextlib
 import sqlite3
-import uuid
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
-import segno
-import zxingcpp
-from gpiozero import Buzzer, OutputDevice, TrafficLights
-from gpiozero.pins.mock import MockFactory
-from PIL import Image
+from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from kiosk.model import Credential, Decision, Kind, Outcome
+from hardware.camera import Frame
+from hardware.qr import open_decoder
+from hardware.signals import Signals
+from kiosk.capture import Decoded
+from kiosk.credentials import cccd, recognise
+from kiosk.credentials.masking import mask_id
+from kiosk.model import Credential, Kind, Outcome
+from kiosk.policy import Checker, Policy
+from kiosk.samples import SAMPLES, frame
+from kiosk.scanloop import ScanLoop
+from kiosk.watchlist import Watchlist
+from offline_queue.clock import Clock
+from offline_queue.store import Store
 
-CCCD_OK = "001085012345|012345678|Trần Thị Bích Ngọc|14071985|Nữ|Số 8 Ngõ 12, Láng Hạ|10052021"
-# Digits 5–6 say 1985 but the birth date says 1990: a forged or corrupted code.
-CCCD_MISMATCH = "079185012345||Lê Văn Hạnh|02031990|Nam|Quận 1, TP Hồ Chí Minh|01012022"
-VENUE = "https://tokhaiyte.vn/?venue=12345"
-PC_COVID_NFD = "******012345|NGUYEN VAN BINH|1990-**-**|0|162979388586171234|1<GD479"
-
-
-@dataclass(frozen=True)
-class ScanResult:
-    at: datetime
-    credential: Credential
-    decision: Decision
-    checkin_id: str | None
-    direction: str
-    source: str
+SAMPLE = {s.name: s for s in SAMPLES}
+WATCHLISTED_KEY = "079090001234"
 
 
-@dataclass(frozen=True)
-class Health:
-    camera_ok: bool = True
-    camera_message: str | None = None
-    store_ok: bool = True
-    store_message: str | None = None
-    disk_low: bool = False
-    online: bool | None = True
-    backlog: int = 0
-    last_sync: datetime | None = None
-    reprovision_needed: bool = False
-    clock_synced: bool = True
-    trust_list_age: timedelta | None = timedelta(days=1)
+class FrameFeed:
+    """Stands where ``CapturePipeline`` stands: the newest frame, decoded by the real decoder."""
+
+    def __init__(self, events, decoder) -> None:
+        self.events = events
+        self.decoder = decoder
+        self.ok = True
+        self.message: str | None = None
+        self._latest: Frame | None = None
+        self._index = 0
+
+    def show(self, image: np.ndarray) -> int:
+        """The camera sees ``image``: keep it for the preview, post every code found."""
+        now = time.monotonic_ns()
+        self._index += 1
+        self._latest = Frame(image, now, self._index)
+        codes = self.decoder.decode(image)
+        for code in codes:
+            self.events.put(Decoded(code.raw, code.text, code.position, now,
+                                    time.monotonic_ns()))
+        return len(codes)
+
+    def latest_frame(self) -> Frame | None:
+        return self._latest
 
 
-def qr_frame(text: str, size: tuple[int, int] = (640, 480), seed: int = 7) -> np.ndarray:
-    """A grey camera-like frame (noisy background) with ``text`` as a QR code in the middle."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    frame = (rng.normal(110, 18, (h, w)) + np.linspace(0, 40, w)[None, :]).clip(0, 255)
-    frame = frame.astype(np.uint8)
-    buf = io.BytesIO()
-    segno.make(text, error="m").save(buf, kind="png", scale=4, border=3)
-    buf.seek(0)
-    code = np.array(Image.open(buf).convert("L"))
-    ch, cw = code.shape
-    y, x = (h - ch) // 2, (w - cw) // 2
-    frame[y:y + ch, x:x + cw] = code
-    return frame
+def manual_cccd(number: str) -> Credential:
+    """What an officer's typed number becomes: a CCCD credential checked like a scanned one.
+
+    ``kiosk.credentials`` has no number-only parser yet (the app looks for
+    ``from_cccd_number``); this one uses the same number rules as the card parser.
+    """
+    if not cccd.NUMBER.fullmatch(number):
+        return Credential(Kind.UNKNOWN, problems=("cccd_number_invalid",))
+    parsed = cccd.parse([number, "", "", "", "", "", ""])
+    problems = tuple(p for p in parsed.problems if p.startswith("cccd_number")
+                     or p.startswith("cccd_province"))
+    return Credential(Kind.CCCD, number, {"id": mask_id(number)}, {"number": number},
+                      parsed.checks, problems)
 
 
-def mask_name(name: str) -> str:
-    """``Nguyễn Văn An`` → ``Nguyễn Văn A**`` (payloads.md §6 style)."""
-    parts = name.split()
-    if not parts:
-        return ""
-    last = parts[-1]
-    return " ".join(parts[:-1] + [last[0] + "*" * (len(last) - 1)])
+@dataclass
+class Kit:
+    loop: ScanLoop
+    feed: FrameFeed
+    store: Store
+    signals: Signals
+    db_path: object
+
+    def scan(self, name: str, seed: int = 1) -> int:
+        """Hold up sample ``name`` (kiosk.samples) in front of the camera."""
+        import random
+
+        return self.feed.show(frame(SAMPLE[name], random.Random(seed)))
+
+    def empty(self, seed: int = 1) -> None:
+        import random
+
+        self.feed.show(frame(None, random.Random(seed)))
+
+    def row(self, checkin_id: str) -> dict:
+        with sqlite3.connect(self.db_path) as db:
+            db.row_factory = sqlite3.Row
+            r = db.execute("SELECT * FROM checkins WHERE id = ?", (checkin_id,)).fetchone()
+        return dict(r) if r is not None else {}
+
+    def rows(self) -> list[dict]:
+        with sqlite3.connect(self.db_path) as db:
+            db.row_factory = sqlite3.Row
+            return [dict(r) for r in db.execute("SELECT * FROM checkins ORDER BY seq")]
 
 
-def parse(text: str) -> Credential:
-    fields = text.strip("\ufeff\r\n").split("|")
-    if len(fields) >= 6 and fields[0].isdigit() and len(fields[0]) == 12:
-        number, name, birth = fields[0], fields[2], fields[3]
-        year = birth[-4:]
-        problems = () if number[4:6] == year[2:] else ("cccd_birth_year_mismatch",)
-        return Credential(Kind.CCCD, number,
-                          {"name": mask_name(name), "id": number[:3] + "*" * 6 + number[-3:],
-                           "birth_year": year},
-                          {"number": number}, {}, problems)
-    if len(fields) == 6 and fields[4].isdigit():
-        return Credential(Kind.PC_COVID, fields[4],
-                          {"name": mask_name(fields[1]), "id": fields[0],
-                           "birth_year": fields[2][:4]})
-    if text.startswith("http"):
-        return Credential(Kind.VENUE)
-    return Credential(Kind.UNKNOWN)
-
-
-def decide(cred: Credential) -> Decision:
-    if not cred.kind.is_person:
-        return Decision(Outcome.STOP, ("not_a_personal_code",))
-    if cred.problems:
-        return Decision(Outcome.STOP, cred.problems)
-    if cred.kind is Kind.PC_COVID:
-        return Decision(Outcome.CHECK, ("no_vaccination_status",))
-    return Decision(Outcome.PASS, ())
-
-
-class RealishLoop:
-    """The ScanLoop contract over a frame source, zxing-cpp, SQLite and mock GPIO pins."""
-
-    accepted_kinds = ("cccd", "pc_covid", "eu_dcc", "bhyt")
-
-    def __init__(self, db_path: Path, *, now=lambda: datetime.now(UTC)) -> None:
-        self.now = now
-        self.db = sqlite3.connect(db_path)
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS checkins (id TEXT PRIMARY KEY, at TEXT, direction TEXT,"
-            " kind TEXT, name TEXT, ident TEXT, outcome TEXT, reasons TEXT, source TEXT)")
-        self.factory = MockFactory()
-        self.traffic = TrafficLights(2, 3, 4, pin_factory=self.factory)
-        self.buzzer = Buzzer(17, pin_factory=self.factory)
-        self.gate = OutputDevice(27, pin_factory=self.factory)
-        self._direction = "in"
-        self._frame: np.ndarray | None = None
-        self._fresh = False
-        self._last_text: str | None = None
-        self.health_state = Health()
-        self.step_error: Exception | None = None
-        self.steps = 0
-        self.pending: list = []  # results or Health reports the next step() returns
-
-    # camera side (what the test does)
-    def show(self, frame: np.ndarray | None) -> None:
-        self._frame, self._fresh = frame, True
-
-    # the contract
-    @property
-    def direction(self) -> str:
-        return self._direction
-
-    def set_direction(self, direction: str) -> None:
-        if direction not in ("in", "out"):
-            raise ValueError(f"direction must be 'in' or 'out'; got {direction!r}")
-        self._direction = direction
-
-    def latest_frame(self) -> np.ndarray | None:
-        return self._frame
-
-    def step(self) -> list:
-        self.steps += 1
-        if self.step_error is not None:
-            raise self.step_error
-        out = list(self.pending)
-        self.pending.clear()
-        if self._fresh and self._frame is not None:
-            self._fresh = False
-            found = zxingcpp.read_barcodes(self._frame)
-            for code in found:
-                if code.text == self._last_text:
-                    continue  # the same code held in front of the camera is one check-in
-                self._last_text = code.text
-                out.append(self._process(parse(code.text), "scan"))
-        return out
-
-    def _process(self, cred: Credential, source: str) -> ScanResult:
-        decision = decide(cred)
-        checkin_id = None
-        if cred.kind.is_person:
-            checkin_id = uuid.uuid4().hex
-            with self.db:
-                self.db.execute(
-                    "INSERT INTO checkins VALUES (?,?,?,?,?,?,?,?,?)",
-                    (checkin_id, self.now().isoformat(), self._direction, cred.kind.value,
-                     cred.display.get("name", ""), cred.display.get("id", ""),
-                     decision.outcome.value, ",".join(decision.reasons), source))
-        self._signal(decision.outcome)
-        return ScanResult(self.now(), cred, decision, checkin_id, self._direction, source)
-
-    def _signal(self, outcome: Outcome) -> None:
-        self.traffic.off()
-        {Outcome.PASS: self.traffic.green, Outcome.CHECK: self.traffic.amber,
-         Outcome.STOP: self.traffic.red}[outcome].on()
-        self.gate.value = outcome is Outcome.PASS
-
-    def manual_entry(self, number: str) -> ScanResult:
-        if not (number.isdigit() and len(number) == 12):
-            raise ValueError(f"a CCCD number has 12 digits; got {len(number)} characters")
-        cred = Credential(Kind.CCCD, number, {"id": number[:3] + "*" * 6 + number[-3:]},
-                          {"number": number})
-        return self._process(cred, "manual")
-
-    def override(self, checkin_id: str, outcome: Outcome, reason: str) -> ScanResult:
-        row = self.db.execute("SELECT kind, name, ident, direction FROM checkins WHERE id=?",
-                              (checkin_id,)).fetchone()
-        if row is None:
-            raise ValueError(f"no check-in {checkin_id!r} to override")
-        with self.db:
-            self.db.execute("UPDATE checkins SET outcome=?, reasons=?, source='override' "
-                            "WHERE id=?", (outcome.value, reason, checkin_id))
-        self._signal(outcome)
-        cred = Credential(Kind(row[0]), None, {"name": row[1], "id": row[2]})
-        return ScanResult(self.now(), cred, Decision(outcome, (reason,)), checkin_id, row[3],
-                          "override")
-
-    def counts_today(self) -> dict[str, int]:
-        counts = {k: 0 for k in ("in", "out", "pass", "check", "stop", "total")}
-        for direction, outcome, n in self.db.execute(
-                "SELECT direction, outcome, count(*) FROM checkins GROUP BY 1, 2"):
-            counts[direction] += n
-            counts[outcome] += n
-            counts["total"] += n
-        return counts
-
-    def recent(self, limit: int = 10) -> list[dict]:
-        rows = self.db.execute("SELECT at, direction, kind, name, ident, outcome FROM checkins "
-                               "ORDER BY rowid DESC LIMIT ?", (limit,)).fetchall()
-        return [{"time": at, "direction": d, "kind": k, "display": {"name": n, "id": i},
-                 "decision": o} for at, d, k, n, i, o in rows]
-
-    def record(self, checkin_id: str) -> tuple:
-        return self.db.execute("SELECT direction, kind, outcome, reasons, source FROM checkins"
-                               " WHERE id=?", (checkin_id,)).fetchone()
-
-    def health(self) -> Health:
-        return self.health_state
-
-    def lights(self) -> dict[str, bool]:
-        return {"red": bool(self.traffic.red.value), "amber": bool(self.traffic.amber.value),
-                "green": bool(self.traffic.green.value), "buzzer": bool(self.buzzer.value),
-                "gate": bool(self.gate.value)}
-
-    def close(self) -> None:
-        for dev in (self.traffic, self.buzzer, self.gate):
-            dev.close()
-        self.db.close()
+@contextlib.contextmanager
+def build_kit(tmp_path, *, wall=None, tz=None):
+    """The loop and its parts; ``wall`` fixes the store's clock (screenshots need fixed times)."""
+    factory = MockFactory(pin_class=MockPWMPin)
+    now = datetime.now(UTC)
+    probe = Watchlist(salt=b"ui-tests", entries={}, issued_at=now, expires_at=now)
+    watchlist = Watchlist(salt=b"ui-tests", entries={probe.digest(WATCHLISTED_KEY):
+                                                      date(2099, 1, 1)},
+                          issued_at=now - timedelta(hours=1), expires_at=now + timedelta(days=1))
+    checker = Checker(policy=Policy.load("hospital"), watchlist=watchlist)
+    db_path = tmp_path / "checkins.db"
+    decoder = open_decoder("auto")
+    clock = Clock(wall=wall, synced=lambda: True, boot_id="ui-tests")
+    try:
+        with Store(db_path, device_id="dev-ui", checkpoint_id="cp-ui", clock=clock,
+                   tz=tz) as store, \
+                Signals(red=17, amber=27, green=22, buzzer=23, gate=24,
+                        pin_factory=factory) as signals:
+            loop = ScanLoop(store=store, checker=checker, recognise=recognise, signals=signals,
+                            dedupe_seconds=0.5, result_seconds=4.0,
+                            accepted_kinds=checker.policy.accepted_kinds,
+                            manual_entry=manual_cccd, is_clock_synced=lambda: True,
+                            trust_list_age=lambda: timedelta(hours=5))
+            feed = FrameFeed(loop.events, decoder)
+            loop.pipeline = feed
+            yield Kit(loop, feed, store, signals, db_path)
+    finally:
+        decoder.close()
+        factory.reset()
 
 
 @pytest.fixture
-def realish_loop(tmp_path):
-    loop = RealishLoop(tmp_path / "checkins.db")
-    yield loop
-    loop.close()
+def kit(tmp_path):
+    with build_kit(tmp_path) as k:
+        yield k
 
 
-# --- checks of the helper itself: the screen tests are only as real as this -------------
+def results(items):
+    return [i for i in items if hasattr(i, "decision")]
 
 
-def test_helper_decodes_a_real_cccd_frame_and_records_it(realish_loop):
-    realish_loop.show(qr_frame(CCCD_OK))
-    (result,) = realish_loop.step()
+# --- the kit itself: the screen tests are only as real as this ----------------------------------
+
+
+def test_kit_decodes_a_sample_frame_and_records_before_green(kit):
+    assert kit.scan("cccd") == 1
+    (result,) = results(kit.loop.step())
     assert result.decision.outcome is Outcome.PASS
-    assert result.credential.display["name"] == "Trần Thị Bích N***"
-    assert realish_loop.record(result.checkin_id)[:3] == ("in", "cccd", "pass")
-    assert realish_loop.lights()["green"] and not realish_loop.lights()["red"]
-    realish_loop.show(qr_frame(CCCD_OK, seed=8))
-    assert realish_loop.step() == []  # the same code held still is not a second check-in
+    assert result.credential.display["name"] != "Trần Thị Bích Ngọc"  # masked
+    row = kit.row(result.checkin_id)
+    assert (row["direction"], row["kind"], row["decision"], row["source"]) == \
+        ("in", "cccd", "pass", "scan")
+    assert kit.loop.lights()["green"]
+    assert kit.loop.latest_frame().shape == (480, 640)
 
 
-def test_helper_mismatch_and_venue(realish_loop):
-    realish_loop.show(qr_frame(CCCD_MISMATCH))
-    (bad,) = realish_loop.step()
-    assert bad.decision.reasons == ("cccd_birth_year_mismatch",)
-    realish_loop.show(qr_frame(VENUE))
-    (venue,) = realish_loop.step()
-    assert venue.checkin_id is None and venue.decision.outcome is Outcome.STOP
-    assert realish_loop.counts_today()["total"] == 1
+def test_kit_outcomes_for_the_demo_samples(kit):
+    seen = {}
+    for i, name in enumerate(("cccd_mismatch", "watchlisted", "venue")):
+        kit.scan(name, seed=i)
+        (result,) = results(kit.loop.step())
+        seen[name] = (result.decision.outcome, result.checkin_id is not None)
+    assert seen == {"cccd_mismatch": (Outcome.CHECK, True), "watchlisted": (Outcome.STOP, True),
+                    "venue": (Outcome.CHECK, False)}
+
+
+def test_kit_manual_entry_is_recorded_as_manual(kit):
+    result = kit.loop.manual_entry("001185012345")
+    assert result.source == "manual" and result.credential.display["id"].endswith("2345")
+    assert kit.row(result.checkin_id)["source"] == "manual"

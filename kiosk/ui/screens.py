@@ -276,7 +276,11 @@ def status_items(app: Any) -> list[tuple[str, tuple[int, int, int]]]:
     else:
         days = age.days
         colour = OK if days < TRUST_WARN_DAYS else WARN if days < TRUST_BAD_DAYS else BAD
-        items.append((t("Trust list {days} d").format(days=days), colour))
+        if days >= 1:
+            items.append((t("Trust list {days} d").format(days=days), colour))
+        else:
+            hours = int(age.total_seconds() // 3600)
+            items.append((t("Trust list {hours} h").format(hours=hours), colour))
     return items
 
 
@@ -326,6 +330,9 @@ class Splash(Screen):
 
 class Scanning(Screen):
     name = "scanning"
+
+    def enter(self, app: Any, **_kw: Any) -> None:
+        app.touch()  # idle time counts from the moment the screen is ready for the next person
 
     def update(self, app: Any) -> None:
         if app.faults():
@@ -452,16 +459,24 @@ class Result(Screen):
         pygame.draw.rect(surface, colour, lay.body, width=max(6, lay.unit // 2))
         banner = lay.banner
         pygame.draw.rect(surface, colour, banner)
-        icon_h = int(banner.height * 0.78)
-        pic = icon(outcome, icon_h)
-        surface.blit(pic, (banner.left + lay.pad * 2, banner.centery - icon_h // 2))
-        word_area = pygame.Rect(banner.left + lay.pad * 4 + pic.get_width(), banner.top,
-                                banner.width - pic.get_width() - lay.pad * 6, banner.height)
-        blit_text(app.fonts, surface, app.t(WORDS[outcome]), int(banner.height * 0.42),
-                  TEXT_ON[outcome], word_area, bold=True, wrap=True, min_size=14)
+        if lay.portrait:
+            # Narrow: the icon above the word, so the word keeps the full width.
+            top, word_area = lay.rows(banner.inflate(-2 * lay.pad, -2 * lay.pad), [1.3, 1.0])
+            pic = icon(outcome, top.height)
+            surface.blit(pic, pic.get_rect(center=top.center))
+            size = int(word_area.height * 0.8)
+        else:
+            icon_h = int(banner.height * 0.78)
+            pic = icon(outcome, icon_h)
+            surface.blit(pic, (banner.left + lay.pad * 2, banner.centery - icon_h // 2))
+            word_area = pygame.Rect(banner.left + lay.pad * 4 + pic.get_width(), banner.top,
+                                    banner.width - pic.get_width() - lay.pad * 6, banner.height)
+            size = int(banner.height * 0.42)
+        blit_text(app.fonts, surface, app.t(WORDS[outcome]), size, TEXT_ON[outcome], word_area,
+                  bold=True, wrap=True, min_size=14)
         self.draw_details(app, surface, lay.details.inflate(-lay.pad * 2, -lay.pad))
         # Time left before the next screen.
-        left = max(0.0, self.until - app.clock()) / app.config.result_seconds
+        left = min(1.0, max(0.0, self.until - app.clock()) / app.config.result_seconds)
         bar = pygame.Rect(lay.body.left, lay.body.bottom - max(6, lay.unit // 2),
                           int(lay.body.width * left), max(6, lay.unit // 2))
         pygame.draw.rect(surface, FG, bar)

@@ -1,7 +1,8 @@
 """Outcome tones on a speaker, the matching buzzer rhythms, and optional voice prompts.
 
-Tones differ in pitch *and* rhythm (rising pair / repeated mid beeps / long low) so they
-are told apart by people who cannot see the screen and through a one-pitch buzzer.
+Tones differ in pitch *and* rhythm (rising pair / three mid beeps / two long low) so they
+are told apart by people who cannot see the screen.  The buzzer is the scan loop's
+(``hardware.signals``); these play on a speaker when one is present.
 Voice prompts are WAV files ``images/voice/<lang>/<outcome>.wav``; none are bundled yet.
 """
 
@@ -24,14 +25,6 @@ TONES: dict[Outcome, tuple[tuple[float, float], ...]] = {
     Outcome.PASS: ((880, 0.12), (0, 0.04), (1320, 0.18)),
     Outcome.CHECK: ((660, 0.15), (0, 0.10), (660, 0.15), (0, 0.10), (660, 0.15)),
     Outcome.STOP: ((330, 0.60), (0, 0.10), (330, 0.60)),
-}
-
-# The same rhythms as (on, off) seconds for gpiozero ``Buzzer.blink(on, off, n)``
-# driven by the scan loop, which owns the buzzer pin.
-BUZZER_PATTERNS: dict[Outcome, tuple[float, float, int]] = {
-    Outcome.PASS: (0.12, 0.05, 1),
-    Outcome.CHECK: (0.15, 0.10, 3),
-    Outcome.STOP: (0.60, 0.10, 2),
 }
 
 
