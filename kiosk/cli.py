@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("kiosk.cmd_queue", "export"),
     "queue": ("kiosk.cmd_queue", "queue"),
     "sync": ("kiosk.cmd_queue", "sync"),
+    "provision": ("kiosk.cmd_appliance", "provision"),
+    "selftest": ("kiosk.cmd_appliance", "selftest"),
+    "status": ("kiosk.cmd_appliance", "status"),
+    "support-bundle": ("kiosk.cmd_appliance", "support_bundle"),
 }
 
 
