@@ -28,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "queue": ("kiosk.cmd_queue", "queue"),
     "sync": ("kiosk.cmd_queue", "sync"),
     "decode": ("kiosk.cmd_decode", "decode"),
+    "provision": ("kiosk.cmd_appliance", "provision"),
+    "selftest": ("kiosk.cmd_appliance", "selftest"),
+    "status": ("kiosk.cmd_appliance", "status"),
+    "support-bundle": ("kiosk.cmd_appliance", "support_bundle"),
 }
 
 
