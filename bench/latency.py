@@ -150,7 +150,7 @@ def write_frames(folder: Path, *, lead_in: int = 30, seed: int = 1,
     frames = [("", frame(None, rng)) for _ in range(lead_in)]
     frames += list(sequence(seed=seed, **sequence_options))
     for i, (_label, image) in enumerate(frames):
-        Image.fromarray(image, "L").save(folder / f"{i:05d}.png", optimize=False)
+        Image.fromarray(image, "L").save(folder / f"{i:05d}.png", compress_level=1)
     return [label for label, _ in frames]
 
 
@@ -265,7 +265,8 @@ def measure_decode(folder: Path, labels: Sequence[str], backend: str) -> tuple[f
 
 
 def run_latency(workdir: Path, *, fps: float = 30.0, passes: int = 1,
-                policy: str = "hospital", backend: str = "auto") -> LatencyReport:
+                policy: str = "hospital", backend: str = "auto", lead_in: int = 30,
+                gap_frames: int = 14) -> LatencyReport:
     """Replay the sample sequence ``passes`` times at ``fps`` and time every code to its light.
 
     ``workdir`` holds the frames and the check-in database: put it on the disk whose fsync
@@ -281,7 +282,7 @@ def run_latency(workdir: Path, *, fps: float = 30.0, passes: int = 1,
     from kiosk.scanloop import ScanResult
 
     folder = workdir / "frames"
-    labels = write_frames(folder)
+    labels = write_frames(folder, lead_in=lead_in, gap_frames=gap_frames)
     limit = passes * len(labels)
     cfg = Config().replace(
         store={"path": str(workdir / "checkins.db")},
