@@ -55,6 +55,9 @@ setup(
         "systemd": ["systemd-python>=234"],
         "test": [
             "hypothesis>=6",
+            # tests/test_api_contract.py checks docs/api.yaml and both sides against it.
+            "openapi-spec-validator>=0.7",
+            "pyyaml>=6",
             # bench/framegen.py draws the benchmark's frames; a short run is in the suite.
             "opencv-python-headless>=4.6",
             "pytest>=7",
