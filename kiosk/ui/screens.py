@@ -108,7 +108,11 @@ def frame_surface(frame: np.ndarray) -> pygame.Surface:
     """A 2-D uint8 grey frame as an 8-bit surface without copying pixel by pixel."""
     frame = np.ascontiguousarray(frame, dtype=np.uint8)
     h, w = frame.shape
-    surf = pygame.image.frombuffer(frame, (w, h), "P")
+    try:
+        surf = pygame.image.frombuffer(frame, (w, h), "P")
+    except ValueError:
+        # Older pygame (Debian 12 ships 2.1.2) may lack the "P" format here; 1.5× slower.
+        surf = pygame.surfarray.make_surface(frame.T)
     surf.set_palette(_GREY_PALETTE)
     return surf
 
