@@ -66,7 +66,7 @@ class LiveChecker:
 
     DOCUMENTS = ("policy", "trust_list", "watchlist")
 
-    def __init__(self, cfg: Config, store: Any, *, refresh_seconds: float = 5.0) -> None:
+    def __init__(self, cfg: Config, store: Any, *, refresh_seconds: float = 2.0) -> None:
         self._cfg = cfg
         self._store = store
         self.refresh_seconds = refresh_seconds
@@ -135,7 +135,8 @@ class LiveChecker:
         return Checker(policy=policy, trust_list=trust_list, watchlist=watchlist)
 
 
-def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True) -> Parts:
+def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
+          sync_options: dict[str, Any] | None = None) -> Parts:
     """Open everything the configuration names; register each with ``stack`` for closing."""
     from hardware.camera import CameraSpec, open_camera
     from hardware.qr import open_decoder
@@ -174,7 +175,10 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True)
             token=token,
             ca_bundle=cfg.sync.ca_bundle or None,
             on_status=events.put,
-            timeout=cfg.sync.timeout_seconds,
+            connect_timeout=min(5.0, cfg.sync.timeout_seconds),
+            read_timeout=cfg.sync.timeout_seconds,
+            retention_days=cfg.store.retention_days,
+            **(sync_options or {}),
         )
         stack.callback(sync.close)
 

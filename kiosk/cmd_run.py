@@ -48,16 +48,32 @@ def run(config_path: str | None, camera_spec: str | None, db_path: str | None, h
 
 
 def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | None = None,
-              show_lights: bool = False) -> int:
-    """Build the kiosk from ``cfg`` and run it until stopped; returns the exit status."""
+              show_lights: bool = False, sync_options: dict | None = None) -> int:
+    """Build the kiosk from ``cfg`` and run it until stopped; returns the exit status.
+
+    Under systemd it notifies READY once up, pings the watchdog from the main loop while the
+    camera and sync threads turn, keeps STATUS= current and says STOPPING on the way out.
+    """
+    from kiosk import notify
     from kiosk.app import build, run_headless, setup_logging, stop_on_signals
 
     setup_logging(cfg.log.level)
+    if notify.use_journal():
+        log.debug("logging to the journal with structured fields")
     with contextlib.ExitStack() as stack:
         stop = stack.enter_context(stop_on_signals())
-        parts = build(cfg, stack)
+        notifier = stack.enter_context(notify.Notifier())
+        parts = build(cfg, stack, sync_options=sync_options)
+        supervisor = notify.Supervisor(
+            notifier,
+            alive=notify.kiosk_checks(parts, cfg),
+            ready=notify.kiosk_ready(parts),
+            status=lambda: notify.status_line(parts.loop.health()),
+        )
+        # Registered last, so it runs first: STOPPING=1 goes out before the parts close.
+        stack.callback(supervisor.stopping)
         if headless:
-            return run_headless(parts, stop, max_seconds=max_seconds)
+            return run_headless(parts, stop, max_seconds=max_seconds, on_tick=supervisor.tick)
         from kiosk.ui import UiConfig, run_ui
 
         ui = cfg.ui
@@ -74,5 +90,6 @@ def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | No
             timer.daemon = True
             timer.start()
             stack.callback(timer.cancel)
-        run_ui(parts.loop, config=ui_config, stop=stop)
+        # run_ui calls on_tick only after a frame was drawn: READY means the screen is up.
+        run_ui(parts.loop, config=ui_config, stop=stop, on_tick=supervisor.tick)
     return 0

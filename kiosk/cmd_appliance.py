@@ -1,0 +1,148 @@
+"""Technician commands: ``provision``, ``selftest``, ``status``, ``support-bundle``.
+
+Thin click layers over ``kiosk.provision``, ``kiosk.selftest``, ``kiosk.status`` and
+``kiosk.support``; library errors become one line and exit status 1 in ``kiosk.cli``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pwd
+import subprocess
+import sys
+
+import click
+
+from kiosk import config as config_mod
+
+log = logging.getLogger(__name__)
+
+KIOSK_USER = "kiosk"
+KIOSK_UNIT = "checkpoint-kiosk.service"
+STATE_DIR = "/var/lib/checkpoint-kiosk"
+
+
+def _default_owner() -> str | None:
+    try:
+        pwd.getpwnam(KIOSK_USER)
+    except KeyError:
+        return None
+    return KIOSK_USER
+
+
+def _config_option(f):  # noqa: ANN001, ANN202 - click decorator
+    return click.option(
+        "--config", "config_path", type=click.Path(dir_okay=False),
+        default=str(config_mod.DEFAULT_PATH), show_default=True,
+        help="Configuration file.")(f)
+
+
+def _parse_pin(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict:
+    pins: dict[str, int] = {}
+    for value in values:
+        name, _, number = value.partition("=")
+        if not number.isdigit():
+            raise click.BadParameter(f"{value!r} must be NAME=BCM, e.g. red=17")
+        pins[name.strip()] = int(number)
+    return pins
+
+
+@click.command("provision")
+@click.option("--server", "server_url", metavar="URL", help="Central platform URL.")
+@click.option("--token", "token", metavar="TOKEN", envvar="CHECKPOINT_KIOSK_ENROLMENT_TOKEN",
+              help="One-time enrolment token; '-' reads it from stdin (keeps it out of ps and "
+                   "shell history); or set CHECKPOINT_KIOSK_ENROLMENT_TOKEN.")
+@click.option("--name", "checkpoint_name", default="", help="Checkpoint name shown on screen.")
+@click.option("--checkpoint", "checkpoint_id", default="",
+              help="Expected checkpoint id (the server's answer must match).")
+@click.option("--profile", "policy_profile", help="Policy profile: border, hospital, office.")
+@click.option("--camera", help="Camera spec: picamera2, v4l2:/dev/video0, replay:PATH.")
+@click.option("--direction", type=click.Choice(["in", "out"]), help="Start-up direction.")
+@click.option("--ca-bundle", help="Extra CA bundle (PEM) for the server's certificate.")
+@click.option("--pin", "pins", multiple=True, callback=_parse_pin, metavar="NAME=BCM",
+              help="A GPIO pin: red, amber, green, buzzer, gate, confirm_button, ... (repeat).")
+@click.option("--file", "file_path", type=click.Path(dir_okay=False),
+              help="Import this provisioning file instead of flags.")
+@click.option("--qr", "qr_text", metavar="TEXT", help="Import a provisioning QR's text.")
+@click.option("--from-media", is_flag=True,
+              help="Import new provisioning files from the boot partition and USB sticks.")
+@click.option("--restart-kiosk", is_flag=True,
+              help="After an import, restart the kiosk service so it uses the new config.")
+@click.option("--token-file", type=click.Path(dir_okay=False),
+              help="Where the device token goes (default: sync.token_file, mode 0600).")
+@click.option("--owner", default=_default_owner, show_default="kiosk if that user exists",
+              help="Owner of the written files when run as root ('' = root).")
+@click.option("--state-dir", default=STATE_DIR, show_default=True,
+              help="Where the last result is kept for the screen.")
+@click.option("--timeout", type=click.FloatRange(0.5, 120), default=10.0, show_default=True,
+              help="Seconds to wait for the server.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_config_option
+def provision(server_url: str | None, token: str | None, checkpoint_name: str,
+              checkpoint_id: str, policy_profile: str | None, camera: str | None,
+              direction: str | None, ca_bundle: str | None, pins: dict, file_path: str | None,
+              qr_text: str | None, from_media: bool, restart_kiosk: bool,
+              token_file: str | None, owner: str | None, state_dir: str, timeout: float,
+              as_json: bool, config_path: str) -> None:
+    """Enrol this kiosk with the central platform and write its configuration.
+
+    The old configuration stays untouched if anything fails.  Flags, a provisioning file,
+    a provisioning QR's text, or every new file on mounted media (the boot-time unit).
+
+    Example: checkpoint-kiosk provision --server https://kiosk.so-yte.vn --token - --name
+    "Cửa khẩu Hữu Nghị" --profile border
+    """
+    from kiosk import provision as prov
+
+    owner = owner or None
+    ways = sum(bool(x) for x in (server_url, file_path, qr_text, from_media))
+    if ways != 1:
+        raise click.UsageError("give exactly one of --server (with --token), --file, --qr or "
+                               "--from-media")
+    results: list[prov.Result] = []
+    if from_media:
+        results = prov.import_from_media(config_path=config_path, state_dir=state_dir,
+                                          owner=owner, timeout=timeout)
+        if not results:
+            click.echo("no new provisioning file found")
+            return
+    elif file_path:
+        result = prov.import_file(file_path, config_path=config_path, state_dir=state_dir,
+                                  owner=owner, timeout=timeout, force=True)
+        assert result is not None  # force=True always imports
+        results = [result]
+    else:
+        if qr_text:
+            request = prov.from_qr_payload(qr_text)
+            source = "QR text"
+        else:
+            if token == "-":
+                token = sys.stdin.readline().strip()
+            if not token:
+                raise click.UsageError("--server needs --token (or '-' to read it from stdin)")
+            request = prov.Request(
+                server_url=server_url or "", enrolment_token=token,
+                checkpoint_name=checkpoint_name, checkpoint_id=checkpoint_id,
+                policy_profile=policy_profile, camera=camera, direction=direction,
+                ca_bundle=ca_bundle, pins=pins)
+            source = "command line"
+        try:
+            result = prov.provision(request, config_path=config_path, token_path=token_file,
+                                    owner=owner, timeout=timeout, source=source)
+        except prov.ProvisionError as e:
+            prov.save_result(prov.Result(ok=False, message=str(e), source=source), state_dir)
+            raise
+        prov.save_result(result, state_dir)
+        results = [result]
+    for result in results:
+        if as_json:
+            click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+        else:
+            click.echo(f"provisioned: {result.message}")
+            click.echo(f"  checkpoint: {result.checkpoint_id} {result.checkpoint_name}".rstrip())
+            click.echo(f"  server:     {result.server_url}")
+            click.echo(f"  config:     {result.config_path}")
+    if restart_kiosk:
+        # try-restart: only if it is running; a kiosk still booting picks the config up anyway.
+        subprocess.run(["systemctl", "try-restart", KIOSK_UNIT], check=False)
