@@ -259,7 +259,7 @@ def run_ui(
     on_tick: Callable[[], None] = lambda: None,
 ) -> None:
     """Open the display and run the kiosk screen until ``stop`` is set (or the demo closes)."""
-    from kiosk.ui.sound import Sound
+    from kiosk.ui.sound import Sound, voice_dir
 
     pygame.display.init()
     pygame.font.init()
@@ -279,17 +279,11 @@ def run_ui(
         canvas = pygame.Surface(logical).convert() if rotate else display
         log.info("screen %dx%d%s, driver %s", *logical, " (rotated)" if rotate else "",
                  pygame.display.get_driver())
-        with Sound(enabled=config.sound, voice=config.voice, voice_dir=_voice_dir()) as sound:
+        with Sound(enabled=config.sound, voice=config.voice, voice_dir=voice_dir()) as sound:
             app = KioskApp(loop, config, logical, sound=sound)
             _main_loop(app, display, canvas, rotate, stop, on_tick)
     finally:
         pygame.display.quit()
-
-
-def _voice_dir():
-    from kiosk.ui.artwork import images_dir
-
-    return images_dir() / "voice"
 
 
 def _rotate_pos(event: pygame.event.Event, logical: tuple[int, int]) -> pygame.event.Event:

@@ -108,7 +108,11 @@ def frame_surface(frame: np.ndarray) -> pygame.Surface:
     """A 2-D uint8 grey frame as an 8-bit surface without copying pixel by pixel."""
     frame = np.ascontiguousarray(frame, dtype=np.uint8)
     h, w = frame.shape
-    surf = pygame.image.frombuffer(frame, (w, h), "P")
+    try:
+        surf = pygame.image.frombuffer(frame, (w, h), "P")
+    except ValueError:
+        # Older pygame (Debian 12 ships 2.1.2) may lack the "P" format here; 1.5× slower.
+        surf = pygame.surfarray.make_surface(frame.T)
     surf.set_palette(_GREY_PALETTE)
     return surf
 
@@ -820,19 +824,23 @@ class Officer(Screen):
             blit_text(app.fonts, surface, t("No check-ins yet today"), lay.unit, MUTED, rows[0],
                       align="left")
         size = int(min(lay.unit * 0.9, rows[0].height * 0.7))
+        drawn = []
         for item, row in zip(self.recent, rows, strict=False):
             when, direction, who, outcome = recent_fields(item)
-            colour = COLOURS.get(outcome, PANEL) if outcome else PANEL
-            pygame.draw.rect(surface, colour, pygame.Rect(row.left, row.top, lay.pad, row.height))
             cols = lay.columns(pygame.Rect(row.left + lay.pad * 2, row.top,
                                            row.width - lay.pad * 2, row.height),
                                [0.8, 0.9, 3.6, 1.8], gap=lay.pad // 2)
             texts = [local_time(app, when), t(DIRECTIONS.get(direction, direction)), who,
                      t(WORDS[outcome]) if outcome else ""]
-            row_size = min(app.fonts.fit_size(text, size, col.width, False, 8)
-                           for text, col in zip(texts, cols, strict=True))
-            for text, col in zip(texts, cols, strict=True):
-                blit_text(app.fonts, surface, text, row_size, FG, col, align="left", min_size=8)
+            drawn.append((row, outcome, list(zip(texts, cols, strict=True))))
+        # One size for the whole table so its columns line up.
+        size = min([app.fonts.fit_size(text, size, col.width, False, 8)
+                    for _r, _o, cells in drawn for text, col in cells] or [size])
+        for row, outcome, cells in drawn:
+            colour = COLOURS.get(outcome, PANEL) if outcome else PANEL
+            pygame.draw.rect(surface, colour, pygame.Rect(row.left, row.top, lay.pad, row.height))
+            for text, col in cells:
+                blit_text(app.fonts, surface, text, size, FG, col, align="left", min_size=8)
 
 
 def recent_fields(item: dict) -> tuple[Any, str, str, Outcome | None]:
