@@ -26,7 +26,7 @@ setup(
     # images/ is a package only so that its artwork travels inside the wheel and is
     # found with importlib.resources wherever the kiosk is installed.
     package_data={
-        "images": ["*.png", "*.svg", "*.ttf", "*.otf", "LICENSES", "fonts/*", "samples/*"],
+        "images": ["*.png", "*.svg", "LICENSES", "fonts/*", "voice/*/*.wav"],
         "kiosk": ["locale/*/LC_MESSAGES/*.mo", "locale/*/LC_MESSAGES/*.po", "*.toml"],
         "offline_queue": ["*.sql", "*.yaml"],
     },

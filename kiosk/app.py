@@ -167,7 +167,7 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
     from hardware.qr import open_decoder
     from hardware.signals import Buttons, Signals, make_pin_factory
     from kiosk.capture import CapturePipeline
-    from kiosk.credentials import recognise
+    from kiosk.credentials import from_cccd_number, recognise
     from offline_queue.store import Store
 
     events: queue.Queue[Any] = queue.Queue()
@@ -241,7 +241,7 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
         result_seconds=cfg.ui.result_seconds,
         keep_fields=checker.policy.keep_fields,
         accepted_kinds=checker.policy.accepted_kinds,
-        manual_entry=_manual_parser(),
+        manual_entry=from_cccd_number,
         disk_path=Path(cfg.store.path).parent,
         disk_warn_bytes=cfg.store.disk_warn_mb * 2**20,
         trust_list_age=checker.trust_list_age,
@@ -258,12 +258,6 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
     if sync is not None:
         sync.start()
     return Parts(loop, store, pipeline, signals, sync)
-
-
-def _manual_parser() -> Callable[[str], Any] | None:
-    from kiosk import credentials
-
-    return getattr(credentials, "from_cccd_number", None)
 
 
 @contextlib.contextmanager

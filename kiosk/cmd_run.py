@@ -79,7 +79,7 @@ def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | No
         ui = cfg.ui
         size = (ui.width, ui.height) if ui.width and ui.height else None
         ui_config = UiConfig(
-            fullscreen=ui.fullscreen, size=size, language=ui.language,
+            fullscreen=ui.fullscreen, size=size, portrait=ui.portrait, language=ui.language,
             result_seconds=ui.result_seconds, idle_seconds=ui.idle_seconds,
             officer_pin=ui.officer_pin or None, show_lights=show_lights, voice=ui.voice,
         )

@@ -129,13 +129,17 @@ class UiSettings:
     fullscreen: bool = _doc("Fullscreen on the appliance; the demo runs in a window.", default=True)
     width: int = _doc("Window width; 0 = the display's size.", default=0, low=0, high=7680)
     height: int = _doc("Window height; 0 = the display's size.", default=0, low=0, high=4320)
+    portrait: bool = _doc("Draw portrait on a landscape panel (a hospital stand turned upright).",
+                          default=False)
     language: str = _doc("Screen language.", default="vi", choices=("vi", "en"))
     result_seconds: float = _doc("How long a decision stays on screen (or until the next code).",
                                  default=4.0, low=0.5, high=120)
     idle_seconds: float = _doc("Inactivity before the attract screen.", default=60.0,
                                low=5, high=86_400)
-    officer_pin: str = _doc("PIN for the officer panel (digits); empty = GPIO key only.",
-                            default="")
+    officer_pin: str = _doc(
+        "PIN for the officer panel: 4-8 digits or a hash from kiosk.ui.hash_pin (better: a "
+        "leaked config file then does not give the PIN away); empty = GPIO key only.",
+        default="")
     voice: bool = _doc("Play spoken prompts when a speaker is present.", default=False)
 
 
