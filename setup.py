@@ -31,7 +31,11 @@ setup(
         "offline_queue": ["*.sql", "*.yaml"],
     },
     install_requires=[
+        # EU DCC verification: CBOR/COSE decoding and the signature primitives.
+        "cbor2>=5.4",
         "click>=8.1",
+        "cryptography>=42",
+        "flask>=3.0",
         "gpiozero>=2.0",
         "numpy>=1.24",
         "pillow>=9.4",
@@ -41,6 +45,7 @@ setup(
         "requests>=2.28",
         "segno>=1.5",
         "sqlite-utils>=4.0",
+        "waitress>=3.0",
         "zxing-cpp>=2.2",
     ],
     extras_require={
@@ -50,10 +55,17 @@ setup(
         "systemd": ["systemd-python>=234"],
         "test": [
             "hypothesis>=6",
+            # tests/test_api_contract.py checks docs/api.yaml and both sides against it.
+            "openapi-spec-validator>=0.7",
+            "pyyaml>=6",
+            # bench/framegen.py draws the benchmark's frames; a short run is in the suite.
+            "opencv-python-headless>=4.6",
             "pytest>=7",
             "pytest-timeout>=2",
             "psutil>=5",
             "ruff>=0.5",
+            # tests/test_packaging.py builds the wheel offline (no build isolation).
+            "wheel>=0.40",
         ],
     },
     entry_points={"console_scripts": ["checkpoint-kiosk = kiosk.cli:main"]},

@@ -102,15 +102,17 @@ def campaign(kills: int, workdir: Path, *, seed: int | None = None, quiet: bool 
 
 
 def main() -> None:
+    # Run as a script, bench/ is sys.path[0] and bench/queue.py would shadow the standard
+    # library's ``queue`` (which urllib3 imports): put the repository there instead.
+    if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+        sys.path[0] = str(REPO)
     if len(sys.argv) > 1 and sys.argv[1] == "child":
-        sys.path.insert(0, str(REPO))
         child(*sys.argv[2:8])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=200)
     parser.add_argument("--seed", type=int)
     options = parser.parse_args()
-    sys.path.insert(0, str(REPO))
     with tempfile.TemporaryDirectory() as tmp:
         report = campaign(options.kills, Path(tmp), seed=options.seed)
     print(json.dumps(report, indent=2))

@@ -76,13 +76,10 @@ def load_frames(per_category: int, seed: int, cache: bool = True) -> list[Frame]
     return out
 
 
-def ours(region: Sequence[str] | None = None, frame: Sequence[str] | None = None,
-         texture: Sequence[str] | None = None) -> DecodeFn:
+def ours(region: Sequence[str] | None = None, frame: Sequence[str] | None = None) -> DecodeFn:
     from hardware.qr import open_decoder
 
     options = {}
-    if texture is not None:
-        options["texture_passes"] = texture
     if region is not None:
         options["region_passes"] = region
     if frame is not None:
@@ -102,7 +99,8 @@ def plain_zxing() -> DecodeFn:
     import zxingcpp
 
     def run(f: np.ndarray) -> list[bytes]:
-        return [bytes(b.bytes) for b in zxingcpp.read_barcodes(f, formats=zxingcpp.BarcodeFormat.QRCode)]
+        found = zxingcpp.read_barcodes(f, formats=zxingcpp.BarcodeFormat.QRCode)
+        return [bytes(b.bytes) for b in found]
 
     return run
 
@@ -155,7 +153,8 @@ def table(scores: dict[str, dict[str, Score]]) -> str:
     names = list(scores)
     cats = [c for c in (*CATEGORIES, "ALL") if any(c in s for s in scores.values())]
     head = f"{'category':<14}" + "".join(f" | {n:>26}" for n in names)
-    sub = f"{'':<14}" + "".join(f" | {'read%':>6} {'wrong':>5} {'med':>6} {'p95':>6}" for _ in names)
+    cols = f" | {'read%':>6} {'wrong':>5} {'med':>6} {'p95':>6}"
+    sub = f"{'':<14}" + cols * len(names)
     lines = [head, sub, "-" * len(sub)]
     for c in cats:
         row = f"{c:<14}"
@@ -174,14 +173,13 @@ def explore(frame_set: list[Frame]) -> str:
     """What each pass adds to one plain zxing call, as a region pass and as a frame pass."""
     from hardware.qr_zxing import PREPARE
 
-    base = ours([], [], [])
+    base = ours([], [])
     plain_ok = {i for i, fr in enumerate(frame_set) if fr.payload in base(fr.image)}
     lines = [f"plain zxing reads {len(plain_ok)} of "
              f"{sum(fr.payload is not None for fr in frame_set)} frames with a code",
              f"{'pass':<10} {'as':<7} {'adds':>5} {'wrong':>5} {'med ms (failed frames)':>24}"]
     for name in PREPARE:
-        for where, fn in (("region", ours([name], [], [])), ("frame", ours([], [name], [])),
-                          ("texture", ours([], [], [name]))):
+        for where, fn in (("region", ours([name], [])), ("frame", ours([], [name]))):
             s, adds = Score(), 0
             for i, fr in enumerate(frame_set):
                 if i in plain_ok:
@@ -201,7 +199,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decoders", default="ours,zxing,pyzbar,pyzbar-fixed,opencv")
     ap.add_argument("--region-passes", help="comma-separated region passes for 'ours'")
     ap.add_argument("--frame-passes", help="comma-separated frame passes for 'ours'")
-    ap.add_argument("--texture-passes", help="comma-separated passes on busy windows for 'ours'")
     ap.add_argument("--explore", action="store_true")
     ap.add_argument("--no-cache", action="store_true")
     args = ap.parse_args(argv)
@@ -216,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.decoders.split(","):
         if name == "ours":
             lists = [None if a is None else [p for p in a.split(",") if p]
-                     for a in (args.region_passes, args.frame_passes, args.texture_passes)]
+                     for a in (args.region_passes, args.frame_passes)]
             decoders[name] = ours(*lists)
         else:
             decoders[name] = DECODERS[name]()

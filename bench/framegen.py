@@ -69,8 +69,8 @@ def _date(rng: random.Random, lo: int, hi: int, sep: str = "") -> str:
 def make_payload(rng: random.Random, kind: str) -> bytes:
     """One synthetic payload of a family seen at checkpoints (shared/reference/payloads.md)."""
     if kind == "cccd":
-        number = f"{rng.choice((1, 31, 48, 79, 94)):03d}{rng.randint(0, 3)}{rng.randint(0, 99):02d}" \
-                 f"{rng.randint(0, 999999):06d}"
+        number = (f"{rng.choice((1, 31, 48, 79, 94)):03d}{rng.randint(0, 3)}"
+                  f"{rng.randint(0, 99):02d}{rng.randint(0, 999999):06d}")
         old = "" if rng.random() < 0.3 else f"{rng.randint(0, 999999999):09d}"
         address = f"Số {rng.randint(1, 200)} {rng.choice(_STREETS)}, {rng.choice(_WARDS)}"
         sex = rng.choice(("Nam", "Nữ"))
@@ -93,7 +93,7 @@ def make_payload(rng: random.Random, kind: str) -> bytes:
         return ("HC1:" + "".join(rng.choice(_B45) for _ in range(n))).encode()
     if kind == "bhyt":
         name_hex = _name(rng).encode("utf-8").hex()
-        addr_hex = f"{rng.choice(_STREETS)}, {rng.choice(_WARDS)}".encode("utf-8").hex()
+        addr_hex = f"{rng.choice(_STREETS)}, {rng.choice(_WARDS)}".encode().hex()
         text = (f"GD479{rng.randint(0, 9999999999):010d}|{name_hex}|{_date(rng, 1950, 2010, '/')}|"
                 f"{rng.randint(1, 2)}|{addr_hex}|01 - 043|01/01/2021|31/12/2021|01/01/2021|"
                 f"01030{rng.randint(0, 99999):05d}|-|4|01/01/2021|{rng.randint(0, 2**32):x}-7|$")
@@ -140,7 +140,8 @@ def _background(rng: np.random.Generator, w: int, h: int, busy: float) -> np.nda
         elif shape == 2:      # printed text lines (notices on the wall, a form)
             ink = np.zeros((h, w), np.uint8)   # OpenCV draws text on 8-bit images only
             for k in range(int(rng.integers(2, 7))):
-                txt = "".join(chr(int(rng.integers(65, 91))) for _ in range(int(rng.integers(5, 20))))
+                length = int(rng.integers(5, 20))
+                txt = "".join(chr(int(rng.integers(65, 91))) for _ in range(length))
                 cv2.putText(ink, txt, (x0, y0 + 22 * k), cv2.FONT_HERSHEY_SIMPLEX,
                             float(rng.uniform(0.4, 1.0)), 255, int(rng.integers(1, 3)), cv2.LINE_AA)
             a = ink.astype(np.float32) / 255
@@ -220,7 +221,8 @@ def _motion(img: np.ndarray, length: float, angle: float) -> np.ndarray:
     return cv2.filter2D(img, -1, k / max(k.sum(), 1e-6))
 
 
-def _finish(img: np.ndarray, rng: np.random.Generator, noise: float, jpeg: int | None) -> np.ndarray:
+def _finish(img: np.ndarray, rng: np.random.Generator, noise: float,
+            jpeg: int | None) -> np.ndarray:
     img = img + rng.normal(0, noise, img.shape).astype(np.float32)
     out = np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
     if jpeg is not None:
@@ -290,8 +292,8 @@ def make_frame(category: str, index: int, seed: int = 0) -> Frame:
 
         def screen(im: np.ndarray) -> np.ndarray:
             yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-            moire = 1 - depth * (0.5 + 0.5 * np.cos(2 * np.pi * (np.cos(ang) * xx + np.sin(ang) * yy)
-                                                     / period))
+            phase = 2 * np.pi * (np.cos(ang) * xx + np.sin(ang) * yy) / period
+            moire = 1 - depth * (0.5 + 0.5 * np.cos(phase))
             glare = gain * np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * gr * gr))
             return np.clip(im * moire, 0, 1) ** gamma + glare
 
@@ -306,7 +308,8 @@ def make_frame(category: str, index: int, seed: int = 0) -> Frame:
 
         def uneven(im: np.ndarray) -> np.ndarray:
             yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-            return im * (1 - shade * (0.5 + 0.5 * np.cos(ang) * xx / w + 0.5 * np.sin(ang) * yy / h))
+            ramp = 0.5 + 0.5 * np.cos(ang) * xx / w + 0.5 * np.sin(ang) * yy / h
+            return im * (1 - shade * ramp)
 
         post.append(uneven)
         noise = rng.uniform(0.01, 0.025)

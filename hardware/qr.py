@@ -34,7 +34,8 @@ class Code:
     text: str          # raw decoded as UTF-8 when valid, else as ISO-8859-1 (see code_text)
     raw: bytes         # the exact bytes stored in the symbol
     format: str        # always "QR_CODE"
-    position: tuple[Point, ...]   # 4 corners in frame pixels: top-left, top-right, bottom-right, bottom-left
+    # 4 corners in frame pixels, clockwise from the symbol's top-left
+    position: tuple[Point, ...]
 
     def __repr__(self) -> str:
         # The payload is personal data (names, ID numbers): keep it out of reprs and logs.
@@ -98,7 +99,8 @@ def open_decoder(backend: str = "auto", **options: Any) -> Decoder:
         from hardware.qr_zbar import PyzbarDecoder
 
         return PyzbarDecoder(**options)
-    raise ConfigError(f"unknown QR decoder backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    raise ConfigError(
+        f"unknown QR decoder backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
 def box_corners(points: list[Point]) -> tuple[Point, ...]:

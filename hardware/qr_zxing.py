@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from hardware.qr import QR_CODE, Code, check_frame, code_text, unique
-from kiosk.errors import DecoderError
+from kiosk.errors import ConfigError, DecoderError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,11 @@ def _import_zxing() -> Any:
 
 # A preparation turns the frame into the image zxing reads and says how many image
 # pixels make one frame pixel, so positions can be mapped back.
-Prepare = Callable[[np.ndarray], tuple[np.ndarray, float]]
+# None means the pass does not apply to this image.
+Prepare = Callable[[np.ndarray], tuple[np.ndarray, float] | None]
+
+# Upscaling pays for small codes only; a big crop upscaled costs 4x and reads nothing more.
+_UPSCALE_MAX_SIDE = 480
 
 
 def _as_is(frame: np.ndarray) -> tuple[np.ndarray, float]:
@@ -42,15 +46,19 @@ def _pil(frame: np.ndarray) -> Image.Image:
     return Image.fromarray(frame, mode="L")
 
 
-def _upscale2(frame: np.ndarray) -> tuple[np.ndarray, float]:
+def _upscale2(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
     # Small dense codes (a 2024 CCCD at arm's length) have ~1.5-2 px per module, below
     # what zxing's sampling grid needs; bicubic 2x gives it ~3-4 px per module.
     h, w = frame.shape
+    if max(h, w) > _UPSCALE_MAX_SIDE:
+        return None
     return np.asarray(_pil(frame).resize((2 * w, 2 * h), Image.BICUBIC)), 2.0
 
 
-def _upscale3(frame: np.ndarray) -> tuple[np.ndarray, float]:
+def _upscale3(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
     h, w = frame.shape
+    if max(h, w) > _UPSCALE_MAX_SIDE:
+        return None
     return np.asarray(_pil(frame).resize((3 * w, 3 * h), Image.BICUBIC)), 3.0
 
 
@@ -68,12 +76,16 @@ def _smooth(frame: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _stretch(frame: np.ndarray) -> tuple[np.ndarray, float]:
-    # Faded paper: spread the 1st-99th percentile over the full range.
-    lo, hi = np.percentile(frame, (1, 99))
+    # Faded paper: spread the 1st-99th percentile over the full range.  The percentiles
+    # come from a histogram of every 4th pixel: np.percentile on a full frame costs more
+    # than the zxing call it prepares.
+    hist = np.bincount(frame[::4, ::4].ravel(), minlength=256).cumsum()
+    lo = int(np.searchsorted(hist, 0.01 * hist[-1]))
+    hi = int(np.searchsorted(hist, 0.99 * hist[-1]))
     if hi - lo < 4:
         return frame, 1.0
-    out = (frame.astype(np.float32) - lo) * (255.0 / (hi - lo))
-    return np.clip(out, 0, 255).astype(np.uint8), 1.0
+    lut = np.clip((np.arange(256, dtype=np.float32) - lo) * (255.0 / (hi - lo)), 0, 255)
+    return lut.astype(np.uint8)[frame], 1.0
 
 
 def _gamma(g: float) -> Prepare:
@@ -95,9 +107,9 @@ def _minmax(size: int, grow_dark: bool) -> Prepare:
     return run
 
 
-def _up2_sharpen(frame: np.ndarray) -> tuple[np.ndarray, float]:
-    img, scale = _upscale2(frame)
-    return _sharpen(img)[0], scale
+def _up2_sharpen(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
+    up = _upscale2(frame)
+    return None if up is None else (_sharpen(up[0])[0], up[1])
 
 
 def _half(frame: np.ndarray) -> tuple[np.ndarray, float]:
@@ -174,21 +186,24 @@ class ZxingDecoder:
 
 
 # Measured with bench/decode.py (docs/decoding.md).  Region passes run on a crop around
-# each symbol zxing located but could not read; frame passes run only when it located
-# nothing.  Each list stops at the first pass that reads a code.
-DEFAULT_REGION_PASSES: tuple[str, ...] = ("upscale2", "sharpen", "stretch", "smooth", "global",
-                                          "half")
-DEFAULT_FRAME_PASSES: tuple[str, ...] = ("half",)
-DEFAULT_TEXTURE_PASSES: tuple[str, ...] = ("upscale3",)
+# each symbol zxing located but could not read (cheap: the crop is small); frame passes
+# run on the whole frame only when zxing located nothing, so every empty frame pays for
+# them - keep that list short.  Each list stops at the first pass that reads a code.
+# Passes that added nothing on the benchmark (e.g. 3x upscale, median filters, zbar or
+# OpenCV as a fallback, upscaled crops of the busiest windows) are left out.
+DEFAULT_REGION_PASSES: tuple[str, ...] = ("up2_sharpen", "upscale2", "erode", "plain",
+                                          "gamma_light")
+DEFAULT_FRAME_PASSES: tuple[str, ...] = ("fixed", "smooth")
 
 
 def _check_passes(what: str, passes: Sequence[str]) -> tuple[str, ...]:
     unknown = [p for p in passes if p not in PREPARE]
     if unknown:
-        from kiosk.errors import ConfigError
-
         raise ConfigError(f"unknown decoder {what} {unknown!r}; choose from {', '.join(PREPARE)}")
     return tuple(passes)
+
+
+Box = tuple[int, int, int, int]   # x0, y0, x1, y1
 
 
 class MultiPassDecoder(ZxingDecoder):
@@ -202,15 +217,10 @@ class MultiPassDecoder(ZxingDecoder):
 
     def __init__(self, *, region_passes: Sequence[str] = DEFAULT_REGION_PASSES,
                  frame_passes: Sequence[str] = DEFAULT_FRAME_PASSES,
-                 texture_passes: Sequence[str] = DEFAULT_TEXTURE_PASSES, texture_windows: int = 3,
                  region_margin: float = 0.3, **options: Any) -> None:
-        self.texture_passes = _check_passes("texture_passes", texture_passes)
-        self.texture_windows = texture_windows
         self.region_passes = _check_passes("region_passes", region_passes)
         self.frame_passes = _check_passes("frame_passes", frame_passes)
         if not 0 <= region_margin <= 2:
-            from kiosk.errors import ConfigError
-
             raise ConfigError(f"region_margin must be between 0 and 2, got {region_margin!r}")
         self.region_margin = region_margin
         super().__init__(**options)
@@ -229,17 +239,10 @@ class MultiPassDecoder(ZxingDecoder):
             if codes:
                 return unique(codes)
         if not located:
-            codes = self._passes(frame, self.frame_passes, (0, 0))
-            if codes:
-                return unique(codes)
-            for x0, y0, x1, y1 in self._texture_windows(frame, self.texture_windows):
-                crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
-                codes = self._passes(crop, self.texture_passes, (x0, y0))
-                if codes:
-                    return unique(codes)
+            return unique(self._passes(frame, self.frame_passes, (0, 0)))
         return []
 
-    def _read_located(self, frame: np.ndarray) -> tuple[list[Code], list[tuple[int, int, int, int]]]:
+    def _read_located(self, frame: np.ndarray) -> tuple[list[Code], list[Box]]:
         """Decoded codes, and boxes (with margin) around symbols found but not decoded."""
         zx = self._zx
         try:
@@ -265,43 +268,18 @@ class MultiPassDecoder(ZxingDecoder):
                 boxes.append(box)
         return codes, boxes
 
-    def _texture_windows(self, frame: np.ndarray, count: int = 3) -> list[tuple[int, int, int, int]]:
-        """Boxes around the ``count`` busiest square windows: where a code too small for
-        zxing's finder-pattern search most likely is."""
-        b = 16
-        h, w = frame.shape
-        if h < 4 * b or w < 4 * b:
-            return []
-        f = frame.astype(np.int16)
-        g = np.zeros((h, w), np.int32)
-        g[:, 1:] += np.abs(np.diff(f, axis=1))
-        g[1:, :] += np.abs(np.diff(f, axis=0))
-        hb, wb = h // b, w // b
-        blocks = g[: hb * b, : wb * b].reshape(hb, b, wb, b).sum(axis=(1, 3))
-        # A small code with its quiet zone spans about a fifth of the frame height.
-        n = max(4, min(hb, wb, round(min(h, w) / 5 / b)))
-        c = np.pad(blocks.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-        win = c[n:, n:] - c[:-n, n:] - c[n:, :-n] + c[:-n, :-n]
-        boxes = []
-        for _ in range(count):
-            i, j = np.unravel_index(int(np.argmax(win)), win.shape)
-            if win[i, j] <= 0:
-                break
-            win[max(0, i - n + 1): i + n, max(0, j - n + 1): j + n] = -1   # no overlaps
-            pad = b
-            boxes.append((max(0, j * b - pad), max(0, i * b - pad),
-                          min(w, (j + n) * b + pad), min(h, (i + n) * b + pad)))
-        return boxes
-
     def _passes(self, image: np.ndarray, passes: Sequence[str],
                 offset: tuple[int, int]) -> list[Code]:
         for name in passes:
             try:
-                prepared, scale = PREPARE[name](image)
+                ready = PREPARE[name](image)
             except Exception as e:   # noqa: BLE001 - a preparation failing is not a crash
                 log.warning("decoder pass %r failed on a %dx%d image: %s", name,
                             image.shape[1], image.shape[0], e)
                 continue
+            if ready is None:
+                continue
+            prepared, scale = ready
             codes = self._read(np.ascontiguousarray(prepared), scale, _BINARIZER.get(name))
             if codes:
                 log.debug("pass %r found %d code(s)", name, len(codes))

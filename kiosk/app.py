@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.config import Config
-from kiosk.errors import CameraError, ConfigError, KioskError
+from kiosk.errors import CameraError, ConfigError, KioskError, StoreError
 from kiosk.scanloop import ScanLoop
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class LiveChecker:
 
     DOCUMENTS = ("policy", "trust_list", "watchlist")
 
-    def __init__(self, cfg: Config, store: Any, *, refresh_seconds: float = 5.0) -> None:
+    def __init__(self, cfg: Config, store: Any, *, refresh_seconds: float = 2.0) -> None:
         self._cfg = cfg
         self._store = store
         self.refresh_seconds = refresh_seconds
@@ -135,7 +135,33 @@ class LiveChecker:
         return Checker(policy=policy, trust_list=trust_list, watchlist=watchlist)
 
 
-def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True) -> Parts:
+class UnavailableStore:
+    """Stands in for a database that cannot be opened: every record attempt fails loudly."""
+
+    def __init__(self, message: str) -> None:
+        self.unavailable = message
+
+    def record(self, entry: Any) -> str:
+        raise StoreError(self.unavailable)
+
+    def counts_today(self, **_: Any) -> dict[str, int]:
+        return dict.fromkeys(("in", "out", "pass", "check", "stop", "total"), 0)
+
+    def recent(self, limit: int = 10) -> list[dict]:
+        return []
+
+    def document(self, name: str) -> None:
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        return {"error": self.unavailable}
+
+    def close(self) -> None:
+        pass
+
+
+def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
+          sync_options: dict[str, Any] | None = None) -> Parts:
     """Open everything the configuration names; register each with ``stack`` for closing."""
     from hardware.camera import CameraSpec, open_camera
     from hardware.qr import open_decoder
@@ -145,12 +171,18 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True)
     from offline_queue.store import Store
 
     events: queue.Queue[Any] = queue.Queue()
-    store = stack.enter_context(Store(
-        cfg.store.path,
-        device_id=cfg.device.id or "unprovisioned",
-        checkpoint_id=cfg.device.checkpoint_id or "unprovisioned",
-        retention_days=cfg.store.retention_days,
-    ))
+    try:
+        store: Any = stack.enter_context(Store(
+            cfg.store.path,
+            device_id=cfg.device.id or "unprovisioned",
+            checkpoint_id=cfg.device.checkpoint_id or "unprovisioned",
+            retention_days=cfg.store.retention_days,
+        ))
+    except StoreError as e:
+        # The kiosk still comes up, shows the fault and sends everyone to an officer: a
+        # restart loop under systemd would leave the queue with a dark screen instead.
+        log.error("check-ins cannot be recorded: %s", e)
+        store = UnavailableStore(str(e))
     checker = LiveChecker(cfg, store)
 
     signals = None
@@ -174,7 +206,10 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True)
             token=token,
             ca_bundle=cfg.sync.ca_bundle or None,
             on_status=events.put,
-            timeout=cfg.sync.timeout_seconds,
+            connect_timeout=min(5.0, cfg.sync.timeout_seconds),
+            read_timeout=cfg.sync.timeout_seconds,
+            retention_days=cfg.store.retention_days,
+            **(sync_options or {}),
         )
         stack.callback(sync.close)
 

@@ -8,6 +8,7 @@ registered in ``COMMANDS``; each one's help ends with an example.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -20,11 +21,13 @@ from kiosk.errors import KioskError
 COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("kiosk.cmd_config", "config_group"),
     "run": ("kiosk.cmd_run", "run"),
+    "demo": ("kiosk.cmd_demo", "demo"),
     "inspect": ("kiosk.cmd_inspect", "inspect"),
     "central": ("kiosk.cmd_queue", "central"),
     "export": ("kiosk.cmd_queue", "export"),
     "queue": ("kiosk.cmd_queue", "queue"),
     "sync": ("kiosk.cmd_queue", "sync"),
+    "decode": ("kiosk.cmd_decode", "decode"),
     "provision": ("kiosk.cmd_appliance", "provision"),
     "selftest": ("kiosk.cmd_appliance", "selftest"),
     "status": ("kiosk.cmd_appliance", "status"),
@@ -54,6 +57,7 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script and ``python -m kiosk``."""
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame's banner is not a log line
     try:
         rv = cli.main(args=argv, prog_name="checkpoint-kiosk", standalone_mode=False)
     except click.exceptions.Abort:

@@ -48,7 +48,7 @@ def run(config_path: str | None, camera_spec: str | None, db_path: str | None, h
 
 
 def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | None = None,
-              show_lights: bool = False) -> int:
+              show_lights: bool = False, sync_options: dict | None = None) -> int:
     """Build the kiosk from ``cfg`` and run it until stopped; returns the exit status.
 
     Under systemd it notifies READY once up, pings the watchdog from the main loop while the
@@ -63,7 +63,7 @@ def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | No
     with contextlib.ExitStack() as stack:
         stop = stack.enter_context(stop_on_signals())
         notifier = stack.enter_context(notify.Notifier())
-        parts = build(cfg, stack)
+        parts = build(cfg, stack, sync_options=sync_options)
         supervisor = notify.Supervisor(
             notifier,
             alive=notify.kiosk_checks(parts, cfg),

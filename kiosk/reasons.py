@@ -32,6 +32,7 @@ _REASONS: dict[str, tuple[str, str]] = {
     "parser_error": ("Không đọc được mã. " + SHOW_PERSONAL_CODE[0],
                      "Could not read the code. " + SHOW_PERSONAL_CODE[1]),
     # Chip ID card
+    "cccd_number_invalid": ("Số CCCD phải có đủ 12 chữ số", "An ID number has 12 digits"),
     "cccd_name_missing": ("Thẻ CCCD thiếu họ tên", "ID card has no name"),
     "cccd_birth_date_invalid": ("Ngày sinh trên thẻ CCCD không hợp lệ",
                                 "ID card birth date is invalid"),

@@ -139,7 +139,8 @@ class ScanLoop:
         self._results: deque[ScanResult] = deque(maxlen=50)
         self._idle_at: float | None = None
         self._pattern = Pattern.IDLE
-        self._store_message: str | None = None
+        # A store that could not be opened says why from the start (kiosk.app.UnavailableStore).
+        self._store_message: str | None = getattr(store, "unavailable", None)
         self._disk_low = False
         self._disk_checked = float("-inf")
         self._sync_status: Any = None

@@ -40,9 +40,8 @@ def validate(name: str, body: bytes) -> None:
         raise ValueError(f"document {name!r} is not valid JSON: {e}") from e
     expected = _OUTER_TYPE[name]
     if not isinstance(value, expected):
-        raise ValueError(
-            f"document {name!r} must be a JSON {expected.__name__}, got {type(value).__name__}"
-        )
+        wanted = "object" if expected is dict else "array"
+        raise ValueError(f"document {name!r} must be a JSON {wanted}, got {type(value).__name__}")
 
 
 def sha256(body: bytes) -> str:

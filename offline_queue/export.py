@@ -68,7 +68,9 @@ def write_csv(items: Iterator[dict], out: TextIO) -> int:
         cells = []
         for column in COLUMNS:
             value = item[column]
-            if isinstance(value, (list, dict)):
+            if column == "reasons":
+                value = ";".join(value)
+            elif isinstance(value, dict):
                 value = json.dumps(value, ensure_ascii=False, sort_keys=True)
             cells.append(neutralise(value))
         writer.writerow(cells)

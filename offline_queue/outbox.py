@@ -101,36 +101,27 @@ class Outbox:
 
     def release(self, ids: Iterable[str], error: str) -> None:
         """Send these rows again later."""
-        self._mark(ids, "pending", error)
+        self._set_states([("pending", error, None, i) for i in ids])
 
-    def _mark(self, ids: Iterable[str], state: str, error: str | None, sent_at: str | None = None):
-        params = [(state, error, sent_at, i) for i in ids]
+    def _set_states(self, params: list[tuple[str, str | None, str | None, str]]) -> None:
+        """(state, error, sent_at, id) for rows still in flight; others are left alone."""
 
-        def mark() -> None:
+        def update() -> None:
             self._db.conn.executemany(
                 "UPDATE checkins SET state = ?, last_error = ?, sent_at = coalesce(?, sent_at) "
                 "WHERE id = ? AND state = 'in_flight'",
                 params,
             )
 
-        self._run(mark)
+        self._run(update)
 
     def mark_results(self, results: dict[str, tuple[str, str | None]], now: datetime) -> None:
         """Apply the server's answer: id -> (state, error)."""
         stamp = iso(now)
-        params = [
+        self._set_states([
             (state, error, stamp if state == "sent" else None, i)
             for i, (state, error) in results.items()
-        ]
-
-        def mark() -> None:
-            self._db.conn.executemany(
-                "UPDATE checkins SET state = ?, last_error = ?, sent_at = coalesce(?, sent_at) "
-                "WHERE id = ? AND state = 'in_flight'",
-                params,
-            )
-
-        self._run(mark)
+        ])
 
     def correct_times(self, clock: Clock) -> int:
         """Once NTP has synced in this boot, derive true times from the monotonic clock.

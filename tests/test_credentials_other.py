@@ -82,9 +82,11 @@ def test_venue_links_keep_only_the_host(payload, host):
 
 @pytest.mark.parametrize(
     "payload",
-    ["NZCOVIDTRACER:eyJnbG4iOiI5NDI5MDQ3MDAwMDAwIiwidmVyIjoiYzE5OjEifQ==",
-     "WIFI:S:Cafe;T:WPA;P:secret-password;;"],
-)  # fmt: skip
+    [
+        "NZCOVIDTRACER:eyJnbG4iOiI5NDI5MDQ3MDAwMDAwIiwidmVyIjoiYzE5OjEifQ==",
+        "WIFI:S:Cafe;T:WPA;P:secret-password;;",
+    ],
+)
 def test_posters_and_wifi_are_venues_without_the_payload(payload):
     c = recognise(payload)
     assert c.kind == Kind.VENUE

@@ -30,11 +30,22 @@ def rsa_key():
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def issue(key, hcert=None, *, types=(), iat=AT - timedelta(days=1), exp=AT + timedelta(days=300),
-          kid_in="protected", dsc_from=DSC_FROM, dsc_to=DSC_TO, fetched=AT):  # fmt: skip
+def issue(
+    key,
+    hcert=None,
+    *,
+    types=(),
+    iat=AT - timedelta(days=1),
+    exp=AT + timedelta(days=300),
+    kid_in="protected",
+    dsc_from=DSC_FROM,
+    dsc_to=DSC_TO,
+    fetched=AT,
+):
     dsc = di.make_dsc(key, not_before=dsc_from, not_after=dsc_to, types=types)
-    cose = di.sign(hcert or di.vaccination(), key, dsc=dsc, issued_at=iat, expires_at=exp,
-                   kid_in=kid_in)  # fmt: skip
+    cose = di.sign(
+        hcert or di.vaccination(), key, dsc=dsc, issued_at=iat, expires_at=exp, kid_in=kid_in
+    )
     trust = TrustList.from_json(build_json([(dsc, "VN")]), fetched_at=fetched)
     return di.encode(cose), trust
 
@@ -53,8 +64,11 @@ def test_valid_certificate_passes(key_name, request):
     assert decision.outcome == Outcome.PASS, decision
     assert credential.kind == Kind.EU_DCC
     assert credential.person_key == "URN:UVCI:01:VN:TEST0000000001#X"
-    assert credential.display == {"name": "Nguyễn V*** A*", "id": "********01#X",
-                                  "birth_year": "1985"}  # fmt: skip
+    assert credential.display == {
+        "name": "Nguyễn V*** A*",
+        "id": "********01#X",
+        "birth_year": "1985",
+    }
     steps = ("prefix", "base45", "zlib", "cose", "signature", "schema", "key_usage", "expiry")
     assert all(credential.checks[c] is True for c in steps)
     assert credential.fields["algorithm"] == ("ES256" if key_name == "ec_key" else "PS256")
@@ -153,19 +167,31 @@ def test_algorithm_must_match_key(ec_key, rsa_key):
     [
         (di.vaccination(dose=1, doses=2), {}, ("vaccination_incomplete",), Outcome.CHECK),
         (di.vaccination(date="2022-05-25"), {}, ("vaccination_too_recent",), Outcome.CHECK),
-        (di.vaccination(date="2021-01-01"), {"max_days_since_last_dose": 270},
-         ("vaccination_too_old",), Outcome.CHECK),
+        (
+            di.vaccination(date="2021-01-01"),
+            {"max_days_since_last_dose": 270},
+            ("vaccination_too_old",),
+            Outcome.CHECK,
+        ),
         (di.vaccination(dose=1, doses=1), {"min_doses": 1}, (), Outcome.PASS),
         (di.test_result(sampled="2022-05-31T12:00:00Z"), {}, (), Outcome.PASS),
-        (di.test_result(sampled="2022-05-31T12:00:00Z"), {"max_test_hours": 6},
-         ("test_too_old",), Outcome.CHECK),
+        (
+            di.test_result(sampled="2022-05-31T12:00:00Z"),
+            {"max_test_hours": 6},
+            ("test_too_old",),
+            Outcome.CHECK,
+        ),
         (di.test_result(result="260373001"), {}, ("test_positive",), Outcome.STOP),
         (di.recovery(), {}, (), Outcome.PASS),
         (di.recovery(), {"max_recovery_days": 30}, ("recovery_not_valid",), Outcome.CHECK),
-        (di.recovery(), {"certificate_types": ["vaccination"]},
-         ("certificate_type_not_accepted",), Outcome.CHECK),
+        (
+            di.recovery(),
+            {"certificate_types": ["vaccination"]},
+            ("certificate_type_not_accepted",),
+            Outcome.CHECK,
+        ),
     ],
-)  # fmt: skip
+)
 def test_certificate_rules(ec_key, hcert, overrides, reasons, outcome):
     payload, trust = issue(ec_key, hcert)
     decision = decide(payload, trust, **overrides)[1]

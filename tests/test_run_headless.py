@@ -82,3 +82,15 @@ def test_a_camera_that_is_not_there_is_retried_not_fatal(tmp_path):
     assert proc.returncode == 0, err
     assert "camera lost" in err and "does not exist" in err
     assert "Traceback" not in err
+
+
+def test_a_damaged_database_shows_a_fault_and_never_passes(frames, tmp_path):
+    db = tmp_path / "k.db"
+    db.write_bytes(b"this is not a SQLite database" * 100)
+    proc = kiosk("--camera", f"replay:{frames}", "--db", str(db), tmp_path=tmp_path)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "check-ins cannot be recorded" in err and "Traceback" not in err
+    assert " pass " not in err  # every person goes to an officer
+    assert err.count("check (") >= 4 and "not_recorded" in err
+    assert db.read_bytes().startswith(b"this is not a SQLite database")  # left for a technician

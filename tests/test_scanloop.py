@@ -177,3 +177,23 @@ def test_camera_fault_blinks_amber(kiosk):
     [health] = kiosk.step()
     assert health.fault and "stopped" in health.camera_message
     assert kiosk.signals.pattern is Pattern.FAULT
+
+
+def test_manual_entry_is_validated_and_recorded_as_manual(tmp_path, factory):
+    from kiosk.credentials import from_cccd_number
+
+    with Store(tmp_path / "k.db", device_id="d", checkpoint_id="c") as store:
+        loop = ScanLoop(store=store, checker=RecognisedPasses(), recognise=recognise,
+                        manual_entry=from_cccd_number)
+        ok = loop.manual_entry(" 0011 8501 2345 ")
+        assert ok.decision.outcome is Outcome.PASS and ok.source == "manual"
+        assert ok.credential.display == {"id": "********2345", "birth_year": "1985"}
+        bad_province = loop.manual_entry("999185012345")
+        assert "cccd_province_unknown" in bad_province.decision.reasons
+        future = loop.manual_entry("001399012345")  # born 2099
+        assert "cccd_century_mismatch" in future.decision.reasons
+        short = loop.manual_entry("12345")
+        assert short.checkin_id is None and short.decision.reasons == ("cccd_number_invalid",)
+    with sqlite3.connect(tmp_path / "k.db") as conn:
+        sources = conn.execute("select source from checkins").fetchall()
+    assert sources == [("manual",)] * 3

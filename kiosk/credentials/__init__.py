@@ -15,7 +15,7 @@ from kiosk.model import Credential, Kind
 
 log = logging.getLogger(__name__)
 
-__all__ = ["recognise"]
+__all__ = ["from_cccd_number", "recognise"]
 
 
 def recognise(payload: bytes | str) -> Credential:
@@ -33,6 +33,11 @@ def recognise(payload: bytes | str) -> Credential:
         )
         log.debug("parser failure detail", exc_info=True)
         return Credential(kind=Kind.UNKNOWN, problems=("parser_error",))
+
+
+def from_cccd_number(number: str) -> Credential:
+    """A CCCD number typed by an officer (no QR): checked as far as the number allows."""
+    return cccd.from_number(number)
 
 
 def _recognise(payload: bytes | str) -> Credential:

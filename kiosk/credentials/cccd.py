@@ -126,3 +126,37 @@ def parse(parts: list[str]) -> Credential:
 
 def _iso(d: date | None) -> str | None:
     return d.isoformat() if d else None
+
+
+def from_number(number: str, *, today: date | None = None) -> Credential:
+    """A CCCD typed in by an officer for someone with no QR code.
+
+    Only the number is known, so only what it encodes is checked: the province code, and a
+    century/sex digit and birth-year digits that give a birth year not in the future.
+    """
+    number = "".join(number.split())
+    if NUMBER.fullmatch(number) is None:
+        return Credential(kind=Kind.UNKNOWN, problems=("cccd_number_invalid",))
+    today = today or date.today()
+    problems: list[str] = []
+    checks: dict[str, bool | None] = {"province": number[:3] in PROVINCES}
+    if not checks["province"]:
+        problems.append("cccd_province_unknown")
+    code = int(number[3])
+    birth_year = 1900 + (code // 2) * 100 + int(number[4:6])
+    checks["century_digit"] = birth_year <= today.year
+    if not checks["century_digit"]:
+        problems.append("cccd_century_mismatch")
+    sex = "female" if code % 2 else "male"
+    display = {"id": mask_id(number)}
+    if checks["century_digit"]:
+        display["birth_year"] = str(birth_year)
+    return Credential(
+        kind=Kind.CCCD,
+        person_key=number,
+        display=display,
+        fields={"number": number, "sex": sex, "province": PROVINCES.get(number[:3]),
+                "birth_year": birth_year if checks["century_digit"] else None},
+        checks=checks,
+        problems=tuple(problems),
+    )

@@ -25,10 +25,6 @@ from kiosk.ui.text import Fonts
 
 log = logging.getLogger(__name__)
 
-# GPIO callbacks run on gpiozero's threads: they only post this event (``post_button``),
-# the main loop acts on it.  ``button`` is "officer", "direction" or "dismiss".
-BUTTON_EVENT = pygame.USEREVENT + 1
-
 HEALTH_POLL_S = 2.0
 COUNTS_POLL_S = 2.0
 OFFICER_TIMEOUT_S = 120.0  # an officer who walks away must not leave the panel open
@@ -37,14 +33,8 @@ LONG_PRESS_S = 2.0  # press and hold the status strip to ask for the PIN
 PIN_ATTEMPTS = 5
 PIN_LOCKOUT_S = 60.0
 SPLASH_S = 1.0
-
-
-def post_button(name: str) -> None:
-    """Thread-safe: tell the screen a GPIO button was pressed (``when_pressed`` callback)."""
-    try:
-        pygame.event.post(pygame.event.Event(BUTTON_EVENT, button=name))
-    except pygame.error as e:  # display not up yet or already closed
-        log.debug("button %r dropped: %s", name, e)
+# Screens a citizen sees; from these (only) an officer can ask for the PIN pad.
+CITIZEN_STATES = ("scanning", "idle", "fault", "result")
 
 
 class KioskApp:
@@ -71,7 +61,7 @@ class KioskApp:
         self.tz = tz  # None: the system's local time zone (Asia/Ho_Chi_Minh on the appliance)
         self.t = Translator(config.language)
         self.fonts = Fonts()
-        self.layout = Layout.for_size(*size)
+        self.layout = Layout.for_size(*size, lights=config.show_lights)
         self.health: Any = None
         self.counts: dict[str, int] = {}
         self.last_result: Any = None
@@ -122,14 +112,16 @@ class KioskApp:
             if is_health(item):
                 self.health = item
                 self._health_at = now
-            else:
+            elif hasattr(item, "decision"):
                 self.show_result(item)
+            else:
+                self.button(getattr(item, "name", ""))
         if now - self._health_at >= HEALTH_POLL_S:
             self.health = self.loop.health()
             self._health_at = now
         if now - self._counts_at >= COUNTS_POLL_S:
             self.refresh_counts()
-        if (self._press_started is not None and self.state in ("scanning", "idle", "fault")
+        if (self._press_started is not None and self.state in CITIZEN_STATES
                 and now - self._press_started >= LONG_PRESS_S):
             self._press_started = None
             self.ask_pin()
@@ -202,6 +194,16 @@ class KioskApp:
             log.warning("officer PIN locked for %.0f s", PIN_LOCKOUT_S)
         return False
 
+    def button(self, name: str) -> None:
+        """A GPIO button the scan loop reported (its callback thread posted it to the loop)."""
+        self.touch()
+        if name == "officer":
+            log.info("officer panel opened with the officer key")
+            self.go("officer")
+        elif name == "dismiss" and self.state == "result":
+            self.screen.finish(self)
+        # "direction" and "confirm" are acted on by the loop; the screen shows the new state.
+
     def toggle_direction(self) -> None:
         new = "out" if self.loop.direction == "in" else "in"
         self.loop.set_direction(new)
@@ -219,17 +221,8 @@ class KioskApp:
             if not self.config.fullscreen:
                 self.running = False
             return
-        if event.type in (pygame.MOUSEBUTTONDOWN, pygame.KEYDOWN, BUTTON_EVENT):
+        if event.type in (pygame.MOUSEBUTTONDOWN, pygame.KEYDOWN):
             self.touch()
-        if event.type == BUTTON_EVENT:
-            if event.button == "officer":
-                log.info("officer panel opened with the officer key")
-                self.go("officer")
-            elif event.button == "direction":
-                self.toggle_direction()
-            elif event.button == "dismiss" and self.state == "result":
-                self.screen.finish(self)
-            return
         if event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
             if self.layout.status.collidepoint(event.pos):
                 self._press_started = self.clock()
@@ -237,7 +230,7 @@ class KioskApp:
             self._press_started = None
         if event.type == pygame.KEYDOWN and event.key in (pygame.K_KP_MULTIPLY, pygame.K_ASTERISK,
                                                           pygame.K_F2):
-            if self.state in ("scanning", "idle", "fault", "result"):
+            if self.state in CITIZEN_STATES:
                 self.ask_pin()
                 return
         self.screen.handle(self, event)
@@ -266,7 +259,7 @@ def run_ui(
     on_tick: Callable[[], None] = lambda: None,
 ) -> None:
     """Open the display and run the kiosk screen until ``stop`` is set (or the demo closes)."""
-    from kiosk.ui.sound import Sound
+    from kiosk.ui.sound import Sound, voice_dir
 
     pygame.display.init()
     pygame.font.init()
@@ -286,17 +279,11 @@ def run_ui(
         canvas = pygame.Surface(logical).convert() if rotate else display
         log.info("screen %dx%d%s, driver %s", *logical, " (rotated)" if rotate else "",
                  pygame.display.get_driver())
-        with Sound(enabled=config.sound, voice=config.voice, voice_dir=_voice_dir()) as sound:
+        with Sound(enabled=config.sound, voice=config.voice, voice_dir=voice_dir()) as sound:
             app = KioskApp(loop, config, logical, sound=sound)
             _main_loop(app, display, canvas, rotate, stop, on_tick)
     finally:
         pygame.display.quit()
-
-
-def _voice_dir():
-    from kiosk.ui.artwork import images_dir
-
-    return images_dir() / "voice"
 
 
 def _rotate_pos(event: pygame.event.Event, logical: tuple[int, int]) -> pygame.event.Event:

@@ -77,14 +77,10 @@ def draw_icon(outcome: Outcome, size: int = ICON_SIZE) -> pygame.Surface:
 
 
 def draw_splash(size: tuple[int, int] = SPLASH_SIZE) -> pygame.Surface:
-    """A QR code inside the scanning guide with a pass badge, on the kiosk's dark blue."""
+    """A QR code inside the scanning guide with a pass badge, on a transparent background."""
     w, h = size
-    big = pygame.Surface((w * _SS, h * _SS))
+    big = pygame.Surface((w * _SS, h * _SS), pygame.SRCALPHA)
     W, H = big.get_size()
-    for y in range(0, H, _SS):  # vertical gradient, cheap at ×4 in strips
-        t = y / H
-        colour = (int(16 + 14 * t), int(28 + 18 * t), int(48 + 30 * t))
-        pygame.draw.rect(big, colour, (0, y, W, _SS))
     side = H * 0.52
     x0, y0 = (W - side) / 2, (H - side) / 2 - H * 0.06
     # Guide-frame corners, as on the scanning screen.

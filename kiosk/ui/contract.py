@@ -54,5 +54,5 @@ class ScanLoopLike(Protocol):
 
 
 def is_health(item: object) -> bool:
-    """True for a Health report, False for a ScanResult (step() returns both)."""
+    """True for a Health report (step() also returns ScanResults and ButtonPresses)."""
     return hasattr(item, "camera_ok") and not hasattr(item, "decision")

@@ -46,11 +46,13 @@ class Layout:
     details: pygame.Rect
 
     @classmethod
-    def for_size(cls, width: int, height: int) -> Layout:
+    def for_size(cls, width: int, height: int, lights: bool = False) -> Layout:
+        """Geometry for a ``width``×``height`` canvas; ``lights``: room for the demo lights."""
         portrait = height > width
         unit = max(12, min(width, height) // 24)
         pad = max(6, unit // 2)
-        status_h = max(30, int(unit * 1.6))
+        # Portrait is too narrow for the officers' strip on one line: it gets two.
+        status_h = max(30, int(unit * 1.6)) * ((3 if lights else 2) if portrait else 1)
         status = pygame.Rect(0, height - status_h, width, status_h)
         body = pygame.Rect(0, 0, width, height - status_h)
         if portrait:

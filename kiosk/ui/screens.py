@@ -108,7 +108,11 @@ def frame_surface(frame: np.ndarray) -> pygame.Surface:
     """A 2-D uint8 grey frame as an 8-bit surface without copying pixel by pixel."""
     frame = np.ascontiguousarray(frame, dtype=np.uint8)
     h, w = frame.shape
-    surf = pygame.image.frombuffer(frame, (w, h), "P")
+    try:
+        surf = pygame.image.frombuffer(frame, (w, h), "P")
+    except ValueError:
+        # Older pygame (Debian 12 ships 2.1.2) may lack the "P" format here; 1.5× slower.
+        surf = pygame.surfarray.make_surface(frame.T)
     surf.set_palette(_GREY_PALETTE)
     return surf
 
@@ -194,7 +198,7 @@ def draw_lights(app: Any, surface: pygame.Surface, rect: pygame.Rect) -> None:
 
 
 def lights_width(app: Any) -> int:
-    r = app.layout.status.height // 2 - 2
+    r = (app.layout.status.height - max(4, app.layout.status.height // 5)) // 2 - 2
     return 3 * (2 * r + 4) + 2 * (int(r * 3.2) + 4) + 4
 
 
@@ -207,25 +211,52 @@ def draw_status(app: Any, surface: pygame.Surface) -> None:
     pygame.draw.line(surface, (70, 80, 100), strip.topleft, strip.topright)
     area = strip.inflate(-lay.pad, -max(4, strip.height // 5))
     if app.config.show_lights:
-        lw = lights_width(app)
-        draw_lights(app, surface, pygame.Rect(area.left, area.top, lw, area.height))
-        area = pygame.Rect(area.left + lw + lay.pad, area.top, area.width - lw - lay.pad,
-                           area.height)
+        if lay.portrait:
+            lights, area = lay.rows(area, [1.0, 2.0], gap=2)
+        else:
+            lights = pygame.Rect(area.left, area.top, lights_width(app), area.height)
+            area = pygame.Rect(lights.right + lay.pad, area.top,
+                               area.width - lights.width - lay.pad, area.height)
+        draw_lights(app, surface, lights)
     items = status_items(app)
     clock_text = local_time(app, app.now())
     direction = t(DIRECTIONS.get(app.loop.direction, app.loop.direction))
     items.append((f"{direction}  {clock_text}", FG))
-    cols = lay.columns(area, [1.0] * len(items), gap=max(4, lay.pad // 2))
+    if lay.portrait:
+        half = (len(items) + 1) // 2
+        top, bottom = lay.rows(area, [1.0, 1.0], gap=2)
+        size = min(_status_size(app, items[:half], top), _status_size(app, items[half:], bottom))
+        _status_row(app, surface, items[:half], top, size)
+        _status_row(app, surface, items[half:], bottom, size)
+    else:
+        _status_row(app, surface, items, area, _status_size(app, items, area))
+
+
+def _status_size(app: Any, items: list, area: pygame.Rect) -> int:
+    """One text size for a strip row: as large as fits, so it reads as a line of equals."""
+    dot = max(3, area.height // 5)
+    gap = max(6, app.layout.pad)
+    room = area.width - gap * (len(items) - 1) - dot * 3 * len(items)
     size = int(area.height * 0.62)
-    # One size for the whole strip so it reads as a line of equal items.
-    size = min(app.fonts.fit_size(text, size, col.width - area.height // 2, False, 8)
-               for (text, _c), col in zip(items, cols, strict=True))
-    for (text, colour), col in zip(items, cols, strict=True):
-        dot = area.height // 5
+    while size > 8 and sum(app.fonts.font(size).size(text)[0] for text, _c in items) > room:
+        size -= 1
+    return size
+
+
+def _status_row(app: Any, surface: pygame.Surface, items: list, area: pygame.Rect,
+                size: int) -> None:
+    dot = max(3, area.height // 5)
+    gap = max(6, app.layout.pad)
+    widths = [app.fonts.font(size).size(text)[0] + dot * 3 for text, _c in items]
+    spare = max(0, area.width - gap * (len(items) - 1) - sum(widths)) // max(1, len(items))
+    x = area.left
+    for (text, colour), w in zip(items, widths, strict=True):
+        col = pygame.Rect(x, area.top, w + spare, area.height)
         pygame.draw.circle(surface, colour, (col.left + dot, col.centery), dot)
         blit_text(app.fonts, surface, text, size, colour,
                   pygame.Rect(col.left + dot * 3, col.top, col.width - dot * 3, col.height),
                   align="left", min_size=8)
+        x = col.right + gap
 
 
 def status_items(app: Any) -> list[tuple[str, tuple[int, int, int]]]:
@@ -249,7 +280,11 @@ def status_items(app: Any) -> list[tuple[str, tuple[int, int, int]]]:
     else:
         days = age.days
         colour = OK if days < TRUST_WARN_DAYS else WARN if days < TRUST_BAD_DAYS else BAD
-        items.append((t("Trust list {days} d").format(days=days), colour))
+        if days >= 1:
+            items.append((t("Trust list {days} d").format(days=days), colour))
+        else:
+            hours = int(age.total_seconds() // 3600)
+            items.append((t("Trust list {hours} h").format(hours=hours), colour))
     return items
 
 
@@ -267,7 +302,9 @@ def title_bar(app: Any, surface: pygame.Surface, text: str) -> pygame.Rect:
 def draw_buttons(app: Any, surface: pygame.Surface, buttons: list[Button]) -> None:
     size = int(app.layout.unit * 1.0)
     for b in buttons:
-        b.draw(surface, app.fonts, size)
+        # Single digits and short words can be big: easier to hit and to read.
+        big = len(b.label) <= 3
+        b.draw(surface, app.fonts, int(min(size * 1.8, b.rect.height * 0.5)) if big else size)
 
 
 # --- screens --------------------------------------------------------------------------------
@@ -297,6 +334,9 @@ class Splash(Screen):
 
 class Scanning(Screen):
     name = "scanning"
+
+    def enter(self, app: Any, **_kw: Any) -> None:
+        app.touch()  # idle time counts from the moment the screen is ready for the next person
 
     def update(self, app: Any) -> None:
         if app.faults():
@@ -423,16 +463,24 @@ class Result(Screen):
         pygame.draw.rect(surface, colour, lay.body, width=max(6, lay.unit // 2))
         banner = lay.banner
         pygame.draw.rect(surface, colour, banner)
-        icon_h = int(banner.height * 0.78)
-        pic = icon(outcome, icon_h)
-        surface.blit(pic, (banner.left + lay.pad * 2, banner.centery - icon_h // 2))
-        word_area = pygame.Rect(banner.left + lay.pad * 4 + pic.get_width(), banner.top,
-                                banner.width - pic.get_width() - lay.pad * 6, banner.height)
-        blit_text(app.fonts, surface, app.t(WORDS[outcome]), int(banner.height * 0.42),
-                  TEXT_ON[outcome], word_area, bold=True, wrap=True, min_size=14)
+        if lay.portrait:
+            # Narrow: the icon above the word, so the word keeps the full width.
+            top, word_area = lay.rows(banner.inflate(-2 * lay.pad, -2 * lay.pad), [1.3, 1.0])
+            pic = icon(outcome, top.height)
+            surface.blit(pic, pic.get_rect(center=top.center))
+            size = int(word_area.height * 0.8)
+        else:
+            icon_h = int(banner.height * 0.78)
+            pic = icon(outcome, icon_h)
+            surface.blit(pic, (banner.left + lay.pad * 2, banner.centery - icon_h // 2))
+            word_area = pygame.Rect(banner.left + lay.pad * 4 + pic.get_width(), banner.top,
+                                    banner.width - pic.get_width() - lay.pad * 6, banner.height)
+            size = int(banner.height * 0.42)
+        blit_text(app.fonts, surface, app.t(WORDS[outcome]), size, TEXT_ON[outcome], word_area,
+                  bold=True, wrap=True, min_size=14)
         self.draw_details(app, surface, lay.details.inflate(-lay.pad * 2, -lay.pad))
         # Time left before the next screen.
-        left = max(0.0, self.until - app.clock()) / app.config.result_seconds
+        left = min(1.0, max(0.0, self.until - app.clock()) / app.config.result_seconds)
         bar = pygame.Rect(lay.body.left, lay.body.bottom - max(6, lay.unit // 2),
                           int(lay.body.width * left), max(6, lay.unit // 2))
         pygame.draw.rect(surface, FG, bar)
@@ -534,6 +582,10 @@ class _KeypadScreen(Screen):
     def shown_value(self, app: Any) -> str:
         return self.entry.value
 
+    def placeholder(self) -> str:
+        """The widest value, which sets the field's text size."""
+        return "0" * self.max_len
+
     def submit(self, app: Any) -> None:
         pass
 
@@ -582,8 +634,10 @@ class _KeypadScreen(Screen):
         title_bar(app, surface, self.title(app))
         field, message, _keypad, _cancel = self.areas(app)
         pygame.draw.rect(surface, (255, 255, 255), field, border_radius=lay.pad)
-        blit_text(app.fonts, surface, self.shown_value(app) or " ", int(field.height * 0.6),
-                  (10, 10, 10), field.inflate(-lay.pad * 2, 0), bold=True)
+        inner = field.inflate(-lay.pad * 2, 0)
+        size = app.fonts.fit_size(self.placeholder(), int(field.height * 0.6), inner.width, True)
+        blit_text(app.fonts, surface, self.shown_value(app) or " ", size, (10, 10, 10), inner,
+                  bold=True)
         if self.message:
             blit_text(app.fonts, surface, self.message, int(lay.unit * 1.1), WARN, message,
                       wrap=True)
@@ -598,7 +652,7 @@ class Pin(_KeypadScreen):
         return app.t("Officer PIN")
 
     def shown_value(self, app: Any) -> str:
-        return "●" * len(self.entry.value)
+        return "•" * len(self.entry.value)
 
     def update(self, app: Any) -> None:
         from kiosk.ui.app import PIN_TIMEOUT_S
@@ -629,6 +683,9 @@ class Manual(_KeypadScreen):
     def shown_value(self, app: Any) -> str:
         v = self.entry.value
         return " ".join(v[i:i + 3] for i in range(0, len(v), 3))
+
+    def placeholder(self) -> str:
+        return "000 000 000 000"
 
     def cancel(self, app: Any) -> None:
         app.go("officer")
@@ -767,16 +824,22 @@ class Officer(Screen):
             blit_text(app.fonts, surface, t("No check-ins yet today"), lay.unit, MUTED, rows[0],
                       align="left")
         size = int(min(lay.unit * 0.9, rows[0].height * 0.7))
+        drawn = []
         for item, row in zip(self.recent, rows, strict=False):
             when, direction, who, outcome = recent_fields(item)
-            colour = COLOURS.get(outcome, PANEL) if outcome else PANEL
-            pygame.draw.rect(surface, colour, pygame.Rect(row.left, row.top, lay.pad, row.height))
             cols = lay.columns(pygame.Rect(row.left + lay.pad * 2, row.top,
                                            row.width - lay.pad * 2, row.height),
                                [0.8, 0.9, 3.6, 1.8], gap=lay.pad // 2)
             texts = [local_time(app, when), t(DIRECTIONS.get(direction, direction)), who,
                      t(WORDS[outcome]) if outcome else ""]
-            for text, col in zip(texts, cols, strict=True):
+            drawn.append((row, outcome, list(zip(texts, cols, strict=True))))
+        # One size for the whole table so its columns line up.
+        size = min([app.fonts.fit_size(text, size, col.width, False, 8)
+                    for _r, _o, cells in drawn for text, col in cells] or [size])
+        for row, outcome, cells in drawn:
+            colour = COLOURS.get(outcome, PANEL) if outcome else PANEL
+            pygame.draw.rect(surface, colour, pygame.Rect(row.left, row.top, lay.pad, row.height))
+            for text, col in cells:
                 blit_text(app.fonts, surface, text, size, FG, col, align="left", min_size=8)
 
 

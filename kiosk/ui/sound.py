@@ -1,13 +1,19 @@
 """Outcome tones on a speaker, the matching buzzer rhythms, and optional voice prompts.
 
-Tones differ in pitch *and* rhythm (rising pair / repeated mid beeps / long low) so they
-are told apart by people who cannot see the screen and through a one-pitch buzzer.
-Voice prompts are WAV files ``images/voice/<lang>/<outcome>.wav``; none are bundled yet.
+Tones differ in pitch *and* rhythm (rising pair / three mid beeps / two long low) so they
+are told apart by people who cannot see the screen.  The buzzer is the scan loop's
+(``hardware.signals``); these play on a speaker when one is present.
+Voice prompts are WAV files ``images/voice/<lang>/<outcome>.wav`` speaking the screen's
+word for the outcome (from the catalogues), synthesised with eSpeak NG by
+``python -m kiosk.ui.sound`` and committed, so the appliance needs no speech engine.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +30,6 @@ TONES: dict[Outcome, tuple[tuple[float, float], ...]] = {
     Outcome.PASS: ((880, 0.12), (0, 0.04), (1320, 0.18)),
     Outcome.CHECK: ((660, 0.15), (0, 0.10), (660, 0.15), (0, 0.10), (660, 0.15)),
     Outcome.STOP: ((330, 0.60), (0, 0.10), (330, 0.60)),
-}
-
-# The same rhythms as (on, off) seconds for gpiozero ``Buzzer.blink(on, off, n)``
-# driven by the scan loop, which owns the buzzer pin.
-BUZZER_PATTERNS: dict[Outcome, tuple[float, float, int]] = {
-    Outcome.PASS: (0.12, 0.05, 1),
-    Outcome.CHECK: (0.15, 0.10, 3),
-    Outcome.STOP: (0.60, 0.10, 2),
 }
 
 
@@ -101,3 +99,36 @@ class Sound:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def voice_dir() -> Path:
+    from kiosk.ui.artwork import images_dir
+
+    return images_dir() / "voice"
+
+
+def write_voice(folder: Path | None = None, espeak: str = "espeak-ng") -> list[Path]:
+    """Synthesise the outcome prompts for every language with eSpeak NG (a build-time tool)."""
+    from kiosk.ui.i18n import Translator
+    from kiosk.ui.screens import WORDS
+
+    exe = shutil.which(espeak)
+    if exe is None:
+        raise FileNotFoundError(f"{espeak!r} is not installed; `apt install espeak-ng`")
+    folder = voice_dir() if folder is None else folder
+    written = []
+    for language in ("vi", "en"):
+        t = Translator(language)
+        (folder / language).mkdir(parents=True, exist_ok=True)
+        for outcome, word in WORDS.items():
+            path = folder / language / f"{outcome.value}.wav"
+            text = t(word).capitalize()
+            subprocess.run([exe, "-v", language, "-s", "140", "-w", str(path), text],
+                           check=True, timeout=30)
+            written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for p in write_voice(Path(sys.argv[1]) if len(sys.argv) > 1 else None):
+        print(p, file=sys.stderr)

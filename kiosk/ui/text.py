@@ -119,6 +119,10 @@ class Fonts:
     def _fit_block(self, text: str, size: int, rect: pygame.Rect, bold: bool, min_size: int,
                    spacing: float) -> tuple[int, list[str]]:
         s = int(size)
+        # Shrink until the longest word fits: a word broken in two reads as two words.
+        longest = max(nfc(text).split(), key=len, default="")
+        while s > min_size and self.font(s, bold).size(longest)[0] > rect.width:
+            s = max(min_size, int(s * 0.9))
         while True:
             lines = self.wrap(text, s, rect.width, bold)
             height = int(len(lines) * self.font(s, bold).get_linesize() * spacing)

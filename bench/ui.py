@@ -1,0 +1,116 @@
+"""Frame time of the kiosk screen: is drawing ever the bottleneck at 30 fps?
+
+    python bench/ui.py [--frames 120] [--sizes 800x480,1920x1080]
+
+Runs the real ``KioskApp`` over the real ``ScanLoop`` (SQLite store in a temp folder,
+real parsers and policy) on SDL's dummy video driver.  Every frame gets a *new* 640×480
+camera frame (``kiosk.samples``), as on the appliance, so the preview conversion is
+paid each time.  Reports update+draw+flip time per screen and size (mean, p95, max in
+ms) and the share of a 33.3 ms frame budget.  The dummy driver has no vsync and no GPU:
+numbers are CPU drawing cost, which is what the Pi 4 budget is about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pygame  # noqa: E402
+
+from hardware.camera import Frame  # noqa: E402
+from kiosk.credentials import recognise  # noqa: E402
+from kiosk.policy import Checker, Policy  # noqa: E402
+from kiosk.samples import SAMPLES, frame  # noqa: E402
+from kiosk.scanloop import ScanLoop  # noqa: E402
+from kiosk.ui import UiConfig  # noqa: E402
+from kiosk.ui.app import KioskApp  # noqa: E402
+from offline_queue.store import Store  # noqa: E402
+
+BUDGET_MS = 1000 / 30
+
+
+class CyclingCamera:
+    """The pipeline seam: a new frame on every call, like a 30 fps camera."""
+
+    ok = True
+    message = None
+
+    def __init__(self, count: int = 30) -> None:
+        rng = random.Random(3)
+        self.frames = [frame(SAMPLES[i % 2] if i % 3 == 0 else None, rng) for i in range(count)]
+        self.i = 0
+
+    def latest_frame(self) -> Frame:
+        self.i += 1
+        return Frame(self.frames[self.i % len(self.frames)], time.monotonic_ns(), self.i)
+
+
+def measure(app: KioskApp, display: pygame.Surface, canvas: pygame.Surface, rotate: bool,
+            frames: int) -> list[float]:
+    times = []
+    for _ in range(frames):
+        t0 = time.perf_counter()
+        app.update()
+        app.draw(canvas)
+        if rotate:
+            display.blit(pygame.transform.rotate(canvas, -90), (0, 0))
+        pygame.display.flip()
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=120)
+    parser.add_argument("--sizes", default="800x480,1024x600,1280x720,1920x1080")
+    args = parser.parse_args()
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+
+    pygame.display.init()
+    pygame.font.init()
+    checker = Checker(policy=Policy.load("hospital", {"watchlist": False}))
+    with tempfile.TemporaryDirectory() as tmp, \
+            Store(Path(tmp) / "bench.db", device_id="bench", checkpoint_id="bench") as store:
+        loop = ScanLoop(store=store, checker=checker, recognise=recognise,
+                        pipeline=CyclingCamera(), accepted_kinds=checker.policy.accepted_kinds)
+        result = loop.process(SAMPLES[0].payload)
+        print(f"{'size':>14} {'screen':>9} {'mean':>6} {'p95':>6} {'max':>6}  budget")
+        for w, h in sizes:
+            for portrait in (False, True):
+                display = pygame.display.set_mode((w, h))
+                rotate = portrait
+                logical = (h, w) if rotate else (w, h)
+                canvas = pygame.Surface(logical).convert() if rotate else display
+                config = UiConfig(fullscreen=False, size=(w, h), portrait=portrait,
+                                  show_lights=True, sound=False, idle_seconds=3600)
+                app = KioskApp(loop, config, logical)
+                app.go("scanning")
+                for screen in ("scanning", "result", "officer"):
+                    if screen == "result":
+                        app.go("result", result=result)
+                        app.screen.until = time.monotonic() + 3600  # stays up
+                    elif screen != "scanning":
+                        app.go(screen)
+                    measure(app, display, canvas, rotate, 10)  # warm the text caches
+                    times = sorted(measure(app, display, canvas, rotate, args.frames))
+                    mean = statistics.fmean(times)
+                    p95 = times[int(len(times) * 0.95) - 1]
+                    label = f"{w}x{h}{' rot' if rotate else ''}"
+                    print(f"{label:>14} {screen:>9} {mean:6.2f} {p95:6.2f} {times[-1]:6.2f}"
+                          f"  {mean / BUDGET_MS:5.0%}")
+    pygame.quit()
+
+
+if __name__ == "__main__":
+    main()

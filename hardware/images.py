@@ -1,0 +1,48 @@
+"""Loading image files as the grayscale frames the QR decoder takes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from kiosk.errors import DecoderError
+
+# A decompression bomb or a panorama is not a camera frame; Pillow's own limit (~89 Mpx)
+# only warns, so refuse clearly above it instead.
+MAX_PIXELS = 50_000_000
+
+
+def load_gray(path: str | os.PathLike[str]) -> np.ndarray:
+    """Any image file Pillow reads -> 2-D uint8 grayscale array (H, W).
+
+    Raises DecoderError naming the file when it is missing, unreadable or not an image.
+    """
+    p = Path(path)
+    try:
+        with Image.open(p) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise DecoderError(f"{str(p)!r} is {im.width}x{im.height} pixels, more than a "
+                                   f"camera frame ({MAX_PIXELS} pixels at most); crop or scale it")
+            # Photos from phones carry their orientation in EXIF; frames must be upright.
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                # Transparent pixels are usually black underneath: put them on white paper.
+                im = im.convert("RGBA")
+                paper = Image.new("RGBA", im.size, "white")
+                im = Image.alpha_composite(paper, im)
+            gray = np.asarray(im.convert("L"), dtype=np.uint8)
+    except FileNotFoundError as e:
+        raise DecoderError(f"image file {str(p)!r} does not exist; check the path") from e
+    except IsADirectoryError as e:
+        raise DecoderError(f"{str(p)!r} is a directory, not an image file") from e
+    except PermissionError as e:
+        raise DecoderError(f"image file {str(p)!r} cannot be read: permission denied") from e
+    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
+        raise DecoderError(f"{str(p)!r} is not an image Pillow can read (PNG, JPEG, BMP, "
+                           f"TIFF, WebP...): {e}") from e
+    except (OSError, ValueError, SyntaxError) as e:   # truncated or corrupt image data
+        raise DecoderError(f"image file {str(p)!r} is damaged or truncated: {e}") from e
+    return np.ascontiguousarray(gray)

@@ -1,0 +1,149 @@
+"""``checkpoint-kiosk demo``: the whole kiosk on a laptop, with nothing plugged in.
+
+A replayed camera cycles through synthetic people's codes, the GPIO lights run on gpiozero's
+mock pins and are drawn on screen, check-ins go to a database in the user's data folder and
+sync to a reference central server started on 127.0.0.1 for the occasion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from kiosk import config as config_mod
+
+log = logging.getLogger(__name__)
+
+FRAMES_VERSION = "2"  # bump when kiosk.samples changes what the frames show
+
+
+def data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("checkpoint-kiosk")) / "demo"
+
+
+def prepare_frames(folder: Path) -> Path:
+    """Write the sample camera frames once (and again when the samples change)."""
+    from kiosk.samples import write_sequence
+
+    marker = folder / ".version"
+    if not marker.exists() or marker.read_text() != FRAMES_VERSION:
+        write_sequence(folder)
+        marker.write_text(FRAMES_VERSION)
+    return folder
+
+
+def publish_documents(central_db: Path) -> None:
+    """The province's side of the demo: a hospital policy and a one-person watchlist."""
+    from kiosk.samples import WATCHLISTED_KEYS
+    from kiosk.watchlist import Watchlist
+    from offline_queue.central import db as central
+
+    today = datetime.now(UTC).date()
+    watchlist = Watchlist.build([(key, today + timedelta(days=14)) for key in WATCHLISTED_KEYS],
+                                valid_for=timedelta(days=2))
+    db = central.connect(central_db)
+    try:
+        central.set_document(db, "watchlist", watchlist,
+                             expires_at=datetime.now(UTC) + timedelta(days=2))
+        central.set_document(db, "policy", json.dumps({"profile": "hospital"}).encode())
+    finally:
+        db.close()
+
+
+def enrol(central_db: Path, server_url: str, token_file: Path) -> dict:
+    """Enrol the demo kiosk once; the device token is kept beside the demo database."""
+    import requests
+
+    from offline_queue.central import db as central
+
+    ids_file = token_file.with_suffix(".json")
+    if token_file.exists() and ids_file.exists():
+        return json.loads(ids_file.read_text())
+    db = central.connect(central_db)
+    try:
+        enrolment = central.create_enrolment_token(db, checkpoint_id="DEMO-01",
+                                                   name="Cổng bệnh viện (demo)")
+    finally:
+        db.close()
+    response = requests.post(f"{server_url}/v1/devices/enrol",
+                             json={"enrolment_token": enrolment}, timeout=10)
+    response.raise_for_status()
+    body = response.json()
+    token_file.write_text(body["device_token"])
+    token_file.chmod(0o600)
+    ids = {"device_id": body["device_id"], "checkpoint_id": body["checkpoint_id"]}
+    ids_file.write_text(json.dumps(ids))
+    return ids
+
+
+@click.command("demo")
+@click.option("--data-dir", "folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the demo keeps its frames and databases (default: user data folder).")
+@click.option("--size", default="1024x600", show_default=True, metavar="WxH",
+              help="Window size, e.g. 800x480, 1280x720.")
+@click.option("--language", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
+@click.option("--headless", is_flag=True, help="No window: lights and records only.")
+@click.option("--max-seconds", type=click.FloatRange(min=0.1), help="Stop after this long.")
+def demo(folder: Path | None, size: str, language: str, headless: bool,
+         max_seconds: float | None) -> None:
+    """Run the whole kiosk in a window with a replayed camera and a local central server.
+
+    The camera replays synthetic people: a valid chip ID card (pass), a phone code (pass), an
+    unreadable code (nothing happens), a venue poster (present a personal code), a card whose
+    number contradicts it (check) and a person on the demo watchlist (stop).  The officer PIN
+    is 1234.
+
+    Example: checkpoint-kiosk demo --size 800x480 --language en
+    """
+    from kiosk.app import setup_logging
+    from kiosk.cmd_run import run_kiosk
+    from offline_queue.central.server import CentralServer
+
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{size!r} is not WIDTHxHEIGHT, e.g. 1024x600",
+                                 param_hint="--size") from None
+    folder = folder or data_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    setup_logging("INFO")
+    frames = prepare_frames(folder / "frames")
+    central_db = folder / "central.db"
+    token_file = folder / "device-token"
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(CentralServer(central_db))
+        publish_documents(central_db)
+        ids = enrol(central_db, server.url, token_file)
+        log.info("demo: central server on %s, data in %s", server.url, folder)
+        # Pull the watchlist and policy before the first person scans, as a provisioned
+        # kiosk would have them from its last sync.
+        from offline_queue.sync import sync_once
+
+        sync_once(db_path=folder / "checkins.db", server_url=server.url,
+                  token=token_file.read_text().strip())
+        cfg = config_mod.Config().replace(
+            device={"id": ids["device_id"], "checkpoint_id": ids["checkpoint_id"],
+                    "checkpoint_name": "Cổng bệnh viện (demo)"},
+            camera={"spec": f"replay:{frames},fps=4,loop"},
+            store={"path": str(folder / "checkins.db")},
+            sync={"server_url": server.url, "token_file": str(token_file)},
+            signals={"pin_factory": "mock", "gate": 24},
+            ui={"fullscreen": False, "width": width, "height": height, "language": language,
+                "officer_pin": "1234"},
+            policy={"profile": "hospital"},
+        )
+        code = run_kiosk(cfg, headless=headless, max_seconds=max_seconds, show_lights=True,
+                         sync_options={"boot_jitter": 0.5, "link_jitter": 0.5,
+                                       "documents_interval": 30.0, "idle_interval": 5.0})
+    sys.exit(code)
+
+
+__all__ = ["demo"]

@@ -1,0 +1,141 @@
+"""The reference central server and its CLI, on real SQLite and a real HTTP server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from kiosk.cli import cli
+from offline_queue.central import db as central_db
+from offline_queue.central.server import CentralServer
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def server(tmp_path):
+    with CentralServer(tmp_path / "c.db", admin_token="adm") as s:
+        yield s
+
+
+def enrol(server, tmp_path, checkpoint="CP-1") -> dict:
+    with central_db.connect(tmp_path / "c.db") as cdb:
+        token = central_db.create_enrolment_token(cdb, checkpoint_id=checkpoint, name=checkpoint)
+    return requests.post(server.url + "/v1/devices/enrol", json={"enrolment_token": token},
+                         timeout=5).json()
+
+
+def item(device: dict, **kw) -> dict:
+    base = {
+        "id": str(uuid.uuid4()), "device_id": device["device_id"],
+        "checkpoint_id": device["checkpoint_id"], "direction": "in", "kind": "cccd",
+        "person_key": "001085012345", "display": {"name": "N***"}, "decision": "pass",
+        "reasons": [], "source": "scan", "override_of": None, "original_decision": None,
+        "override_reason": None, "recorded_at": datetime.now(UTC).isoformat(),
+        "monotonic_ns": 1, "boot_id": "b", "clock_synced": True, "corrected_at": None,
+        "app_version": "0.1.0",
+    }
+    base.update(kw)
+    return base
+
+
+def post(server, device, items):
+    return requests.post(server.url + "/v1/checkins", json={"checkins": items}, timeout=5,
+                         headers={"Authorization": f"Bearer {device['device_token']}"})
+
+
+def test_enrolment_token_is_single_use(server, tmp_path):
+    with central_db.connect(tmp_path / "c.db") as cdb:
+        token = central_db.create_enrolment_token(cdb, checkpoint_id="CP-1", name="x")
+    first = requests.post(server.url + "/v1/devices/enrol", json={"enrolment_token": token},
+                          timeout=5)
+    second = requests.post(server.url + "/v1/devices/enrol", json={"enrolment_token": token},
+                           timeout=5)
+    assert first.status_code == 201 and first.json()["checkpoint_id"] == "CP-1"
+    assert second.status_code == 403
+    assert requests.post(server.url + "/v1/devices/enrol", json={}, timeout=5).status_code == 400
+
+
+def test_ingest_statuses(server, tmp_path):
+    device = enrol(server, tmp_path)
+    a = item(device)
+    answer = post(server, device, [a, a, dict(a, decision="stop"), item(device, kind="x"),
+                                   item(device, device_id="someone-else")])
+    statuses = [r["status"] for r in answer.json()["results"]]
+    assert statuses == ["accepted", "duplicate", "conflict", "rejected", "rejected"]
+    assert post(server, device, [a]).json()["results"][0]["status"] == "duplicate"
+    assert post(server, {"device_token": "nope"}, [a]).status_code == 401
+    assert post(server, device, [a] * 1001).status_code == 413
+    bad = requests.post(server.url + "/v1/checkins", data="[", timeout=5,
+                        headers={"Authorization": f"Bearer {device['device_token']}"})
+    assert bad.status_code == 400
+
+
+def test_documents_have_etags_and_answer_304(server, tmp_path):
+    device = enrol(server, tmp_path)
+    auth = {"Authorization": f"Bearer {device['device_token']}"}
+    assert requests.get(server.url + "/v1/documents/policy", headers=auth,
+                        timeout=5).status_code == 404
+    with central_db.connect(tmp_path / "c.db") as cdb:
+        etag = central_db.set_document(cdb, "policy", b'{"profile": "hospital"}')
+        with pytest.raises(ValueError, match="JSON object"):
+            central_db.set_document(cdb, "policy", b"[]")
+    got = requests.get(server.url + "/v1/documents/policy", headers=auth, timeout=5)
+    assert got.status_code == 200 and got.content == b'{"profile": "hospital"}'
+    assert got.headers["ETag"] == f'"{etag}"'
+    again = requests.get(server.url + "/v1/documents/policy", timeout=5,
+                         headers={**auth, "If-None-Match": got.headers["ETag"]})
+    assert again.status_code == 304
+
+
+def test_report_lists_scans_per_checkpoint_and_those_without(server, tmp_path):
+    busy = enrol(server, tmp_path, "CP-BUSY")
+    enrol(server, tmp_path, "CP-QUIET")
+    old = (datetime.now(UTC) - timedelta(days=9)).isoformat()
+    post(server, busy, [item(busy), item(busy), item(busy, recorded_at=old)])
+    assert requests.get(server.url + "/v1/report/scans", timeout=5).status_code == 401
+    report = requests.get(server.url + "/v1/report/scans", timeout=5,
+                          headers={"Authorization": "Bearer adm"}).json()
+    assert {c["id"]: c["scans"] for c in report["checkpoints"]} == {"CP-BUSY": 2, "CP-QUIET": 0}
+    assert report["without_scans"] == ["CP-QUIET"]
+
+
+def test_cli_enrol_set_document_report_and_export(server, tmp_path):
+    db = str(tmp_path / "c.db")
+    runner = CliRunner()
+    token = runner.invoke(cli, ["central", "enrol-token", "--db", db, "--checkpoint", "CP-9",
+                                "--name", "Bệnh viện"]).output.strip()
+    device = requests.post(server.url + "/v1/devices/enrol", json={"enrolment_token": token},
+                           timeout=5).json()
+    post(server, device, [item(device)])
+    doc = tmp_path / "w.json"
+    doc.write_text('{"version": 1, "entries": []}')
+    result = runner.invoke(cli, ["central", "set-document", "--db", db, "watchlist", str(doc)])
+    assert result.exit_code == 0 and len(result.output.strip()) == 32
+    bad = runner.invoke(cli, ["central", "set-document", "--db", db, "menu", str(doc)])
+    assert bad.exit_code != 0 and "unknown document 'menu'" in bad.output
+    report = json.loads(runner.invoke(cli, ["central", "report", "--db", db]).output)
+    assert report["checkpoints"][0]["scans"] == 1
+    lines = runner.invoke(cli, ["central", "export", "--db", db]).output.splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["checkpoint_id"] == "CP-9"
+
+
+def test_central_command_serves_until_terminated(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kiosk", "central", "--db", str(tmp_path / "s.db"), "--port",
+         "0"], cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        url = proc.stdout.readline().strip().removeprefix("listening on ")
+        assert requests.get(url + "/v1/health", timeout=5).json()["status"] == "ok"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0

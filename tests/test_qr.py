@@ -1,0 +1,221 @@
+"""QR decoders on real images: exact bytes, odd frames, missing libraries, a short benchmark."""
+
+from __future__ import annotations
+
+import ctypes.util
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hardware.images import load_gray
+from hardware.qr import Code, Decoder, open_decoder
+from kiosk.errors import ConfigError, DecoderError
+
+DATA = Path(__file__).parent / "data" / "qr"
+sys.path.insert(0, str(DATA))
+import make_fixtures as fx  # noqa: E402
+
+BACKENDS = ["auto", "zxing", "pyzbar"]
+
+
+@pytest.fixture(params=BACKENDS)
+def decoder(request: pytest.FixtureRequest) -> Decoder:
+    with open_decoder(request.param) as d:   # type: ignore[attr-defined]
+        yield d
+
+
+@pytest.mark.parametrize("name,payload", [("short_vi.png", fx.SHORT_VI), ("cccd.png", fx.CCCD),
+                                          ("cccd_photo.jpg", fx.CCCD)])
+def test_vietnamese_text_comes_back_byte_for_byte(decoder: Decoder, name: str, payload: str):
+    codes = decoder.decode(load_gray(DATA / name))
+    assert len(codes) == 1
+    assert codes[0].raw == payload.encode("utf-8")
+    assert codes[0].text == payload
+    assert codes[0].format == "QR_CODE"
+
+
+def test_plain_pyzbar_mangles_short_vietnamese_and_ours_does_not():
+    from pyzbar import pyzbar
+
+    from hardware.qr_zbar import PyzbarDecoder
+
+    frame = load_gray(DATA / "short_vi.png")
+    plain = pyzbar.decode(frame, symbols=[pyzbar.ZBarSymbol.QRCODE])
+    # zbar guesses a CJK character set for these 10 bytes and re-encodes them.
+    assert [d.data for d in plain] != [fx.SHORT_VI.encode()]
+    assert plain[0].data.decode("utf-8", "replace") != fx.SHORT_VI
+    with PyzbarDecoder(binary=False) as guessing:
+        assert [c.text for c in guessing.decode(frame)] != [fx.SHORT_VI]
+    with open_decoder("pyzbar") as ours:
+        assert [c.text for c in ours.decode(frame)] == [fx.SHORT_VI]
+
+
+def test_3kb_binary_payload_exact(decoder: Decoder):
+    codes = decoder.decode(load_gray(DATA / "binary_3k.png"))
+    assert [c.raw for c in codes] == [fx.BINARY_3K]
+    # Not UTF-8: text is the lossless ISO-8859-1 reading, never a guess.
+    assert codes[0].text.encode("latin-1") == fx.BINARY_3K
+
+
+def test_position_is_four_corners_clockwise_from_top_left(decoder: Decoder):
+    (code,) = decoder.decode(load_gray(DATA / "short_vi.png"))
+    # Code drawn at OFFSET, 4-module quiet zone, 21 modules of 6 px.
+    x0, y0 = fx.OFFSET[0] + 24, fx.OFFSET[1] + 24
+    x1, y1 = x0 + 126, y0 + 126
+    expected = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+    assert len(code.position) == 4
+    for (x, y), (ex, ey) in zip(code.position, expected, strict=True):
+        assert abs(x - ex) <= 2 and abs(y - ey) <= 2, code.position
+
+
+GARBAGE = {
+    "black": np.zeros((480, 640), np.uint8),
+    "white": np.full((480, 640), 255, np.uint8),
+    "one_pixel": np.zeros((1, 1), np.uint8),
+    "empty": np.zeros((0, 640), np.uint8),
+    "one_row": np.full((1, 2000), 128, np.uint8),
+    "noise": np.random.default_rng(1).integers(0, 256, (480, 640), dtype=np.uint8),
+    "huge_noise": np.random.default_rng(2).integers(0, 256, (2464, 3280), dtype=np.uint8),
+    "stripes": np.tile(np.repeat(np.array([0, 255], np.uint8), 3), (480, 107))[:, :640],
+    "non_contiguous": np.random.default_rng(3).integers(0, 256, (960, 1280), np.uint8)[::2, ::2],
+    "fortran_order": np.asfortranarray(np.random.default_rng(4).integers(0, 256, (480, 640),
+                                                                         dtype=np.uint8)),
+}
+
+
+@pytest.mark.parametrize("name", list(GARBAGE))
+def test_frames_without_a_code_give_nothing(decoder: Decoder, name: str):
+    assert decoder.decode(GARBAGE[name]) == []
+
+
+def test_a_non_contiguous_view_of_a_code_is_read(decoder: Decoder):
+    frame = load_gray(DATA / "short_vi.png")
+    big = np.zeros((frame.shape[0], frame.shape[1] * 2), np.uint8)
+    big[:, ::2] = frame
+    big[:, 1::2] = frame
+    view = big[:, ::2]
+    assert not view.flags.c_contiguous
+    assert [c.raw for c in decoder.decode(view)] == [fx.SHORT_VI.encode()]
+
+
+@pytest.mark.parametrize("frame,error", [
+    (np.zeros((48, 64), np.float32), TypeError),
+    (np.zeros((48, 64), np.uint16), TypeError),
+    (np.zeros((48, 64, 3), np.uint8), ValueError),
+    (np.zeros(64, np.uint8), ValueError),
+    ([[0, 0], [0, 0]], TypeError),
+])
+def test_wrong_frame_type_or_shape_is_a_clear_error(decoder: Decoder, frame, error):
+    with pytest.raises(error, match="frame must"):
+        decoder.decode(frame)
+
+
+def test_decoders_follow_the_protocol_and_close_twice():
+    for name in BACKENDS:
+        d = open_decoder(name)
+        assert isinstance(d, Decoder)
+        assert d.name == name
+        d.close()
+        d.close()
+
+
+def test_unknown_backend_names_the_choices():
+    with pytest.raises(ConfigError, match=r"'zbar'.*auto, zxing, pyzbar"):
+        open_decoder("zbar")
+
+
+def test_unknown_pass_is_a_config_error():
+    with pytest.raises(ConfigError, match="'sharpn'"):
+        open_decoder("auto", region_passes=["sharpn"])
+
+
+def test_code_repr_hides_the_payload():
+    (code,) = open_decoder("zxing").decode(load_gray(DATA / "cccd.png"))
+    assert isinstance(code, Code)
+    assert "Ngọc" not in repr(code) and "001085012345" not in repr(code)
+
+
+def test_missing_libzbar_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch):
+    # As on a Pi without libzbar0: ctypes finds no library, pyzbar raises ImportError.
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    for mod in [m for m in sys.modules if m == "pyzbar" or m.startswith("pyzbar.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    with pytest.raises(DecoderError, match="apt-get install libzbar0") as info:
+        open_decoder("pyzbar")
+    assert isinstance(info.value.__cause__, ImportError)
+
+
+def test_missing_pyzbar_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch):
+    for mod in [m for m in sys.modules if m == "pyzbar" or m.startswith("pyzbar.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, "pyzbar", None)   # import pyzbar -> ImportError
+    with pytest.raises(DecoderError, match="pip install pyzbar"):
+        open_decoder("pyzbar")
+
+
+def test_missing_zxing_says_what_to_do(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(sys.modules, "zxingcpp", None)
+    with pytest.raises(DecoderError, match="pip install zxing-cpp"):
+        open_decoder("auto")
+
+
+def test_load_gray_rejects_a_file_that_is_not_an_image():
+    with pytest.raises(DecoderError, match=r"not_an_image\.png.*not an image"):
+        load_gray(DATA / "not_an_image.png")
+
+
+def test_load_gray_names_a_missing_file(tmp_path: Path):
+    with pytest.raises(DecoderError, match=r"nope\.png.*does not exist"):
+        load_gray(tmp_path / "nope.png")
+
+
+def test_load_gray_rejects_a_truncated_image(tmp_path: Path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes((DATA / "cccd_photo.jpg").read_bytes()[:2000])
+    with pytest.raises(DecoderError, match=r"broken\.jpg"):
+        load_gray(broken)
+
+
+def test_load_gray_flattens_colour_and_transparency(tmp_path: Path):
+    from PIL import Image
+
+    rgba = np.zeros((10, 12, 4), np.uint8)   # fully transparent black: white paper
+    path = tmp_path / "clear.png"
+    Image.fromarray(rgba).save(path)
+    gray = load_gray(path)
+    assert gray.shape == (10, 12) and gray.dtype == np.uint8 and gray.min() == 255
+    assert load_gray(DATA / "cccd_photo.jpg").ndim == 2
+
+
+def test_one_decoder_is_safe_to_share_between_threads():
+    frame = load_gray(DATA / "cccd.png")
+    results: list[list[bytes]] = []
+    for name in BACKENDS:
+        d = open_decoder(name)
+
+        def work(d: Decoder = d) -> None:
+            for _ in range(5):
+                results.append([c.raw for c in d.decode(frame)])
+
+        threads = [threading.Thread(target=work) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        d.close()
+    assert results == [[fx.CCCD.encode()]] * (5 * 3 * len(BACKENDS))
+
+
+def test_short_benchmark_has_no_wrong_reads():
+    """A few frames of every category of bench/decode.py: zero wrong reads, zero reads on
+    empty frames, and never fewer reads than plain zxing-cpp on the same frames."""
+    from bench import decode as bench
+
+    frame_set = bench.load_frames(3, seed=101, cache=False)
+    scores = bench.run({"ours": bench.ours(), "zxing": bench.plain_zxing()}, frame_set)
+    assert scores["ours"]["ALL"].wrong == 0
+    assert scores["ours"]["no_code"].wrong == 0
+    assert scores["ours"]["ALL"].right >= scores["zxing"]["ALL"].right

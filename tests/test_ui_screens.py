@@ -1,0 +1,190 @@
+"""Screenshots of every screen at every supported size, compared with committed references.
+
+Each PNG is saved under ``test-output/ui/`` for a person to look at.  References live in
+``tests/reference/ui/``; after a deliberate change, regenerate them with
+``UPDATE_UI_REFERENCES=1 pytest tests/test_ui_screens.py`` and look at every changed one.
+The scene is fixed (clock, records, camera frame) so screens are reproducible.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pygame
+import pytest
+from PIL import Image, ImageDraw
+from test_ui_loop import build_kit
+
+from hardware.signals import Pattern
+from kiosk.samples import SAMPLES, background, qr_image
+from kiosk.scanloop import Health
+from kiosk.ui import UiConfig
+from kiosk.ui.app import KioskApp
+from kiosk.ui.layout import Layout
+
+REFERENCE = Path(__file__).parent / "reference" / "ui"
+UPDATE = os.environ.get("UPDATE_UI_REFERENCES") == "1"
+LANDSCAPE = [(800, 480), (1024, 600), (1280, 720), (1920, 1080)]
+SIZES = LANDSCAPE + [(h, w) for w, h in LANDSCAPE]
+SCREENS = ["scanning", "result-pass", "result-check", "result-stop", "idle", "fault", "pin",
+           "officer", "manual", "override", "splash"]
+ICT = timezone(timedelta(hours=7))
+WALL = datetime(2026, 11, 22, 7, 5, tzinfo=UTC)  # 14:05 in Vietnam
+SAMPLE = {s.name: s for s in SAMPLES}
+
+# A screen differs from its reference when the mean difference or the share of clearly
+# changed pixels exceeds these; font hinting and scaling differences stay well below.
+MAX_MEAN_DIFF = 1.5
+MAX_CHANGED_SHARE = 0.004
+CHANGED = 48
+
+
+def clean_frame(name: str | None) -> np.ndarray:
+    """A camera frame without sensor noise (noise makes PNG references huge)."""
+    img = background(random.Random(7))
+    if name is not None:
+        code = qr_image(SAMPLE[name].payload)
+        card = Image.new("L", (code.size[0] + 60, code.size[1] + 40), 235)
+        ImageDraw.Draw(card).rectangle((0, 0, card.size[0] - 1, card.size[1] - 1), outline=120,
+                                       width=2)
+        card.paste(code, (30, 20))
+        img.paste(card, ((640 - card.size[0]) // 2, (480 - card.size[1]) // 2))
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+class FixedClock:
+    def __call__(self) -> float:
+        return 5000.0
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """Records in a real store at a fixed time, the results to show, and a preview frame."""
+    pygame.display.init()
+    pygame.font.init()
+    pygame.display.set_mode((64, 64))
+    with build_kit(tmp_path_factory.mktemp("screens"), wall=lambda: WALL, tz=ICT) as kit:
+        found = {}
+        for name in ("pc_covid", "cccd", "cccd_mismatch", "watchlisted"):
+            assert kit.feed.show(clean_frame(name)) == 1, name
+            (result,) = [r for r in kit.loop.step() if hasattr(r, "decision")]
+            found[result.decision.outcome.value] = result
+        kit.feed.show(clean_frame(None))
+        kit.loop.step()
+        # The demo draws the pins; wait until the last beep and gate pulse are over so the
+        # lights are steady (green) in every screenshot.
+        kit.signals.show(Pattern.PASS)
+        steady = {"red": False, "amber": False, "green": True, "buzzer": False, "gate": False}
+        deadline = time.monotonic() + 5
+        while kit.loop.lights() != steady and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert kit.loop.lights() == steady
+        yield kit, found
+    pygame.display.quit()
+
+
+def health(**changes) -> Health:
+    values = dict(camera_ok=True, camera_message=None, store_ok=True, store_message=None,
+                  disk_low=False, online=False, backlog=3, last_sync=WALL - timedelta(minutes=7),
+                  reprovision_needed=False, clock_synced=True, trust_list_age=timedelta(hours=5))
+    values.update(changes)
+    return Health(**values)
+
+
+def render(scene, screen: str, size: tuple[int, int], language: str = "vi") -> pygame.Surface:
+    kit, found = scene
+    clock = FixedClock()
+    app = KioskApp(kit.loop, UiConfig(language=language, officer_pin="2468", show_lights=True),
+                   size, clock=clock, now=lambda: WALL, tz=ICT)
+    app.health = health()
+    app.refresh_counts()
+    app.last_result = found["check"]
+    if screen.startswith("result-"):
+        app.go("result", result=found[screen.split("-")[1]])
+        app.screen.until = clock() + app.config.result_seconds * 0.6
+    elif screen == "fault":
+        app.health = health(camera_ok=False, camera_message="camera: no frame for 5 s",
+                            disk_low=True)
+        app.go("fault")
+    else:
+        app.go(screen)
+    if screen == "pin":
+        app.screen.entry.value = "24"
+    elif screen == "manual":
+        app.screen.entry.value = "0011850"
+    elif screen == "override":
+        app.screen.outcome = found["pass"].decision.outcome
+        app.screen.reason = "officer_documents_checked"
+    surface = pygame.Surface(size)
+    app.draw(surface)
+    return surface
+
+
+def difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    diff = np.abs(a.astype(np.int16) - b.astype(np.int16)).max(axis=2)
+    return float(diff.mean()), float((diff > CHANGED).mean())
+
+
+def check_against_reference(surface: pygame.Surface, name: str, out_dir: Path) -> None:
+    out = out_dir / f"{name}.png"
+    pygame.image.save(surface, str(out))
+    ref = REFERENCE / f"{name}.png"
+    if UPDATE:
+        REFERENCE.mkdir(parents=True, exist_ok=True)
+        pygame.image.save(surface, str(ref))
+        return
+    assert ref.exists(), f"no reference {ref}; make it with UPDATE_UI_REFERENCES=1 and look at it"
+    got = pygame.surfarray.array3d(surface)
+    want = pygame.surfarray.array3d(pygame.image.load(str(ref)))
+    assert got.shape == want.shape
+    mean, share = difference(got, want)
+    assert mean <= MAX_MEAN_DIFF and share <= MAX_CHANGED_SHARE, (
+        f"{name}: differs from {ref} (mean {mean:.2f}, changed {share:.2%}); see {out}")
+
+
+@pytest.fixture(scope="module")
+def out_dir():
+    path = Path(__file__).resolve().parent.parent / "test-output" / "ui"  # as conftest's
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_every_screen_matches_its_reference(scene, size, out_dir):
+    for screen in SCREENS:
+        check_against_reference(render(scene, screen, size), f"{screen}-{size[0]}x{size[1]}",
+                                out_dir)
+
+
+@pytest.mark.parametrize("size", [(800, 480), (480, 800)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_english_screens_match_their_references(scene, size, out_dir):
+    for screen in SCREENS:
+        check_against_reference(render(scene, screen, size, "en"),
+                                f"en-{screen}-{size[0]}x{size[1]}", out_dir)
+
+
+def test_the_comparison_tells_outcomes_and_words_apart(scene):
+    """The tolerance is tight enough to catch a wrong word or outcome on the same layout."""
+    pass_ = pygame.surfarray.array3d(render(scene, "result-pass", (800, 480)))
+    stop = pygame.surfarray.array3d(render(scene, "result-stop", (800, 480)))
+    english = pygame.surfarray.array3d(render(scene, "result-pass", (800, 480), "en"))
+    for other in (stop, english):
+        mean, share = difference(pass_, other)
+        assert mean > MAX_MEAN_DIFF or share > MAX_CHANGED_SHARE
+
+
+def test_nothing_is_drawn_outside_the_screen_or_over_the_status_strip(scene):
+    """Text that does not fit is shrunk or wrapped, never cut: the strip stays intact."""
+    for size in SIZES:
+        strips = []
+        for screen in ("scanning", "result-stop", "officer", "override"):
+            surface = render(scene, screen, size)
+            strip = Layout.for_size(*size, lights=True).status
+            strips.append(pygame.surfarray.array3d(surface.subsurface(strip)))
+        for other in strips[1:]:
+            assert difference(strips[0], other)[0] == 0.0, size
