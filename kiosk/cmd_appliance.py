@@ -146,3 +146,99 @@ def provision(server_url: str | None, token: str | None, checkpoint_name: str,
     if restart_kiosk:
         # try-restart: only if it is running; a kiosk still booting picks the config up anyway.
         subprocess.run(["systemctl", "try-restart", KIOSK_UNIT], check=False)
+
+
+@click.command("selftest")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--yes", "assume_yes", is_flag=True,
+              help="Do not ask about the lights (they still cycle; the check then warns).")
+@click.option("--card-seconds", type=click.FloatRange(0, 300), default=None,
+              help="Wait this long for the printed test card in front of the camera "
+                   "(default 30 interactive, 0 = decode the card image only).")
+@click.option("--camera-seconds", type=click.FloatRange(0.5, 60), default=5.0,
+              show_default=True, help="How long to wait for camera frames.")
+@click.option("--write-card", type=click.Path(dir_okay=False),
+              help="Write the printable test card PNG here and exit.")
+@_config_option
+def selftest(as_json: bool, assume_yes: bool, card_seconds: float | None,
+             camera_seconds: float, write_card: str | None, config_path: str) -> None:
+    """Test camera, test card, lights and buzzer, database, disk, clock, server, lists.
+
+    Exit status 0 when nothing failed, 1 otherwise.  Stop the kiosk service first
+    (systemctl stop checkpoint-kiosk): the camera and pins can have one user only; from the
+    officer panel the running kiosk does the same test with its own devices.
+
+    Example: sudo -u kiosk checkpoint-kiosk selftest --json
+    """
+    from kiosk.selftest import run_selftest, test_card_image
+
+    if write_card:
+        test_card_image().save(write_card)
+        click.echo(f"test card written to {write_card}; print it 6-8 cm wide")
+        return
+    cfg = _load(config_path)
+    interactive = not as_json and not assume_yes and sys.stdin.isatty()
+    confirm = (lambda q: click.confirm(q, default=True)) if interactive else None
+    if card_seconds is None:
+        card_seconds = 30.0 if interactive else 0.0
+    progress = (lambda name: click.echo(f"... {name}", err=True)) if not as_json else None
+    report = run_selftest(cfg, confirm=confirm, card_seconds=card_seconds,
+                          camera_seconds=camera_seconds,
+                          **({"progress": progress} if progress else {}))
+    click.echo(report.to_json() if as_json else report.human())
+    sys.exit(0 if report.ok else 1)
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@_config_option
+def status(as_json: bool, config_path: str) -> None:
+    """Version, uptime, backlog, last sync, errors, disk, clock, under-voltage.
+
+    No secrets are shown: the device token only as present or missing.
+
+    Example: checkpoint-kiosk status --json
+    """
+    from kiosk import status as status_mod
+
+    cfg = _load(config_path)
+    report = status_mod.collect(cfg)
+    click.echo(status_mod.to_json(report) if as_json else status_mod.format_human(report))
+
+
+@click.command("support-bundle")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Tarball to write (default ./checkpoint-kiosk-support-<time>.tar.gz).")
+@click.option("--since", default="-48h", show_default=True, help="Journal lines since.")
+@click.option("--log-file", "log_files", multiple=True, type=click.Path(dir_okay=False),
+              help="Also include this log file (masked); repeatable.")
+@_config_option
+def support_bundle(output: str | None, since: str, log_files: tuple[str, ...],
+                   config_path: str) -> None:
+    """Write a tarball of config (secrets removed), recent logs (masked) and status.
+
+    Example: sudo checkpoint-kiosk support-bundle -o /boot/firmware/support.tar.gz
+    """
+    from datetime import datetime
+
+    from kiosk.support import make_bundle
+
+    cfg = _load(config_path)
+    if output is None:
+        output = f"checkpoint-kiosk-support-{datetime.now():%Y%m%d-%H%M%S}.tar.gz"
+    path = make_bundle(cfg, output, config_path=config_path if _exists(config_path) else None,
+                       log_files=log_files, since=since)
+    click.echo(str(path))
+
+
+def _load(path: str) -> config_mod.Config:
+    """The config; the default path may be absent (defaults), an explicit one may not."""
+    if path == str(config_mod.DEFAULT_PATH) and not _exists(path):
+        return config_mod.load(None)
+    return config_mod.load(path)
+
+
+def _exists(path: str) -> bool:
+    from pathlib import Path
+
+    return Path(path).exists()

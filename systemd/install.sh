@@ -3,22 +3,32 @@
 #
 #   systemd/install.sh --dev     a development/demo environment in ./.venv of this checkout
 #                                (system packages, virtualenv, the package with test extras)
+#   systemd/install.sh --appliance [--hardware-watchdog] [--root DIR] [--dry-run]
+#                                turn Raspberry Pi OS Bookworm Lite into a kiosk (as root)
 #
-# Idempotent: system packages are only installed when missing, the virtualenv is reused.
-# Runs as root or through sudo for the apt step only.
+# Idempotent: packages only when missing, files only when different, the virtualenv reused;
+# an upgrade (run again from a newer checkout) keeps /etc/checkpoint-kiosk and the data.
+# --dry-run prints what would change; --root DIR writes files under DIR and runs nothing.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mode=""
 dry_run=0
+root=""
+hw_watchdog=0
+changed=0
 
 usage() {
-    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --dev) mode=dev ;;
+        --appliance) mode=appliance ;;
+        --hardware-watchdog) hw_watchdog=1 ;;
+        --root) root=${2:?--root needs a folder}; shift ;;
+        --root=*) root=${1#--root=} ;;
         --dry-run) dry_run=1 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "install.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
@@ -29,6 +39,11 @@ done
 
 run() {
     if [[ $dry_run == 1 ]]; then echo "+ $*"; else "$@"; fi
+}
+
+# System commands (apt, useradd, systemctl): printed, not run, under --root.
+sys_run() {
+    if [[ -n $root ]]; then echo "+ (root=$root, not run) $*"; else as_root "$@"; fi
 }
 
 as_root() {
@@ -60,9 +75,173 @@ dev_setup() {
         run python3 -m venv "$venv"
     fi
     run "$venv/bin/python" -m pip install -q --upgrade pip
-    run "$venv/bin/python" -m pip install -q -e "$here[test,v4l2,systemd]"
+    run "$venv/bin/python" -m pip install -q -e "${here}[test,v4l2,systemd]"
+}
+
+# ---- appliance -------------------------------------------------------------------------
+
+APP=/opt/checkpoint-kiosk
+ETC=/etc/checkpoint-kiosk
+UNIT=checkpoint-kiosk.service
+KIOSK_GROUPS=(video render input gpio)
+
+# Install $1 as $2 with mode $3 when missing or different; sets changed=1 when it does.
+put() {
+    local src=$1 dest=$root$2 mode=$3
+    if [[ -f $dest ]] && cmp -s "$src" "$dest"; then
+        return 0
+    fi
+    echo "install.sh: ${dest#"$root"} $([[ -f $dest ]] && echo updated || echo added)"
+    run install -D -m "$mode" "$src" "$dest"
+    changed=1
+}
+
+# Create the file $2 from stdin only if it does not exist (config: never overwritten).
+put_once() {
+    local dest=$root$1 mode=$2 tmp
+    tmp=$(mktemp)
+    cat >"$tmp"
+    if [[ -e $dest ]]; then
+        rm -f "$tmp"
+        return 0
+    fi
+    echo "install.sh: ${dest#"$root"} created"
+    run install -D -m "$mode" "$tmp" "$dest"
+    rm -f "$tmp"
+    changed=1
+}
+
+appliance_packages() {
+    # KMSDRM pygame: Debian's python3-pygame uses the system SDL2, built with the kmsdrm
+    # driver (the PyPI wheel's bundled SDL is not).  picamera2, numpy, gpiozero/lgpio and
+    # systemd-python also come from apt and are seen through --system-site-packages, so
+    # picamera2 runs against the numpy it was built for.
+    local pkgs=(python3 python3-venv python3-pip python3-pygame python3-numpy python3-pil
+                python3-gpiozero python3-lgpio python3-systemd python3-requests python3-click
+                libzbar0 fonts-noto-core fonts-dejavu-core)
+    # The camera stack exists only in Raspberry Pi OS's archive.
+    if apt-cache show python3-picamera2 >/dev/null 2>&1; then
+        pkgs+=(python3-picamera2 python3-libcamera)
+    else
+        echo "install.sh: python3-picamera2 is not in this system's archive (not Raspberry Pi OS?); " \
+             "use camera.spec = v4l2:/dev/video0 or replay:PATH"
+    fi
+    if [[ -n $root ]]; then
+        echo "+ (root=$root, not run) apt-get install ${pkgs[*]}"
+    else
+        apt_install "${pkgs[@]}"
+    fi
+}
+
+appliance_user() {
+    local g
+    if [[ -n $root ]]; then
+        echo "+ (root=$root, not run) user kiosk, groups ${KIOSK_GROUPS[*]}"
+        return 0
+    fi
+    for g in "${KIOSK_GROUPS[@]}"; do
+        getent group "$g" >/dev/null 2>&1 || { sys_run groupadd --system "$g"; changed=1; }
+    done
+    if ! getent passwd kiosk >/dev/null 2>&1; then
+        sys_run useradd --system --home-dir /var/lib/checkpoint-kiosk --no-create-home \
+            --shell /usr/sbin/nologin --user-group --groups "$(IFS=,; echo "${KIOSK_GROUPS[*]}")" kiosk
+        changed=1
+    else
+        local have
+        have=" $(id -nG kiosk) "
+        for g in "${KIOSK_GROUPS[@]}"; do
+            [[ $have == *" $g "* ]] || { sys_run usermod -a -G "$g" kiosk; changed=1; }
+        done
+    fi
+}
+
+appliance_venv() {
+    local venv=$root$APP/venv
+    if [[ ! -x $venv/bin/python ]]; then
+        if [[ -n $root ]]; then
+            echo "+ (root=$root, not run) python3 -m venv --system-site-packages $APP/venv"
+            return 0
+        fi
+        run python3 -m venv --system-site-packages "$venv"
+        changed=1
+    fi
+    [[ -n $root ]] && return 0
+    # Same version installed already: nothing to do (pip would still rebuild a local path).
+    local want have
+    want=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$here/kiosk/__init__.py")
+    have=$("$venv/bin/python" -c 'import kiosk; print(kiosk.__version__)' 2>/dev/null || true)
+    if [[ $want != "$have" || ${CHECKPOINT_KIOSK_REINSTALL:-0} == 1 ]]; then
+        run "$venv/bin/python" -m pip install -q --upgrade "$here"
+        changed=1
+    fi
+}
+
+appliance_files() {
+    put "$here/systemd/checkpoint-kiosk.service" /etc/systemd/system/$UNIT 0644
+    put "$here/systemd/checkpoint-kiosk-provision.service" \
+        /etc/systemd/system/checkpoint-kiosk-provision.service 0644
+    put "$here/systemd/checkpoint-kiosk-provision.path" \
+        /etc/systemd/system/checkpoint-kiosk-provision.path 0644
+    put "$here/systemd/journald.conf.d/checkpoint-kiosk.conf" \
+        /etc/systemd/journald.conf.d/checkpoint-kiosk.conf 0644
+    put "$here/systemd/99-checkpoint-kiosk-usb.rules" /etc/udev/rules.d/99-checkpoint-kiosk-usb.rules 0644
+    put "$here/docs/appliance.md" $APP/docs/appliance.md 0644
+    if [[ $hw_watchdog == 1 ]]; then
+        put "$here/systemd/system.conf.d/checkpoint-kiosk-hardware-watchdog.conf" \
+            /etc/systemd/system.conf.d/checkpoint-kiosk-hardware-watchdog.conf 0644
+    fi
+    # Config: written once, never overwritten by an upgrade (provisioning owns it later).
+    if [[ ! -d $root$ETC ]]; then
+        run install -d -m 0770 "$root$ETC"
+        changed=1
+    fi
+    (cd "$here" && PYTHONPATH=$here python3 -c \
+        'from kiosk.config import defaults_toml; print(defaults_toml(), end="")') \
+        | put_once $ETC/kiosk.toml 0640
+    if [[ -z $root ]]; then
+        run chown -R root:kiosk "$ETC"
+    fi
+}
+
+appliance_console() {
+    # Console blanking off: the kernel blanks the VT after 10 minutes of no keyboard input.
+    local cmdline=$root/boot/firmware/cmdline.txt
+    if [[ -f $cmdline ]] && ! grep -qw 'consoleblank=0' "$cmdline"; then
+        echo "install.sh: ${cmdline#"$root"}: consoleblank=0"
+        run sed -i '1 s/$/ consoleblank=0/' "$cmdline"
+        changed=1
+    fi
+}
+
+appliance_enable() {
+    if [[ $changed == 0 ]]; then
+        echo "install.sh: nothing changed"
+        return 0
+    fi
+    sys_run systemctl daemon-reload
+    # getty on tty1 would fight the kiosk for the screen.
+    sys_run systemctl disable getty@tty1.service
+    sys_run systemctl enable checkpoint-kiosk.service checkpoint-kiosk-provision.service \
+        checkpoint-kiosk-provision.path
+    sys_run udevadm control --reload
+    sys_run systemctl restart systemd-journald.service
+    sys_run systemctl restart $UNIT
+}
+
+appliance_setup() {
+    if [[ -z $root && $dry_run == 0 && $(id -u) != 0 ]]; then
+        echo "install.sh: --appliance must run as root (sudo systemd/install.sh --appliance)" >&2
+        exit 1
+    fi
+    appliance_packages
+    appliance_user
+    appliance_venv
+    appliance_files
+    appliance_console
+    appliance_enable
 }
 
 case "$mode" in
     dev) dev_setup ;;
+    appliance) appliance_setup ;;
 esac

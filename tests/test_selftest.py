@@ -1,0 +1,102 @@
+"""The self-test against a real central server, a replayed camera and MockFactory pins."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kiosk import config as config_mod
+from kiosk import provision as prov
+from kiosk.selftest import FAIL, PASS, WARN, run_selftest
+from kiosk.selftest import test_card_image as card_image
+from offline_queue.central import db as central_db
+from offline_queue.central.server import CentralServer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def central(tmp_path_factory):
+    path = tmp_path_factory.mktemp("central") / "central.db"
+    with CentralServer(path) as server:
+        conn = central_db.connect(path)
+        server.token = central_db.create_enrolment_token(conn, checkpoint_id="LS-1", name="x")
+        conn.close()
+        yield server
+
+
+@pytest.fixture(scope="module")
+def kiosk(central, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("kiosk")
+    frames = folder / "frames"
+    frames.mkdir()
+    from PIL import Image
+
+    card = card_image(module_px=4)
+    scene = Image.new("L", (640, 480), 120)
+    scene.paste(card, (200, 100))
+    for i in range(4):
+        scene.save(frames / f"{i:03d}.png")
+    config = folder / "kiosk.toml"
+    config.write_text(
+        f'[camera]\nspec = "replay:{frames},fps=10,loop"\n[signals]\npin_factory = "mock"\n'
+        f'[store]\npath = "{folder / "k.db"}"\n[policy]\nprofile = "hospital"\n',
+        encoding="utf-8")
+    prov.provision(prov.Request(central.url, central.token), config_path=config)
+    return config
+
+
+def test_a_provisioned_kiosk_passes_all_but_the_unsynced_lists(kiosk, tmp_path):
+    cfg = config_mod.load(kiosk, environ={})
+    asked = []
+    report = run_selftest(cfg, confirm=lambda q: asked.append(q) or True, card_seconds=5,
+                          camera_seconds=3, synced_flag=tmp_path / "absent")
+    results = {c.name: (c.result, c.detail) for c in report.checks}
+    assert results["camera"][0] == PASS
+    assert results["test card"] == (PASS, "test card read through the camera")
+    assert results["lights and buzzer"] == (PASS, "confirmed red, amber, green, buzzer")
+    assert asked == ["Is the red light on?", "Is the amber light on?", "Is the green light on?",
+                     "Is the buzzer sounding?"]
+    assert results["database"][0] == WARN  # no check-in database before the first run
+    assert results["disk"][0] == PASS
+    assert results["server"] == (PASS, f"{cfg.sync.server_url} reachable, device token accepted")
+    assert results["clock"][0] == WARN  # not NTP-synced here, but agrees with the server
+    assert results["trust list and watchlist"][0] == FAIL  # never synced
+    assert not report.ok
+    assert "SELF-TEST FAILED" in report.human()
+
+
+def test_a_light_the_technician_does_not_see_fails(kiosk, tmp_path):
+    cfg = config_mod.load(kiosk, environ={})
+    report = run_selftest(cfg, confirm=lambda q: "amber" not in q, camera_seconds=1)
+    (lights,) = [c for c in report.checks if c.name == "lights and buzzer"]
+    assert (lights.result, lights.detail) == (FAIL, "not confirmed: amber")
+
+
+def test_revoked_token_and_dead_camera_fail_with_reasons(kiosk, central, tmp_path):
+    cfg = config_mod.load(kiosk, environ={})
+    token_file = tmp_path / "token"
+    token_file.write_text("dev-revoked\n")
+    cfg = cfg.replace(sync={"token_file": str(token_file)},
+                      camera={"spec": f"replay:{tmp_path / 'nothing'}"})
+    report = run_selftest(cfg, camera_seconds=1)
+    results = {c.name: (c.result, c.detail) for c in report.checks}
+    assert results["server"][0] == FAIL and "refused the device token (401)" in results["server"][1]
+    assert results["camera"][0] == FAIL and "does not exist" in results["camera"][1]
+    assert results["lights and buzzer"][0] == WARN  # nobody to confirm
+    assert "dev-revoked" not in json.dumps(report.as_dict())
+
+
+def test_cli_json_and_exit_status(kiosk):
+    proc = subprocess.run([sys.executable, "-m", "kiosk", "selftest", "--json", "--config",
+                           str(kiosk), "--camera-seconds", "2"], cwd=REPO,
+                          capture_output=True, text=True, timeout=90)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1 and report["ok"] is False
+    assert [c["name"] for c in report["checks"]] == [
+        "camera", "test card", "lights and buzzer", "database", "disk", "server", "clock",
+        "trust list and watchlist"]
