@@ -90,6 +90,12 @@ def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | No
             timer.daemon = True
             timer.start()
             stack.callback(timer.cancel)
+
+        def tick() -> None:
+            supervisor.tick()
+            if parts.loop.ended:  # a replay without 'loop' is over: exit 0, as headless does
+                stop.set()
+
         # run_ui calls on_tick only after a frame was drawn: READY means the screen is up.
-        run_ui(parts.loop, config=ui_config, stop=stop, on_tick=supervisor.tick)
+        run_ui(parts.loop, config=ui_config, stop=stop, on_tick=tick)
     return 0

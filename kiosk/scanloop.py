@@ -250,8 +250,12 @@ class ScanLoop:
         self._show(PATTERNS[decision.outcome], result_for=self.result_seconds)
         result = replace(result, signalled_ns=time.monotonic_ns())
         self._results.append(result)
+        reasons = ",".join(decision.reasons) or "ok"
+        # No personal data: the journal gets the same four fields as structured ones.
         log.info("check-in %s: %s %s (%s)", checkin_id or "-", credential.kind,
-                 decision.outcome, ",".join(decision.reasons) or "ok")
+                 decision.outcome, reasons,
+                 extra={"checkin_id": checkin_id or "", "kind": str(credential.kind),
+                        "decision": str(decision.outcome), "reasons": reasons})
         if checkin_id and self.sync is not None:
             self.sync.poke()
         return result

@@ -169,11 +169,17 @@ class Syncer:
         self.clock = clock
         self.batch_size = batch_size
 
-    def push(self, stop: threading.Event | None = None) -> int:
-        """Send pending rows in creation order until none is left; returns rows delivered."""
+    def push(self, stop: threading.Event | None = None,
+             on_batch: Callable[[], None] = lambda: None) -> int:
+        """Send pending rows in creation order until none is left; returns rows delivered.
+
+        ``on_batch`` runs before each batch: the worker's heartbeat, so that draining a long
+        backlog over a slow link is not mistaken for a hung thread by the watchdog.
+        """
         self.outbox.correct_times(self.clock)
         delivered = 0
         while not (stop and stop.is_set()):
+            on_batch()
             items = self.outbox.claim(self.batch_size)
             if not items:
                 break
@@ -313,6 +319,9 @@ class SyncWorker:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _beat(self) -> None:
+        self._heartbeat = time.monotonic()
+
     @property
     def heartbeat(self) -> float:
         return self._heartbeat
@@ -392,7 +401,7 @@ class SyncWorker:
                     # backlog goes out, so kiosks that lost the link together spread out.
                     self._client.health()
                     self._sleep(self._rng.uniform(0, self.link_jitter), wake_on_poke=False)
-                delivered = self._syncer.push(self._stop)
+                delivered = self._syncer.push(self._stop, on_batch=self._beat)
                 if time.monotonic() >= next_documents:
                     self._syncer.pull()
                     next_documents = time.monotonic() + self.documents_interval

@@ -94,3 +94,18 @@ def test_a_damaged_database_shows_a_fault_and_never_passes(frames, tmp_path):
     assert " pass " not in err  # every person goes to an officer
     assert err.count("check (") >= 4 and "not_recorded" in err
     assert db.read_bytes().startswith(b"this is not a SQLite database")  # left for a technician
+
+
+def test_with_a_screen_the_end_of_a_replay_ends_the_run_too(frames, tmp_path):
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[policy]\nprofile = "hospital"\nwatchlist = false\n'
+                      '[signals]\npin_factory = "mock"\n[ui]\nwidth = 800\nheight = 480\n',
+                      encoding="utf-8")
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "kiosk", "run", "--config", str(config), "--windowed",
+         "--camera", f"replay:{frames}", "--db", str(tmp_path / "k.db")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    with sqlite3.connect(tmp_path / "k.db") as conn:
+        assert conn.execute("select count(*) from checkins").fetchone()[0] == 4

@@ -292,3 +292,24 @@ def test_outbox_claims_in_creation_order_even_when_the_clock_steps_back(tmp_path
         assert [i["id"] for i in outbox.claim(10)] == [first, second]
         assert outbox.counts()["in_flight"] == 2
     assert uuid.UUID(second).version == 7
+
+
+def test_heartbeat_keeps_turning_while_a_long_backlog_drains_slowly(tmp_path, central,
+                                                                    enrolled):
+    """Each batch beats: a slow drain is busy, not hung, for the watchdog."""
+    with kiosk_store(tmp_path, enrolled) as store:
+        for i in range(12):
+            store.record(entry(i))
+    host, port = central.url.removeprefix("http://").split(":")
+    with FaultProxy((host, int(port)), lambda: "slow", slow_s=0.25) as proxy:
+        worker = SyncWorker(db_path=tmp_path / "kiosk.db", server_url=proxy.url,
+                            token=enrolled["device_token"], batch_size=1, **FAST)
+        with worker:
+            worker.start()
+            ages = []
+            while len(server_ids(tmp_path)) < 12:
+                ages.append(time.monotonic() - worker.heartbeat)
+                time.sleep(0.05)
+                assert len(ages) < 400, "the backlog did not drain"
+    assert len(ages) > 20  # the drain took seconds...
+    assert max(ages) < 1.5  # ...yet the heartbeat was never older than a couple of batches
