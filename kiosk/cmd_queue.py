@@ -11,12 +11,25 @@ from pathlib import Path
 
 import click
 
-DB_HELP = "kiosk check-in database (env CHECKPOINT_KIOSK_DB)"
+DB_HELP = "check-in database (default: store.path of the kiosk config)"
+CONFIG_HELP = "kiosk configuration file (default /etc/checkpoint-kiosk/kiosk.toml)"
 
 
 def _db_option(f):  # noqa: ANN001, ANN202 - click decorator
-    return click.option("--db", "db_path", envvar="CHECKPOINT_KIOSK_DB", required=True,
-                        type=click.Path(dir_okay=False), help=DB_HELP)(f)
+    f = click.option("--db", "db_path", type=click.Path(dir_okay=False), help=DB_HELP)(f)
+    return click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                        help=CONFIG_HELP)(f)
+
+
+def _kiosk_config(config_path: str | None):  # noqa: ANN202 - kiosk.config.Config
+    """The kiosk's own configuration, so a technician on the device needs no options."""
+    from kiosk import config
+
+    return config.load(config_path)
+
+
+def _db(config_path: str | None, db_path: str | None) -> str:
+    return db_path or _kiosk_config(config_path).store.path
 
 
 def _usage(error: ValueError) -> click.UsageError:
@@ -33,7 +46,7 @@ def queue() -> None:
 
 @queue.command("stats")
 @_db_option
-def queue_stats(db_path: str) -> None:
+def queue_stats(config_path: str | None, db_path: str | None) -> None:
     """Print pending, in-flight, sent, rejected counts, oldest pending age, sizes as JSON.
 
     Example: checkpoint-kiosk queue stats --db queue.db
@@ -41,6 +54,7 @@ def queue_stats(db_path: str) -> None:
     from kiosk.errors import StoreError
     from offline_queue.store import connect, queue_stats
 
+    db_path = _db(config_path, db_path)
     if not Path(db_path).is_file():
         raise StoreError(f"no check-in database at {db_path!r}; pass --db PATH")
     with connect(db_path, synchronous="NORMAL") as db:
@@ -53,13 +67,15 @@ def queue_stats(db_path: str) -> None:
 @click.option("--until", required=True, help="end, exclusive (ISO date/time)")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv",
               show_default=True)
-def export(db_path: str, since: str, until: str, fmt: str) -> None:
+def export(config_path: str | None, db_path: str | None, since: str, until: str,
+           fmt: str) -> None:
     """Write check-ins between --since and --until to stdout (no person keys).
 
     Example: checkpoint-kiosk export --db queue.db --since 2021-09-20 --until 2021-09-21
     """
     from offline_queue import export as ex
 
+    db_path = _db(config_path, db_path)
     try:
         start, end = ex.parse_when(since), ex.parse_when(until)
     except ValueError as e:
@@ -70,19 +86,36 @@ def export(db_path: str, since: str, until: str, fmt: str) -> None:
 
 @click.command("sync")
 @_db_option
-@click.option("--server", envvar="CHECKPOINT_KIOSK_SERVER", required=True,
-              help="central platform URL (env CHECKPOINT_KIOSK_SERVER)")
-@click.option("--token", envvar="CHECKPOINT_KIOSK_TOKEN", required=True,
-              help="device token (env CHECKPOINT_KIOSK_TOKEN)")
+@click.option("--server", help="central platform URL (default: sync.server_url of the config)")
+@click.option("--token-file", type=click.Path(dir_okay=False),
+              help="file holding the device token (default: sync.token_file of the config); "
+                   "a token is never given on the command line, where other users could see it")
 @click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False),
               help="extra CA bundle (PEM) for a private platform CA")
 @click.option("--once", is_flag=True, help="push and pull once; exit 0 only if all delivered")
-def sync(db_path: str, server: str, token: str, ca_bundle: str | None, once: bool) -> None:
+def sync(config_path: str | None, db_path: str | None, server: str | None,
+         token_file: str | None, ca_bundle: str | None, once: bool) -> None:
     """Deliver the queue and fetch policy, trust list and watchlist.
 
-    Example: checkpoint-kiosk sync --once --db queue.db --server https://central.example
+    Without options it uses the kiosk's own configuration and device token.
+
+    Example: checkpoint-kiosk sync --once
     """
+    from kiosk.app import device_token
     from offline_queue.sync import SyncWorker, sync_once
+
+    cfg = _kiosk_config(config_path)
+    if token_file:
+        cfg = cfg.replace(sync={"token_file": token_file})
+    db_path = db_path or cfg.store.path
+    server = server or cfg.sync.server_url
+    if not server:
+        raise click.UsageError("no server: set sync.server_url in the config or pass --server")
+    token = device_token(cfg)
+    if token is None:
+        raise click.UsageError(f"no device token in {cfg.sync.token_file!r}: provision the "
+                               "kiosk first (checkpoint-kiosk provision) or pass --token-file")
+    ca_bundle = ca_bundle or cfg.sync.ca_bundle or None
 
     try:
         if once:

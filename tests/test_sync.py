@@ -313,3 +313,35 @@ def test_heartbeat_keeps_turning_while_a_long_backlog_drains_slowly(tmp_path, ce
                 assert len(ages) < 400, "the backlog did not drain"
     assert len(ages) > 20  # the drain took seconds...
     assert max(ages) < 1.5  # ...yet the heartbeat was never older than a couple of batches
+
+
+def test_sync_once_command_uses_the_kiosk_config_and_token_file(tmp_path, central, enrolled):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    with kiosk_store(tmp_path, enrolled) as store:
+        for i in range(3):
+            store.record(entry(i))
+    token_file = tmp_path / "device-token"
+    config = tmp_path / "kiosk.toml"
+    config.write_text(f'[store]\npath = "{tmp_path / "kiosk.db"}"\n'
+                      f'[sync]\nserver_url = "{central.url}"\ntoken_file = "{token_file}"\n',
+                      encoding="utf-8")
+
+    def kiosk(*args):
+        return subprocess.run([sys.executable, "-m", "kiosk", *args, "--config", str(config)],
+                              cwd=repo, capture_output=True, text=True, timeout=60)
+
+    missing = kiosk("sync", "--once")
+    assert missing.returncode == 2 and "provision the kiosk first" in missing.stderr
+    token_file.write_text(enrolled["device_token"] + "\n")
+    token_file.chmod(0o600)
+    done = kiosk("sync", "--once")
+    assert done.returncode == 0, done.stderr
+    assert enrolled["device_token"] not in done.stdout + done.stderr
+    assert sorted(server_ids(tmp_path)) == sorted(kiosk_ids(tmp_path))
+    stats = json.loads(kiosk("queue", "stats").stdout)
+    assert stats["pending"] == 0 and stats["sent"] == 3
