@@ -317,7 +317,7 @@ class Splash(Screen):
         from kiosk.ui.app import SPLASH_S
 
         if app.clock() - app.entered_at >= SPLASH_S:
-            app.home()
+            app.after_splash()
 
     def draw(self, app: Any, surface: pygame.Surface) -> None:
         surface.fill(BG)
