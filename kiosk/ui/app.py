@@ -146,8 +146,16 @@ class KioskApp:
         real = getattr(self.loop, "signals", None)
         if real is None or isinstance(real, HeldSignals):
             return getattr(real, "real", real)
+        from hardware.signals import Pattern
+
         self._held = HeldSignals(real)
+        self._held.requested = real.pattern
         self.loop.signals = self._held  # type: ignore[attr-defined]
+        # All off first: a fault blink or a result's beep must not run on under the test.
+        try:
+            real.show(Pattern.IDLE)
+        except Exception:  # noqa: BLE001 - the self-test reports a broken pin itself
+            log.exception("switching the lights off for the self-test failed")
         return real
 
     def release_signals(self) -> None:
