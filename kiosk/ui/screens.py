@@ -734,7 +734,7 @@ class Officer(Screen):
         area = pygame.Rect(lay.pad, int(lay.unit * 2.2) + lay.pad, lay.width - 2 * lay.pad,
                            lay.body.bottom - int(lay.unit * 2.2) - 2 * lay.pad)
         if lay.portrait:
-            buttons, counts, recent = lay.rows(area, [3.2, 1.3, 4.0])
+            buttons, counts, recent = lay.rows(area, [4.0, 1.3, 3.6])
         else:
             buttons, right = lay.columns(area, [1.0, 1.7])
             counts, recent = lay.rows(right, [1.0, 3.2])
