@@ -394,3 +394,12 @@ def test_a_job_reports_errors_and_closes_while_waiting_for_an_answer():
         messages += job.poll()
     assert messages[-1][0] == "error" and str(messages[-1][1]) == "nobody there"
     job.close()  # idempotent
+
+
+def test_the_state_dir_is_systemds_or_the_provisioning_default(monkeypatch):
+    from kiosk.cmd_run import state_dir
+
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/checkpoint-kiosk-test:/other")
+    assert state_dir() == Path("/var/lib/checkpoint-kiosk-test")
+    monkeypatch.delenv("STATE_DIRECTORY")
+    assert state_dir() == prov.STATE_DIR
