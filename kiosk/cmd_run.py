@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -44,15 +48,47 @@ def run(config_path: str | None, camera_spec: str | None, db_path: str | None, h
         overrides["ui"] = {"fullscreen": False}
     if overrides:
         cfg = cfg.replace(**overrides)
-    sys.exit(run_kiosk(cfg, headless=headless, max_seconds=max_seconds))
+    sys.exit(run_kiosk(cfg, headless=headless, max_seconds=max_seconds,
+                       config_path=Path(config_path) if config_path
+                       else config_mod.DEFAULT_PATH))
+
+
+# The officer holds the printed test card up within this long (the CLI waits 30 s; an
+# officer at a queue has less patience, and the card is optional: it fails, nothing breaks).
+PANEL_CARD_SECONDS = 15.0
+
+
+def selftest_runner(cfg: config_mod.Config, parts: Any, *,
+                    card_seconds: float = PANEL_CARD_SECONDS) -> Callable[..., Any]:
+    """The officer panel's self-test: the running kiosk's own frames and Signals."""
+    from kiosk.selftest import run_selftest
+
+    def run(progress: Callable[[str], None], confirm: Callable[[str], bool | None]) -> Any:
+        return run_selftest(cfg, frames=parts.loop.latest_frame, signals=parts.signals,
+                            confirm=confirm, progress=progress, card_seconds=card_seconds)
+
+    return run
+
+
+def state_dir() -> Path:
+    """systemd's StateDirectory= (it sets $STATE_DIRECTORY), else the provisioning default."""
+    from kiosk.provision import STATE_DIR
+
+    env = os.environ.get("STATE_DIRECTORY", "")
+    return Path(env.split(":")[0]) if env else STATE_DIR
 
 
 def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | None = None,
-              show_lights: bool = False, sync_options: dict | None = None) -> int:
+              show_lights: bool = False, sync_options: dict | None = None,
+              config_path: str | os.PathLike[str] | None = None,
+              state_dir_path: str | os.PathLike[str] | None = None) -> int:
     """Build the kiosk from ``cfg`` and run it until stopped; returns the exit status.
 
     Under systemd it notifies READY once up, pings the watchdog from the main loop while the
     camera and sync threads turn, keeps STATUS= current and says STOPPING on the way out.
+    ``config_path`` is the file a provisioning QR from the officer panel rewrites (None: that
+    entry is disabled, as in the demo); after it the screen returns and the exit status is 0,
+    so systemd (Restart=always) starts the kiosk again with the new configuration.
     """
     from kiosk import notify
     from kiosk.app import build, run_headless, setup_logging, stop_on_signals
@@ -96,6 +132,13 @@ def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | No
             if parts.loop.ended:  # a replay without 'loop' is over: exit 0, as headless does
                 stop.set()
 
+        from kiosk.ui.appliance import Appliance
+
+        appliance = Appliance(
+            config_path=Path(config_path) if config_path is not None else None,
+            state_dir=Path(state_dir_path) if state_dir_path is not None else state_dir(),
+            selftest=selftest_runner(cfg, parts),
+        )
         # run_ui calls on_tick only after a frame was drawn: READY means the screen is up.
-        run_ui(parts.loop, config=ui_config, stop=stop, on_tick=tick)
+        run_ui(parts.loop, config=ui_config, stop=stop, on_tick=tick, appliance=appliance)
     return 0

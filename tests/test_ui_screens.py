@@ -25,6 +25,7 @@ from kiosk.samples import SAMPLES, background, qr_image
 from kiosk.scanloop import Health
 from kiosk.ui import UiConfig
 from kiosk.ui.app import KioskApp
+from kiosk.ui.appliance import Appliance
 from kiosk.ui.layout import Layout
 
 REFERENCE = Path(__file__).parent / "reference" / "ui"
@@ -55,6 +56,17 @@ def clean_frame(name: str | None) -> np.ndarray:
         card.paste(code, (30, 20))
         img.paste(card, ((640 - card.size[0]) // 2, (480 - card.size[1]) // 2))
     return np.asarray(img, dtype=np.uint8).copy()
+
+
+def _selftest(progress, confirm):
+    from kiosk.config import Config
+    from kiosk.selftest import run_selftest
+
+    return run_selftest(Config(), progress=progress, confirm=confirm)
+
+
+# As on the appliance: both officer-panel entries enabled (the screens never run them here).
+APPLIANCE = Appliance(config_path=Path("/etc/checkpoint-kiosk/kiosk.toml"), selftest=_selftest)
 
 
 class FixedClock:
@@ -100,7 +112,7 @@ def render(scene, screen: str, size: tuple[int, int], language: str = "vi") -> p
     kit, found = scene
     clock = FixedClock()
     app = KioskApp(kit.loop, UiConfig(language=language, officer_pin="2468", show_lights=True),
-                   size, clock=clock, now=lambda: WALL, tz=ICT)
+                   size, clock=clock, now=lambda: WALL, tz=ICT, appliance=APPLIANCE)
     app.health = health()
     app.refresh_counts()
     app.last_result = found["check"]
@@ -188,3 +200,91 @@ def test_nothing_is_drawn_outside_the_screen_or_over_the_status_strip(scene):
             strips.append(pygame.surfarray.array3d(surface.subsurface(strip)))
         for other in strips[1:]:
             assert difference(strips[0], other)[0] == 0.0, size
+
+
+# --- the officer panel's appliance screens (800×480 and 1024×600, English at 800×480) ----------
+
+TECH_SCREENS = ["provision-waiting", "provision-working", "provision-failed", "provision-done",
+                "selftest-question", "selftest-done", "provisioned-ok", "provisioned-failed"]
+TECH_SIZES = [(800, 480), (1024, 600), (480, 800)]
+
+
+def tech_report():
+    """A self-test report as kiosk.selftest makes it (the screens draw what they are given)."""
+    from kiosk.selftest import Check, SelfTestReport
+
+    return SelfTestReport((
+        Check("camera", "pass", "3 frames 640x480 from picamera2"),
+        Check("test card", "pass", "test card read through the camera"),
+        Check("lights and buzzer", "fail", "not confirmed: amber"),
+        Check("database", "pass", "write/read ok; checkins.db quick_check ok"),
+        Check("disk", "pass", "21480 MiB free at /var/lib/checkpoint-kiosk"),
+        Check("server", "pass", "https://kiosk.soyte.example.vn reachable, device token accepted"),
+        Check("clock", "warn", "not NTP-synced, but within 2 min of the server's clock"),
+        Check("trust list and watchlist", "pass", "trust list 5.0 h old, watchlist fresh"),
+    ), at="2026-11-22T07:05:00+00:00")
+
+
+def tech_result(ok: bool):
+    from kiosk.provision import Result
+
+    if ok:
+        return Result(ok=True, message="enrolled as kiosk-7f3a at LS-HUUNGHI",
+                      device_id="kiosk-7f3a", checkpoint_id="LS-HUUNGHI",
+                      checkpoint_name="Cửa khẩu Hữu Nghị",
+                      server_url="https://kiosk.soyte.example.vn",
+                      source="file /boot/firmware/checkpoint-kiosk-provision.toml")
+    return Result(ok=False, source="file /media/usb-1/checkpoint-kiosk-provision.toml",
+                  message="the central platform at https://kiosk.soyte.example.vn refused the "
+                          "enrolment token (403: enrolment token unknown or already used; ask "
+                          "for a new one); tokens work once: ask for a new one")
+
+
+def render_tech(scene, screen: str, size: tuple[int, int], language: str = "vi"
+                ) -> pygame.Surface:
+    kit, _found = scene
+    clock = FixedClock()
+    appliance = Appliance(config_path=Path("/etc/checkpoint-kiosk/kiosk.toml"))
+    app = KioskApp(kit.loop, UiConfig(language=language, officer_pin="2468", show_lights=True),
+                   size, clock=clock, now=lambda: WALL, tz=ICT, appliance=appliance)
+    app.health = health()
+    kind, _, variant = screen.partition("-")
+    if kind == "provisioned":
+        app.go("provisioned", result=tech_result(variant == "ok"))
+        app.screen.until = clock() + 12
+    elif kind == "provision":
+        app.go("provision")
+        s = app.screen
+        s.phase = variant if variant != "waiting" else "waiting"
+        if variant == "waiting":
+            s.message = app.t("This is not a provisioning code.")
+        elif variant == "working":
+            s.server = "https://kiosk.soyte.example.vn"
+        elif variant == "failed":
+            s.error = tech_result(False).message
+        elif variant == "done":
+            s.result, s.done_at = tech_result(True), clock() - 3
+    else:
+        app.go("selftest")  # no runner here: nothing starts; the state is set below
+        s = app.screen
+        s.error = None
+        if variant == "question":
+            s.current, s.question = "lights and buzzer", "Is the amber light on?"
+        else:
+            s.report = tech_report()
+    surface = pygame.Surface(size)
+    app.draw(surface)
+    return surface
+
+
+@pytest.mark.parametrize("size", TECH_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_appliance_screens_match_their_references(scene, size, out_dir):
+    for screen in TECH_SCREENS:
+        check_against_reference(render_tech(scene, screen, size),
+                                f"{screen}-{size[0]}x{size[1]}", out_dir)
+
+
+def test_english_appliance_screens_match_their_references(scene, out_dir):
+    for screen in TECH_SCREENS:
+        check_against_reference(render_tech(scene, screen, (800, 480), "en"),
+                                f"en-{screen}-800x480", out_dir)

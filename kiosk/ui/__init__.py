@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from kiosk.errors import ConfigError
 
 if TYPE_CHECKING:
+    from kiosk.ui.appliance import Appliance
     from kiosk.ui.contract import ScanLoopLike
 
 LANGUAGES = ("vi", "en")
@@ -112,11 +113,16 @@ def run_ui(
     config: UiConfig,
     stop: threading.Event,
     on_tick: Callable[[], None] = lambda: None,
+    appliance: Appliance | None = None,
 ) -> None:
-    """Open the display and run the kiosk screen until ``stop`` is set (see ``kiosk.ui.app``)."""
+    """Open the display and run the kiosk screen until ``stop`` is set (see ``kiosk.ui.app``).
+
+    ``appliance`` enables the officer panel's provisioning and self-test entries; it returns
+    (exit status 0) after a provisioning QR was enrolled, so systemd restarts the kiosk.
+    """
     from kiosk.ui.app import run_ui as _run
 
-    _run(loop, config=config, stop=stop, on_tick=on_tick)
+    _run(loop, config=config, stop=stop, on_tick=on_tick, appliance=appliance)
 
 
 __all__ = ["LANGUAGES", "UiConfig", "hash_pin", "pin_matches", "run_ui"]

@@ -1,13 +1,15 @@
 """The kiosk screen's state machine and the pygame main loop.
 
 ``KioskApp`` holds the states (scanning, result, idle, pin, officer, manual, override,
-fault) and draws onto any surface, so tests drive it with real pygame events on the
-dummy driver.  ``run_ui`` opens the display and runs it frame by frame.
+fault, provision, selftest, provisioned) and draws onto any surface, so tests drive it with
+real pygame events on the dummy driver.  ``run_ui`` opens the display and runs it frame by
+frame.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +20,7 @@ import pygame
 
 from kiosk.model import Outcome
 from kiosk.ui import UiConfig, pin_matches
+from kiosk.ui.appliance import Appliance, HeldSignals, Job, ResultWatch
 from kiosk.ui.contract import ScanLoopLike, is_health
 from kiosk.ui.i18n import Translator
 from kiosk.ui.layout import Layout
@@ -33,6 +36,7 @@ LONG_PRESS_S = 2.0  # press and hold the status strip to ask for the PIN
 PIN_ATTEMPTS = 5
 PIN_LOCKOUT_S = 60.0
 SPLASH_S = 1.0
+PROVISION_POLL_S = 5.0  # how soon a provisioning file's result appears on screen
 # Screens a citizen sees; from these (only) an officer can ask for the PIN pad.
 CITIZEN_STATES = ("scanning", "idle", "fault", "result")
 
@@ -50,6 +54,7 @@ class KioskApp:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sound: Any = None,
         tz: tzinfo | None = None,
+        appliance: Appliance | None = None,
     ) -> None:
         from kiosk.ui import screens
 
@@ -67,6 +72,11 @@ class KioskApp:
         self.last_result: Any = None
         self.internal_error: str | None = None
         self.running = True
+        self.appliance = appliance or Appliance()
+        self.provision_watch = ResultWatch(self.appliance.state_dir)
+        self._provision_polled = -1e9
+        self._jobs: list[Job] = []
+        self._held: HeldSignals | None = None
         self.pin_failures = 0
         self.pin_locked_until = 0.0
         self._screens = screens.build()
@@ -101,13 +111,109 @@ class KioskApp:
 
     @property
     def officer_mode(self) -> bool:
-        return self.state in ("officer", "manual", "override")
+        return self.state in ("officer", "manual", "override", "provision", "selftest")
+
+    @property
+    def busy(self) -> bool:
+        """Background work of the current screen is running: it must not be left."""
+        return bool(getattr(self.screen, "busy", lambda _app: False)(self))
+
+    def after_splash(self) -> None:
+        """Start-up: a provisioning result not shown yet comes first, then the home screen."""
+        self._provision_polled = self.clock()
+        result = self.provision_watch.unseen()
+        if result is not None:
+            self.go("provisioned", result=result)
+        else:
+            self.home()
+
+    def restart(self) -> None:
+        """Leave the main loop with exit status 0; systemd (Restart=always) starts us again."""
+        log.info("leaving the screen so the kiosk restarts with its new configuration")
+        self.running = False
+
+    # --- background work ---------------------------------------------------------------
+
+    def start_job(self, name: str, work: Any) -> Job:
+        """Run ``work(job)`` on a thread; the screen polls ``job.poll()`` every frame."""
+        self._jobs = [j for j in self._jobs if j.alive]
+        job = Job(name, work)
+        self._jobs.append(job)
+        return job.start()
+
+    def hold_signals(self) -> Any:
+        """Take the lights from the scan loop for the self-test; returns the real Signals."""
+        real = getattr(self.loop, "signals", None)
+        if real is None or isinstance(real, HeldSignals):
+            return getattr(real, "real", real)
+        from hardware.signals import Pattern
+
+        self._held = HeldSignals(real)
+        self._held.requested = real.pattern
+        self.loop.signals = self._held  # type: ignore[attr-defined]
+        # All off first: a fault blink or a result's beep must not run on under the test.
+        try:
+            real.show(Pattern.IDLE)
+        except Exception:  # noqa: BLE001 - the self-test reports a broken pin itself
+            log.exception("switching the lights off for the self-test failed")
+        return real
+
+    def release_signals(self) -> None:
+        """Give the lights back and show what the loop's state calls for now."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        from hardware.signals import Pattern
+
+        self.loop.signals = held.real  # type: ignore[attr-defined]
+        health = self.health
+        # A result's pattern is never replayed (its beep and gate pulse are long over):
+        # the loop's steady state is idle or fault, and that is what it asked for meanwhile.
+        fault = bool(getattr(health, "fault", False)) or held.requested is Pattern.FAULT
+        try:
+            held.real.show(Pattern.FAULT if fault else Pattern.IDLE)
+        except Exception:  # noqa: BLE001 - a pin error must not take the screen down
+            log.exception("restoring the lights after the self-test failed")
+
+    def close(self) -> None:
+        """Stop background work (idempotent); the lights go back to the loop."""
+        for job in self._jobs:
+            job.close()
+        self._jobs.clear()
+        self.release_signals()
+
+    def _divert_codes(self) -> list[Any]:
+        """Decoded codes taken off the loop's queue before it sees them (provision, self-test).
+
+        Other events go back in order; only a sync status posted in the same instant can
+        overtake one, and the newest status wins anyway.
+        """
+        from kiosk.capture import Decoded
+
+        events = getattr(self.loop, "events", None)
+        if events is None:
+            return []
+        codes, others = [], []
+        while True:
+            try:
+                event = events.get_nowait()
+            except queue.Empty:
+                break
+            (codes if isinstance(event, Decoded) else others).append(event)
+        for event in others:
+            events.put(event)
+        return codes
 
     # --- scan loop ---------------------------------------------------------------------
 
     def update(self) -> None:
         """Run one step of the scan loop and the timers of the current screen."""
         now = self.clock()
+        if self._held is not None and not any(j.alive for j in self._jobs):
+            self.release_signals()  # the self-test is over, even if its screen was left
+        if getattr(self.screen, "takes_codes", False):
+            for code in self._divert_codes():
+                self.screen.code(self, code)
         for item in self.loop.step():
             if is_health(item):
                 self.health = item
@@ -121,6 +227,12 @@ class KioskApp:
             self._health_at = now
         if now - self._counts_at >= COUNTS_POLL_S:
             self.refresh_counts()
+        if (self.state in ("scanning", "idle", "fault")
+                and now - self._provision_polled >= PROVISION_POLL_S):
+            self._provision_polled = now
+            result = self.provision_watch.unseen()
+            if result is not None:
+                self.go("provisioned", result=result)
         if (self._press_started is not None and self.state in CITIZEN_STATES
                 and now - self._press_started >= LONG_PRESS_S):
             self._press_started = None
@@ -197,6 +309,9 @@ class KioskApp:
     def button(self, name: str) -> None:
         """A GPIO button the scan loop reported (its callback thread posted it to the loop)."""
         self.touch()
+        if self.busy:
+            log.info("button %r ignored: %s is running", name, self.state)
+            return
         if name == "officer":
             log.info("officer panel opened with the officer key")
             self.go("officer")
@@ -257,8 +372,10 @@ def run_ui(
     config: UiConfig,
     stop: threading.Event,
     on_tick: Callable[[], None] = lambda: None,
+    appliance: Appliance | None = None,
 ) -> None:
-    """Open the display and run the kiosk screen until ``stop`` is set (or the demo closes)."""
+    """Open the display and run the kiosk screen until ``stop`` is set, the demo closes or
+    the officer panel asks for a restart (after provisioning)."""
     from kiosk.ui.sound import Sound, voice_dir
 
     pygame.display.init()
@@ -280,8 +397,11 @@ def run_ui(
         log.info("screen %dx%d%s, driver %s", *logical, " (rotated)" if rotate else "",
                  pygame.display.get_driver())
         with Sound(enabled=config.sound, voice=config.voice, voice_dir=voice_dir()) as sound:
-            app = KioskApp(loop, config, logical, sound=sound)
-            _main_loop(app, display, canvas, rotate, stop, on_tick)
+            app = KioskApp(loop, config, logical, sound=sound, appliance=appliance)
+            try:
+                _main_loop(app, display, canvas, rotate, stop, on_tick)
+            finally:
+                app.close()
     finally:
         pygame.display.quit()
 

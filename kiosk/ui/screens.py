@@ -317,7 +317,7 @@ class Splash(Screen):
         from kiosk.ui.app import SPLASH_S
 
         if app.clock() - app.entered_at >= SPLASH_S:
-            app.home()
+            app.after_splash()
 
     def draw(self, app: Any, surface: pygame.Surface) -> None:
         surface.fill(BG)
@@ -734,7 +734,7 @@ class Officer(Screen):
         area = pygame.Rect(lay.pad, int(lay.unit * 2.2) + lay.pad, lay.width - 2 * lay.pad,
                            lay.body.bottom - int(lay.unit * 2.2) - 2 * lay.pad)
         if lay.portrait:
-            buttons, counts, recent = lay.rows(area, [3.2, 1.3, 4.0])
+            buttons, counts, recent = lay.rows(area, [4.0, 1.3, 3.6])
         else:
             buttons, right = lay.columns(area, [1.0, 1.7])
             counts, recent = lay.rows(right, [1.0, 3.2])
@@ -751,11 +751,13 @@ class Officer(Screen):
             (t("Switch to {direction}").format(direction=t(DIRECTIONS[other])), "direction",
              IN_COLOUR if other == "in" else OUT_COLOUR, True),
             (t("Change last decision"), "override", (52, 64, 84), can_override),
+            (t("Provision from QR"), "provision", (52, 64, 84), app.appliance.can_provision),
+            (t("Self-test"), "selftest", (52, 64, 84), app.appliance.can_selftest),
             ("English" if t.language == "vi" else "Tiếng Việt", "language", (52, 64, 84), True),
             (t("Close"), "close", DANGER, True),
         ]
         if app.layout.portrait:
-            rows = app.layout.rows(area, [1.0] * 3)
+            rows = app.layout.rows(area, [1.0] * 4)
             cells = []
             for row in rows:
                 cells += app.layout.columns(row, [1.0, 1.0])
@@ -776,6 +778,11 @@ class Officer(Screen):
             app.toggle_direction()
         elif action == "override":
             app.go("override")
+        elif action == "provision":
+            log.info("officer panel: waiting for a provisioning QR")
+            app.go("provision")
+        elif action == "selftest":
+            app.go("selftest")
         elif action == "language":
             app.set_language("en" if app.t.language == "vi" else "vi")
         elif action == "close":
@@ -958,6 +965,8 @@ class Override(Screen):
 
 def build() -> dict[str, Screen]:
     """A fresh set of screens by name (the app's states)."""
+    from kiosk.ui.technician import Provision, Provisioned, SelfTest
+
     screens: list[Screen] = [Splash(), Scanning(), Idle(), Result(), Fault(), Pin(), Manual(),
-                             Officer(), Override()]
+                             Officer(), Override(), Provision(), SelfTest(), Provisioned()]
     return {s.name: s for s in screens}
