@@ -13,6 +13,7 @@ milliseconds per frame on this machine, decoders run one after another (not in p
 from __future__ import annotations
 
 import argparse
+import hashlib
 import statistics
 import sys
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import framegen
 from bench.framegen import CATEGORIES, Frame, frames
 
 CACHE = Path(__file__).parent / ".frames"
@@ -63,7 +65,9 @@ class Score:
 
 def load_frames(per_category: int, seed: int, cache: bool = True) -> list[Frame]:
     """The frame set, from the git-ignored cache when it was built before."""
-    path = CACHE / f"seed{seed}-n{per_category}.npz"
+    # The generator's own hash in the name: a changed generator never reuses old frames.
+    version = hashlib.sha1(Path(framegen.__file__).read_bytes()).hexdigest()[:10]
+    path = CACHE / f"seed{seed}-n{per_category}-{version}.npz"
     if cache and path.exists():
         data = np.load(path, allow_pickle=True)
         return list(data["frames"])
