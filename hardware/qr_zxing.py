@@ -213,14 +213,16 @@ class ZxingDecoder:
 
 
 # Measured with bench/decode.py (docs/decoding.md).  Region passes run on a crop around
-# each symbol zxing located but could not read (cheap: the crop is small); frame passes
-# run on the whole frame only when zxing located nothing, so every empty frame pays for
-# them - keep that list short.  Each list stops at the first pass that reads a code.
-# Passes that added nothing on the benchmark (e.g. 3x upscale, median filters, zbar or
-# OpenCV as a fallback, upscaled crops of the busiest windows) are left out.
-DEFAULT_REGION_PASSES: tuple[str, ...] = ("up2_sharpen", "upscale2", "erode", "plain",
-                                          "gamma_light")
-DEFAULT_FRAME_PASSES: tuple[str, ...] = ("fixed", "smooth")
+# each symbol zxing located but could not read (cheap: the crop is small).  Frame passes
+# run when nothing was read; "texture" upscales the few small patches of QR-like texture
+# (small dense codes, HC1 on a phone, blur), which is what pays on the calibrated set.
+# Every frame without a code pays for the frame passes - keep that list short.  Each list
+# stops at the first pass that reads a code.  Left out because they read nothing more
+# there: other region passes (2x/3x upscale, erosion, gamma, plain), whole-frame contrast
+# stretch with the fixed-threshold binarizer, blur against moiré, 2x upscale of the whole
+# frame (as many reads as "texture" at 4x its cost), zbar and OpenCV as fallbacks.
+DEFAULT_REGION_PASSES: tuple[str, ...] = ("up2_sharpen",)
+DEFAULT_FRAME_PASSES: tuple[str, ...] = ("texture",)
 
 
 def _check_passes(what: str, passes: Sequence[str]) -> tuple[str, ...]:
@@ -231,6 +233,7 @@ def _check_passes(what: str, passes: Sequence[str]) -> tuple[str, ...]:
 
 
 Box = tuple[int, int, int, int]   # x0, y0, x1, y1
+_TEXTURE_MAX_SIDE = 256
 
 
 def texture_boxes(frame: np.ndarray, cell: int = 16, ratio: float = 2.0, floor: float = 6.0,
@@ -244,35 +247,44 @@ def texture_boxes(frame: np.ndarray, cell: int = 16, ratio: float = 2.0, floor: 
     one cell of margin.  Numpy only: about 1 ms for 640x480 here.
     """
     h, w = frame.shape
-    gh, gw = (h - 1) // cell, (w - 1) // cell
+    # Frames wider than a lores stream are scored on every other pixel: their codes are
+    # twice as many pixels across, and the gradients cost a quarter.
+    step = 2 if w > 800 else 1
+    small = frame[::step, ::step]
+    c = max(2, cell // step)
+    gh, gw = (small.shape[0] - 1) // c, (small.shape[1] - 1) // c
     if gh < 2 or gw < 2:
         return []
-    f = frame[: gh * cell + 1, : gw * cell + 1].astype(np.int16)
-    gx = np.abs(np.diff(f[:-1], axis=1)).reshape(gh, cell, gw, cell).mean(axis=(1, 3))
-    gy = np.abs(np.diff(f[:, :-1], axis=0)).reshape(gh, cell, gw, cell).mean(axis=(1, 3))
+    cell = c * step
+    f = small[: gh * c + 1, : gw * c + 1].astype(np.int16)
+    gx = np.abs(np.diff(f[:-1], axis=1)).reshape(gh, c, gw, c).mean(axis=(1, 3))
+    gy = np.abs(np.diff(f[:, :-1], axis=0)).reshape(gh, c, gw, c).mean(axis=(1, 3))
     score = np.minimum(gx, gy)
     on = score > max(floor, ratio * float(np.median(score)))
-    seen = np.zeros_like(on)
+    # 4-connected labelling by propagating the largest cell index through each blob:
+    # a few vector steps on a grid of ~1000 cells instead of a Python flood fill.
+    lab = np.where(on, np.arange(1, on.size + 1).reshape(on.shape), 0)
+    while True:
+        grown = lab.copy()
+        grown[1:] = np.maximum(grown[1:], lab[:-1])
+        grown[:-1] = np.maximum(grown[:-1], lab[1:])
+        grown[:, 1:] = np.maximum(grown[:, 1:], lab[:, :-1])
+        grown[:, :-1] = np.maximum(grown[:, :-1], lab[:, 1:])
+        grown *= on
+        if np.array_equal(grown, lab):
+            break
+        lab = grown
     blobs: list[tuple[float, Box]] = []
-    for y0, x0 in zip(*np.nonzero(on), strict=True):
-        if seen[y0, x0]:
-            continue
-        seen[y0, x0] = True
-        stack, cells = [(int(y0), int(x0))], []
-        while stack:
-            y, x = stack.pop()
-            cells.append((y, x))
-            for yy, xx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
-                if 0 <= yy < gh and 0 <= xx < gw and on[yy, xx] and not seen[yy, xx]:
-                    seen[yy, xx] = True
-                    stack.append((yy, xx))
-        ys, xs = [c[0] for c in cells], [c[1] for c in cells]
-        bw, bh = max(xs) - min(xs) + 1, max(ys) - min(ys) + 1
+    for label in np.unique(lab[on]):
+        ys, xs = np.nonzero(lab == label)
+        bw, bh = int(xs.max() - xs.min()) + 1, int(ys.max() - ys.min()) + 1
         if bw * bh < 4 or max(bw, bh) > 4 * min(bw, bh):   # specks, lines of text
             continue
-        total = float(sum(score[c] for c in cells))
-        blobs.append((total, (max(0, (min(xs) - 1) * cell), max(0, (min(ys) - 1) * cell),
-                              min(w, (max(xs) + 2) * cell), min(h, (max(ys) + 2) * cell))))
+        total = float(score[ys, xs].sum())
+        blobs.append((total, (max(0, (int(xs.min()) - 1) * cell),
+                              max(0, (int(ys.min()) - 1) * cell),
+                              min(w, (int(xs.max()) + 2) * cell),
+                              min(h, (int(ys.max()) + 2) * cell))))
     blobs.sort(key=lambda b: -b[0])
     return [box for _, box in blobs[:limit]]
 
@@ -309,17 +321,19 @@ class MultiPassDecoder(ZxingDecoder):
             codes = self._passes(crop, self.region_passes, (x0, y0))
             if codes:
                 return unique(codes)
-        if not located:
-            return unique(self._passes(frame, self.frame_passes, (0, 0)))
-        return []
+        # Also when something was located: what zxing locates in a frame it cannot read
+        # is often a fragment, and the code is elsewhere in the texture.
+        return unique(self._passes(frame, self.frame_passes, (0, 0)))
 
     def _texture(self, frame: np.ndarray) -> list[Code]:
         """Upscaled crops of QR-like texture zxing did not locate (small, soft codes)."""
         for x0, y0, x1, y1 in texture_boxes(frame):
+            # Only small patches pay: a code big enough to fill a larger box has modules
+            # zxing already resolves, and upscaling the box only costs (measured).
+            if max(x1 - x0, y1 - y0) > _TEXTURE_MAX_SIDE:
+                continue
             crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
-            side = max(crop.shape)
-            name = "up3_soft" if side <= 160 else "up2_soft" if side <= 480 else "plain"
-            codes = self._passes(crop, (name,), (x0, y0))
+            codes = self._passes(crop, ("up3_soft",), (x0, y0))
             if codes:
                 return codes
         return []
