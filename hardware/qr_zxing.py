@@ -237,14 +237,15 @@ _TEXTURE_MAX_SIDE = 256
 
 
 def texture_boxes(frame: np.ndarray, cell: int = 16, ratio: float = 2.0, floor: float = 6.0,
-                  limit: int = 3) -> list[Box]:
+                  limit: int = 2, max_side: int | None = None) -> list[Box]:
     """Boxes around QR-like texture that zxing did not locate, strongest first.
 
     A QR code has dense edges in both directions: the score of a cell is the smaller of
     its mean horizontal and vertical gradient.  Cells above ``ratio`` times the frame's
     median score (the background: noise and soft shading) and above ``floor`` grey
     levels form 4-connected blobs; each roughly square blob of 4+ cells gives a box with
-    one cell of margin.  Numpy only: about 1 ms for 640x480 here.
+    one cell of margin; boxes wider or taller than ``max_side`` are dropped.  Numpy
+    only: about 1 ms for 640x480 here.
     """
     h, w = frame.shape
     # Frames wider than a lores stream are scored on every other pixel: their codes are
@@ -280,11 +281,11 @@ def texture_boxes(frame: np.ndarray, cell: int = 16, ratio: float = 2.0, floor: 
         bw, bh = int(xs.max() - xs.min()) + 1, int(ys.max() - ys.min()) + 1
         if bw * bh < 4 or max(bw, bh) > 4 * min(bw, bh):   # specks, lines of text
             continue
-        total = float(score[ys, xs].sum())
-        blobs.append((total, (max(0, (int(xs.min()) - 1) * cell),
-                              max(0, (int(ys.min()) - 1) * cell),
-                              min(w, (int(xs.max()) + 2) * cell),
-                              min(h, (int(ys.max()) + 2) * cell))))
+        box = (max(0, (int(xs.min()) - 1) * cell), max(0, (int(ys.min()) - 1) * cell),
+               min(w, (int(xs.max()) + 2) * cell), min(h, (int(ys.max()) + 2) * cell))
+        if max_side is not None and max(box[2] - box[0], box[3] - box[1]) > max_side:
+            continue
+        blobs.append((float(score[ys, xs].sum()), box))
     blobs.sort(key=lambda b: -b[0])
     return [box for _, box in blobs[:limit]]
 
@@ -293,7 +294,10 @@ class MultiPassDecoder(ZxingDecoder):
     """zxing-cpp once; retries with cheap preprocessing only where they can pay.
 
     Frames that read at once cost one zxing call.  When zxing finds a symbol but cannot
-    decode it, the retries work on a small crop around it, so they are cheap.
+    decode it, the region passes work on a small crop around it.  Then the frame passes
+    run: by default up to two small patches of QR-like texture, upscaled 3x and
+    sharpened - what reads small dense codes and soft ones.  A frame without a code
+    pays one zxing call, ~1 ms of texture scoring and those few small retries.
     """
 
     name = "auto"
@@ -327,11 +331,9 @@ class MultiPassDecoder(ZxingDecoder):
 
     def _texture(self, frame: np.ndarray) -> list[Code]:
         """Upscaled crops of QR-like texture zxing did not locate (small, soft codes)."""
-        for x0, y0, x1, y1 in texture_boxes(frame):
-            # Only small patches pay: a code big enough to fill a larger box has modules
-            # zxing already resolves, and upscaling the box only costs (measured).
-            if max(x1 - x0, y1 - y0) > _TEXTURE_MAX_SIDE:
-                continue
+        # Only small patches pay: a code big enough to fill a larger box has modules zxing
+        # already resolves, and upscaling the box only costs (measured).
+        for x0, y0, x1, y1 in texture_boxes(frame, max_side=_TEXTURE_MAX_SIDE):
             crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
             codes = self._passes(crop, ("up3_soft",), (x0, y0))
             if codes:
