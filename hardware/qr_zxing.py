@@ -112,7 +112,7 @@ def _up2_sharpen(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
     return None if up is None else (_sharpen(up[0])[0], up[1])
 
 
-def _up_sharp(factor: float, max_side: int) -> Prepare:
+def _up_sharp(factor: float, max_side: int, percent: int = 150) -> Prepare:
     def run(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
         # zxing's finder-pattern search needs ~3 px a module; codes at 1.5-2.5 px a module
         # (small dense cards, HC1 on a phone) are found after a bicubic upscale, and the
@@ -122,7 +122,7 @@ def _up_sharp(factor: float, max_side: int) -> Prepare:
             return None
         size = (round(w * factor), round(h * factor))
         up = _pil(frame).resize(size, Image.BICUBIC)
-        up = up.filter(ImageFilter.UnsharpMask(radius=factor, percent=150, threshold=0))
+        up = up.filter(ImageFilter.UnsharpMask(radius=factor, percent=percent, threshold=0))
         return np.asarray(up), size[0] / w
 
     return run
@@ -151,6 +151,7 @@ PREPARE: dict[str, Prepare] = {
     "up2_soft": _up_sharp(2.0, 100_000),
     "up25_soft": _up_sharp(2.5, 100_000),
     "up3_soft": _up_sharp(3.0, _UPSCALE_MAX_SIDE),
+    "up3_hard": _up_sharp(3.0, _UPSCALE_MAX_SIDE, percent=300),
     # Not an image preparation: crops of the frame's QR-like texture, each upscaled
     # (see texture_boxes); handled by MultiPassDecoder itself.
     "texture": _as_is,
@@ -301,6 +302,9 @@ class MultiPassDecoder(ZxingDecoder):
     """
 
     name = "auto"
+    # What runs on each patch of QR-like texture (see _texture).  A strong unsharp mask
+    # (300 %) read 4 more of 280 frames than a mild one (150 %) at the same cost.
+    texture_passes: tuple[str, ...] = ("up3_hard",)
 
     def __init__(self, *, region_passes: Sequence[str] = DEFAULT_REGION_PASSES,
                  frame_passes: Sequence[str] = DEFAULT_FRAME_PASSES,
@@ -335,7 +339,7 @@ class MultiPassDecoder(ZxingDecoder):
         # already resolves, and upscaling the box only costs (measured).
         for x0, y0, x1, y1 in texture_boxes(frame, max_side=_TEXTURE_MAX_SIDE):
             crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
-            codes = self._passes(crop, ("up3_soft",), (x0, y0))
+            codes = self._passes(crop, self.texture_passes, (x0, y0))
             if codes:
                 return codes
         return []
