@@ -307,7 +307,7 @@ _SETUP = {
     "tilt_rotate": ((30.0, 60.0), (120.0, 260.0), KIOSK_FOCUS_MM),
 }
 # The 11 mm code of a 2024 CCCD is read through a centre window of the sensor at its
-# native resolution (picamera2 ScalerCrop, one sensor pixel a frame pixel): a 57 x 43 mm
+# native resolution (picamera2 ScalerCrop, one sensor pixel a frame pixel): a 59 x 44 mm
 # field at 25 cm for 640x480.  Over the full field it would be 0.4-0.6 px a module.
 _NATIVE = {"small_dense"}
 
