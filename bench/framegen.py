@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 import segno
 
 CATEGORIES = (
-    "small_far",
+    "small_dense",
     "close_defocus",
     "phone_screen",
     "faded_paper",
@@ -54,6 +54,7 @@ class Frame:
     image: np.ndarray          # 2-D uint8 grayscale
     payload: bytes | None      # the exact bytes encoded, None when the frame holds no code
     kind: str                  # payload family, "" for no code
+    params: dict = field(default_factory=dict)   # the physical set-up that made it
 
 
 def _name(rng: random.Random) -> str:
@@ -156,8 +157,16 @@ def _background(rng: np.random.Generator, w: int, h: int, busy: float) -> np.nda
 
 
 def _place(frame: np.ndarray, code: np.ndarray, width_px: float, rng: np.random.Generator,
-           rotate: float, tilt: float, dark: float, light: float, card_margin: float) -> None:
-    """Warp ``code`` into ``frame`` in place: ``width_px`` wide, rotated and tilted."""
+           rotate: float, tilt: float, focal_px: float, dark: float, light: float,
+           card_margin: float) -> None:
+    """Warp ``code`` into ``frame`` in place, as a pinhole camera sees a card.
+
+    ``width_px`` is the code's width face-on, ``rotate`` its angle in its own plane,
+    ``tilt`` the angle between the card and the sensor plane (about an axis in a random
+    direction), ``focal_px`` the focal length in frame pixels (px_per_mm * distance).
+    Tilt mostly foreshortens the code (cos tilt); keystone grows with the card's size
+    relative to its distance.
+    """
     h, w = frame.shape
     ch, cw = code.shape
     # A white card / phone bezel around the code so the quiet zone has a realistic edge.
@@ -166,20 +175,16 @@ def _place(frame: np.ndarray, code: np.ndarray, width_px: float, rng: np.random.
     ch, cw = card.shape
     half = width_px * (1 + 2 * card_margin) / 2
     src = np.float32([[0, 0], [cw, 0], [cw, ch], [0, ch]])
-    base = np.float32([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * half
-    # Perspective tilt: shrink one side, as when a card is held at an angle to the lens.
-    side = rng.integers(0, 4)
-    k = 1 - tilt
-    if side == 0:
-        base[[1, 2], 1] *= k
-    elif side == 1:
-        base[[0, 3], 1] *= k
-    elif side == 2:
-        base[[2, 3], 0] *= k
-    else:
-        base[[0, 1], 0] *= k
+    flat = np.float32([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * half
     c, s = np.cos(rotate), np.sin(rotate)
-    base = base @ np.float32([[c, s], [-s, c]])
+    flat = flat @ np.float32([[c, s], [-s, c]])
+    phi = rng.uniform(0, np.pi)
+    axis = np.float32([np.cos(phi), np.sin(phi)])
+    normal = np.float32([-axis[1], axis[0]])
+    along, across = flat @ axis, flat @ normal
+    depth = across * np.sin(tilt)
+    seen = np.outer(along, axis) + np.outer(across * np.cos(tilt), normal)
+    base = (seen * (focal_px / (focal_px + depth))[:, None]).astype(np.float32)
     # The code itself (with its quiet zone) must lie wholly inside the frame: a clipped
     # code is not a code the camera "holds".  The card around it may be cut off.
     inner = base * (1 / (1 + 2 * card_margin))
@@ -206,9 +211,18 @@ def _place(frame: np.ndarray, code: np.ndarray, width_px: float, rng: np.random.
 
 
 def _defocus(img: np.ndarray, radius: float) -> np.ndarray:
-    r = max(1, int(np.ceil(radius)))
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-    k = (xx * xx + yy * yy <= radius * radius).astype(np.float32)
+    """Blur by a uniform disk of ``radius`` pixels (a defocused lens's point spread)."""
+    r = int(np.ceil(radius)) + 1
+    # Area of each pixel inside the disk, from a 5x5 supersampling: a sub-pixel radius
+    # still blurs a little instead of snapping to 0 or 1 pixel.
+    sub = (np.arange(5) - 2) / 5
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1].astype(np.float32)
+    k = np.zeros_like(xx)
+    for dy in sub:
+        for dx in sub:
+            k += ((xx + dx) ** 2 + (yy + dy) ** 2 <= radius * radius)
+    if k.sum() == 0:
+        return img
     return cv2.filter2D(img, -1, k / k.sum())
 
 
@@ -231,8 +245,46 @@ def _finish(img: np.ndarray, rng: np.random.Generator, noise: float,
     return out
 
 
+# --- Optics: what the kiosk's camera makes of a code (docs/decoding.md, "The frame set") ---
+# Raspberry Pi Camera Module 2 (Sony IMX219): 3280x2464 pixels of 1.12 um, f = 3.04 mm,
+# f/2.0, 62.2 degrees across.  Fixed focus, set at the factory for about 1 m to infinity;
+# the lens can be turned with the focus tool that comes with the module.
+SENSOR_PX = 3280
+PIXEL_MM = 0.00112
+FOCAL_MM = 3.04
+APERTURE_MM = FOCAL_MM / 2.0
+FACTORY_FOCUS_MM = 2000.0
+# The kiosk's lens refocused to where citizens hold codes (see docs/decoding.md).
+KIOSK_FOCUS_MM = 250.0
+
+
+def px_per_mm(distance_mm: float, frame_w: int, zoom: float = 1.0) -> float:
+    """Frame pixels per millimetre of an object ``distance_mm`` from the lens.
+
+    ``zoom`` > 1 is a centre crop of the sensor (picamera2 ``ScalerCrop``) scaled to the
+    frame: the same frame size over a smaller field.
+    """
+    field_mm = distance_mm * SENSOR_PX * PIXEL_MM / FOCAL_MM
+    return frame_w * zoom / field_mm
+
+
+def blur_diameter_px(distance_mm: float, focus_mm: float, frame_w: int,
+                     zoom: float = 1.0) -> float:
+    """Diameter in frame pixels of the defocus disk of a point at ``distance_mm``.
+
+    Thin lens: the disk is APERTURE * |focus - d| / focus in object space (about 1.5 mm
+    for anything close to a lens focused far away), seen at px_per_mm(d).
+    """
+    object_mm = APERTURE_MM * abs(focus_mm - distance_mm) / focus_mm
+    return object_mm * px_per_mm(distance_mm, frame_w, zoom)
+
+
+# Frame pixels per sensor pixel is at most 1/1.28 in these frames: demosaicing, the lens's
+# diffraction (f/2) and the ISP's scaler blur a sharp edge by about 0.7 sensor pixel.
+_SYSTEM_SIGMA_SENSOR_PX = 0.7
+
 _KINDS_FOR = {
-    "small_far": ("cccd", "cccd", "cccd", "short_vi", "pc_covid"),
+    "small_dense": ("cccd", "cccd", "cccd", "short_vi", "pc_covid"),
     "close_defocus": ("cccd", "cccd", "short_vi", "pc_covid", "bhyt"),
     "phone_screen": ("hc1", "hc1", "pc_covid", "short_vi", "venue"),
     "faded_paper": ("cccd", "bhyt", "hc1", "short_vi", "venue"),
@@ -240,6 +292,24 @@ _KINDS_FOR = {
     "noise_jpeg": ("cccd", "hc1", "pc_covid", "short_vi", "bhyt"),
     "tilt_rotate": ("cccd", "hc1", "pc_covid", "short_vi", "venue"),
 }
+
+# Physical set-up of each category: printed/shown symbol width in mm (without quiet
+# zone), distance from the lens in mm, and the focus distance of the lens.  Everything
+# in pixels follows from these through the optics above.
+_SETUP = {
+    #                 symbol mm       distance mm     focus mm
+    "small_dense": ((11.0, 11.0), (200.0, 300.0), KIOSK_FOCUS_MM),
+    "close_defocus": ((30.0, 75.0), (120.0, 250.0), FACTORY_FOCUS_MM),
+    "phone_screen": ((45.0, 65.0), (100.0, 200.0), KIOSK_FOCUS_MM),
+    "faded_paper": ((30.0, 70.0), (150.0, 300.0), KIOSK_FOCUS_MM),
+    "motion_blur": ((30.0, 60.0), (120.0, 260.0), KIOSK_FOCUS_MM),
+    "noise_jpeg": ((30.0, 60.0), (120.0, 260.0), KIOSK_FOCUS_MM),
+    "tilt_rotate": ((30.0, 60.0), (120.0, 260.0), KIOSK_FOCUS_MM),
+}
+# The 11 mm code of a 2024 CCCD is read through a centre window of the sensor at its
+# native resolution (picamera2 ScalerCrop, one sensor pixel a frame pixel): a 59 x 44 mm
+# field at 25 cm for 640x480.  Over the full field it would be 0.4-0.6 px a module.
+_NATIVE = {"small_dense"}
 
 
 def make_frame(category: str, index: int, seed: int = 0) -> Frame:
@@ -250,41 +320,45 @@ def make_frame(category: str, index: int, seed: int = 0) -> Frame:
     prng = random.Random(key)
     rng = np.random.default_rng(list(key.encode()))
     w, h = SIZES[0] if prng.random() < 0.65 else SIZES[1]
+    # The 640x480 lores Y plane is raw; a 1280x720 USB webcam sends MJPEG.
+    webcam = w == SIZES[1][0]
     frame = _background(rng, w, h, busy=1.0 if category == "no_code" else 0.6)
     if category == "no_code":
         if prng.random() < 0.5:
             frame = _defocus(frame, rng.uniform(0, 3))
-        return Frame(category, index, _finish(frame, rng, rng.uniform(0.005, 0.04),
-                                              int(rng.integers(40, 90))), None, "")
+        jpeg = int(rng.integers(40, 90)) if webcam else None
+        return Frame(category, index, _finish(frame, rng, rng.uniform(0.005, 0.04), jpeg),
+                     None, "")
 
     kind = prng.choice(_KINDS_FOR[category])
     payload = make_payload(prng, kind)
     modules = _modules(payload, prng)
     n = modules.shape[0]
+    symbol = n - 8
     code = _render(modules, 8)
-    # Defaults: a fair, sharp-ish code; each category then makes one thing hard.
-    width = rng.uniform(5.0, 8.0) * n * (w / 640) ** 0.5
+    (mm_lo, mm_hi), (d_lo, d_hi), focus = _SETUP[category]
+    zoom = SENSOR_PX / w if category in _NATIVE else 1.0
+    size_mm = rng.uniform(mm_lo, mm_hi)
+    distance = rng.uniform(d_lo, d_hi)
+    ppm = px_per_mm(distance, w, zoom)
+    width = ppm * size_mm * n / symbol            # with the quiet zone
+    defocus = blur_diameter_px(distance, focus, w, zoom) / 2
+    system = _SYSTEM_SIGMA_SENSOR_PX * w * zoom / SENSOR_PX
     rotate = rng.normal(0, 0.12)
-    tilt = abs(rng.normal(0, 0.08))
+    tilt = min(abs(rng.normal(0, np.radians(15))), np.radians(60))
     dark, light = rng.uniform(0.05, 0.15), rng.uniform(0.75, 0.95)
-    noise, jpeg = rng.uniform(0.005, 0.02), int(rng.integers(60, 95))
+    # Noise per sensor pixel after the ISP's denoiser, as a fraction of full scale.
+    noise = rng.uniform(0.01, 0.04)
+    jpeg = int(rng.integers(60, 95)) if webcam else None
     margin = 0.15
     post: list = []
-    if category == "small_far":
-        # The 2024 CCCD's 11 mm code at arm's length: 60-120 px across, ~1.5-3 px a module.
-        width = rng.uniform(60, 120) * (w / 640) ** 0.5
-        post.append(lambda im: cv2.GaussianBlur(im, (0, 0), rng.uniform(0.4, 0.9)))
-    elif category == "close_defocus":
-        # Held 20-30 cm from a fixed-focus Camera Module 2: big and soft.
-        width = rng.uniform(0.45, 0.8) * h
-        radius = rng.uniform(0.35, 0.85) * width / n
-        post.append(lambda im: _defocus(im, radius))
-    elif category == "phone_screen":
+    if category == "phone_screen":
         dark, light = rng.uniform(0.1, 0.3), rng.uniform(0.7, 1.0)
         margin = 0.3
+        # Screen pixels beat with sensor pixels: a period of a few frame pixels.
         period = rng.uniform(2.2, 4.5)
         ang = rng.uniform(0, np.pi)
-        depth = rng.uniform(0.2, 0.5)
+        depth = rng.uniform(0.1, 0.35)
         gx, gy = rng.uniform(0.15, 0.85) * w, rng.uniform(0.15, 0.85) * h
         gr = rng.uniform(0.08, 0.25) * w
         gamma = rng.uniform(0.5, 1.8)
@@ -298,10 +372,9 @@ def make_frame(category: str, index: int, seed: int = 0) -> Frame:
             return np.clip(im * moire, 0, 1) ** gamma + glare
 
         post.append(screen)
-        post.append(lambda im: cv2.GaussianBlur(im, (0, 0), 0.6))
     elif category == "faded_paper":
         mid = rng.uniform(0.45, 0.7)
-        span = rng.uniform(0.05, 0.14)
+        span = rng.uniform(0.1, 0.3)
         dark, light = mid - span / 2, mid + span / 2
         shade = rng.uniform(0.2, 0.5)
         ang = rng.uniform(0, 2 * np.pi)
@@ -312,28 +385,34 @@ def make_frame(category: str, index: int, seed: int = 0) -> Frame:
             return im * (1 - shade * ramp)
 
         post.append(uneven)
-        noise = rng.uniform(0.01, 0.025)
+        noise = rng.uniform(0.02, 0.05)
     elif category == "motion_blur":
-        length = rng.uniform(0.8, 2.2) * width / n
+        # A hand moving 30-145 mm/s during a 1/60 s indoor exposure: 0.5-2.4 mm of travel.
+        length = rng.uniform(0.5, 2.4) * ppm
         ang = rng.uniform(0, np.pi)
         post.append(lambda im: _motion(im, length, ang))
     elif category == "noise_jpeg":
-        noise = rng.uniform(0.1, 0.2)
-        jpeg = int(rng.integers(15, 45))
-        width = rng.uniform(3.0, 5.0) * n * (w / 640) ** 0.5
+        # Dim entrance: high analogue gain, and a webcam's MJPEG at low quality.
+        noise = rng.uniform(0.08, 0.25)
+        jpeg = int(rng.integers(25, 60)) if webcam or prng.random() < 0.5 else None
     elif category == "tilt_rotate":
-        # A card held at an angle: strong perspective, smaller, and part of it out of the
-        # lens's depth of field.
+        # A card held at 30-60 degrees to the lens, any way up.
         rotate = rng.uniform(-np.pi, np.pi)
-        tilt = rng.uniform(0.3, 0.65)
-        width = rng.uniform(3.5, 6.0) * n * (w / 640) ** 0.5
-        soft = rng.uniform(0.2, 0.5) * width / n
-        post.append(lambda im: _defocus(im, soft))
+        tilt = np.radians(rng.uniform(30, 60))
     width = min(width, 0.95 * h)
-    _place(frame, code, width, rng, rotate, tilt, dark, light, margin)
+    _place(frame, code, width, rng, rotate, tilt, ppm * distance, dark, light, margin)
     for f in post:
         frame = f(frame)
-    return Frame(category, index, _finish(frame, rng, noise, jpeg), payload, kind)
+    if defocus > 0.3:
+        frame = _defocus(frame, defocus)
+    frame = cv2.GaussianBlur(frame, (0, 0), system)
+    # Binning and the ISP's scaler average k x k sensor pixels into one frame pixel, so
+    # white sensor noise drops by k.
+    k = SENSOR_PX / (w * zoom)
+    return Frame(category, index, _finish(frame, rng, noise / k, jpeg), payload, kind,
+                 {"px_per_module": round(width / n, 2), "defocus_radius_px": round(defocus, 2),
+                  "distance_mm": round(distance), "symbol_mm": round(size_mm, 1),
+                  "modules": symbol})
 
 
 def frames(per_category: int, seed: int = 0,
