@@ -99,14 +99,18 @@ class CameraSpec:
         )
 
 
-def open_camera(spec: str, *, width: int = 640, height: int = 480) -> Camera:
-    """Open the camera a spec string names; raises CameraError with what to check."""
+def open_camera(spec: str, *, width: int = 640, height: int = 480, crop: float = 1.0,
+                autofocus: bool = True) -> Camera:
+    """Open the camera a spec string names; raises CameraError with what to check.
+
+    ``crop`` and ``autofocus`` apply to the Pi camera only (see :class:`PiCamera`).
+    """
     parsed = CameraSpec.parse(spec)
     if parsed.backend == "replay":
         return ReplayCamera(parsed.target, fps=parsed.fps, loop=parsed.loop, spec=spec)
     if parsed.backend == "v4l2":
         return V4L2Camera(parsed.target, width=width, height=height, spec=spec)
-    return PiCamera(width=width, height=height, spec=spec)
+    return PiCamera(width=width, height=height, crop=crop, autofocus=autofocus, spec=spec)
 
 
 def to_gray(image: Any) -> np.ndarray:
@@ -311,9 +315,16 @@ class PiCamera:
     A small ``main`` stream satisfies libcamera; the ``lores`` stream is YUV420 at the analysis
     size and its first ``height`` rows are the Y (luma) plane: a grayscale frame with no colour
     conversion at all.
+
+    An 11 mm CCCD code at 25 cm spans well under one pixel per module in a full-field 640×480
+    frame (``docs/decoding.md``, "optics").  ``crop`` < 1 keeps only the centre of the sensor
+    (libcamera's ``ScalerCrop``), so the same lores frame sees the code at 2-3 pixels a module;
+    with ``autofocus`` a Camera Module 3 focuses continuously, while a fixed-focus Module 2 must
+    have its lens turned to about 25 cm with the focus tool.
     """
 
-    def __init__(self, *, width: int = 640, height: int = 480, spec: str = "picamera2") -> None:
+    def __init__(self, *, width: int = 640, height: int = 480, crop: float = 1.0,
+                 autofocus: bool = True, spec: str = "picamera2") -> None:
         self.spec = spec
         try:
             from picamera2 import Picamera2  # type: ignore[import-not-found]
@@ -334,6 +345,17 @@ class PiCamera:
             )
             cam.configure(config)
             cam.start()
+            controls: dict[str, Any] = {}
+            if crop < 1.0:
+                x, y, w, h = cam.camera_properties["ScalerCropMaximum"]
+                cw, ch = int(w * crop), int(h * crop)
+                controls["ScalerCrop"] = (x + (w - cw) // 2, y + (h - ch) // 2, cw, ch)
+            if autofocus and "AfMode" in cam.camera_controls:
+                from libcamera import controls as lc  # type: ignore[import-not-found]
+
+                controls["AfMode"] = lc.AfModeEnum.Continuous
+            if controls:
+                cam.set_controls(controls)
         except Exception as e:  # libcamera raises plain RuntimeError/IndexError for "no camera"
             raise CameraError(
                 f"camera 'picamera2' cannot start: {e}; check the ribbon cable and "

@@ -135,6 +135,15 @@ class LiveChecker:
         return Checker(policy=policy, trust_list=trust_list, watchlist=watchlist)
 
 
+def configured_camera(cfg: Config) -> Any:
+    """Open the camera the ``[camera]`` table describes."""
+    from hardware.camera import open_camera
+
+    c = cfg.camera
+    return open_camera(c.spec, width=c.width, height=c.height, crop=c.crop,
+                       autofocus=c.autofocus)
+
+
 class UnavailableStore:
     """Stands in for a database that cannot be opened: every record attempt fails loudly."""
 
@@ -163,7 +172,7 @@ class UnavailableStore:
 def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
           sync_options: dict[str, Any] | None = None) -> Parts:
     """Open everything the configuration names; register each with ``stack`` for closing."""
-    from hardware.camera import CameraSpec, open_camera
+    from hardware.camera import CameraSpec
     from hardware.qr import open_decoder
     from hardware.signals import Buttons, Signals, make_pin_factory
     from kiosk.capture import CapturePipeline
@@ -220,8 +229,7 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
         except CameraError as e:
             raise ConfigError(f"camera.spec: {e}") from None
         pipeline = CapturePipeline(
-            open_camera=lambda: open_camera(cfg.camera.spec, width=cfg.camera.width,
-                                            height=cfg.camera.height),
+            open_camera=lambda: configured_camera(cfg),
             open_decoder=lambda: open_decoder(cfg.decoder.backend),
             events=events,
             retry_max=cfg.camera.retry_max_seconds,

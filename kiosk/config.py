@@ -62,6 +62,12 @@ class CameraConfig:
     width: int = _doc("Analysis frame width in pixels (picamera2 lores stream).", default=640,
                       low=64, high=4096)
     height: int = _doc("Analysis frame height in pixels.", default=480, low=64, high=4096)
+    crop: float = _doc(
+        "Pi camera: fraction of the sensor's field kept, centred (ScalerCrop). 0.5 doubles "
+        "the pixels per QR module; needed for small CCCD codes at 20-30 cm.",
+        default=1.0, low=0.2, high=1.0)
+    autofocus: bool = _doc("Pi camera: continuous autofocus where the module has it (Module 3).",
+                           default=True)
     retry_max_seconds: float = _doc(
         "Longest wait between attempts to reopen a lost camera (backoff doubles up to this).",
         default=30.0, low=0.1, high=3600,

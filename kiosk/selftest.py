@@ -130,10 +130,9 @@ def _camera(cfg: Any, frames: FrameSource | None, seconds: float, seen: list[Any
                 last = frame
             time.sleep(0.05)
     else:
-        from hardware.camera import open_camera
+        from kiosk.app import configured_camera
 
-        with contextlib.closing(open_camera(cfg.camera.spec, width=cfg.camera.width,
-                                            height=cfg.camera.height)) as camera:
+        with contextlib.closing(configured_camera(cfg)) as camera:
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline and len(seen) < 3:
                 frame = camera.read(timeout=min(1.0, seconds))
@@ -163,10 +162,9 @@ def _card(cfg: Any, frames: FrameSource | None, seen: list[Any], seconds: float
         deadline = time.monotonic() + seconds
         camera = None
         if frames is None:
-            from hardware.camera import open_camera
+            from kiosk.app import configured_camera
 
-            camera = open_camera(cfg.camera.spec, width=cfg.camera.width,
-                                 height=cfg.camera.height)
+            camera = configured_camera(cfg)
         try:
             while time.monotonic() < deadline:
                 if camera is not None:

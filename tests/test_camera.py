@@ -112,3 +112,14 @@ def test_picamera2_delivers_gray_frames_on_a_pi():
     with open_camera("picamera2", width=640, height=480) as cam:
         frame = cam.read(timeout=5)
     assert frame.image.shape == (480, 640) and frame.image.dtype == np.uint8
+
+
+@pytest.mark.pi
+def test_picamera2_centre_crop_on_a_pi():
+    pytest.importorskip("picamera2", reason="needs a Raspberry Pi with a camera")
+    with open_camera("picamera2", width=640, height=480, crop=0.5) as cam:
+        frame = cam.read(timeout=5)
+        crop = cam._cam.capture_metadata()["ScalerCrop"]
+        full = cam._cam.camera_properties["ScalerCropMaximum"]
+    assert frame.image.shape == (480, 640)
+    assert crop[2] == pytest.approx(full[2] / 2, rel=0.05)
