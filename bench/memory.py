@@ -54,7 +54,7 @@ class Verdict:
     warmup_mib: float  # median RSS just after the warm-up
     final_mib: float  # median RSS of the last few samples
     peak_mib: float
-    slope_mib_per_min: float  # least-squares slope over the second half of the run
+    slope_mib_per_min: float  # Theil-Sen slope over the second half of the run
     max_slope: float
     max_growth_mib: float
 
@@ -78,16 +78,19 @@ class MemoryReport:
 
 
 def slope_per_minute(points: Sequence[tuple[float, float]]) -> float:
-    """Least-squares slope of (seconds, value) points, in value per minute."""
+    """Theil-Sen slope of (seconds, value) points, in value per minute.
+
+    The median of the pairwise slopes, not least squares: RSS has short spikes of a few MiB
+    (the decoder's 3x upscaled frame lives for a few ms), and one spike caught near either
+    end of the window would tilt a least-squares line more than the real trend does.
+    """
     if len(points) < 2:
         raise ValueError(f"a slope needs at least 2 points, got {len(points)}; run longer")
-    mean_t = statistics.fmean(t for t, _ in points)
-    mean_v = statistics.fmean(v for _, v in points)
-    var = sum((t - mean_t) ** 2 for t, _ in points)
-    if var == 0:
+    slopes = [(v2 - v1) / (t2 - t1) for i, (t1, v1) in enumerate(points)
+              for t2, v2 in points[i + 1:] if t2 != t1]
+    if not slopes:
         raise ValueError("all samples were taken at the same moment; sample at an interval")
-    cov = sum((t - mean_t) * (v - mean_v) for t, v in points)
-    return cov / var * 60.0
+    return statistics.median(slopes) * 60.0
 
 
 def analyse(samples: Sequence[Sample], *, warmup_seconds: float, max_slope: float = 0.1,
