@@ -81,9 +81,9 @@ class MemoryReport:
 def slope_per_minute(points: Sequence[tuple[float, float]]) -> float:
     """Theil-Sen slope of (seconds, value) points, in value per minute.
 
-    The median of the pairwise slopes, not least squares: RSS has short spikes of a few MiB
-    (the decoder's 3x upscaled frame lives for a few ms), and one spike caught near either
-    end of the window would tilt a least-squares line more than the real trend does.
+    The median of the pairwise slopes, not least squares: with the mock lights RSS has short
+    spikes of 2-3 MiB, and one spike caught near either end of the window tilts a
+    least-squares line more than the real trend does (docs/measurements.md).
     """
     if len(points) < 2:
         raise ValueError(f"a slope needs at least 2 points, got {len(points)}; run longer")
