@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,6 @@ class LatencyReport:
     missed: tuple[Segment, ...]  # readable codes never signalled
     unexpected: int  # results not traced to a readable segment (e.g. the unreadable card)
     decodes: int  # frames the decode thread actually decoded
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def frame_period_ms(self) -> float:

@@ -25,8 +25,10 @@ def test_every_readable_code_lights_its_light_within_a_frame_or_so(tmp_path):
     assert outcomes["cccd"] == "pass" and outcomes["cccd_mismatch"] == "check"
     assert outcomes["venue"] == "check"  # a venue poster: "present a personal code"
     for e in report.events:
-        # The stages are ordered in time and the light rose inside Signals.show().
-        assert e.appeared_ns <= e.frame_ns < e.decoded_ns <= e.lights_ns <= e.signalled_ns, e
+        # The stages are ordered in time and the light rose inside Signals.show() (the pin's
+        # time is rebuilt from float seconds: allow it 50 µs).
+        assert e.appeared_ns <= e.frame_ns < e.decoded_ns <= e.lights_ns, e
+        assert e.lights_ns <= e.signalled_ns + 50_000, e
         assert e.outcome in LIGHT_OF
         assert (e.recorded_ns is None) == (e.label == "venue"), e
     bound = report.frame_period_ms + 5 * report.decode_median_ms + 100
