@@ -1,6 +1,6 @@
 """Crash campaign: record and sync while being ``kill -9``ed at random moments.
 
-    python bench/crash.py --kills 200
+    python -m bench.crash --kills 200
 
 A child process records check-ins (writing each id to a log only after ``record()``
 returned) with the sync worker running; the parent kills it at a random moment,

@@ -3,7 +3,7 @@
 Targets on the development machine: >= 1 000/s for ID cards, >= 100/s for signed
 certificates, so a Raspberry Pi does not notice the cost.
 
-    /work/venv/bin/python bench/inspect.py [--seconds 2]
+    python -m bench.inspect [--seconds 2]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Queue benchmarks: commit latency (FULL vs NORMAL) and draining a 100 000-row backlog.
 
-    python bench/queue.py [--rows 100000] [--commits 500]
+    python -m bench.queue [--rows 100000] [--commits 500]
 
 The reference server runs as ``checkpoint-kiosk central`` in a child process on
 127.0.0.1 and the client drains into it in the same run.  Figures go to

@@ -1,6 +1,6 @@
 """Frame time of the kiosk screen: is drawing ever the bottleneck at 30 fps?
 
-    python bench/ui.py [--frames 120] [--sizes 800x480,1920x1080]
+    python -m bench.ui [--frames 120] [--sizes 800x480,1920x1080]
 
 Runs the real ``KioskApp`` over the real ``ScanLoop`` (SQLite store in a temp folder,
 real parsers and policy) on SDL's dummy video driver.  Every frame gets a *new* 640×480

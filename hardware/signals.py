@@ -44,15 +44,33 @@ class Pattern(enum.StrEnum):
     FAULT = "fault"
 
 
+MOCK_HISTORY = 10_000  # state changes a simulated pin remembers (about 1 MiB of history)
+
+
+def _bounded_mock_pin() -> type:
+    """MockPWMPin keeps every state change for tests to inspect; a demo left running for days
+    would grow by ~3 MiB an hour (bench/memory.py), so this one forgets the oldest half."""
+    from gpiozero.pins.mock import MockPWMPin
+
+    class BoundedMockPin(MockPWMPin):
+        def _change_state(self, value: Any) -> bool:
+            changed = super()._change_state(value)
+            if len(self.states) > MOCK_HISTORY:
+                del self.states[: MOCK_HISTORY // 2]
+            return changed
+
+    return BoundedMockPin
+
+
 def make_pin_factory(name: str) -> Any:
     """A gpiozero pin factory by name; '' lets gpiozero pick (lgpio on a Pi, or its env var)."""
     if not name:
         return None
     try:
         if name == "mock":
-            from gpiozero.pins.mock import MockFactory, MockPWMPin
+            from gpiozero.pins.mock import MockFactory
 
-            return MockFactory(pin_class=MockPWMPin)
+            return MockFactory(pin_class=_bounded_mock_pin())
         if name == "lgpio":
             from gpiozero.pins.lgpio import LGPIOFactory
 

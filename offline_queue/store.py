@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_S = 10.0
 # SD cards wear out: keep the WAL file from growing past a few MB between checkpoints.
 JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
+CACHE_KIB = 256
 DEFAULT_MIN_FREE_BYTES = 200 * 1024 * 1024
 
 
@@ -57,6 +58,9 @@ def connect(
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+        # A bounded page cache (256 KiB): the kiosk's memory stays flat over months of
+        # check-ins; commit latency measured the same (bench/memory.py notes).
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         db = Database(conn, execute_plugins=False)
         if migrate:
             migrations.apply(db)

@@ -103,3 +103,18 @@ def test_buttons_post_their_name(factory):
         time.sleep(0.1)
         pin.drive_high()
     assert pressed == ["direction"]
+
+
+def test_the_demo_pin_factory_keeps_a_bounded_history():
+    from hardware.signals import MOCK_HISTORY, make_pin_factory
+
+    factory = make_pin_factory("mock")
+    try:
+        with Signals(red=2, amber=3, green=4, pin_factory=factory) as s:
+            for _ in range(MOCK_HISTORY // 2 + 10):
+                s.show(Pattern.PASS)
+                s.show(Pattern.STOP)
+            assert len(factory.pin(4).states) <= MOCK_HISTORY
+            assert s.state()["red"]
+    finally:
+        factory.reset()
