@@ -118,6 +118,7 @@ def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | No
             fullscreen=ui.fullscreen, size=size, portrait=ui.portrait, language=ui.language,
             result_seconds=ui.result_seconds, idle_seconds=ui.idle_seconds,
             officer_pin=ui.officer_pin or None, show_lights=show_lights, voice=ui.voice,
+            camera_crop=cfg.camera.crop,
         )
         if max_seconds:
             import threading

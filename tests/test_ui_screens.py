@@ -288,3 +288,17 @@ def test_english_appliance_screens_match_their_references(scene, out_dir):
     for screen in TECH_SCREENS:
         check_against_reference(render_tech(scene, screen, (800, 480), "en"),
                                 f"en-{screen}-800x480", out_dir)
+
+
+def test_the_guide_frame_grows_with_the_camera_crop():
+    import pygame
+
+    from kiosk.ui.layout import Layout, guide_fraction
+
+    layout = Layout.for_size(800, 480)
+    image = pygame.Rect(0, 0, 640, 480)
+    full = layout.guide_rect(image)
+    cropped = layout.guide_rect(image, 0.5)
+    assert full.width == int(640 * guide_fraction())
+    assert abs(cropped.width - 2 * full.width) <= 1
+    assert layout.guide_rect(image, 0.2).width == int(640 * 0.9)

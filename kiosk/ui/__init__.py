@@ -67,6 +67,7 @@ class UiConfig:
     # Plain 4–8 digits or hash_pin() output; None = the panel opens only with the GPIO key.
     officer_pin: str | None = field(default=None, repr=False)
     show_lights: bool = False  # the demo draws the traffic lights, buzzer and gate
+    camera_crop: float = 1.0  # camera.crop: sizes the guide frame to the card
     voice: bool = False
     fps: int = 30
     sound: bool = True

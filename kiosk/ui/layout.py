@@ -80,9 +80,13 @@ class Layout:
         return cls(width, height, portrait, unit, pad, status, body, preview, side, banner,
                    details)
 
-    def guide_rect(self, image: pygame.Rect) -> pygame.Rect:
-        """The card-sized guide frame centred on the shown preview image."""
-        w = int(image.width * guide_fraction())
+    def guide_rect(self, image: pygame.Rect, crop: float = 1.0) -> pygame.Rect:
+        """The card-sized guide frame centred on the shown preview image.
+
+        ``crop`` is the camera's centre crop (``camera.crop``): a card fills more of a cropped
+        frame, so the guide grows with it (to at most 90 % of the preview).
+        """
+        w = int(image.width * min(0.9, guide_fraction() / crop))
         h = int(w * CARD_MM[1] / CARD_MM[0])
         r = pygame.Rect(0, 0, w, h)
         r.center = image.center

@@ -135,7 +135,7 @@ def draw_preview(app: Any, surface: pygame.Surface, rect: pygame.Rect, guide: bo
         shown = scaled.get_rect(center=rect.center)
         surface.blit(scaled, shown)
     if guide:
-        draw_guide(app, surface, app.layout.guide_rect(shown))
+        draw_guide(app, surface, app.layout.guide_rect(shown, app.config.camera_crop))
 
 
 def draw_guide(app: Any, surface: pygame.Surface, r: pygame.Rect) -> None:
