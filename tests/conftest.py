@@ -36,3 +36,25 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.fail(f"the shared reference folder is missing: {SHARED} (it sits beside the repo)")
     return SHARED
+
+
+@pytest.fixture(scope="module")
+def central(tmp_path_factory):
+    """The reference central server on 127.0.0.1 with its own database (``.db_path``)."""
+    from offline_queue.central.server import CentralServer
+
+    path = tmp_path_factory.mktemp("central") / "central.db"
+    with CentralServer(path) as server:
+        server.db_path = path
+        yield server
+
+
+def new_token(central, checkpoint: str = "LS-HUUNGHI", name: str = "Hữu Nghị") -> str:
+    """A one-time enrolment token from the central server's admin side."""
+    from offline_queue.central import db as central_db
+
+    conn = central_db.connect(central.db_path)
+    try:
+        return central_db.create_enrolment_token(conn, checkpoint_id=checkpoint, name=name)
+    finally:
+        conn.close()

@@ -12,31 +12,15 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import new_token
 
 from kiosk import config as config_mod
 from kiosk import provision as prov
 from kiosk.errors import ProvisionError
 from offline_queue.central import db as central_db
-from offline_queue.central.server import CentralServer
 
 REPO = Path(__file__).resolve().parents[1]
 OLD_CONFIG = '[device]\ncheckpoint_name = "Old name"\n[ui]\nlanguage = "en"\n'
-
-
-@pytest.fixture(scope="module")
-def central(tmp_path_factory):
-    path = tmp_path_factory.mktemp("central") / "central.db"
-    with CentralServer(path) as server:
-        server.db_path = path
-        yield server
-
-
-def new_token(central, checkpoint="LS-HUUNGHI", name="Hữu Nghị") -> str:
-    conn = central_db.connect(central.db_path)
-    try:
-        return central_db.create_enrolment_token(conn, checkpoint_id=checkpoint, name=name)
-    finally:
-        conn.close()
 
 
 @pytest.fixture

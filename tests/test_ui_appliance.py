@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pygame
 import pytest
+from conftest import new_token
 from PIL import Image
 from test_ui_app import Clock, frame, make_app, open_panel_with_pin, tap, tap_button
 from test_ui_loop import kit  # noqa: F401 - the fixture
@@ -31,8 +32,6 @@ from kiosk.ui import UiConfig
 from kiosk.ui.app import PROVISION_POLL_S, KioskApp
 from kiosk.ui.appliance import SHOWN_FILE, Appliance, HeldSignals, Job
 from kiosk.ui.technician import RESTART_AFTER_S
-from offline_queue.central import db as central_db
-from offline_queue.central.server import CentralServer
 
 OLD_CONFIG = '[device]\ncheckpoint_name = "Old name"\n[ui]\nlanguage = "en"\n'
 
@@ -44,22 +43,6 @@ def display():
     pygame.display.set_mode((64, 64))
     yield
     pygame.display.quit()
-
-
-@pytest.fixture(scope="module")
-def central(tmp_path_factory):
-    path = tmp_path_factory.mktemp("central") / "central.db"
-    with CentralServer(path) as server:
-        server.db_path = path
-        yield server
-
-
-def new_token(central, checkpoint="LS-HUUNGHI", name="Hữu Nghị") -> str:
-    conn = central_db.connect(central.db_path)
-    try:
-        return central_db.create_enrolment_token(conn, checkpoint_id=checkpoint, name=name)
-    finally:
-        conn.close()
 
 
 @pytest.fixture
