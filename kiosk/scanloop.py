@@ -30,6 +30,8 @@ from hardware.signals import Pattern
 from kiosk.capture import CameraStatus, Decoded, StreamEnded
 from kiosk.errors import KioskError
 from kiosk.model import Credential, Decision, Kind, Outcome
+from offline_queue.records import CheckIn
+from offline_queue.sync import SyncStatus
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +183,7 @@ class ScanLoop:
                 return []
             if isinstance(event, ButtonPress):
                 return self._button(event)
-            if type(event).__name__ == "SyncStatus":
+            if isinstance(event, SyncStatus):
                 self._sync_status = event
                 return []
             log.warning("scan loop: ignoring unknown event %r", type(event).__name__)
@@ -262,8 +264,6 @@ class ScanLoop:
 
     def _record(self, credential: Credential, decision: Decision, source: str,
                 override: dict | None) -> tuple[str | None, Decision]:
-        from offline_queue.records import CheckIn
-
         display = {k: v for k, v in credential.display.items() if k in self.keep_fields}
         entry = CheckIn(
             direction=self._direction,
