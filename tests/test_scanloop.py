@@ -197,3 +197,17 @@ def test_manual_entry_is_validated_and_recorded_as_manual(tmp_path, factory):
     with sqlite3.connect(tmp_path / "k.db") as conn:
         sources = conn.execute("select source from checkins").fetchall()
     assert sources == [("manual",)] * 3
+
+
+def test_sync_status_events_reach_the_health_the_screen_shows(kiosk):
+    from datetime import UTC, datetime
+
+    from offline_queue.sync import SyncStatus
+
+    kiosk.step()
+    last = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
+    kiosk.events.put(SyncStatus(online=False, backlog=42, dead_letter=0, last_success=last,
+                                last_error="timeout", reprovision_needed=True))
+    [health] = [e for e in kiosk.step() if not isinstance(e, ScanResult)]
+    assert (health.online, health.backlog, health.last_sync) == (False, 42, last)
+    assert health.reprovision_needed and not health.fault  # check-ins keep being recorded
