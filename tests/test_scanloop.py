@@ -197,3 +197,16 @@ def test_manual_entry_is_validated_and_recorded_as_manual(tmp_path, factory):
     with sqlite3.connect(tmp_path / "k.db") as conn:
         sources = conn.execute("select source from checkins").fetchall()
     assert sources == [("manual",)] * 3
+
+
+def test_an_override_keeps_the_direction_of_the_check_in_it_replaces(kiosk):
+    """The officer switches to 'out' for the next person, then corrects the last entry."""
+    entered = kiosk.process(next(s for s in SAMPLES if s.name == "cccd_mismatch").payload)
+    assert entered.direction == "in"
+    kiosk.set_direction("out")
+    result = kiosk.override(entered.checkin_id, Outcome.PASS, "officer_documents_checked")
+    assert result.direction == "in"
+    assert kiosk.recent(1)[0]["direction"] == "in"
+    counts = kiosk.counts_today()
+    assert (counts["in"], counts["out"], counts["pass"], counts["check"]) == (1, 0, 1, 0)
+    assert kiosk.direction == "out"   # the switch itself stays for the next person
