@@ -184,8 +184,12 @@ SECTIONS = tuple(f.name for f in dataclasses.fields(Config) if f.name != "policy
 
 
 def load(path: str | os.PathLike[str] | None = None, *,
-         environ: Mapping[str, str] | None = None) -> Config:
-    """Read the config file (``None`` = the default path, if it exists) and the environment."""
+         environ: Mapping[str, str] | None = None, whole: bool = True) -> Config:
+    """Read the config file (``None`` = the default path, if it exists) and the environment.
+
+    ``whole=False`` skips :func:`check_values` (for ``status`` and ``support-bundle``, which
+    must still report on a kiosk whose configuration stops it from starting).
+    """
     explicit = path is not None
     file = Path(path) if explicit else DEFAULT_PATH
     data: dict[str, Any] = {}
@@ -213,7 +217,8 @@ def load(path: str | os.PathLike[str] | None = None, *,
         var = next((v for v, d in ENV_OVERRIDES.items() if d == dotted and v in env), None)
         return f"environment {var}" if var else str(file)
 
-    check_values(cfg, origin)
+    if whole:
+        check_values(cfg, origin)
     return cfg
 
 

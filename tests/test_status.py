@@ -50,6 +50,22 @@ def test_status_json_has_backlog_disk_clock_and_no_secret(tmp_path):
     assert "backlog:       1 waiting, 0 dead letter" in human
 
 
+def test_status_and_bundle_still_report_on_a_config_that_stops_start_up(tmp_path):
+    path = kiosk_config(tmp_path)
+    path.write_text(path.read_text() + '[camera]\nspec = "picamra2"\n', encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "kiosk", "status", "--json", "--config",
+                           str(path)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    first = json.loads(proc.stdout)["errors"][0]
+    assert first.startswith(f"{path}: camera.spec: camera spec 'picamra2' is not recognised")
+    bundle = tmp_path / "b.tar.gz"
+    proc = subprocess.run([sys.executable, "-m", "kiosk", "support-bundle", "-o", str(bundle),
+                           "--config", str(path)], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert bundle.is_file()
+
+
 def test_under_voltage_from_the_pi_hwmon_alarm(tmp_path):
     hw = tmp_path / "hwmon3"
     hw.mkdir()
