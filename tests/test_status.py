@@ -110,3 +110,10 @@ def test_support_bundle_has_redacted_config_masked_logs_and_status(tmp_path):
         assert secret not in everything
     assert "INFO check-in 0190: cccd pass" in files["logs/kiosk.log"]
     assert json.loads(files["status.json"])["queue"]["backlog"] == 1
+
+
+def test_a_bundle_unpacks_into_a_folder_named_without_its_suffix(tmp_path):
+    cfg = config_mod.load(kiosk_config(tmp_path), environ={})
+    for name, root in (("b.tgz", "b"), ("b.tar.gz", "b"), ("b.tar", "b"), ("b", "b.d")):
+        with tarfile.open(make_bundle(cfg, tmp_path / name, status_report={"errors": []})) as t:
+            assert {m.name.split("/")[0] for m in t.getmembers()} == {root}, name
