@@ -384,3 +384,31 @@ def test_sync_once_command_uses_the_kiosk_config_and_token_file(tmp_path, centra
     assert sorted(server_ids(tmp_path)) == sorted(kiosk_ids(tmp_path))
     stats = json.loads(kiosk("queue", "stats").stdout)
     assert stats["pending"] == 0 and stats["sent"] == 3
+
+
+def test_continuous_sync_command_prints_readable_status_and_stops_on_sigterm(tmp_path, central,
+                                                                             enrolled):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with kiosk_store(tmp_path, enrolled) as store:
+        store.record(entry(1))
+    token_file = tmp_path / "device-token"
+    token_file.write_text(enrolled["device_token"] + "\n")
+    config = tmp_path / "kiosk.toml"
+    config.write_text(f'[store]\npath = "{tmp_path / "kiosk.db"}"\n'
+                      f'[sync]\nserver_url = "{central.url}"\ntoken_file = "{token_file}"\n',
+                      encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "kiosk", "sync", "--config", str(config)],
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert line.startswith("sync: online; backlog 0; dead letter 0; last sync 20"), line
+    assert "SyncStatus(" not in line + err and enrolled["device_token"] not in line + err
