@@ -40,7 +40,7 @@ def _usage(error: ValueError) -> click.UsageError:
 def queue() -> None:
     """Inspect the kiosk's check-in queue.
 
-    Example: checkpoint-kiosk queue stats --db /var/lib/checkpoint-kiosk/queue.db
+    Example: checkpoint-kiosk queue stats
     """
 
 
@@ -49,7 +49,7 @@ def queue() -> None:
 def queue_stats(config_path: str | None, db_path: str | None) -> None:
     """Print pending, in-flight, sent, rejected counts, oldest pending age, sizes as JSON.
 
-    Example: checkpoint-kiosk queue stats --db queue.db
+    Example: checkpoint-kiosk queue stats --db /var/lib/checkpoint-kiosk/checkins.db
     """
     from kiosk.errors import StoreError
     from offline_queue.store import connect, queue_stats
@@ -71,7 +71,7 @@ def export(config_path: str | None, db_path: str | None, since: str, until: str,
            fmt: str) -> None:
     """Write check-ins between --since and --until to stdout (no person keys).
 
-    Example: checkpoint-kiosk export --db queue.db --since 2021-09-20 --until 2021-09-21
+    Example: checkpoint-kiosk export --db checkins.db --since 2021-09-20 --until 2021-09-21
     """
     from offline_queue import export as ex
 
