@@ -423,11 +423,22 @@ def frames(per_category: int, seed: int = 0,
             yield make_frame(category, i, seed)
 
 
-if __name__ == "__main__":   # python -m bench.framegen OUTDIR [PER_CATEGORY]: look at them
-    import sys
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bench.framegen OUTDIR [PER_CATEGORY]``: write frames to look at."""
+    import argparse
     from pathlib import Path
 
-    out = Path(sys.argv[1])
-    out.mkdir(parents=True, exist_ok=True)
-    for fr in frames(int(sys.argv[2]) if len(sys.argv) > 2 else 3):
-        cv2.imwrite(str(out / f"{fr.category}-{fr.index:03d}.png"), fr.image)
+    parser = argparse.ArgumentParser(prog="python -m bench.framegen",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("outdir", type=Path, help="folder for the PNG frames (created)")
+    parser.add_argument("per_category", type=int, nargs="?", default=3,
+                        help="frames of each category (default 3)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    for fr in frames(args.per_category, args.seed):
+        cv2.imwrite(str(args.outdir / f"{fr.category}-{fr.index:03d}.png"), fr.image)
+
+
+if __name__ == "__main__":
+    main()

@@ -209,17 +209,20 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
     if cfg.sync.server_url:
         from offline_queue.sync import SyncWorker
 
-        sync = SyncWorker(
-            db_path=cfg.store.path,
-            server_url=cfg.sync.server_url,
-            token=token,
-            ca_bundle=cfg.sync.ca_bundle or None,
-            on_status=events.put,
-            connect_timeout=min(5.0, cfg.sync.timeout_seconds),
-            read_timeout=cfg.sync.timeout_seconds,
-            retention_days=cfg.store.retention_days,
-            **(sync_options or {}),
-        )
+        try:
+            sync = SyncWorker(
+                db_path=cfg.store.path,
+                server_url=cfg.sync.server_url,
+                token=token,
+                ca_bundle=cfg.sync.ca_bundle or None,
+                on_status=events.put,
+                connect_timeout=min(5.0, cfg.sync.timeout_seconds),
+                read_timeout=cfg.sync.timeout_seconds,
+                retention_days=cfg.store.retention_days,
+                **(sync_options or {}),
+            )
+        except ValueError as e:  # the client's own checks (a missing CA bundle file)
+            raise ConfigError(f"[sync]: {e}") from None
         stack.callback(sync.close)
 
     pipeline = None

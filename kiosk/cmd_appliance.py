@@ -15,6 +15,7 @@ import sys
 import click
 
 from kiosk import config as config_mod
+from kiosk.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +202,12 @@ def status(as_json: bool, config_path: str) -> None:
     """
     from kiosk import status as status_mod
 
-    cfg = _load(config_path)
+    cfg = _load(config_path, whole=False)
     report = status_mod.collect(cfg)
+    try:
+        config_mod.check_values(cfg, lambda _key: config_path)
+    except ConfigError as e:  # what stops the kiosk from starting comes first
+        report["errors"].insert(0, str(e))
     click.echo(status_mod.to_json(report) if as_json else status_mod.format_human(report))
 
 
@@ -223,7 +228,7 @@ def support_bundle(output: str | None, since: str, log_files: tuple[str, ...],
 
     from kiosk.support import make_bundle
 
-    cfg = _load(config_path)
+    cfg = _load(config_path, whole=False)
     if output is None:
         output = f"checkpoint-kiosk-support-{datetime.now():%Y%m%d-%H%M%S}.tar.gz"
     path = make_bundle(cfg, output, config_path=config_path if _exists(config_path) else None,
@@ -231,11 +236,11 @@ def support_bundle(output: str | None, since: str, log_files: tuple[str, ...],
     click.echo(str(path))
 
 
-def _load(path: str) -> config_mod.Config:
+def _load(path: str, *, whole: bool = True) -> config_mod.Config:
     """The config; the default path may be absent (defaults), an explicit one may not."""
     if path == str(config_mod.DEFAULT_PATH) and not _exists(path):
-        return config_mod.load(None)
-    return config_mod.load(path)
+        return config_mod.load(None, whole=whole)
+    return config_mod.load(path, whole=whole)
 
 
 def _exists(path: str) -> bool:

@@ -40,7 +40,7 @@ def _usage(error: ValueError) -> click.UsageError:
 def queue() -> None:
     """Inspect the kiosk's check-in queue.
 
-    Example: checkpoint-kiosk queue stats --db /var/lib/checkpoint-kiosk/queue.db
+    Example: checkpoint-kiosk queue stats
     """
 
 
@@ -49,7 +49,7 @@ def queue() -> None:
 def queue_stats(config_path: str | None, db_path: str | None) -> None:
     """Print pending, in-flight, sent, rejected counts, oldest pending age, sizes as JSON.
 
-    Example: checkpoint-kiosk queue stats --db queue.db
+    Example: checkpoint-kiosk queue stats --db /var/lib/checkpoint-kiosk/checkins.db
     """
     from kiosk.errors import StoreError
     from offline_queue.store import connect, queue_stats
@@ -71,7 +71,7 @@ def export(config_path: str | None, db_path: str | None, since: str, until: str,
            fmt: str) -> None:
     """Write check-ins between --since and --until to stdout (no person keys).
 
-    Example: checkpoint-kiosk export --db queue.db --since 2021-09-20 --until 2021-09-21
+    Example: checkpoint-kiosk export --db checkins.db --since 2021-09-20 --until 2021-09-21
     """
     from offline_queue import export as ex
 
@@ -97,7 +97,8 @@ def sync(config_path: str | None, db_path: str | None, server: str | None,
          token_file: str | None, ca_bundle: str | None, once: bool) -> None:
     """Deliver the queue and fetch policy, trust list and watchlist.
 
-    Without options it uses the kiosk's own configuration and device token.
+    Without options it uses the kiosk's own configuration and device token.  Without --once
+    it keeps syncing as the kiosk does, printing one line per change, until Ctrl-C or SIGTERM.
 
     Example: checkpoint-kiosk sync --once
     """
@@ -128,13 +129,27 @@ def sync(config_path: str | None, db_path: str | None, server: str | None,
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with SyncWorker(db_path=db_path, server_url=server, token=token, ca_bundle=ca_bundle,
-                        on_status=lambda s: click.echo(repr(s), err=True), boot_jitter=0):
+                        on_status=lambda s: click.echo(_status_line(s), err=True),
+                        boot_jitter=0):
             try:
                 stop.wait()
             except KeyboardInterrupt:
                 pass
     except ValueError as e:
         raise _usage(e) from e
+
+
+def _status_line(status) -> str:  # noqa: ANN001 - offline_queue.sync.SyncStatus
+    """One line a technician reads: 'online; backlog 0; dead letter 0; last sync 10:04:05'."""
+    parts = ["online" if status.online else "offline", f"backlog {status.backlog}",
+             f"dead letter {status.dead_letter}"]
+    last = status.last_success
+    parts.append(f"last sync {last.astimezone():%Y-%m-%d %H:%M:%S}" if last else "never synced")
+    if status.reprovision_needed:
+        parts.append("device token refused: re-provision")
+    if status.last_error:
+        parts.append(f"error: {status.last_error}")
+    return "sync: " + "; ".join(parts)
 
 
 @click.group("central", invoke_without_command=True)

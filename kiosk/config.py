@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,11 @@ class SignalsConfig:
                                       default=None, low=0, high=27)
 
 
+# The [signals] keys that name a BCM pin.
+PIN_KEYS = ("red", "amber", "green", "buzzer", "gate", "confirm_button", "direction_button",
+            "officer_button")
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     path: str = _doc("SQLite database of check-ins.",
@@ -178,8 +184,12 @@ SECTIONS = tuple(f.name for f in dataclasses.fields(Config) if f.name != "policy
 
 
 def load(path: str | os.PathLike[str] | None = None, *,
-         environ: Mapping[str, str] | None = None) -> Config:
-    """Read the config file (``None`` = the default path, if it exists) and the environment."""
+         environ: Mapping[str, str] | None = None, whole: bool = True) -> Config:
+    """Read the config file (``None`` = the default path, if it exists) and the environment.
+
+    ``whole=False`` skips :func:`check_values` (for ``status`` and ``support-bundle``, which
+    must still report on a kiosk whose configuration stops it from starting).
+    """
     explicit = path is not None
     file = Path(path) if explicit else DEFAULT_PATH
     data: dict[str, Any] = {}
@@ -202,7 +212,60 @@ def load(path: str | os.PathLike[str] | None = None, *,
             section, key = dotted.split(".")
             cfg = _overlay(cfg, {section: {key: env[var]}}, source=f"environment {var}",
                            from_text=True)
+
+    def origin(dotted: str) -> str:
+        var = next((v for v, d in ENV_OVERRIDES.items() if d == dotted and v in env), None)
+        return f"environment {var}" if var else str(file)
+
+    if whole:
+        check_values(cfg, origin)
     return cfg
+
+
+def check_values(cfg: Config, origin: Callable[[str], str] = lambda _key: "config") -> None:
+    """The checks one key's type and range cannot express, so start-up cannot fail later.
+
+    ``config check`` and provisioning (which validates before spending the one-time token)
+    go through :func:`load`, so a camera typo, an unknown policy profile, a short PIN or two
+    devices on one pin are reported there, not by a kiosk that then restarts in a loop.
+    ``origin(key)`` names where a key's value came from (file or environment variable).
+    """
+    from hardware.camera import CameraSpec
+    from kiosk.errors import CameraError, KioskError
+    from kiosk.policy import Policy
+    from kiosk.ui import UiConfig
+
+    url = cfg.sync.server_url
+    if url and not re.fullmatch(r"https?://[^\s/?#]+(/\S*)?", url):
+        raise ConfigError(f"{origin('sync.server_url')}: sync.server_url = {url!r} is not a "
+                          "URL; write it as https://host[:port], e.g. 'https://kiosk.example.vn'")
+    try:
+        CameraSpec.parse(cfg.camera.spec)
+    except CameraError as e:
+        raise ConfigError(f"{origin('camera.spec')}: camera.spec: {e}") from None
+    table = dict(cfg.policy)
+    try:
+        Policy.load(str(table.pop("profile", "border")), table)
+    except KioskError as e:
+        raise ConfigError(f"{origin('policy')}: {e}") from None
+    try:
+        # The screen's own check (4-8 digits or a hash_pin() string); the value never shows.
+        UiConfig(officer_pin=cfg.ui.officer_pin or None)
+    except ConfigError as e:
+        raise ConfigError(f"{origin('ui.officer_pin')}: {e}") from None
+    if cfg.signals.enabled:
+        seen: dict[int, str] = {}
+        for name in PIN_KEYS:
+            pin = getattr(cfg.signals, name)
+            if pin is None:
+                continue  # not wired
+            if pin in seen:
+                raise ConfigError(
+                    f"{origin('signals.' + name)}: signals.{name} = {pin!r} is the same "
+                    f"BCM pin as signals.{seen[pin]}; each light, buzzer, relay and button "
+                    "needs its own pin"
+                )
+            seen[pin] = name
 
 
 def _overlay(cfg: Config, data: Mapping[str, Any], *, source: str,

@@ -235,8 +235,10 @@ class ScanLoop:
     def _decide_and_record(self, credential: Credential, *, source: str,
                            frame_ns: int | None = None, override: dict | None = None,
                            decision: Decision | None = None,
-                           record_source: str | None = None) -> ScanResult:
+                           record_source: str | None = None,
+                           direction: str | None = None) -> ScanResult:
         at = datetime.now(UTC)
+        direction = direction or self._direction
         if decision is None:
             try:
                 decision = self.checker.decide(credential, at=at)
@@ -246,8 +248,8 @@ class ScanLoop:
         checkin_id = None
         if credential.kind.is_person:
             checkin_id, decision = self._record(credential, decision, record_source or source,
-                                                override)
-        result = ScanResult(at, credential, decision, checkin_id, self._direction, source,
+                                                override, direction)
+        result = ScanResult(at, credential, decision, checkin_id, direction, source,
                             frame_ns=frame_ns)
         self._show(PATTERNS[decision.outcome], result_for=self.result_seconds)
         result = replace(result, signalled_ns=time.monotonic_ns())
@@ -263,10 +265,10 @@ class ScanLoop:
         return result
 
     def _record(self, credential: Credential, decision: Decision, source: str,
-                override: dict | None) -> tuple[str | None, Decision]:
+                override: dict | None, direction: str) -> tuple[str | None, Decision]:
         display = {k: v for k, v in credential.display.items() if k in self.keep_fields}
         entry = CheckIn(
-            direction=self._direction,
+            direction=direction,
             kind=str(credential.kind),
             person_key=credential.person_key,
             display=display,
@@ -307,9 +309,12 @@ class ScanLoop:
                     "original_decision": str(original.decision.outcome),
                     "override_reason": reason}
         decision = Decision(outcome, ("officer_override",))
+        # The same passage with a new decision: the officer may have switched the direction
+        # since (the next person goes the other way), which must not turn an entry into an exit.
         return self._decide_and_record(original.credential, source="override",
                                        override=override, decision=decision,
-                                       record_source=original.source)
+                                       record_source=original.source,
+                                       direction=original.direction)
 
     def _button(self, event: ButtonPress) -> list[Any]:
         if event.name == "direction":

@@ -134,7 +134,10 @@ def make_bundle(
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    root = output.name.removesuffix(".tar.gz")
+    # The folder the bundle unpacks into: its name without the archive suffix.
+    root = re.sub(r"(\.tar\.gz|\.tgz|\.tar)$", "", output.name) or "support"
+    if root == output.name:
+        root += ".d"   # '-o bundle' must not unpack into a folder named like the file
     with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w:gz") as tar:
         for name, text in members.items():
             data = text.encode("utf-8")

@@ -310,6 +310,7 @@ class SyncWorker:
         self._reprovision = False
         self._last_success: datetime | None = None
         self._last_error: str | None = None
+        self._persisted = False  # no success written to the database since start
         self._closed = False
 
     def __enter__(self) -> SyncWorker:
@@ -441,10 +442,13 @@ class SyncWorker:
         self._failures = 0
         self._online = True
         self._last_success = self.clock.now()
-        changed = self._last_error is not None
+        # The first success after start also counts: the database may still hold an old
+        # error and the 401 flag from before a restart with a new device token.
+        changed = self._last_error is not None or not self._persisted
         self._last_error = None
         # Bound SD-card writes: persist only when something happened.
         if delivered or changed:
+            self._persisted = True
             self._outbox.set_meta(last_success=iso(self._last_success), last_error=None,
                                   reprovision_needed="0")
         self._publish()
@@ -502,12 +506,22 @@ def sync_once(
             before = outbox.counts()
             syncer = Syncer(outbox, client, clock=clock, batch_size=batch_size)
             error = None
+            refused = False
             delivered, changed = 0, []
             try:
                 delivered = syncer.push()
                 changed = syncer.pull()
             except SyncError as e:
                 error = str(e)
+                refused = isinstance(e, AuthSyncError)
+            # What `status` and `queue stats` show, as the worker keeps it: a technician's
+            # successful round after re-provisioning clears the old error and the 401 flag.
+            if error is None:
+                outbox.set_meta(last_success=iso(clock.now()), last_error=None,
+                                reprovision_needed="0")
+            else:
+                outbox.set_meta(last_error=error, **({"reprovision_needed": "1"} if refused
+                                                     else {}))
             after = outbox.counts()
         finally:
             client.close()

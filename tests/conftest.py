@@ -15,7 +15,9 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+# The project's shared reference folder (official EU DCC test vectors, which are not copied
+# into the repository) sits beside the clone; CHECKPOINT_KIOSK_SHARED names it elsewhere.
+SHARED = Path(os.environ.get("CHECKPOINT_KIOSK_SHARED") or REPO.parent / "shared")
 TEST_OUTPUT = REPO / "test-output"
 
 
@@ -34,7 +36,8 @@ def test_output() -> Path:
 @pytest.fixture
 def shared_dir() -> Path:
     if not SHARED.is_dir():
-        pytest.fail(f"the shared reference folder is missing: {SHARED} (it sits beside the repo)")
+        pytest.fail(f"the shared reference folder is missing: {SHARED}; put it beside the "
+                    "clone or set CHECKPOINT_KIOSK_SHARED=/path/to/shared")
     return SHARED
 
 

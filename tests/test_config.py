@@ -44,6 +44,16 @@ max_test_hours = 48
     ('[signals]\nred = 99', "signals.red = 99 is outside 0..27"),
     ('[signals]\nenabled = 1', "signals.enabled = 1 must be true or false"),
     ('[camera\nspec', "not valid TOML"),
+    # Checks beyond one key's type: each of these passed 'config check' and then stopped the
+    # kiosk at start-up (a traceback for the URL), after provisioning had spent the token.
+    ('[camera]\nspec = "picamra2"', "camera spec 'picamra2' is not recognised"),
+    ('[sync]\nserver_url = "kiosk.example.vn"', "sync.server_url = 'kiosk.example.vn' is not"),
+    ('[policy]\nprofile = "hopsital"', "policy 'hopsital' is neither a profile"),
+    ('[policy]\nmax_age = 3', "policy.max_age is not a policy setting"),
+    ('[ui]\nofficer_pin = "12"', "ui.officer_pin must be 4 to 8 digits"),
+    ('[signals]\nred = 17\ngreen = 17', "signals.green = 17 is the same BCM pin as signals.red"),
+    ('[signals]\nconfirm_button = 23', "signals.confirm_button = 23 is the same BCM pin as "
+                                        "signals.buzzer"),
 ])
 def test_bad_values_name_key_and_value(tmp_path, text, fragment):
     with pytest.raises(ConfigError) as e:
@@ -69,3 +79,22 @@ def test_environment_overrides(tmp_path):
 def test_replace():
     cfg = config.Config().replace(camera={"spec": "replay:x"}, signals={"buzzer": None})
     assert cfg.camera.spec == "replay:x" and cfg.signals.buzzer is None
+
+
+def test_whole_config_checks_name_the_environment_and_skip_unwired_pins(tmp_path):
+    with pytest.raises(ConfigError, match="environment CHECKPOINT_KIOSK_SERVER_URL: sync"):
+        config.load(write(tmp_path, ""), environ={"CHECKPOINT_KIOSK_SERVER_URL": "ftp://x"})
+    cfg = config.load(write(tmp_path, """
+[signals]
+enabled = false
+red = 17
+green = 17
+[sync]
+server_url = "https://kiosk.example.vn:8443/"
+[ui]
+officer_pin = "4826"
+"""), environ={})
+    assert cfg.signals.green == cfg.signals.red   # not driven: nothing to clash
+    with pytest.raises(ConfigError) as e:
+        config.load(write(tmp_path, '[ui]\nofficer_pin = "12345678901"'), environ={})
+    assert "12345678901" not in str(e.value)   # a secret: its length only

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from conftest import SHARED
 
 from kiosk.credentials import dcc
 from kiosk.credentials.dcc import DccEvidence
@@ -24,7 +25,7 @@ from kiosk.model import Outcome
 from kiosk.policy import Checker, Policy
 from kiosk.trustlist import TrustList, build_json
 
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "dgc-common"
+VECTORS = SHARED / "testdata" / "dgc-common"
 NAMES = sorted(p.name for p in VECTORS.glob("*.json")) if VECTORS.is_dir() else []
 
 

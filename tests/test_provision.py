@@ -120,6 +120,18 @@ def test_an_invalid_setting_fails_before_the_token_is_spent(central, etc):
     assert prov.provision(prov.Request(central.url, token), config_path=etc / "kiosk.toml").ok
 
 
+def test_a_camera_typo_fails_before_the_token_is_spent(central, etc):
+    """Written, it would stop every start of the kiosk (a restart loop, then reboots)."""
+    token = new_token(central)
+    before = snapshot(etc)
+    with pytest.raises(ProvisionError, match=r"camera spec 'picamra2' is not recognised"):
+        prov.provision(prov.Request(central.url, token, camera="picamra2"),
+                       config_path=etc / "kiosk.toml")
+    assert snapshot(etc) == before
+    assert prov.provision(prov.Request(central.url, token, camera="picamera2"),
+                          config_path=etc / "kiosk.toml").ok
+
+
 def test_a_token_for_another_checkpoint_is_caught(central, etc):
     token = new_token(central, checkpoint="HN-BVBM")
     before = snapshot(etc)

@@ -268,3 +268,17 @@ def test_framegen_optics_give_the_documented_figures():
         blur_mm = blur_diameter_px(distance, FACTORY_FOCUS_MM, 640) / px_per_mm(distance, 640)
         assert 1.2 <= blur_mm <= APERTURE_MM, blur_mm
     assert blur_diameter_px(250, 250, 640) == 0
+
+
+def test_framegen_help_prints_usage_and_writes_no_frames(tmp_path, monkeypatch, capsys):
+    """``python -m bench.framegen --help`` once wrote 24 PNGs into a folder named '--help'."""
+    from bench.framegen import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    assert "OUTDIR" in capsys.readouterr().out.upper()
+    assert list(tmp_path.iterdir()) == []
+    main([str(tmp_path / "frames"), "1"])
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 8   # one per category

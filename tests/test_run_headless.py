@@ -75,6 +75,22 @@ def test_a_bad_camera_spec_is_one_clear_line(tmp_path):
     assert "Traceback" not in err
 
 
+def test_a_missing_ca_bundle_is_one_clear_line(tmp_path):
+    config = tmp_path / "ca.toml"
+    config.write_text('[signals]\npin_factory = "mock"\n[sync]\n'
+                      'server_url = "https://kiosk.example.vn"\n'
+                      f'ca_bundle = "{tmp_path / "missing.pem"}"\n', encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "kiosk", "run", "--config", str(config), "--headless", "--db",
+         str(tmp_path / "k.db"), "--camera", "replay:x", "--max-seconds", "1"],
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"checkpoint-kiosk: error: [sync]: ca_bundle {str(tmp_path / 'missing.pem')!r} is not "
+        "a file; give a PEM CA bundle path")
+
+
 def test_a_camera_that_is_not_there_is_retried_not_fatal(tmp_path):
     proc = kiosk("--camera", f"replay:{tmp_path / 'not-yet'}", "--db", str(tmp_path / "k.db"),
                  "--max-seconds", "2", tmp_path=tmp_path)

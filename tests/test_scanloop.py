@@ -211,3 +211,16 @@ def test_sync_status_events_reach_the_health_the_screen_shows(kiosk):
     [health] = [e for e in kiosk.step() if not isinstance(e, ScanResult)]
     assert (health.online, health.backlog, health.last_sync) == (False, 42, last)
     assert health.reprovision_needed and not health.fault  # check-ins keep being recorded
+
+
+def test_an_override_keeps_the_direction_of_the_check_in_it_replaces(kiosk):
+    """The officer switches to 'out' for the next person, then corrects the last entry."""
+    entered = kiosk.process(next(s for s in SAMPLES if s.name == "cccd_mismatch").payload)
+    assert entered.direction == "in"
+    kiosk.set_direction("out")
+    result = kiosk.override(entered.checkin_id, Outcome.PASS, "officer_documents_checked")
+    assert result.direction == "in"
+    assert kiosk.recent(1)[0]["direction"] == "in"
+    counts = kiosk.counts_today()
+    assert (counts["in"], counts["out"], counts["pass"], counts["check"]) == (1, 0, 1, 0)
+    assert kiosk.direction == "out"   # the switch itself stays for the next person

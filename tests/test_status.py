@@ -50,6 +50,22 @@ def test_status_json_has_backlog_disk_clock_and_no_secret(tmp_path):
     assert "backlog:       1 waiting, 0 dead letter" in human
 
 
+def test_status_and_bundle_still_report_on_a_config_that_stops_start_up(tmp_path):
+    path = kiosk_config(tmp_path)
+    path.write_text(path.read_text() + '[camera]\nspec = "picamra2"\n', encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "kiosk", "status", "--json", "--config",
+                           str(path)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    first = json.loads(proc.stdout)["errors"][0]
+    assert first.startswith(f"{path}: camera.spec: camera spec 'picamra2' is not recognised")
+    bundle = tmp_path / "b.tar.gz"
+    proc = subprocess.run([sys.executable, "-m", "kiosk", "support-bundle", "-o", str(bundle),
+                           "--config", str(path)], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert bundle.is_file()
+
+
 def test_under_voltage_from_the_pi_hwmon_alarm(tmp_path):
     hw = tmp_path / "hwmon3"
     hw.mkdir()
@@ -94,3 +110,10 @@ def test_support_bundle_has_redacted_config_masked_logs_and_status(tmp_path):
         assert secret not in everything
     assert "INFO check-in 0190: cccd pass" in files["logs/kiosk.log"]
     assert json.loads(files["status.json"])["queue"]["backlog"] == 1
+
+
+def test_a_bundle_unpacks_into_a_folder_named_without_its_suffix(tmp_path):
+    cfg = config_mod.load(kiosk_config(tmp_path), environ={})
+    for name, root in (("b.tgz", "b"), ("b.tar.gz", "b"), ("b.tar", "b"), ("b", "b.d")):
+        with tarfile.open(make_bundle(cfg, tmp_path / name, status_report={"errors": []})) as t:
+            assert {m.name.split("/")[0] for m in t.getmembers()} == {root}, name

@@ -224,6 +224,45 @@ def test_401_stops_sync_but_recording_continues(central, enrolled, tmp_path):
         assert store.stats()["reprovision_needed"] is True
 
 
+def _reenrol(central, tmp_path) -> str:
+    with central_db.connect(tmp_path / "central.db") as cdb:
+        token = central_db.create_enrolment_token(cdb, checkpoint_id="LS-HUUNGHI", name="HN")
+    answer = requests.post(central.url + "/v1/devices/enrol",
+                           json={"enrolment_token": token}, timeout=5)
+    return answer.json()["device_token"]
+
+
+def test_sync_once_keeps_the_status_that_status_and_queue_stats_show(central, enrolled,
+                                                                      tmp_path):
+    """Revoked, then re-provisioned: the technician's `sync --once` clears the 401 flag."""
+    with central_db.connect(tmp_path / "central.db") as cdb:
+        central_db.revoke_device(cdb, enrolled["device_id"])
+    with kiosk_store(tmp_path, enrolled) as store:
+        refused = sync_once(db_path=store.path, server_url=central.url,
+                            token=enrolled["device_token"])
+        assert not refused.ok
+        stats = store.stats()
+        assert stats["reprovision_needed"] is True and stats["last_error"] == refused.error
+        assert sync_once(db_path=store.path, server_url=central.url,
+                         token=_reenrol(central, tmp_path)).ok
+        stats = store.stats()
+        assert (stats["reprovision_needed"], stats["last_error"]) == (False, None)
+        assert stats["last_success"] is not None
+
+
+def test_a_restarted_worker_clears_an_old_error_with_nothing_to_deliver(central, enrolled,
+                                                                         tmp_path):
+    with kiosk_store(tmp_path, enrolled) as store:
+        with Outbox(store.path) as outbox:   # what the previous run left: refused, then restart
+            outbox.set_meta(last_error="401 device token refused", reprovision_needed="1")
+        with SyncWorker(db_path=store.path, server_url=central.url,
+                        token=enrolled["device_token"], **FAST) as worker:
+            assert wait_for(lambda: worker.status().last_success is not None, timeout=10)
+        stats = store.stats()
+        assert (stats["reprovision_needed"], stats["last_error"]) == (False, None)
+        assert stats["last_success"] is not None
+
+
 def test_unsynced_times_are_corrected_in_the_same_boot_only(central, enrolled, tmp_path):
     wall = [datetime(2021, 1, 1, tzinfo=UTC)]  # stale clock after a power cut
     mono = [10**12]
@@ -345,3 +384,31 @@ def test_sync_once_command_uses_the_kiosk_config_and_token_file(tmp_path, centra
     assert sorted(server_ids(tmp_path)) == sorted(kiosk_ids(tmp_path))
     stats = json.loads(kiosk("queue", "stats").stdout)
     assert stats["pending"] == 0 and stats["sent"] == 3
+
+
+def test_continuous_sync_command_prints_readable_status_and_stops_on_sigterm(tmp_path, central,
+                                                                             enrolled):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with kiosk_store(tmp_path, enrolled) as store:
+        store.record(entry(1))
+    token_file = tmp_path / "device-token"
+    token_file.write_text(enrolled["device_token"] + "\n")
+    config = tmp_path / "kiosk.toml"
+    config.write_text(f'[store]\npath = "{tmp_path / "kiosk.db"}"\n'
+                      f'[sync]\nserver_url = "{central.url}"\ntoken_file = "{token_file}"\n',
+                      encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "kiosk", "sync", "--config", str(config)],
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert line.startswith("sync: online; backlog 0; dead letter 0; last sync 20"), line
+    assert "SyncStatus(" not in line + err and enrolled["device_token"] not in line + err
