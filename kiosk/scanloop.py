@@ -17,6 +17,7 @@ import logging
 import os
 import queue
 import shutil
+import sys
 import threading
 import time
 from collections import deque
@@ -79,6 +80,14 @@ class ButtonPress:
     """An officer button was pressed (the UI opens its panel on 'officer')."""
 
     name: str
+
+
+def _log_failure(what: str) -> None:
+    """An unexpected error while a payload was in hand: its message or traceback could quote
+    personal data, so only the exception's type goes above DEBUG."""
+    error = sys.exc_info()[1]
+    log.error("%s (%s); details at DEBUG", what, type(error).__name__)
+    log.debug("%s", what, exc_info=True)
 
 
 def _minutes(age: timedelta | None) -> timedelta | None:
@@ -189,7 +198,7 @@ class ScanLoop:
             log.warning("scan loop: ignoring unknown event %r", type(event).__name__)
         except Exception:
             # The watchdog decides about restarts; one bad event must not end the loop.
-            log.exception("scan loop: handling %s failed", type(event).__name__)
+            _log_failure(f"scan loop: handling {type(event).__name__} failed")
             self._show(Pattern.FAULT)
         return []
 
@@ -228,7 +237,7 @@ class ScanLoop:
         try:
             credential = self.recognise(payload)
         except Exception:  # the parsers promise not to raise; if one does, the person waits
-            log.exception("recognising a payload failed")
+            _log_failure("recognising a payload failed")
             credential = Credential(Kind.UNKNOWN, problems=("parser_error",))
         return self._decide_and_record(credential, source=source, frame_ns=frame_ns)
 
@@ -243,7 +252,7 @@ class ScanLoop:
             try:
                 decision = self.checker.decide(credential, at=at)
             except Exception:
-                log.exception("deciding about a %s failed", credential.kind)
+                _log_failure(f"deciding about a {credential.kind} failed")
                 decision = Decision(Outcome.CHECK, ("internal_error",))
         checkin_id = None
         if credential.kind.is_person:

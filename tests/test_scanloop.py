@@ -224,3 +224,15 @@ def test_an_override_keeps_the_direction_of_the_check_in_it_replaces(kiosk):
     counts = kiosk.counts_today()
     assert (counts["in"], counts["out"], counts["pass"], counts["check"]) == (1, 0, 1, 0)
     assert kiosk.direction == "out"   # the switch itself stays for the next person
+
+
+def test_a_parser_crash_logs_no_personal_data_above_debug(kiosk, caplog):
+    def crash(payload):
+        raise ValueError(f"cannot parse {payload!r}")
+
+    kiosk.recognise = crash
+    with caplog.at_level("INFO"):
+        result = kiosk.process(CCCD)
+    assert result.credential.kind is Kind.UNKNOWN and result.checkin_id is None
+    assert "recognising a payload failed (ValueError)" in caplog.text
+    assert "Bích" not in caplog.text and "001185012345" not in caplog.text
