@@ -50,7 +50,8 @@ VARIANT = "minbase"
 INCLUDE = ("systemd-sysv", "udev")
 DEFAULT_ROOT = Path("/var/tmp/checkpoint-kiosk-chroot/root")
 DEFAULT_CACHE = Path("/var/tmp/checkpoint-kiosk-cache")
-SRC = "/home/pi/checkpoint-kiosk"  # where a technician would have cloned the repo
+SRC = "/home/pi/checkpoint-kiosk"
+HOST_CA = "/root/host-ca-certificates.crt"  # where a technician would have cloned the repo
 CHROOT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
               "HOME": "/root", "LANG": "C.UTF-8", "TERM": "dumb"}
 UNITS = ("checkpoint-kiosk.service", "checkpoint-kiosk-provision.service",
@@ -80,7 +81,8 @@ class Report:
 
     def check(self, name: str, ok: bool, detail: object = "") -> bool:
         self.checks.append({"name": name, "ok": bool(ok), "detail": detail})
-        print(f"{'PASS' if ok else 'FAIL'} {name}" + (f": {detail}" if detail else ""),
+        shown = str(detail) if not ok else str(detail)[:200]
+        print(f"{'PASS' if ok else 'FAIL'} {name}" + (f": {shown}" if shown else ""),
               flush=True)
         return bool(ok)
 
@@ -163,6 +165,11 @@ def make_pi_like(root: Path) -> None:
     rc = root / "usr/sbin/policy-rc.d"
     rc.write_text("#!/bin/sh\n# checkpoint-kiosk chroot test: never start services here\nexit 101\n")
     rc.chmod(0o755)
+    # This machine reaches PyPI through a TLS proxy whose CA only the host's bundle has;
+    # pip inside the chroot is given that bundle (PIP_CERT), the chroot's own is untouched.
+    host_ca = os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt"
+    if Path(host_ca).is_file():
+        shutil.copyfile(host_ca, root / HOST_CA.lstrip("/"))
     if not (root / "etc/resolv.conf").exists():
         shutil.copyfile("/etc/resolv.conf", root / "etc/resolv.conf")
 
@@ -257,7 +264,9 @@ def in_chroot(root: Path, *cmd: str, user: str | None = None, env: dict | None =
 def install(root: Path, report: Report, label: str, log_dir: Path) -> subprocess.CompletedProcess:
     t = time.monotonic()
     # From the checkout, as docs/appliance.md says (the current directory matters to Python).
-    proc = in_chroot(root, "sh", "-c", f"cd {SRC} && exec bash systemd/install.sh --appliance")
+    env = {"PIP_CERT": HOST_CA} if (root / HOST_CA.lstrip("/")).is_file() else {}
+    proc = in_chroot(root, "sh", "-c", f"cd {SRC} && exec bash systemd/install.sh --appliance",
+                     env=env)
     report.timings[f"install_{label}_s"] = round(time.monotonic() - t, 1)
     (log_dir / f"install-{label}.log").write_text(
         f"$ install.sh --appliance  (exit {proc.returncode})\n{proc.stdout}\n--- stderr\n{proc.stderr}")
@@ -363,8 +372,13 @@ for name, dist in (("pygame", "pygame"), ("numpy", "numpy"), ("gpiozero", "gpioz
                      "version": md.version(dist) if dist else mod.__version__}
     except Exception as e:
         out[name] = {"error": repr(e)}
-import pygame
+import ctypes, pygame
 out["sdl"] = ".".join(map(str, pygame.get_sdl_version()))
+# The video drivers compiled into the SDL that pygame links (SDL_GetVideoDriver).
+sdl = ctypes.CDLL("libSDL2-2.0.so.0")
+sdl.SDL_GetVideoDriver.restype = ctypes.c_char_p
+out["sdl_video_drivers"] = [sdl.SDL_GetVideoDriver(i).decode()
+                            for i in range(sdl.SDL_GetNumVideoDrivers())]
 print(json.dumps(out))
 """
 
@@ -398,10 +412,9 @@ def check_venv(root: Path, report: Report, want_version: str) -> None:
                  got["kiosk"].get("file", "").startswith(venv) and
                  got["kiosk"].get("version") == want_version, got["kiosk"])
     # KMSDRM is the reason for Debian's pygame: its SDL must carry the driver.
-    sdl = in_chroot(root, "sh", "-c", "grep -c KMSDRM_CreateDevice "
-                    "/usr/lib/*-linux-gnu/libSDL2-2.0.so.0 || true").stdout.strip()
-    report.check("Debian's SDL2 (used by pygame) has the KMSDRM video driver",
-                 sdl not in ("", "0"), f"SDL {got.get('sdl')}")
+    report.check("Debian's SDL2 (the one pygame links) has the kmsdrm video driver",
+                 "kmsdrm" in got.get("sdl_video_drivers", []),
+                 f"SDL {got.get('sdl')}: {got.get('sdl_video_drivers')}")
 
 
 def check_cli(root: Path, report: Report, want_version: str) -> None:
