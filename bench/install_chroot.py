@@ -163,7 +163,7 @@ def make_pi_like(root: Path) -> None:
     (boot / "cmdline.txt").write_text(PI_CMDLINE)
     # No daemons started by package scripts inside the chroot (they would hold the mounts).
     rc = root / "usr/sbin/policy-rc.d"
-    rc.write_text("#!/bin/sh\n# checkpoint-kiosk chroot test: never start services here\nexit 101\n")
+    rc.write_text("#!/bin/sh\n# checkpoint-kiosk chroot test: start no service\nexit 101\n")
     rc.chmod(0o755)
     # This machine reaches PyPI through a TLS proxy whose CA only the host's bundle has;
     # pip inside the chroot is given that bundle (PIP_CERT), the chroot's own is untouched.
@@ -269,7 +269,8 @@ def install(root: Path, report: Report, label: str, log_dir: Path) -> subprocess
                      env=env)
     report.timings[f"install_{label}_s"] = round(time.monotonic() - t, 1)
     (log_dir / f"install-{label}.log").write_text(
-        f"$ install.sh --appliance  (exit {proc.returncode})\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+        f"$ install.sh --appliance  (exit {proc.returncode})\n{proc.stdout}\n"
+        f"--- stderr\n{proc.stderr}")
     report.check(f"{label}: install.sh --appliance exits 0", proc.returncode == 0,
                  "" if proc.returncode == 0 else (proc.stderr or proc.stdout)[-2000:])
     return proc
@@ -413,7 +414,8 @@ def check_venv(root: Path, report: Report, want_version: str) -> None:
                  got["kiosk"].get("version") == want_version, got["kiosk"])
     # KMSDRM is the reason for Debian's pygame: its SDL must carry the driver.
     report.check("Debian's SDL2 (the one pygame links) has the kmsdrm video driver",
-                 "kmsdrm" in got.get("sdl_video_drivers", []),
+                 # SDL matches SDL_VIDEODRIVER case-insensitively; 2.26 names it "KMSDRM".
+                 "kmsdrm" in [d.lower() for d in got.get("sdl_video_drivers", [])],
                  f"SDL {got.get('sdl')}: {got.get('sdl_video_drivers')}")
 
 
