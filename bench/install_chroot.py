@@ -217,15 +217,31 @@ def processes_in(root: Path) -> list[int]:
     return found
 
 
+def release(root: Path) -> None:
+    """End what runs in the chroot, then unmount everything under it, deepest first.
+
+    Also catches debootstrap's own /proc and /sys mounts when it was interrupted.
+    """
+    for pid in processes_in(root):
+        print(f"install_chroot: ending leftover process {pid} in the chroot", flush=True)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    # A killed process lets go of its mounts only once it is gone.
+    deadline = time.monotonic() + 10
+    while processes_in(root) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for target in sorted(mounts_under(root), key=len, reverse=True):
+        if subprocess.run(["umount", target]).returncode != 0:
+            subprocess.run(["umount", "-l", target])
+
+
 @contextlib.contextmanager
 def mounted(root: Path, cache: Path) -> Iterator[None]:
     """/proc, /sys, /dev (+pts) and the apt/pip caches; undone whatever happens."""
-    done: list[Path] = []
 
     def mount(args: list[str], target: Path) -> None:
         target.mkdir(parents=True, exist_ok=True)
         sh(["mount", *args, str(target)])
-        done.append(target)
 
     apt_cache = cache / "apt-archives"
     pip_cache = cache / "pip"
@@ -241,13 +257,7 @@ def mounted(root: Path, cache: Path) -> Iterator[None]:
         mount(["--bind", str(pip_cache)], root / "root/.cache/pip")
         yield
     finally:
-        for pid in processes_in(root):
-            print(f"install_chroot: ending leftover process {pid} in the chroot", flush=True)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        for target in reversed(done):
-            if subprocess.run(["umount", str(target)]).returncode != 0:
-                subprocess.run(["umount", "-l", str(target)])
+        release(root)
 
 
 def in_chroot(root: Path, *cmd: str, user: str | None = None, env: dict | None = None,
@@ -579,6 +589,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ChrootError, OSError, subprocess.SubprocessError) as e:
         report.check("harness", False, str(e))
     finally:
+        release(root)
         report.timings["total_s"] = round(time.monotonic() - t, 1)
         report.facts["logs"] = str(log_dir)
         if not mounts_under(root) and not args.keep and root.exists():
