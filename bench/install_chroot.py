@@ -162,6 +162,10 @@ def make_pi_like(root: Path) -> None:
     boot.mkdir(parents=True, exist_ok=True)
     (boot / "cmdline.txt").write_text(PI_CMDLINE)
     # No daemons started by package scripts inside the chroot (they would hold the mounts).
+    # Images ship without package lists (debootstrap leaves its own): install.sh must
+    # refresh them before it can tell which Pi-only packages the archive has.
+    for lst in (root / "var/lib/apt/lists").glob("*_*"):
+        lst.unlink()
     rc = root / "usr/sbin/policy-rc.d"
     rc.write_text("#!/bin/sh\n# checkpoint-kiosk chroot test: start no service\nexit 101\n")
     rc.chmod(0o755)
@@ -271,15 +275,16 @@ def in_chroot(root: Path, *cmd: str, user: str | None = None, env: dict | None =
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env={})
 
 
-def install(root: Path, report: Report, label: str, log_dir: Path) -> subprocess.CompletedProcess:
+def install(root: Path, report: Report, label: str, log_dir: Path,
+            *extra: str) -> subprocess.CompletedProcess:
     t = time.monotonic()
     # From the checkout, as docs/appliance.md says (the current directory matters to Python).
     env = {"PIP_CERT": HOST_CA} if (root / HOST_CA.lstrip("/")).is_file() else {}
-    proc = in_chroot(root, "sh", "-c", f"cd {SRC} && exec bash systemd/install.sh --appliance",
-                     env=env)
+    command = " ".join(("exec bash systemd/install.sh --appliance", *extra))
+    proc = in_chroot(root, "sh", "-c", f"cd {SRC} && {command}", env=env)
     report.timings[f"install_{label}_s"] = round(time.monotonic() - t, 1)
     (log_dir / f"install-{label}.log").write_text(
-        f"$ install.sh --appliance  (exit {proc.returncode})\n{proc.stdout}\n"
+        f"$ {command}  (exit {proc.returncode})\n{proc.stdout}\n"
         f"--- stderr\n{proc.stderr}")
     report.check(f"{label}: install.sh --appliance exits 0", proc.returncode == 0,
                  "" if proc.returncode == 0 else (proc.stderr or proc.stdout)[-2000:])
@@ -546,6 +551,21 @@ def run(root: Path, cache: Path, mirror: str, log_dir: Path, report: Report) -> 
         changes = diff(after, manifest(root, INSTALLED))
         report.check("run after the upgrade changes nothing",
                      "nothing changed" in again.stdout and not changes, changes[:20])
+        dry = install(root, report, "dry-run", log_dir, "--dry-run")
+        changes = diff(after, manifest(root, INSTALLED))
+        report.check("--dry-run on the installed system: 'nothing changed', nothing touched",
+                     "nothing changed" in dry.stdout and "+ " not in dry.stdout and not changes,
+                     changes[:20] or dry.stdout[-300:])
+
+        # A lost enablement (someone ran systemctl disable) is repaired without a restart.
+        (root / "etc/systemd/system/multi-user.target.wants/checkpoint-kiosk-provision.path"
+         ).unlink()
+        repair = install(root, report, "repair", log_dir)
+        state = in_chroot(root, "systemctl", "is-enabled",
+                          "checkpoint-kiosk-provision.path").stdout.strip()
+        report.check("a disabled unit is enabled again by the next run", state == "enabled"
+                     and "systemctl" not in repair.stdout.replace("systemctl enable", ""),
+                     repair.stdout.strip()[-300:])
 
 
 def main(argv: list[str] | None = None) -> int:

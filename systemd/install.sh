@@ -141,14 +141,12 @@ appliance_packages() {
         echo "+ (root=$root, not run) apt-get install ${pkgs[*]} ${pi_only[*]} (those the archive has)"
         return 0
     fi
-    # A fresh image may have empty or stale package lists: refresh them before asking
-    # whether the Pi-only packages exist, and only when something is missing.
-    for pkg in "${pkgs[@]}" "${pi_only[@]}"; do
-        if ! installed "$pkg"; then
-            apt_update
-            break
-        fi
-    done
+    # Images ship with empty package lists: refresh them before asking whether the Pi-only
+    # packages exist.  Otherwise only when a package must be installed (apt_install), so a
+    # re-run on a system without the Pi-only packages does not touch the lists.
+    if ! compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null; then
+        apt_update
+    fi
     for pkg in "${pi_only[@]}"; do
         if installed "$pkg" || apt-cache show "$pkg" >/dev/null 2>&1; then
             pkgs+=("$pkg")
@@ -279,6 +277,7 @@ appliance_enable() {
         sys_run systemctl disable getty@tty1.service
     fi
     if [[ ${#to_enable[@]} -gt 0 ]]; then
+        echo "install.sh: enabling ${to_enable[*]}"
         sys_run systemctl enable "${to_enable[@]}"
     fi
     if [[ $changed == 0 ]]; then
