@@ -515,7 +515,15 @@ def run(root: Path, cache: Path, mirror: str, log_dir: Path, report: Report) -> 
     version = source_version(root)
     with mounted(root, cache):
         first = install(root, report, "first", log_dir)
-        report.facts["skipped_pi_packages"] = "python3-picamera2 is not in this" in first.stdout
+        # Debian's archive has none of the Pi-only packages: skipped, said, not installed.
+        skipped = re.search(r"skipped: (python3-picamera2 python3-libcamera python3-lgpio);",
+                            first.stdout)
+        report.facts["skipped_pi_packages"] = skipped.group(1) if skipped else None
+        report.check("Pi-only packages (picamera2, libcamera, lgpio) skipped with a message",
+                     skipped is not None and not any(
+                         (root / f"var/lib/dpkg/info/{p}.list").exists() or
+                         (root / f"var/lib/dpkg/info/{p}:{report.facts['arch']}.list").exists()
+                         for p in ("python3-picamera2", "python3-libcamera", "python3-lgpio")))
         report.check("systemd is not PID 1: no start/restart attempted, said so",
                      "systemd is not running" in first.stdout, first.stdout.strip()[-300:])
         if first.returncode != 0:
