@@ -50,18 +50,29 @@ as_root() {
     if [[ $(id -u) == 0 ]]; then run "$@"; else run sudo "$@"; fi
 }
 
+apt_updated=0
+apt_update() {
+    [[ $apt_updated == 1 ]] && return 0
+    as_root apt-get update -qq
+    apt_updated=1
+}
+
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
 # Install the Debian packages that are not installed yet (one apt transaction).
 apt_install() {
-    local missing=()
+    local missing=() pkg
     for pkg in "$@"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
-            || missing+=("$pkg")
+        installed "$pkg" || missing+=("$pkg")
     done
     if [[ ${#missing[@]} -gt 0 ]]; then
         echo "install.sh: installing system packages: ${missing[*]}"
-        as_root apt-get update -qq
+        apt_update
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
             "${missing[@]}"
+        changed=1
     fi
 }
 
@@ -96,9 +107,10 @@ put() {
     changed=1
 }
 
-# Create the file $2 from stdin only if it does not exist (config: never overwritten).
+# Create the file $1 with mode $2 (and group $3, not under --root) from stdin only if it
+# does not exist (config: never overwritten).
 put_once() {
-    local dest=$root$1 mode=$2 tmp
+    local dest=$root$1 mode=$2 group=${3:-} tmp
     tmp=$(mktemp)
     cat >"$tmp"
     if [[ -e $dest ]]; then
@@ -107,6 +119,9 @@ put_once() {
     fi
     echo "install.sh: ${dest#"$root"} created"
     run install -D -m "$mode" "$tmp" "$dest"
+    if [[ -n $group && -z $root ]]; then
+        run chgrp "$group" "$dest"
+    fi
     rm -f "$tmp"
     changed=1
 }
@@ -117,20 +132,33 @@ appliance_packages() {
     # systemd-python also come from apt and are seen through --system-site-packages, so
     # picamera2 runs against the numpy it was built for.
     local pkgs=(python3 python3-venv python3-pip python3-pygame python3-numpy python3-pil
-                python3-gpiozero python3-lgpio python3-systemd python3-requests python3-click
+                python3-gpiozero python3-systemd python3-requests python3-click
                 libzbar0 fonts-noto-core fonts-dejavu-core)
-    # The camera stack exists only in Raspberry Pi OS's archive.
-    if apt-cache show python3-picamera2 >/dev/null 2>&1; then
-        pkgs+=(python3-picamera2 python3-libcamera)
-    else
-        echo "install.sh: python3-picamera2 is not in this system's archive (not Raspberry Pi OS?); " \
+    # Only in Raspberry Pi OS's archive (Debian has none of them): the camera stack and the
+    # lgpio pin backend.  Without them the kiosk needs a USB camera and gpiozero falls back.
+    local pi_only=(python3-picamera2 python3-libcamera python3-lgpio) pkg absent=()
+    if [[ -n $root ]]; then
+        echo "+ (root=$root, not run) apt-get install ${pkgs[*]} ${pi_only[*]} (those the archive has)"
+        return 0
+    fi
+    # Images ship with empty package lists: refresh them before asking whether the Pi-only
+    # packages exist.  Otherwise only when a package must be installed (apt_install), so a
+    # re-run on a system without the Pi-only packages does not touch the lists.
+    if ! compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null; then
+        apt_update
+    fi
+    for pkg in "${pi_only[@]}"; do
+        if installed "$pkg" || apt-cache show "$pkg" >/dev/null 2>&1; then
+            pkgs+=("$pkg")
+        else
+            absent+=("$pkg")
+        fi
+    done
+    if [[ ${#absent[@]} -gt 0 ]]; then
+        echo "install.sh: not in this system's archive (not Raspberry Pi OS?), skipped: ${absent[*]};" \
              "use camera.spec = v4l2:/dev/video0 or replay:PATH"
     fi
-    if [[ -n $root ]]; then
-        echo "+ (root=$root, not run) apt-get install ${pkgs[*]}"
-    else
-        apt_install "${pkgs[@]}"
-    fi
+    apt_install "${pkgs[@]}"
 }
 
 appliance_user() {
@@ -169,7 +197,10 @@ appliance_venv() {
     # Same version installed already: nothing to do (pip would still rebuild a local path).
     local want have
     want=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$here/kiosk/__init__.py")
-    have=$("$venv/bin/python" -c 'import kiosk; print(kiosk.__version__)' 2>/dev/null || true)
+    # -I: the installed distribution, never the checkout's kiosk/ in the current directory
+    # (run from the checkout, a plain 'import kiosk' found that and pip never ran).
+    have=$("$venv/bin/python" -I -c \
+        'import importlib.metadata as m; print(m.version("checkpoint-kiosk"))' 2>/dev/null || true)
     if [[ $want != "$have" || ${CHECKPOINT_KIOSK_REINSTALL:-0} == 1 ]]; then
         run "$venv/bin/python" -m pip install -q --upgrade "$here"
         changed=1
@@ -191,16 +222,17 @@ appliance_files() {
             /etc/systemd/system.conf.d/checkpoint-kiosk-hardware-watchdog.conf 0644
     fi
     # Config: written once, never overwritten by an upgrade (provisioning owns it later).
+    # Ownership is set on creation only: provisioning later writes the config and the
+    # device token as kiosk:kiosk 0600/0640, and an upgrade must leave them readable.
     if [[ ! -d $root$ETC ]]; then
         run install -d -m 0770 "$root$ETC"
+        [[ -n $root ]] || run chown root:kiosk "$ETC"
         changed=1
     fi
-    (cd "$here" && PYTHONPATH=$here python3 -c \
+    # -B: no root-owned __pycache__ left in the checkout.
+    (cd "$here" && PYTHONPATH=$here python3 -B -c \
         'from kiosk.config import defaults_toml; print(defaults_toml(), end="")') \
-        | put_once $ETC/kiosk.toml 0640
-    if [[ -z $root ]]; then
-        run chown -R root:kiosk "$ETC"
-    fi
+        | put_once $ETC/kiosk.toml 0640 kiosk
 }
 
 appliance_console() {
@@ -213,18 +245,53 @@ appliance_console() {
     fi
 }
 
+# systemd as PID 1 (the sd_booted(3) test).  Not in a chroot or an image build: there the
+# units are enabled offline (systemctl only writes symlinks) and nothing is started.
+systemd_running() {
+    [[ -d /run/systemd/system ]]
+}
+
 appliance_enable() {
-    if [[ $changed == 0 ]]; then
+    local units=(checkpoint-kiosk.service checkpoint-kiosk-provision.service
+                 checkpoint-kiosk-provision.path)
+    local to_enable=() unit getty=0
+    if [[ -n $root ]]; then
+        # systemctl is not asked about a scratch root: print the whole step when files changed.
+        if [[ $changed == 1 ]]; then to_enable=("${units[@]}"); getty=1; fi
+    else
+        # Enablement is state like the files: repaired even when no file changed.
+        for unit in "${units[@]}"; do
+            [[ $(systemctl is-enabled "$unit" 2>/dev/null) == enabled ]] || to_enable+=("$unit")
+        done
+        [[ $(systemctl is-enabled getty@tty1.service 2>/dev/null) == enabled ]] && getty=1
+    fi
+    if [[ $changed == 0 && ${#to_enable[@]} == 0 && $getty == 0 ]]; then
         echo "install.sh: nothing changed"
         return 0
     fi
-    sys_run systemctl daemon-reload
+    if [[ -n $root ]] || systemd_running; then
+        sys_run systemctl daemon-reload
+    fi
     # getty on tty1 would fight the kiosk for the screen.
-    sys_run systemctl disable getty@tty1.service
-    sys_run systemctl enable checkpoint-kiosk.service checkpoint-kiosk-provision.service \
-        checkpoint-kiosk-provision.path
+    if [[ $getty == 1 ]]; then
+        sys_run systemctl disable getty@tty1.service
+    fi
+    if [[ ${#to_enable[@]} -gt 0 ]]; then
+        echo "install.sh: enabling ${to_enable[*]}"
+        sys_run systemctl enable "${to_enable[@]}"
+    fi
+    if [[ $changed == 0 ]]; then
+        return 0
+    fi
+    if [[ -z $root ]] && ! systemd_running; then
+        echo "install.sh: systemd is not running (chroot or image build): units enabled," \
+             "nothing started or restarted; the kiosk starts at the next boot"
+        return 0
+    fi
     sys_run udevadm control --reload
     sys_run systemctl restart systemd-journald.service
+    # The .path unit watches for USB sticks from now on, not only after the next boot.
+    sys_run systemctl start checkpoint-kiosk-provision.path
     sys_run systemctl restart $UNIT
 }
 
