@@ -27,7 +27,7 @@ from kiosk.ui.artwork import (
     splash_path,
 )
 from kiosk.ui.i18n import _
-from kiosk.ui.text import blit_text
+from kiosk.ui.text import balance, blit_text
 from kiosk.ui.widgets import ACCENT, DANGER, KEY_ACTIONS, Button, Entry, hit, keypad_buttons
 
 log = logging.getLogger(__name__)
@@ -547,8 +547,9 @@ class Result(Screen):
             word_area = pygame.Rect(banner.left + lay.pad * 4 + pic.get_width(), banner.top,
                                     banner.width - pic.get_width() - lay.pad * 6, banner.height)
             size = int(banner.height * 0.42)
-        blit_text(app.fonts, surface, app.t(word), size, word_colour, word_area,
-                  bold=True, wrap=True, min_size=14)
+        text, size = balance(app.fonts, app.t(word), size, word_area, True, 14)
+        blit_text(app.fonts, surface, text, size, word_colour, word_area, bold=True, wrap=True,
+                  min_size=14)
         self.draw_details(app, surface, lay.details.inflate(-lay.pad * 2, -lay.pad))
         # Time left before the next screen.
         left = min(1.0, max(0.0, self.until - app.clock()) / app.config.result_seconds)
@@ -933,23 +934,38 @@ class Officer(Screen):
                       align="left")
         size = int(min(lay.unit * 0.9, rows[0].height * 0.7))
         changed = overridden_ids(self.recent)
-        # The tag column is there only when a row needs it: names get the room otherwise.
-        weights = [0.8, 0.9, 3.6, 1.8] + ([1.1] if changed else [])
-        drawn = []
-        for item, row in zip(self.recent, rows, strict=False):
+        table = []
+        for item in self.recent[:RECENT_ROWS]:
             when, direction, who, outcome = recent_fields(item)
-            cols = lay.columns(pygame.Rect(row.left + lay.pad * 2, row.top,
-                                           row.width - lay.pad * 2, row.height),
-                               weights, gap=lay.pad // 2)
             old = str(item.get("id")) in changed
             texts = [local_time(app, when), t(DIRECTIONS.get(direction, direction)), who,
                      t(WORDS[outcome]) if outcome else ""]
-            if changed:
+            if changed:  # the tag column is there only when a row needs it
                 texts.append(t(CHANGED_TAG) if old else "")
-            drawn.append((row, outcome, old, list(zip(texts, cols, strict=True))))
-        # One size for the whole table so its columns line up.
-        size = min([app.fonts.fit_size(text, size, col.width, False, 8)
-                    for _r, _o, _old, cells in drawn for text, col in cells] or [size])
+            table.append((outcome, old, texts))
+        # Columns as wide as their widest text, at one size for the whole table (the largest
+        # that fits) so the columns line up; what is left over is spread between them.
+        ncols = len(table[0][2]) if table else 1
+        gap = lay.pad
+        room = area.width - lay.pad * 2 - gap * (ncols - 1)
+
+        def widths(sz: int) -> list[int]:
+            font = app.fonts.font(sz)
+            extra = [0, 0, 0, 0, sz]  # the tag's outline
+            return [max(font.size(texts[c])[0] for _o, _old, texts in table) + extra[c]
+                    for c in range(ncols)]
+
+        while table and size > 8 and sum(widths(size)) > room:
+            size -= 1
+        cols_w = widths(size) if table else []
+        spare = max(0, room - sum(cols_w)) // max(1, ncols)
+        drawn = []
+        for (outcome, old, texts), row in zip(table, rows, strict=False):
+            x, cells = row.left + lay.pad * 2, []
+            for text, w in zip(texts, cols_w, strict=True):
+                cells.append((text, pygame.Rect(x, row.top, w + spare, row.height)))
+                x += w + spare + gap
+            drawn.append((row, outcome, old, cells))
         for row, outcome, old, cells in drawn:
             colour = COLOURS.get(outcome, PANEL) if outcome else PANEL
             # A replaced decision is greyed and its word struck out: the override row is
