@@ -353,8 +353,11 @@ def title_bar(app: Any, surface: pygame.Surface, text: str,
                        lay.body.bottom - bar.bottom - 2 * lay.pad)
 
 
-def draw_buttons(app: Any, surface: pygame.Surface, buttons: list[Button]) -> None:
-    """Keypad digits big; words at one size per row, so neighbours look alike."""
+def draw_buttons(app: Any, surface: pygame.Surface, buttons: list[Button]) -> dict[str, int]:
+    """Keypad digits big; words at one size per row, so neighbours look alike.
+
+    Returns the text size each button's label was drawn at, by action.
+    """
     size = int(app.layout.unit * 1.0)
     sizes: dict[int, int] = {}
     for b in buttons:
@@ -363,11 +366,14 @@ def draw_buttons(app: Any, surface: pygame.Surface, buttons: list[Button]) -> No
             # drawn larger) and so one text size, the largest at which all their labels fit.
             row = b.rect.centery
             sizes[row] = min(sizes.get(row, size), b.fit(app.fonts, size))
+    drawn = {}
     for b in buttons:
         if b.label.isdigit():
-            b.draw(surface, app.fonts, int(min(size * 1.8, b.rect.height * 0.5)))
+            drawn[b.action] = int(min(size * 1.8, b.rect.height * 0.5))
         else:
-            b.draw(surface, app.fonts, sizes[b.rect.centery])
+            drawn[b.action] = b.fit(app.fonts, sizes[b.rect.centery])
+        b.draw(surface, app.fonts, drawn[b.action])
+    return drawn
 
 
 # --- screens --------------------------------------------------------------------------------
@@ -557,15 +563,19 @@ class Result(Screen):
                           int(lay.body.width * left), max(6, lay.unit // 2))
         pygame.draw.rect(surface, FG, bar)
 
-    def draw_details(self, app: Any, surface: pygame.Surface, area: pygame.Rect) -> None:
+    def details(self, app: Any) -> tuple[list[tuple[str, float, bool, tuple[int, int, int]]],
+                                         list[str]]:
+        """(text, size in units, bold, colour) lines under the banner, and the reason texts."""
         t = app.t
-        lay = app.layout
         res = self.result
-        if not_a_person(res) is not None:
-            self.draw_not_a_person(app, surface, area)
-            return
-        display = dict(res.credential.display)
         lines: list[tuple[str, float, bool, tuple[int, int, int]]] = []
+        if not_a_person(res) is not None:
+            # What to do instead, large; what the code was, small (nothing was recorded).
+            lines.append((t(SHOW_PERSONAL_CODE), 2.2, True, FG))
+            if res.credential.kind == Kind.VENUE:  # "unknown" would repeat the banner's word
+                lines.append((t(kind_label(res.credential)), 1.0, False, MUTED))
+            return lines, []  # the reasons only say again what the banner says
+        display = dict(res.credential.display)
         if display.get("name"):
             lines.append((display["name"], 2.0, True, FG))
         ident = []
@@ -579,7 +589,16 @@ class Result(Screen):
         if res.source in SOURCES:
             meta.append(t(SOURCES[res.source]))
         lines.append(("  ·  ".join(meta), 1.0, False, MUTED))
-        reasons = [app.t.reason(code) for code in res.decision.reasons]
+        return lines, [t.reason(code) for code in res.decision.reasons]
+
+    def lines(self, app: Any) -> list[str]:
+        """Every text line under the banner, in order (reasons with their bullet)."""
+        lines, reasons = self.details(app)
+        return [text for text, _w, _b, _c in lines] + ["• " + r for r in reasons]
+
+    def draw_details(self, app: Any, surface: pygame.Surface, area: pygame.Rect) -> None:
+        lay = app.layout
+        lines, reasons = self.details(app)
         weights = [w for _s, w, _b, _c in lines]
         if reasons:
             weights.append(1.2 * len(reasons) + 0.3)
@@ -589,22 +608,9 @@ class Result(Screen):
                       bold=bold, align="left", wrap=True)
         if reasons:
             blit_text(app.fonts, surface, "\n".join("• " + r for r in reasons),
-                      int(lay.unit * 1.25), WARN if res.decision.outcome != "pass" else OK,
+                      int(lay.unit * 1.25),
+                      WARN if self.result.decision.outcome != "pass" else OK,
                       rows[-1], align="left", wrap=True, valign="top")
-
-
-    def draw_not_a_person(self, app: Any, surface: pygame.Surface, area: pygame.Rect) -> None:
-        """What to do instead, large; what the code was, small (nothing was recorded)."""
-        t = app.t
-        lay = app.layout
-        res = self.result
-        lines = [(t(SHOW_PERSONAL_CODE), 2.2, True, FG)]
-        if res.credential.kind == Kind.VENUE:  # "unknown" would repeat the banner's word
-            lines.append((t(kind_label(res.credential)), 1.0, False, MUTED))
-        rows = lay.rows(area, [w for _s, w, _b, _c in lines], gap=max(2, lay.pad // 2))
-        for (text, w, bold, colour), row in zip(lines, rows, strict=True):
-            blit_text(app.fonts, surface, text, int(lay.unit * w * 1.1), colour, row,
-                      bold=bold, align="left", wrap=True)
 
 
 class Fault(Screen):
