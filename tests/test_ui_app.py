@@ -622,3 +622,24 @@ def test_neighbouring_buttons_have_one_text_size(kit, clock):  # noqa: F811
     tap_button(app, "manual")
     sizes = draw_buttons(app, surface, app.screen.buttons(app))
     assert sizes["back"] == sizes["ok"] and sizes["1"] > sizes["ok"]  # digits stay big
+
+
+def test_a_code_that_is_not_a_persons_is_not_announced_as_wait_for_check(kit, clock):  # noqa: F811
+    from kiosk.ui.sound import Sound, voice_dir
+
+    def queued() -> int:
+        return sum(pygame.mixer.Channel(i).get_queue() is not None
+                   for i in range(pygame.mixer.get_num_channels()))
+
+    with Sound(enabled=True, voice=True, voice_dir=voice_dir()) as sound:
+        if not sound.available:
+            pytest.skip("SDL could not open even the dummy audio driver here")
+        app = KioskApp(kit.loop, UiConfig(officer_pin=PIN), (800, 480), clock=clock,
+                       sound=sound, tz=timezone(timedelta(hours=7)))
+        kit.scan("venue")
+        frame(app)
+        assert app.state == "result" and pygame.mixer.get_busy() and queued() == 0
+        pygame.mixer.stop()
+        kit.scan("cccd_mismatch", seed=3)
+        frame(app)
+        assert app.screen.result.checkin_id is not None and queued() == 1
