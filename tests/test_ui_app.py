@@ -426,3 +426,220 @@ def test_pin_hash_and_repr_keep_the_pin_secret():
     assert pin_matches("8642", "8642") and not pin_matches("8642", "864")
     config = UiConfig(officer_pin=stored)
     assert "8642" not in repr(config) and stored not in repr(config)
+
+
+# --- codes that are not a person's (issue 5) ------------------------------------------------------
+
+WIFI = "WIFI:S:Benh vien Bach Mai;T:WPA;P:khach-2026;;"
+
+
+def code_frame(payload: str):
+    """The camera's view of any QR payload held up in front of the kiosk."""
+    import random
+
+    import numpy as np
+
+    from kiosk.samples import background, qr_image
+
+    img = background(random.Random(5))
+    code = qr_image(payload, module_px=3)
+    img.paste(code, ((640 - code.size[0]) // 2, (480 - code.size[1]) // 2))
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def banner_colour(app):
+    surface = frame(app)
+    banner = app.layout.banner
+    return tuple(surface.get_at((banner.centerx, banner.top + 2)))[:3]
+
+
+@pytest.mark.parametrize(("payload", "kind", "word", "label"), [
+    (None, "venue", "KHÔNG PHẢI MÃ CÁ NHÂN", "Mã QR địa điểm"),  # kiosk.samples' venue poster
+    (WIFI, "venue", "KHÔNG PHẢI MÃ CÁ NHÂN", "Mã QR khác"),
+    ("https://example.com/menu", "venue", "KHÔNG PHẢI MÃ CÁ NHÂN", "Mã QR khác"),
+    ("PHIEU-KHAM-0042/2026 quay 3", "unknown", "KHÔNG NHẬN RA MÃ", None),
+])
+def test_a_code_that_is_not_a_persons_gets_its_own_neutral_result(kit, clock, payload, kind,  # noqa: F811
+                                                                   word, label):
+    from kiosk.ui.artwork import COLOURS, NOT_PERSON_COLOUR
+    from kiosk.ui.screens import not_a_person
+
+    app = make_app(kit, clock)
+    if payload is None:
+        assert kit.scan("venue") == 1
+    else:
+        assert kit.feed.show(code_frame(payload)) == 1
+    assert banner_colour(app) == NOT_PERSON_COLOUR
+    assert NOT_PERSON_COLOUR not in COLOURS.values()
+    assert app.state == "result"
+    result = app.screen.result
+    assert not_a_person(result) == kind and result.checkin_id is None
+    _colour, _text, icon_file, word_id = app.screen.look()
+    assert app.t(word_id) == word and icon_file.endswith("icon-not-person.png")
+    lines = app.screen.lines(app)
+    assert lines[0] == "Vui lòng đưa mã QR cá nhân"
+    assert lines[1:] == ([label] if label else [])
+    # The loop's signal is unchanged: amber with two beeps; nothing is recorded.
+    lights = kit.loop.lights()
+    assert lights["amber"] and not lights["green"] and not lights["red"]
+    assert kit.signals.pattern is Pattern.CHECK
+    assert kit.rows() == []
+
+
+def test_a_persons_amber_result_keeps_wait_for_check(kit, clock):  # noqa: F811
+    from kiosk.ui.artwork import COLOURS
+    from kiosk.ui.screens import not_a_person
+
+    app = make_app(kit, clock, language="en")
+    kit.scan("cccd_mismatch")
+    assert banner_colour(app) == COLOURS[Outcome.CHECK]
+    assert not_a_person(app.screen.result) is None
+    assert app.t(app.screen.look()[3]) == "WAIT FOR CHECK"
+    assert "Chip ID card (CCCD)  ·  ENTRY" in app.screen.lines(app)
+
+
+def test_only_not_a_person_reasons_make_the_neutral_result():
+    """An unrecorded unknown code whose decision failed still asks for the officer."""
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from kiosk.credentials import recognise
+    from kiosk.model import Decision
+    from kiosk.scanloop import ScanResult
+    from kiosk.ui.screens import not_a_person
+
+    unknown = ScanResult(datetime.now(UTC), recognise("hello"),
+                         Decision(Outcome.CHECK, ("unrecognised",)), None, "in", "scan")
+    assert not_a_person(unknown) == "unknown"
+    assert not_a_person(replace(unknown, decision=Decision(
+        Outcome.CHECK, ("unrecognised", "internal_error")))) is None
+    assert not_a_person(replace(unknown, decision=Decision(Outcome.CHECK, ()))) is None
+    assert not_a_person(replace(unknown, source="manual")) is None
+    assert not_a_person(replace(unknown, credential=recognise("https://e.coronawarn.app?v=1"),
+                                decision=Decision(Outcome.CHECK, ("not_a_person",)))) == "venue"
+
+
+def test_kind_labels_tell_venue_posters_from_other_codes():
+    from kiosk.credentials import recognise
+    from kiosk.ui.screens import kind_label
+
+    venues = ["https://tokhaiyte.vn/?page=Declaration&venue=1", "https://e.coronawarn.app?v=1#x",
+              "NZCOVIDTRACER:eyJnbG4iOiI5In0="]
+    others = [WIFI, "http://example.com/menu", "MECARD:N:An;TEL:0901234567;;", "TEL:0901234567"]
+    assert {kind_label(recognise(p)) for p in venues} == {"Venue QR code"}
+    assert {kind_label(recognise(p)) for p in others} == {"Other QR code"}
+    assert kind_label(recognise("hello")) == "Unrecognised code"
+    assert kind_label(recognise("001185012345|012345678|Trần Thị Bích Ngọc|14071985|Nữ|"
+                                "Hà Nội|01012021")) == "Chip ID card (CCCD)"
+
+
+# --- the officer panel: overridden rows, disabled entries, button sizes ---------------------------
+
+
+def test_an_overridden_row_is_marked_beside_its_override(kit, clock):  # noqa: F811
+    from kiosk.ui.artwork import COLOURS
+    from kiosk.ui.screens import CHANGED_TAG, RECENT_ROWS, REPLACED, overridden_ids
+
+    app = make_app(kit, clock)
+    kit.scan("cccd")
+    frame(app)
+    kit.scan("cccd_mismatch", seed=2)
+    frame(app)
+    original = app.screen.result
+    open_panel_with_pin(app, clock)
+    tap_button(app, "override")
+    tap_button(app, "outcome:pass")
+    tap_button(app, "reason:officer_documents_checked")
+    tap_button(app, "confirm")
+    override = app.screen.result
+    clock.advance(app.config.result_seconds + 0.1)
+    frame(app)
+    assert app.state == "officer"
+    ids = [r["id"] for r in app.screen.recent]
+    assert ids[:3] == [override.checkin_id, original.checkin_id, ids[2]]
+    assert overridden_ids(app.screen.recent) == {original.checkin_id}
+    # What is drawn: each row's colour bar (newest first) and the tag on the replaced one.
+    surface = frame(app)
+    area = app.screen.areas(app)[2]
+    head_h = int(app.layout.unit * 1.4)
+    rows = app.layout.rows(pygame.Rect(area.left, area.top + head_h, area.width,
+                                       area.height - head_h), [1.0] * RECENT_ROWS, gap=2)
+    bars = [tuple(surface.get_at((r.left + 1, r.centery)))[:3] for r in rows[:3]]
+    assert bars == [COLOURS[Outcome.PASS], REPLACED, COLOURS[Outcome.PASS]]
+    assert app.t(CHANGED_TAG) == "đã sửa"
+    from kiosk.ui.screens import WARN
+
+    def warn_pixels(row):
+        return sum(tuple(surface.get_at((x, y)))[:3] == WARN
+                   for x in range(row.left, row.right) for y in range(row.top, row.bottom))
+
+    assert warn_pixels(rows[1]) > 20 and warn_pixels(rows[0]) == warn_pixels(rows[2]) == 0
+
+
+def test_tapping_a_disabled_entry_says_why(kit, clock):  # noqa: F811
+    from kiosk.ui.screens import NOTICE_S, WARN
+
+    app = make_app(kit, clock)  # no config file, no self-test runner: as in the demo
+    open_panel_with_pin(app, clock)
+    bar = pygame.Rect(0, 0, app.layout.width, int(app.layout.unit * 2.2))
+
+    def title_is_warning():
+        surface = frame(app)
+        return any(tuple(surface.get_at((x, y)))[:3] == WARN
+                   for x in range(bar.left, bar.right, 2) for y in range(bar.top, bar.bottom))
+
+    assert not title_is_warning()
+    buttons = {b.action: b for b in app.screen.buttons(app)}
+    for action, text in (("provision", "Không có tệp cấu hình (bản demo)"),
+                         ("selftest", "Máy này không có chức năng này"),
+                         ("override", "Chưa có lượt ra vào nào để sửa")):
+        assert not buttons[action].enabled
+        tap(app, buttons[action].rect.center)
+        assert app.state == "officer" and app.t(app.screen.notice) == text
+        assert title_is_warning()
+    clock.advance(NOTICE_S + 0.1)
+    assert not title_is_warning()
+    tap(app, buttons["selftest"].rect.center)
+    tap_button(app, "direction")  # any other action clears the reason at once
+    assert app.screen.notice is None and not title_is_warning()
+
+
+def test_neighbouring_buttons_have_one_text_size(kit, clock):  # noqa: F811
+    from kiosk.ui.screens import draw_buttons
+
+    app = make_app(kit, clock)
+    kit.scan("cccd_mismatch")
+    frame(app)
+    open_panel_with_pin(app, clock)
+    tap_button(app, "override")
+    tap_button(app, "outcome:stop")  # the selected outcome is drawn larger
+    surface = pygame.Surface((800, 480))
+    sizes = draw_buttons(app, surface, app.screen.buttons(app))
+    assert app.t("Cancel") == "Hủy"  # three letters: it used to be drawn 1.8× as big
+    assert sizes["cancel"] == sizes["confirm"]
+    assert sizes["outcome:pass"] == sizes["outcome:check"] == sizes["outcome:stop"]
+    tap_button(app, "cancel")
+    tap_button(app, "manual")
+    sizes = draw_buttons(app, surface, app.screen.buttons(app))
+    assert sizes["back"] == sizes["ok"] and sizes["1"] > sizes["ok"]  # digits stay big
+
+
+def test_a_code_that_is_not_a_persons_is_not_announced_as_wait_for_check(kit, clock):  # noqa: F811
+    from kiosk.ui.sound import Sound, voice_dir
+
+    def queued() -> int:
+        return sum(pygame.mixer.Channel(i).get_queue() is not None
+                   for i in range(pygame.mixer.get_num_channels()))
+
+    with Sound(enabled=True, voice=True, voice_dir=voice_dir()) as sound:
+        if not sound.available:
+            pytest.skip("SDL could not open even the dummy audio driver here")
+        app = KioskApp(kit.loop, UiConfig(officer_pin=PIN), (800, 480), clock=clock,
+                       sound=sound, tz=timezone(timedelta(hours=7)))
+        kit.scan("venue")
+        frame(app)
+        assert app.state == "result" and pygame.mixer.get_busy() and queued() == 0
+        pygame.mixer.stop()
+        kit.scan("cccd_mismatch", seed=3)
+        frame(app)
+        assert app.screen.result.checkin_id is not None and queued() == 1

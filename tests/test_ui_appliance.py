@@ -199,6 +199,7 @@ def test_without_a_config_path_the_entries_are_disabled(kit, clock):  # noqa: F8
     assert not buttons["provision"].enabled and not buttons["selftest"].enabled
     tap(app, buttons["provision"].rect.center)
     assert app.state == "officer"
+    assert app.t(app.screen.notice) == "Không có tệp cấu hình (bản demo)"  # says why
 
 
 def test_a_provisioning_qr_outside_the_mode_is_not_a_person(kit, clock, central, caplog):  # noqa: F811

@@ -32,8 +32,13 @@ REFERENCE = Path(__file__).parent / "reference" / "ui"
 UPDATE = os.environ.get("UPDATE_UI_REFERENCES") == "1"
 LANDSCAPE = [(800, 480), (1024, 600), (1280, 720), (1920, 1080)]
 SIZES = LANDSCAPE + [(h, w) for w, h in LANDSCAPE]
-SCREENS = ["scanning", "result-pass", "result-check", "result-stop", "idle", "fault", "pin",
-           "officer", "manual", "override", "splash"]
+SCREENS = ["scanning", "result-pass", "result-check", "result-stop", "result-venue",
+           "result-unknown", "idle", "fault", "pin", "officer", "manual", "override", "splash"]
+# Screens whose look differs from a neighbour only in a word: 800×480 and portrait suffice.
+MORE_SCREENS = ["result-other", "officer-notice"]
+# Codes that are not a person's, as the camera reads them (kiosk.samples has the venue).
+WIFI = "WIFI:S:Benh vien Bach Mai;T:WPA;P:khach-2026;;"
+GARBAGE = "PHIEU-KHAM-0042/2026 quay 3"
 ICT = timezone(timedelta(hours=7))
 WALL = datetime(2026, 11, 22, 7, 5, tzinfo=UTC)  # 14:05 in Vietnam
 SAMPLE = {s.name: s for s in SAMPLES}
@@ -45,11 +50,11 @@ MAX_CHANGED_SHARE = 0.004
 CHANGED = 48
 
 
-def clean_frame(name: str | None) -> np.ndarray:
+def clean_frame(name: str | None, payload: str | None = None) -> np.ndarray:
     """A camera frame without sensor noise (noise makes PNG references huge)."""
     img = background(random.Random(7))
-    if name is not None:
-        code = qr_image(SAMPLE[name].payload)
+    if name is not None or payload is not None:
+        code = qr_image(payload if payload is not None else SAMPLE[name].payload)
         card = Image.new("L", (code.size[0] + 60, code.size[1] + 40), 235)
         ImageDraw.Draw(card).rectangle((0, 0, card.size[0] - 1, card.size[1] - 1), outline=120,
                                        width=2)
@@ -86,6 +91,12 @@ def scene(tmp_path_factory):
             assert kit.feed.show(clean_frame(name)) == 1, name
             (result,) = [r for r in kit.loop.step() if hasattr(r, "decision")]
             found[result.decision.outcome.value] = result
+        # The officer changed the amber one: the panel's list shows both rows.
+        kit.loop.override(found["check"].checkin_id, "pass", "officer_documents_checked")
+        for name, payload in (("venue", SAMPLE["venue"].payload), ("other", WIFI),
+                              ("unknown", GARBAGE)):
+            assert kit.feed.show(clean_frame(None, payload)) == 1, name
+            (found[name],) = [r for r in kit.loop.step() if hasattr(r, "decision")]
         kit.feed.show(clean_frame(None))
         kit.loop.step()
         # The demo draws the pins; wait until the last beep and gate pulse are over so the
@@ -116,7 +127,13 @@ def render(scene, screen: str, size: tuple[int, int], language: str = "vi") -> p
     app.health = health()
     app.refresh_counts()
     app.last_result = found["check"]
-    if screen.startswith("result-"):
+    if screen == "officer-notice":  # an entry that is off was tapped
+        app.appliance = Appliance()
+        app.go("officer")
+        buttons = {b.action: b for b in app.screen.buttons(app)}
+        app.handle_event(pygame.event.Event(pygame.MOUSEBUTTONDOWN, button=1,
+                                            pos=buttons["provision"].rect.center))
+    elif screen.startswith("result-"):
         app.go("result", result=found[screen.split("-")[1]])
         app.screen.until = clock() + app.config.result_seconds * 0.6
     elif screen == "fault":
@@ -171,6 +188,15 @@ def test_every_screen_matches_its_reference(scene, size, out_dir):
     for screen in SCREENS:
         check_against_reference(render(scene, screen, size), f"{screen}-{size[0]}x{size[1]}",
                                 out_dir)
+
+
+@pytest.mark.parametrize("size", [(800, 480), (480, 800)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_more_screens_match_their_references(scene, size, out_dir):
+    for language in ("vi", "en"):
+        for screen in MORE_SCREENS:
+            prefix = "en-" if language == "en" else ""
+            check_against_reference(render(scene, screen, size, language),
+                                    f"{prefix}{screen}-{size[0]}x{size[1]}", out_dir)
 
 
 @pytest.mark.parametrize("size", [(800, 480), (480, 800)], ids=lambda s: f"{s[0]}x{s[1]}")

@@ -57,3 +57,19 @@ def test_disabled_sound_is_silent_and_harmless():
     sound.play(Outcome.PASS)
     assert not sound.available
     sound.close()
+
+
+def test_the_spoken_word_can_be_left_out():
+    """A code that is not a person's keeps its tone but must not say "wait for check"."""
+    def queued() -> int:
+        return sum(pygame.mixer.Channel(i).get_queue() is not None
+                   for i in range(pygame.mixer.get_num_channels()))
+
+    with Sound(enabled=True, voice=True, voice_dir=voice_dir()) as sound:
+        if not sound.available:
+            pytest.skip("SDL could not open even the dummy audio driver here")
+        sound.play(Outcome.CHECK, "vi", voice=False)
+        assert pygame.mixer.get_busy() and queued() == 0
+        pygame.mixer.stop()
+        sound.play(Outcome.CHECK, "vi")
+        assert queued() == 1

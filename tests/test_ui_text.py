@@ -179,9 +179,10 @@ def test_artwork_pngs_are_what_the_generator_draws():
 
     pygame.display.init()
     try:
-        for outcome in Outcome:
-            committed = pygame.image.load(str(artwork.icon_path(outcome)))
-            drawn = artwork.draw_icon(outcome)
+        icons = [(artwork.icon_path(o), artwork.draw_icon(o)) for o in Outcome]
+        icons.append((artwork.not_person_icon_path(), artwork.draw_not_person_icon()))
+        for path, drawn in icons:
+            committed = pygame.image.load(str(path))
             assert committed.get_size() == drawn.get_size()
             a = pygame.surfarray.array_alpha(committed).astype(int)
             b = pygame.surfarray.array_alpha(drawn).astype(int)
@@ -190,5 +191,30 @@ def test_artwork_pngs_are_what_the_generator_draws():
     finally:
         pygame.display.quit()
     licences = (Path(artwork.images_dir()) / "LICENSES").read_text(encoding="utf-8")
-    for name in ("icon-pass.png", "splash.png", "NotoSans-Regular.ttf", "OFL"):
+    for name in ("icon-pass.png", "icon-not-person.png", "splash.png", "NotoSans-Regular.ttf",
+                 "OFL"):
         assert name in licences
+
+
+def contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    """WCAG 2 contrast ratio of two sRGB colours."""
+    def luminance(c):
+        lin = [(v / 255 / 12.92) if v / 255 <= 0.04045 else ((v / 255 + 0.055) / 1.055) ** 2.4
+               for v in c]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_result_banners_are_readable_and_tell_apart():
+    from kiosk.model import Outcome
+    from kiosk.ui import artwork
+
+    banners = [(artwork.COLOURS[o], artwork.TEXT_ON[o]) for o in Outcome]
+    banners.append((artwork.NOT_PERSON_COLOUR, artwork.NOT_PERSON_TEXT))
+    for background, text in banners:
+        assert contrast(background, text) >= 4.5, background
+    # The not-a-person banner is neither green, amber nor red: no channel dominates.
+    r, g, b = artwork.NOT_PERSON_COLOUR
+    assert b >= max(r, g) and max(r, g, b) - min(r, g, b) < 80
+    assert contrast((255, 255, 255), (0, 0, 0)) == 21.0

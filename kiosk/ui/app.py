@@ -249,7 +249,12 @@ class KioskApp:
         self.touch()
         self._counts_at = -1e9
         if self.sound is not None:
-            self.sound.play(result.decision.outcome, self.t.language)
+            from kiosk.ui.screens import not_a_person
+
+            # A code that is not a person's keeps the tone of its lights (amber) but must not
+            # say "wait for check": the screen tells the citizen to show a personal code.
+            self.sound.play(result.decision.outcome, self.t.language,
+                            voice=not_a_person(result) is None)
         self.go("result", result=result, back_to=back_to)
 
     def faults(self) -> list[tuple[Outcome, str, str]]:

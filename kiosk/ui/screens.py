@@ -14,11 +14,20 @@ from typing import Any
 import numpy as np
 import pygame
 
+from kiosk.credentials.venue import is_venue_poster
 from kiosk.errors import KioskError
-from kiosk.model import Outcome
-from kiosk.ui.artwork import COLOURS, TEXT_ON, icon_path, splash_path
+from kiosk.model import Kind, Outcome
+from kiosk.ui.artwork import (
+    COLOURS,
+    NOT_PERSON_COLOUR,
+    NOT_PERSON_TEXT,
+    TEXT_ON,
+    icon_path,
+    not_person_icon_path,
+    splash_path,
+)
 from kiosk.ui.i18n import _
-from kiosk.ui.text import blit_text
+from kiosk.ui.text import balance, blit_text
 from kiosk.ui.widgets import ACCENT, DANGER, KEY_ACTIONS, Button, Entry, hit, keypad_buttons
 
 log = logging.getLogger(__name__)
@@ -44,8 +53,19 @@ KIND_LABELS: dict[str, str] = {
     "eu_dcc": _("Vaccination certificate (EU DCC)"),
     "bhyt": _("Health insurance card (BHYT)"),
     "venue": _("Venue QR code"),
+    "other": _("Other QR code"),  # a venue-kind code that is no venue's poster: link, Wi-Fi…
     "unknown": _("Unrecognised code"),
 }
+# A code that is not a person's gets its own result, not "wait for check": nothing was
+# recorded and the citizen only has to show another code.
+NOT_PERSON_WORDS: dict[str, str] = {
+    "venue": _("NOT A PERSONAL CODE"),
+    "unknown": _("CODE NOT RECOGNISED"),
+}
+SHOW_PERSONAL_CODE = _("Please show your personal QR code")
+# The policy's reasons for such a code (kiosk.policy) and the parsers' problems with one.
+NOT_PERSON_REASONS = frozenset({"not_a_person", "unrecognised", "empty", "payload_too_long",
+                                "parser_error"})
 DIRECTIONS = {"in": _("ENTRY"), "out": _("EXIT")}
 SOURCES = {"manual": _("Entered by officer"), "override": _("Decision changed by officer")}
 # Override reasons are recorded as codes; the labels are for the officer.
@@ -55,7 +75,17 @@ OVERRIDE_REASONS: dict[str, str] = {
     "officer_code_misread": _("Code misread by the camera"),
     "officer_refused": _("Refused by officer"),
 }
+# Why an officer-panel entry is greyed out, shown when it is tapped.
+DISABLED_REASONS: dict[str, str] = {
+    "override": _("No recorded check-in to change yet"),
+    "provision": _("No configuration file (demo)"),  # only the demo runs without one
+    "selftest": _("Not available on this kiosk"),
+}
+NOTICE_S = 5.0  # how long such a reason stays in the title bar
 RECENT_ROWS = 8
+CHANGED_TAG = _("changed")  # on a recent row an officer's override replaced
+REPLACED = (70, 78, 92)
+REPLACED_TEXT = (140, 150, 165)
 TRUST_WARN_DAYS = 3  # EU DCC trust lists change daily; a week-old list misses new keys
 TRUST_BAD_DAYS = 14
 
@@ -102,6 +132,29 @@ def image(path: str, height: int) -> pygame.Surface:
 
 def icon(outcome: Outcome, height: int) -> pygame.Surface:
     return image(str(icon_path(outcome)), height)
+
+
+def kind_label(credential: Any) -> str:
+    """The catalogue id naming what kind of code ``credential`` is."""
+    kind = str(credential.kind)
+    if kind == "venue" and not is_venue_poster(credential):
+        return KIND_LABELS["other"]
+    return KIND_LABELS.get(kind, KIND_LABELS["unknown"])
+
+
+def not_a_person(result: Any) -> str | None:
+    """``"venue"`` or ``"unknown"`` when a scanned code was not a person's, else None.
+
+    Only when nothing was recorded and every reason says "not a person's code": an internal
+    error or a kind the officer must look at keeps the amber "wait for check".
+    """
+    kind = result.credential.kind
+    reasons = set(result.decision.reasons)
+    if (result.checkin_id is None and result.source == "scan"
+            and kind in (Kind.VENUE, Kind.UNKNOWN) and reasons
+            and reasons <= NOT_PERSON_REASONS):
+        return str(kind)
+    return None
 
 
 def frame_surface(frame: np.ndarray) -> pygame.Surface:
@@ -288,23 +341,39 @@ def status_items(app: Any) -> list[tuple[str, tuple[int, int, int]]]:
     return items
 
 
-def title_bar(app: Any, surface: pygame.Surface, text: str) -> pygame.Rect:
+def title_bar(app: Any, surface: pygame.Surface, text: str,
+              colour: tuple[int, int, int] = FG) -> pygame.Rect:
     """A title across the top; returns the area left below it."""
     lay = app.layout
     bar = pygame.Rect(0, 0, lay.width, int(lay.unit * 2.2))
     pygame.draw.rect(surface, PANEL, bar)
-    blit_text(app.fonts, surface, text, int(lay.unit * 1.1), FG, bar.inflate(-2 * lay.pad, 0),
-              bold=True, align="left")
+    blit_text(app.fonts, surface, text, int(lay.unit * 1.1), colour,
+              bar.inflate(-2 * lay.pad, 0), bold=True, align="left")
     return pygame.Rect(lay.pad, bar.bottom + lay.pad, lay.width - 2 * lay.pad,
                        lay.body.bottom - bar.bottom - 2 * lay.pad)
 
 
-def draw_buttons(app: Any, surface: pygame.Surface, buttons: list[Button]) -> None:
+def draw_buttons(app: Any, surface: pygame.Surface, buttons: list[Button]) -> dict[str, int]:
+    """Keypad digits big; words at one size per row, so neighbours look alike.
+
+    Returns the text size each button's label was drawn at, by action.
+    """
     size = int(app.layout.unit * 1.0)
+    sizes: dict[int, int] = {}
     for b in buttons:
-        # Single digits and short words can be big: easier to hit and to read.
-        big = len(b.label) <= 3
-        b.draw(surface, app.fonts, int(min(size * 1.8, b.rect.height * 0.5)) if big else size)
+        if not b.label.isdigit():
+            # Buttons side by side share a row (the same centre line; a selected one may be
+            # drawn larger) and so one text size, the largest at which all their labels fit.
+            row = b.rect.centery
+            sizes[row] = min(sizes.get(row, size), b.fit(app.fonts, size))
+    drawn = {}
+    for b in buttons:
+        if b.label.isdigit():
+            drawn[b.action] = int(min(size * 1.8, b.rect.height * 0.5))
+        else:
+            drawn[b.action] = b.fit(app.fonts, sizes[b.rect.centery])
+        b.draw(surface, app.fonts, drawn[b.action])
+    return drawn
 
 
 # --- screens --------------------------------------------------------------------------------
@@ -453,11 +522,19 @@ class Result(Screen):
         if app.clock() >= self.until:
             self.finish(app)
 
+    def look(self) -> tuple[tuple[int, int, int], tuple[int, int, int], str, str]:
+        """(banner colour, word colour, icon file, word) of the result shown."""
+        res = self.result
+        other = not_a_person(res)
+        if other is not None:
+            return (NOT_PERSON_COLOUR, NOT_PERSON_TEXT, str(not_person_icon_path()),
+                    NOT_PERSON_WORDS[other])
+        outcome = Outcome(res.decision.outcome)
+        return COLOURS[outcome], TEXT_ON[outcome], str(icon_path(outcome)), WORDS[outcome]
+
     def draw(self, app: Any, surface: pygame.Surface) -> None:
         lay = app.layout
-        res = self.result
-        outcome = Outcome(res.decision.outcome)
-        colour = COLOURS[outcome]
+        colour, word_colour, icon_file, word = self.look()
         surface.fill(BG)
         # A thick frame in the outcome colour: the whole screen reads from across the hall.
         pygame.draw.rect(surface, colour, lay.body, width=max(6, lay.unit // 2))
@@ -466,18 +543,19 @@ class Result(Screen):
         if lay.portrait:
             # Narrow: the icon above the word, so the word keeps the full width.
             top, word_area = lay.rows(banner.inflate(-2 * lay.pad, -2 * lay.pad), [1.3, 1.0])
-            pic = icon(outcome, top.height)
+            pic = image(icon_file, top.height)
             surface.blit(pic, pic.get_rect(center=top.center))
             size = int(word_area.height * 0.8)
         else:
             icon_h = int(banner.height * 0.78)
-            pic = icon(outcome, icon_h)
+            pic = image(icon_file, icon_h)
             surface.blit(pic, (banner.left + lay.pad * 2, banner.centery - icon_h // 2))
             word_area = pygame.Rect(banner.left + lay.pad * 4 + pic.get_width(), banner.top,
                                     banner.width - pic.get_width() - lay.pad * 6, banner.height)
             size = int(banner.height * 0.42)
-        blit_text(app.fonts, surface, app.t(WORDS[outcome]), size, TEXT_ON[outcome], word_area,
-                  bold=True, wrap=True, min_size=14)
+        text, size = balance(app.fonts, app.t(word), size, word_area, True, 14)
+        blit_text(app.fonts, surface, text, size, word_colour, word_area, bold=True, wrap=True,
+                  min_size=14)
         self.draw_details(app, surface, lay.details.inflate(-lay.pad * 2, -lay.pad))
         # Time left before the next screen.
         left = min(1.0, max(0.0, self.until - app.clock()) / app.config.result_seconds)
@@ -485,13 +563,19 @@ class Result(Screen):
                           int(lay.body.width * left), max(6, lay.unit // 2))
         pygame.draw.rect(surface, FG, bar)
 
-    def draw_details(self, app: Any, surface: pygame.Surface, area: pygame.Rect) -> None:
+    def details(self, app: Any) -> tuple[list[tuple[str, float, bool, tuple[int, int, int]]],
+                                         list[str]]:
+        """(text, size in units, bold, colour) lines under the banner, and the reason texts."""
         t = app.t
-        lay = app.layout
         res = self.result
-        display = dict(res.credential.display)
-        kind = str(res.credential.kind)
         lines: list[tuple[str, float, bool, tuple[int, int, int]]] = []
+        if not_a_person(res) is not None:
+            # What to do instead, large; what the code was, small (nothing was recorded).
+            lines.append((t(SHOW_PERSONAL_CODE), 2.2, True, FG))
+            if res.credential.kind == Kind.VENUE:  # "unknown" would repeat the banner's word
+                lines.append((t(kind_label(res.credential)), 1.0, False, MUTED))
+            return lines, []  # the reasons only say again what the banner says
+        display = dict(res.credential.display)
         if display.get("name"):
             lines.append((display["name"], 2.0, True, FG))
         ident = []
@@ -501,12 +585,20 @@ class Result(Screen):
             ident.append(t("born {year}").format(year=display["birth_year"]))
         if ident:
             lines.append(("  ·  ".join(ident), 1.3, False, FG))
-        meta = [t(KIND_LABELS.get(kind, KIND_LABELS["unknown"])),
-                t(DIRECTIONS.get(res.direction, res.direction))]
+        meta = [t(kind_label(res.credential)), t(DIRECTIONS.get(res.direction, res.direction))]
         if res.source in SOURCES:
             meta.append(t(SOURCES[res.source]))
         lines.append(("  ·  ".join(meta), 1.0, False, MUTED))
-        reasons = [app.t.reason(code) for code in res.decision.reasons]
+        return lines, [t.reason(code) for code in res.decision.reasons]
+
+    def lines(self, app: Any) -> list[str]:
+        """Every text line under the banner, in order (reasons with their bullet)."""
+        lines, reasons = self.details(app)
+        return [text for text, _w, _b, _c in lines] + ["• " + r for r in reasons]
+
+    def draw_details(self, app: Any, surface: pygame.Surface, area: pygame.Rect) -> None:
+        lay = app.layout
+        lines, reasons = self.details(app)
         weights = [w for _s, w, _b, _c in lines]
         if reasons:
             weights.append(1.2 * len(reasons) + 0.3)
@@ -516,7 +608,8 @@ class Result(Screen):
                       bold=bold, align="left", wrap=True)
         if reasons:
             blit_text(app.fonts, surface, "\n".join("• " + r for r in reasons),
-                      int(lay.unit * 1.25), WARN if res.decision.outcome != "pass" else OK,
+                      int(lay.unit * 1.25),
+                      WARN if self.result.decision.outcome != "pass" else OK,
                       rows[-1], align="left", wrap=True, valign="top")
 
 
@@ -716,6 +809,8 @@ class Officer(Screen):
 
     def enter(self, app: Any, **_kw: Any) -> None:
         self.recent = self.load_recent(app)
+        self.notice: str | None = None  # a catalogue id, translated when drawn
+        self.notice_until = 0.0
         app.refresh_counts()
 
     @staticmethod
@@ -769,9 +864,19 @@ class Officer(Screen):
     def handle(self, app: Any, event: pygame.event.Event) -> None:
         action = None
         if event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
-            action = hit(self.buttons(app), event.pos)
+            buttons = self.buttons(app)
+            action = hit(buttons, event.pos)
+            off = next((b.action for b in buttons
+                        if not b.enabled and b.rect.collidepoint(event.pos)), None)
+            if off in DISABLED_REASONS:
+                # A greyed entry that does nothing when tapped looks broken: say why.
+                log.info("officer panel: %s is not available here", off)
+                self.notice, self.notice_until = DISABLED_REASONS[off], app.clock() + NOTICE_S
+                return
         elif event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE:
             action = "close"
+        if action is not None:
+            self.notice = None
         if action == "manual":
             app.go("manual")
         elif action == "direction":
@@ -793,7 +898,10 @@ class Officer(Screen):
         surface.fill(BG)
         lay = app.layout
         t = app.t
-        title_bar(app, surface, t("Officer panel"))
+        if self.notice is not None and app.clock() < self.notice_until:
+            title_bar(app, surface, t(self.notice), WARN)
+        else:
+            title_bar(app, surface, t("Officer panel"))
         _buttons, counts_area, recent_area = self.areas(app)
         draw_buttons(app, surface, self.buttons(app))
         c = app.counts
@@ -831,23 +939,71 @@ class Officer(Screen):
             blit_text(app.fonts, surface, t("No check-ins yet today"), lay.unit, MUTED, rows[0],
                       align="left")
         size = int(min(lay.unit * 0.9, rows[0].height * 0.7))
-        drawn = []
-        for item, row in zip(self.recent, rows, strict=False):
+        changed = overridden_ids(self.recent)
+        table = []
+        for item in self.recent[:RECENT_ROWS]:
             when, direction, who, outcome = recent_fields(item)
-            cols = lay.columns(pygame.Rect(row.left + lay.pad * 2, row.top,
-                                           row.width - lay.pad * 2, row.height),
-                               [0.8, 0.9, 3.6, 1.8], gap=lay.pad // 2)
+            old = str(item.get("id")) in changed
             texts = [local_time(app, when), t(DIRECTIONS.get(direction, direction)), who,
                      t(WORDS[outcome]) if outcome else ""]
-            drawn.append((row, outcome, list(zip(texts, cols, strict=True))))
-        # One size for the whole table so its columns line up.
-        size = min([app.fonts.fit_size(text, size, col.width, False, 8)
-                    for _r, _o, cells in drawn for text, col in cells] or [size])
-        for row, outcome, cells in drawn:
+            if changed:  # the tag column is there only when a row needs it
+                texts.append(t(CHANGED_TAG) if old else "")
+            table.append((outcome, old, texts))
+        # Columns as wide as their widest text, at one size for the whole table (the largest
+        # that fits) so the columns line up; what is left over is spread between them.
+        ncols = len(table[0][2]) if table else 1
+        gap = lay.pad
+        room = area.width - lay.pad * 2 - gap * (ncols - 1)
+
+        def widths(sz: int) -> list[int]:
+            font = app.fonts.font(sz)
+            extra = [0, 0, 0, 0, sz]  # the tag's outline
+            return [max(font.size(texts[c])[0] for _o, _old, texts in table) + extra[c]
+                    for c in range(ncols)]
+
+        while table and size > 8 and sum(widths(size)) > room:
+            size -= 1
+        cols_w = widths(size) if table else []
+        spare = max(0, room - sum(cols_w)) // max(1, ncols)
+        drawn = []
+        for (outcome, old, texts), row in zip(table, rows, strict=False):
+            x, cells = row.left + lay.pad * 2, []
+            for text, w in zip(texts, cols_w, strict=True):
+                cells.append((text, pygame.Rect(x, row.top, w + spare, row.height)))
+                x += w + spare + gap
+            drawn.append((row, outcome, old, cells))
+        for row, outcome, old, cells in drawn:
             colour = COLOURS.get(outcome, PANEL) if outcome else PANEL
-            pygame.draw.rect(surface, colour, pygame.Rect(row.left, row.top, lay.pad, row.height))
-            for text, col in cells:
-                blit_text(app.fonts, surface, text, size, FG, col, align="left", min_size=8)
+            # A replaced decision is greyed and its word struck out: the override row is
+            # the one that counts.
+            pygame.draw.rect(surface, REPLACED if old else colour,
+                             pygame.Rect(row.left, row.top, lay.pad, row.height))
+            for i, (text, col) in enumerate(cells):
+                if not text:
+                    continue
+                if old and i == 4:
+                    self.draw_tag(app, surface, text, size, col)
+                    continue
+                drawn_at = blit_text(app.fonts, surface, text, size, REPLACED_TEXT if old else FG,
+                                     col, align="left", min_size=8)
+                if old and i == 3:
+                    y = drawn_at.centery
+                    pygame.draw.line(surface, REPLACED_TEXT, (drawn_at.left, y),
+                                     (drawn_at.right, y), max(1, size // 10))
+
+    @staticmethod
+    def draw_tag(app: Any, surface: pygame.Surface, text: str, size: int,
+                 col: pygame.Rect) -> None:
+        """A small outlined label, e.g. "changed", left in ``col``."""
+        width = min(col.width, app.fonts.font(size).size(text)[0] + size)
+        pill = pygame.Rect(col.left, col.top + 1, width, col.height - 2)
+        pygame.draw.rect(surface, WARN, pill, width=1, border_radius=pill.height // 2)
+        blit_text(app.fonts, surface, text, size, WARN, pill.inflate(-size // 2, 0), min_size=8)
+
+
+def overridden_ids(recent: list[dict]) -> set[str]:
+    """Ids of the check-ins in ``recent`` whose decision a later override replaced."""
+    return {str(r["override_of"]) for r in recent if r.get("override_of")}
 
 
 def recent_fields(item: dict) -> tuple[Any, str, str, Outcome | None]:

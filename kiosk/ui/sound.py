@@ -81,11 +81,12 @@ class Sound:
                 except (ValueError, pygame.error) as e:
                     log.warning("voice prompt %s not loaded: %s", wav, e)
 
-    def play(self, outcome: Outcome, language: str = "vi") -> None:
+    def play(self, outcome: Outcome, language: str = "vi", *, voice: bool = True) -> None:
+        """The outcome's tone, then its spoken word when voice prompts are on and ``voice``."""
         if not self.available:
             return
         channel = self._sounds[outcome].play()
-        prompt = self._voice.get((language, outcome))
+        prompt = self._voice.get((language, outcome)) if voice else None
         if prompt is not None and channel is not None:
             channel.queue(prompt)  # after the tone on the same channel, so both are heard
 

@@ -131,6 +131,25 @@ class Fonts:
             s = max(min_size, int(s * 0.9))
 
 
+def balance(fonts: Fonts, text: str, size: int, rect: pygame.Rect, bold: bool = False,
+            min_size: int = 10) -> tuple[str, int]:
+    """``text`` and a size for ``blit_text(..., wrap=True)`` in ``rect``, two lines made even.
+
+    Wrapped greedily, a headline can leave one word alone on its second line ("KHÔNG PHẢI
+    MÃ CÁ / NHÂN"); breaking at the space that makes the lines most even reads as one
+    phrase.  Text that fits on one line, or needs more than two, is returned as it is.
+    """
+    text = nfc(text)
+    s, lines = fonts.fit_block(text, size, rect, bold, min_size)
+    words = text.split(" ")
+    if len(lines) != 2 or "\n" in text:
+        return text, s
+    font = fonts.font(s, bold)
+    splits = [(" ".join(words[:i]), " ".join(words[i:])) for i in range(1, len(words))]
+    first, second = min(splits, key=lambda p: max(font.size(p[0])[0], font.size(p[1])[0]))
+    return f"{first}\n{second}", s
+
+
 def blit_text(
     fonts: Fonts,
     surface: pygame.Surface,

@@ -29,9 +29,16 @@ class Button:
         pygame.draw.rect(surface, colour, self.rect, border_radius=radius)
         pygame.draw.rect(surface, (255, 255, 255), self.rect, width=max(1, size // 14),
                          border_radius=radius)
-        inner = self.rect.inflate(-max(6, self.rect.width // 12), -max(4, self.rect.height // 8))
         blit_text(fonts, surface, self.label, size, self.text_colour if self.enabled
-                  else (170, 170, 170), inner, bold=True, wrap=True)
+                  else (170, 170, 170), self.inner(), bold=True, wrap=True)
+
+    def inner(self) -> pygame.Rect:
+        """Where the label goes."""
+        return self.rect.inflate(-max(6, self.rect.width // 12), -max(4, self.rect.height // 8))
+
+    def fit(self, fonts: Fonts, size: int) -> int:
+        """The text size, at most ``size``, at which the label fits (wrapped) inside."""
+        return fonts.fit_block(self.label, size, self.inner(), True)[0]
 
     def hit(self, pos: tuple[int, int]) -> bool:
         return self.enabled and self.rect.collidepoint(pos)
