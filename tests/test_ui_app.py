@@ -285,6 +285,23 @@ def test_override_records_the_reason_and_shows_the_new_decision(kit, clock):  # 
     assert kit.loop.lights()["green"]
 
 
+def test_a_poster_scanned_after_a_person_does_not_hide_their_decision(kit, clock):  # noqa: F811
+    app = make_app(kit, clock)
+    kit.scan("cccd_mismatch")
+    frame(app)
+    person = app.screen.result
+    kit.scan("venue")
+    frame(app)
+    assert app.screen.result.checkin_id is None  # the poster was shown, not recorded
+    open_panel_with_pin(app, clock)
+    tap_button(app, "override")
+    assert app.state == "override"
+    tap_button(app, "outcome:pass")
+    tap_button(app, "reason:officer_documents_checked")
+    tap_button(app, "confirm")
+    assert kit.row(app.screen.result.checkin_id)["override_of"] == person.checkin_id
+
+
 def test_language_switch_in_the_panel(kit, clock):  # noqa: F811
     app = make_app(kit, clock)
     assert app.t("STOP") == "DỪNG LẠI"

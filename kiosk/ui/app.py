@@ -70,6 +70,9 @@ class KioskApp:
         self.health: Any = None
         self.counts: dict[str, int] = {}
         self.last_result: Any = None
+        # What "Change last decision" changes: the last check-in that was recorded, so a
+        # venue poster scanned after a person does not hide that person's decision.
+        self.last_recorded: Any = None
         self.internal_error: str | None = None
         self.running = True
         self.appliance = appliance or Appliance()
@@ -246,6 +249,8 @@ class KioskApp:
     def show_result(self, result: Any, *, back_to: str | None = None) -> None:
         """A scan, manual entry or override happened: show it and sound it."""
         self.last_result = result
+        if getattr(result, "checkin_id", None) is not None:
+            self.last_recorded = result
         self.touch()
         self._counts_at = -1e9
         if self.sound is not None:

@@ -839,7 +839,7 @@ class Officer(Screen):
         t = app.t
         area = self.areas(app)[0]
         other = "out" if app.loop.direction == "in" else "in"
-        last = app.last_result
+        last = app.last_recorded
         can_override = last is not None and getattr(last, "checkin_id", None) is not None
         specs = [
             (t("Type a CCCD number"), "manual", ACCENT, True),
@@ -1085,7 +1085,7 @@ class Override(Screen):
             self.confirm(app)
 
     def confirm(self, app: Any) -> None:
-        last = app.last_result
+        last = app.last_recorded
         if last is None or last.checkin_id is None or self.outcome is None or not self.reason:
             return
         try:
@@ -1103,7 +1103,7 @@ class Override(Screen):
         lay = app.layout
         title_bar(app, surface, t("Change last decision"))
         buttons = self.buttons(app)
-        last = app.last_result
+        last = app.last_recorded
         if last is not None:
             display = last.credential.display
             who = "  ".join(str(display[k]) for k in ("name", "id") if display.get(k))
