@@ -126,7 +126,7 @@ def render(scene, screen: str, size: tuple[int, int], language: str = "vi") -> p
                    size, clock=clock, now=lambda: WALL, tz=ICT, appliance=APPLIANCE)
     app.health = health()
     app.refresh_counts()
-    app.last_result = found["check"]
+    app.last_result = app.last_recorded = found["check"]
     if screen == "officer-notice":  # an entry that is off was tapped
         app.appliance = Appliance()
         app.go("officer")
