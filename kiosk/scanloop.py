@@ -157,7 +157,6 @@ class ScanLoop:
         self._sync_status: Any = None
         self._health: Health | None = None
         self.ended = False
-        self.heartbeat = time.monotonic()
         self._lock = threading.RLock()
 
     # -- the loop ------------------------------------------------------------------------------
@@ -165,7 +164,6 @@ class ScanLoop:
     def step(self, timeout: float = 0.0) -> list[Any]:
         """Handle every pending event; wait up to ``timeout`` s for the first one."""
         out: list[Any] = []
-        self.heartbeat = time.monotonic()
         try:
             event = self.events.get(timeout=timeout) if timeout > 0 else self.events.get_nowait()
         except queue.Empty:
@@ -362,9 +360,6 @@ class ScanLoop:
 
     def recent(self, limit: int = 10) -> list[dict]:
         return self.store.recent(limit)
-
-    def last_result(self) -> ScanResult | None:
-        return self._results[-1] if self._results else None
 
     def lights(self) -> dict[str, bool]:
         if self.signals is None:
