@@ -61,3 +61,20 @@ def new_token(central, checkpoint: str = "LS-HUUNGHI", name: str = "Hữu Nghị
         return central_db.create_enrolment_token(conn, checkpoint_id=checkpoint, name=name)
     finally:
         conn.close()
+
+
+OLD_CONFIG = '[device]\ncheckpoint_name = "Old name"\n[ui]\nlanguage = "en"\n'
+
+
+@pytest.fixture
+def etc(tmp_path):
+    """A config folder as a device has it before (re-)provisioning."""
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "kiosk.toml").write_text(OLD_CONFIG, encoding="utf-8")
+    return folder
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file of a folder, to show that a failed provisioning left it byte for byte."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import new_token
+from conftest import new_token, snapshot
 
 from kiosk import config as config_mod
 from kiosk import provision as prov
@@ -20,19 +20,6 @@ from kiosk.errors import ProvisionError
 from offline_queue.central import db as central_db
 
 REPO = Path(__file__).resolve().parents[1]
-OLD_CONFIG = '[device]\ncheckpoint_name = "Old name"\n[ui]\nlanguage = "en"\n'
-
-
-@pytest.fixture
-def etc(tmp_path):
-    folder = tmp_path / "etc"
-    folder.mkdir()
-    (folder / "kiosk.toml").write_text(OLD_CONFIG, encoding="utf-8")
-    return folder
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
 def cli(*args, stdin: str | None = None, env: dict | None = None):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pygame
 import pytest
-from conftest import new_token
+from conftest import new_token, snapshot
 from PIL import Image
 from test_ui_app import Clock, frame, make_app, open_panel_with_pin, tap, tap_button
 from test_ui_loop import kit  # noqa: F401 - the fixture
@@ -33,8 +33,6 @@ from kiosk.ui.app import PROVISION_POLL_S, KioskApp
 from kiosk.ui.appliance import SHOWN_FILE, Appliance, HeldSignals, Job
 from kiosk.ui.technician import RESTART_AFTER_S
 
-OLD_CONFIG = '[device]\ncheckpoint_name = "Old name"\n[ui]\nlanguage = "en"\n'
-
 
 @pytest.fixture(scope="module", autouse=True)
 def display():
@@ -48,18 +46,6 @@ def display():
 @pytest.fixture
 def clock():
     return Clock()
-
-
-@pytest.fixture
-def etc(tmp_path):
-    folder = tmp_path / "etc"
-    folder.mkdir()
-    (folder / "kiosk.toml").write_text(OLD_CONFIG, encoding="utf-8")
-    return folder
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
 def qr_frame(payload: str) -> np.ndarray:
