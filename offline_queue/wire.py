@@ -36,6 +36,7 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "boot_id": ((str,), True),
     "clock_synced": ((bool,), True),
     "corrected_at": ((str, type(None)), False),
+    "time_source": ((str, type(None)), False),
     "app_version": ((str,), True),
 }
 _CHOICES = {"direction": DIRECTIONS, "kind": KINDS, "decision": DECISIONS, "source": SOURCES}
@@ -62,12 +63,14 @@ def from_row(row: dict[str, Any]) -> dict[str, Any]:
         "boot_id": row["boot_id"],
         "clock_synced": bool(row["clock_synced"]),
         "corrected_at": row["corrected_time"],
+        # How corrected_at was found: 'ntp', 'central' (the central's clock) or 'none'.
+        "time_source": row["time_source"],
         "app_version": row["app_version"],
     }
 
 
 def content_hash(item: dict[str, Any]) -> str:
-    content = {k: v for k, v in item.items() if k != "corrected_at"}
+    content = {k: v for k, v in item.items() if k not in ("corrected_at", "time_source")}
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
