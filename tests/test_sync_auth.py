@@ -141,9 +141,10 @@ def test_sync_once_command_exits_non_zero_when_rows_stay_in_dead_letter(tmp_path
         conn.execute("UPDATE checkins SET kind = 'martian' WHERE id = ?", [bad])
     token_file = tmp_path / "device-token"
     token_file.write_text(enrolled["device_token"] + "\n")
+    (tmp_path / "kiosk.toml").write_text("", encoding="utf-8")
     args = [sys.executable, "-m", "kiosk", "sync", "--once", "--db", str(tmp_path / "kiosk.db"),
             "--server", central.url, "--token-file", str(token_file),
-            "--config", str(tmp_path / "none.toml")]
+            "--config", str(tmp_path / "kiosk.toml")]
     repo = Path(__file__).resolve().parents[1]
     first = subprocess.run(args, cwd=repo, capture_output=True, text=True, timeout=60)
     assert first.returncode != 0
