@@ -426,7 +426,7 @@ class Syncer:
                 marks[result["id"]] = (state, error)
         self.outbox.mark_results(marks, self._now())
         if forbidden:
-            self.outbox.hold(list(forbidden), next(iter(forbidden.values())))
+            self.outbox.hold(forbidden)
             log.warning("%d check-in(s) forbidden for this device token, kept pending: %s",
                         len(forbidden), next(iter(forbidden.values())))
         missing = [i for i in ids if i not in marks and i not in forbidden]
@@ -702,37 +702,41 @@ class SyncWorker:
                     next_purge = time.monotonic() + 3600
                 self._succeeded(delivered)
                 self._sleep(self.idle_interval, wake_on_poke=True)
-            except AuthSyncError as e:
-                first = not self._token_refused
-                self._token_refused, self._online = True, True
-                self._failures = 0
-                self._record_error(e)
-                delay = self._slow()
-                (log.error if first else log.info)(
-                    "sync refused, asking again in %.0f s: %s", delay, e)
-                self._publish()
-                self._sleep(delay, wake_on_poke=False)
             except SyncError as e:
-                # Storage errors are SyncError's siblings (StoreError), handled below.
-                self._failures += 1
-                self._online = False
-                self._record_error(e)
-                delay = full_jitter(
-                    self._failures, base=self.backoff_base, cap=self.backoff_cap, rng=self._rng
-                )
-                retry_after = getattr(e, "retry_after", None)
-                if retry_after is not None:
-                    delay = max(delay, retry_after)
-                log.info("sync failed (%d in a row), retrying in %.1f s: %s",
-                         self._failures, delay, e)
-                self._publish()
-                self._sleep(delay, wake_on_poke=False)
+                if self._stop.is_set():
+                    break  # close() cut the request: not an error worth keeping
+                self._failed(e)
             except Exception as e:
                 self._failures += 1
                 self._record_error(e)
                 log.exception("unexpected error in the sync worker")
                 self._publish()
                 self._sleep(min(self.backoff_cap, 60.0), wake_on_poke=False)
+
+    def _failed(self, e: SyncError) -> None:
+        """Record a failed round and wait: slowly when refused, else with backoff."""
+        if isinstance(e, AuthSyncError):
+            first = not self._token_refused
+            self._token_refused, self._online = True, True
+            self._failures = 0
+            self._record_error(e)
+            delay = self._slow()
+            (log.error if first else log.info)(
+                "sync refused, asking again in %.0f s: %s", delay, e)
+        else:
+            self._failures += 1
+            self._online = False
+            self._record_error(e)
+            delay = full_jitter(
+                self._failures, base=self.backoff_base, cap=self.backoff_cap, rng=self._rng
+            )
+            retry_after = getattr(e, "retry_after", None)
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+            log.info("sync failed (%d in a row), retrying in %.1f s: %s",
+                     self._failures, delay, e)
+        self._publish()
+        self._sleep(delay, wake_on_poke=False)
 
     def _succeeded(self, delivered: int) -> None:
         self._failures = 0
