@@ -741,12 +741,12 @@ class SyncWorker:
     def _succeeded(self, delivered: int) -> None:
         self._failures = 0
         self._online = True
-        self._last_success = self.clock.now()
         # The first success after start also counts: the database may still hold an old
         # error and the 401 flag from before a restart with a new device token.
         changed = self._last_error is not None or not self._persisted or self._token_refused
         self._token_refused = False
         self._last_error = None
+        self._last_success = self.clock.now()  # last: a reader seeing it sees the rest
         forbidden = self._outbox.counts()["forbidden"]
         # Bound SD-card writes: persist only when something happened.
         if delivered or changed or forbidden:
