@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 MAX_RETRY_AFTER_S = 3600.0
 
 
+# A body arriving at least this fast (bytes/s) may take longer than the total deadline,
+# up to MAX_REQUEST_S; it is read in BODY_CHUNK pieces, each one a heartbeat.
+MIN_RATE = 2048.0
+MAX_REQUEST_S = 600.0
+BODY_CHUNK = 16384
 # External text (a server's or a proxy's words) is capped at this many characters.
 MAX_EXTERNAL_TEXT = 300
 # Date has whole seconds: the server's true time lies anywhere in the second it names.
@@ -174,7 +179,7 @@ class SyncClient:
         if self._aborted:
             raise TransientSyncError(f"{method} {url} not sent: sync is stopping")
         self.before_request()
-        deadline = Deadline(self.total_timeout)
+        deadline = Deadline(self.total_timeout, max_seconds=MAX_REQUEST_S)
         self._active = deadline
         wall0, mono0 = self.clock.now(), self.clock.monotonic_ns()
         try:
@@ -184,7 +189,7 @@ class SyncClient:
                 response = self.session.request(method, url, timeout=self.timeout,
                                                 stream=True, **kw)
                 try:
-                    response.content  # noqa: B018 - read the whole body now: a cut one is transient
+                    self._read_body(response, deadline)
                 finally:
                     response.close()
         except requests.exceptions.SSLError as e:
@@ -225,6 +230,20 @@ class SyncClient:
             if sample is not None:
                 self.time_sample = sample
         return response
+
+    def _read_body(self, response: requests.Response, deadline: Deadline) -> None:
+        """Read the whole body now (a cut one is transient), beating as it arrives.
+
+        A body arriving at MIN_RATE or faster earns its time beyond the deadline (a big
+        watchlist over a slow border link), up to MAX_REQUEST_S; a drip earns nothing.
+        """
+        chunks, received = [], 0
+        for chunk in response.iter_content(BODY_CHUNK):
+            chunks.append(chunk)
+            received += len(chunk)
+            deadline.allow(received / MIN_RATE)
+            self.before_request()
+        response._content = b"".join(chunks)  # what requests' own .content keeps
 
     def _late(self, method: str, url: str) -> TransientSyncError:
         if self._aborted:
