@@ -257,7 +257,8 @@ class SyncClient:
         try:
             return response.json()
         except ValueError as e:
-            raise TransientSyncError(f"unreadable answer from {response.url}: {clean(e)}") from e
+            raise TransientSyncError(
+                f"unreadable answer from {quoted(response.url)}: {clean(e)}") from e
 
     def health(self) -> None:
         self._request("GET", "/v1/health", time_in_body=True)
