@@ -82,6 +82,11 @@ class Watchlist:
             )
         issued_at = _timestamp(doc, "issued_at")
         expires_at = _timestamp(doc, "expires_at")
+        if expires_at < issued_at:
+            raise ConfigError(
+                f"watchlist.expires_at {doc['expires_at']!r} is before issued_at "
+                f"{doc['issued_at']!r}; a list that expired when issued stops nobody"
+            )
         try:
             salt = bytes.fromhex(doc["salt"])
         except (KeyError, TypeError, ValueError) as e:
@@ -96,7 +101,9 @@ class Watchlist:
         for i, entry in enumerate(raw_entries):
             try:
                 digest = str(entry["h"]).lower()
-                bytes.fromhex(digest)
+                # A digest of the wrong length can never match anyone: a silent hole.
+                if len(bytes.fromhex(digest)) != hashlib.sha256().digest_size:
+                    raise ValueError("not a SHA-256 digest")
                 until = date.fromisoformat(entry["until"])
             except (KeyError, TypeError, ValueError) as e:
                 raise ConfigError(

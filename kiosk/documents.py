@@ -1,0 +1,73 @@
+"""Validators for the documents the central publishes and the kiosk applies.
+
+"Valid" means "can be applied": each validator runs the very loader
+:class:`kiosk.app.LiveChecker` applies the document with (:meth:`Policy.from_json`,
+:meth:`TrustList.from_json`, :meth:`Watchlist.from_json`), so the central (on publish) and
+the sync worker (before storing) refuse exactly what a kiosk could not use.  The queue and the
+central import nothing from ``kiosk``; they are handed ``VALIDATORS`` where they are built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+from kiosk.errors import ConfigError
+from kiosk.policy import Policy
+from kiosk.trustlist import TrustList
+from kiosk.watchlist import Watchlist
+
+
+class DocumentError(ConfigError):
+    """A policy, trust list or watchlist document cannot be applied (a ValueError too)."""
+
+
+def validate_policy(body: bytes) -> None:
+    """Raise :class:`DocumentError` unless ``body`` is a policy document a kiosk can apply."""
+    try:
+        Policy.from_json(body, source="policy document")
+    except ConfigError as e:
+        raise DocumentError(f"document 'policy' cannot be applied: {e}") from None
+
+
+def validate_trust_list(body: bytes) -> None:
+    """Raise :class:`DocumentError` unless ``body`` is a trust list with a usable signer."""
+    try:
+        trust_list = TrustList.from_json(body)
+    except ConfigError as e:
+        raise DocumentError(f"document 'trust_list' cannot be applied: {e}") from None
+    if len(trust_list) == 0:
+        # The loader skips unusable entries (real lists hold a few); a list of nothing but
+        # those verifies no certificate at all, which is a publishing mistake, not a policy.
+        raise DocumentError(
+            f"document 'trust_list' cannot be applied: none of its {trust_list.skipped} "
+            "entries is a usable document signer (each needs base64 kid and rawData holding a "
+            "DER X.509 certificate with an EC or RSA key, certificateType 'DSC'); to stop "
+            "accepting certificates, remove 'eu_dcc' from policy.accepted_kinds instead"
+        )
+
+
+def validate_watchlist(body: bytes) -> None:
+    """Raise :class:`DocumentError` unless ``body`` is a watchlist document a kiosk can apply."""
+    try:
+        Watchlist.from_json(body)
+    except ConfigError as e:
+        raise DocumentError(f"document 'watchlist' cannot be applied: {e}") from None
+
+
+VALIDATORS: Mapping[str, Callable[[bytes], None]] = MappingProxyType({
+    "policy": validate_policy,
+    "trust_list": validate_trust_list,
+    "watchlist": validate_watchlist,
+})
+
+
+def validate(name: str, body: bytes) -> None:
+    """Validate document ``name``; raises :class:`DocumentError` (also for an unknown name)."""
+    try:
+        validator = VALIDATORS[name]
+    except KeyError:
+        raise DocumentError(
+            f"unknown document {name!r}; use one of {', '.join(VALIDATORS)}"
+        ) from None
+    validator(body)
