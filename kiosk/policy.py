@@ -297,7 +297,10 @@ class Checker:
             if self.watchlist is None:
                 reasons.append("watchlist_missing")
             else:
-                if self.watchlist.matches(credential.person_key, at=at):
+                numbers = {number for _, number in credential.identifiers}
+                if credential.person_key:
+                    numbers.add(credential.person_key)
+                if self.watchlist.matches_any(numbers, at=at):
                     # Only the one reason: the screen must not tell the queue anything more.
                     return credential, Decision(Outcome.STOP, ("watchlist",))
                 if self.watchlist.is_stale(at):

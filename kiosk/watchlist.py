@@ -1,9 +1,13 @@
 """People under quarantine orders (F0/F1) whom the checkpoint must stop.
 
-The document holds salted SHA-256 hashes of person keys, never the keys themselves:
+The document holds salted SHA-256 hashes of identity numbers, never the numbers themselves:
 ``{"version": 1, "issued_at": ISO8601, "expires_at": ISO8601, "salt": hex,
 "entries": [{"h": hex(sha256(salt + key)), "until": "YYYY-MM-DD"}]}``.
 An entry applies through its ``until`` date inclusive (Vietnam local date).
+
+The hash is over the normalised number alone, not its type: the same CCCD number is the
+person's identification number on the CCCD card, in PC-Covid / VNeID and on paper forms, so
+one entry must stop every code that carries it (docs/credentials.md, "Identifiers").
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from kiosk.credentials.identifiers import normalize
 from kiosk.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -52,15 +57,21 @@ class Watchlist:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def digest(self, person_key: str) -> str:
-        return hashlib.sha256(self.salt + person_key.encode("utf-8")).hexdigest()
+    def digest(self, number: str) -> str:
+        return _digest(self.salt, number)
 
     def matches(self, person_key: str | None, *, at: datetime) -> bool:
         """True when ``person_key`` is under an order that has not ended at ``at``."""
-        if not person_key:
-            return False
-        until = self._entries.get(self.digest(person_key))
-        return until is not None and local_date(at) <= until
+        return self.matches_any([person_key] if person_key else [], at=at)
+
+    def matches_any(self, numbers: Iterable[str], *, at: datetime) -> bool:
+        """True when any of ``numbers`` is under an order that has not ended at ``at``."""
+        today = local_date(at)
+        for number in numbers:
+            until = self._entries.get(self.digest(number)) if number else None
+            if until is not None and today <= until:
+                return True
+        return False
 
     def is_stale(self, at: datetime) -> bool:
         if at.tzinfo is None:
@@ -145,14 +156,15 @@ class Watchlist:
             "expires_at": expires_at.isoformat(),
             "salt": salt.hex(),
             "entries": [
-                {
-                    "h": hashlib.sha256(salt + key.encode("utf-8")).hexdigest(),
-                    "until": until.isoformat(),
-                }
+                {"h": _digest(salt, key), "until": until.isoformat()}
                 for key, until in keys_with_until
             ],
         }
         return json.dumps(doc).encode()
+
+
+def _digest(salt: bytes, number: str) -> str:
+    return hashlib.sha256(salt + normalize(number).encode("utf-8")).hexdigest()
 
 
 def _timestamp(doc: dict[str, Any], key: str) -> datetime:

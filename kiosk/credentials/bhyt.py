@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from kiosk.credentials import identifiers as ids
 from kiosk.credentials._dates import parse_dmy
 from kiosk.credentials.masking import mask_id, mask_name
 from kiosk.model import Credential, Kind
@@ -78,4 +79,5 @@ def parse(parts: list[str]) -> Credential:
         fields=fields,
         checks=checks,
         problems=tuple(problems),
+        identifiers=frozenset(ids.bhyt(card)),
     )

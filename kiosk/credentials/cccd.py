@@ -114,6 +114,9 @@ def parse(parts: list[str]) -> Credential:
     display = {"name": mask_name(name), "id": mask_id(number)}
     if dob is not None:
         display["birth_year"] = str(dob.year)
+    identifiers = {("cccd", number)}
+    if old_id and OLD_ID.fullmatch(old_id):
+        identifiers.add(("cmnd", old_id))
     return Credential(
         kind=Kind.CCCD,
         person_key=number,
@@ -121,6 +124,7 @@ def parse(parts: list[str]) -> Credential:
         fields=fields,
         checks=checks,
         problems=tuple(problems),
+        identifiers=frozenset(identifiers),
     )
 
 
@@ -159,4 +163,5 @@ def from_number(number: str, *, today: date | None = None) -> Credential:
                 "birth_year": birth_year if checks["century_digit"] else None},
         checks=checks,
         problems=tuple(problems),
+        identifiers=frozenset({("cccd", number)}),
     )

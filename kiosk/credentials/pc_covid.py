@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from kiosk.credentials import identifiers as ids
 from kiosk.credentials.masking import mask_id, mask_name
 from kiosk.model import Credential, Kind
 
@@ -58,6 +59,14 @@ def parse(parts: list[str]) -> Credential:
     display = {"name": mask_name(name), "id": mask_id(document)}
     if year:
         display["birth_year"] = year
+    identifiers = ids.document(document)
+    if ids.QID.fullmatch(qid):
+        identifiers.add(("qid", qid))
+    for item in fields["ext"]:
+        # Only a full 15-character insurance card: a bare 10-digit sub-field may be a phone
+        # number, and the proxy's QID is someone else's.
+        if ids.BHYT_CARD.fullmatch(ids.normalize(item)):
+            identifiers |= ids.bhyt(item)
     return Credential(
         kind=Kind.PC_COVID,
         person_key=qid,
@@ -65,4 +74,5 @@ def parse(parts: list[str]) -> Credential:
         fields=fields,
         checks=checks,
         problems=tuple(problems),
+        identifiers=frozenset(identifiers),
     )
