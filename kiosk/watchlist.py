@@ -18,11 +18,12 @@ import logging
 import os
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from kiosk.credentials.identifiers import normalize
+from kiosk.credentials.identifiers import normalize, type_of
 from kiosk.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,46 @@ class Watchlist:
             ],
         }
         return json.dumps(doc).encode()
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """A line of a numbers file that is not a full identity number."""
+
+    number: int
+    text: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"line {self.number}: {self.text!r} {self.why}"
+
+
+SHAPES = ("CCCD 12 digits, CMND 9, BHXH 10, BHYT card 2 letters + 13 digits, QID 10-24 digits, "
+          "passport 6-16 letters and digits, or a UVCI")
+
+
+def read_numbers(text: str) -> tuple[list[tuple[str, str]], list[BadLine]]:
+    """``(type, number)`` for each line of a numbers file, and the lines that are not numbers.
+
+    One identity number a line; blank lines and lines starting with ``#`` are ignored.  A
+    ``#`` later in a line is part of the number (a UVCI holds one), so there are no trailing
+    comments.  Spaces inside a number are dropped (``0011 8501 2345``).
+    """
+    numbers: list[tuple[str, str]] = []
+    bad: list[BadLine] = []
+    for i, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        number = normalize(stripped)
+        kind = type_of(number)
+        if kind is None:
+            why = ("is masked: a number with '*' identifies nobody" if "*" in number
+                   else f"is not a full identity number ({SHAPES})")
+            bad.append(BadLine(i, stripped[:80], why))
+        else:
+            numbers.append((kind, number))
+    return numbers, bad
 
 
 def _digest(salt: bytes, number: str) -> str:
