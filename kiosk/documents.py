@@ -1,7 +1,7 @@
 """Validators for the documents the central publishes and the kiosk applies.
 
-"Valid" means "can be applied": each validator runs the very loader
-:class:`kiosk.app.LiveChecker` applies the document with (:meth:`Policy.from_json`,
+"Valid" means "can be applied": each validator runs :func:`load`, the very function
+:class:`kiosk.app.LiveChecker` applies a stored document with (over :meth:`Policy.from_json`,
 :meth:`TrustList.from_json`, :meth:`Watchlist.from_json`), so the central (on publish) and
 the sync worker (before storing) refuse exactly what a kiosk could not use.  The queue and the
 central import nothing from ``kiosk``; they are handed ``VALIDATORS`` where they are built.
@@ -10,7 +10,9 @@ central import nothing from ``kiosk``; they are handed ``VALIDATORS`` where they
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from types import MappingProxyType
+from typing import Any
 
 from kiosk.errors import ConfigError
 from kiosk.policy import Policy
@@ -22,18 +24,18 @@ class DocumentError(ConfigError):
     """A policy, trust list or watchlist document cannot be applied (a ValueError too)."""
 
 
-def validate_policy(body: bytes) -> None:
-    """Raise :class:`DocumentError` unless ``body`` is a policy document a kiosk can apply."""
+def load_policy(body: bytes) -> Policy:
+    """The policy a document sets; raises :class:`DocumentError` naming the bad key."""
     try:
-        Policy.from_json(body, source="policy document")
+        return Policy.from_json(body, source="policy document")
     except ConfigError as e:
         raise DocumentError(f"document 'policy' cannot be applied: {e}") from None
 
 
-def validate_trust_list(body: bytes) -> None:
-    """Raise :class:`DocumentError` unless ``body`` is a trust list with a usable signer."""
+def load_trust_list(body: bytes, *, fetched_at: datetime | None = None) -> TrustList:
+    """The trust list a document holds; raises :class:`DocumentError` unless a signer is usable."""
     try:
-        trust_list = TrustList.from_json(body)
+        trust_list = TrustList.from_json(body, fetched_at=fetched_at)
     except ConfigError as e:
         raise DocumentError(f"document 'trust_list' cannot be applied: {e}") from None
     if len(trust_list) == 0:
@@ -45,14 +47,41 @@ def validate_trust_list(body: bytes) -> None:
             "DER X.509 certificate with an EC or RSA key, certificateType 'DSC'); to stop "
             "accepting certificates, remove 'eu_dcc' from policy.accepted_kinds instead"
         )
+    return trust_list
+
+
+def load_watchlist(body: bytes) -> Watchlist:
+    """The watchlist a document holds; raises :class:`DocumentError` naming the bad member."""
+    try:
+        return Watchlist.from_json(body)
+    except ConfigError as e:
+        raise DocumentError(f"document 'watchlist' cannot be applied: {e}") from None
+
+
+def load(name: str, body: bytes, *, fetched_at: datetime | None = None) -> Any:
+    """Document ``name`` as the kiosk applies it (``LiveChecker`` calls this)."""
+    if name == "policy":
+        return load_policy(body)
+    if name == "trust_list":
+        return load_trust_list(body, fetched_at=fetched_at)
+    if name == "watchlist":
+        return load_watchlist(body)
+    raise DocumentError(f"unknown document {name!r}; use one of {', '.join(VALIDATORS)}")
+
+
+def validate_policy(body: bytes) -> None:
+    """Raise :class:`DocumentError` unless ``body`` is a policy document a kiosk can apply."""
+    load_policy(body)
+
+
+def validate_trust_list(body: bytes) -> None:
+    """Raise :class:`DocumentError` unless ``body`` is a trust list with a usable signer."""
+    load_trust_list(body)
 
 
 def validate_watchlist(body: bytes) -> None:
     """Raise :class:`DocumentError` unless ``body`` is a watchlist document a kiosk can apply."""
-    try:
-        Watchlist.from_json(body)
-    except ConfigError as e:
-        raise DocumentError(f"document 'watchlist' cannot be applied: {e}") from None
+    load_watchlist(body)
 
 
 VALIDATORS: Mapping[str, Callable[[bytes], None]] = MappingProxyType({
@@ -64,10 +93,4 @@ VALIDATORS: Mapping[str, Callable[[bytes], None]] = MappingProxyType({
 
 def validate(name: str, body: bytes) -> None:
     """Validate document ``name``; raises :class:`DocumentError` (also for an unknown name)."""
-    try:
-        validator = VALIDATORS[name]
-    except KeyError:
-        raise DocumentError(
-            f"unknown document {name!r}; use one of {', '.join(VALIDATORS)}"
-        ) from None
-    validator(body)
+    load(name, body)
