@@ -88,6 +88,7 @@ class LiveChecker:
         self._times: dict[str, datetime | None] = dict.fromkeys(self.DOCUMENTS)
         self._errors: dict[str, str] = {}
         self._versions: dict[str, Any] = {}
+        self._bad: dict[str, tuple[str | None, str]] = {}  # the last body that failed, by name
         self.checker: Any = None
         self.refresh(force=True)
 
@@ -124,12 +125,13 @@ class LiveChecker:
                 log.warning("cannot read the stored %s document (%s); keeping the one in force",
                             name, type(e).__name__)
                 continue
-            version = (doc.etag, _sha256(doc.body), doc.fetched_at) if doc else None
+            # Every store of a document sets its fetch time, so this changes with the body
+            # without hashing a large trust list every two seconds.
+            version = (doc.etag, doc.fetched_at, len(doc.body)) if doc else None
             if name in self._versions and self._versions[name] == version:
                 continue
-            previous = self._versions.get(name)
             self._versions[name] = version
-            changed = self._apply(name, doc, previous) or changed
+            changed = self._apply(name, doc) or changed
         if changed or self.checker is None:
             self.checker = Checker(**self._in_force)
             log.info("decisions use policy %r, trust list %s, watchlist %s%s",
@@ -138,7 +140,7 @@ class LiveChecker:
                      "present" if self._in_force["watchlist"] else "missing",
                      f"; not applied: {', '.join(sorted(self._errors))}" if self._errors else "")
 
-    def _apply(self, name: str, doc: Any, previous: Any) -> bool:
+    def _apply(self, name: str, doc: Any) -> bool:
         """Put stored document ``name`` in force; False when it cannot be (fault recorded)."""
         if doc is None:
             self._in_force[name] = self._seed if name == "policy" else None
@@ -148,8 +150,10 @@ class LiveChecker:
         try:
             self._in_force[name] = load_document(name, doc.body, fetched_at=doc.fetched_at)
         except KioskError as e:
+            body_id = (doc.etag, _sha256(doc.body))
+            same_body = self._bad.get(name) == body_id
+            self._bad[name] = body_id
             self._errors[name] = str(e)
-            same_body = previous is not None and previous[:2] == (doc.etag, _sha256(doc.body))
             # Once per bad version, not at every fetch-time refresh of the same body.
             (log.debug if same_body else log.error)(
                 "the stored %s document is not applied, the one in force stays: %s", name, e)
