@@ -149,7 +149,10 @@ class LiveChecker:
             return True
         try:
             self._in_force[name] = load_document(name, doc.body, fetched_at=doc.fetched_at)
-        except KioskError as e:
+        except Exception as e:  # noqa: BLE001 - no stored document may stop the kiosk
+            if not isinstance(e, KioskError):
+                log.debug("loading the stored %s document failed", name, exc_info=True)
+                e = KioskError(f"document {name!r} cannot be applied: {type(e).__name__}")
             body_id = (doc.etag, _sha256(doc.body))
             same_body = self._bad.get(name) == body_id
             self._bad[name] = body_id

@@ -60,12 +60,17 @@ def load_watchlist(body: bytes) -> Watchlist:
 
 def load(name: str, body: bytes, *, fetched_at: datetime | None = None) -> Any:
     """Document ``name`` as the kiosk applies it (``LiveChecker`` calls this)."""
-    if name == "policy":
-        return load_policy(body)
-    if name == "trust_list":
-        return load_trust_list(body, fetched_at=fetched_at)
-    if name == "watchlist":
-        return load_watchlist(body)
+    try:
+        if name == "policy":
+            return load_policy(body)
+        if name == "trust_list":
+            return load_trust_list(body, fetched_at=fetched_at)
+        if name == "watchlist":
+            return load_watchlist(body)
+    except RecursionError:
+        # json.loads of a few thousand nested brackets: an attack, not a document.
+        raise DocumentError(f"document {name!r} cannot be applied: its JSON is nested too "
+                            "deeply to be a policy, trust list or watchlist") from None
     raise DocumentError(f"unknown document {name!r}; use one of {', '.join(VALIDATORS)}")
 
 
@@ -85,9 +90,8 @@ def validate_watchlist(body: bytes) -> None:
 
 
 VALIDATORS: Mapping[str, Callable[[bytes], None]] = MappingProxyType({
-    "policy": validate_policy,
-    "trust_list": validate_trust_list,
-    "watchlist": validate_watchlist,
+    name: (lambda body, _name=name: validate(_name, body))
+    for name in ("policy", "trust_list", "watchlist")
 })
 
 

@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kiosk.credentials import dcc_issue as di
 from kiosk.documents import VALIDATORS, DocumentError, validate
@@ -84,3 +86,32 @@ def test_valid_means_the_kiosks_loader_applies_it():
     assert Policy.from_json(body).keep_fields == ("name",)
     with pytest.raises(DocumentError, match="unknown document 'menu'"):
         validate("menu", b"{}")
+
+
+@pytest.mark.parametrize("name", ["policy", "trust_list", "watchlist"])
+def test_deep_nesting_and_huge_numbers_are_refused_not_crashes(name):
+    with pytest.raises(DocumentError, match="nested too deeply"):
+        VALIDATORS[name](b"[" * 200_000 + b"]" * 200_000)
+    with pytest.raises(DocumentError):
+        VALIDATORS[name](b'{"max_test_hours": ' + b"9" * 5000 + b"}")
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                                 max_size=4),
+    max_leaves=20,
+)
+KEYS = st.sampled_from(["profile", "keep_fields", "watchlist", "min_doses", "version", "salt",
+                        "issued_at", "expires_at", "entries", "h", "until", "kid", "rawData"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["policy", "trust_list", "watchlist"]),
+       JSON | st.dictionaries(KEYS, JSON, max_size=6) | st.lists(st.dictionaries(KEYS, JSON)))
+def test_any_json_is_applied_or_refused_with_a_document_error(name, value):
+    """Nothing a central publishes makes the validator (so the kiosk's loader) raise another way."""
+    try:
+        VALIDATORS[name](json.dumps(value).encode())
+    except DocumentError:
+        pass
