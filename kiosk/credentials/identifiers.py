@@ -21,7 +21,7 @@ BHXH = re.compile(r"\d{10}")  # social-insurance number, the new BHYT card numbe
 BHYT_CARD = re.compile(r"[A-Z]{2}\d{13}")  # 2 letters, benefit level, province, BHXH number
 QID = re.compile(r"\d{10,24}")
 PASSPORT = re.compile(r"(?=[A-Z0-9]*\d)[A-Z0-9]{6,16}")
-UVCI = re.compile(r"(URN:UVCI:)?\d\d:[A-Z]{2}:[A-Z0-9/#:.\-]{4,72}")
+UVCI = re.compile(r"(URN:UVCI:)?\d\d:[A-Z]{2}[:/][A-Z0-9/#:.\-]{4,72}")
 
 # The types a number can have; "document" is PC-Covid's field when its shape says nothing.
 TYPES = ("cccd", "cmnd", "qid", "bhyt", "bhxh", "passport", "uvci")
