@@ -33,13 +33,15 @@ def assert_clean_json_error(response: requests.Response, status: int) -> str:
     return text
 
 
-@pytest.mark.parametrize("depth", [200_000, 1_000, 65])
-def test_deeply_nested_json_is_a_400_even_unauthenticated(server, tmp_path, depth):
+@pytest.mark.parametrize(("depth", "status"), [(200_000, 413), (20_000, 400), (1_000, 400),
+                                               (65, 400)])
+def test_deeply_nested_json_is_refused_even_unauthenticated(server, tmp_path, depth, status):
     body = "[" * depth + "]" * depth
     r = requests.post(server.url + "/v1/devices/enrol", data=body, timeout=10,
                       headers={"Content-Type": "application/json"})
-    message = assert_clean_json_error(r, 400)
-    assert "nest" in message and "deep" in message
+    message = assert_clean_json_error(r, status)
+    # 400 KB is over the enrolment limit (413); below it the depth itself is refused.
+    assert status == 413 or ("nest" in message and "deep" in message)
     # Check-ins authenticate before reading the body at all.
     r = requests.post(server.url + "/v1/checkins", data=body, timeout=10,
                       headers={"Content-Type": "application/json", "Authorization": "Bearer x"})
@@ -73,7 +75,9 @@ def test_malformed_json_and_unknown_route_answer_json(server):
                       headers={"Content-Type": "application/json"})
     assert "JSON" in assert_clean_json_error(r, 400)
     assert_clean_json_error(requests.get(server.url + "/nothing", timeout=5), 404)
-    assert_clean_json_error(requests.delete(server.url + "/v1/health", timeout=5), 405)
+    not_allowed = requests.delete(server.url + "/v1/health", timeout=5)
+    assert_clean_json_error(not_allowed, 405)
+    assert "GET" in not_allowed.headers["Allow"]
 
 
 @pytest.mark.parametrize("days", ["9" * 5000, "0", "367", "-1", "abc", "²", "7.5", ""])
@@ -224,3 +228,10 @@ def test_ids_in_checkins_stay_uuid(tmp_path):
     device = {"device_id": "kiosk-1", "checkpoint_id": "CP"}
     bad = item(device, id=str(uuid.uuid4())[:-1])
     assert any("UUID" in e for e in wire.validation_errors(bad))
+
+
+def test_enrolment_without_a_token_takes_only_a_small_body(server):
+    body = b'{"enrolment_token": "x", "pad": "' + b"[]" * 100_000 + b'"}'
+    r = requests.post(server.url + "/v1/devices/enrol", data=body, timeout=10,
+                      headers={"Content-Type": "application/json"})
+    assert_clean_json_error(r, 413)

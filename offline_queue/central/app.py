@@ -28,6 +28,8 @@ MAX_BODY = 8 * 1024 * 1024
 # A batch nests 4 levels deep; no request of the contract needs more than a handful.
 MAX_JSON_DEPTH = 32
 MAX_ENROLMENT_TOKEN = 200
+# Enrolment is the one route open without a token: its body is tiny, keep it so.
+MAX_ENROL_BODY = 64 * 1024
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
@@ -65,9 +67,13 @@ def _too_deep(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def json_body() -> Any:
+def json_body(max_bytes: int = MAX_BODY) -> Any:
     """The request body as JSON; :class:`RequestError` if it is not, or nests too deep."""
+    if (request.content_length or 0) > max_bytes:
+        raise RequestEntityTooLarge()
     data = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: a 413 from werkzeug
+    if len(data) > max_bytes:
+        raise RequestEntityTooLarge()
     if _too_deep(data):
         raise RequestError(f"request body nests JSON more than {MAX_JSON_DEPTH} levels deep; "
                          "send the documented shape")
@@ -131,14 +137,17 @@ def create_app(
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(e: RequestEntityTooLarge) -> Response:
-        return _error(413, f"request body over {MAX_BODY} bytes; send at most "
-                           f"{wire.MAX_BATCH} check-ins per request")
+        if request.path == "/v1/checkins":
+            return _error(413, f"request body over {MAX_BODY} bytes; send at most "
+                               f"{wire.MAX_BATCH} check-ins per request")
+        return _error(413, "request body too large for this route")
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> Response:
         response = _error(e.code or 500, e.description or e.name)
-        if "Allow" in e.get_headers():  # 405 names the methods that work
-            response.headers["Allow"] = dict(e.get_headers())["Allow"]
+        allow = dict(e.get_headers()).get("Allow")
+        if allow:  # a 405 names the methods that work
+            response.headers["Allow"] = allow
         return response
 
     @app.errorhandler(Exception)
@@ -176,12 +185,13 @@ def create_app(
 
     @app.post("/v1/devices/enrol")
     def enrol() -> Any:
-        body = json_body()
+        body = json_body(MAX_ENROL_BODY)
         token = body.get("enrolment_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not 0 < len(token) <= MAX_ENROLMENT_TOKEN:
             raise RequestError('send {"enrolment_token": "..."} as JSON')
         try:
-            previous = central_db.check_previous_device_ids(body.get("previous_device_ids", []))
+            previous = central_db.check_previous_device_ids(
+                body.get("previous_device_ids") or [])
         except ValueError as e:
             raise RequestError(str(e)) from None
         result = central_db.enrol(db(), token, previous_device_ids=previous)
