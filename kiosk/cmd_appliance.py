@@ -156,20 +156,24 @@ def provision(server_url: str | None, token: str | None, checkpoint_name: str,
 @click.option("--card-seconds", type=click.FloatRange(0, 300), default=None,
               help="Wait this long for the printed test card in front of the camera "
                    "(default 30 interactive, 0 = decode the card image only).")
+@click.option("--camera", "camera_spec", metavar="SPEC",
+              help="Camera to test instead of camera.spec: picamera2, v4l2:/dev/videoN or "
+                   "replay:PATH[,fps=N][,loop] (as 'run --camera').")
 @click.option("--camera-seconds", type=click.FloatRange(0.5, 60), default=5.0,
               show_default=True, help="How long to wait for camera frames.")
 @click.option("--write-card", type=click.Path(dir_okay=False),
               help="Write the printable test card PNG here and exit.")
 @_config_option
 def selftest(as_json: bool, assume_yes: bool, card_seconds: float | None,
-             camera_seconds: float, write_card: str | None, config_path: str) -> None:
+             camera_spec: str | None, camera_seconds: float, write_card: str | None,
+             config_path: str) -> None:
     """Test camera, test card, lights and buzzer, database, disk, clock, server, lists.
 
     Exit status 0 when nothing failed, 1 otherwise.  Stop the kiosk service first
     (systemctl stop checkpoint-kiosk): the camera and pins can have one user only; from the
     officer panel the running kiosk does the same test with its own devices.
 
-    Example: sudo -u kiosk checkpoint-kiosk selftest --json
+    Example: sudo -u kiosk checkpoint-kiosk selftest --json --camera v4l2:/dev/video0
     """
     from kiosk.selftest import run_selftest, test_card_image
 
@@ -178,6 +182,9 @@ def selftest(as_json: bool, assume_yes: bool, card_seconds: float | None,
         click.echo(f"test card written to {write_card}; print it 6-8 cm wide")
         return
     cfg = _load(config_path)
+    if camera_spec:
+        cfg = cfg.replace(camera={"spec": camera_spec})
+        config_mod.check_values(cfg, lambda _key: "--camera")
     interactive = not as_json and not assume_yes and sys.stdin.isatty()
     confirm = (lambda q: click.confirm(q, default=True)) if interactive else None
     if card_seconds is None:
