@@ -141,3 +141,13 @@ def test_without_gpio_the_lights_check_warns_instead_of_asking_about_simulated_l
     (lights,) = [c for c in report.checks if c.name == "lights and buzzer"]
     assert lights.result == WARN and "no GPIO on this machine" in lights.detail
     assert asked == []
+
+
+def test_the_report_never_prints_raw_control_characters():
+    from kiosk.selftest import Check, SelfTestReport
+
+    # A hostile server's error text ends up in the server check's detail.
+    report = SelfTestReport((Check("server", FAIL, "answered \x1b[2J\x9b31m\u202eevil"),))
+    for text in (report.human(), report.to_json()):
+        assert not any(c in text for c in "\x1b\x9b\u202e")
+    assert json.loads(report.to_json())["checks"][0]["detail"].endswith("\u202eevil")
