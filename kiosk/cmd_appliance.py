@@ -150,6 +150,17 @@ def provision(server_url: str | None, token: str | None, checkpoint_name: str,
         subprocess.run(["systemctl", "try-restart", KIOSK_UNIT], check=False)
 
 
+def _db_option(f):  # noqa: ANN001, ANN202 - click decorator
+    return click.option("--db", "db_path", type=click.Path(dir_okay=False),
+                        help="Check-in database (overrides store.path), as 'run --db'.")(f)
+
+
+def _state_dir_option(f):  # noqa: ANN001, ANN202 - click decorator
+    return click.option("--state-dir", default=STATE_DIR, show_default=True,
+                        help="Where provisioning keeps its last result (as 'provision "
+                             "--state-dir').")(f)
+
+
 @click.command("selftest")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--yes", "assume_yes", is_flag=True,
@@ -164,10 +175,11 @@ def provision(server_url: str | None, token: str | None, checkpoint_name: str,
               show_default=True, help="How long to wait for camera frames.")
 @click.option("--write-card", type=click.Path(dir_okay=False),
               help="Write the printable test card PNG here and exit.")
+@_db_option
 @_config_option
 def selftest(as_json: bool, assume_yes: bool, card_seconds: float | None,
              camera_spec: str | None, camera_seconds: float, write_card: str | None,
-             config_path: str) -> None:
+             db_path: str | None, config_path: str) -> None:
     """Test camera, test card, lights and buzzer, database, disk, clock, server, lists.
 
     Exit status 0 when nothing failed, 1 otherwise.  Stop the kiosk service first
@@ -183,6 +195,8 @@ def selftest(as_json: bool, assume_yes: bool, card_seconds: float | None,
         click.echo(f"test card written to {write_card}; print it 6-8 cm wide")
         return
     cfg = _load(config_path)
+    if db_path:
+        cfg = cfg.replace(store={"path": db_path})
     if camera_spec:
         cfg = cfg.replace(camera={"spec": camera_spec})
         config_mod.check_values(cfg, lambda _key: "--camera")
@@ -196,17 +210,6 @@ def selftest(as_json: bool, assume_yes: bool, card_seconds: float | None,
                           **({"progress": progress} if progress else {}))
     click.echo(report.to_json() if as_json else report.human())
     sys.exit(0 if report.ok else 1)
-
-
-def _db_option(f):  # noqa: ANN001, ANN202 - click decorator
-    return click.option("--db", "db_path", type=click.Path(dir_okay=False),
-                        help="Check-in database (overrides store.path), as 'run --db'.")(f)
-
-
-def _state_dir_option(f):  # noqa: ANN001, ANN202 - click decorator
-    return click.option("--state-dir", default=STATE_DIR, show_default=True,
-                        help="Where provisioning keeps its last result (as 'provision "
-                             "--state-dir').")(f)
 
 
 def _status_report(config_path: str, db_path: str | None, state_dir: str) -> dict:

@@ -125,9 +125,11 @@ def test_the_camera_flag_the_picamera2_error_suggests_exists(tmp_path):
     except ImportError:
         camera = selftest()["camera"]  # the default spec, picamera2, off a Pi
         assert camera["result"] == FAIL and "--camera v4l2:/dev/video0" in camera["detail"]
-    checks = selftest("--camera", f"replay:{frames},fps=10,loop")
+    other = tmp_path / "other"
+    checks = selftest("--camera", f"replay:{frames},fps=10,loop", "--db", str(other / "x.db"))
     assert checks["camera"]["result"] == PASS
     assert f"replay:{frames},fps=10,loop" in checks["camera"]["detail"]
+    assert checks["database"]["detail"] == f"write/read ok in {other}; no check-in database yet"
 
 
 @pytest.mark.skipif(bool(glob.glob("/dev/gpiochip*")), reason="this machine has GPIO chips")
