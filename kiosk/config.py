@@ -89,7 +89,8 @@ class DecoderConfig:
 class SignalsConfig:
     enabled: bool = _doc("Drive GPIO lights and buzzer (off: screen only).", default=True)
     pin_factory: str = _doc(
-        "gpiozero pin factory: '' lets gpiozero choose (lgpio on a Pi), 'mock' simulates pins.",
+        "gpiozero pin factory: '' lets gpiozero choose on a Pi (lgpio) and simulates the pins "
+        "with a warning where there is no GPIO; 'mock' simulates pins.",
         default="", choices=("", "mock", "lgpio", "rpigpio", "pigpio", "native"),
     )
     red: int = _doc("BCM pin of the red light.", default=17, low=0, high=27)
