@@ -40,6 +40,17 @@ def _config_option(f):  # noqa: ANN001, ANN202 - click decorator
         help="Configuration file.")(f)
 
 
+def _db_option(f):  # noqa: ANN001, ANN202 - click decorator
+    return click.option("--db", "db_path", type=click.Path(dir_okay=False),
+                        help="Check-in database (overrides store.path), as 'run --db'.")(f)
+
+
+def _state_dir_option(f):  # noqa: ANN001, ANN202 - click decorator
+    return click.option("--state-dir", default=STATE_DIR, show_default=True,
+                        help="Where provisioning keeps its last result (as 'provision "
+                             "--state-dir').")(f)
+
+
 def _parse_pin(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict:
     pins: dict[str, int] = {}
     for value in values:
@@ -148,17 +159,6 @@ def provision(server_url: str | None, token: str | None, checkpoint_name: str,
     if restart_kiosk:
         # try-restart: only if it is running; a kiosk still booting picks the config up anyway.
         subprocess.run(["systemctl", "try-restart", KIOSK_UNIT], check=False)
-
-
-def _db_option(f):  # noqa: ANN001, ANN202 - click decorator
-    return click.option("--db", "db_path", type=click.Path(dir_okay=False),
-                        help="Check-in database (overrides store.path), as 'run --db'.")(f)
-
-
-def _state_dir_option(f):  # noqa: ANN001, ANN202 - click decorator
-    return click.option("--state-dir", default=STATE_DIR, show_default=True,
-                        help="Where provisioning keeps its last result (as 'provision "
-                             "--state-dir').")(f)
 
 
 @click.command("selftest")
