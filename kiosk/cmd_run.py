@@ -34,7 +34,8 @@ def run(config_path: str | None, camera_spec: str | None, db_path: str | None, h
     """Run the kiosk: camera, decisions, lights, records and sync.
 
     A replayed camera that runs out of frames ends the run with exit status 0; SIGTERM stops
-    it cleanly.
+    it cleanly.  Off a Pi (no GPIO) with signals.pin_factory unset the lights are simulated,
+    with one warning; a configuration problem stops start-up ('config check' lists them all).
 
     Example: checkpoint-kiosk run --headless --camera replay:/srv/recording --db /tmp/k.db
     """
