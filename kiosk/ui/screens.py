@@ -353,6 +353,42 @@ def title_bar(app: Any, surface: pygame.Surface, text: str,
                        lay.body.bottom - bar.bottom - 2 * lay.pad)
 
 
+def notice_look(app: Any, result: Any) -> tuple[tuple[int, int, int], tuple[int, int, int],
+                                                 str, str]:
+    """(colour, text colour, icon file, text) of a result shown as a notice: word, masked
+    name or ID, then the reasons (or, without any, what kind of code it was)."""
+    t = app.t
+    other = not_a_person(result)
+    if other is not None:
+        return (NOT_PERSON_COLOUR, NOT_PERSON_TEXT, str(not_person_icon_path()),
+                "  ·  ".join((t(NOT_PERSON_WORDS[other]), t(kind_label(result.credential)))))
+    outcome = Outcome(result.decision.outcome)
+    display = result.credential.display
+    parts = [t(WORDS[outcome])]
+    who = display.get("name") or display.get("id")
+    if who:
+        parts.append(str(who))
+    reasons = [t.reason(code) for code in result.decision.reasons]
+    parts.append("; ".join(reasons) if reasons else t(kind_label(result.credential)))
+    return COLOURS[outcome], TEXT_ON[outcome], str(icon_path(outcome)), "  ·  ".join(parts)
+
+
+def draw_notice(app: Any, surface: pygame.Surface, result: Any) -> pygame.Rect:
+    """A code decided while an officer screen is open, over that screen's title bar."""
+    lay = app.layout
+    colour, text_colour, icon_file, text = notice_look(app, result)
+    bar = pygame.Rect(0, 0, lay.width, int(lay.unit * 2.2))
+    pygame.draw.rect(surface, colour, bar)
+    pygame.draw.rect(surface, FG, bar, width=2)
+    pic = image(icon_file, int(bar.height * 0.75))
+    surface.blit(pic, pic.get_rect(midleft=(bar.left + lay.pad, bar.centery)))
+    area = pygame.Rect(pic.get_width() + lay.pad * 2, bar.top,
+                       bar.width - pic.get_width() - lay.pad * 3, bar.height)
+    blit_text(app.fonts, surface, text, int(lay.unit * 0.95), text_colour, area, bold=True,
+              align="left", min_size=10)
+    return bar
+
+
 def draw_buttons(app: Any, surface: pygame.Surface, buttons: list[Button]) -> dict[str, int]:
     """Keypad digits big; words at one size per row, so neighbours look alike.
 
@@ -817,6 +853,11 @@ class Officer(Screen):
     def load_recent(app: Any) -> list[dict]:
         return list(app.loop.recent(RECENT_ROWS))
 
+    def result_arrived(self, app: Any, result: Any) -> None:
+        """A code read while the panel is open: its row belongs in "Last check-ins" now."""
+        self.recent = self.load_recent(app)
+        app.refresh_counts()
+
     def update(self, app: Any) -> None:
         from kiosk.ui.app import OFFICER_TIMEOUT_S
 
@@ -1032,6 +1073,9 @@ class Override(Screen):
         self.outcome: Outcome | None = None
         self.reason: str | None = None
         self.message: str | None = None
+        # The decision the officer opened this screen for: a code read meanwhile becomes the
+        # app's last check-in, but must not become the one changed.
+        self.target: Any = app.last_recorded
 
     def update(self, app: Any) -> None:
         from kiosk.ui.app import OFFICER_TIMEOUT_S
@@ -1085,7 +1129,7 @@ class Override(Screen):
             self.confirm(app)
 
     def confirm(self, app: Any) -> None:
-        last = app.last_recorded
+        last = self.target
         if last is None or last.checkin_id is None or self.outcome is None or not self.reason:
             return
         try:
@@ -1103,7 +1147,7 @@ class Override(Screen):
         lay = app.layout
         title_bar(app, surface, t("Change last decision"))
         buttons = self.buttons(app)
-        last = app.last_recorded
+        last = self.target
         if last is not None:
             display = last.credential.display
             who = "  ".join(str(display[k]) for k in ("name", "id") if display.get(k))
