@@ -221,8 +221,8 @@ def test_override_changes_the_decision_it_was_opened_for(kit, clock, tmp_path): 
     assert row["override_of"] == original.checkin_id != newcomer["id"]
 
 
-def test_provisioning_takes_codes_while_waiting_and_decides_them_after_a_failure(  # noqa: F811
-        kit, clock, etc, tmp_path):
+def test_provisioning_takes_codes_while_waiting_and_decides_them_after_a_failure(
+        kit, clock, etc, tmp_path):  # noqa: F811
     appliance = Appliance(config_path=etc / "kiosk.toml", state_dir=tmp_path / "state")
     (tmp_path / "state").mkdir()
     app = KioskApp(kit.loop, UiConfig(officer_pin=PIN), (800, 480), clock=clock,
