@@ -313,3 +313,25 @@ def test_an_abandoned_panel_still_closes_while_the_queue_moves(kit, clock):  # n
     pump(app)
     assert app.state == "scanning"  # codes read are not the officer's input
     assert len(kit.rows()) == 4
+
+
+def test_the_start_up_provisioning_result_is_not_lost_to_a_code(kit, clock, tmp_path):  # noqa: F811
+    from kiosk.provision import Result, save_result
+
+    state = tmp_path / "state"
+    state.mkdir()
+    save_result(Result(ok=True, message="enrolled", device_id="kiosk-1", checkpoint_id="HN-1",
+                       source="file /media/usb/checkpoint-kiosk-provision.toml"), state)
+    app = KioskApp(kit.loop, UiConfig(officer_pin=PIN), (800, 480), clock=clock,
+                   appliance=Appliance(state_dir=state))
+    clock.advance(1.5)
+    pump(app)
+    assert app.state == "provisioned"
+    kit.scan("cccd")
+    surface = pump(app)
+    assert app.state == "provisioned" and app.screen.result.checkpoint_id == "HN-1"
+    assert_notice(app, surface, Outcome.PASS, last_row(kit)["id"])
+    save(surface, tmp_path, "notice-provisioned")
+    post_tap(app.layout.banner.center)
+    pump(app)
+    assert app.state == "scanning"

@@ -39,8 +39,10 @@ SPLASH_S = 1.0
 PROVISION_POLL_S = 5.0  # how soon a provisioning file's result appears on screen
 # Screens a citizen sees; from these (only) an officer can ask for the PIN pad.
 CITIZEN_STATES = ("scanning", "idle", "fault", "result")
-# Screens an officer is working on: a code read meanwhile never replaces them (docs/ui.md).
-OFFICER_STATES = ("pin", "officer", "manual", "override", "provision", "selftest")
+# Screens an officer or technician is working on or reading: a code read meanwhile never
+# replaces them (docs/ui.md); "provisioned" is the start-up result, shown once.
+OFFICER_STATES = ("pin", "officer", "manual", "override", "provision", "selftest",
+                  "provisioned")
 NOTICE_MIN_S = 6.0  # a compact notice stays at least this long (longer than a glance)
 
 
