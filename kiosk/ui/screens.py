@@ -307,9 +307,24 @@ def _status_gap(app: Any, size: int) -> tuple[int, int]:
     return max(3, size // 4), max(8, size // 2)
 
 
+_strip_fits: dict[tuple, tuple[int, list]] = {}
+
+
 def _status_fit(app: Any, items: list[StatusItem], lines: list[pygame.Rect]
                 ) -> tuple[int, list[list[tuple[str, tuple[int, int, int]]]]]:
     """The largest size and the flow of items over ``lines`` at which all fit."""
+    # The strip is drawn every frame and changes about once a minute: remember the fit.
+    key = (tuple(items), tuple(tuple(r) for r in lines))
+    fit = _strip_fits.get(key)
+    if fit is None:
+        if len(_strip_fits) > 64:
+            _strip_fits.clear()
+        fit = _strip_fits[key] = _status_search(app, items, lines)
+    return fit
+
+
+def _status_search(app: Any, items: list[StatusItem], lines: list[pygame.Rect]
+                   ) -> tuple[int, list[list[tuple[str, tuple[int, int, int]]]]]:
     top = int(lines[0].height * 0.72)
     tries = [(size, 0) for size in range(top, 15, -1)] + \
         [(size, 1) for size in range(top, 7, -1)]
