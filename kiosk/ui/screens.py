@@ -240,19 +240,26 @@ def draw_lights(app: Any, surface: pygame.Surface, rect: pygame.Rect) -> None:
         pygame.draw.circle(surface, on if lit else (50, 50, 50), (x, rect.centery), r)
         pygame.draw.circle(surface, (200, 200, 200), (x, rect.centery), r, 1)
         x += 2 * r + 4
-    for name in ("buzzer", "gate"):
+    for name, text, width in _light_boxes(app, rect.height):
         lit = states.get(name, False)
-        box = pygame.Rect(x, rect.top + 2, int(r * 3.2), rect.height - 4)
+        box = pygame.Rect(x, rect.top + 2, width, rect.height - 4)
         pygame.draw.rect(surface, (60, 130, 230) if lit else (50, 50, 50), box, border_radius=3)
-        text = app.t("Buzzer") if name == "buzzer" else app.t("Gate")
         blit_text(app.fonts, surface, text, int(rect.height * 0.5), FG, box.inflate(-4, 0))
         x = box.right + 4
+
+
+def _light_boxes(app: Any, height: int) -> list[tuple[str, str, int]]:
+    """(pin, label, box width) of the buzzer and gate boxes: wide enough for their words."""
+    r = height // 2 - 2
+    font = app.fonts.font(int(height * 0.5))
+    return [(name, text, max(int(r * 3.2), font.size(text)[0] + 8))
+            for name, text in (("buzzer", app.t("Buzzer")), ("gate", app.t("Gate")))]
 
 
 def lights_width(app: Any, height: int) -> int:
     """Width of the demo lights drawn ``height`` pixels tall."""
     r = height // 2 - 2
-    return 3 * (2 * r + 4) + 2 * (int(r * 3.2) + 4) + 4
+    return 3 * (2 * r + 4) + sum(w + 4 for _n, _t, w in _light_boxes(app, height)) + 4
 
 
 StatusItem = tuple[str, str, tuple[int, int, int]]  # full text, short text, colour
@@ -271,7 +278,7 @@ def draw_status(app: Any, surface: pygame.Surface) -> int:
     pygame.draw.line(surface, (70, 80, 100), strip.topleft, strip.topright)
     lights, lines = status_lines(app)
     if lights is not None:
-        draw_lights(app, surface, lights.inflate(0, -2))
+        draw_lights(app, surface, lights)
     t = app.t
     items = status_items(app)
     direction = t(DIRECTIONS.get(app.loop.direction, app.loop.direction))
@@ -294,9 +301,12 @@ def status_lines(app: Any) -> tuple[pygame.Rect | None, list[pygame.Rect]]:
     if not app.config.show_lights:
         return None, lines
     if lay.portrait:
-        return lines[0], lines[1:]
+        first = lines[0]
+        return pygame.Rect(first.left, first.top + 1, lights_width(app, first.height - 2),
+                           first.height - 2), lines[1:]
     first = lines[0]
-    lights = pygame.Rect(first.left, first.top, lights_width(app, first.height), first.height)
+    lights = pygame.Rect(first.left, first.top + 1, lights_width(app, first.height - 2),
+                         first.height - 2)
     lines[0] = pygame.Rect(lights.right + lay.pad, first.top,
                            first.width - lights.width - lay.pad, first.height)
     return lights, lines
