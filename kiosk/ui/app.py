@@ -123,10 +123,6 @@ class KioskApp:
         self.last_activity = self.clock()
 
     @property
-    def officer_mode(self) -> bool:
-        return self.state in ("officer", "manual", "override", "provision", "selftest")
-
-    @property
     def officer_screen(self) -> bool:
         """An officer is at the kiosk: PIN pad, panel, its sub-screens, or the result of the
         officer's own action (which returns to the panel)."""
