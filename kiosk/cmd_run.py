@@ -81,6 +81,7 @@ def state_dir() -> Path:
 
 def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | None = None,
               show_lights: bool = False, sync_options: dict | None = None,
+              loop_options: dict | None = None,
               config_path: str | os.PathLike[str] | None = None,
               state_dir_path: str | os.PathLike[str] | None = None) -> int:
     """Build the kiosk from ``cfg`` and run it until stopped; returns the exit status.
@@ -100,7 +101,7 @@ def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | No
     with contextlib.ExitStack() as stack:
         stop = stack.enter_context(stop_on_signals())
         notifier = stack.enter_context(notify.Notifier())
-        parts = build(cfg, stack, sync_options=sync_options)
+        parts = build(cfg, stack, sync_options=sync_options, loop_options=loop_options)
         supervisor = notify.Supervisor(
             notifier,
             alive=notify.kiosk_checks(parts, cfg),
