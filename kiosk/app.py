@@ -290,6 +290,8 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
         disk_path=Path(cfg.store.path).parent,
         disk_warn_bytes=cfg.store.disk_warn_mb * 2**20,
         trust_list_age=checker.trust_list_age,
+        document_times=checker.document_times,
+        stored_document_errors=checker.document_errors,
         **(loop_options or {}),
     )
     if cfg.signals.enabled:

@@ -144,6 +144,7 @@ class ScanLoop:
         is_clock_synced: Callable[[], bool] = clock_synced,
         trust_list_age: Callable[[], timedelta | None] = lambda: None,
         document_times: Callable[[], Mapping[str, datetime | None]] = lambda: {},
+        stored_document_errors: Callable[[], Mapping[str, str]] = lambda: {},
     ) -> None:
         if direction not in DIRECTIONS:
             raise KioskError(f"direction {direction!r} must be 'in' or 'out'")
@@ -165,6 +166,7 @@ class ScanLoop:
         self._is_clock_synced = is_clock_synced
         self._trust_list_age = trust_list_age
         self._document_times = document_times
+        self._stored_document_errors = stored_document_errors
         self._seen: dict[bytes, float] = {}
         self._results: deque[ScanResult] = deque(maxlen=50)
         self._idle_at: float | None = None
@@ -429,8 +431,17 @@ class ScanLoop:
             trust_list_age=_minutes(self._trust_list_age()),
             documents=self._documents(),
             undelivered=undelivered(sync) if sync is not None else 0,
-            document_errors=document_errors(sync) if sync is not None else (),
+            document_errors=self._document_errors(sync),
         )
+
+    def _document_errors(self, sync: Any) -> tuple[str, ...]:
+        """Documents not in force: refused by sync, or stored but not applicable."""
+        names = set(document_errors(sync)) if sync is not None else set()
+        try:
+            names.update(str(name) for name in self._stored_document_errors())
+        except Exception as e:  # the screen's status must not stop the loop
+            log.warning("document errors unavailable: %s", type(e).__name__)
+        return tuple(sorted(names))
 
     def _documents(self) -> tuple[tuple[str, datetime | None], ...]:
         try:
