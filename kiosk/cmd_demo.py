@@ -68,6 +68,7 @@ def demo_trust_list(now: datetime | None = None) -> bytes:
 def publish_documents(central_db: Path) -> None:
     """The province's side of the demo: a hospital policy, a one-person watchlist and a
     trust list."""
+    from kiosk.documents import VALIDATORS
     from kiosk.samples import WATCHLISTED_KEYS
     from kiosk.watchlist import Watchlist
     from offline_queue.central import db as central
@@ -77,10 +78,11 @@ def publish_documents(central_db: Path) -> None:
                                 valid_for=timedelta(days=2))
     db = central.connect(central_db)
     try:
-        central.set_document(db, "watchlist", watchlist,
+        central.set_document(db, "watchlist", watchlist, validators=VALIDATORS,
                              expires_at=datetime.now(UTC) + timedelta(days=2))
-        central.set_document(db, "policy", json.dumps({"profile": "hospital"}).encode())
-        central.set_document(db, "trust_list", demo_trust_list())
+        central.set_document(db, "policy", json.dumps({"profile": "hospital"}).encode(),
+                             validators=VALIDATORS)
+        central.set_document(db, "trust_list", demo_trust_list(), validators=VALIDATORS)
     finally:
         db.close()
 
@@ -182,6 +184,7 @@ def demo(folder: Path | None, size: str, language: str, headless: bool,
     """
     from kiosk.app import setup_logging
     from kiosk.cmd_run import run_kiosk
+    from kiosk.documents import VALIDATORS
     from offline_queue.central.server import CentralServer
 
     try:
@@ -196,7 +199,7 @@ def demo(folder: Path | None, size: str, language: str, headless: bool,
     central_db = folder / "central.db"
     token_file = folder / "device-token"
     with contextlib.ExitStack() as stack:
-        server = stack.enter_context(CentralServer(central_db))
+        server = stack.enter_context(CentralServer(central_db, validators=VALIDATORS))
         publish_documents(central_db)
         ids = enrol(central_db, server.url, token_file)
         log.info("demo: central server on %s, data in %s", server.url, folder)
