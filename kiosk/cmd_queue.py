@@ -179,7 +179,7 @@ def _status_line(status) -> str:  # noqa: ANN001 - offline_queue.sync.SyncStatus
         parts.append("device token refused: re-provision")
     elif status.reprovision_needed:
         parts.append("rows forbidden for this token: re-provision")
-    parts.extend(f"document refused: {e}" for e in status.document_errors)
+    parts.extend(f"{name} not applied: {why}" for name, why in status.document_errors)
     if status.last_error:
         parts.append(f"error: {status.last_error}")
     return "sync: " + "; ".join(parts)
