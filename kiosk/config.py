@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tomllib
 import types
 import typing
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.errors import ConfigError
+from offline_queue.serverurl import check_server_url
 
 DEFAULT_PATH = Path("/etc/checkpoint-kiosk/kiosk.toml")
 
@@ -236,9 +236,12 @@ def check_values(cfg: Config, origin: Callable[[str], str] = lambda _key: "confi
     from kiosk.ui import UiConfig
 
     url = cfg.sync.server_url
-    if url and not re.fullmatch(r"https?://[^\s/?#]+(/\S*)?", url):
-        raise ConfigError(f"{origin('sync.server_url')}: sync.server_url = {url!r} is not a "
-                          "URL; write it as https://host[:port], e.g. 'https://kiosk.example.vn'")
+    if url:
+        try:
+            check_server_url(url, "sync.server_url =")
+        except ValueError as e:
+            raise ConfigError(f"{origin('sync.server_url')}: {e}, e.g. "
+                              "'https://kiosk.example.vn'") from None
     try:
         CameraSpec.parse(cfg.camera.spec)
     except CameraError as e:

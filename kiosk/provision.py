@@ -34,6 +34,7 @@ from typing import Any
 
 from kiosk import config as config_mod
 from kiosk.errors import ConfigError, ProvisionError
+from offline_queue.serverurl import check_server_url
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,11 @@ class Request:
     pins: Mapping[str, int | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        url = self.server_url.strip()
-        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
-            raise ProvisionError(
-                f"server URL {self.server_url!r} is not valid; use https://host[:port]"
-            )
-        object.__setattr__(self, "server_url", url.rstrip("/"))
+        try:
+            url = check_server_url(self.server_url)
+        except ValueError as e:
+            raise ProvisionError(str(e)) from None
+        object.__setattr__(self, "server_url", url)
         token = self.enrolment_token.strip() if isinstance(self.enrolment_token, str) else ""
         if not token or any(c.isspace() for c in token) or len(token) > 512:
             # Never echo a token, even a malformed one.
