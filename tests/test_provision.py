@@ -64,7 +64,8 @@ def test_a_used_token_is_refused_and_the_old_config_untouched(central, etc):
     prov.provision(prov.Request(central.url, token), config_path=etc / "kiosk.toml")
     before = snapshot(etc)
     with pytest.raises(ProvisionError, match="refused the enrolment token .403.*new one") as e:
-        prov.provision(prov.Request(central.url, token), config_path=etc / "kiosk.toml")
+        prov.provision(prov.Request(central.url, token), config_path=etc / "kiosk.toml",
+                       replace_token=True)
     assert token not in str(e.value)
     assert snapshot(etc) == before
 
