@@ -68,6 +68,9 @@ def _parse_pin(_ctx: click.Context, _param: click.Parameter, values: tuple[str, 
 @click.option("--qr", "qr_text", metavar="TEXT", help="Import a provisioning QR's text.")
 @click.option("--from-media", is_flag=True,
               help="Import new provisioning files from the boot partition and USB sticks.")
+@click.option("--media", "media_globs", multiple=True, metavar="GLOB",
+              help="With --from-media: look in these folders instead of the boot partition, "
+                   "/media/*, /run/media/*/* and /mnt (repeat).")
 @click.option("--restart-kiosk", is_flag=True,
               help="After an import, restart the kiosk service so it uses the new config.")
 @click.option("--token-file", type=click.Path(dir_okay=False),
@@ -87,7 +90,8 @@ def _parse_pin(_ctx: click.Context, _param: click.Parameter, values: tuple[str, 
 def provision(server_url: str | None, token: str | None, checkpoint_name: str,
               checkpoint_id: str, policy_profile: str | None, camera: str | None,
               direction: str | None, ca_bundle: str | None, pins: dict, file_path: str | None,
-              qr_text: str | None, from_media: bool, restart_kiosk: bool,
+              qr_text: str | None, from_media: bool, media_globs: tuple[str, ...],
+              restart_kiosk: bool,
               token_file: str | None, replace_token: bool, owner: str | None,
               state_dir: str, timeout: float, as_json: bool, config_path: str) -> None:
     """Enrol this kiosk with the central platform and write its configuration.
@@ -110,7 +114,8 @@ def provision(server_url: str | None, token: str | None, checkpoint_name: str,
                                "--from-media")
     results: list[prov.Result] = []
     if from_media:
-        results = prov.import_from_media(config_path=config_path, state_dir=state_dir,
+        results = prov.import_from_media(globs=media_globs or prov.MEDIA_GLOBS,
+                                          config_path=config_path, state_dir=state_dir,
                                           token_path=token_file, replace_token=replace_token,
                                           owner=owner, timeout=timeout)
         if not results:
