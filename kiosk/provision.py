@@ -26,6 +26,7 @@ import pwd
 import re
 import tempfile
 import tomllib
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -85,8 +86,11 @@ class Request:
         object.__setattr__(self, "enrolment_token", token)
         for name in ("checkpoint_name", "checkpoint_id"):
             value = getattr(self, name)
-            if not isinstance(value, str) or len(value) > 200 or "\n" in value:
-                raise ProvisionError(f"{name} {value!r} must be one line of text")
+            # Shown to officers and written to the config: no control or bidi characters
+            # that could hide what it says (the text may come from a stranger's stick).
+            if not isinstance(value, str) or len(value) > 200 or not value.isprintable() or \
+                    any(unicodedata.category(c) == "Cf" for c in value):
+                raise ProvisionError(f"{name} {value!r} must be one line of plain text")
         if self.policy_profile is not None:
             from kiosk.policy import PROFILES
 

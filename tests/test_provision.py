@@ -137,6 +137,10 @@ MALFORMED = [
      "policy profile 'airport' is unknown; choose one of"),
     ("server_url = 'https://x'\nenrolment_token = 42\n", "enrolment_token = <hidden> must be"),
     ("server_url = 'https://x\nenrolment_token = 'a'\n", "is not valid TOML"),
+    ('server_url = "https://x"\nenrolment_token = "a"\ncheckpoint_name = "A\\u202eB"\n',
+     r"checkpoint_name 'A\\u202eB' must be one line of plain text"),
+    ('server_url = "https://x"\nenrolment_token = "a"\ncheckpoint_id = "A\\u001b[2J"\n',
+     r"checkpoint_id 'A\\x1b\[2J' must be one line of plain text"),
     ("server_url = 'https://x'\nenrolment_token = 'a'\n[pins]\nred = 'GPIO5'\n",
      "pins = {'red': 'GPIO5'} must be a table of BCM pin numbers"),
 ]
