@@ -807,6 +807,9 @@ def _describe(pending: PendingChange) -> str:
                      for name, old, new in pending.changes())
 
 
+_UNREADABLE: set[str] = set()
+
+
 def pending_change(state_dir: str | os.PathLike[str] = STATE_DIR) -> PendingChange | None:
     """The change a stick staged for the officer, or None (also when unreadable: logged)."""
     path = Path(state_dir) / PENDING_FILE
@@ -821,8 +824,11 @@ def pending_change(state_dir: str | os.PathLike[str] = STATE_DIR) -> PendingChan
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError, ProvisionError) as e:
-        log.warning("the staged provisioning change %s is unreadable (%s); ignoring it",
-                    path, type(e).__name__)
+        # The screen asks every few seconds: say it once per file, not every time.
+        level = logging.DEBUG if str(path) in _UNREADABLE else logging.WARNING
+        _UNREADABLE.add(str(path))
+        log.log(level, "the staged provisioning change %s is unreadable (%s); ignoring it",
+                path, type(e).__name__)
         return None
 
 

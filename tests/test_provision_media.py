@@ -177,3 +177,17 @@ def test_the_unit_command_stages_and_does_not_restart(central, etc, enrolled, st
                                   "officer's confirmation")
     assert snapshot(etc) == before
     assert stick.token not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("text", ["", "{not json", '{"request": 3}', '["x"]',
+                                  '{"request": {"server_url": "http://rogue.example", '
+                                  '"enrolment_token": "e"}, "source": "s", "digest": "d", '
+                                  '"token_path": "t", "staged_at": "a", "current": {}}'])
+def test_a_damaged_staged_file_is_ignored_and_can_be_cleared(tmp_path, text, caplog):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / prov.PENDING_FILE).write_text(text, encoding="utf-8")
+    assert prov.pending_change(state) is None
+    assert prov.pending_change(state) is None
+    assert caplog.text.count("is unreadable") == 1  # said once, not every poll
+    assert prov.reject_pending(state) is None and not (state / prov.PENDING_FILE).exists()
