@@ -68,7 +68,12 @@ class ConfirmProvision(Screen):
 
     @property
     def takes_codes(self) -> bool:
+        """Once the officer is deciding, this screen has the camera (PIN kept, no take-over)."""
         return self.phase != "review"
+
+    def takes(self, app: Any, decoded: Any) -> bool:
+        """The same, for an app that asks screen by screen and code by code."""
+        return self.takes_codes
 
     def enter(self, app: Any, pending: Any = None, **_kw: Any) -> None:
         self.pending = pending
@@ -80,14 +85,16 @@ class ConfirmProvision(Screen):
         self.result: Any = None
         self.job: Any = None
         self.done_at = 0.0
+        self.codes_ignored = 0
         app.touch()
 
     def busy(self, app: Any) -> bool:
         return self.phase == "working"
 
     def code(self, app: Any, decoded: Any) -> None:
-        log.debug("a code read while the officer decides on a provisioning file is not a "
-                  "check-in")
+        self.codes_ignored += 1
+        log.info("a code read while the officer decides on a provisioning file is not a "
+                 "check-in (the screen says so)")
 
     # --- decisions --------------------------------------------------------------------
 
@@ -292,5 +299,8 @@ class ConfirmProvision(Screen):
         prompt = (t("Officer PIN to confirm the new settings") if self.action == "confirm"
                   else t("Officer PIN to reject the new settings"))
         text, colour = (self.message, WARN) if self.message else (prompt, FG)
-        blit_text(app.fonts, surface, text, int(lay.unit * 1.1), colour, message, wrap=True)
+        said, paused = lay.rows(message, [2.0, 1.0])
+        blit_text(app.fonts, surface, text, int(lay.unit * 1.1), colour, said, wrap=True)
+        blit_text(app.fonts, surface, t("Codes read now are not check-ins."), int(lay.unit * 0.9),
+                  WARN if self.codes_ignored else MUTED, paused, wrap=True)
         draw_buttons(app, surface, self.buttons(app))
