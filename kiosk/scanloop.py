@@ -139,8 +139,8 @@ class ScanLoop:
         self._direction = direction
         self.dedupe_seconds = dedupe_seconds
         self.result_seconds = result_seconds
-        self.keep_fields = tuple(keep_fields)
-        self.accepted_kinds = tuple(accepted_kinds)
+        self._keep_fields = tuple(keep_fields)
+        self._accepted_kinds = tuple(accepted_kinds)
         self._manual = manual_entry
         self._disk_path = disk_path
         self._disk_warn_bytes = disk_warn_bytes
@@ -158,6 +158,18 @@ class ScanLoop:
         self._health: Health | None = None
         self.ended = False
         self._lock = threading.RLock()
+
+    # A synced policy changes what may be kept and shown at once, not after a restart: a checker
+    # with a policy (kiosk.app.LiveChecker) is asked at each use; the arguments are for others.
+    @property
+    def keep_fields(self) -> tuple[str, ...]:
+        policy = getattr(self.checker, "policy", None)
+        return tuple(policy.keep_fields) if policy is not None else self._keep_fields
+
+    @property
+    def accepted_kinds(self) -> tuple[str, ...]:
+        policy = getattr(self.checker, "policy", None)
+        return tuple(policy.accepted_kinds) if policy is not None else self._accepted_kinds
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -273,7 +285,8 @@ class ScanLoop:
 
     def _record(self, credential: Credential, decision: Decision, source: str,
                 override: dict | None, direction: str) -> tuple[str | None, Decision]:
-        display = {k: v for k, v in credential.display.items() if k in self.keep_fields}
+        keep = self.keep_fields
+        display = {k: v for k, v in credential.display.items() if k in keep}
         entry = CheckIn(
             direction=direction,
             kind=str(credential.kind),
