@@ -165,8 +165,14 @@ def provision(server_url: str | None, token: str | None, checkpoint_name: str,
             if result.replaced_token:
                 whose = f" (was {result.replaced_device})" if result.replaced_device else ""
                 click.echo(f"  replaced:   device token in {result.replaced_token}{whose}")
+            if result.previous_device_ids:
+                click.echo(f"  backlog of: {', '.join(result.previous_device_ids)}")
             if result.requeued:
                 click.echo(f"  requeued:   {result.requeued} dead-lettered check-ins")
+            if result.unlinked_device_ids:
+                click.echo(f"  warning:    the central did not link "
+                           f"{', '.join(result.unlinked_device_ids)}: check-ins recorded "
+                           "under them cannot be delivered (another checkpoint's token?)")
     if restart_kiosk and any(r.ok and not r.pending for r in results):
         # try-restart: only if it is running; a kiosk still booting picks the config up anyway.
         subprocess.run(["systemctl", "try-restart", KIOSK_UNIT], check=False)

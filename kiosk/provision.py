@@ -50,6 +50,7 @@ PENDING_FILE = "provision-pending.json"  # a stick's change waiting for the offi
 SEEN_FILE = "provisioned-files"  # SHA-256 of every file imported, confirmed or rejected
 TOKEN_FILE_NAME = "device-token"  # beside the config when neither flag nor config names one
 MAX_PREVIOUS_IDS = 16  # the central links at most this many old ids to a new device
+MAX_DEVICE_ID = 64  # and refuses the whole enrolment for a longer id
 SIGNAL_PINS = ("red", "amber", "green", "buzzer", "gate", "confirm_button", "direction_button",
                "officer_button")
 REQUEST_KEYS = ("server_url", "enrolment_token", "checkpoint_id", "checkpoint_name",
@@ -122,6 +123,8 @@ class Result:
     replaced_token: str = ""  # the token file that held another device token, if any
     replaced_device: str = ""  # whose token that was, when the config named it
     requeued: int = 0  # dead-lettered check-ins put back in the queue after enrolment
+    previous_device_ids: tuple[str, ...] = ()  # sent to the central so it accepts the backlog
+    unlinked_device_ids: tuple[str, ...] = ()  # of those, the ones the central did not link
     pending: bool = False  # staged for the officer's confirmation on screen, nothing changed
 
     def as_dict(self) -> dict[str, Any]:
@@ -216,6 +219,8 @@ class Enrolment:
     checkpoint_id: str
     device_token: str = field(repr=False)
     server_time: str | None = None
+    # The previous ids the central linked (their rows are accepted); None: not said.
+    linked_device_ids: tuple[str, ...] | None = None
 
 
 def enrol(request: Request, *, timeout: float = 10.0, session: Any = None,
@@ -261,8 +266,11 @@ def enrol(request: Request, *, timeout: float = 10.0, session: Any = None,
         )
     try:
         body = response.json()
+        linked = body.get("linked_device_ids")
         enrolment = Enrolment(str(body["device_id"]), str(body["checkpoint_id"]),
-                              str(body["device_token"]), body.get("server_time"))
+                              str(body["device_token"]), body.get("server_time"),
+                              tuple(str(i) for i in linked) if isinstance(linked, list)
+                              else None)
     except (ValueError, KeyError, TypeError):
         raise ProvisionError(f"the answer from {url} is not an enrolment answer") from None
     if not enrolment.device_token or "\n" in enrolment.device_token:
@@ -328,6 +336,13 @@ def provision(
     _write_atomic(config_path, _header(source) + dumps_toml(new), mode=0o640, owner=uid_gid)
     log.info("enrolled as device %s at checkpoint %s (%s); config written to %s",
              enrolment.device_id, enrolment.checkpoint_id, source, config_path)
+    unlinked = [i for i in previous if enrolment.linked_device_ids is not None
+                and i not in enrolment.linked_device_ids]
+    if unlinked:
+        # Another checkpoint's or unknown ids: the central will refuse their rows.
+        log.warning("the central did not link previous device id(s) %s to %s; check-ins "
+                    "recorded under them cannot be delivered by this enrolment",
+                    ", ".join(unlinked), enrolment.device_id)
     requeued = _requeue_dead_letter(store, owner=uid_gid) if previous else 0
     return Result(
         ok=True,
@@ -342,6 +357,8 @@ def provision(
         replaced_token=str(token_path) if replacing is not None else "",
         replaced_device=replacing or "",
         requeued=requeued,
+        previous_device_ids=tuple(previous),
+        unlinked_device_ids=tuple(unlinked),
     )
 
 
@@ -423,7 +440,7 @@ def _previous_device_ids(current: Mapping[str, Any], store: Path) -> list[str]:
 
 
 def _plain_id(value: object) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= 200 and value.isprintable()
+    return isinstance(value, str) and 0 < len(value) <= MAX_DEVICE_ID and value.isprintable()
 
 
 def _requeue_dead_letter(store: Path, *, owner: tuple[int, int] | None) -> int:
@@ -903,6 +920,10 @@ def last_result(state_dir: str | os.PathLike[str] = STATE_DIR) -> Result | None:
     path = Path(state_dir) / RESULT_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Result(**{k: v for k, v in data.items() if k in Result.__dataclass_fields__})
+        values = {k: v for k, v in data.items() if k in Result.__dataclass_fields__}
+        for key in ("previous_device_ids", "unlinked_device_ids"):  # JSON has lists
+            if isinstance(values.get(key), list):
+                values[key] = tuple(values[key])
+        return Result(**values)
     except (OSError, ValueError, TypeError):
         return None
