@@ -124,3 +124,38 @@ def test_the_token_file_cannot_be_the_config(central, etc):
     with pytest.raises(ProvisionError, match="token file .* is the config file"):
         prov.provision(prov.Request(central.url, new_token(central)),
                        config_path=etc / "kiosk.toml", token_path=etc / "kiosk.toml")
+
+
+def test_from_media_and_qr_honour_the_token_file_too(central, etc, kiosk_a, tmp_path):
+    """Every way in: a fresh config beside kiosk A, its token in a file of its own."""
+    stick = tmp_path / "usb"
+    stick.mkdir()
+    provision_file(tmp_path, central, "LS-M").rename(stick / prov.FILE_NAME)
+    proc = cli("--from-media", "--media", str(stick), "--token-file", str(etc / "m-token"),
+               "--config", str(etc / "m.toml"), "--state-dir", str(tmp_path / "state"))
+    assert proc.returncode == 0, proc.stderr
+    assert device_of(central, etc / "m-token") == \
+        config_mod.load(etc / "m.toml", environ={}).device.id
+    token = new_token(central, "LS-Q", "Q")
+    proc = cli("--qr", prov.qr_payload(prov.Request(central.url, token)), "--token-file",
+               str(etc / "q-token"), "--config", str(etc / "q.toml"), "--state-dir",
+               str(tmp_path / "state"))
+    assert proc.returncode == 0, proc.stderr
+    assert Path(config_mod.load(etc / "q.toml", environ={}).sync.token_file) == etc / "q-token"
+    assert device_of(central, etc / "device-token") == kiosk_a.device_id  # A untouched
+
+
+def test_a_staged_stick_keeps_the_token_file_it_was_staged_with(central, etc, kiosk_a,
+                                                                 tmp_path):
+    stick = tmp_path / "usb"
+    stick.mkdir()
+    provision_file(tmp_path, central, "LS-S").rename(stick / prov.FILE_NAME)
+    (result,) = prov.import_from_media(globs=[str(stick)], config_path=etc / "kiosk.toml",
+                                       state_dir=tmp_path / "state",
+                                       token_path=etc / "s-token")
+    assert result.pending
+    assert prov.pending_change(tmp_path / "state").token_path == str(etc / "s-token")
+    prov.confirm_pending(tmp_path / "state", config_path=etc / "kiosk.toml")
+    cfg = config_mod.load(etc / "kiosk.toml", environ={})
+    assert Path(cfg.sync.token_file) == etc / "s-token"
+    assert device_of(central, etc / "s-token") == cfg.device.id
