@@ -202,8 +202,11 @@ class UnavailableStore:
 
 
 def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
-          sync_options: dict[str, Any] | None = None) -> Parts:
-    """Open everything the configuration names; register each with ``stack`` for closing."""
+          sync_options: dict[str, Any] | None = None,
+          loop_options: dict[str, Any] | None = None) -> Parts:
+    """Open everything the configuration names; register each with ``stack`` for closing.
+
+    ``loop_options`` are extra ``ScanLoop`` keywords (the demo's ``is_clock_synced``)."""
     from hardware.camera import CameraSpec
     from hardware.qr import open_decoder
     from hardware.signals import Buttons, Signals, make_pin_factory
@@ -288,6 +291,9 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
         disk_path=Path(cfg.store.path).parent,
         disk_warn_bytes=cfg.store.disk_warn_mb * 2**20,
         trust_list_age=checker.trust_list_age,
+        document_times=checker.document_times,
+        stored_document_errors=checker.document_errors,
+        **(loop_options or {}),
     )
     if cfg.signals.enabled:
         s = cfg.signals

@@ -284,6 +284,29 @@ def central_enrol_token(db_path: str | None, checkpoint: str, name: str) -> None
             raise _usage(e) from e
 
 
+@central.command("link-device")
+@_central_db_option
+@click.argument("device_id")
+@click.argument("previous_device_id")
+def central_link_device(db_path: str | None, device_id: str, previous_device_id: str) -> None:
+    """Let DEVICE_ID deliver the check-ins recorded as PREVIOUS_DEVICE_ID.
+
+    Enrolment links a kiosk's previous ids at the same checkpoint by itself; use this for
+    a kiosk moved to another checkpoint whose backlog is answered "forbidden".
+
+    Example: checkpoint-kiosk central --db c.db link-device kiosk-5f1e kiosk-09ab
+    """
+    from offline_queue.central import db
+
+    with _central_db(_central_db_path(db_path, must_exist=True)) as conn:
+        try:
+            added = db.link_devices(conn, device_id, previous_device_id)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from e
+    click.echo(f"{device_id} delivers the check-ins of {previous_device_id}"
+               + ("" if added else " (already linked)"))
+
+
 @central.command("set-document")
 @_central_db_option
 @click.argument("name")

@@ -85,3 +85,33 @@ def test_invalid_previous_device_ids_are_a_400_and_do_not_use_the_token(server, 
     again = requests.post(server.url + "/v1/devices/enrol", json={"enrolment_token": token},
                           timeout=5)
     assert again.status_code == 201  # the refused request did not spend the token
+
+
+def test_an_admin_links_a_moved_kiosk_and_the_server_logs_forbidden_counts(
+    server, tmp_path, caplog
+):
+    from click.testing import CliRunner
+
+    from kiosk.cli import cli
+
+    db = tmp_path / "c.db"
+    old = enrol(server, db, checkpoint="CP-OLD")
+    moved = enrol(server, db, checkpoint="CP-NEW", previous_device_ids=[old["device_id"]])
+    assert moved["linked_device_ids"] == []  # never across checkpoints by itself
+    backlog = item(old)
+    caplog.set_level("WARNING")
+    assert statuses(post(server, moved, [backlog])) == ["forbidden"]
+    assert any("1 check-ins" in r.getMessage() for r in caplog.records)
+    assert backlog["person_key"] not in caplog.text
+
+    runner = CliRunner()
+    args = ["central", "--db", str(db), "link-device"]
+    done = runner.invoke(cli, args + [moved["device_id"], old["device_id"]])
+    assert done.exit_code == 0, done.output
+    assert statuses(post(server, moved, [backlog])) == ["accepted"]
+    again = runner.invoke(cli, args + [moved["device_id"], old["device_id"]])
+    assert again.exit_code == 0 and "already linked" in again.output
+    backwards = runner.invoke(cli, args + [old["device_id"], moved["device_id"]])
+    assert backwards.exit_code == 1 and "newer device" in backwards.output
+    ghost = runner.invoke(cli, args + [moved["device_id"], "kiosk-ghost"])
+    assert ghost.exit_code == 1 and "'kiosk-ghost'" in ghost.output

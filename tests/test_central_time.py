@@ -135,3 +135,15 @@ def test_an_old_database_is_migrated_and_its_rows_get_a_time_basis(tmp_path):
     assert rows == [("id0", "2021-09-20T08:00:00Z", "device_synced"),
                     ("id1", "2021-09-21T08:00:00Z", "received"),
                     ("id2", "2021-09-22T08:00:00Z", "corrected")]
+
+
+def test_export_shows_the_stored_correction_and_time_basis(server, tmp_path):
+    device = enrol(server, tmp_path / "c.db")
+    a = item(device, recorded_at="2021-01-01T00:00:00Z", clock_synced=False)
+    post(server, device, [a])
+    fixed = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    post(server, device, [dict(a, corrected_at=fixed, time_source="ntp")])
+    with central_db.connect(tmp_path / "c.db") as conn:
+        (exported,) = list(central_db.export_checkins(conn))
+    assert (exported["corrected_at"], exported["time_source"], exported["time_basis"],
+            exported["posted_by"]) == (fixed, "ntp", "corrected", device["device_id"])

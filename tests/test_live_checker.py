@@ -95,6 +95,10 @@ def test_a_bad_stored_document_never_stops_start_up(tmp_path):
         assert parts.loop.process(CCCD).decision.outcome is Outcome.PASS
         assert set(checker.document_errors()) == {"watchlist"}
         assert checker.document_times()["policy"] == later
+        # What the status strip is told (build wires the checker into the loop's health).
+        health = parts.loop.health()
+        assert health.document_errors == ("watchlist",)
+        assert dict(health.documents)["policy"] == later
     assert [d for d, _ in rows(db)] == ["check", "pass"]
 
 

@@ -222,6 +222,12 @@ def create_app(
             return _error(413, f"at most {wire.MAX_BATCH} check-ins per request, got {len(items)}")
         now = central_db.now_utc()
         results = central_db.ingest(db(), device, items, now=now)
+        forbidden = sum(1 for r in results if r["status"] == "forbidden")
+        if forbidden:
+            # Counts only: the rows carry personal data.  A technician links the devices
+            # (``central link-device``) or re-enrols the kiosk with previous_device_ids.
+            log.warning("device %s sent %d check-ins of devices it does not replace",
+                        device.id, forbidden)
         return {"results": results, "server_time": iso(now)}
 
     @app.get("/v1/documents/<name>")

@@ -211,6 +211,30 @@ def enrol(
     return device, device_token
 
 
+def link_devices(db: Database, device_id: str, previous_device_id: str) -> bool:
+    """Let ``device_id`` deliver the rows of ``previous_device_id`` (an admin's decision,
+    also across checkpoints: a kiosk that was moved).  False if it was linked already."""
+    known = {r[0] for r in db.execute(
+        "SELECT id FROM devices WHERE id IN (?, ?)", [device_id, previous_device_id])}
+    for name, value in (("device", device_id), ("previous device", previous_device_id)):
+        if value not in known:
+            raise ValueError(f"unknown {name} {value!r}; see the device ids in "
+                             "'checkpoint-kiosk central export' or the enrolment answer")
+    if device_id == previous_device_id:
+        raise ValueError(f"device {device_id!r} cannot replace itself")
+    if previous_device_id in postable_devices(db, Device(device_id, "")):
+        return False
+    if device_id in postable_devices(db, Device(previous_device_id, "")):
+        raise ValueError(f"{device_id!r} already comes before {previous_device_id!r}; links "
+                         "point from a newer device to an older one")
+    with db.atomic():
+        db.execute(
+            "INSERT INTO device_links (device_id, previous_device_id, linked_at) "
+            "VALUES (?, ?, ?)", [device_id, previous_device_id, iso(now_utc())],
+        )
+    return True
+
+
 def linked_devices(db: Database, device_id: str) -> list[str]:
     """The device ids ``device_id`` directly replaces, in link order."""
     return [r[0] for r in db.execute(

@@ -60,8 +60,8 @@ class CentralServer:
         validators: Validators | None = None,
         threads: int = THREADS,
         connection_limit: int = CONNECTION_LIMIT,
-        channel_timeout: float = CHANNEL_TIMEOUT,
-        cleanup_interval: float = CLEANUP_INTERVAL,
+        channel_timeout: int = CHANNEL_TIMEOUT,
+        cleanup_interval: int = CLEANUP_INTERVAL,
     ) -> None:
         self.app = create_app(db_path, admin_token=admin_token, validators=validators)
         self._server = create_server(
