@@ -24,28 +24,54 @@ _current = threading.local()  # the Deadline of the request running on this thre
 
 
 class Deadline:
-    """Context manager around one request: shuts its connection down at ``seconds``."""
+    """Context manager around one request: shuts its connection down when it expires.
 
-    def __init__(self, seconds: float) -> None:
+    It expires ``seconds`` after the start, later only as :meth:`allow` grants (the body
+    is arriving at a decent rate), and never later than ``max_seconds``.
+    """
+
+    def __init__(self, seconds: float, *, max_seconds: float | None = None) -> None:
         self.seconds = seconds
-        self.expires = time.monotonic() + seconds
+        self.max_seconds = max(seconds, max_seconds or seconds)
+        self.started = time.monotonic()
+        self.expires = self.started + seconds
         self.fired = False
         self._lock = threading.Lock()
         self._done = False
         self._connections: list[Any] = []
-        self._timer = threading.Timer(seconds, self.fire)
-        self._timer.daemon = True
+        self._timer: threading.Timer | None = None
 
     def __enter__(self) -> Deadline:
         _current.deadline = self
-        self._timer.start()
+        self._schedule(self.seconds)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
         with self._lock:
             self._done = True
+            if self._timer is not None:
+                self._timer.cancel()
         _current.deadline = None
+
+    def _schedule(self, delay: float) -> None:
+        self._timer = threading.Timer(delay, self._check)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def allow(self, extra_seconds: float) -> None:
+        """Let the request run until ``seconds + extra_seconds`` after its start (capped)."""
+        self.expires = max(self.expires, self.started + min(self.max_seconds,
+                                                            self.seconds + extra_seconds))
+
+    def _check(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            left = self.expires - time.monotonic()
+            if left > 0:
+                self._schedule(left)
+                return
+        self.fire()
 
     def attach(self, connection: Any) -> None:
         with self._lock:

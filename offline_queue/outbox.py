@@ -101,9 +101,10 @@ class Outbox:
         """Send these rows again later."""
         self._set_states([("pending", error, None, None, i) for i in ids])
 
-    def hold(self, ids: Iterable[str], error: str) -> None:
-        """The server answered "forbidden": pending, flagged, retried slowly, never dead."""
-        self._set_states([("pending", error, None, 1, i) for i in ids])
+    def hold(self, errors: dict[str, str]) -> None:
+        """The server answered "forbidden" (id -> why): pending, flagged, retried slowly,
+        never dead letter."""
+        self._set_states([("pending", error, None, 1, i) for i, error in errors.items()])
 
     def _set_states(
         self, params: list[tuple[str, str | None, str | None, int | None, str]]

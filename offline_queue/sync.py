@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 MAX_RETRY_AFTER_S = 3600.0
 
 
+# A body arriving at least this fast (bytes/s) may take longer than the total deadline,
+# up to MAX_REQUEST_S; it is read in BODY_CHUNK pieces, each one a heartbeat.
+MIN_RATE = 2048.0
+MAX_REQUEST_S = 600.0
+BODY_CHUNK = 16384
 # External text (a server's or a proxy's words) is capped at this many characters.
 MAX_EXTERNAL_TEXT = 300
 # Date has whole seconds: the server's true time lies anywhere in the second it names.
@@ -174,7 +179,7 @@ class SyncClient:
         if self._aborted:
             raise TransientSyncError(f"{method} {url} not sent: sync is stopping")
         self.before_request()
-        deadline = Deadline(self.total_timeout)
+        deadline = Deadline(self.total_timeout, max_seconds=MAX_REQUEST_S)
         self._active = deadline
         wall0, mono0 = self.clock.now(), self.clock.monotonic_ns()
         try:
@@ -184,7 +189,7 @@ class SyncClient:
                 response = self.session.request(method, url, timeout=self.timeout,
                                                 stream=True, **kw)
                 try:
-                    response.content  # noqa: B018 - read the whole body now: a cut one is transient
+                    self._read_body(response, deadline)
                 finally:
                     response.close()
         except requests.exceptions.SSLError as e:
@@ -226,6 +231,20 @@ class SyncClient:
                 self.time_sample = sample
         return response
 
+    def _read_body(self, response: requests.Response, deadline: Deadline) -> None:
+        """Read the whole body now (a cut one is transient), beating as it arrives.
+
+        A body arriving at MIN_RATE or faster earns its time beyond the deadline (a big
+        watchlist over a slow border link), up to MAX_REQUEST_S; a drip earns nothing.
+        """
+        chunks, received = [], 0
+        for chunk in response.iter_content(BODY_CHUNK):
+            chunks.append(chunk)
+            received += len(chunk)
+            deadline.allow(received / MIN_RATE)
+            self.before_request()
+        response._content = b"".join(chunks)  # what requests' own .content keeps
+
     def _late(self, method: str, url: str) -> TransientSyncError:
         if self._aborted:
             return TransientSyncError(f"{method} {url} cut off: sync is stopping")
@@ -238,7 +257,8 @@ class SyncClient:
         try:
             return response.json()
         except ValueError as e:
-            raise TransientSyncError(f"unreadable answer from {response.url}: {clean(e)}") from e
+            raise TransientSyncError(
+                f"unreadable answer from {quoted(response.url)}: {clean(e)}") from e
 
     def health(self) -> None:
         self._request("GET", "/v1/health", time_in_body=True)
@@ -426,7 +446,7 @@ class Syncer:
                 marks[result["id"]] = (state, error)
         self.outbox.mark_results(marks, self._now())
         if forbidden:
-            self.outbox.hold(list(forbidden), next(iter(forbidden.values())))
+            self.outbox.hold(forbidden)
             log.warning("%d check-in(s) forbidden for this device token, kept pending: %s",
                         len(forbidden), next(iter(forbidden.values())))
         missing = [i for i in ids if i not in marks and i not in forbidden]
@@ -702,31 +722,10 @@ class SyncWorker:
                     next_purge = time.monotonic() + 3600
                 self._succeeded(delivered)
                 self._sleep(self.idle_interval, wake_on_poke=True)
-            except AuthSyncError as e:
-                first = not self._token_refused
-                self._token_refused, self._online = True, True
-                self._failures = 0
-                self._record_error(e)
-                delay = self._slow()
-                (log.error if first else log.info)(
-                    "sync refused, asking again in %.0f s: %s", delay, e)
-                self._publish()
-                self._sleep(delay, wake_on_poke=False)
             except SyncError as e:
-                # Storage errors are SyncError's siblings (StoreError), handled below.
-                self._failures += 1
-                self._online = False
-                self._record_error(e)
-                delay = full_jitter(
-                    self._failures, base=self.backoff_base, cap=self.backoff_cap, rng=self._rng
-                )
-                retry_after = getattr(e, "retry_after", None)
-                if retry_after is not None:
-                    delay = max(delay, retry_after)
-                log.info("sync failed (%d in a row), retrying in %.1f s: %s",
-                         self._failures, delay, e)
-                self._publish()
-                self._sleep(delay, wake_on_poke=False)
+                if self._stop.is_set():
+                    break  # close() cut the request: not an error worth keeping
+                self._failed(e)
             except Exception as e:
                 self._failures += 1
                 self._record_error(e)
@@ -734,15 +733,40 @@ class SyncWorker:
                 self._publish()
                 self._sleep(min(self.backoff_cap, 60.0), wake_on_poke=False)
 
+    def _failed(self, e: SyncError) -> None:
+        """Record a failed round and wait: slowly when refused, else with backoff."""
+        if isinstance(e, AuthSyncError):
+            first = not self._token_refused
+            self._token_refused, self._online = True, True
+            self._failures = 0
+            self._record_error(e)
+            delay = self._slow()
+            (log.error if first else log.info)(
+                "sync refused, asking again in %.0f s: %s", delay, e)
+        else:
+            self._failures += 1
+            self._online = False
+            self._record_error(e)
+            delay = full_jitter(
+                self._failures, base=self.backoff_base, cap=self.backoff_cap, rng=self._rng
+            )
+            retry_after = getattr(e, "retry_after", None)
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+            log.info("sync failed (%d in a row), retrying in %.1f s: %s",
+                     self._failures, delay, e)
+        self._publish()
+        self._sleep(delay, wake_on_poke=False)
+
     def _succeeded(self, delivered: int) -> None:
         self._failures = 0
         self._online = True
-        self._last_success = self.clock.now()
         # The first success after start also counts: the database may still hold an old
         # error and the 401 flag from before a restart with a new device token.
         changed = self._last_error is not None or not self._persisted or self._token_refused
         self._token_refused = False
         self._last_error = None
+        self._last_success = self.clock.now()  # last: a reader seeing it sees the rest
         forbidden = self._outbox.counts()["forbidden"]
         # Bound SD-card writes: persist only when something happened.
         if delivered or changed or forbidden:

@@ -47,12 +47,14 @@ class StatusProxy(FaultProxy):
 
 
 class DripServer:
-    """Answers every request by sending ``head`` at once (or dripping it when
-    ``drip_head``), then the body one byte every ``interval`` s, for at most ``limit`` s."""
+    """Answers every request by sending its head at once (or dripping it when
+    ``drip_head``), then the body ``chunk`` bytes every ``interval`` s, for at most ``limit``
+    s; the body is ``size`` bytes of a valid check-in answer."""
 
-    def __init__(self, *, interval: float = 0.5, limit: float = 12.0, drip_head: bool = False
-                 ) -> None:
+    def __init__(self, *, interval: float = 0.5, limit: float = 12.0, drip_head: bool = False,
+                 chunk: int = 1, size: int = 4015) -> None:
         self.interval, self.limit, self.drip_head = interval, limit, drip_head
+        self.chunk, self.size = chunk, size
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.requests = 0
@@ -84,17 +86,18 @@ class DripServer:
                 if _read_request(conn) is None:
                     return
                 self.requests += 1
-                body = b'{"results": []}' + b" " * 4000
+                body = b'{"results": []}'
+                body += b" " * (self.size - len(body))
                 head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                         b"Content-Length: %d\r\n\r\n" % len(body))
                 data = head + body if self.drip_head else body
                 if not self.drip_head:
                     conn.sendall(head)
                 ends = time.monotonic() + self.limit
-                for byte in data:
+                for start in range(0, len(data), self.chunk):
                     if self._stop.is_set() or time.monotonic() > ends:
                         return
-                    conn.sendall(bytes([byte]))
+                    conn.sendall(data[start:start + self.chunk])
                     time.sleep(self.interval)
             except OSError:
                 return

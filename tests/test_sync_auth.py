@@ -36,7 +36,8 @@ def test_a_fixed_token_file_resumes_delivery_without_a_restart(central, enrolled
                         token_file=token_file, **SLOW_AUTH) as worker:
             assert wait_for(lambda: worker.status().reprovision_needed, timeout=10)
             token_file.write_text(enrolled["device_token"] + "\n")  # the technician's fix
-            assert wait_for(lambda: worker.status().backlog == 0, timeout=15), worker.status()
+            assert wait_for(lambda: (s := worker.status()).backlog == 0
+                            and s.last_success is not None, timeout=15), worker.status()
             status = worker.status()
         assert not status.reprovision_needed and status.last_error is None
         assert store.stats()["reprovision_needed"] is False
@@ -50,7 +51,8 @@ def test_a_401_from_a_proxy_that_recovers_does_not_stop_sync(central, enrolled, 
         ids = [store.record(entry(i)) for i in range(5)]
         with SyncWorker(db_path=store.path, server_url=proxy.url,
                         token=enrolled["device_token"], **SLOW_AUTH) as worker:
-            assert wait_for(lambda: worker.status().backlog == 0, timeout=15), worker.status()
+            assert wait_for(lambda: (s := worker.status()).backlog == 0
+                            and s.last_success is not None, timeout=15), worker.status()
             assert not worker.status().reprovision_needed
     assert sorted(server_ids(tmp_path)) == sorted(ids)
 

@@ -25,6 +25,20 @@ def test_a_dripping_answer_ends_at_the_total_deadline(drip_head):
     assert took < 3.5, f"the request took {took:.1f} s; its deadline is 2 s"
 
 
+def test_a_big_answer_arriving_steadily_may_outlast_the_deadline():
+    # 96 KiB at 24 KiB/s takes 4 s, twice the 2 s deadline: a slow link, not a drip.
+    with DripServer(interval=0.25, chunk=6144, size=96 * 1024, limit=30) as server:
+        client = SyncClient(server.url, "t", connect_timeout=1, read_timeout=1)
+        beats = []
+        client.before_request = lambda: beats.append(time.monotonic())
+        started = time.monotonic()
+        assert client.post_checkins([]) == []
+        took = time.monotonic() - started
+        client.close()
+    assert took > 3.0
+    assert len(beats) >= 5  # every piece of the body is a heartbeat
+
+
 def test_worker_keeps_beating_and_closes_promptly_during_a_drip(tmp_path):
     with Store(tmp_path / "k.db", device_id="d", checkpoint_id="c") as store:
         store.record(entry(1))
