@@ -101,10 +101,10 @@ def test_the_officer_sees_old_and_new_and_confirms_with_the_pin(kit, clock, etc,
     tap_button(app, "confirm")
     assert app.screen.phase == "pin"
     type_digits(app, "13")
-    kit.scan("cccd", seed=2)  # read while the officer types: not a check-in, PIN kept
+    kit.scan("cccd_mismatch")  # read while the officer types: decided, shown as a notice
     frame(app)
-    assert app.state == "confirm_provision" and app.screen.entry.value == "13"
-    assert len(kit.rows()) == 1 and app.screen.codes_ignored == 1  # and the screen says so
+    assert app.state == "confirm_provision" and app.screen.entry.value == "13"  # PIN kept
+    assert len(kit.rows()) == 2 and app.notice_shown is not None
     pygame.image.save(frame(app), str(tmp_path / "confirm-provision-pin.png"))
     type_digits(app, "57")
     key(app, pygame.K_RETURN)

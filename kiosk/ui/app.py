@@ -127,8 +127,8 @@ class KioskApp:
     def officer_screen(self) -> bool:
         """An officer is at the kiosk: PIN pad, panel, its sub-screens, or the result of the
         officer's own action (which returns to the panel)."""
-        if self.state in OFFICER_STATES:
-            return True
+        if self.state in OFFICER_STATES or getattr(self.screen, "officer_present", False):
+            return True  # officer_present: a screen an officer is at only in some phases
         return self.state == "result" and bool(getattr(self.screen, "back_to", None))
 
     @property

@@ -7,10 +7,10 @@ Confirm enrols in the background (``kiosk.provision.confirm_pending``) and resta
 kiosk; Reject forgets the file; Later asks again after ``REMIND_S``.  The library logs what
 changed or that it was rejected (INFO, no secrets).
 
-Codes: while only the question is shown, a citizen's code is a check-in as usual (the
-question comes back when the kiosk is free again); once the officer taps Confirm or Reject,
-this screen has the camera (codes read then are not check-ins, as on the provisioning QR
-screen), so a PIN typed halfway is not lost.
+Codes: while only the question is shown, a citizen's code is a check-in with its full result
+screen (the question comes back when the kiosk is free again); once the officer taps Confirm
+or Reject, an officer is at the kiosk (``officer_present``): a code read then is decided and
+shown as a compact notice (docs/ui.md), and this screen, with a PIN typed halfway, stays.
 """
 
 from __future__ import annotations
@@ -67,13 +67,11 @@ class ConfirmProvision(Screen):
         self.snoozed_until = 0.0
 
     @property
-    def takes_codes(self) -> bool:
-        """Once the officer is deciding, this screen has the camera (PIN kept, no take-over)."""
+    def officer_present(self) -> bool:
+        """Once the officer taps Confirm or Reject, an officer is at the kiosk: a code read
+        then is decided and shown as a notice, and this screen (and a PIN typed halfway)
+        stays; while only the question is up, a citizen's code shows its full result."""
         return self.phase != "review"
-
-    def takes(self, app: Any, decoded: Any) -> bool:
-        """The same, for an app that asks screen by screen and code by code."""
-        return self.takes_codes
 
     def enter(self, app: Any, pending: Any = None, **_kw: Any) -> None:
         self.pending = pending
@@ -85,16 +83,10 @@ class ConfirmProvision(Screen):
         self.result: Any = None
         self.job: Any = None
         self.done_at = 0.0
-        self.codes_ignored = 0
         app.touch()
 
     def busy(self, app: Any) -> bool:
         return self.phase == "working"
-
-    def code(self, app: Any, decoded: Any) -> None:
-        self.codes_ignored += 1
-        log.info("a code read while the officer decides on a provisioning file is not a "
-                 "check-in (the screen says so)")
 
     # --- decisions --------------------------------------------------------------------
 
@@ -299,8 +291,5 @@ class ConfirmProvision(Screen):
         prompt = (t("Officer PIN to confirm the new settings") if self.action == "confirm"
                   else t("Officer PIN to reject the new settings"))
         text, colour = (self.message, WARN) if self.message else (prompt, FG)
-        said, paused = lay.rows(message, [2.0, 1.0])
-        blit_text(app.fonts, surface, text, int(lay.unit * 1.1), colour, said, wrap=True)
-        blit_text(app.fonts, surface, t("Codes read now are not check-ins."), int(lay.unit * 0.9),
-                  WARN if self.codes_ignored else MUTED, paused, wrap=True)
+        blit_text(app.fonts, surface, text, int(lay.unit * 1.1), colour, message, wrap=True)
         draw_buttons(app, surface, self.buttons(app))
