@@ -279,10 +279,14 @@ def enrol(request: Request, *, timeout: float = 10.0, session: Any = None,
 
 
 def _error_text(response: Any) -> str:
+    """The server's words, quoted and escaped: they reach the log, the screen and status,
+    and a hostile server must not forge a line there (issue 9 #14)."""
+    from offline_queue.sync import quoted
+
     try:
-        return str(response.json().get("error", ""))[:200]
+        return quoted(response.json().get("error", ""), 200)
     except (ValueError, AttributeError):
-        return str(response.reason or "")[:200]
+        return quoted(response.reason or "", 200)
 
 
 # -- writing the configuration ---------------------------------------------------------------
