@@ -31,6 +31,11 @@ def check_server_url(url: str, what: str = "server URL") -> str:
     if not isinstance(url, str):
         raise ValueError(f"{what} {url!r} is not text; write it as https://host[:port]")
     text = url.strip()
+    if not (text.isascii() and text.isprintable()):
+        # Control, escape and bidi characters could forge a log line or hide the real host.
+        raise ValueError(f"{what} {url!r} has characters a URL may not have; write it as "
+                         "https://host[:port] in plain ASCII (an international host name in "
+                         "its xn-- form)")
     if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", text, flags=re.IGNORECASE):
         raise ValueError(f"{what} {url!r} is not valid; write it as https://host[:port]")
     parts = urlsplit(text)

@@ -41,7 +41,9 @@ def test_https_anywhere_and_http_on_this_machine_are_accepted(url):
 
 
 @pytest.mark.parametrize("url", ["https://user:pw@kiosk.example.vn", "http://127.0.0.1@evil.example",
-                                 "https://", "https://host:99999", "ftp://x", "https://a b"])
+                                 "https://", "https://host:99999", "ftp://x", "https://a b",
+                                 "https://kiosk\x1b[2J.example.vn", "https://evil\u202envxe.vn",
+                                 "https://bộ-y-tế.vn"])
 def test_malformed_urls_are_refused(url):
     with pytest.raises(ValueError):
         check_server_url(url)
