@@ -24,6 +24,7 @@ from typing import Any
 from kiosk.config import Config
 from kiosk.documents import load as load_document
 from kiosk.errors import CameraError, ConfigError, KioskError, StoreError
+from kiosk.logfmt import install as install_safe_formatter
 from kiosk.policy import Checker, Policy
 from kiosk.scanloop import ScanLoop
 
@@ -355,4 +356,5 @@ def setup_logging(level: str) -> None:
     fmt = ("%(levelname)s %(name)s: %(message)s" if os.environ.get("INVOCATION_ID")
            else "%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.basicConfig(level=getattr(logging, level), format=fmt, force=True)
+    install_safe_formatter(fmt)  # one record, one line: external text cannot forge lines
     logging.captureWarnings(True)  # gpiozero's pin-factory fallbacks become one log line each

@@ -61,6 +61,28 @@ def queue_stats(config_path: str | None, db_path: str | None) -> None:
         click.echo(json.dumps(queue_stats(db, db_path, now=datetime.now(UTC)), indent=2))
 
 
+@queue.command("requeue")
+@_db_option
+def queue_requeue(config_path: str | None, db_path: str | None) -> None:
+    """Put dead-letter check-ins (refused by the server) back in the queue to send again.
+
+    Run it after fixing what the server refused them for (often a re-provisioning).
+    Attempts and the last error are kept; conflicts stay for a technician.
+
+    Example: checkpoint-kiosk queue requeue --db /var/lib/checkpoint-kiosk/checkins.db
+    """
+    from kiosk.errors import StoreError
+    from offline_queue.outbox import Outbox
+
+    db_path = _db(config_path, db_path)
+    if not Path(db_path).is_file():
+        raise StoreError(f"no check-in database at {db_path!r}; pass --db PATH")
+    with Outbox(db_path) as outbox:
+        count = outbox.requeue_dead_letter()
+    click.echo(f"{count} check-in(s) moved from dead letter back to pending; the running "
+               "kiosk sends them at its next sync, or run: checkpoint-kiosk sync --once")
+
+
 @click.command("export")
 @_db_option
 @click.option("--since", required=True, help="start (ISO date/time, local if no zone)")
@@ -92,7 +114,9 @@ def export(config_path: str | None, db_path: str | None, since: str, until: str,
                    "a token is never given on the command line, where other users could see it")
 @click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False),
               help="extra CA bundle (PEM) for a private platform CA")
-@click.option("--once", is_flag=True, help="push and pull once; exit 0 only if all delivered")
+@click.option("--once", is_flag=True,
+              help="push and pull once; exit 0 only if all delivered, nothing is left "
+                   "undeliverable (dead letter, forbidden) and every document was applied")
 def sync(config_path: str | None, db_path: str | None, server: str | None,
          token_file: str | None, ca_bundle: str | None, once: bool) -> None:
     """Deliver the queue and fetch policy, trust list and watchlist.
@@ -124,11 +148,13 @@ def sync(config_path: str | None, db_path: str | None, server: str | None,
                                ca_bundle=ca_bundle)
             click.echo(result.as_json())
             if not result.ok:
+                click.echo(f"sync: not everything was delivered: {result.error}", err=True)
                 sys.exit(1)
             return
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with SyncWorker(db_path=db_path, server_url=server, token=token, ca_bundle=ca_bundle,
+        with SyncWorker(db_path=db_path, server_url=server, token=token,
+                        token_file=cfg.sync.token_file, ca_bundle=ca_bundle,
                         on_status=lambda s: click.echo(_status_line(s), err=True),
                         boot_jitter=0):
             try:
@@ -143,10 +169,15 @@ def _status_line(status) -> str:  # noqa: ANN001 - offline_queue.sync.SyncStatus
     """One line a technician reads: 'online; backlog 0; dead letter 0; last sync 10:04:05'."""
     parts = ["online" if status.online else "offline", f"backlog {status.backlog}",
              f"dead letter {status.dead_letter}"]
+    if status.forbidden:
+        parts.append(f"forbidden {status.forbidden}")
     last = status.last_success
     parts.append(f"last sync {last.astimezone():%Y-%m-%d %H:%M:%S}" if last else "never synced")
-    if status.reprovision_needed:
+    if status.token_refused:
         parts.append("device token refused: re-provision")
+    elif status.reprovision_needed:
+        parts.append("rows forbidden for this token: re-provision")
+    parts.extend(f"document refused: {e}" for e in status.document_errors)
     if status.last_error:
         parts.append(f"error: {status.last_error}")
     return "sync: " + "; ".join(parts)

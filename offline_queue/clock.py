@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
@@ -55,6 +56,30 @@ class Clock:
 
     def __repr__(self) -> str:
         return f"Clock(boot_id={self.boot_id!r})"
+
+
+TIME_SOURCES = ("ntp", "central", "none")
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A boot's link between the monotonic clock and true time (``boot_clock`` table).
+
+    ``true_time`` was the true time when the monotonic clock read ``mono_ns``; the
+    monotonic clock is never stepped, so any reading of the same boot maps to true time.
+    ``offset_s`` is true minus wall time at the measurement (for people and logs).
+    """
+
+    boot_id: str
+    source: str  # 'ntp' or 'central'
+    true_time: datetime
+    mono_ns: int
+    offset_s: float
+    uncertainty_s: float
+    measured_at: datetime  # the device's wall time at the measurement
+
+    def true_at(self, mono_ns: int) -> datetime:
+        return self.true_time + timedelta(microseconds=(mono_ns - self.mono_ns) // 1000)
 
 
 def iso(value: datetime) -> str:

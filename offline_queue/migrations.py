@@ -79,5 +79,46 @@ def m003_sync_meta(db: Database) -> None:
     db.execute("CREATE TABLE sync_meta (key TEXT PRIMARY KEY, value TEXT)")
 
 
+@migrations()
+def m004_time_source_and_forbidden(db: Database) -> None:
+    # How a row's time was set (issue 9 #16): 'ntp' (the clock was synced, or NTP synced
+    # later in the same boot), 'central' (the central's clock measured in the same boot),
+    # 'none' (device time only).  Rows corrected before this release were corrected by NTP.
+    db.execute(
+        "ALTER TABLE checkins ADD COLUMN time_source TEXT NOT NULL DEFAULT 'none' "
+        "CHECK (time_source IN ('ntp', 'central', 'none'))"
+    )
+    db.execute(
+        "UPDATE checkins SET time_source = 'ntp' "
+        "WHERE clock_synced = 1 OR corrected_time IS NOT NULL"
+    )
+    db.execute(
+        "CREATE INDEX checkins_uncorrected ON checkins (boot_id) WHERE time_source = 'none'"
+    )
+    # 1 while the server answers "forbidden" for a pending row (not this device's to post,
+    # e.g. before a re-enrolment is linked): the row stays pending, never dead letter.
+    db.execute("ALTER TABLE checkins ADD COLUMN forbidden INTEGER NOT NULL DEFAULT 0")
+
+
+@migrations()
+def m005_boot_clock(db: Database) -> None:
+    # One time anchor per boot: true time = true_time + (mono_ns of a row - mono_ns).
+    # Wall minus monotonic is constant within a boot unless the clock is stepped, and the
+    # monotonic clock is never stepped, so the anchor corrects every row of that boot.
+    db.execute(
+        """
+        CREATE TABLE boot_clock (
+            boot_id TEXT PRIMARY KEY,
+            source TEXT NOT NULL CHECK (source IN ('ntp', 'central')),
+            true_time TEXT NOT NULL,
+            mono_ns INTEGER NOT NULL,
+            offset_s REAL NOT NULL,
+            uncertainty_s REAL NOT NULL,
+            measured_at TEXT NOT NULL
+        )
+        """
+    )
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)

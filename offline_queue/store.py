@@ -14,6 +14,8 @@ import os
 import shutil
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -23,13 +25,17 @@ from sqlite_utils import Database
 from kiosk import __version__
 from kiosk.errors import StoreError
 from offline_queue import migrations
-from offline_queue.clock import Clock, iso, parse_iso
+from offline_queue.clock import Anchor, Clock, iso, parse_iso
 from offline_queue.documents import Document, check_name
 from offline_queue.records import CheckIn, uuid7
 
 log = logging.getLogger(__name__)
 
+# Both connections (Store and Outbox) wait this long for the other's write lock.  With
+# BEGIN IMMEDIATE and short transactions the wait is one transaction at most (issue 9 #6).
 BUSY_TIMEOUT_S = 10.0
+# A clock this far behind the newest trusted row time is wrong, not the rows: no purge.
+PURGE_CLOCK_TOLERANCE = timedelta(minutes=10)
 # SD cards wear out: keep the WAL file from growing past a few MB between checkpoints.
 JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
 CACHE_KIB = 256
@@ -56,6 +62,7 @@ def connect(
         ) from e
     try:
         conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
         # A bounded page cache (256 KiB): the kiosk's memory stays flat over months of
@@ -73,6 +80,31 @@ def connect(
     return db
 
 
+@contextmanager
+def immediate(db: Database) -> Iterator[Database]:
+    """A write transaction that takes the write lock at BEGIN.
+
+    sqlite-utils' ``atomic()`` begins DEFERRED: a transaction that reads, then writes,
+    fails at once with "database is locked" (SQLITE_BUSY_SNAPSHOT, the busy timeout does
+    not apply) when the other connection committed in between.  BEGIN IMMEDIATE waits
+    for the lock (busy timeout) instead, so a check-in never fails because sync writes.
+    """
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def quick_check(db: Database) -> list[str]:
     """Problems ``PRAGMA quick_check`` reports; empty when the file is sound."""
     rows = [r[0] for r in db.execute("PRAGMA quick_check").fetchall()]
@@ -81,18 +113,65 @@ def quick_check(db: Database) -> list[str]:
 
 def reset_in_flight(db: Database) -> int:
     """Rows a dead process was sending go back to pending; the server dedupes resends."""
-    with db.atomic():
+    with immediate(db):
         cursor = db.execute("UPDATE checkins SET state = 'pending' WHERE state = 'in_flight'")
     return cursor.rowcount
 
 
-def purge_delivered(db: Database, *, retention_days: int, now: datetime) -> int:
-    """Delete delivered rows older than ``retention_days``; undelivered rows always stay."""
+def boot_anchor(db: Database, boot_id: str) -> Anchor | None:
+    """The time anchor of ``boot_id`` (NTP or the central's clock), if one was measured."""
+    row = db.execute(
+        "SELECT source, true_time, mono_ns, offset_s, uncertainty_s, measured_at "
+        "FROM boot_clock WHERE boot_id = ?", [boot_id],
+    ).fetchone()
+    if row is None:
+        return None
+    source, true_time, mono_ns, offset_s, uncertainty_s, measured_at = tuple(row)
+    return Anchor(boot_id, source, parse_iso(true_time), mono_ns, offset_s, uncertainty_s,
+                  parse_iso(measured_at))
+
+
+def trusted_now(db: Database, clock: Clock) -> datetime | None:
+    """The true time if it is known in this boot (NTP synced, or the central's clock
+    measured), else None: the wall clock alone may be days or years off."""
+    if clock.synced():
+        return clock.now()
+    anchor = boot_anchor(db, clock.boot_id)
+    return anchor.true_at(clock.monotonic_ns()) if anchor else None
+
+
+# The best known time of a row: corrected, else the device time if NTP had synced.
+_ROW_TIME = "coalesce(corrected_time, CASE WHEN clock_synced = 1 THEN wall_time END)"
+
+
+def purge_delivered(
+    db: Database, *, retention_days: int, clock: Clock | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Delete delivered rows older than ``retention_days``; undelivered rows always stay.
+
+    Nothing is deleted unless the time is known right (issue 9 #7): NTP synced in this
+    boot or the central's clock measured in it (``now`` given by the caller counts as
+    known), and never when that time is earlier than the newest row time known right.
+    A row whose own time is unknown (recorded unsynced, never corrected) ages by its
+    delivery time.
+    """
+    if now is None:
+        now = trusted_now(db, clock or Clock())
+        if now is None:
+            log.info("retention: the clock is not known to be right in this boot (no NTP, no "
+                     "central time yet); no delivered row purged")
+            return 0
+    (newest,) = db.execute(f"SELECT max({_ROW_TIME}) FROM checkins").fetchone()
+    if newest is not None and parse_iso(newest) > now + PURGE_CLOCK_TOLERANCE:
+        log.warning("retention: the time %s is earlier than the newest row (%s); the clock "
+                    "or that row is wrong, no delivered row purged", iso(now), newest)
+        return 0
     cutoff = iso(now - timedelta(days=retention_days))
-    with db.atomic():
+    with immediate(db):
         cursor = db.execute(
-            "DELETE FROM checkins WHERE state = 'sent' "
-            "AND coalesce(corrected_time, wall_time) < ?",
+            f"DELETE FROM checkins WHERE state = 'sent' "
+            f"AND coalesce({_ROW_TIME}, sent_at, wall_time) < ?",
             [cutoff],
         )
     return cursor.rowcount
@@ -122,6 +201,9 @@ def queue_stats(
     """The ``queue stats`` JSON: counts by delivery state, oldest pending age, sizes."""
     counts = dict.fromkeys(("pending", "in_flight", "sent", "rejected", "conflict"), 0)
     counts.update(db.execute("SELECT state, count(*) FROM checkins GROUP BY state").fetchall())
+    (forbidden,) = db.execute(
+        "SELECT count(*) FROM checkins WHERE forbidden = 1 AND state IN ('pending', 'in_flight')"
+    ).fetchone()
     oldest = db.execute(
         "SELECT coalesce(corrected_time, wall_time) FROM checkins "
         "WHERE state IN ('pending', 'in_flight') ORDER BY seq LIMIT 1"
@@ -135,6 +217,8 @@ def queue_stats(
     return {
         **counts,
         "total": sum(counts.values()),
+        # Pending rows the server says this device may not post (re-provisioning).
+        "forbidden": forbidden,
         "oldest_pending_age_s": age,
         "db_size_bytes": db_size(path),
         "disk_free_bytes": free,
@@ -208,7 +292,7 @@ class Store:
                 )
             migrations.apply(self._db)
             reset = reset_in_flight(self._db)
-            purged = purge_delivered(self._db, retention_days=retention_days, now=self.clock.now())
+            purged = purge_delivered(self._db, retention_days=retention_days, clock=self.clock)
         except sqlite3.DatabaseError as e:
             self._db.close()
             raise StoreIntegrityError(
@@ -253,12 +337,12 @@ class Store:
             entry.person_key, json.dumps(dict(entry.display), ensure_ascii=False, sort_keys=True),
             entry.decision, json.dumps(list(entry.reasons)), entry.source, entry.override_of,
             entry.original_decision, entry.override_reason, iso(now), mono,
-            self.clock.boot_id, int(synced), __version__,
+            self.clock.boot_id, int(synced), __version__, "ntp" if synced else "none",
         )
         with self._lock:
             self._check_open()
             try:
-                with self._db.atomic():
+                with immediate(self._db):
                     if entry.override_of is not None:
                         found = self._db.execute(
                             "SELECT 1 FROM checkins WHERE id = ?", [entry.override_of]
@@ -272,8 +356,8 @@ class Store:
                         "INSERT INTO checkins (id, device_id, checkpoint_id, direction, kind, "
                         "person_key, display, decision, reasons, source, override_of, "
                         "original_decision, override_reason, wall_time, mono_ns, boot_id, "
-                        "clock_synced, app_version) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "clock_synced, app_version, time_source) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         row,
                     )
             except sqlite3.Error as e:
@@ -346,9 +430,12 @@ class Store:
             return read_document(self._db, name)
 
     def purge(self, *, now: datetime | None = None) -> int:
-        """Apply the retention rule now; returns how many delivered rows were deleted."""
+        """Apply the retention rule now; returns how many delivered rows were deleted.
+
+        Without ``now`` it runs only on a clock known right (see :func:`purge_delivered`).
+        """
         with self._lock:
             self._check_open()
             return purge_delivered(
-                self._db, retention_days=self.retention_days, now=now or self.clock.now()
+                self._db, retention_days=self.retention_days, clock=self.clock, now=now
             )

@@ -15,10 +15,11 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -26,12 +27,38 @@ import requests
 from kiosk import __version__
 from kiosk.errors import SyncError
 from offline_queue.clock import Clock, iso
+from offline_queue.deadline import Deadline, DeadlineAdapter
 from offline_queue.documents import DOCUMENT_NAMES, Document, validate
 from offline_queue.outbox import Outbox
+from offline_queue.serverurl import check_server_url
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER_S = 3600.0
+
+
+# A body arriving at least this fast (bytes/s) may take longer than the total deadline,
+# up to MAX_REQUEST_S; it is read in BODY_CHUNK pieces, each one a heartbeat.
+MIN_RATE = 2048.0
+MAX_REQUEST_S = 600.0
+BODY_CHUNK = 16384
+# External text (a server's or a proxy's words) is capped at this many characters.
+MAX_EXTERNAL_TEXT = 300
+# Date has whole seconds: the server's true time lies anywhere in the second it names.
+DATE_RESOLUTION_S = 1.0
+
+
+def clean(text: object, limit: int = MAX_EXTERNAL_TEXT) -> str:
+    """External text made safe for a log line, the database and the screen: newlines,
+    escapes, other control and bidi characters escaped as ``repr`` does; length capped."""
+    text = str(text)
+    escaped = repr(text[:limit])[1:-1]
+    return escaped + "…" if len(text) > limit else escaped
+
+
+def quoted(text: object, limit: int = MAX_EXTERNAL_TEXT) -> str:
+    """:func:`clean` text in quotes, so where the outside words start and end is plain."""
+    return f"'{clean(text, limit)}'"
 
 
 class TransientSyncError(SyncError):
@@ -43,11 +70,29 @@ class TransientSyncError(SyncError):
 
 
 class AuthSyncError(SyncError):
-    """The server refused the device token (401/403): the kiosk must be re-provisioned."""
+    """401/403 for a whole request: the token was refused, by the server or by something
+    on the path.  The worker keeps asking slowly (the token file may be fixed, the proxy
+    may recover); rows stay pending."""
 
 
-class BatchRejectedError(SyncError):
-    """The server refused a whole request as invalid (a 4xx other than 401/403/408/429)."""
+class BatchRejectedError(TransientSyncError):
+    """A whole request refused with a 4xx other than 401/403/404/408/429.
+
+    Often a middlebox (a body-size limit, a filtering proxy), not the server's verdict on
+    the rows, so it is transient: the rows stay pending and the worker backs off.  Only
+    the server's per-row ``rejected`` sends a row to the dead letter.
+    """
+
+
+@dataclass(frozen=True)
+class TimeSample:
+    """The central's clock seen in one exchange, and our clocks at its midpoint."""
+
+    server_time: datetime
+    wall: datetime  # our wall clock at the midpoint of the request
+    mono_ns: int  # our monotonic clock at the midpoint
+    uncertainty_s: float
+    source: str  # 'server_time' or 'Date'
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -70,7 +115,11 @@ def full_jitter(failures: int, *, base: float, cap: float, rng: random.Random) -
 
 
 class SyncClient:
-    """The HTTP side, over one configured ``requests.Session``; every call has a timeout."""
+    """The HTTP side, over one configured ``requests.Session``.
+
+    Every call has a connect and read timeout and a total deadline (``total_timeout``,
+    default connect + read): a slow drip never holds the sync thread longer.
+    """
 
     def __init__(
         self,
@@ -80,59 +129,143 @@ class SyncClient:
         ca_bundle: str | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
+        total_timeout: float | None = None,
         session: requests.Session | None = None,
+        clock: Clock | None = None,
+        before_request: Callable[[], None] | None = None,
     ) -> None:
-        if not server_url.startswith(("https://", "http://")):
-            raise ValueError(f"server_url is {server_url!r}; use https://host[:port]")
+        server_url = check_server_url(server_url, "server_url")  # https; http only to here
         if ca_bundle is not None and not os.path.isfile(ca_bundle):
             raise ValueError(f"ca_bundle {ca_bundle!r} is not a file; give a PEM CA bundle path")
+        if total_timeout is not None and total_timeout <= 0:
+            raise ValueError(f"total_timeout is {total_timeout!r}; use seconds > 0")
         self.base = server_url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
+        self.total_timeout = total_timeout or connect_timeout + read_timeout
+        self.clock = clock or Clock()
+        self.before_request = before_request or (lambda: None)
         self.session = session or requests.Session()
+        for prefix in ("https://", "http://"):
+            self.session.mount(prefix, DeadlineAdapter())
         # TLS verification is always on; a private CA is added, never verification removed.
         self.session.verify = ca_bundle or True
         self.session.headers["User-Agent"] = f"checkpoint-kiosk/{__version__}"
+        self.set_token(token)
+        self.time_sample: TimeSample | None = None  # of the last successful exchange
+        self._active: Deadline | None = None
+        self._aborted = False
+
+    def set_token(self, token: str | None) -> None:
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
+        else:
+            self.session.headers.pop("Authorization", None)
+
+    def abort(self) -> None:
+        """End the request in progress now and refuse new ones (from another thread)."""
+        self._aborted = True
+        active = self._active
+        if active is not None:
+            active.fire()
 
     def close(self) -> None:
+        self.abort()
         self.session.close()
 
-    def _request(self, method: str, path: str, **kw: Any) -> requests.Response:
+    def _request(
+        self, method: str, path: str, *, time_in_body: bool = False, **kw: Any
+    ) -> requests.Response:
         url = self.base + path
+        if self._aborted:
+            raise TransientSyncError(f"{method} {url} not sent: sync is stopping")
+        self.before_request()
+        deadline = Deadline(self.total_timeout, max_seconds=MAX_REQUEST_S)
+        self._active = deadline
+        wall0, mono0 = self.clock.now(), self.clock.monotonic_ns()
         try:
-            response = self.session.request(method, url, timeout=self.timeout, **kw)
-            response.content  # noqa: B018 - read the whole body now: a cut body is transient
+            with deadline:
+                if self._aborted:  # abort() ran between the check above and here
+                    deadline.fire()
+                response = self.session.request(method, url, timeout=self.timeout,
+                                                stream=True, **kw)
+                try:
+                    self._read_body(response, deadline)
+                finally:
+                    response.close()
         except requests.exceptions.SSLError as e:
+            if deadline.fired:
+                raise self._late(method, url) from e
             # A stale clock shows up as "certificate is not yet valid": say so, retry later.
-            raise TransientSyncError(f"TLS error talking to {url}: {e}") from e
+            raise TransientSyncError(f"TLS error talking to {url}: {clean(e)}") from e
         except requests.RequestException as e:
-            raise TransientSyncError(f"{method} {url} failed: {e.__class__.__name__}: {e}") from e
+            if deadline.fired:
+                raise self._late(method, url) from e
+            raise TransientSyncError(
+                f"{method} {url} failed: {e.__class__.__name__}: {clean(e)}"
+            ) from e
+        finally:
+            self._active = None
+        if deadline.fired:  # the answer may look complete when the cut fell at its end
+            raise self._late(method, url)
+        mono1 = self.clock.monotonic_ns()
         status = response.status_code
         if status in (401, 403):
             raise AuthSyncError(
-                f"{method} {url}: {status} {_error_text(response)}; re-provision the kiosk"
+                f"{method} {url}: {status} {quoted(_error_text(response))}; the device token "
+                "was refused: re-provision the kiosk, or fix the token file or the proxy "
+                "(sync keeps asking every few minutes)"
             )
         if status == 429 or status == 408 or status >= 500:
             raise TransientSyncError(
-                f"{method} {url}: {status} {_error_text(response)}",
+                f"{method} {url}: {status} {quoted(_error_text(response))}",
                 parse_retry_after(response.headers.get("Retry-After")),
             )
         if 400 <= status < 500 and status != 404:
-            raise BatchRejectedError(f"{method} {url}: {status} {_error_text(response)}")
+            raise BatchRejectedError(
+                f"{method} {url}: {status} {quoted(_error_text(response))}; the rows stay "
+                "pending (a whole request refused is retried, never dead-lettered)"
+            )
+        if 200 <= status < 300 or status == 304:
+            sample = _time_sample(response, wall0, mono0, mono1, time_in_body)
+            if sample is not None:
+                self.time_sample = sample
         return response
+
+    def _read_body(self, response: requests.Response, deadline: Deadline) -> None:
+        """Read the whole body now (a cut one is transient), beating as it arrives.
+
+        A body arriving at MIN_RATE or faster earns its time beyond the deadline (a big
+        watchlist over a slow border link), up to MAX_REQUEST_S; a drip earns nothing.
+        """
+        chunks, received = [], 0
+        for chunk in response.iter_content(BODY_CHUNK):
+            chunks.append(chunk)
+            received += len(chunk)
+            deadline.allow(received / MIN_RATE)
+            self.before_request()
+        response._content = b"".join(chunks)  # what requests' own .content keeps
+
+    def _late(self, method: str, url: str) -> TransientSyncError:
+        if self._aborted:
+            return TransientSyncError(f"{method} {url} cut off: sync is stopping")
+        return TransientSyncError(
+            f"{method} {url}: no complete answer within the {self.total_timeout:g} s "
+            "deadline (a slow or stalled link); retrying later"
+        )
 
     def _json(self, response: requests.Response) -> Any:
         try:
             return response.json()
         except ValueError as e:
-            raise TransientSyncError(f"unreadable answer from {response.url}: {e}") from e
+            raise TransientSyncError(
+                f"unreadable answer from {quoted(response.url)}: {clean(e)}") from e
 
     def health(self) -> None:
-        self._request("GET", "/v1/health")
+        self._request("GET", "/v1/health", time_in_body=True)
 
     def post_checkins(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        response = self._request("POST", "/v1/checkins", json={"checkins": items})
+        response = self._request("POST", "/v1/checkins", json={"checkins": items},
+                                 time_in_body=True)
         body = self._json(response)
         results = body.get("results") if isinstance(body, dict) else None
         if response.status_code != 200 or not isinstance(results, list):
@@ -146,44 +279,138 @@ class SyncClient:
 
 def _error_text(response: requests.Response) -> str:
     try:
-        return str(response.json().get("error", ""))[:200]
+        return str(response.json().get("error", ""))[:MAX_EXTERNAL_TEXT]
     except (ValueError, AttributeError):
         return response.reason or ""
+
+
+# A central answer dated outside these years is not a clock to correct ours by.
+_SANE_YEARS = range(2020, 2101)
+
+
+def _time_sample(response: requests.Response, wall0: datetime, mono0: int, mono1: int,
+                 time_in_body: bool) -> TimeSample | None:
+    """The central's time from ``server_time`` in the JSON answer, else the Date header."""
+    server_time, source, resolution = None, "server_time", 0.0
+    if time_in_body:
+        try:
+            value = response.json().get("server_time")
+            if isinstance(value, str):
+                server_time = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except (ValueError, AttributeError):
+            server_time = None
+    if server_time is None or server_time.tzinfo is None:
+        try:
+            server_time = parsedate_to_datetime(response.headers.get("Date", ""))
+        except (TypeError, ValueError):
+            return None
+        # The Date names a whole second: the middle of it is the best estimate.
+        server_time += timedelta(seconds=DATE_RESOLUTION_S / 2)
+        source, resolution = "Date", DATE_RESOLUTION_S / 2
+    if server_time.tzinfo is None or server_time.year not in _SANE_YEARS:
+        return None
+    half_ns = (mono1 - mono0) // 2
+    return TimeSample(
+        server_time=server_time.astimezone(UTC),
+        wall=wall0 + timedelta(microseconds=half_ns // 1000),
+        mono_ns=mono0 + half_ns,
+        uncertainty_s=half_ns / 1e9 + resolution,
+        source=source,
+    )
 
 
 _STATE_OF = {
     "accepted": "sent", "duplicate": "sent", "conflict": "conflict", "rejected": "rejected",
 }
+# A whole-request 4xx halves the batch (a body-size limit on the path) for this long.
+SHRINK_S = 3600.0
+
+Validator = Callable[[bytes], None]
 
 
 class Syncer:
-    """One push or pull pass, without threads or waiting (the worker and ``sync --once``)."""
+    """One push or pull pass, without threads or waiting (the worker and ``sync --once``).
+
+    ``validators`` map a document name to a function that raises ValueError when the
+    kiosk cannot apply that document; such a version is never stored.
+    """
 
     def __init__(
-        self, outbox: Outbox, client: SyncClient, *, clock: Clock, batch_size: int = 500
+        self, outbox: Outbox, client: SyncClient, *, clock: Clock, batch_size: int = 500,
+        validators: Mapping[str, Validator] | None = None,
     ) -> None:
         if not 1 <= batch_size <= 1000:
             raise ValueError(f"batch_size is {batch_size!r}; use 1 to 1000")
+        unknown = sorted(set(validators or {}) - set(DOCUMENT_NAMES))
+        if unknown:
+            raise ValueError(f"validators for unknown documents {unknown!r}; use "
+                             f"{', '.join(DOCUMENT_NAMES)}")
         self.outbox = outbox
         self.client = client
         self.clock = clock
         self.batch_size = batch_size
+        self.validators: Mapping[str, Validator] = dict(validators or {})
+        self.document_errors: tuple[str, ...] = ()  # of the last pull
+        self._reduced = batch_size
+        self._reduced_until = 0.0
+        self._anchor_uncertainty: float | None = None
+
+    def _limit(self) -> int:
+        return self._reduced if time.monotonic() < self._reduced_until else self.batch_size
+
+    def _now(self) -> datetime:
+        """The best known time: NTP or the central's clock, else the wall clock."""
+        return self.outbox.trusted_now(self.clock) or self.clock.now()
+
+    def _take_time(self) -> bool:
+        """Keep the central's clock of the last exchange as this boot's anchor if it is
+        better than the one kept; True if it changed."""
+        sample = self.client.time_sample
+        self.client.time_sample = None
+        if sample is None or self.clock.synced():
+            return False
+        if self._anchor_uncertainty is not None and \
+                self._anchor_uncertainty <= sample.uncertainty_s:
+            return False
+        stored = self.outbox.record_clock(
+            clock=self.clock, server_time=sample.server_time, wall=sample.wall,
+            mono_ns=sample.mono_ns, uncertainty_s=sample.uncertainty_s, source="central",
+        )
+        anchor = self.outbox.anchor(self.clock.boot_id)
+        self._anchor_uncertainty = anchor.uncertainty_s if anchor else None
+        if stored:
+            log.info("clock: the central's time (%s) is %+.3f s from ours, +/- %.3f s; "
+                     "correcting this boot's check-in times", sample.source,
+                     (sample.server_time - sample.wall).total_seconds(), sample.uncertainty_s)
+        return stored
 
     def push(self, stop: threading.Event | None = None,
-             on_batch: Callable[[], None] = lambda: None) -> int:
-        """Send pending rows in creation order until none is left; returns rows delivered.
+             on_batch: Callable[[], None] = lambda: None, *,
+             include_forbidden: bool = True) -> int:
+        """Send pending rows in creation order, each once per pass; returns rows delivered.
 
         ``on_batch`` runs before each batch: the worker's heartbeat, so that draining a long
-        backlog over a slow link is not mistaken for a hung thread by the watchdog.
+        backlog over a slow link is not mistaken for a hung thread by the watchdog.  Rows
+        the server called forbidden are sent again only when ``include_forbidden``.
         """
+        if not self.clock.synced() and self.outbox.anchor(self.clock.boot_id) is None:
+            # No NTP and no measurement in this boot yet: ask the central's time first,
+            # so that even the first batch goes out with corrected times.
+            self.client.health()
+            self._take_time()
         self.outbox.correct_times(self.clock)
         delivered = 0
+        after = 0
         while not (stop and stop.is_set()):
             on_batch()
-            items = self.outbox.claim(self.batch_size)
+            items, after = self.outbox.claim_batch(
+                self._limit(), after_seq=after, include_forbidden=include_forbidden
+            )
             if not items:
                 break
             delivered += self._send(items)
+            if self._take_time():
+                self.outbox.correct_times(self.clock)
         return delivered
 
     def _send(self, items: list[dict[str, Any]]) -> int:
@@ -191,26 +418,38 @@ class Syncer:
         try:
             results = self.client.post_checkins(items)
         except BatchRejectedError as e:
-            if len(items) == 1:
-                self.outbox.mark_results({ids[0]: ("rejected", str(e))}, self.clock.now())
-                log.warning("check-in %s moved to dead letter: %s", ids[0], e)
-                return 0
-            # Find the bad row: send the batch one by one (rare, so simple beats clever).
+            # Not the server's verdict on these rows: keep them, and try smaller batches
+            # for a while in case the path limits the request size.
             self.outbox.release(ids, str(e))
-            return sum(self._send(one) for i in ids if (one := self.outbox.claim_ids([i])))
+            self._reduced = max(1, min(self._limit(), len(items)) // 2)
+            self._reduced_until = time.monotonic() + SHRINK_S
+            raise
         except SyncError as e:
             self.outbox.release(ids, str(e))
             raise
         marks: dict[str, tuple[str, str | None]] = {}
+        forbidden: dict[str, str] = {}
         for result in results:
             if not isinstance(result, dict) or result.get("id") not in ids:
                 continue
-            state = _STATE_OF.get(result.get("status"))
+            status = result.get("status")
+            errors = result.get("errors")
+            text = "; ".join(map(str, errors)) if isinstance(errors, list) else str(errors or "")
+            error = clean(text) or None
+            if status == "forbidden":
+                forbidden[result["id"]] = clean(
+                    f"forbidden for this device token: {text or 'no reason given'}; "
+                    "re-provision the kiosk so the central links its earlier device id")
+                continue
+            state = _STATE_OF.get(status)
             if state is not None:
-                error = "; ".join(result.get("errors") or []) or None
                 marks[result["id"]] = (state, error)
-        self.outbox.mark_results(marks, self.clock.now())
-        missing = [i for i in ids if i not in marks]
+        self.outbox.mark_results(marks, self._now())
+        if forbidden:
+            self.outbox.hold(forbidden)
+            log.warning("%d check-in(s) forbidden for this device token, kept pending: %s",
+                        len(forbidden), next(iter(forbidden.values())))
+        missing = [i for i in ids if i not in marks and i not in forbidden]
         if missing:
             self.outbox.release(missing, "no answer for this id in the server's reply")
         for i, (state, error) in marks.items():
@@ -219,10 +458,15 @@ class Syncer:
         return sum(1 for state, _ in marks.values() if state == "sent")
 
     def pull(self) -> list[str]:
-        """Fetch changed documents and apply them together; returns names that changed."""
-        now = self.clock.now()
+        """Fetch changed documents and apply the good ones together; returns their names.
+
+        A version that fails its check is not stored (the last good one stays); its error
+        is in ``document_errors`` until a pull finds it fixed.
+        """
+        now = self._now()
         changed: list[Document] = []
         unchanged: list[str] = []
+        errors: list[str] = []
         for name in DOCUMENT_NAMES:
             current = self.outbox.document(name)
             response = self.client.get_document(name, current.etag if current else None)
@@ -234,8 +478,13 @@ class Syncer:
             body = response.content
             try:
                 validate(name, body)
-            except ValueError as e:
-                raise BatchRejectedError(f"server sent an unusable {name}: {e}") from e
+                validator = self.validators.get(name)
+                if validator is not None:
+                    validator(body)
+            except Exception as e:  # noqa: BLE001 - a validator's own bug must not stop sync
+                errors.append(f"{name}: the central's new version was not applied: {clean(e)}")
+                log.warning("document %s", errors[-1])
+                continue
             expires = response.headers.get("Expires")
             try:
                 expires_at = parsedate_to_datetime(expires) if expires else None
@@ -244,6 +493,7 @@ class Syncer:
             etag = (response.headers.get("ETag") or "").strip('"') or None
             changed.append(Document(name, body, etag, now, expires_at))
         self.outbox.apply_documents(changed, unchanged, now)
+        self.document_errors = tuple(errors)
         if changed:
             log.info("applied documents: %s", ", ".join(d.name for d in changed))
         return [d.name for d in changed]
@@ -251,7 +501,12 @@ class Syncer:
 
 @dataclass(frozen=True)
 class SyncStatus:
-    """What the screen and systemd STATUS= show about delivery."""
+    """What the screen and systemd STATUS= show about delivery.
+
+    ``dead_letter`` (rejected + conflict) and ``forbidden`` rows are undeliverable as things
+    stand; ``reprovision_needed`` is set when the token is refused or rows are forbidden.
+    Text fields hold external text already escaped (:func:`clean`).
+    """
 
     online: bool
     backlog: int
@@ -261,6 +516,25 @@ class SyncStatus:
     reprovision_needed: bool
     in_flight: int = 0
     conflicts: int = 0
+    forbidden: int = 0  # pending rows the server refuses for this device token (held)
+    token_refused: bool = False  # the last request got 401/403 (sync keeps asking slowly)
+    document_errors: tuple[str, ...] = ()  # documents of the last pull not applied
+    clock_source: str = "none"  # how this boot's times are corrected: ntp, central, none
+
+    @property
+    def undeliverable(self) -> int:
+        """Rows that will not reach the central without someone acting."""
+        return self.dead_letter + self.forbidden
+
+
+def _read_token(path: str | os.PathLike[str]) -> str | None:
+    """The token in ``path`` (stripped), None if the file is missing or empty."""
+    try:
+        return Path(path).read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError) as e:
+        log.warning("cannot read the device token file %s: %s", quoted(os.fspath(path)),
+                    clean(e))
+        return None
 
 
 class SyncWorker:
@@ -272,33 +546,42 @@ class SyncWorker:
         db_path: str | os.PathLike[str],
         server_url: str,
         token: str | None,
+        token_file: str | os.PathLike[str] | None = None,
         ca_bundle: str | None = None,
         on_status: Callable[[SyncStatus], None] | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
+        total_timeout: float | None = None,
         batch_size: int = 500,
         backoff_base: float = 2.0,
         backoff_cap: float = 300.0,
         boot_jitter: float = 30.0,
         link_jitter: float = 10.0,
         idle_interval: float = 60.0,
+        auth_retry_max: float = 300.0,
         documents_interval: float = 900.0,
         retention_days: int = 30,
+        validators: Mapping[str, Validator] | None = None,
         clock: Clock | None = None,
         session: requests.Session | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.clock = clock or Clock()
+        self.token_file = token_file
+        self._token = token
         self._client = SyncClient(
             server_url, token, ca_bundle=ca_bundle, connect_timeout=connect_timeout,
-            read_timeout=read_timeout, session=session,
+            read_timeout=read_timeout, total_timeout=total_timeout, session=session,
+            clock=self.clock, before_request=self._beat,
         )
         self._outbox = Outbox(db_path)
-        self._syncer = Syncer(self._outbox, self._client, clock=self.clock, batch_size=batch_size)
+        self._syncer = Syncer(self._outbox, self._client, clock=self.clock,
+                              batch_size=batch_size, validators=validators)
         self._on_status = on_status
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.boot_jitter, self.link_jitter = boot_jitter, link_jitter
         self.idle_interval, self.documents_interval = idle_interval, documents_interval
+        self.auth_retry_max = max(idle_interval, auth_retry_max)
         self.retention_days = retention_days
         self._rng = rng or random.Random()
         self._stop = threading.Event()
@@ -307,7 +590,7 @@ class SyncWorker:
         self._heartbeat = time.monotonic()
         self._online = False
         self._failures = 0
-        self._reprovision = False
+        self._token_refused = False
         self._last_success: datetime | None = None
         self._last_error: str | None = None
         self._persisted = False  # no success written to the database since start
@@ -343,25 +626,30 @@ class SyncWorker:
         self._closed = True
         self._stop.set()
         self._wake.set()
+        self._client.abort()  # a request in progress ends now, not at its deadline
         if self._thread is not None:
-            # A request in progress ends within its timeouts at worst.
-            self._thread.join(timeout=sum(self._client.timeout) + 5)
+            self._thread.join(timeout=5.0)
             if self._thread.is_alive():
-                log.error("sync worker did not stop; a request is hanging past its timeout")
+                log.error("sync worker did not stop within 5 s of close()")
         self._client.close()
         self._outbox.close()
 
     def status(self) -> SyncStatus:
         counts = self._outbox.counts()
+        anchor = None if self.clock.synced() else self._outbox.anchor(self.clock.boot_id)
         return SyncStatus(
             online=self._online,
             backlog=counts["pending"] + counts["in_flight"],
             dead_letter=counts["rejected"] + counts["conflict"],
             last_success=self._last_success,
             last_error=self._last_error,
-            reprovision_needed=self._reprovision,
+            reprovision_needed=self._token_refused or counts["forbidden"] > 0,
             in_flight=counts["in_flight"],
             conflicts=counts["conflict"],
+            forbidden=counts["forbidden"],
+            token_refused=self._token_refused,
+            document_errors=self._syncer.document_errors,
+            clock_source="ntp" if self.clock.synced() else (anchor.source if anchor else "none"),
         )
 
     def _publish(self) -> None:
@@ -387,50 +675,57 @@ class SyncWorker:
             else:
                 self._stop.wait(min(left, 5.0))
 
+    def _slow(self) -> float:
+        """The pause between asks while refused: idle_interval .. auth_retry_max, jittered."""
+        return self._rng.uniform(self.idle_interval, self.auth_retry_max)
+
+    def _reload_token(self) -> bool:
+        """Re-read the token file (a technician may have fixed it); True if it changed."""
+        if self.token_file is None:
+            return False
+        token = _read_token(self.token_file)
+        if token is None or token == self._token:
+            return False
+        self._token = token
+        self._client.set_token(token)
+        log.info("sync: the device token file %s changed; using the new token",
+                 quoted(os.fspath(self.token_file)))
+        return True
+
     def _loop(self) -> None:
         self._sleep(self._rng.uniform(0, self.boot_jitter), wake_on_poke=False)
         next_documents = 0.0
         next_purge = 0.0
+        next_forbidden = 0.0
         while not self._stop.is_set():
             self._heartbeat = time.monotonic()
-            if self._reprovision:
-                self._sleep(self.idle_interval, wake_on_poke=False)
-                continue
             try:
                 if self._failures:
                     # The link may be back: a cheap probe, then a random pause before the
                     # backlog goes out, so kiosks that lost the link together spread out.
                     self._client.health()
                     self._sleep(self._rng.uniform(0, self.link_jitter), wake_on_poke=False)
-                delivered = self._syncer.push(self._stop, on_batch=self._beat)
-                if time.monotonic() >= next_documents:
+                retry_forbidden = time.monotonic() >= next_forbidden
+                if self._token_refused or retry_forbidden:
+                    if self._reload_token():
+                        retry_forbidden = True
+                delivered = self._syncer.push(self._stop, on_batch=self._beat,
+                                              include_forbidden=retry_forbidden)
+                if retry_forbidden:
+                    # Forbidden rows are asked about slowly, like a refused token.
+                    next_forbidden = time.monotonic() + self._slow()
+                if time.monotonic() >= next_documents or self._token_refused:
                     self._syncer.pull()
                     next_documents = time.monotonic() + self.documents_interval
                 if time.monotonic() >= next_purge:
-                    self._outbox.purge(retention_days=self.retention_days, now=self.clock.now())
+                    self._outbox.purge(retention_days=self.retention_days, clock=self.clock)
                     next_purge = time.monotonic() + 3600
                 self._succeeded(delivered)
                 self._sleep(self.idle_interval, wake_on_poke=True)
-            except AuthSyncError as e:
-                self._reprovision, self._online = True, True
-                self._record_error(e)
-                log.error("sync stopped: %s", e)
-                self._publish()
             except SyncError as e:
-                # Storage errors are SyncError's siblings (StoreError), handled below.
-                self._failures += 1
-                self._online = False
-                self._record_error(e)
-                delay = full_jitter(
-                    self._failures, base=self.backoff_base, cap=self.backoff_cap, rng=self._rng
-                )
-                retry_after = getattr(e, "retry_after", None)
-                if retry_after is not None:
-                    delay = max(delay, retry_after)
-                log.info("sync failed (%d in a row), retrying in %.1f s: %s",
-                         self._failures, delay, e)
-                self._publish()
-                self._sleep(delay, wake_on_poke=False)
+                if self._stop.is_set():
+                    break  # close() cut the request: not an error worth keeping
+                self._failed(e)
             except Exception as e:
                 self._failures += 1
                 self._record_error(e)
@@ -438,28 +733,55 @@ class SyncWorker:
                 self._publish()
                 self._sleep(min(self.backoff_cap, 60.0), wake_on_poke=False)
 
+    def _failed(self, e: SyncError) -> None:
+        """Record a failed round and wait: slowly when refused, else with backoff."""
+        if isinstance(e, AuthSyncError):
+            first = not self._token_refused
+            self._token_refused, self._online = True, True
+            self._failures = 0
+            self._record_error(e)
+            delay = self._slow()
+            (log.error if first else log.info)(
+                "sync refused, asking again in %.0f s: %s", delay, e)
+        else:
+            self._failures += 1
+            self._online = False
+            self._record_error(e)
+            delay = full_jitter(
+                self._failures, base=self.backoff_base, cap=self.backoff_cap, rng=self._rng
+            )
+            retry_after = getattr(e, "retry_after", None)
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+            log.info("sync failed (%d in a row), retrying in %.1f s: %s",
+                     self._failures, delay, e)
+        self._publish()
+        self._sleep(delay, wake_on_poke=False)
+
     def _succeeded(self, delivered: int) -> None:
         self._failures = 0
         self._online = True
-        self._last_success = self.clock.now()
         # The first success after start also counts: the database may still hold an old
         # error and the 401 flag from before a restart with a new device token.
-        changed = self._last_error is not None or not self._persisted
+        changed = self._last_error is not None or not self._persisted or self._token_refused
+        self._token_refused = False
         self._last_error = None
+        self._last_success = self.clock.now()  # last: a reader seeing it sees the rest
+        forbidden = self._outbox.counts()["forbidden"]
         # Bound SD-card writes: persist only when something happened.
-        if delivered or changed:
+        if delivered or changed or forbidden:
             self._persisted = True
             self._outbox.set_meta(last_success=iso(self._last_success), last_error=None,
-                                  reprovision_needed="0")
+                                  reprovision_needed="1" if forbidden else "0")
         self._publish()
 
     def _record_error(self, error: BaseException) -> None:
-        message = str(error)
+        message = clean(error, limit=1000)
         if message != self._last_error:
             self._last_error = message
             try:
                 self._outbox.set_meta(
-                    last_error=message, reprovision_needed="1" if self._reprovision else "0"
+                    last_error=message, reprovision_needed="1" if self._token_refused else "0"
                 )
             except Exception:
                 log.exception("cannot record the sync error in the queue database")
@@ -472,16 +794,22 @@ class SyncOnceResult:
     remaining: int
     dead_letter: int
     error: str | None
+    forbidden: int = 0
+    document_errors: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.remaining == 0
+        """Everything delivered, nothing undeliverable, every document applied."""
+        return (self.error is None and self.remaining == 0 and self.dead_letter == 0
+                and self.forbidden == 0 and not self.document_errors)
 
     def as_json(self) -> str:
         return json.dumps(
             {"ok": self.ok, "delivered": self.delivered, "documents_changed":
              self.documents_changed, "remaining": self.remaining,
-             "dead_letter": self.dead_letter, "error": self.error}
+             "dead_letter": self.dead_letter, "forbidden": self.forbidden,
+             "document_errors": list(self.document_errors), "error": self.error},
+            ensure_ascii=False,
         )
 
 
@@ -495,16 +823,22 @@ def sync_once(
     clock: Clock | None = None,
     connect_timeout: float = 5.0,
     read_timeout: float = 30.0,
+    total_timeout: float | None = None,
+    validators: Mapping[str, Validator] | None = None,
 ) -> SyncOnceResult:
-    """Push everything pending and pull the documents once (``checkpoint-kiosk sync --once``)."""
+    """Push everything pending and pull the documents once (``checkpoint-kiosk sync --once``).
+
+    Not ``ok`` while any row is left undeliverable (dead letter, forbidden, still pending)
+    or a document was not applied; ``error`` then says what and what to do.
+    """
     clock = clock or Clock()
-    client = SyncClient(server_url, token, ca_bundle=ca_bundle,
-                        connect_timeout=connect_timeout, read_timeout=read_timeout)
+    client = SyncClient(server_url, token, ca_bundle=ca_bundle, connect_timeout=connect_timeout,
+                        read_timeout=read_timeout, total_timeout=total_timeout, clock=clock)
     with Outbox(db_path) as outbox:
         try:
             outbox.reset_in_flight()
-            before = outbox.counts()
-            syncer = Syncer(outbox, client, clock=clock, batch_size=batch_size)
+            syncer = Syncer(outbox, client, clock=clock, batch_size=batch_size,
+                            validators=validators)
             error = None
             refused = False
             delivered, changed = 0, []
@@ -514,19 +848,36 @@ def sync_once(
             except SyncError as e:
                 error = str(e)
                 refused = isinstance(e, AuthSyncError)
+            after = outbox.counts()
+            forbidden = after["forbidden"]
             # What `status` and `queue stats` show, as the worker keeps it: a technician's
             # successful round after re-provisioning clears the old error and the 401 flag.
             if error is None:
                 outbox.set_meta(last_success=iso(clock.now()), last_error=None,
-                                reprovision_needed="0")
+                                reprovision_needed="1" if forbidden else "0")
             else:
                 outbox.set_meta(last_error=error, **({"reprovision_needed": "1"} if refused
                                                      else {}))
-            after = outbox.counts()
         finally:
             client.close()
     dead = after["rejected"] + after["conflict"]
-    new_dead = dead - before["rejected"] - before["conflict"]
-    if error is None and new_dead:
-        error = f"{new_dead} check-in(s) refused by the server (dead letter)"
-    return SyncOnceResult(delivered, changed, after["pending"] + after["in_flight"], dead, error)
+    remaining = after["pending"] + after["in_flight"]
+    if error is None:
+        problems = []
+        if after["rejected"]:
+            problems.append(f"{after['rejected']} check-in(s) refused by the server (dead "
+                            "letter): see `queue stats`; after the cause is fixed, "
+                            "`checkpoint-kiosk queue requeue` sends them again")
+        if after["conflict"]:
+            problems.append(f"{after['conflict']} check-in(s) in conflict (dead letter: the "
+                            "central holds these ids with other content); call a technician")
+        if forbidden:
+            problems.append(f"{forbidden} check-in(s) forbidden for this device token (kept "
+                            "pending): re-provision the kiosk so the central links its "
+                            "earlier device id")
+        if remaining > forbidden:
+            problems.append(f"{remaining - forbidden} check-in(s) still pending")
+        problems.extend(syncer.document_errors)
+        error = "; ".join(problems) or None
+    return SyncOnceResult(delivered, changed, remaining, dead, error, forbidden,
+                          syncer.document_errors)

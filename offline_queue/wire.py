@@ -89,6 +89,8 @@ def from_row(row: dict[str, Any]) -> dict[str, Any]:
         "boot_id": row["boot_id"],
         "clock_synced": bool(row["clock_synced"]),
         "corrected_at": row["corrected_time"],
+        # How corrected_at was found: 'ntp', 'central' (the central's clock) or 'none'.
+        "time_source": row["time_source"],
         "app_version": row["app_version"],
     }
 

@@ -138,8 +138,9 @@ def test_pings_stop_when_the_sync_worker_hangs(fake, tmp_path):
     db = tmp_path / "k.db"
     store = Store(db, device_id="d", checkpoint_id="c")
     server = TricklingServer()
+    # A total deadline (issue 9 #5) far past the test: the trickle holds the worker.
     worker = SyncWorker(db_path=db, server_url=server.url, token="t", connect_timeout=1,
-                        read_timeout=1, boot_jitter=0, idle_interval=0.1)
+                        read_timeout=1, total_timeout=60, boot_jitter=0, idle_interval=0.1)
     try:
         worker.start()
         sup = notify.Supervisor(notify.Notifier(), ready=lambda: True,

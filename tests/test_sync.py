@@ -159,14 +159,17 @@ def test_answer_lost_after_server_acted_is_a_duplicate_not_a_double(central, enr
     with FaultProxy((central.host, central.port), lambda: next(faults, "pass")) as proxy, \
             kiosk_store(tmp_path, enrolled) as store:
         ids = [store.record(entry(i)) for i in range(10)]
-        first = sync_once(db_path=store.path, server_url=proxy.url, token=enrolled["device_token"])
+        # NTP synced: no request for the central's time first, the faults hit the posts.
+        ntp = Clock(synced=lambda: True)
+        first = sync_once(db_path=store.path, server_url=proxy.url,
+                          token=enrolled["device_token"], clock=ntp)
         assert not first.ok and first.remaining == 10  # the answer was lost
         assert sorted(server_ids(tmp_path)) == sorted(ids)  # but the server has them
         second = sync_once(db_path=store.path, server_url=proxy.url,
-                           token=enrolled["device_token"])
+                           token=enrolled["device_token"], clock=ntp)
         assert not second.ok  # truncated answer
         third = sync_once(db_path=store.path, server_url=proxy.url,
-                          token=enrolled["device_token"])
+                          token=enrolled["device_token"], clock=ntp)
         assert third.ok and third.remaining == 0
     assert sorted(server_ids(tmp_path)) == sorted(ids)
 
