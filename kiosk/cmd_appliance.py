@@ -80,10 +80,17 @@ def _parse_pin(_ctx: click.Context, _param: click.Parameter, values: tuple[str, 
 @click.option("--qr", "qr_text", metavar="TEXT", help="Import a provisioning QR's text.")
 @click.option("--from-media", is_flag=True,
               help="Import new provisioning files from the boot partition and USB sticks.")
+@click.option("--media", "media_globs", multiple=True, metavar="GLOB",
+              help="With --from-media: look in these folders instead of the boot partition, "
+                   "/media/*, /run/media/*/* and /mnt (repeat).")
 @click.option("--restart-kiosk", is_flag=True,
               help="After an import, restart the kiosk service so it uses the new config.")
 @click.option("--token-file", type=click.Path(dir_okay=False),
-              help="Where the device token goes (default: sync.token_file, mode 0600).")
+              help="Where the device token goes (default: sync.token_file, else device-token "
+                   "beside the config; mode 0600). The config written names this file.")
+@click.option("--replace-token", is_flag=True,
+              help="Replace an existing device token (re-provisioning this kiosk); without "
+                   "it an existing token file is never overwritten.")
 @click.option("--owner", default=_default_owner, show_default="kiosk if that user exists",
               help="Owner of the written files when run as root ('' = root).")
 @click.option("--state-dir", default=STATE_DIR, show_default=True,
@@ -95,13 +102,17 @@ def _parse_pin(_ctx: click.Context, _param: click.Parameter, values: tuple[str, 
 def provision(server_url: str | None, token: str | None, checkpoint_name: str,
               checkpoint_id: str, policy_profile: str | None, camera: str | None,
               direction: str | None, ca_bundle: str | None, pins: dict, file_path: str | None,
-              qr_text: str | None, from_media: bool, restart_kiosk: bool,
-              token_file: str | None, owner: str | None, state_dir: str, timeout: float,
-              as_json: bool, config_path: str) -> None:
+              qr_text: str | None, from_media: bool, media_globs: tuple[str, ...],
+              restart_kiosk: bool,
+              token_file: str | None, replace_token: bool, owner: str | None,
+              state_dir: str, timeout: float, as_json: bool, config_path: str) -> None:
     """Enrol this kiosk with the central platform and write its configuration.
 
     The old configuration stays untouched if anything fails.  Flags, a provisioning file,
     a provisioning QR's text, or every new file on mounted media (the boot-time unit).
+    Server URLs must be https (plain http only to this machine).  An existing device token
+    is replaced only with --replace-token.  --from-media never re-points an enrolled kiosk:
+    the file waits for the officer's confirmation (with the PIN) on the kiosk screen.
 
     Example: checkpoint-kiosk provision --server https://kiosk.so-yte.vn --token - --name
     "Cửa khẩu Hữu Nghị" --profile border
@@ -115,13 +126,16 @@ def provision(server_url: str | None, token: str | None, checkpoint_name: str,
                                "--from-media")
     results: list[prov.Result] = []
     if from_media:
-        results = prov.import_from_media(config_path=config_path, state_dir=state_dir,
+        results = prov.import_from_media(globs=media_globs or prov.MEDIA_GLOBS,
+                                          config_path=config_path, state_dir=state_dir,
+                                          token_path=token_file, replace_token=replace_token,
                                           owner=owner, timeout=timeout)
         if not results:
             click.echo("no new provisioning file found")
             return
     elif file_path:
         result = prov.import_file(file_path, config_path=config_path, state_dir=state_dir,
+                                  token_path=token_file, replace_token=replace_token,
                                   owner=owner, timeout=timeout, force=True)
         assert result is not None  # force=True always imports
         results = [result]
@@ -142,7 +156,8 @@ def provision(server_url: str | None, token: str | None, checkpoint_name: str,
             source = "command line"
         try:
             result = prov.provision(request, config_path=config_path, token_path=token_file,
-                                    owner=owner, timeout=timeout, source=source)
+                                    replace_token=replace_token, owner=owner,
+                                    timeout=timeout, source=source)
         except prov.ProvisionError as e:
             prov.save_result(prov.Result(ok=False, message=str(e), source=source), state_dir)
             raise
@@ -151,12 +166,26 @@ def provision(server_url: str | None, token: str | None, checkpoint_name: str,
     for result in results:
         if as_json:
             click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+        elif result.pending:
+            click.echo(f"staged: {result.source}: {result.message}")
+            click.echo(f"  server:     {result.server_url}")
         else:
             click.echo(f"provisioned: {result.message}")
             click.echo(f"  checkpoint: {result.checkpoint_id} {result.checkpoint_name}".rstrip())
             click.echo(f"  server:     {result.server_url}")
             click.echo(f"  config:     {result.config_path}")
-    if restart_kiosk:
+            if result.replaced_token:
+                whose = f" (was {result.replaced_device})" if result.replaced_device else ""
+                click.echo(f"  replaced:   device token in {result.replaced_token}{whose}")
+            if result.previous_device_ids:
+                click.echo(f"  backlog of: {', '.join(result.previous_device_ids)}")
+            if result.requeued:
+                click.echo(f"  requeued:   {result.requeued} dead-lettered check-ins")
+            if result.unlinked_device_ids:
+                click.echo(f"  warning:    the central did not link "
+                           f"{', '.join(result.unlinked_device_ids)}: check-ins recorded "
+                           "under them cannot be delivered (another checkpoint's token?)")
+    if restart_kiosk and any(r.ok and not r.pending for r in results):
         # try-restart: only if it is running; a kiosk still booting picks the config up anyway.
         subprocess.run(["systemctl", "try-restart", KIOSK_UNIT], check=False)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.errors import ConfigError
+from offline_queue.serverurl import check_server_url
 
 DEFAULT_PATH = Path("/etc/checkpoint-kiosk/kiosk.toml")
 
@@ -276,10 +277,12 @@ def value_problems(cfg: Config, origin: Callable[[str], str] = lambda _key: "con
 
     problems: list[ConfigError] = []
     url = cfg.sync.server_url
-    if url and not re.fullmatch(r"https?://[^\s/?#]+(/\S*)?", url):
-        problems.append(ConfigError(
-            f"{origin('sync.server_url')}: sync.server_url = {url!r} is not a URL; write it "
-            "as https://host[:port], e.g. 'https://kiosk.example.vn'"))
+    if url:
+        try:
+            check_server_url(url, "sync.server_url =")
+        except ValueError as e:
+            problems.append(ConfigError(f"{origin('sync.server_url')}: {e}, e.g. "
+                                        "'https://kiosk.example.vn'"))
     try:
         CameraSpec.parse(cfg.camera.spec)
     except CameraError as e:

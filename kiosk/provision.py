@@ -26,6 +26,7 @@ import pwd
 import re
 import tempfile
 import tomllib
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from kiosk import config as config_mod
-from kiosk.errors import ConfigError, ProvisionError
+from kiosk.errors import ConfigError, KioskError, ProvisionError
+from offline_queue.serverurl import check_server_url
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,11 @@ FILE_NAME = "checkpoint-kiosk-provision.toml"
 MEDIA_GLOBS = ("/boot/firmware", "/boot", "/media/*", "/media/*/*", "/run/media/*/*", "/mnt")
 STATE_DIR = Path("/var/lib/checkpoint-kiosk")
 RESULT_FILE = "provision-result.json"
+PENDING_FILE = "provision-pending.json"  # a stick's change waiting for the officer (0600)
+SEEN_FILE = "provisioned-files"  # SHA-256 of every file imported, confirmed or rejected
+TOKEN_FILE_NAME = "device-token"  # beside the config when neither flag nor config names one
+MAX_PREVIOUS_IDS = 16  # the central links at most this many old ids to a new device
+MAX_DEVICE_ID = 64  # and refuses the whole enrolment for a longer id
 SIGNAL_PINS = ("red", "amber", "green", "buzzer", "gate", "confirm_button", "direction_button",
                "officer_button")
 REQUEST_KEYS = ("server_url", "enrolment_token", "checkpoint_id", "checkpoint_name",
@@ -65,12 +72,11 @@ class Request:
     pins: Mapping[str, int | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        url = self.server_url.strip()
-        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
-            raise ProvisionError(
-                f"server URL {self.server_url!r} is not valid; use https://host[:port]"
-            )
-        object.__setattr__(self, "server_url", url.rstrip("/"))
+        try:
+            url = check_server_url(self.server_url)
+        except ValueError as e:
+            raise ProvisionError(str(e)) from None
+        object.__setattr__(self, "server_url", url)
         token = self.enrolment_token.strip() if isinstance(self.enrolment_token, str) else ""
         if not token or any(c.isspace() for c in token) or len(token) > 512:
             # Never echo a token, even a malformed one.
@@ -81,8 +87,11 @@ class Request:
         object.__setattr__(self, "enrolment_token", token)
         for name in ("checkpoint_name", "checkpoint_id"):
             value = getattr(self, name)
-            if not isinstance(value, str) or len(value) > 200 or "\n" in value:
-                raise ProvisionError(f"{name} {value!r} must be one line of text")
+            # Shown to officers and written to the config: no control or bidi characters
+            # that could hide what it says (the text may come from a stranger's stick).
+            if not isinstance(value, str) or len(value) > 200 or not value.isprintable() or \
+                    any(unicodedata.category(c) == "Cf" for c in value):
+                raise ProvisionError(f"{name} {value!r} must be one line of plain text")
         if self.policy_profile is not None:
             from kiosk.policy import PROFILES
 
@@ -111,6 +120,12 @@ class Result:
     config_path: str = ""
     source: str = ""
     at: str = ""
+    replaced_token: str = ""  # the token file that held another device token, if any
+    replaced_device: str = ""  # whose token that was, when the config named it
+    requeued: int = 0  # dead-lettered check-ins put back in the queue after enrolment
+    previous_device_ids: tuple[str, ...] = ()  # sent to the central so it accepts the backlog
+    unlinked_device_ids: tuple[str, ...] = ()  # of those, the ones the central did not link
+    pending: bool = False  # staged for the officer's confirmation on screen, nothing changed
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -204,17 +219,27 @@ class Enrolment:
     checkpoint_id: str
     device_token: str = field(repr=False)
     server_time: str | None = None
+    # The previous ids the central linked (their rows are accepted); None: not said.
+    linked_device_ids: tuple[str, ...] | None = None
 
 
-def enrol(request: Request, *, timeout: float = 10.0, session: Any = None) -> Enrolment:
-    """Exchange the enrolment token for a device token; ProvisionError says what to do."""
+def enrol(request: Request, *, timeout: float = 10.0, session: Any = None,
+          previous_device_ids: Iterable[str] = ()) -> Enrolment:
+    """Exchange the enrolment token for a device token; ProvisionError says what to do.
+
+    ``previous_device_ids`` are the ids this kiosk recorded under before: the central links
+    them to the new device so the backlog still carrying them is accepted (issue 9 #1).
+    """
     import requests
 
     url = request.server_url + "/v1/devices/enrol"
+    body: dict[str, Any] = {"enrolment_token": request.enrolment_token}
+    previous = list(previous_device_ids)[:MAX_PREVIOUS_IDS]
+    if previous:
+        body["previous_device_ids"] = previous
     http = session or requests.Session()
     try:
-        response = http.post(url, json={"enrolment_token": request.enrolment_token},
-                             timeout=timeout, verify=request.ca_bundle or True)
+        response = http.post(url, json=body, timeout=timeout, verify=request.ca_bundle or True)
     except requests.exceptions.SSLError as e:
         raise ProvisionError(
             f"TLS error talking to {url}: {e}; if it says 'not yet valid' the kiosk's clock is "
@@ -241,8 +266,11 @@ def enrol(request: Request, *, timeout: float = 10.0, session: Any = None) -> En
         )
     try:
         body = response.json()
+        linked = body.get("linked_device_ids")
         enrolment = Enrolment(str(body["device_id"]), str(body["checkpoint_id"]),
-                              str(body["device_token"]), body.get("server_time"))
+                              str(body["device_token"]), body.get("server_time"),
+                              tuple(str(i) for i in linked) if isinstance(linked, list)
+                              else None)
     except (ValueError, KeyError, TypeError):
         raise ProvisionError(f"the answer from {url} is not an enrolment answer") from None
     if not enrolment.device_token or "\n" in enrolment.device_token:
@@ -251,10 +279,14 @@ def enrol(request: Request, *, timeout: float = 10.0, session: Any = None) -> En
 
 
 def _error_text(response: Any) -> str:
+    """The server's words, quoted and escaped: they reach the log, the screen and status,
+    and a hostile server must not forge a line there (issue 9 #14)."""
+    from offline_queue.sync import quoted
+
     try:
-        return str(response.json().get("error", ""))[:200]
+        return quoted(response.json().get("error", ""), 200)
     except (ValueError, AttributeError):
-        return str(response.reason or "")[:200]
+        return quoted(response.reason or "", 200)
 
 
 # -- writing the configuration ---------------------------------------------------------------
@@ -265,6 +297,8 @@ def provision(
     *,
     config_path: str | os.PathLike[str] = config_mod.DEFAULT_PATH,
     token_path: str | os.PathLike[str] | None = None,
+    replace_token: bool = False,
+    store_path: str | os.PathLike[str] | None = None,
     owner: str | None = None,
     timeout: float = 10.0,
     source: str = "command line",
@@ -272,19 +306,24 @@ def provision(
 ) -> Result:
     """Enrol and write the configuration; raises ProvisionError and leaves files untouched.
 
-    ``owner`` (a user name, e.g. ``kiosk``) gets the token and config when run as root.
+    ``token_path`` (default: the config's ``sync.token_file``, else ``device-token`` beside
+    the config) is where the device token goes; the config written names exactly that file.
+    An existing token file is replaced only with ``replace_token`` (it may be another
+    kiosk's).  ``store_path`` (default: the config's ``store.path``) is the queue whose
+    backlog the new enrolment must still deliver.  ``owner`` (a user name, e.g. ``kiosk``)
+    gets the token and config when run as root.
     """
     config_path = Path(config_path)
     current = _read_toml(config_path)
-    if token_path is None:
-        token_path = current.get("sync", {}).get("token_file") or config_path.parent / \
-            "device-token"
-    token_path = Path(token_path)
+    token_path = resolve_token_path(current, config_path, token_path)
+    replacing = _check_token_file(token_path, config_path, current, replace=replace_token)
     new = _merged(current, request, token_path)
     _validate(new, config_path)
     uid_gid = _owner_ids(owner)
+    store = Path(store_path) if store_path is not None else _store_path(current)
+    previous = _previous_device_ids(current, store)
 
-    enrolment = enrol(request, timeout=timeout, session=session)
+    enrolment = enrol(request, timeout=timeout, session=session, previous_device_ids=previous)
     if request.checkpoint_id and enrolment.checkpoint_id != request.checkpoint_id:
         raise ProvisionError(
             f"the enrolment token belongs to checkpoint {enrolment.checkpoint_id!r}, not "
@@ -295,9 +334,20 @@ def provision(
     new["device"]["checkpoint_id"] = enrolment.checkpoint_id
     _validate(new, config_path)
     _write_atomic(token_path, enrolment.device_token + "\n", mode=0o600, owner=uid_gid)
+    if replacing is not None:
+        log.info("replaced the device token in %s (it belonged to %s)", token_path,
+                 replacing or "a device this config does not name")
     _write_atomic(config_path, _header(source) + dumps_toml(new), mode=0o640, owner=uid_gid)
     log.info("enrolled as device %s at checkpoint %s (%s); config written to %s",
              enrolment.device_id, enrolment.checkpoint_id, source, config_path)
+    unlinked = [i for i in previous if enrolment.linked_device_ids is not None
+                and i not in enrolment.linked_device_ids]
+    if unlinked:
+        # Another checkpoint's or unknown ids: the central will refuse their rows.
+        log.warning("the central did not link previous device id(s) %s to %s; check-ins "
+                    "recorded under them cannot be delivered by this enrolment",
+                    ", ".join(unlinked), enrolment.device_id)
+    requeued = _requeue_dead_letter(store, owner=uid_gid) if previous else 0
     return Result(
         ok=True,
         message=f"enrolled as {enrolment.device_id} at {enrolment.checkpoint_id}",
@@ -308,7 +358,119 @@ def provision(
         config_path=str(config_path),
         source=source,
         at=datetime.now(UTC).isoformat(timespec="seconds"),
+        replaced_token=str(token_path) if replacing is not None else "",
+        replaced_device=replacing or "",
+        requeued=requeued,
+        previous_device_ids=tuple(previous),
+        unlinked_device_ids=tuple(unlinked),
     )
+
+
+def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = data.get(name)
+    return value if isinstance(value, Mapping) else {}
+
+
+def resolve_token_path(current: Mapping[str, Any], config_path: str | os.PathLike[str],
+                       token_path: str | os.PathLike[str] | None = None) -> Path:
+    """The one place the device token's path is decided, as an absolute path.
+
+    The flag, else the config's ``sync.token_file``, else ``device-token`` beside the config.
+    Absolute, because the kiosk service reads the config from another working directory.
+    """
+    if token_path is None or str(token_path) == "":
+        token_path = (_table(current, "sync").get("token_file")
+                      or Path(config_path).parent / TOKEN_FILE_NAME)
+    return Path(os.path.abspath(Path(token_path).expanduser()))
+
+
+def _check_token_file(token_path: Path, config_path: Path, current: Mapping[str, Any], *,
+                      replace: bool) -> str | None:
+    """None when no token is there; else whose token it is ("" when unknown).
+
+    Refuses, before the enrolment token is spent, to replace a token without ``replace``:
+    the file may belong to another kiosk, which would then be cut off the platform.
+    """
+    if token_path == Path(os.path.abspath(config_path)):
+        raise ProvisionError(f"the token file {str(token_path)!r} is the config file; give "
+                             "--token-file another path")
+    if token_path.is_dir():
+        raise ProvisionError(f"the token file {str(token_path)!r} is a folder; give "
+                             "--token-file a file path")
+    if not token_path.exists():
+        return None
+    owner = ""
+    named = _table(current, "sync").get("token_file")
+    device_id = _table(current, "device").get("id")
+    if named and device_id and resolve_token_path(current, config_path) == token_path:
+        owner = f"device {device_id!r} of {str(config_path)!r}"
+    if not replace:
+        whose = f" ({owner})" if owner else (
+            f" that {str(config_path)!r} does not name: perhaps another kiosk's")
+        raise ProvisionError(
+            f"the token file {str(token_path)!r} already holds a device token{whose}; "
+            "replacing it cuts that device off the central platform. Re-provisioning this "
+            "kiosk: add --replace-token. Another kiosk: give --token-file a path of its own. "
+            "Nothing was changed and the enrolment token was not used"
+        )
+    return owner
+
+
+def _store_path(current: Mapping[str, Any]) -> Path:
+    path = _table(current, "store").get("path")
+    return Path(path) if isinstance(path, str) and path else Path(config_mod.StoreConfig.path)
+
+
+def _previous_device_ids(current: Mapping[str, Any], store: Path) -> list[str]:
+    """The ids the backlog carries: the config's device id, then those of undelivered rows."""
+    ids: list[str] = []
+    device_id = _table(current, "device").get("id")
+    if isinstance(device_id, str) and device_id:
+        ids.append(device_id)
+    if store.is_file():  # never create a queue database from here
+        from offline_queue.outbox import Outbox
+
+        try:
+            with Outbox(store) as outbox:
+                ids.extend(outbox.undelivered_device_ids())
+        except KioskError as e:
+            log.warning("cannot read the device ids of the backlog in %s (%s); the central "
+                        "links only %s", store, e, ids or "no previous id")
+    unique = [i for i in dict.fromkeys(ids) if _plain_id(i)]
+    if len(unique) > MAX_PREVIOUS_IDS:
+        log.warning("the backlog carries %d device ids; the central links the first %d",
+                    len(unique), MAX_PREVIOUS_IDS)
+    return unique[:MAX_PREVIOUS_IDS]
+
+
+def _plain_id(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_DEVICE_ID and value.isprintable()
+
+
+def _requeue_dead_letter(store: Path, *, owner: tuple[int, int] | None) -> int:
+    """After a re-enrolment, dead-lettered rows go back to pending (best effort, logged)."""
+    if not store.is_file():
+        return 0
+    from offline_queue.outbox import Outbox
+
+    try:
+        with Outbox(store) as outbox:
+            count = outbox.requeue_dead_letter()
+    except KioskError as e:
+        log.warning("enrolled, but the dead-lettered check-ins in %s could not be put back "
+                    "in the queue (%s); they stay dead-lettered in the database", store, e)
+        return 0
+    finally:
+        if owner is not None:  # root made these: the kiosk user must still open the queue
+            for suffix in ("-wal", "-shm"):
+                with contextlib.suppress(OSError):
+                    extra = Path(f"{store}{suffix}")
+                    if extra.stat().st_uid == 0:
+                        os.chown(extra, *owner)
+    if count:
+        log.info("put %d dead-lettered check-ins back in the queue for the new enrolment",
+                 count)
+    return count
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -464,6 +626,8 @@ def import_file(
     *,
     config_path: str | os.PathLike[str] = config_mod.DEFAULT_PATH,
     state_dir: str | os.PathLike[str] = STATE_DIR,
+    token_path: str | os.PathLike[str] | None = None,
+    replace_token: bool = False,
     owner: str | None = None,
     timeout: float = 10.0,
     force: bool = False,
@@ -471,45 +635,278 @@ def import_file(
     """Validate and import one provisioning file; returns the result (also saved for the
     screen and ``status``), or None when this exact file was imported before.
 
-    A file is remembered by its SHA-256, so media left in the kiosk are not re-imported at
-    every boot (and read-only media work: nothing is written to them).
+    This is the technician's explicit import (``provision --file``): no confirmation on
+    screen, but an existing device token is replaced only with ``replace_token``.  A file
+    is remembered by its SHA-256, so media left in the kiosk are not re-imported at every
+    boot (and read-only media work: nothing is written to them).
     """
     path = Path(path)
     state = Path(state_dir)
-    try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError as e:
-        raise ProvisionError(f"provisioning file {str(path)!r} cannot be read: {e}") from e
-    seen = state / "provisioned-files"
-    done = set(seen.read_text(encoding="utf-8").split()) if seen.exists() else set()
-    if digest in done and not force:
+    digest = _digest(path)
+    if digest in _seen(state) and not force:
         log.info("provisioning file %s was imported before; skipping", path)
         return None
     source = f"file {path}"
     try:
-        result = provision(parse_file(path), config_path=config_path, owner=owner,
-                           timeout=timeout, source=source)
+        result = provision(parse_file(path), config_path=config_path, token_path=token_path,
+                           replace_token=replace_token, owner=owner, timeout=timeout,
+                           source=source)
     except ProvisionError as e:
         result = Result(ok=False, message=str(e), source=source,
                         at=datetime.now(UTC).isoformat(timespec="seconds"))
         save_result(result, state)
         raise
     save_result(result, state)
-    with contextlib.suppress(OSError):
-        with seen.open("a", encoding="utf-8") as f:
-            f.write(digest + "\n")
+    _remember(state, digest, _owner_ids(owner))
+    pending = pending_change(state)
+    if pending is not None and pending.digest == digest:  # the same file, imported by hand
+        _drop_pending(state)
     return result
 
 
-def import_from_media(**kwargs: Any) -> list[Result]:
-    """Import every new provisioning file found on mounted media (the boot-time unit)."""
-    globs = kwargs.pop("globs", MEDIA_GLOBS)
+def import_from_media(*, globs: Iterable[str] = MEDIA_GLOBS, **kwargs: Any) -> list[Result]:
+    """Every new provisioning file on mounted media (the boot-time and USB unit).
+
+    An unenrolled kiosk is provisioned at once (the technician's first set-up).  An enrolled
+    one is never re-pointed by a stick alone: the file is checked, then staged for the
+    officer's confirmation on the kiosk screen (:func:`pending_change`), and the result says
+    ``pending``.  ``kwargs`` are :func:`import_file`'s.
+    """
     results = []
     for path in find_files(globs):
-        result = import_file(path, **kwargs)
+        if is_enrolled(kwargs.get("config_path", config_mod.DEFAULT_PATH),
+                       kwargs.get("token_path")):
+            result = stage_file(path, **{k: v for k, v in kwargs.items()
+                                         if k in ("config_path", "state_dir", "token_path",
+                                                  "owner")})
+        else:
+            result = import_file(path, **kwargs)
         if result is not None:
             results.append(result)
     return results
+
+
+def is_enrolled(config_path: str | os.PathLike[str] = config_mod.DEFAULT_PATH,
+                token_path: str | os.PathLike[str] | None = None) -> bool:
+    """The config names a device, or a device token is already there."""
+    current = _read_toml(Path(config_path))
+    return bool(_table(current, "device").get("id")) or \
+        resolve_token_path(current, config_path, token_path).exists()
+
+
+def _digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as e:
+        raise ProvisionError(f"provisioning file {str(path)!r} cannot be read: {e}") from e
+
+
+def _seen(state: Path) -> set[str]:
+    try:
+        return set((state / SEEN_FILE).read_text(encoding="utf-8").split())
+    except OSError:
+        return set()
+
+
+def _remember(state: Path, digest: str, owner: tuple[int, int] | None) -> None:
+    """Note a file as done (imported, confirmed or rejected) so it is not offered again."""
+    path = state / SEEN_FILE
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            f.write(digest + "\n")
+        if owner is not None:  # the kiosk user adds to it when the officer decides
+            os.chown(path, *owner)
+    except OSError as e:
+        log.warning("cannot remember provisioning file %s… as done (%s); it may be offered "
+                    "again", digest[:12], e)
+
+
+# -- a stick's change to an enrolled kiosk: the officer confirms on screen --------------------
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    """A provisioning file staged for the officer; ``request`` holds the enrolment token."""
+
+    request: Request
+    source: str  # where the file was found
+    digest: str  # its SHA-256
+    token_path: str  # where the device token goes if confirmed
+    staged_at: str
+    current: Mapping[str, str]  # server_url, checkpoint_id, checkpoint_name, device_id
+
+    def changes(self) -> list[tuple[str, str, str]]:
+        """(setting, old, new) for what the officer is asked to confirm; "" = not set.
+
+        A new ``checkpoint_id`` of "" means: the checkpoint the enrolment token belongs to.
+        """
+        r = self.request
+        rows = [("server_url", self.current.get("server_url", ""), r.server_url),
+                ("checkpoint_id", self.current.get("checkpoint_id", ""), r.checkpoint_id)]
+        optional = [("checkpoint_name", r.checkpoint_name), ("policy_profile", r.policy_profile),
+                    ("camera", r.camera), ("direction", r.direction), ("ca_bundle", r.ca_bundle)]
+        for name, value in optional:
+            if value:
+                rows.append((name, self.current.get(name, ""), value))
+        for pin, number in sorted(r.pins.items()):
+            rows.append((f"pins.{pin}", self.current.get(f"pins.{pin}", ""), str(number)))
+        return rows
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything but the enrolment token (for logs and ``status``)."""
+        return {"source": self.source, "digest": self.digest, "token_path": self.token_path,
+                "staged_at": self.staged_at, "changes": self.changes()}
+
+
+def _current_summary(current: Mapping[str, Any]) -> dict[str, str]:
+    device, sync = _table(current, "device"), _table(current, "sync")
+    out = {"server_url": sync.get("server_url", ""), "ca_bundle": sync.get("ca_bundle", ""),
+           "checkpoint_id": device.get("checkpoint_id", ""),
+           "checkpoint_name": device.get("checkpoint_name", ""),
+           "device_id": device.get("id", ""), "direction": device.get("direction", ""),
+           "policy_profile": _table(current, "policy").get("profile", ""),
+           "camera": _table(current, "camera").get("spec", "")}
+    out.update({f"pins.{k}": v for k, v in _table(current, "signals").items()})
+    return {k: str(v) for k, v in out.items() if v is not None}
+
+
+def stage_file(
+    path: str | os.PathLike[str],
+    *,
+    config_path: str | os.PathLike[str] = config_mod.DEFAULT_PATH,
+    state_dir: str | os.PathLike[str] = STATE_DIR,
+    token_path: str | os.PathLike[str] | None = None,
+    owner: str | None = None,
+) -> Result | None:
+    """Check a file and keep it for the officer's decision; None when it was decided before.
+
+    Nothing is sent anywhere and the config is untouched; the staged file (mode 0600, it
+    holds the enrolment token) replaces an older undecided one.
+    """
+    path = Path(path)
+    state = Path(state_dir)
+    digest = _digest(path)
+    if digest in _seen(state):
+        log.info("provisioning file %s was decided before; skipping", path)
+        return None
+    pending = pending_change(state)
+    if pending is not None and pending.digest == digest:
+        return None  # already waiting for the officer
+    source = f"file {path}"
+    try:
+        request = parse_file(path)
+        current = _read_toml(Path(config_path))
+        token = resolve_token_path(current, config_path, token_path)
+        _check_token_file(token, Path(config_path), current, replace=True)
+        _validate(_merged(current, request, token), Path(config_path))
+    except ProvisionError as e:
+        save_result(Result(ok=False, message=str(e), source=source,
+                           at=datetime.now(UTC).isoformat(timespec="seconds")), state)
+        raise
+    staged = PendingChange(request, source, digest, str(token),
+                           datetime.now(UTC).isoformat(timespec="seconds"),
+                           _current_summary(current))
+    data = {"request": dataclasses.asdict(request), **staged.as_dict(),
+            "current": dict(staged.current)}
+    data.pop("changes")
+    _write_atomic(state / PENDING_FILE, json.dumps(data, ensure_ascii=False, indent=1) + "\n",
+                  mode=0o600, owner=_owner_ids(owner))
+    if pending is not None:
+        log.info("provisioning file %s replaces the undecided %s", path, pending.source)
+    log.info("provisioning file %s staged: the kiosk is enrolled, so the officer must confirm "
+             "on the kiosk screen (%s)", path, _describe(staged))
+    return Result(ok=True, pending=True, source=source, server_url=request.server_url,
+                  checkpoint_id=request.checkpoint_id,
+                  checkpoint_name=request.checkpoint_name,
+                  message="waiting for the officer's confirmation on the kiosk screen",
+                  config_path=str(config_path), at=staged.staged_at)
+
+
+def _describe(pending: PendingChange) -> str:
+    return "; ".join(f"{name} {old or '(none)'!r} -> {new or '(from the token)'!r}"
+                     for name, old, new in pending.changes())
+
+
+_UNREADABLE: set[str] = set()
+
+
+def pending_change(state_dir: str | os.PathLike[str] = STATE_DIR) -> PendingChange | None:
+    """The change a stick staged for the officer, or None (also when unreadable: logged)."""
+    path = Path(state_dir) / PENDING_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        request = request_from_mapping(
+            {k: v for k, v in data["request"].items() if v not in (None, "", {})},
+            source="staged provisioning file")
+        return PendingChange(request, str(data["source"]), str(data["digest"]),
+                             str(data["token_path"]), str(data["staged_at"]),
+                             {str(k): str(v) for k, v in data["current"].items()})
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ProvisionError) as e:
+        # The screen asks every few seconds: say it once per file, not every time.
+        level = logging.DEBUG if str(path) in _UNREADABLE else logging.WARNING
+        _UNREADABLE.add(str(path))
+        log.log(level, "the staged provisioning change %s is unreadable (%s); ignoring it",
+                path, type(e).__name__)
+        return None
+
+
+def confirm_pending(
+    state_dir: str | os.PathLike[str] = STATE_DIR,
+    *,
+    config_path: str | os.PathLike[str] = config_mod.DEFAULT_PATH,
+    store_path: str | os.PathLike[str] | None = None,
+    timeout: float = 10.0,
+    session: Any = None,
+) -> Result:
+    """The officer confirmed on screen: enrol with the staged file (replacing this kiosk's
+    token), log what changed, forget the staged file.  On failure it stays staged (the
+    officer may try again or reject it) and ProvisionError says why."""
+    state = Path(state_dir)
+    pending = pending_change(state)
+    if pending is None:
+        raise ProvisionError("there is no staged provisioning change to confirm (it was "
+                             "decided meanwhile or is unreadable)")
+    source = f"{pending.source}, confirmed on screen"
+    try:
+        result = provision(pending.request, config_path=config_path,
+                           token_path=pending.token_path, replace_token=True,
+                           store_path=store_path, timeout=timeout, source=source,
+                           session=session)
+    except ProvisionError as e:
+        save_result(Result(ok=False, message=str(e), source=source,
+                           at=datetime.now(UTC).isoformat(timespec="seconds")), state)
+        raise
+    log.info("officer confirmed provisioning file %s: %s; now device %s at %s",
+             pending.source, _describe(pending), result.device_id, result.checkpoint_id)
+    save_result(result, state)
+    _remember(state, pending.digest, None)
+    _drop_pending(state)
+    return result
+
+
+def reject_pending(state_dir: str | os.PathLike[str] = STATE_DIR) -> PendingChange | None:
+    """The officer rejected the staged change: nothing changes; it is not offered again."""
+    state = Path(state_dir)
+    pending = pending_change(state)
+    if pending is None:
+        _drop_pending(state)
+        return None
+    log.info("officer rejected provisioning file %s (%s); nothing changed", pending.source,
+             _describe(pending))
+    _remember(state, pending.digest, None)
+    _drop_pending(state)
+    save_result(Result(ok=False, source=pending.source,
+                       message="rejected on the kiosk screen by the officer; nothing changed",
+                       at=datetime.now(UTC).isoformat(timespec="seconds")), state)
+    return pending
+
+
+def _drop_pending(state: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (state / PENDING_FILE).unlink()
 
 
 def save_result(result: Result, state_dir: str | os.PathLike[str] = STATE_DIR) -> None:
@@ -527,6 +924,10 @@ def last_result(state_dir: str | os.PathLike[str] = STATE_DIR) -> Result | None:
     path = Path(state_dir) / RESULT_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Result(**{k: v for k, v in data.items() if k in Result.__dataclass_fields__})
+        values = {k: v for k, v in data.items() if k in Result.__dataclass_fields__}
+        for key in ("previous_device_ids", "unlinked_device_ids"):  # JSON has lists
+            if isinstance(values.get(key), list):
+                values[key] = tuple(values[key])
+        return Result(**values)
     except (OSError, ValueError, TypeError):
         return None

@@ -30,6 +30,7 @@ from offline_queue.clock import Clock, iso
 from offline_queue.deadline import Deadline, DeadlineAdapter
 from offline_queue.documents import DOCUMENT_NAMES, Document, validate
 from offline_queue.outbox import Outbox
+from offline_queue.serverurl import check_server_url
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,7 @@ class SyncClient:
         clock: Clock | None = None,
         before_request: Callable[[], None] | None = None,
     ) -> None:
-        if not server_url.startswith(("https://", "http://")):
-            raise ValueError(f"server_url is {server_url!r}; use https://host[:port]")
+        server_url = check_server_url(server_url, "server_url")  # https; http only to here
         if ca_bundle is not None and not os.path.isfile(ca_bundle):
             raise ValueError(f"ca_bundle {ca_bundle!r} is not a file; give a PEM CA bundle path")
         if total_timeout is not None and total_timeout <= 0:

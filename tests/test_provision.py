@@ -64,7 +64,8 @@ def test_a_used_token_is_refused_and_the_old_config_untouched(central, etc):
     prov.provision(prov.Request(central.url, token), config_path=etc / "kiosk.toml")
     before = snapshot(etc)
     with pytest.raises(ProvisionError, match="refused the enrolment token .403.*new one") as e:
-        prov.provision(prov.Request(central.url, token), config_path=etc / "kiosk.toml")
+        prov.provision(prov.Request(central.url, token), config_path=etc / "kiosk.toml",
+                       replace_token=True)
     assert token not in str(e.value)
     assert snapshot(etc) == before
 
@@ -77,7 +78,7 @@ def test_a_wrong_token_via_the_cli_is_one_clear_line(central, etc):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         f"checkpoint-kiosk: error: the central platform at {central.url} refused the "
-        "enrolment token (403: enrolment token unknown or already used; ask for a new one); "
+        "enrolment token (403: 'enrolment token unknown or already used; ask for a new one'); "
         "tokens work once: ask for a new one"]
     assert "enrol-not-a-real-one" not in proc.stderr + proc.stdout
     assert snapshot(etc) == before
@@ -136,6 +137,10 @@ MALFORMED = [
      "policy profile 'airport' is unknown; choose one of"),
     ("server_url = 'https://x'\nenrolment_token = 42\n", "enrolment_token = <hidden> must be"),
     ("server_url = 'https://x\nenrolment_token = 'a'\n", "is not valid TOML"),
+    ('server_url = "https://x"\nenrolment_token = "a"\ncheckpoint_name = "A\\u202eB"\n',
+     r"checkpoint_name 'A\\u202eB' must be one line of plain text"),
+    ('server_url = "https://x"\nenrolment_token = "a"\ncheckpoint_id = "A\\u001b[2J"\n',
+     r"checkpoint_id 'A\\x1b\[2J' must be one line of plain text"),
     ("server_url = 'https://x'\nenrolment_token = 'a'\n[pins]\nred = 'GPIO5'\n",
      "pins = {'red': 'GPIO5'} must be a table of BCM pin numbers"),
 ]
@@ -208,3 +213,38 @@ def test_toml_writer_round_trips_config_shapes():
             "policy": {"profile": "border", "accepted": ["cccd", "eu_dcc"],
                        "limits": {"max_age_hours": 72.5, "strict": True}}}
     assert tomllib.loads(prov.dumps_toml(data)) == data
+
+
+def test_a_hostile_servers_words_cannot_forge_a_log_line(etc, caplog):
+    """Its error text is quoted and escaped wherever it goes (issue 9 #14)."""
+    import http.server
+    import threading
+
+    forged = "no\n2026-12-04 INFO kiosk.provision: enrolled as kiosk-evil\x1b[2J\u202e"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"error": forged}).encode()
+            self.send_response(403)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(ProvisionError) as e:
+            prov.provision(prov.Request(url, "enrol-x"), config_path=etc / "kiosk.toml")
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(e.value)
+    assert "\n" not in message and "\x1b" not in message and "\u202e" not in message
+    assert "'no\\n2026-12-04 INFO kiosk.provision: enrolled as kiosk-evil\\x1b[2J\\u202e'" \
+        in message

@@ -236,7 +236,8 @@ def test_an_imported_file_is_shown_once_at_start_up(kit, clock, etc, tmp_path, c
     bad.write_text(f'server_url = "{central.url}"\nenrolment_token = "{token}"\n',
                    encoding="utf-8")
     with pytest.raises(prov.ProvisionError):
-        prov.import_file(bad, config_path=etc / "kiosk.toml", state_dir=state)
+        prov.import_file(bad, config_path=etc / "kiosk.toml", state_dir=state,
+                         replace_token=True)
     clock.advance(PROVISION_POLL_S)
     frame(app)
     assert app.state == "provisioned" and not app.screen.result.ok

@@ -21,6 +21,7 @@ import pygame
 from kiosk.model import Outcome
 from kiosk.ui import UiConfig, pin_matches
 from kiosk.ui.appliance import Appliance, HeldSignals, Job, ResultWatch
+from kiosk.ui.confirm_provision import offer as offer_pending_change
 from kiosk.ui.contract import ScanLoopLike, is_health
 from kiosk.ui.i18n import Translator
 from kiosk.ui.layout import Layout
@@ -126,8 +127,8 @@ class KioskApp:
     def officer_screen(self) -> bool:
         """An officer is at the kiosk: PIN pad, panel, its sub-screens, or the result of the
         officer's own action (which returns to the panel)."""
-        if self.state in OFFICER_STATES:
-            return True
+        if self.state in OFFICER_STATES or getattr(self.screen, "officer_present", False):
+            return True  # officer_present: a screen an officer is at only in some phases
         return self.state == "result" and bool(getattr(self.screen, "back_to", None))
 
     @property
@@ -255,6 +256,8 @@ class KioskApp:
             result = self.provision_watch.unseen()
             if result is not None:
                 self.go("provisioned", result=result)
+            else:  # a USB stick's file for an enrolled kiosk waits for the officer
+                offer_pending_change(self, self._screens["confirm_provision"])
         if (self._press_started is not None and self.state in CITIZEN_STATES
                 and now - self._press_started >= LONG_PRESS_S):
             self._press_started = None

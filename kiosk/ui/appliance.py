@@ -171,8 +171,11 @@ def enrol_from_qr(request: Any, appliance: Appliance) -> Any:
     assert appliance.config_path is not None
     source = "provisioning QR"
     try:
+        # The officer chose "Provision from QR" behind the PIN: that is the confirmation
+        # to replace this kiosk's own device token (logged, and named in the result).
         result = prov.provision(request, config_path=appliance.config_path,
-                                timeout=appliance.provision_timeout, source=source)
+                                replace_token=True, timeout=appliance.provision_timeout,
+                                source=source)
     except prov.ProvisionError as e:
         if appliance.state_dir is not None:
             prov.save_result(prov.Result(ok=False, message=str(e), source=source,

@@ -1309,8 +1309,10 @@ class Override(Screen):
 
 def build() -> dict[str, Screen]:
     """A fresh set of screens by name (the app's states)."""
+    from kiosk.ui.confirm_provision import ConfirmProvision
     from kiosk.ui.technician import Provision, Provisioned, SelfTest
 
     screens: list[Screen] = [Splash(), Scanning(), Idle(), Result(), Fault(), Pin(), Manual(),
-                             Officer(), Override(), Provision(), SelfTest(), Provisioned()]
+                             Officer(), Override(), Provision(), SelfTest(), Provisioned(),
+                             ConfirmProvision()]
     return {s.name: s for s in screens}
