@@ -127,6 +127,7 @@ def sync(config_path: str | None, db_path: str | None, server: str | None,
     Example: checkpoint-kiosk sync --once
     """
     from kiosk.app import device_token
+    from kiosk.documents import VALIDATORS
     from offline_queue.sync import SyncWorker, sync_once
 
     cfg = _kiosk_config(config_path)
@@ -145,7 +146,7 @@ def sync(config_path: str | None, db_path: str | None, server: str | None,
     try:
         if once:
             result = sync_once(db_path=db_path, server_url=server, token=token,
-                               ca_bundle=ca_bundle)
+                               ca_bundle=ca_bundle, validators=VALIDATORS)
             click.echo(result.as_json())
             if not result.ok:
                 click.echo(f"sync: not everything was delivered: {result.error}", err=True)
@@ -155,6 +156,7 @@ def sync(config_path: str | None, db_path: str | None, server: str | None,
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with SyncWorker(db_path=db_path, server_url=server, token=token,
                         token_file=cfg.sync.token_file, ca_bundle=ca_bundle,
+                        validators=VALIDATORS,
                         on_status=lambda s: click.echo(_status_line(s), err=True),
                         boot_jitter=0):
             try:
@@ -177,7 +179,7 @@ def _status_line(status) -> str:  # noqa: ANN001 - offline_queue.sync.SyncStatus
         parts.append("device token refused: re-provision")
     elif status.reprovision_needed:
         parts.append("rows forbidden for this token: re-provision")
-    parts.extend(f"document refused: {e}" for e in status.document_errors)
+    parts.extend(f"{name} not applied: {why}" for name, why in status.document_errors)
     if status.last_error:
         parts.append(f"error: {status.last_error}")
     return "sync: " + "; ".join(parts)

@@ -350,7 +350,8 @@ class Syncer:
         self.clock = clock
         self.batch_size = batch_size
         self.validators: Mapping[str, Validator] = dict(validators or {})
-        self.document_errors: tuple[str, ...] = ()  # of the last pull
+        # (name, escaped reason) of each document of the last pull that was not applied
+        self.document_errors: tuple[tuple[str, str], ...] = ()
         self._reduced = batch_size
         self._reduced_until = 0.0
         self._anchor_uncertainty: float | None = None
@@ -466,7 +467,7 @@ class Syncer:
         now = self._now()
         changed: list[Document] = []
         unchanged: list[str] = []
-        errors: list[str] = []
+        errors: list[tuple[str, str]] = []
         for name in DOCUMENT_NAMES:
             current = self.outbox.document(name)
             response = self.client.get_document(name, current.etag if current else None)
@@ -482,8 +483,9 @@ class Syncer:
                 if validator is not None:
                     validator(body)
             except Exception as e:  # noqa: BLE001 - a validator's own bug must not stop sync
-                errors.append(f"{name}: the central's new version was not applied: {clean(e)}")
-                log.warning("document %s", errors[-1])
+                errors.append((name, clean(e)))
+                log.warning("document %s: the central's new version was not applied: %s",
+                            name, errors[-1][1])
                 continue
             expires = response.headers.get("Expires")
             try:
@@ -518,7 +520,8 @@ class SyncStatus:
     conflicts: int = 0
     forbidden: int = 0  # pending rows the server refuses for this device token (held)
     token_refused: bool = False  # the last request got 401/403 (sync keeps asking slowly)
-    document_errors: tuple[str, ...] = ()  # documents of the last pull not applied
+    # (document name, escaped reason) for each document of the last pull not applied
+    document_errors: tuple[tuple[str, str], ...] = ()
     clock_source: str = "none"  # how this boot's times are corrected: ntp, central, none
 
     @property
@@ -862,6 +865,8 @@ def sync_once(
             client.close()
     dead = after["rejected"] + after["conflict"]
     remaining = after["pending"] + after["in_flight"]
+    document_texts = tuple(f"{name}: the central's new version was not applied: {why}"
+                           for name, why in syncer.document_errors)
     if error is None:
         problems = []
         if after["rejected"]:
@@ -877,7 +882,7 @@ def sync_once(
                             "earlier device id")
         if remaining > forbidden:
             problems.append(f"{remaining - forbidden} check-in(s) still pending")
-        problems.extend(syncer.document_errors)
+        problems.extend(document_texts)
         error = "; ".join(problems) or None
     return SyncOnceResult(delivered, changed, remaining, dead, error, forbidden,
-                          syncer.document_errors)
+                          document_texts)

@@ -10,6 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import requests
+
+from offline_queue.central import db as central_db
 from offline_queue.outbox import Outbox
 from offline_queue.sync import SyncWorker, sync_once
 from tests import test_sync as base
@@ -157,3 +160,33 @@ def test_sync_once_command_exits_non_zero_when_rows_stay_in_dead_letter(tmp_path
     assert answer["ok"] is False and answer["dead_letter"] == 1
     assert "dead letter" in second.stderr + answer["error"]
     assert sorted(server_ids(tmp_path)) != sorted(kiosk_ids(tmp_path))
+
+
+def test_reprovisioning_delivers_the_whole_backlog_end_to_end(central, enrolled, tmp_path):
+    """The trial of issue 9 #1 against the real central: token revoked, rows keep being
+    recorded, re-enrolment links the old id, the token file is replaced: all delivered."""
+    token_file = tmp_path / "device-token"
+    token_file.write_text(enrolled["device_token"] + "\n")
+    with central_db.connect(tmp_path / "central.db") as cdb:
+        central_db.revoke_device(cdb, enrolled["device_id"])
+    with kiosk_store(tmp_path, enrolled) as store:
+        ids = [store.record(entry(i)) for i in range(81)]
+        with SyncWorker(db_path=store.path, server_url=central.url,
+                        token=enrolled["device_token"], token_file=token_file,
+                        batch_size=20, **SLOW_AUTH) as worker:
+            assert wait_for(lambda: worker.status().token_refused, timeout=10)
+            with Outbox(store.path) as outbox:  # what provisioning does after re-enrolment
+                previous = outbox.undelivered_device_ids()
+            assert previous == [enrolled["device_id"]]
+            with central_db.connect(tmp_path / "central.db") as cdb:
+                token = central_db.create_enrolment_token(cdb, checkpoint_id="LS-HUUNGHI",
+                                                          name="HN")
+            answer = requests.post(central.url + "/v1/devices/enrol", timeout=5, json={
+                "enrolment_token": token, "previous_device_ids": previous})
+            assert answer.status_code == 201, answer.text
+            token_file.write_text(answer.json()["device_token"] + "\n")
+            assert wait_for(lambda: (s := worker.status()).backlog == 0
+                            and s.last_success is not None, timeout=20), worker.status()
+            status = worker.status()
+    assert (status.dead_letter, status.forbidden, status.reprovision_needed) == (0, 0, False)
+    assert sorted(server_ids(tmp_path)) == sorted(ids)

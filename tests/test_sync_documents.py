@@ -44,6 +44,7 @@ def test_an_invalid_document_is_not_stored_and_the_others_are(central, enrolled,
                         **FAST) as worker:
             assert wait_for(lambda: worker.status().document_errors, timeout=10)
             errors = worker.status().document_errors
-        assert len(errors) == 1 and "airport" in errors[0] and "\n" not in errors[0]
+        assert len(errors) == 1 and errors[0][0] == "policy"
+        assert "airport" in errors[0][1] and "\n" not in errors[0][1]
         with Outbox(store.path) as outbox:
             assert outbox.document("policy").body == b'{"profile": "border"}'

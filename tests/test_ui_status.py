@@ -122,7 +122,7 @@ def test_the_loop_reports_document_times_and_undeliverable_rows(tmp_path):
         fresh.step()
         assert fresh.health().undelivered == 81 and fresh.health().document_errors == ()
         # After the sync rework: rows held for a re-enrolment and refused documents too.
-        later = replace(status, forbidden=7, document_errors=("watchlist",))
+        later = replace(status, forbidden=7, document_errors=(("watchlist", "not valid"),))
         fresh.events.put(later)
         fresh.step()
         assert fresh.health().undelivered == 88
