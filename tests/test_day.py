@@ -1,0 +1,95 @@
+"""A short checkpoint day (the long one is ``python -m bench.day --hours 30``).
+
+One simulated hour of traffic at twice a border post's morning rate, with every act of the
+long day at least once: the real kiosk in a child process (screen on the dummy driver,
+driven by real pygame events; mock pins; real store on its own tmpfs), the real central
+behind the fault proxy, the real CLI for provisioning and publishing.  The day is played
+once per module; each invariant is its own test so a failure names what broke.
+
+The invariants marked xfail failed on main because of a defect listed in issue 9; the
+reason names the defect and the branch that fixes it.  They are not strict: remove the
+mark once the fix is merged and the test passes.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from bench.day import print_report, run_day
+
+pytestmark = pytest.mark.slow
+
+
+def _known(number: str, branch: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(strict=False, reason=f"issue 9 {number}, fix on branch {branch}")
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory):
+    report = run_day(tmp_path_factory.mktemp("day"), seed=3, hours=1.0, rate=2.0, quiet=True,
+                     drain_seconds=25.0)
+    print_report(report, out=sys.stderr)
+    return report
+
+
+def figures(day) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in day["figures"].items())
+
+
+def test_the_day_played_every_act(day):
+    f = day["figures"]
+    assert f["check-ins signalled (recorded, lights set)"] >= 20, figures(day)
+    assert f["kill -9"] >= 3 and f["kiosk starts"] >= 4, figures(day)
+    assert f["repeated codes sent"] >= 1 or f["people in the queue (codes shown)"] < 40
+    assert f["watchlisted people's codes"] >= 5, figures(day)
+    assert f["officer"].get("sessions", 0) >= 5, figures(day)
+    kinds = set(f["code kinds"])
+    assert {"cccd", "pc_covid", "unknown"} <= kinds, figures(day)
+    faults = f["network faults injected"]
+    assert {"drip", "401"} <= set(faults), figures(day)
+    assert any(k.startswith("invalid") for k in f["documents"]), figures(day)
+
+
+@_known("#1 (re-provisioning dead-letters the backlog) and #4 (a middlebox 400 dead-letters, "
+        "a 401 stops sync)", "provision / sync")
+def test_every_signalled_check_in_reaches_the_central(day):
+    assert day["invariants"]["lost"] == 0, figures(day)
+
+
+def test_no_check_in_is_stored_twice(day):
+    assert day["invariants"]["duplicated"] == 0, figures(day)
+
+
+@_known("#9 (watchlist bypass with the other code)", "domain")
+def test_no_watchlisted_person_passes(day):
+    assert day["invariants"]["watchlisted_passed"] == 0, figures(day)
+
+
+@_known("#8 (a code read replaces the officer's screen)", "ui")
+def test_no_officer_action_is_lost(day):
+    assert day["invariants"]["officer_actions_lost"] == 0, figures(day)
+
+
+@_known("#10 (an invalid document bricks every kiosk)", "central")
+def test_the_kiosk_never_exits_because_of_a_document(day):
+    assert day["invariants"]["document_exits"] == 0, figures(day)
+
+
+def test_the_lights_always_match_the_screen(day):
+    assert day["invariants"]["light_mismatches"] == 0, \
+        f"{day['mismatch_examples']}\n{figures(day)}"
+
+
+def test_no_traceback_on_screen_or_in_the_log(day):
+    assert day["invariants"]["tracebacks"] == 0, figures(day)
+
+
+def test_no_check_in_refused_while_the_disk_has_room(day):
+    assert day["invariants"]["not_recorded_with_disk_space"] == 0, figures(day)
+
+
+@_known("#5 (a slow-drip response hangs the sync thread)", "sync")
+def test_no_request_hangs_past_its_deadline(day):
+    assert day["invariants"]["hung_requests"] == 0, figures(day)
