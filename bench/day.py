@@ -75,6 +75,7 @@ INVARIANTS = (
     ("tracebacks", "tracebacks on screen or in the INFO log"),
     ("not_recorded_with_disk_space", "check-ins refused by the store while the disk had room"),
     ("hung_requests", f"requests the kiosk waited on longer than {REQUEST_DEADLINE_S:.0f} s"),
+    ("kept_more_than_policy", "check-ins keeping fields the policy in force drops"),
 )
 
 
@@ -461,12 +462,12 @@ def _kill_group(proc: subprocess.Popen) -> None:
 class Disk:
     """The kiosk's state folder on its own small tmpfs, so it can be filled and freed."""
 
-    def __init__(self, path: Path, size_mb: int = 48) -> None:
+    def __init__(self, path: Path, size_mb: int = 48, *, mount: bool = True) -> None:
         self.path = path
         self.mounted = False
         self.ballast = path / "ballast.bin"
         path.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0 and shutil.which("mount"):
+        if mount and os.geteuid() == 0 and shutil.which("mount"):
             done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700",
                                    "tmpfs", str(path)], capture_output=True, timeout=20)
             self.mounted = done.returncode == 0
@@ -560,13 +561,17 @@ class Day:
         self.last_check_id: str | None = None
         self.stopped_by_us = False
         self.drip_started = -1e9
+        self.policy_in_force: str | None = None
         self.timing: Counter[str] = Counter()
 
     # -- observations ------------------------------------------------------------------
 
     def on_event(self, event: dict) -> None:
         ev = event.get("ev")
-        if ev == "result":
+        if ev == "policy":
+            self.policy_in_force = event.get("profile")
+        elif ev == "result":
+            event["policy"] = self.policy_in_force
             self.results.append(event)
             if event.get("tag"):
                 self.by_tag.setdefault(event["tag"], []).append(event)
@@ -631,9 +636,13 @@ class Day:
         return Watchlist.build([(p.watch_key, until) for p in self.watchlisted],
                                valid_for=timedelta(days=3))
 
+    # The border policy keeps only names (data minimisation); hospital keeps every field.
+    POLICIES = {"hospital": {"profile": "hospital"},
+                "border": {"profile": "border", "keep_fields": ["name"]}}
+
     def publish_valid(self, which: int) -> None:
         profile = ("hospital", "border")[which % 2] if which else "hospital"
-        self.publish("policy", json.dumps({"profile": profile}).encode(), valid=True)
+        self.publish("policy", json.dumps(self.POLICIES[profile]).encode(), valid=True)
         self.publish("watchlist", self.watchlist_body(), valid=True)
         self.publish("trust_list", self.codes.trust_list, valid=True)
 
@@ -1116,6 +1125,8 @@ profile = "hospital"
         central_set = set(central)
         with contextlib.closing(sqlite3.connect(self.central_db)) as db:
             conflicts = db.execute("SELECT count(*) FROM conflicts").fetchone()[0]
+            displays = {r[0]: set(json.loads(r[1] or "{}")) for r in db.execute(
+                "SELECT id, json_extract(body, '$.display') FROM checkins")}
             overrides = dict(db.execute(
                 "SELECT id, json_extract(body, '$.override_of') FROM checkins "
                 "WHERE json_extract(body, '$.override_of') IS NOT NULL"))
@@ -1152,6 +1163,13 @@ profile = "hospital"
             if t in self.tag_person and self.tag_person[t].watch)
         wrong_override = sum(1 for target, new in self.overrides
                              if overrides.get(new) not in (target, None))
+        # A synced policy's keep_fields apply from the moment the kiosk uses the policy.
+        kept_more = 0
+        for r in self.results:
+            keep = self.POLICIES.get(r.get("policy") or "", {}).get("keep_fields")
+            if keep and r.get("checkin_id") in displays and \
+                    displays[r["checkin_id"]] - set(keep):
+                kept_more += 1
         document_exits = [e for e in self.exits if e["code"] not in (None, 0, -9)
                           and _about_document(e.get("error") or "", self.log_text())]
         tracebacks = self.log_text().count("Traceback (most recent call last)")
@@ -1204,6 +1222,7 @@ profile = "hospital"
             "tracebacks": tracebacks + len(self.internal_errors),
             "not_recorded_with_disk_space": self.not_recorded["room"],
             "hung_requests": len(hung),
+            "kept_more_than_policy": kept_more,
         }
         return {"figures": figures, "invariants": invariants, "notes": self.notes[-40:],
                 "mismatch_examples": self.mismatches[:5],

@@ -12,8 +12,10 @@ of the current screen's buttons, key presses) posted on SDL's queue.
 
 Commands come on stdin, one JSON object a line, each with an ``id``:
 ``code`` (raw as latin-1 text), ``frame`` (payload rendered and decoded), ``tap`` (a button
-action), ``key`` (a pygame key name), ``press`` (a long press on the status strip) and
-``probe``.  Every command is acknowledged after the first frame that handled it.
+action), ``key`` (a pygame key name), ``press`` (a long press on the status strip),
+``probe``, and ``lights`` (the harness's self-check: set a light pattern behind the loop's
+back, as a wiring fault would).  Every command is acknowledged after the first frame that
+handled it.
 Observations go to stdout, one flushed JSON object a line (``ev``): ``ready``, ``ack``,
 ``result`` (after the lights were set), ``screen``, ``mismatch``, ``log`` (an error or a
 traceback logged), ``exit``.  Logs go to stderr as under systemd.
@@ -56,6 +58,9 @@ class Watch(logging.Handler):
         super().__init__(logging.INFO)
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "kiosk.app" and str(record.msg).startswith("decisions use policy"):
+            # Which policy is in force from here on, in the order of the results.
+            emit(ev="policy", profile=str(record.args[0]) if record.args else None)
         if record.levelno >= logging.ERROR or record.exc_info:
             try:
                 message = record.getMessage()
@@ -230,6 +235,13 @@ class Driver:
             pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1))
             if command.get("release"):
                 pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONUP, pos=pos, button=1))
+        elif op == "lights":
+            # The harness's self-check only: set a pattern behind the loop's back, as a
+            # wiring fault or a bug would, so the light check is seen to catch it.
+            from hardware.signals import Pattern
+
+            if self.parts.signals is not None:
+                self.parts.signals.show(Pattern(command["pattern"]))
         elif op != "probe":
             command["error"] = f"unknown op {op!r}"
         self.pending.append(command)

@@ -93,3 +93,22 @@ def test_no_check_in_refused_while_the_disk_has_room(day):
 @_known("#5 (a slow-drip response hangs the sync thread)", "sync")
 def test_no_request_hangs_past_its_deadline(day):
     assert day["invariants"]["hung_requests"] == 0, figures(day)
+
+
+def test_the_light_check_catches_a_green_light_without_a_pass(tmp_path):
+    """The harness's own check can fail: lights set behind the loop's back are reported."""
+    from bench.day import Day, Disk, KioskProcess
+
+    day = Day(tmp_path, seed=1, hours=0.1, quiet=True)
+    day.disk = Disk(tmp_path / "db", mount=False)
+    day.write_config()  # no server: sync is off
+    kiosk = KioskProcess(day)
+    try:
+        assert kiosk.start(), (tmp_path / "kiosk-001.log").read_text()
+        assert kiosk.send("probe")["state"] in ("splash", "scanning")
+        assert day.mismatches == []
+        kiosk.send("lights", pattern="pass")
+        kiosk.send("probe")
+    finally:
+        kiosk.stop()
+    assert day.mismatches and day.mismatches[0]["what"] == "green without a pass on screen"
