@@ -47,8 +47,8 @@ RESULT_SECONDS = 2.0
 DEDUPE_SECONDS = 1.0
 SYNC_TIMEOUT = 2.0
 # A request the kiosk waits on longer than this is a hang (the drip test's yardstick).
-REQUEST_DEADLINE_S = 10.0
-DRIP_MAX_S = 12.0  # a slow drip stops after this long (the kiosk should give up before)
+REQUEST_DEADLINE_S = 8.0
+DRIP_MAX_S = 10.0  # a slow drip stops after this long (the kiosk should give up before)
 SYNC_OPTIONS = {"boot_jitter": 0.2, "link_jitter": 0.2, "idle_interval": 0.5,
                 "documents_interval": 2.0, "backoff_base": 0.2, "backoff_cap": 2.0,
                 "batch_size": 50}
@@ -229,17 +229,18 @@ def make_plan(rng: random.Random, hours: float, *, rate: float = 1.0) -> list[St
             steps.append(Step(h + rng.random() * span * 0.5, "net_" + net))
             steps.append(Step(h + span * 0.9, "net_ok"))
     # The acts every day has, at fixed points (fractions of the day) so a short day has all.
-    fixed = [(0.05, "net_drip"), (0.12, "net_ok"), (0.10, "long_press"),
-             (0.15, "officer_manual"), (0.18, "kill"), (0.20, "officer_override"),
-             (0.22, "net_401"), (0.28, "net_ok"), (0.25, "officer_direction"),
-             (0.30, "publish_valid"), (0.33, "net_400"), (0.38, "net_ok"),
-             (0.35, "officer_selftest"), (0.40, "publish_invalid"), (0.45, "kill"),
-             (0.50, "revoke"), (0.58, "reprovision"), (0.62, "net_flaky"), (0.66, "net_ok"),
-             (0.70, "disk_fill"), (0.76, "disk_free"), (0.80, "kill"), (0.85, "net_down"),
-             (0.88, "net_ok"), (0.90, "officer_direction"),
+    # Ordered so one act does not hide the next: a 401 that stops sync (on main) comes
+    # after the middlebox's 400 and the policy change it would keep from the kiosk.
+    fixed = [(0.03, "net_400"), (0.07, "net_ok"), (0.10, "net_drip"), (0.14, "net_ok"),
+             (0.12, "long_press"), (0.15, "officer_manual"), (0.18, "kill"),
+             (0.20, "officer_override"), (0.22, "publish_valid"), (0.25, "officer_direction"),
+             (0.30, "kill"), (0.35, "officer_selftest"), (0.40, "publish_invalid"),
+             (0.45, "net_401"), (0.48, "net_ok"), (0.50, "revoke"), (0.58, "reprovision"),
+             (0.62, "net_flaky"), (0.66, "net_ok"), (0.70, "disk_fill"), (0.76, "disk_free"),
+             (0.80, "kill"), (0.85, "net_down"), (0.88, "net_ok"), (0.90, "officer_direction"),
              # Watchlisted people: by their listed card, by their phone code carrying the
              # same number, by a card whose old CMND is the listed number; typed by hand.
-             (0.08, "watch_cccd"), (0.27, "watch_pc_covid"), (0.42, "watch_cmnd"),
+             (0.05, "watch_cccd"), (0.27, "watch_pc_covid"), (0.42, "watch_cmnd"),
              (0.55, "watch_pc_covid"), (0.68, "watch_manual"), (0.93, "watch_cccd")]
     for fraction, what in fixed:
         steps.append(Step(hours * fraction, what))
@@ -561,6 +562,7 @@ class Day:
         self.last_check_id: str | None = None
         self.stopped_by_us = False
         self.drip_started = -1e9
+        self.drips_before = 0
         self.policy_in_force: str | None = None
         self.timing: Counter[str] = Counter()
 
@@ -640,11 +642,16 @@ class Day:
     POLICIES = {"hospital": {"profile": "hospital"},
                 "border": {"profile": "border", "keep_fields": ["name"]}}
 
-    def publish_valid(self, which: int) -> None:
+    def publish_valid(self, which: int, *, wait: bool = False) -> None:
         profile = ("hospital", "border")[which % 2] if which else "hospital"
         self.publish("policy", json.dumps(self.POLICIES[profile]).encode(), valid=True)
         self.publish("watchlist", self.watchlist_body(), valid=True)
         self.publish("trust_list", self.codes.trust_list, valid=True)
+        if wait and self.kiosk.alive:
+            # Until the running kiosk decides with it (it fetches every few seconds).
+            deadline = time.monotonic() + SYNC_OPTIONS["documents_interval"] * 2 + 2
+            while self.policy_in_force != profile and time.monotonic() < deadline:
+                self.kiosk.drain(0.2)
 
     def publish_one_valid(self, name: str) -> None:
         body = {"policy": json.dumps({"profile": "hospital"}).encode(),
@@ -658,15 +665,24 @@ class Day:
         name, body = self.INVALID[which % len(self.INVALID)]
         self.publish(name, body, valid=False)
 
-    def provision(self) -> bool:
+    def provision(self, *, attempts: int = 8) -> bool:
+        """``checkpoint-kiosk provision`` with a new enrolment token, retried as a technician
+        would while the network is down (a token the server never saw stays usable)."""
         token = self.enrolment_token()
-        done = self.cli("provision", "--server", self.proxy.url, "--token", "-",
-                        "--name", "Cửa khẩu (day)", "--checkpoint", CHECKPOINT,
-                        "--profile", "hospital", "--config", str(self.config),
-                        "--state-dir", str(self.state_dir), "--owner", "", stdin=token + "\n")
-        if done.returncode != 0:
-            self.note("provision", f"provisioning failed: {done.stderr.strip()[-300:]}")
-        return done.returncode == 0
+        for attempt in range(attempts):
+            done = self.cli("provision", "--server", self.proxy.url, "--token", "-",
+                            "--name", "Cửa khẩu (day)", "--checkpoint", CHECKPOINT,
+                            "--profile", "hospital", "--config", str(self.config),
+                            "--state-dir", str(self.state_dir), "--owner", "",
+                            stdin=token + "\n")
+            if done.returncode == 0:
+                return True
+            self.note("provision", f"attempt {attempt + 1} failed: "
+                      f"{done.stderr.strip()[-200:]}")
+            if "token was not used" not in done.stderr:
+                return False
+            time.sleep(2.5)
+        return False
 
     def write_config(self) -> None:
         self.config.write_text(f"""# bench.day: the kiosk under test
@@ -764,7 +780,8 @@ profile = "hospital"
         rng = self.rng
         if rng.random() < 0.04:
             person = rng.choice(self.watchlisted)
-            kind = rng.choice(WATCH_KINDS)
+            # A person listed by an old CMND carries it only on the chip card's code.
+            kind = rng.choice(WATCH_KINDS) if person.watch == "cccd" else "cccd"
         else:
             person = rng.choice(self.population)
             while person.watch:
@@ -1004,7 +1021,7 @@ profile = "hospital"
         elif what == "kill":
             self.kill_at_random()
         elif what == "publish_valid":
-            self.publish_valid(published + 1)
+            self.publish_valid(published + 1, wait=True)
         elif what == "publish_invalid":
             self.publish_invalid(invalid)
             # Give the kiosk time to fetch it, then restart as after a power cut.
@@ -1016,13 +1033,14 @@ profile = "hospital"
             self.publish_one_valid(self.INVALID[invalid % len(self.INVALID)][0])
         elif what.startswith("net_"):
             if what == "net_ok" and self.network.mode != "ok":
-                # A fault window the kiosk never met would prove nothing: let it send twice.
-                deadline = self.network.since + 6.0
-                while self.network.requests < 2 and time.monotonic() < deadline:
+                # A fault window the kiosk never met would prove nothing: let it send once.
+                deadline = self.network.since + 4.0
+                while self.network.requests < 1 and time.monotonic() < deadline:
                     self.kiosk.drain(0.2)
             self.network.set(what[4:])
             if self.network.mode == "drip":
                 self.drip_started = time.monotonic()
+                self.drips_before = len(self.proxy.drips) + 1  # the one this window starts
         elif what == "revoke":
             self.revoke()
         elif what == "reprovision":
@@ -1033,14 +1051,16 @@ profile = "hospital"
             self.note("disk", f"filling: {self.disk.usage()}")
             if not self.disk.fill():
                 self.note("disk", "no tmpfs (not root, or mount refused): disk fill skipped")
+            for _ in range(3):  # the queue meets the full disk whatever the hour
+                self.arrival()
         elif what == "disk_free":
             self.disk.free()
 
     def let_drip_run_out(self) -> None:
         """A kill would end a slow drip the kiosk may be stuck in, and hide it."""
-        hold = self.drip_started + DRIP_MAX_S + 1 - time.monotonic()
-        if hold > 0:
-            self.kiosk.drain(hold)
+        deadline = self.drip_started + DRIP_MAX_S + 1
+        while len(self.proxy.drips) < self.drips_before and time.monotonic() < deadline:
+            self.kiosk.drain(0.2)
 
     def kill_at_random(self) -> None:
         """``kill -9`` while a person's code is being decided, at a random instant."""
