@@ -22,23 +22,29 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
-import queue
 import random
-import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from bench.day_plan import (
+    KINDS,
+    WATCH_KINDS,
+    Codes,
+    Network,
+    Person,
+    Step,
+    make_people,
+    make_plan,
+)
+from bench.day_rig import Disk, KioskProcess
 
 REPO = Path(__file__).resolve().parent.parent
 PIN = "2468"
@@ -53,18 +59,6 @@ SYNC_OPTIONS = {"boot_jitter": 0.2, "link_jitter": 0.2, "idle_interval": 0.5,
                 "documents_interval": 2.0, "backoff_base": 0.2, "backoff_cap": 2.0,
                 "batch_size": 50}
 
-# People per simulated hour at a border post, by local hour (quiet nights, a morning rush).
-HOURLY = (4, 2, 2, 2, 4, 15, 40, 70, 90, 80, 70, 60, 50, 60, 70, 80, 90, 70, 50, 35, 25,
-          15, 10, 6)
-
-SURNAMES = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng",
-            "Bùi", "Đỗ", "Hồ", "Ngô", "Dương", "Lý")
-MIDDLE = ("Văn", "Thị", "Hữu", "Minh", "Thanh", "Ngọc", "Đức", "Bích", "Quốc", "Thu")
-GIVEN = ("Hạnh", "Ngọc", "Bình", "Toàn", "Hương", "Dũng", "Tuấn", "Mỹ", "Phúc", "Lộc",
-         "An", "Châu", "Lan", "Hùng")
-PROVINCES = ("001", "020", "022", "031", "048", "079", "092")
-ASCII = str.maketrans("ĂÂĐÊÔƠƯăâđêôơư", "AADEOOUaadeoou")
-
 INVARIANTS = (
     ("lost", "signalled check-ins missing at the central"),
     ("duplicated", "check-ins stored twice (conflicts, or one scan recorded twice)"),
@@ -78,441 +72,6 @@ INVARIANTS = (
     ("kept_more_than_policy", "check-ins keeping fields the policy in force drops"),
 )
 
-
-# --- people and their codes ----------------------------------------------------------------
-
-
-@dataclass
-class Person:
-    n: int
-    name: str
-    born: date
-    female: bool
-    cccd: str
-    cmnd: str
-    qid: str
-    insurance: str
-    uvci: str
-    watch: str | None = None  # 'cccd' or 'cmnd': the identifier the watchlist names
-
-    @property
-    def watch_key(self) -> str | None:
-        return {"cccd": self.cccd, "cmnd": self.cmnd}.get(self.watch or "")
-
-
-def make_people(rng: random.Random, count: int) -> list[Person]:
-    people = []
-    for n in range(count):
-        born = date(rng.randint(1945, 2005), rng.randint(1, 12), rng.randint(1, 28))
-        female = rng.random() < 0.5
-        century = 0 if born.year < 2000 else 2
-        number = (f"{rng.choice(PROVINCES)}{century + female}{born.year % 100:02d}"
-                  f"{rng.randint(0, 999999):06d}")
-        middle = "Thị" if female else rng.choice(MIDDLE)
-        people.append(Person(
-            n=n, name=f"{rng.choice(SURNAMES)} {middle} {rng.choice(GIVEN)}", born=born,
-            female=female, cccd=number, cmnd=f"{rng.randint(10**8, 10**9 - 1)}",
-            qid="".join(rng.choice("0123456789") for _ in range(18)),
-            insurance=f"GD479{rng.randint(0, 10**10 - 1):010d}",
-            uvci=f"URN:UVCI:01:VN:DAY{n:010d}#{rng.choice('ABCDEFGH')}",
-        ))
-    return people
-
-
-class Codes:
-    """The QR payloads a person can show; EU DCCs are signed with the day's own DSC."""
-
-    def __init__(self, rng: random.Random) -> None:
-        from cryptography.hazmat.primitives.asymmetric import ec
-
-        from kiosk.credentials import dcc_issue
-        from kiosk.trustlist import build_json
-
-        self.rng = rng
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.now(UTC)
-        self.dsc = dcc_issue.make_dsc(self.key, not_before=now - timedelta(days=30),
-                                      not_after=now + timedelta(days=365))
-        self.trust_list = build_json([(self.dsc, "VN")])
-
-    def make(self, person: Person, kind: str) -> bytes:
-        p, rng = person, self.rng
-        sex = "Nữ" if p.female else "Nam"
-        if kind in ("cccd", "cccd_mismatch"):
-            if kind == "cccd_mismatch":  # the number says one sex, the card the other
-                sex = "Nam" if p.female else "Nữ"
-            old = p.cmnd if (p.watch == "cmnd" or rng.random() < 0.6) else ""
-            return (f"{p.cccd}|{old}|{p.name}|{p.born:%d%m%Y}|{sex}|Số {p.n % 200 + 1} Phố Huế,"
-                    f" Hà Nội|{rng.randint(1, 28):02d}0{rng.randint(1, 9)}2021").encode()
-        if kind == "pc_covid":
-            # The person's own phone code: the full CCCD number in its first field.
-            doc = p.cccd if (p.watch or rng.random() < 0.5) else "******" + p.cccd[-6:]
-            name = p.name.translate(ASCII).upper()
-            return (f"{doc}|{name}|{p.born.year}-**-**|0|{p.qid}|"
-                    f"1<GD4790*******<0912******").encode()
-        if kind == "bhyt":
-            name_hex = p.name.encode().hex()
-            addr_hex = "Phố Huế, Hà Nội".encode().hex()
-            return (f"{p.insurance}|{name_hex}|{p.born:%d/%m/%Y}|{1 + p.female}|{addr_hex}|"
-                    f"01 - 043|01/01/2021|31/12/2021|01/01/2021|0103012345|-|4|01/01/2021|"
-                    f"{p.n:x}-7|$").encode()
-        if kind == "eu_dcc":
-            from kiosk.credentials import dcc_issue
-
-            now = datetime.now(UTC)
-            hcert = dcc_issue.vaccination(
-                family=p.name.split()[0], given=" ".join(p.name.split()[1:]),
-                dob=p.born.isoformat(), date=(now - timedelta(days=60)).date().isoformat(),
-                uvci=p.uvci)
-            cose = dcc_issue.sign(hcert, self.key, dsc=self.dsc,
-                                  issued_at=now - timedelta(days=60),
-                                  expires_at=now + timedelta(days=300))
-            return dcc_issue.encode(cose).encode()
-        if kind == "venue":
-            return f"https://tokhaiyte.vn/?page=venue&id=HN-{rng.randint(1, 9999):04d}".encode()
-        if kind == "garbage":
-            choice = rng.randrange(4)
-            if choice == 0:
-                return bytes(rng.randrange(256) for _ in range(rng.randint(1, 300)))
-            if choice == 1:
-                return b"WIFI:S:cafe;T:WPA;P:12345678;;"
-            if choice == 2:
-                return "|".join("x" * rng.randint(0, 5) for _ in range(7)).encode()
-            return f"{p.cccd}|{p.name}".encode()  # a truncated card code
-        raise ValueError(f"unknown code kind {kind!r}")
-
-
-KINDS = (("cccd", 40), ("pc_covid", 20), ("bhyt", 8), ("eu_dcc", 8), ("venue", 5),
-         ("garbage", 5), ("cccd_mismatch", 8))
-WATCH_KINDS = ("cccd", "pc_covid", "pc_covid", "cccd")
-
-
-# --- the plan -------------------------------------------------------------------------------
-
-
-@dataclass
-class Step:
-    hour: float
-    what: str
-    args: dict = field(default_factory=dict)
-
-
-ACTS = ("kill", "officer_manual", "officer_override", "officer_direction", "officer_selftest",
-        "publish_valid", "publish_invalid", "net_flaky", "net_down", "net_401", "net_drip",
-        "net_400", "revoke", "reprovision", "disk_fill", "disk_free", "long_press")
-
-
-def make_plan(rng: random.Random, hours: float, *, rate: float = 1.0) -> list[Step]:
-    """The day's steps in order; every act happens at least once, more on longer days."""
-    steps: list[Step] = []
-    whole = max(1, math.ceil(hours))
-    for h in range(whole):
-        span = min(1.0, hours - h)
-        mean = HOURLY[(6 + h) % 24] * rate * span  # the day starts at 06:00
-        count = _poisson(rng, mean)
-        for _ in range(count):
-            steps.append(Step(h + rng.random() * span, "arrival"))
-        # Random acts, scaled by the hour's length.
-        if rng.random() < 0.3 * span:
-            steps.append(Step(h + rng.random() * span, "kill"))
-        for act in ("officer_manual", "officer_override", "officer_direction"):
-            if rng.random() < 0.5 * span:
-                steps.append(Step(h + rng.random() * span, act))
-        if rng.random() < 0.08 * span:
-            steps.append(Step(h + rng.random() * span, "officer_selftest"))
-        if rng.random() < 0.15 * span:
-            steps.append(Step(h + rng.random() * span, "publish_valid"))
-        if rng.random() < 0.05 * span:
-            steps.append(Step(h + rng.random() * span, "publish_invalid"))
-        net = rng.choices(("ok", "flaky", "down"), (70, 20, 10))[0]
-        if net != "ok":
-            steps.append(Step(h + rng.random() * span * 0.5, "net_" + net))
-            steps.append(Step(h + span * 0.9, "net_ok"))
-    # The acts every day has, at fixed points (fractions of the day) so a short day has all.
-    # Ordered so one act does not hide the next: a 401 that stops sync (on main) comes
-    # after the middlebox's 400 and the policy change it would keep from the kiosk.
-    fixed = [(0.03, "net_400"), (0.07, "net_ok"), (0.10, "net_drip"), (0.14, "net_ok"),
-             (0.12, "long_press"), (0.15, "officer_manual"), (0.18, "kill"),
-             (0.20, "officer_override"), (0.22, "publish_valid"), (0.25, "officer_direction"),
-             (0.30, "kill"), (0.35, "officer_selftest"), (0.40, "publish_invalid"),
-             (0.45, "net_401"), (0.48, "net_ok"), (0.50, "revoke"), (0.58, "reprovision"),
-             (0.62, "net_flaky"), (0.66, "net_ok"), (0.70, "disk_fill"), (0.76, "disk_free"),
-             (0.80, "kill"), (0.85, "net_down"), (0.88, "net_ok"), (0.90, "officer_direction"),
-             # Watchlisted people: by their listed card, by their phone code carrying the
-             # same number, by a card whose old CMND is the listed number; typed by hand.
-             (0.05, "watch_cccd"), (0.27, "watch_pc_covid"), (0.42, "watch_cmnd"),
-             (0.55, "watch_pc_covid"), (0.68, "watch_manual"), (0.93, "watch_cccd")]
-    for fraction, what in fixed:
-        steps.append(Step(hours * fraction, what))
-    steps.sort(key=lambda s: s.hour)
-    return steps
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    if mean <= 0:
-        return 0
-    if mean > 30:
-        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
-    limit, k, p = math.exp(-mean), 0, 1.0
-    while True:
-        p *= rng.random()
-        if p <= limit:
-            return k
-        k += 1
-
-
-# --- the network --------------------------------------------------------------------------
-
-
-class Network:
-    """What the fault proxy does to each request, by the current mode."""
-
-    MODES = {
-        "ok": (("pass", 1),),
-        "flaky": (("pass", 50), ("drop", 10), ("reset", 8), ("500", 10), ("429", 8),
-                  ("truncate", 6), ("reset_after", 6), ("slow", 2)),
-        "down": (("drop", 1),),
-        "401": (("401", 1),),
-        "400": (("400", 1), ("pass", 1)),
-        "drip": (("drip", 1),),
-    }
-
-    def __init__(self, seed: int) -> None:
-        self.mode = "ok"
-        self.rng = random.Random(seed)
-        self.lock = threading.Lock()
-        self.counts: Counter[str] = Counter()
-        self.requests = 0  # since the mode was set
-        self.since = time.monotonic()
-
-    def set(self, mode: str) -> None:
-        with self.lock:
-            self.mode = mode
-            self.requests = 0
-            self.since = time.monotonic()
-
-    def choose(self) -> str:
-        with self.lock:
-            faults, weights = zip(*self.MODES[self.mode], strict=True)
-            fault = self.rng.choices(faults, weights)[0]
-            self.counts[fault] += 1
-            self.requests += 1
-            return fault
-
-
-# --- the kiosk process --------------------------------------------------------------------
-
-
-class KioskProcess:
-    """``bench.day_kiosk`` in its own process group, commanded over its stdin."""
-
-    def __init__(self, day: Day) -> None:
-        self.day = day
-        self.proc: subprocess.Popen | None = None
-        self.events: queue.Queue = queue.Queue()
-        self.next_id = 0
-        self.starts = 0
-        self.log_paths: list[Path] = []
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self, timeout: float = 60.0) -> bool:
-        """Start the kiosk; True once its screen is up, False if it exited instead."""
-        self.starts += 1
-        started = time.monotonic()
-        try:
-            return self._start(timeout)
-        finally:
-            self.day.timing["start"] += time.monotonic() - started
-
-    def _start(self, timeout: float) -> bool:
-        log_path = self.day.work / f"kiosk-{self.starts:03d}.log"
-        self.log_paths.append(log_path)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CHECKPOINT_KIOSK_")}
-        env.update(SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy",
-                   PYGAME_HIDE_SUPPORT_PROMPT="1")
-        with open(log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.day_kiosk", "--config", str(self.day.config),
-                 "--state-dir", str(self.day.state_dir),
-                 "--sync-options", json.dumps(SYNC_OPTIONS)],
-                cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                start_new_session=True)
-        self.events = queue.Queue()
-        threading.Thread(target=self._read, args=(self.proc, self.events), daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            event = self._next(deadline)
-            if event is None or event["ev"] == "eof":
-                self._exited()
-                return False
-            if event["ev"] == "ready":
-                return True
-        self.kill()
-        return False
-
-    @staticmethod
-    def _read(proc: subprocess.Popen, events: queue.Queue) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            try:
-                events.put(json.loads(line))
-            except ValueError:
-                events.put({"ev": "garbled", "line": line[:200].decode("utf-8", "replace")})
-        events.put({"ev": "eof"})
-
-    def _next(self, deadline: float) -> dict | None:
-        try:
-            event = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            return None
-        self.day.on_event(event)
-        return event
-
-    def send(self, op: str, *, timeout: float = 15.0, **fields: Any) -> dict | None:
-        """One command; its acknowledgement (None if the kiosk died or hung)."""
-        if not self.alive:
-            return None
-        self.next_id += 1
-        command = {"id": self.next_id, "op": op, **fields}
-        try:
-            assert self.proc is not None and self.proc.stdin is not None
-            self.proc.stdin.write((json.dumps(command) + "\n").encode())
-            self.proc.stdin.flush()
-        except OSError:
-            self._exited()
-            return None
-        deadline = time.monotonic() + timeout
-        while True:
-            event = self._next(deadline)
-            if event is None:
-                self.day.note("hang", f"no answer to {op} within {timeout:.0f} s")
-                return None
-            if event["ev"] == "eof":
-                self._exited()
-                return None
-            if event["ev"] == "ack" and event["id"] == command["id"]:
-                return event
-
-    def drain(self, seconds: float = 0.0) -> None:
-        """Take the observations that arrived meanwhile (results reported later)."""
-        deadline = time.monotonic() + seconds
-        while True:
-            try:
-                event = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                return
-            self.day.on_event(event)
-            if event["ev"] == "eof":
-                self._exited()
-                return
-
-    def _exited(self) -> None:
-        """The kiosk ended on its own: note how (systemd would start it again)."""
-        if self.proc is None:
-            return
-        proc, self.proc = self.proc, None
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
-        if proc.poll() is None:
-            _kill_group(proc)
-        self.drain()
-        self.day.kiosk_exited(proc.returncode)
-
-    def kill(self) -> None:
-        """``kill -9`` the kiosk's whole process group."""
-        if self.proc is None:
-            return
-        proc, self.proc = self.proc, None
-        _kill_group(proc)
-        self.drain()
-
-    def stop(self) -> int | None:
-        """SIGTERM, as systemd stops the service; the exit status."""
-        if self.proc is None:
-            return None
-        proc, self.proc = self.proc, None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.day.note("stop", "the kiosk did not stop within 15 s of SIGTERM")
-            _kill_group(proc)
-            code = None
-        self.drain(0.2)
-        return code
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=10)
-    for stream in (proc.stdin, proc.stdout):
-        with contextlib.suppress(OSError):
-            if stream is not None:
-                stream.close()
-
-
-# --- the disk -------------------------------------------------------------------------------
-
-
-class Disk:
-    """The kiosk's state folder on its own small tmpfs, so it can be filled and freed."""
-
-    def __init__(self, path: Path, size_mb: int = 48, *, mount: bool = True) -> None:
-        self.path = path
-        self.mounted = False
-        self.ballast = path / "ballast.bin"
-        path.mkdir(parents=True, exist_ok=True)
-        if mount and os.geteuid() == 0 and shutil.which("mount"):
-            done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700",
-                                   "tmpfs", str(path)], capture_output=True, timeout=20)
-            self.mounted = done.returncode == 0
-        self.full = False
-
-    def fill(self) -> bool:
-        if not self.mounted:
-            return False
-        chunk = b"\0" * 2**20
-        try:
-            with open(self.ballast, "ab", buffering=0) as f:
-                for size in (2**20, 2**16, 2**12, 512):
-                    while True:
-                        try:
-                            f.write(chunk[:size])
-                        except OSError:
-                            break
-        except OSError:
-            pass  # already full: the ballast file itself cannot be created
-        self.full = True
-        return True
-
-    def usage(self) -> str:
-        files = {p.name: p.stat().st_size for p in self.path.iterdir() if p.is_file()}
-        return f"{shutil.disk_usage(self.path).free // 1024} KiB free; files {files}"
-
-    def free(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.ballast.unlink()
-        self.full = False
-
-    def close(self) -> None:
-        self.free()
-        if self.mounted:
-            for _ in range(10):
-                done = subprocess.run(["umount", str(self.path)], capture_output=True,
-                                      timeout=20)
-                if done.returncode == 0:
-                    break
-                time.sleep(0.5)
-            else:
-                subprocess.run(["umount", "-l", str(self.path)], capture_output=True,
-                               timeout=20)
-            self.mounted = False
 
 
 # --- the day ----------------------------------------------------------------------------------
@@ -556,11 +115,11 @@ class Day:
         self.documents: Counter[str] = Counter()
         self.not_recorded = Counter()
         self.kills = 0
-        self.restarts = 0
         self.n = 0
         self.direction = "in"
         self.last_check_id: str | None = None
-        self.stopped_by_us = False
+        self.last_exit: dict = {}
+        self.sync_options = SYNC_OPTIONS
         self.drip_started = -1e9
         self.drips_before = 0
         self.policy_in_force: str | None = None
@@ -594,7 +153,7 @@ class Day:
             print(f"  [{what}] {text}", file=sys.stderr)
 
     def kiosk_exited(self, code: int | None) -> None:
-        error = getattr(self, "last_exit", {}).get("error")
+        error = self.last_exit.get("error")
         self.last_exit = {}
         self.exits.append({"code": code, "error": error})
         self.note("exit", f"the kiosk exited with status {code}: {error}")
@@ -734,7 +293,6 @@ profile = "hospital"
                 self.publish_valid(0)
                 self.cli("sync", "--once", "--config", str(self.config))
             if self.kiosk.start():
-                self.restarts += 1
                 ack = self.kiosk.send("probe")
                 deadline = time.monotonic() + 3
                 while ack is not None and ack["state"] == "splash" and \
@@ -884,7 +442,6 @@ profile = "hospital"
         return False
 
     def officer_session(self, what: str, *, person: Person | None = None) -> None:
-        self.interrupt_tags: list[str] = []
         self.officer["sessions"] += 1
         if what == "officer_override":
             person = self.rng.choice([p for p in self.population if not p.watch])
@@ -1003,7 +560,6 @@ profile = "hospital"
             self.ensure_running()
             drained = self.wait_delivered(drain_seconds)
             self.kiosk.drain(0.5)
-            self.stopped_by_us = True
             code = self.kiosk.stop()
             if code not in (0, None):
                 self.note("stop", f"the kiosk exited with status {code} on SIGTERM")
@@ -1191,7 +747,7 @@ profile = "hospital"
                     displays[r["checkin_id"]] - set(keep):
                 kept_more += 1
         document_exits = [e for e in self.exits if e["code"] not in (None, 0, -9)
-                          and _about_document(e.get("error") or "", self.log_text())]
+                          and _about_document(e.get("error") or "")]
         tracebacks = self.log_text().count("Traceback (most recent call last)")
         hung = [round(s, 1) for s, _gave_up in self.proxy.drips if s > REQUEST_DEADLINE_S]
         results = self.results
@@ -1211,6 +767,8 @@ profile = "hospital"
                                               and self.tag_person[t].watch),
             "watchlisted people's decisions": dict(watch_seen),
             "officer": dict(self.officer),
+            "codes read during officer screens that got a decision": sum(
+                1 for t in self.interrupt_tags if self.by_tag.get(t)),
             "officer actions lost (list)": self.officer_lost[:20],
             "overrides applied to another person": wrong_override,
             "documents": dict(self.documents),
@@ -1287,7 +845,7 @@ def traceback_kinds(text: str) -> dict[str, int]:
     return dict(kinds)
 
 
-def _about_document(error: str, logs: str) -> bool:
+def _about_document(error: str) -> bool:
     words = ("policy", "watchlist", "trust list", "trust_list", "document")
     return any(w in error.lower() for w in words)
 

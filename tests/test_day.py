@@ -48,7 +48,7 @@ def test_the_day_played_every_act(day):
     kinds = set(f["code kinds"])
     assert {"cccd", "pc_covid", "unknown"} <= kinds, figures(day)
     faults = f["network faults injected"]
-    assert {"drip", "401"} <= set(faults), figures(day)
+    assert {"drip", "401", "400"} <= set(faults), figures(day)
     assert any(k.startswith("invalid") for k in f["documents"]), figures(day)
 
 
