@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -120,6 +121,8 @@ class Day:
         self.last_check_id: str | None = None
         self.last_exit: dict = {}
         self.sync_options = SYNC_OPTIONS
+        self.hangs = 0
+        self.frames: Counter[str] = Counter()
         self.drip_started = -1e9
         self.drips_before = 0
         self.policy_in_force: str | None = None
@@ -328,6 +331,8 @@ profile = "hospital"
         op = "frame" if (kind in ("cccd", "pc_covid", "venue")
                          and self.rng.random() < self.frames_share) else "code"
         ack = self.send(op, raw=raw.decode("latin-1"), tag=tag, seed=self.n)
+        if op == "frame":
+            self.frames[(ack.get("error") or "read") if ack else "no answer"] += 1
         if ack is not None and kind == "cccd_mismatch":
             got = self.by_tag.get(tag, [])
             if got and got[-1].get("checkin_id") and got[-1]["outcome"] == "check":
@@ -519,7 +524,7 @@ profile = "hospital"
 
     # -- the day --------------------------------------------------------------------------------
 
-    def run(self, *, drain_seconds: float = 60.0) -> dict:
+    def run(self, *, drain_seconds: float = 60.0, max_wall: float | None = None) -> dict:
         from faultproxy import FaultProxy
 
         from offline_queue.central.server import CentralServer
@@ -547,6 +552,10 @@ profile = "hospital"
             self.ensure_running()
             published = invalid = 0
             for i, step in enumerate(plan):
+                if max_wall is not None and time.monotonic() - started > max_wall:
+                    self.note("time", f"stopped at step {i} of {len(plan)} (hour "
+                              f"{step.hour:.1f}): --max-wall {max_wall:.0f} s reached")
+                    break
                 if not self.quiet and i % 200 == 0:
                     print(f"hour {step.hour:5.1f}: step {i}/{len(plan)}", file=sys.stderr)
                 self.play(step, published, invalid)
@@ -762,6 +771,7 @@ profile = "hospital"
             "outcomes": dict(Counter(r["outcome"] for r in results)),
             "code kinds": dict(Counter(r["kind"] for r in results)),
             "repeated codes sent": self.repeats,
+            "codes shown as camera frames (real decoder)": dict(self.frames),
             "watchlisted people's codes": sum(1 for t in self.by_tag
                                               if t in self.tag_person
                                               and self.tag_person[t].watch),
@@ -775,6 +785,7 @@ profile = "hospital"
             "network faults injected": dict(self.network.counts),
             "slow drips (seconds the kiosk waited)": [round(s, 1) for s, _ in self.proxy.drips],
             "kill -9": self.kills,
+            "kiosk hung (no answer in 15 s, killed)": self.hangs,
             "kiosk starts": self.kiosk.starts,
             "kiosk exits not asked for": [e["error"] for e in self.exits][:10],
             "not recorded (disk full / disk had room)": (self.not_recorded["full"],
@@ -869,11 +880,12 @@ def print_report(report: dict, out: Any = sys.stdout) -> None:
 
 
 def run_day(work: Path, *, seed: int = 1, hours: float = 2.0, rate: float = 1.0,
-            quiet: bool = False, drain_seconds: float = 60.0) -> dict:
+            quiet: bool = False, drain_seconds: float = 60.0,
+            max_wall: float | None = None) -> dict:
     """Play one day in ``work`` (a fresh folder); the report (figures and invariants)."""
     sys.path.insert(0, str(REPO / "tests"))  # the fault proxy lives with the tests
     day = Day(work, seed=seed, hours=hours, rate=rate, quiet=quiet)
-    return day.run(drain_seconds=drain_seconds)
+    return day.run(drain_seconds=drain_seconds, max_wall=max_wall)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -885,13 +897,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1.0, help="traffic multiplier")
     parser.add_argument("--keep", type=Path, help="keep the work folder here")
     parser.add_argument("--json", type=Path, help="also write the report as JSON")
+    parser.add_argument("--max-wall", type=float,
+                        help="stop playing the plan after this many seconds (then drain)")
     parser.add_argument("--quiet", action="store_true")
     options = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C: the kiosk, the server and the tmpfs are cleaned up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="day-") as tmp:
         work = options.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         report = run_day(work, seed=options.seed, hours=options.hours, rate=options.rate,
-                         quiet=options.quiet)
+                         quiet=options.quiet, max_wall=options.max_wall)
     print_report(report)
     if options.json:
         options.json.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))

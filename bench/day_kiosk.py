@@ -92,7 +92,9 @@ class Driver:
         self.current_tag: str | None = None
         self.state = ""
         self.lights: dict[str, bool] = {}
-        self.last_shown: tuple[str, float] | None = None  # (outcome, when shown)
+        # (outcome, when): the last decision signalled; a screen may show it in full or,
+        # over an officer's screen, as a notice.
+        self.last_decided: tuple[str, float] | None = None
         self.decoder: Any = None
         self.frames = 0
         self.ready = False
@@ -118,6 +120,7 @@ class Driver:
             raw = args[0] if isinstance(args[0], bytes) else str(args[0]).encode()
             tag = self.tags.pop(raw, tag)
         outcome = str(result.decision.outcome)
+        self.last_decided = (outcome, self.app.clock())
         emit(ev="result", tag=tag, how=how, checkin_id=result.checkin_id, outcome=outcome,
              reasons=list(result.decision.reasons), source=result.source,
              kind=str(result.credential.kind), person_key=result.credential.person_key,
@@ -155,8 +158,6 @@ class Driver:
             self.lights = lights
         now = app.clock()
         result = getattr(app.screen, "result", None) if app.state == "result" else None
-        if result is not None:
-            self.last_shown = (str(result.decision.outcome), app.entered_at)
         if app.state == "selftest" or app._held is not None:
             return  # the self-test switches each light on purpose
         rs = app.config.result_seconds
@@ -166,12 +167,12 @@ class Driver:
             if wrong:
                 self.mismatch("result screen", str(result.decision.outcome), lights)
             return
-        recent = self.last_shown is not None and now - self.last_shown[1] < rs + EDGE_S
-        outcome = self.last_shown[0] if recent else None
+        last = self.last_decided
+        outcome = last[0] if last is not None and now - last[1] < rs + EDGE_S else None
         if lights.get("green") and outcome != "pass":
-            self.mismatch("green without a pass on screen", outcome, lights)
+            self.mismatch("green without a pass decided", outcome, lights)
         if lights.get("red") and outcome != "stop":
-            self.mismatch("red without a stop on screen", outcome, lights)
+            self.mismatch("red without a stop decided", outcome, lights)
 
     def mismatch(self, what: str, outcome: str | None, lights: dict) -> None:
         emit(ev="mismatch", what=what, state=self.app.state, outcome=outcome, lights=lights)

@@ -111,7 +111,10 @@ class KioskProcess:
         while True:
             event = self._next(deadline)
             if event is None:
-                self.day.note("hang", f"no answer to {op} within {timeout:.0f} s")
+                # The screen stopped turning: systemd's watchdog would kill and restart it.
+                self.day.note("hang", f"no answer to {op} within {timeout:.0f} s: killed")
+                self.day.hangs += 1
+                self.kill()
                 return None
             if event["ev"] == "eof":
                 self._exited()
