@@ -609,7 +609,13 @@ profile = "hospital"
         elif what == "revoke":
             self.revoke()
         elif what == "reprovision":
-            if self.provision():
+            # A technician enrols where the network works: over a dead link provisioning
+            # fails and keeps the old config, which proves nothing about the backlog.
+            mode = self.network.mode
+            self.network.set("ok")
+            done = self.provision()
+            self.network.set(mode)
+            if done:
                 self.kiosk.stop()  # systemctl restart after provisioning
                 self.ensure_running()
         elif what == "disk_fill":
