@@ -21,9 +21,12 @@ call the given ``on_press`` (which posts an event); they never touch the screen.
 from __future__ import annotations
 
 import enum
+import glob
 import logging
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from kiosk.errors import HardwareError
@@ -62,15 +65,62 @@ def _bounded_mock_pin() -> type:
     return BoundedMockPin
 
 
-def make_pin_factory(name: str) -> Any:
-    """A gpiozero pin factory by name; '' lets gpiozero pick (lgpio on a Pi, or its env var)."""
-    if not name:
+# Where the kernel shows GPIO controllers, and what board this is (Raspberry Pi OS sets it).
+GPIO_CHIPS = "/dev/gpiochip*"
+BOARD_MODEL = Path("/proc/device-tree/model")
+FACTORY_NAMES = ("mock", "lgpio", "rpigpio", "pigpio", "native")
+
+
+def _no_gpio_reason(chips: str, model: Path) -> str | None:
+    """Why this machine has no signal GPIO to drive, or None on a Pi with GPIO chips."""
+    if not glob.glob(chips):
+        return f"no GPIO on this machine (no {chips})"
+    try:
+        board = model.read_bytes().rstrip(b"\0").decode("utf-8", "replace").strip()
+    except OSError:
+        board = ""
+    if not board.startswith("Raspberry Pi"):
+        # A laptop's chipset GPIO: gpiozero cannot drive it and no lights are wired there.
+        return f"no GPIO for signals on this machine: it is not a Raspberry Pi (board {board!r})"
+    return None
+
+
+def make_pin_factory(name: str, *, chips: str = GPIO_CHIPS, model: Path = BOARD_MODEL,
+                     environ: Mapping[str, str] | None = None) -> Any:
+    """A gpiozero pin factory for ``signals.pin_factory``.
+
+    A name is an explicit choice: if that factory cannot start, start-up stops.  '' on a
+    Raspberry Pi with GPIO chips (or with GPIOZERO_PIN_FACTORY set) lets gpiozero choose
+    (None).  '' on a machine without GPIO (a laptop running the kiosk or its tests) simulates
+    the pins with one WARNING naming the setting, instead of failing on every start.
+    """
+    env = os.environ if environ is None else environ
+    if name:
+        return _open_factory(name)
+    if env.get("GPIOZERO_PIN_FACTORY"):
+        return None  # gpiozero's own setting: an explicit choice it reports on itself
+    reason = _no_gpio_reason(chips, model)
+    if reason is None:
         return None
+    log.warning("%s: lights, buzzer, gate and buttons are simulated; set "
+                "signals.pin_factory = 'mock' to say so (or signals.enabled = false for "
+                "no lights)", reason)
+    return _open_factory("mock", simulated=reason)
+
+
+def simulated_reason(factory: Any) -> str | None:
+    """Why ``factory`` simulates pins nobody configured as simulated (no GPIO here), or None."""
+    return getattr(factory, "simulated_reason", None)
+
+
+def _open_factory(name: str, *, simulated: str = "") -> Any:
     try:
         if name == "mock":
             from gpiozero.pins.mock import MockFactory
 
-            return MockFactory(pin_class=_bounded_mock_pin())
+            factory = MockFactory(pin_class=_bounded_mock_pin())
+            factory.simulated_reason = simulated or None
+            return factory
         if name == "lgpio":
             from gpiozero.pins.lgpio import LGPIOFactory
 
@@ -89,10 +139,12 @@ def make_pin_factory(name: str) -> Any:
             return NativeFactory()
     except Exception as e:  # each factory fails in its own way off a Pi
         raise HardwareError(
-            f"GPIO pin factory {name!r} cannot start: {e}; on a laptop use signals.pin_factory = "
-            "'mock'"
+            f"GPIO pin factory {name!r} cannot start: {e}; it is set in signals.pin_factory: "
+            "on a Pi check that the kiosk user is in the 'gpio' group, on a laptop use "
+            "signals.pin_factory = 'mock'"
         ) from e
-    raise HardwareError(f"GPIO pin factory {name!r} is unknown; use mock, lgpio, rpigpio, pigpio")
+    raise HardwareError(f"GPIO pin factory {name!r} is unknown; use one of "
+                        f"{', '.join(FACTORY_NAMES)}")
 
 
 class Signals:

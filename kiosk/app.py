@@ -8,7 +8,7 @@ opened is closed in reverse order, on a normal exit, on SIGTERM and on an error.
 from __future__ import annotations
 
 import contextlib
-import json
+import hashlib
 import logging
 import os
 import queue
@@ -22,10 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.config import Config
+from kiosk.documents import load as load_document
 from kiosk.errors import CameraError, ConfigError, KioskError, StoreError
+from kiosk.policy import Checker, Policy
 from kiosk.scanloop import ScanLoop
 
 log = logging.getLogger(__name__)
+
+
+def _sha256(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
 
 
 @dataclass
@@ -60,19 +66,29 @@ class LiveChecker:
 
     A policy document from the central platform replaces the config's ``[policy]`` table: the
     province sets the rules, the technician's file only seeds them until the first sync.  The
-    store is asked for changes at most every ``refresh_seconds``; a bad document is logged and
-    the previous checker stays in force (stale lists then show up as ``*_stale`` reasons).
+    store is asked for changes at most every ``refresh_seconds``.  Each document is applied on
+    its own with :func:`kiosk.documents.load`: one that cannot be applied never stops the kiosk
+    (a restart loop would leave every checkpoint dark); it is skipped, the one in force stays
+    (at start-up the config's policy, or no list: ``*_missing`` reasons send people to an
+    officer), and the fault is kept for the status strip until a good version arrives.
     """
 
     DOCUMENTS = ("policy", "trust_list", "watchlist")
 
     def __init__(self, cfg: Config, store: Any, *, refresh_seconds: float = 2.0) -> None:
-        self._cfg = cfg
         self._store = store
         self.refresh_seconds = refresh_seconds
-        self._versions: tuple[Any, ...] | None = None
         self._checked = float("-inf")
-        self._trust_fetched_at: datetime | None = None
+        # The technician's [policy] (a profile name or a local policy file, as config.check_values
+        # accepts it) was validated at load; were it bad, start-up stops loudly here.
+        table = dict(cfg.policy)
+        self._seed = Policy.load(str(table.pop("profile", "border")), table)
+        self._in_force: dict[str, Any] = {"policy": self._seed, "trust_list": None,
+                                          "watchlist": None}
+        self._times: dict[str, datetime | None] = dict.fromkeys(self.DOCUMENTS)
+        self._errors: dict[str, str] = {}
+        self._versions: dict[str, Any] = {}
+        self._bad: dict[str, tuple[str | None, str]] = {}  # the last body that failed, by name
         self.checker: Any = None
         self.refresh(force=True)
 
@@ -85,54 +101,69 @@ class LiveChecker:
         return self.checker.decide(credential, at=at)
 
     def trust_list_age(self) -> timedelta | None:
-        if self._trust_fetched_at is None:
-            return None
-        return datetime.now(UTC) - self._trust_fetched_at
+        fetched_at = self._times["trust_list"]
+        return None if fetched_at is None else datetime.now(UTC) - fetched_at
+
+    def document_errors(self) -> dict[str, str]:
+        """Why a stored document is not applied, by document name (empty when all are)."""
+        return dict(self._errors)
+
+    def document_times(self) -> dict[str, datetime | None]:
+        """When each document in force was fetched; None for the config seed or no document."""
+        return dict(self._times)
 
     def refresh(self, *, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._checked < self.refresh_seconds:
             return
         self._checked = now
-        docs = {name: self._store.document(name) for name in self.DOCUMENTS}
-        versions = tuple((d.etag, d.fetched_at) if d else None for d in docs.values())
-        if versions == self._versions:
-            return
-        try:
-            self.checker = self._build(docs)
-        except KioskError as e:
-            if self.checker is None:
-                raise
-            log.error("keeping the previous policy: a synced document is invalid: %s", e)
-        self._versions = versions
-        trust = docs["trust_list"]
-        self._trust_fetched_at = trust.fetched_at if trust else None
-
-    def _build(self, docs: dict[str, Any]) -> Any:
-        from kiosk.policy import Checker, Policy
-        from kiosk.trustlist import TrustList
-        from kiosk.watchlist import Watchlist
-
-        table = dict(self._cfg.policy)
-        if docs["policy"] is not None:
+        changed = False
+        for name in self.DOCUMENTS:
             try:
-                table = json.loads(docs["policy"].body)
-            except ValueError as e:
-                raise ConfigError(f"the synced policy document is not JSON: {e}") from e
-            if not isinstance(table, dict):
-                raise ConfigError(f"the synced policy document is not an object: {table!r:.80}")
-        profile = str(table.pop("profile", "border"))
-        policy = Policy.load(profile, table)
-        trust, watch = docs["trust_list"], docs["watchlist"]
+                doc = self._store.document(name)
+            except Exception as e:  # noqa: BLE001 - a store hiccup must not stop decisions
+                log.warning("cannot read the stored %s document (%s); keeping the one in force",
+                            name, type(e).__name__)
+                continue
+            # Every store of a document sets its fetch time, so this changes with the body
+            # without hashing a large trust list every two seconds.
+            version = (doc.etag, doc.fetched_at, len(doc.body)) if doc else None
+            if name in self._versions and self._versions[name] == version:
+                continue
+            self._versions[name] = version
+            changed = self._apply(name, doc) or changed
+        if changed or self.checker is None:
+            self.checker = Checker(**self._in_force)
+            log.info("decisions use policy %r, trust list %s, watchlist %s%s",
+                     self._in_force["policy"].profile,
+                     "present" if self._in_force["trust_list"] else "missing",
+                     "present" if self._in_force["watchlist"] else "missing",
+                     f"; not applied: {', '.join(sorted(self._errors))}" if self._errors else "")
+
+    def _apply(self, name: str, doc: Any) -> bool:
+        """Put stored document ``name`` in force; False when it cannot be (fault recorded)."""
+        if doc is None:
+            self._in_force[name] = self._seed if name == "policy" else None
+            self._times[name] = None
+            self._errors.pop(name, None)
+            return True
         try:
-            trust_list = (TrustList.from_json(trust.body, fetched_at=trust.fetched_at)
-                          if trust is not None else None)
-            watchlist = Watchlist.from_json(watch.body) if watch is not None else None
-        except (ValueError, KioskError) as e:
-            raise ConfigError(f"a synced trust list or watchlist is invalid: {e}") from e
-        log.info("decisions use policy %r, trust list %s, watchlist %s", profile,
-                 "present" if trust_list else "missing", "present" if watchlist else "missing")
-        return Checker(policy=policy, trust_list=trust_list, watchlist=watchlist)
+            self._in_force[name] = load_document(name, doc.body, fetched_at=doc.fetched_at)
+        except Exception as e:  # noqa: BLE001 - no stored document may stop the kiosk
+            if not isinstance(e, KioskError):
+                log.debug("loading the stored %s document failed", name, exc_info=True)
+                e = KioskError(f"document {name!r} cannot be applied: {type(e).__name__}")
+            body_id = (doc.etag, _sha256(doc.body))
+            same_body = self._bad.get(name) == body_id
+            self._bad[name] = body_id
+            self._errors[name] = str(e)
+            # Once per bad version, not at every fetch-time refresh of the same body.
+            (log.debug if same_body else log.error)(
+                "the stored %s document is not applied, the one in force stays: %s", name, e)
+            return False
+        self._times[name] = doc.fetched_at
+        self._errors.pop(name, None)
+        return True
 
 
 def configured_camera(cfg: Config) -> Any:
@@ -170,8 +201,11 @@ class UnavailableStore:
 
 
 def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
-          sync_options: dict[str, Any] | None = None) -> Parts:
-    """Open everything the configuration names; register each with ``stack`` for closing."""
+          sync_options: dict[str, Any] | None = None,
+          loop_options: dict[str, Any] | None = None) -> Parts:
+    """Open everything the configuration names; register each with ``stack`` for closing.
+
+    ``loop_options`` are extra ``ScanLoop`` keywords (the demo's ``is_clock_synced``)."""
     from hardware.camera import CameraSpec
     from hardware.qr import open_decoder
     from hardware.signals import Buttons, Signals, make_pin_factory
@@ -256,6 +290,9 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
         disk_path=Path(cfg.store.path).parent,
         disk_warn_bytes=cfg.store.disk_warn_mb * 2**20,
         trust_list_age=checker.trust_list_age,
+        document_times=checker.document_times,
+        stored_document_errors=checker.document_errors,
+        **(loop_options or {}),
     )
     if cfg.signals.enabled:
         s = cfg.signals

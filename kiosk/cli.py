@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "selftest": ("kiosk.cmd_appliance", "selftest"),
     "status": ("kiosk.cmd_appliance", "status"),
     "support-bundle": ("kiosk.cmd_appliance", "support_bundle"),
+    "watchlist": ("kiosk.cmd_watchlist", "watchlist_group"),
 }
 
 

@@ -11,11 +11,12 @@ import logging
 import pwd
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 
 from kiosk import config as config_mod
-from kiosk.errors import ConfigError
+from kiosk.terminal import printable
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,17 @@ def _config_option(f):  # noqa: ANN001, ANN202 - click decorator
         "--config", "config_path", type=click.Path(dir_okay=False),
         default=str(config_mod.DEFAULT_PATH), show_default=True,
         help="Configuration file.")(f)
+
+
+def _db_option(f):  # noqa: ANN001, ANN202 - click decorator
+    return click.option("--db", "db_path", type=click.Path(dir_okay=False),
+                        help="Check-in database (overrides store.path), as 'run --db'.")(f)
+
+
+def _state_dir_option(f):  # noqa: ANN001, ANN202 - click decorator
+    return click.option("--state-dir", default=STATE_DIR, show_default=True,
+                        help="Where provisioning keeps its last result (as 'provision "
+                             "--state-dir').")(f)
 
 
 def _parse_pin(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict:
@@ -156,20 +168,25 @@ def provision(server_url: str | None, token: str | None, checkpoint_name: str,
 @click.option("--card-seconds", type=click.FloatRange(0, 300), default=None,
               help="Wait this long for the printed test card in front of the camera "
                    "(default 30 interactive, 0 = decode the card image only).")
+@click.option("--camera", "camera_spec", metavar="SPEC",
+              help="Camera to test instead of camera.spec: picamera2, v4l2:/dev/videoN or "
+                   "replay:PATH[,fps=N][,loop] (as 'run --camera').")
 @click.option("--camera-seconds", type=click.FloatRange(0.5, 60), default=5.0,
               show_default=True, help="How long to wait for camera frames.")
 @click.option("--write-card", type=click.Path(dir_okay=False),
               help="Write the printable test card PNG here and exit.")
+@_db_option
 @_config_option
 def selftest(as_json: bool, assume_yes: bool, card_seconds: float | None,
-             camera_seconds: float, write_card: str | None, config_path: str) -> None:
+             camera_spec: str | None, camera_seconds: float, write_card: str | None,
+             db_path: str | None, config_path: str) -> None:
     """Test camera, test card, lights and buzzer, database, disk, clock, server, lists.
 
     Exit status 0 when nothing failed, 1 otherwise.  Stop the kiosk service first
     (systemctl stop checkpoint-kiosk): the camera and pins can have one user only; from the
     officer panel the running kiosk does the same test with its own devices.
 
-    Example: sudo -u kiosk checkpoint-kiosk selftest --json
+    Example: sudo -u kiosk checkpoint-kiosk selftest --json --camera v4l2:/dev/video0
     """
     from kiosk.selftest import run_selftest, test_card_image
 
@@ -178,6 +195,11 @@ def selftest(as_json: bool, assume_yes: bool, card_seconds: float | None,
         click.echo(f"test card written to {write_card}; print it 6-8 cm wide")
         return
     cfg = _load(config_path)
+    if db_path:
+        cfg = cfg.replace(store={"path": db_path})
+    if camera_spec:
+        cfg = cfg.replace(camera={"spec": camera_spec})
+        config_mod.check_values(cfg, lambda _key: "--camera")
     interactive = not as_json and not assume_yes and sys.stdin.isatty()
     confirm = (lambda q: click.confirm(q, default=True)) if interactive else None
     if card_seconds is None:
@@ -190,25 +212,38 @@ def selftest(as_json: bool, assume_yes: bool, card_seconds: float | None,
     sys.exit(0 if report.ok else 1)
 
 
+def _status_report(config_path: str, db_path: str | None, state_dir: str) -> dict:
+    """``status``'s report; every configuration problem (what stops start-up) comes first."""
+    from kiosk import status as status_mod
+
+    cfg, config_problems = config_mod.check(_config_or_none(config_path))
+    if db_path:
+        cfg = cfg.replace(store={"path": db_path})
+    report = status_mod.collect(cfg, probes=status_mod.Probes(state_dir=Path(state_dir)))
+    report["errors"][:0] = [str(e) for e in config_problems]
+    return report
+
+
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@_db_option
+@_state_dir_option
 @_config_option
-def status(as_json: bool, config_path: str) -> None:
-    """Version, uptime, backlog, last sync, errors, disk, clock, under-voltage.
+def status(as_json: bool, db_path: str | None, state_dir: str, config_path: str) -> None:
+    """Version, uptime, backlog, last sync, errors, warnings, disk, clock, under-voltage.
 
-    No secrets are shown: the device token only as present or missing.
+    No secrets are shown: the device token only as present or missing.  Exit status: 0 when
+    no error is listed (warnings, such as a clock not synced by NTP, may be), 1 when errors
+    are listed (every configuration problem, undeliverable check-ins, not provisioned, low
+    disk, under-voltage now, service not active), 2 for a usage error.
 
-    Example: checkpoint-kiosk status --json
+    Example: checkpoint-kiosk status --json --db /var/lib/checkpoint-kiosk/checkins.db
     """
     from kiosk import status as status_mod
 
-    cfg = _load(config_path, whole=False)
-    report = status_mod.collect(cfg)
-    try:
-        config_mod.check_values(cfg, lambda _key: config_path)
-    except ConfigError as e:  # what stops the kiosk from starting comes first
-        report["errors"].insert(0, str(e))
+    report = _status_report(config_path, db_path, state_dir)
     click.echo(status_mod.to_json(report) if as_json else status_mod.format_human(report))
+    sys.exit(status_mod.exit_status(report))
 
 
 @click.command("support-bundle")
@@ -217,9 +252,11 @@ def status(as_json: bool, config_path: str) -> None:
 @click.option("--since", default="-48h", show_default=True, help="Journal lines since.")
 @click.option("--log-file", "log_files", multiple=True, type=click.Path(dir_okay=False),
               help="Also include this log file (masked); repeatable.")
+@_db_option
+@_state_dir_option
 @_config_option
 def support_bundle(output: str | None, since: str, log_files: tuple[str, ...],
-                   config_path: str) -> None:
+                   db_path: str | None, state_dir: str, config_path: str) -> None:
     """Write a tarball of config (secrets removed), recent logs (masked) and status.
 
     Example: sudo checkpoint-kiosk support-bundle -o /boot/firmware/support.tar.gz
@@ -228,22 +265,26 @@ def support_bundle(output: str | None, since: str, log_files: tuple[str, ...],
 
     from kiosk.support import make_bundle
 
-    cfg = _load(config_path, whole=False)
+    cfg, _problems = config_mod.check(_config_or_none(config_path), whole=False)
+    if db_path:
+        cfg = cfg.replace(store={"path": db_path})
     if output is None:
         output = f"checkpoint-kiosk-support-{datetime.now():%Y%m%d-%H%M%S}.tar.gz"
     path = make_bundle(cfg, output, config_path=config_path if _exists(config_path) else None,
-                       log_files=log_files, since=since)
-    click.echo(str(path))
+                       log_files=log_files, since=since,
+                       status_report=_status_report(config_path, db_path, state_dir))
+    click.echo(printable(str(path), keep=""))
+
+
+def _config_or_none(path: str) -> str | None:
+    """The default path may be absent (defaults apply); an explicit one may not."""
+    return None if path == str(config_mod.DEFAULT_PATH) and not _exists(path) else path
 
 
 def _load(path: str, *, whole: bool = True) -> config_mod.Config:
     """The config; the default path may be absent (defaults), an explicit one may not."""
-    if path == str(config_mod.DEFAULT_PATH) and not _exists(path):
-        return config_mod.load(None, whole=whole)
-    return config_mod.load(path, whole=whole)
+    return config_mod.load(_config_or_none(path), whole=whole)
 
 
 def _exists(path: str) -> bool:
-    from pathlib import Path
-
     return Path(path).exists()

@@ -21,6 +21,8 @@ from kiosk import config as config_mod
 log = logging.getLogger(__name__)
 
 FRAMES_VERSION = "2"  # bump when kiosk.samples changes what the frames show
+SYNC_OPTIONS = {"boot_jitter": 0.5, "link_jitter": 0.5, "documents_interval": 30.0,
+                "idle_interval": 5.0}
 
 
 def data_dir() -> Path:
@@ -40,8 +42,33 @@ def prepare_frames(folder: Path) -> Path:
     return folder
 
 
+# The demo's central runs on the same computer: its clock can only disagree with the kiosk's
+# by the time a request takes, so anything above this means something else is wrong.
+CLOCK_TOLERANCE = timedelta(seconds=2)
+
+
+def demo_trust_list(now: datetime | None = None) -> bytes:
+    """A trust list with one document signer made for the demo (valid for a year).
+
+    No demo person shows an EU DCC; the list is there because a kiosk without one is not
+    healthy (its status strip says so), as a real checkpoint's would not be.
+    """
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from kiosk.credentials.dcc_issue import make_dsc
+    from kiosk.trustlist import build_json
+
+    now = now or datetime.now(UTC)
+    der = make_dsc(ec.generate_private_key(ec.SECP256R1()), country="VN",
+                   not_before=now - timedelta(days=1), not_after=now + timedelta(days=365),
+                   types=("test", "vaccination", "recovery"))
+    return build_json([(der, "VN")])
+
+
 def publish_documents(central_db: Path) -> None:
-    """The province's side of the demo: a hospital policy and a one-person watchlist."""
+    """The province's side of the demo: a hospital policy, a one-person watchlist and a
+    trust list."""
+    from kiosk.documents import VALIDATORS
     from kiosk.samples import WATCHLISTED_KEYS
     from kiosk.watchlist import Watchlist
     from offline_queue.central import db as central
@@ -51,11 +78,63 @@ def publish_documents(central_db: Path) -> None:
                                 valid_for=timedelta(days=2))
     db = central.connect(central_db)
     try:
-        central.set_document(db, "watchlist", watchlist,
+        central.set_document(db, "watchlist", watchlist, validators=VALIDATORS,
                              expires_at=datetime.now(UTC) + timedelta(days=2))
-        central.set_document(db, "policy", json.dumps({"profile": "hospital"}).encode())
+        central.set_document(db, "policy", json.dumps({"profile": "hospital"}).encode(),
+                             validators=VALIDATORS)
+        central.set_document(db, "trust_list", demo_trust_list(), validators=VALIDATORS)
     finally:
         db.close()
+
+
+def clock_agrees(server_url: str) -> bool:
+    """True when this computer's clock reads what the central's ``/v1/health`` says.
+
+    Measured, not assumed: the round trip bounds the difference the network may explain.
+    """
+    import requests
+
+    before = datetime.now(UTC)
+    try:
+        response = requests.get(f"{server_url}/v1/health", timeout=5)
+        response.raise_for_status()
+        server = datetime.fromisoformat(response.json()["time"])
+    except (requests.RequestException, ValueError, KeyError, TypeError) as e:
+        log.warning("demo: the central's clock could not be read: %s", e)
+        return False
+    after = datetime.now(UTC)
+    if server.tzinfo is None:
+        server = server.replace(tzinfo=UTC)
+    offset = abs(server - (before + (after - before) / 2))
+    agrees = offset <= CLOCK_TOLERANCE + (after - before) / 2
+    log.info("demo: clock %s the central's (%.3f s apart)",
+             "agrees with" if agrees else "DIFFERS from", offset.total_seconds())
+    return agrees
+
+
+def loop_options(server_url: str) -> dict:
+    """The scan loop's clock check for the demo: NTP-synced as on the appliance, or agreeing
+    with the demo's own central, which is the only time the demo's records are compared to."""
+    from kiosk.scanloop import clock_synced
+
+    agrees = clock_agrees(server_url)
+    return {"is_clock_synced": lambda: agrees or clock_synced()}
+
+
+def demo_config(folder: Path, ids: dict, server_url: str, token_file: Path, *,
+                width: int, height: int, language: str) -> config_mod.Config:
+    """The demo kiosk's configuration (replayed camera, mock pins, local central)."""
+    return config_mod.Config().replace(
+        device={"id": ids["device_id"], "checkpoint_id": ids["checkpoint_id"],
+                "checkpoint_name": "Cổng bệnh viện (demo)"},
+        camera={"spec": f"replay:{folder / 'frames'},fps=4,loop"},
+        store={"path": str(folder / "checkins.db")},
+        sync={"server_url": server_url, "token_file": str(token_file)},
+        signals={"pin_factory": "mock", "gate": 24},
+        ui={"fullscreen": False, "width": width, "height": height, "language": language,
+            "officer_pin": "1234"},
+        policy={"profile": "hospital"},
+    )
 
 
 def enrol(central_db: Path, server_url: str, token_file: Path) -> dict:
@@ -105,6 +184,7 @@ def demo(folder: Path | None, size: str, language: str, headless: bool,
     """
     from kiosk.app import setup_logging
     from kiosk.cmd_run import run_kiosk
+    from kiosk.documents import VALIDATORS
     from offline_queue.central.server import CentralServer
 
     try:
@@ -115,11 +195,11 @@ def demo(folder: Path | None, size: str, language: str, headless: bool,
     folder = folder or data_dir()
     folder.mkdir(parents=True, exist_ok=True)
     setup_logging("INFO")
-    frames = prepare_frames(folder / "frames")
+    prepare_frames(folder / "frames")
     central_db = folder / "central.db"
     token_file = folder / "device-token"
     with contextlib.ExitStack() as stack:
-        server = stack.enter_context(CentralServer(central_db))
+        server = stack.enter_context(CentralServer(central_db, validators=VALIDATORS))
         publish_documents(central_db)
         ids = enrol(central_db, server.url, token_file)
         log.info("demo: central server on %s, data in %s", server.url, folder)
@@ -129,20 +209,10 @@ def demo(folder: Path | None, size: str, language: str, headless: bool,
 
         sync_once(db_path=folder / "checkins.db", server_url=server.url,
                   token=token_file.read_text().strip())
-        cfg = config_mod.Config().replace(
-            device={"id": ids["device_id"], "checkpoint_id": ids["checkpoint_id"],
-                    "checkpoint_name": "Cổng bệnh viện (demo)"},
-            camera={"spec": f"replay:{frames},fps=4,loop"},
-            store={"path": str(folder / "checkins.db")},
-            sync={"server_url": server.url, "token_file": str(token_file)},
-            signals={"pin_factory": "mock", "gate": 24},
-            ui={"fullscreen": False, "width": width, "height": height, "language": language,
-                "officer_pin": "1234"},
-            policy={"profile": "hospital"},
-        )
+        cfg = demo_config(folder, ids, server.url, token_file, width=width, height=height,
+                          language=language)
         code = run_kiosk(cfg, headless=headless, max_seconds=max_seconds, show_lights=True,
-                         sync_options={"boot_jitter": 0.5, "link_jitter": 0.5,
-                                       "documents_interval": 30.0, "idle_interval": 5.0})
+                         sync_options=SYNC_OPTIONS, loop_options=loop_options(server.url))
     sys.exit(code)
 
 

@@ -34,6 +34,8 @@ def to_json(
     out: dict[str, Any] = {
         "kind": credential.kind.value,
         "person_key": credential.person_key,
+        # Every full number the watchlist was checked against, as [type, number].
+        "identifiers": sorted([list(i) for i in credential.identifiers]),
         "display": credential.display,
         "fields": credential.fields,
         "checks": credential.checks,

@@ -152,27 +152,44 @@ def _status_line(status) -> str:  # noqa: ANN001 - offline_queue.sync.SyncStatus
     return "sync: " + "; ".join(parts)
 
 
+ADMIN_TOKEN_ENV = "CHECKPOINT_CENTRAL_ADMIN_TOKEN"
+
+
 @click.group("central", invoke_without_command=True)
-@click.option("--db", "db_path", type=click.Path(dir_okay=False), default="central.db",
-              show_default=True, help="central SQLite database")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False),
+              help="central SQLite database, also for the sub-commands (serving: default "
+                   "central.db)")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8080, show_default=True, help="0 picks a free port")
-@click.option("--admin-token", envvar="CHECKPOINT_CENTRAL_ADMIN_TOKEN",
-              help="token for the report endpoint (env CHECKPOINT_CENTRAL_ADMIN_TOKEN)")
-@click.option("--threads", type=int, default=4, show_default=True)
+@click.option("--admin-token", envvar=ADMIN_TOKEN_ENV,
+              help=f"token for the report and publish endpoints; set it in the environment "
+                   f"variable {ADMIN_TOKEN_ENV} instead: a value given here is visible to "
+                   "every user in the process list")
+@click.option("--threads", type=int, default=None,
+              help="application threads (default: offline_queue.central.server.THREADS)")
 @click.pass_context
-def central(ctx: click.Context, db_path: str, host: str, port: int, admin_token: str | None,
-            threads: int) -> None:
+def central(ctx: click.Context, db_path: str | None, host: str, port: int,
+            admin_token: str | None, threads: int | None) -> None:
     """Run the reference central platform (waitress), or manage it with a sub-command.
 
-    Example: checkpoint-kiosk central --db central.db --port 8080
+    Documents are checked on publish with the kiosk's own validators.  Give the admin
+    token in the environment (CHECKPOINT_CENTRAL_ADMIN_TOKEN), not with --admin-token.
+
+    Example: CHECKPOINT_CENTRAL_ADMIN_TOKEN=... checkpoint-kiosk central --db central.db
     """
+    ctx.obj = {"db_path": db_path}
+    source = ctx.get_parameter_source("admin_token")
+    if admin_token and source == click.core.ParameterSource.COMMANDLINE:
+        click.echo(f"warning: --admin-token is visible in the process list; set "
+                   f"{ADMIN_TOKEN_ENV} in the environment instead", err=True)
     if ctx.invoked_subcommand is not None:
         return
-    from offline_queue.central.server import CentralServer
+    from kiosk.documents import VALIDATORS
+    from offline_queue.central.server import THREADS, CentralServer
 
-    server = CentralServer(db_path, host=host, port=port, admin_token=admin_token,
-                           threads=threads)
+    server = CentralServer(db_path or "central.db", host=host, port=port,
+                           admin_token=admin_token, validators=VALIDATORS,
+                           threads=threads or THREADS)
     # The first line tells scripts and tests which port was picked.
     click.echo(f"listening on {server.url}", err=False)
     sys.stdout.flush()
@@ -183,26 +200,37 @@ def central(ctx: click.Context, db_path: str, host: str, port: int, admin_token:
         pass
 
 
+def _central_db_path(db_path: str | None, *, must_exist: bool = False) -> str:
+    """The sub-command's --db, else the group's; a usage error if neither was given."""
+    path = db_path or (click.get_current_context().find_object(dict) or {}).get("db_path")
+    if not path:
+        raise click.UsageError("no database: pass --db PATH (before or after the sub-command)")
+    if must_exist and not Path(path).is_file():
+        raise click.UsageError(f"no central database at {path!r}; check --db")
+    return path
+
+
 def _central_db(db_path: str):  # noqa: ANN202
     from offline_queue.central import db
 
     return db.connect(db_path)
 
 
-_central_db_option = click.option("--db", "db_path", type=click.Path(dir_okay=False),
-                                  required=True, help="central SQLite database")
+_central_db_option = click.option(
+    "--db", "db_path", type=click.Path(dir_okay=False),
+    help="central SQLite database (default: the --db given to 'central')")
 
 
 @central.command("export")
 @_central_db_option
-def central_export(db_path: str) -> None:
+def central_export(db_path: str | None) -> None:
     """Print every received check-in as JSON lines.
 
-    Example: checkpoint-kiosk central export --db central.db > checkins.jsonl
+    Example: checkpoint-kiosk central --db central.db export > checkins.jsonl
     """
     from offline_queue.central import db
 
-    with _central_db(db_path) as conn:
+    with _central_db(_central_db_path(db_path, must_exist=True)) as conn:
         for item in db.export_checkins(conn):
             click.echo(json.dumps(item, ensure_ascii=False, sort_keys=True))
 
@@ -211,18 +239,41 @@ def central_export(db_path: str) -> None:
 @_central_db_option
 @click.option("--checkpoint", required=True, help="checkpoint id, e.g. LS-HUUNGHI")
 @click.option("--name", required=True, help="checkpoint name shown in reports")
-def central_enrol_token(db_path: str, checkpoint: str, name: str) -> None:
+def central_enrol_token(db_path: str | None, checkpoint: str, name: str) -> None:
     """Print a one-time enrolment token for a kiosk at this checkpoint.
 
-    Example: checkpoint-kiosk central enrol-token --db c.db --checkpoint LS-1 --name "Hữu Nghị"
+    Example: checkpoint-kiosk central --db c.db enrol-token --checkpoint LS-1 --name "Hữu Nghị"
     """
     from offline_queue.central import db
 
-    with _central_db(db_path) as conn:
+    with _central_db(_central_db_path(db_path)) as conn:
         try:
             click.echo(db.create_enrolment_token(conn, checkpoint_id=checkpoint, name=name))
         except ValueError as e:
             raise _usage(e) from e
+
+
+@central.command("link-device")
+@_central_db_option
+@click.argument("device_id")
+@click.argument("previous_device_id")
+def central_link_device(db_path: str | None, device_id: str, previous_device_id: str) -> None:
+    """Let DEVICE_ID deliver the check-ins recorded as PREVIOUS_DEVICE_ID.
+
+    Enrolment links a kiosk's previous ids at the same checkpoint by itself; use this for
+    a kiosk moved to another checkpoint whose backlog is answered "forbidden".
+
+    Example: checkpoint-kiosk central --db c.db link-device kiosk-5f1e kiosk-09ab
+    """
+    from offline_queue.central import db
+
+    with _central_db(_central_db_path(db_path, must_exist=True)) as conn:
+        try:
+            added = db.link_devices(conn, device_id, previous_device_id)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from e
+    click.echo(f"{device_id} delivers the check-ins of {previous_device_id}"
+               + ("" if added else " (already linked)"))
 
 
 @central.command("set-document")
@@ -230,31 +281,43 @@ def central_enrol_token(db_path: str, checkpoint: str, name: str) -> None:
 @click.argument("name")
 @click.argument("file", type=click.File("rb"))
 @click.option("--expires", help="expiry (ISO date-time) sent as the Expires header")
-def central_set_document(db_path: str, name: str, file, expires: str | None) -> None:  # noqa: ANN001
+def central_set_document(db_path: str | None, name: str, file, expires: str | None) -> None:  # noqa: ANN001
     """Publish a policy, trust_list or watchlist document; prints its ETag.
 
-    Example: checkpoint-kiosk central set-document --db central.db policy policy.json
+    The document is checked with the kiosk's own validators first: one no kiosk could
+    apply is refused (exit 1) and the published version stays.
+
+    Example: checkpoint-kiosk central --db central.db set-document policy policy.json
     """
+    from kiosk.documents import VALIDATORS
     from offline_queue.central import db
+    from offline_queue.documents import check_name
     from offline_queue.export import parse_when
 
+    path = _central_db_path(db_path)
     try:
+        check_name(name)
         expires_at = parse_when(expires) if expires else None
-        with _central_db(db_path) as conn:
-            click.echo(db.set_document(conn, name, file.read(), expires_at=expires_at))
     except ValueError as e:
         raise _usage(e) from e
+    body = file.read()
+    with _central_db(path) as conn:
+        try:
+            click.echo(db.set_document(conn, name, body, expires_at=expires_at,
+                                       validators=VALIDATORS))
+        except ValueError as e:
+            raise click.ClickException(f"{e}; nothing was published") from e
 
 
 @central.command("report")
 @_central_db_option
 @click.option("--days", type=click.IntRange(1, 366), default=7, show_default=True)
-def central_report(db_path: str, days: int) -> None:
+def central_report(db_path: str | None, days: int) -> None:
     """Per checkpoint, scans in the last N days, and checkpoints with none (JSON).
 
-    Example: checkpoint-kiosk central report --db central.db --days 7
+    Example: checkpoint-kiosk central --db central.db report --days 7
     """
     from offline_queue.central import db
 
-    with _central_db(db_path) as conn:
+    with _central_db(_central_db_path(db_path, must_exist=True)) as conn:
         click.echo(json.dumps(db.scans_report(conn, days=days), ensure_ascii=False, indent=2))

@@ -34,7 +34,8 @@ def run(config_path: str | None, camera_spec: str | None, db_path: str | None, h
     """Run the kiosk: camera, decisions, lights, records and sync.
 
     A replayed camera that runs out of frames ends the run with exit status 0; SIGTERM stops
-    it cleanly.
+    it cleanly.  Off a Pi (no GPIO) with signals.pin_factory unset the lights are simulated,
+    with one warning; a configuration problem stops start-up ('config check' lists them all).
 
     Example: checkpoint-kiosk run --headless --camera replay:/srv/recording --db /tmp/k.db
     """
@@ -80,6 +81,7 @@ def state_dir() -> Path:
 
 def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | None = None,
               show_lights: bool = False, sync_options: dict | None = None,
+              loop_options: dict | None = None,
               config_path: str | os.PathLike[str] | None = None,
               state_dir_path: str | os.PathLike[str] | None = None) -> int:
     """Build the kiosk from ``cfg`` and run it until stopped; returns the exit status.
@@ -99,7 +101,7 @@ def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | No
     with contextlib.ExitStack() as stack:
         stop = stack.enter_context(stop_on_signals())
         notifier = stack.enter_context(notify.Notifier())
-        parts = build(cfg, stack, sync_options=sync_options)
+        parts = build(cfg, stack, sync_options=sync_options, loop_options=loop_options)
         supervisor = notify.Supervisor(
             notifier,
             alive=notify.kiosk_checks(parts, cfg),

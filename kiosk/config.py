@@ -15,7 +15,7 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,7 +89,8 @@ class DecoderConfig:
 class SignalsConfig:
     enabled: bool = _doc("Drive GPIO lights and buzzer (off: screen only).", default=True)
     pin_factory: str = _doc(
-        "gpiozero pin factory: '' lets gpiozero choose (lgpio on a Pi), 'mock' simulates pins.",
+        "gpiozero pin factory: '' lets gpiozero choose on a Pi (lgpio) and simulates the pins "
+        "with a warning where there is no GPIO; 'mock' simulates pins.",
         default="", choices=("", "mock", "lgpio", "rpigpio", "pigpio", "native"),
     )
     red: int = _doc("BCM pin of the red light.", default=17, low=0, high=27)
@@ -183,126 +184,182 @@ class Config:
 SECTIONS = tuple(f.name for f in dataclasses.fields(Config) if f.name != "policy")
 
 
+class ConfigProblems(ConfigError):
+    """Every problem found in one configuration; the message is the first and a count."""
+
+    def __init__(self, problems: list[ConfigError]) -> None:
+        self.problems = tuple(problems)
+        more = len(problems) - 1
+        text = str(problems[0])
+        if more:
+            text += (f" (and {more} more problem{'s' if more > 1 else ''}: "
+                     "'checkpoint-kiosk config check' lists them all)")
+        super().__init__(text)
+
+
 def load(path: str | os.PathLike[str] | None = None, *,
          environ: Mapping[str, str] | None = None, whole: bool = True) -> Config:
     """Read the config file (``None`` = the default path, if it exists) and the environment.
 
-    ``whole=False`` skips :func:`check_values` (for ``status`` and ``support-bundle``, which
-    must still report on a kiosk whose configuration stops it from starting).
+    Raises :class:`ConfigProblems` (a ``ConfigError``) naming the first problem and how many
+    more :func:`check` finds.  ``whole=False`` skips :func:`check_values` (for ``status`` and
+    ``support-bundle``, which must still report on a kiosk whose configuration stops it).
+    """
+    cfg, problems = check(path, environ=environ, whole=whole)
+    if problems:
+        raise ConfigProblems(problems)
+    return cfg
+
+
+def check(path: str | os.PathLike[str] | None = None, *,
+          environ: Mapping[str, str] | None = None,
+          whole: bool = True) -> tuple[Config, list[ConfigError]]:
+    """Every problem of the configuration, not only the first, and the configuration built
+    from the keys that are valid (a refused key keeps its default).
+
+    ``config check`` shows them all; start-up (:func:`load`) stops on any of them.
     """
     explicit = path is not None
     file = Path(path) if explicit else DEFAULT_PATH
+    problems: list[ConfigError] = []
+    refused: set[str] = set()  # dotted keys already reported: later checks skip them
     data: dict[str, Any] = {}
     if file.exists() or explicit:
         try:
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(
+            problems.append(ConfigError(
                 f"config file {str(file)!r} does not exist; create it with "
-                f"'checkpoint-kiosk config defaults > {file}'"
-            ) from None
+                f"'checkpoint-kiosk config defaults > {file}'"))
         except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"config file {str(file)!r} cannot be read: {e}") from e
+            problems.append(ConfigError(f"config file {str(file)!r} cannot be read: {e}"))
         except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"config file {str(file)!r} is not valid TOML: {e}") from e
-    cfg = _overlay(Config(), data, source=str(file))
+            problems.append(ConfigError(f"config file {str(file)!r} is not valid TOML: {e}"))
+    cfg = _overlay(Config(), data, source=str(file), problems=problems, refused=refused)
     env = os.environ if environ is None else environ
     for var, dotted in ENV_OVERRIDES.items():
         if var in env:
             section, key = dotted.split(".")
             cfg = _overlay(cfg, {section: {key: env[var]}}, source=f"environment {var}",
-                           from_text=True)
+                           from_text=True, problems=problems, refused=refused)
 
     def origin(dotted: str) -> str:
         var = next((v for v, d in ENV_OVERRIDES.items() if d == dotted and v in env), None)
         return f"environment {var}" if var else str(file)
 
     if whole:
-        check_values(cfg, origin)
-    return cfg
+        problems += value_problems(cfg, origin, refused=refused)
+    return cfg, problems
 
 
 def check_values(cfg: Config, origin: Callable[[str], str] = lambda _key: "config") -> None:
+    """Raise :class:`ConfigProblems` if :func:`value_problems` finds any."""
+    problems = value_problems(cfg, origin)
+    if problems:
+        raise ConfigProblems(problems)
+
+
+def value_problems(cfg: Config, origin: Callable[[str], str] = lambda _key: "config", *,
+                   refused: Collection[str] = ()) -> list[ConfigError]:
     """The checks one key's type and range cannot express, so start-up cannot fail later.
 
     ``config check`` and provisioning (which validates before spending the one-time token)
     go through :func:`load`, so a camera typo, an unknown policy profile, a short PIN or two
     devices on one pin are reported there, not by a kiosk that then restarts in a loop.
-    ``origin(key)`` names where a key's value came from (file or environment variable).
+    ``origin(key)`` names where a key's value came from (file or environment variable);
+    keys in ``refused`` were already reported and hold their defaults: they are not checked.
     """
     from hardware.camera import CameraSpec
     from kiosk.errors import CameraError, KioskError
     from kiosk.policy import Policy
     from kiosk.ui import UiConfig
 
+    problems: list[ConfigError] = []
     url = cfg.sync.server_url
     if url and not re.fullmatch(r"https?://[^\s/?#]+(/\S*)?", url):
-        raise ConfigError(f"{origin('sync.server_url')}: sync.server_url = {url!r} is not a "
-                          "URL; write it as https://host[:port], e.g. 'https://kiosk.example.vn'")
+        problems.append(ConfigError(
+            f"{origin('sync.server_url')}: sync.server_url = {url!r} is not a URL; write it "
+            "as https://host[:port], e.g. 'https://kiosk.example.vn'"))
     try:
         CameraSpec.parse(cfg.camera.spec)
     except CameraError as e:
-        raise ConfigError(f"{origin('camera.spec')}: camera.spec: {e}") from None
+        problems.append(ConfigError(f"{origin('camera.spec')}: camera.spec: {e}"))
     table = dict(cfg.policy)
     try:
         Policy.load(str(table.pop("profile", "border")), table)
     except KioskError as e:
-        raise ConfigError(f"{origin('policy')}: {e}") from None
+        problems.append(ConfigError(f"{origin('policy')}: {e}"))
     try:
         # The screen's own check (4-8 digits or a hash_pin() string); the value never shows.
         UiConfig(officer_pin=cfg.ui.officer_pin or None)
     except ConfigError as e:
-        raise ConfigError(f"{origin('ui.officer_pin')}: {e}") from None
-    if cfg.signals.enabled:
+        problems.append(ConfigError(f"{origin('ui.officer_pin')}: {e}"))
+    if cfg.signals.enabled and "signals.enabled" not in refused:
         seen: dict[int, str] = {}
         for name in PIN_KEYS:
             pin = getattr(cfg.signals, name)
-            if pin is None:
-                continue  # not wired
+            if pin is None or f"signals.{name}" in refused:
+                continue  # not wired, or its own value was refused (a default stands in)
             if pin in seen:
-                raise ConfigError(
+                problems.append(ConfigError(
                     f"{origin('signals.' + name)}: signals.{name} = {pin!r} is the same "
                     f"BCM pin as signals.{seen[pin]}; each light, buzzer, relay and button "
-                    "needs its own pin"
-                )
+                    "needs its own pin"))
+                continue
             seen[pin] = name
+    return problems
 
 
-def _overlay(cfg: Config, data: Mapping[str, Any], *, source: str,
-             from_text: bool = False) -> Config:
-    unknown = set(data) - set(SECTIONS) - {"policy"}
-    if unknown:
-        raise ConfigError(
-            f"{source}: unknown section {sorted(unknown)[0]!r}; valid sections: "
-            f"{', '.join(SECTIONS + ('policy',))}"
-        )
+def _key_name(section: str, key: str) -> str:
+    """``section.key``, the key quoted when it is not a plain name (a stick's file may hold
+    control characters in a quoted TOML key)."""
+    return f"{section}.{key}" if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f"{section}.{key!r}"
+
+
+def _overlay(cfg: Config, data: Mapping[str, Any], *, source: str, from_text: bool = False,
+             problems: list[ConfigError] | None = None,
+             refused: set[str] | None = None) -> Config:
+    """``cfg`` with ``data`` laid over it.  With a ``problems`` list every bad section or key
+    is added there (its dotted name to ``refused``) and skipped; without one the first
+    raises."""
+    def problem(error: ConfigError, dotted: str) -> None:
+        if problems is None:
+            raise error
+        problems.append(error)
+        if refused is not None:
+            refused.add(dotted)
+
     changes: dict[str, Any] = {}
     for name, table in data.items():
-        if name == "policy":
-            if not isinstance(table, Mapping):
-                raise ConfigError(f"{source}: [policy] must be a table, got {table!r}")
-            changes["policy"] = {**cfg.policy, **table}
+        if name not in SECTIONS and name != "policy":
+            problem(ConfigError(
+                f"{source}: unknown section {name!r}; valid sections: "
+                f"{', '.join(SECTIONS + ('policy',))}"), name)
             continue
         if not isinstance(table, Mapping):
-            raise ConfigError(f"{source}: [{name}] must be a table, got {table!r}")
-        changes[name] = _overlay_section(getattr(cfg, name), name, table, source, from_text)
+            problem(ConfigError(f"{source}: [{name}] must be a table, got {table!r}"), name)
+            continue
+        if name == "policy":
+            changes["policy"] = {**cfg.policy, **table}
+            continue
+        section = getattr(cfg, name)
+        fields = {f.name: f for f in dataclasses.fields(section)}
+        hints = typing.get_type_hints(type(section))
+        values: dict[str, Any] = {}
+        for key, raw in table.items():
+            dotted = _key_name(name, key)
+            if key not in fields:
+                problem(ConfigError(
+                    f"{source}: unknown key {dotted} = {raw!r}; valid keys in [{name}]: "
+                    f"{', '.join(fields)}"), dotted)
+                continue
+            try:
+                values[key] = _check(dotted, raw, hints[key], fields[key].metadata, source,
+                                     from_text)
+            except ConfigError as e:
+                problem(e, dotted)
+        changes[name] = dataclasses.replace(section, **values)
     return dataclasses.replace(cfg, **changes)
-
-
-def _overlay_section(current: Any, section: str, table: Mapping[str, Any], source: str,
-                     from_text: bool) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(current)}
-    hints = typing.get_type_hints(type(current))
-    values: dict[str, Any] = {}
-    for key, raw in table.items():
-        if key not in fields:
-            raise ConfigError(
-                f"{source}: unknown key {section}.{key} = {raw!r}; valid keys in [{section}]: "
-                f"{', '.join(fields)}"
-            )
-        values[key] = _check(f"{section}.{key}", raw, hints[key], fields[key].metadata, source,
-                             from_text)
-    return dataclasses.replace(current, **values)
 
 
 def _check(name: str, value: Any, hint: Any, meta: Mapping[str, Any], source: str,

@@ -43,6 +43,10 @@ class Credential:
     show to the queue; ``fields`` the parsed values (dates as ISO 8601 strings);
     ``checks`` what was verified offline (True/False, None = not reached).
     ``problems`` are reason codes found while parsing (e.g. ``cccd_birth_year_mismatch``).
+    ``identifiers`` every full identity number the code carries, as normalised
+    ``(type, number)`` pairs (``("cccd", "001185012345")``, ``("cmnd", …)``, ``("qid", …)``,
+    ``("bhyt", …)``, ``("bhxh", …)``, ``("passport", …)``, ``("uvci", …)``): the watchlist
+    checks them all, so a person cannot pass by showing another of their codes.
     ``evidence`` is what a later offline verification needs (for ``eu_dcc``: the
     COSE message); it is opaque, never shown, stored or compared.
     """
@@ -53,6 +57,7 @@ class Credential:
     fields: dict[str, Any] = field(default_factory=dict)
     checks: dict[str, bool | None] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
+    identifiers: frozenset[tuple[str, str]] = frozenset()
     evidence: Any = field(default=None, repr=False, compare=False)
 
 

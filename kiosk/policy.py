@@ -99,6 +99,39 @@ class Policy:
             )
         return dataclasses.replace(base, **_validated({**doc, **extra}))
 
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any], *, source: str = "policy") -> Policy:
+        """A policy table (the config's ``[policy]`` or a synced document): profile + rules.
+
+        Only a profile *name* is taken from it, never a file path: a document that came over
+        the network must not make the kiosk read a local file.  No ``profile`` means
+        ``border``, the strictest.
+        """
+        if not isinstance(table, Mapping):
+            raise ConfigError(
+                f"{source} is a JSON {type(table).__name__}, expected an object such as "
+                '{"profile": "hospital", "keep_fields": ["name"]}'
+            )
+        rules = dict(table)
+        profile = rules.pop("profile", "border")
+        if not isinstance(profile, str) or profile not in PROFILES:
+            raise ConfigError(
+                f"{source}: policy.profile is {profile!r}; choose one of {', '.join(PROFILES)}"
+            )
+        try:
+            return cls.load(profile, rules)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
+
+    @classmethod
+    def from_json(cls, data: bytes | str, *, source: str = "policy document") -> Policy:
+        """The down-synced policy document; raises :class:`ConfigError` naming the bad key."""
+        try:
+            table = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{source} is not valid JSON: {e}") from e
+        return cls.from_table(table, source=source)
+
 
 def _read_document(path: Path) -> dict[str, Any]:
     try:
@@ -264,7 +297,10 @@ class Checker:
             if self.watchlist is None:
                 reasons.append("watchlist_missing")
             else:
-                if self.watchlist.matches(credential.person_key, at=at):
+                numbers = {number for _, number in credential.identifiers}
+                if credential.person_key:
+                    numbers.add(credential.person_key)
+                if self.watchlist.matches_any(numbers, at=at):
                     # Only the one reason: the screen must not tell the queue anything more.
                     return credential, Decision(Outcome.STOP, ("watchlist",))
                 if self.watchlist.is_stale(at):

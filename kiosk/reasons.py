@@ -31,6 +31,11 @@ _REASONS: dict[str, tuple[str, str]] = {
                          "Code too long. " + SHOW_PERSONAL_CODE[1]),
     "parser_error": ("Không đọc được mã. " + SHOW_PERSONAL_CODE[0],
                      "Could not read the code. " + SHOW_PERSONAL_CODE[1]),
+    # Any code's text (names, addresses): hidden or reordering characters, absurd lengths
+    "text_unsafe": ("Mã có ký tự lạ, chờ cán bộ kiểm tra",
+                    "Code has unusual characters, an officer will check"),
+    "text_too_long": ("Họ tên hoặc địa chỉ quá dài, chờ cán bộ",
+                      "Name or address too long, an officer will check"),
     # Chip ID card
     "cccd_number_invalid": ("Số CCCD phải có đủ 12 chữ số", "An ID number has 12 digits"),
     "cccd_name_missing": ("Thẻ CCCD thiếu họ tên", "ID card has no name"),

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,6 +68,11 @@ class Health:
     reprovision_needed: bool
     clock_synced: bool
     trust_list_age: timedelta | None
+    # When each synced document (policy, watchlist, trust list) was last fetched or confirmed
+    # unchanged by the central; None = never.  Empty when the kiosk was not told.
+    documents: tuple[tuple[str, datetime | None], ...] = ()
+    undelivered: int = 0  # rows the central will not take (dead letters, refused/held rows)
+    document_errors: tuple[str, ...] = ()  # documents the central sent that were not applied
 
     @property
     def fault(self) -> bool:
@@ -93,6 +98,18 @@ def _log_failure(what: str) -> None:
 def _minutes(age: timedelta | None) -> timedelta | None:
     """Ages are shown in minutes; rounding keeps Health equal from one frame to the next."""
     return None if age is None else timedelta(minutes=age // timedelta(minutes=1))
+
+
+def undelivered(sync: Any) -> int:
+    """Check-ins that sync cannot deliver as things stand (SyncStatus fields, when present)."""
+    return sum(int(getattr(sync, name, 0) or 0) for name in ("dead_letter", "held", "forbidden"))
+
+
+def document_errors(sync: Any) -> tuple[str, ...]:
+    """Names of the documents sync says it could not apply (a mapping, names or pairs)."""
+    errors = getattr(sync, "document_errors", None) or ()
+    names = [e[0] if isinstance(e, tuple | list) else e for e in errors]
+    return tuple(sorted(str(n) for n in names))
 
 
 def clock_synced() -> bool:
@@ -126,6 +143,8 @@ class ScanLoop:
         disk_warn_bytes: int = 200 * 1024 * 1024,
         is_clock_synced: Callable[[], bool] = clock_synced,
         trust_list_age: Callable[[], timedelta | None] = lambda: None,
+        document_times: Callable[[], Mapping[str, datetime | None]] = lambda: {},
+        stored_document_errors: Callable[[], Mapping[str, str]] = lambda: {},
     ) -> None:
         if direction not in DIRECTIONS:
             raise KioskError(f"direction {direction!r} must be 'in' or 'out'")
@@ -139,13 +158,15 @@ class ScanLoop:
         self._direction = direction
         self.dedupe_seconds = dedupe_seconds
         self.result_seconds = result_seconds
-        self.keep_fields = tuple(keep_fields)
-        self.accepted_kinds = tuple(accepted_kinds)
+        self._keep_fields = tuple(keep_fields)
+        self._accepted_kinds = tuple(accepted_kinds)
         self._manual = manual_entry
         self._disk_path = disk_path
         self._disk_warn_bytes = disk_warn_bytes
         self._is_clock_synced = is_clock_synced
         self._trust_list_age = trust_list_age
+        self._document_times = document_times
+        self._stored_document_errors = stored_document_errors
         self._seen: dict[bytes, float] = {}
         self._results: deque[ScanResult] = deque(maxlen=50)
         self._idle_at: float | None = None
@@ -158,6 +179,18 @@ class ScanLoop:
         self._health: Health | None = None
         self.ended = False
         self._lock = threading.RLock()
+
+    # A synced policy changes what may be kept and shown at once, not after a restart: a checker
+    # with a policy (kiosk.app.LiveChecker) is asked at each use; the arguments are for others.
+    @property
+    def keep_fields(self) -> tuple[str, ...]:
+        policy = getattr(self.checker, "policy", None)
+        return tuple(policy.keep_fields) if policy is not None else self._keep_fields
+
+    @property
+    def accepted_kinds(self) -> tuple[str, ...]:
+        policy = getattr(self.checker, "policy", None)
+        return tuple(policy.accepted_kinds) if policy is not None else self._accepted_kinds
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -273,7 +306,8 @@ class ScanLoop:
 
     def _record(self, credential: Credential, decision: Decision, source: str,
                 override: dict | None, direction: str) -> tuple[str | None, Decision]:
-        display = {k: v for k, v in credential.display.items() if k in self.keep_fields}
+        keep = self.keep_fields
+        display = {k: v for k, v in credential.display.items() if k in keep}
         entry = CheckIn(
             direction=direction,
             kind=str(credential.kind),
@@ -395,7 +429,26 @@ class ScanLoop:
             reprovision_needed=bool(sync.reprovision_needed) if sync is not None else False,
             clock_synced=self._is_clock_synced(),
             trust_list_age=_minutes(self._trust_list_age()),
+            documents=self._documents(),
+            undelivered=undelivered(sync) if sync is not None else 0,
+            document_errors=self._document_errors(sync),
         )
+
+    def _document_errors(self, sync: Any) -> tuple[str, ...]:
+        """Documents not in force: refused by sync, or stored but not applicable."""
+        names = set(document_errors(sync)) if sync is not None else set()
+        try:
+            names.update(str(name) for name in self._stored_document_errors())
+        except Exception as e:  # the screen's status must not stop the loop
+            log.warning("document errors unavailable: %s", type(e).__name__)
+        return tuple(sorted(names))
+
+    def _documents(self) -> tuple[tuple[str, datetime | None], ...]:
+        try:
+            return tuple((str(name), when) for name, when in self._document_times().items())
+        except Exception as e:  # the screen's status must not stop the loop
+            log.warning("document times unavailable: %s", type(e).__name__)
+            return ()
 
     def _show(self, pattern: Pattern, result_for: float | None = None) -> None:
         with self._lock:

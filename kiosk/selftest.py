@@ -8,7 +8,6 @@ camera pipeline and lights (a second process could not open them) and its own ``
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sqlite3
 import tempfile
@@ -19,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+
+from kiosk.terminal import printable, printable_json
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,13 @@ class SelfTestReport:
         return {"ok": self.ok, "at": self.at, "checks": [asdict(c) for c in self.checks]}
 
     def to_json(self) -> str:
-        return json.dumps(self.as_dict(), ensure_ascii=False, indent=1)
+        return printable_json(self.as_dict(), indent=1)
 
     def human(self) -> str:
         width = max((len(c.name) for c in self.checks), default=0)
-        lines = [f"{c.result.upper():<5} {c.name:<{width}}  {c.detail}" for c in self.checks]
+        # Details quote servers and devices: no raw control characters to the terminal.
+        lines = [printable(f"{c.result.upper():<5} {c.name:<{width}}  {c.detail}", keep="")
+                 for c in self.checks]
         lines.append("SELF-TEST PASSED" if self.ok else "SELF-TEST FAILED")
         return "\n".join(lines)
 
@@ -186,12 +189,17 @@ def _lights(cfg: Any, signals: Any, confirm: Confirm | None) -> tuple[str, str]:
         return SKIP, "signals disabled in the config"
     opened = None
     if signals is None:
-        from hardware.signals import Signals, make_pin_factory
+        from hardware.signals import Signals, make_pin_factory, simulated_reason
 
         s = cfg.signals
+        factory = make_pin_factory(s.pin_factory)
+        if simulated_reason(factory):
+            # Nobody can see a simulated light: asking would only teach "yes" to the prompt.
+            factory.close()
+            return WARN, f"{simulated_reason(factory)}: lights and buzzer not tested"
         opened = signals = Signals(red=s.red, amber=s.amber, green=s.green, buzzer=s.buzzer,
                                    gate=s.gate, gate_pulse_seconds=s.gate_pulse_seconds,
-                                   pin_factory=make_pin_factory(s.pin_factory))
+                                   pin_factory=factory)
     try:
         lights = signals.lights
         devices = {name: dev for name, dev in (

@@ -1,8 +1,8 @@
 """The check-in as it travels to the central platform, shared by the client and the server.
 
 The content hash covers everything the kiosk recorded and never changes: ``corrected_at``
-is left out because the kiosk may fill it in after a first send attempt (the clock was
-corrected), and that must not turn an honest resend into a conflict.
+and ``time_source`` are left out because the kiosk may fill them in after a first send
+attempt (the clock was corrected), and that must not turn an honest resend into a conflict.
 """
 
 from __future__ import annotations
@@ -10,11 +10,33 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from offline_queue.records import DECISIONS, DIRECTIONS, KINDS, SOURCES
 
 MAX_BATCH = 1000
+
+# Time sources the kiosk names for ``corrected_at`` (how its clock was set right), worst
+# first: a later correction from a better source replaces an earlier one on the server.
+TIME_SOURCES = ("none", "central", "ntp")
+
+# Bounds on every field: a check-in is a few hundred bytes; anything far larger is an
+# attack or a bug, and would otherwise be stored, reported and echoed back.
+MAX_TEXT = 256  # ids, versions, person key
+MAX_OVERRIDE_REASON = 1000
+MAX_DISPLAY_FIELDS = 16
+MAX_DISPLAY_KEY = 40
+MAX_DISPLAY_VALUE = 256
+MAX_REASONS = 32
+MAX_REASON = 64
+MAX_MONOTONIC_NS = 2**63 - 1  # SQLite's INTEGER
+# A corrected time comes from NTP or the central's clock, so it lies between the
+# project's first deployment and (allowing for skew between the central's nodes) a
+# day after the row was received.  A device time is kept whatever it says (a Pi
+# without an RTC may start in 1970) and only used as the event time when plausible.
+EARLIEST_TIME = datetime(2020, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=1)
 
 # field -> (types allowed, required)
 _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
@@ -36,9 +58,14 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "boot_id": ((str,), True),
     "clock_synced": ((bool,), True),
     "corrected_at": ((str, type(None)), False),
+    "time_source": ((str, type(None)), False),
     "app_version": ((str,), True),
 }
-_CHOICES = {"direction": DIRECTIONS, "kind": KINDS, "decision": DECISIONS, "source": SOURCES}
+_CHOICES = {"direction": DIRECTIONS, "kind": KINDS, "decision": DECISIONS, "source": SOURCES,
+            "original_decision": DECISIONS, "time_source": TIME_SOURCES}
+_MAX_LENGTH = {"override_reason": MAX_OVERRIDE_REASON, "recorded_at": 64, "corrected_at": 64}
+# Filled in or improved by the kiosk after the first send; never part of the content.
+_NOT_CONTENT = frozenset({"corrected_at", "time_source"})
 
 
 def from_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -67,19 +94,95 @@ def from_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def content_hash(item: dict[str, Any]) -> str:
-    content = {k: v for k, v in item.items() if k != "corrected_at"}
+    content = {k: v for k, v in item.items() if k not in _NOT_CONTENT}
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def validation_errors(item: Any) -> list[str]:
-    """Why the server must refuse ``item``; empty when it is a valid check-in."""
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: error texts never echo a huge value."""
+    if isinstance(value, (dict, list)) and len(value) > 8:
+        return f"<{type(value).__name__} of {len(value)} items>"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def parse_time(value: str) -> datetime | None:
+    """An ISO-8601 date-time with a time zone, as UTC; None if it is not one."""
+    if len(value) > 64 or "T" not in value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        return None
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 shifted out of range by the offset
+        return None
+
+
+def plausible(when: datetime, received: datetime) -> bool:
+    """True if ``when`` may be a real check-in time for a row received at ``received``."""
+    return EARLIEST_TIME <= when <= received + FUTURE_SLACK
+
+
+def _display_errors(display: dict[Any, Any]) -> list[str]:
+    if len(display) > MAX_DISPLAY_FIELDS:
+        return [f"display has {len(display)} fields; at most {MAX_DISPLAY_FIELDS}"]
+    errors = []
+    for key, value in display.items():
+        if not isinstance(value, str):
+            errors.append(f"display[{short_repr(key)}] has type {type(value).__name__}, "
+                          f"value {short_repr(value)}; each value must be a string")
+        elif len(value) > MAX_DISPLAY_VALUE:
+            errors.append(f"display[{short_repr(key)}] is {len(value)} characters long; "
+                          f"at most {MAX_DISPLAY_VALUE}")
+        if len(key) > MAX_DISPLAY_KEY:  # JSON object keys are always strings
+            errors.append(f"display key {short_repr(key)} is {len(key)} characters long; "
+                          f"at most {MAX_DISPLAY_KEY}")
+    return errors
+
+
+def _reasons_errors(reasons: list[Any]) -> list[str]:
+    if len(reasons) > MAX_REASONS:
+        return [f"reasons has {len(reasons)} items; at most {MAX_REASONS}"]
+    errors = []
+    for i, reason in enumerate(reasons):
+        if not isinstance(reason, str):
+            errors.append(f"reasons[{i}] has type {type(reason).__name__}, value "
+                          f"{short_repr(reason)}; each reason must be a string code")
+        elif len(reason) > MAX_REASON:
+            errors.append(f"reasons[{i}] is {len(reason)} characters long; at most {MAX_REASON}")
+    return errors
+
+
+def _time_errors(item: dict[str, Any], now: datetime) -> list[str]:
+    errors = []
+    for name in ("recorded_at", "corrected_at"):
+        value = item.get(name)
+        if not isinstance(value, str):
+            continue
+        when = parse_time(value)
+        if when is None:
+            errors.append(f"{name} is {short_repr(value)}; use an ISO-8601 date-time with a "
+                          "time zone, e.g. '2021-09-20T08:15:00.000000Z'")
+        elif name == "corrected_at" and not plausible(when, now):
+            errors.append(f"{name} is {short_repr(value)}; a corrected time must lie between "
+                          f"{EARLIEST_TIME:%Y-%m-%d} and a day after the server's time")
+    return errors
+
+
+def validation_errors(item: Any, *, now: datetime | None = None) -> list[str]:
+    """Why the server must refuse ``item`` (received at ``now``); empty when it is valid."""
     if not isinstance(item, dict):
         return [f"a check-in must be a JSON object, got {type(item).__name__}"]
+    now = now or datetime.now(UTC)
     errors = []
     unknown = sorted(set(item) - set(_FIELDS))
     if unknown:
-        errors.append(f"unknown fields {unknown!r}")
+        errors.append(f"unknown fields {short_repr(unknown[:5])}")
     for name, (types, required) in _FIELDS.items():
         if name not in item:
             if required:
@@ -88,14 +191,25 @@ def validation_errors(item: Any) -> list[str]:
         value = item[name]
         # bool is an int in Python: keep monotonic_ns from accepting true/false.
         if not isinstance(value, types) or (name == "monotonic_ns" and isinstance(value, bool)):
-            errors.append(f"{name} has type {type(value).__name__}, value {value!r}")
-        elif name in _CHOICES and value not in _CHOICES[name]:
-            errors.append(f"{name} is {value!r}; use one of {', '.join(_CHOICES[name])}")
+            errors.append(f"{name} has type {type(value).__name__}, value {short_repr(value)}")
+        elif isinstance(value, str) and len(value) > _MAX_LENGTH.get(name, MAX_TEXT):
+            errors.append(f"{name} is {len(value)} characters long; at most "
+                          f"{_MAX_LENGTH.get(name, MAX_TEXT)}")
+        elif name in _CHOICES and value is not None and value not in _CHOICES[name]:
+            errors.append(f"{name} is {short_repr(value)}; use one of "
+                          f"{', '.join(_CHOICES[name])}")
+        elif name == "monotonic_ns" and not 0 <= value <= MAX_MONOTONIC_NS:
+            errors.append(f"monotonic_ns is {short_repr(value)}; use 0 to {MAX_MONOTONIC_NS}")
+        elif name == "display":
+            errors.extend(_display_errors(value))
+        elif name == "reasons":
+            errors.extend(_reasons_errors(value))
     for name in ("id", "override_of"):
         value = item.get(name)
-        if isinstance(value, str):
+        if isinstance(value, str) and len(value) <= MAX_TEXT:
             try:
                 uuid.UUID(value)
             except ValueError:
                 errors.append(f"{name} is {value!r}, not a UUID")
+    errors.extend(_time_errors(item, now))
     return errors

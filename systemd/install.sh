@@ -6,6 +6,9 @@
 #   systemd/install.sh --appliance [--hardware-watchdog] [--root DIR] [--dry-run]
 #                                turn Raspberry Pi OS Bookworm Lite into a kiosk (as root)
 #
+# Before apt runs it prints what it will install and which installed packages it upgrades
+# (systemd, PID 1, named loudly); a -dev package is asked for at the version of the runtime
+# library already installed, so libsystemd-dev does not upgrade systemd as a side effect.
 # Idempotent: packages only when missing, files only when different, the virtualenv reused;
 # an upgrade (run again from a newer checkout) keeps /etc/checkpoint-kiosk and the data.
 # --dry-run prints what would change; --root DIR writes files under DIR and runs nothing.
@@ -19,23 +22,25 @@ hw_watchdog=0
 changed=0
 
 usage() {
-    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --dev) mode=dev ;;
-        --appliance) mode=appliance ;;
-        --hardware-watchdog) hw_watchdog=1 ;;
-        --root) root=${2:?--root needs a folder}; shift ;;
-        --root=*) root=${1#--root=} ;;
-        --dry-run) dry_run=1 ;;
-        -h|--help) usage; exit 0 ;;
-        *) echo "install.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
-    esac
-    shift
-done
-[[ -n $mode ]] || { usage >&2; exit 2; }
+parse_args() {
+    while [[ $# -gt 0 ]]; do
+        case "$1" in
+            --dev) mode=dev ;;
+            --appliance) mode=appliance ;;
+            --hardware-watchdog) hw_watchdog=1 ;;
+            --root) root=${2:?--root needs a folder}; shift ;;
+            --root=*) root=${1#--root=} ;;
+            --dry-run) dry_run=1 ;;
+            -h|--help) usage; exit 0 ;;
+            *) echo "install.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+        esac
+        shift
+    done
+    [[ -n $mode ]] || { usage >&2; exit 2; }
+}
 
 run() {
     if [[ $dry_run == 1 ]]; then echo "+ $*"; else "$@"; fi
@@ -61,19 +66,97 @@ installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
 }
 
-# Install the Debian packages that are not installed yet (one apt transaction).
+# A -dev package depends on its runtime library at exactly its own version, so installing
+# the newest libsystemd-dev upgrades libsystemd0 and with it systemd, the running init
+# (PID 1), as a side effect.  Ask for the -dev version that matches the library already
+# installed, when the archive still has it (lists: "dev:runtime").
+DEV_RUNTIME=(libsystemd-dev:libsystemd0 libudev-dev:libudev1)
+
+# Print each package of "$@" on its own line, pinned (pkg=version) where DEV_RUNTIME says.
+match_installed_runtime() {
+    local pkg pair lib have
+    for pkg in "$@"; do
+        for pair in "${DEV_RUNTIME[@]}"; do
+            lib=${pair#*:}
+            [[ $pkg == "${pair%%:*}" ]] || continue
+            if installed "$lib"; then
+                have=$(dpkg-query -W -f='${Version}' "$lib" 2>/dev/null || true)
+                if [[ -n $have ]] && apt-cache show "$pkg=$have" >/dev/null 2>&1; then
+                    pkg="$pkg=$have"
+                fi
+            fi
+            break
+        done
+        echo "$pkg"
+    done
+}
+
+joined() {
+    local out="" item
+    for item in "$@"; do out+="${out:+, }$item"; done
+    printf '%s' "$out"
+}
+
+# systemd and the libraries it is built with: upgrading one upgrades PID 1.
+PID1_PACKAGES=" systemd systemd-sysv libsystemd0 libsystemd-shared udev libudev1 "
+
+# Read 'apt-get -s install' output on stdin and say what it would do: new packages,
+# installed packages it would change (systemd named loudly), packages it would remove.
+# Returns 1 when apt would remove packages: that is never done as a side effect.
+apt_plan() {
+    local line name new=() changes=() pid1=() removals=()
+    local change='^Inst ([^ ]+) \[([^]]+)\] \(([^ ]+)' add='^Inst ([^ ]+) \(([^ ]+)'
+    local remove='^Remv ([^ ]+)'
+    while IFS= read -r line; do
+        if [[ $line =~ $change ]]; then
+            name=${BASH_REMATCH[1]}
+            changes+=("$name ${BASH_REMATCH[2]} -> ${BASH_REMATCH[3]}")
+            if [[ $PID1_PACKAGES == *" ${name%%:*} "* ]]; then pid1+=("${name%%:*}"); fi
+        elif [[ $line =~ $add ]]; then
+            new+=("${BASH_REMATCH[1]} ${BASH_REMATCH[2]}")
+        elif [[ $line =~ $remove ]]; then
+            removals+=("${BASH_REMATCH[1]}")
+        fi
+    done
+    if [[ ${#new[@]} -gt 0 ]]; then
+        echo "install.sh: apt will install ${#new[@]} new package(s): $(joined "${new[@]}")"
+    fi
+    if [[ ${#changes[@]} -gt 0 ]]; then
+        echo "install.sh: apt will UPGRADE ${#changes[@]} installed package(s):" \
+             "$(joined "${changes[@]}")"
+    fi
+    if [[ ${#pid1[@]} -gt 0 ]]; then
+        echo "install.sh: WARNING: this upgrades systemd, the running init (PID 1):" \
+             "$(joined "${pid1[@]}"); it re-executes itself in place; reboot when convenient"
+    fi
+    if [[ ${#removals[@]} -gt 0 ]]; then
+        echo "install.sh: apt would REMOVE $(joined "${removals[@]}"); not done as a side" \
+             "effect: install the packages by hand (apt-get install) and run install.sh again" >&2
+        return 1
+    fi
+    return 0
+}
+
+# Install the Debian packages that are not installed yet (one apt transaction), saying
+# first what apt will install and upgrade (a simulation, which needs no root).
 apt_install() {
-    local missing=() pkg
+    local missing=() wanted=() pkg sim
     for pkg in "$@"; do
         installed "$pkg" || missing+=("$pkg")
     done
-    if [[ ${#missing[@]} -gt 0 ]]; then
-        echo "install.sh: installing system packages: ${missing[*]}"
-        apt_update
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            "${missing[@]}"
-        changed=1
+    [[ ${#missing[@]} -gt 0 ]] || return 0
+    apt_update
+    mapfile -t wanted < <(match_installed_runtime "${missing[@]}")
+    echo "install.sh: installing system packages: ${wanted[*]}"
+    if ! sim=$(LC_ALL=C apt-get -s install --no-install-recommends "${wanted[@]}" 2>&1); then
+        printf '%s\n' "$sim" >&2
+        echo "install.sh: apt cannot install ${wanted[*]} (see above)" >&2
+        exit 1
     fi
+    apt_plan <<<"$sim" || exit 1
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${wanted[@]}"
+    changed=1
 }
 
 dev_setup() {
@@ -308,7 +391,15 @@ appliance_setup() {
     appliance_enable
 }
 
-case "$mode" in
-    dev) dev_setup ;;
-    appliance) appliance_setup ;;
-esac
+main() {
+    parse_args "$@"
+    case "$mode" in
+        dev) dev_setup ;;
+        appliance) appliance_setup ;;
+    esac
+}
+
+# Sourced (the tests call single functions): define only.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    main "$@"
+fi

@@ -116,3 +116,37 @@ def test_enrol_checkins_documents_and_report_keep_to_the_contract(server, tmp_pa
     check(r.json(), response_schema("/v1/report/scans", "get", 200))
     r = requests.get(f"{server.url}/v1/health", timeout=10)
     check(r.json(), response_schema("/v1/health", "get", 200))
+
+
+def test_reenrol_publish_and_errors_keep_to_the_contract(tmp_path):
+    from kiosk.documents import VALIDATORS
+
+    with CentralServer(tmp_path / "c.db", admin_token="adm", validators=VALIDATORS) as server:
+        db = central_db.connect(tmp_path / "c.db")
+        first = central_db.create_enrolment_token(db, checkpoint_id="CP-1", name="x")
+        second = central_db.create_enrolment_token(db, checkpoint_id="CP-1", name="x")
+        db.close()
+        old = requests.post(f"{server.url}/v1/devices/enrol",
+                            json={"enrolment_token": first}, timeout=10).json()
+        body = {"enrolment_token": second, "previous_device_ids": [old["device_id"]]}
+        check(body, request_schema("/v1/devices/enrol", "post"))
+        r = requests.post(f"{server.url}/v1/devices/enrol", json=body, timeout=10)
+        assert r.status_code == 201
+        check(r.json(), response_schema("/v1/devices/enrol", "post", 201))
+        bad = requests.post(f"{server.url}/v1/devices/enrol", data="[" * 100, timeout=10)
+        assert bad.status_code == 400
+        check(bad.json(), response_schema("/v1/devices/enrol", "post", 400))
+
+        admin = {"Authorization": "Bearer adm"}
+        r = requests.put(f"{server.url}/v1/documents/policy", data=b'{"profile": "office"}',
+                         headers=admin, timeout=10)
+        assert r.status_code == 200
+        check(r.json(), response_schema("/v1/documents/{name}", "put", 200))
+        r = requests.put(f"{server.url}/v1/documents/policy", data=b'{"profile": "x"}',
+                         headers=admin, timeout=10)
+        assert r.status_code == 400
+        check(r.json(), response_schema("/v1/documents/{name}", "put", 400))
+        r = requests.get(f"{server.url}/v1/report/scans", params={"days": "0"}, headers=admin,
+                         timeout=10)
+        assert r.status_code == 400
+        check(r.json(), response_schema("/v1/report/scans", "get", 400))

@@ -14,6 +14,7 @@ import requests
 from click.testing import CliRunner
 
 from kiosk.cli import cli
+from kiosk.watchlist import Watchlist
 from offline_queue.central import db as central_db
 from offline_queue.central.server import CentralServer
 
@@ -70,7 +71,8 @@ def test_ingest_statuses(server, tmp_path):
     answer = post(server, device, [a, a, dict(a, decision="stop"), item(device, kind="x"),
                                    item(device, device_id="someone-else")])
     statuses = [r["status"] for r in answer.json()["results"]]
-    assert statuses == ["accepted", "duplicate", "conflict", "rejected", "rejected"]
+    # Another device's row is "forbidden" (kept by the kiosk), not "rejected" (issue 9 #1).
+    assert statuses == ["accepted", "duplicate", "conflict", "rejected", "forbidden"]
     assert post(server, device, [a]).json()["results"][0]["status"] == "duplicate"
     assert post(server, {"device_token": "nope"}, [a]).status_code == 401
     assert post(server, device, [a] * 1001).status_code == 413
@@ -117,7 +119,8 @@ def test_cli_enrol_set_document_report_and_export(server, tmp_path):
                            timeout=5).json()
     post(server, device, [item(device)])
     doc = tmp_path / "w.json"
-    doc.write_text('{"version": 1, "entries": []}')
+    # Published documents must be ones a kiosk can apply (issue 9 #10).
+    doc.write_bytes(Watchlist.build([], issued_at=datetime(2022, 6, 1, tzinfo=UTC)))
     result = runner.invoke(cli, ["central", "set-document", "--db", db, "watchlist", str(doc)])
     assert result.exit_code == 0 and len(result.output.strip()) == 32
     bad = runner.invoke(cli, ["central", "set-document", "--db", db, "menu", str(doc)])

@@ -100,6 +100,16 @@ def test_watchlist_stop(tmp_path):
     assert out["decision"] == "stop" and out["reasons"] == ["watchlist"]
 
 
+def test_watchlisted_cccd_number_stops_the_pc_covid_code_too(tmp_path):
+    """Issue 9, #9: the order names the CCCD card; the person shows their PC-Covid QR."""
+    wl = tmp_path / "wl.json"
+    wl.write_bytes(Watchlist.build([("001185012345", date(2022, 6, 10))], issued_at=AT))
+    pc_covid = "001185012345|TRAN THI BICH NGOC|1985-07-14|0|162979388586179999|"
+    out = answer("--watchlist", str(wl), "--policy", "hospital", "--at", AT.isoformat(), pc_covid)
+    assert out["decision"] == "stop" and out["reasons"] == ["watchlist"]
+    assert out["identifiers"] == [["cccd", "001185012345"], ["qid", "162979388586179999"]]
+
+
 @pytest.mark.parametrize("payload", ["HC1:NOT-BASE45!", "https://tokhaiyte.vn/q?id=1", "x"])
 def test_invalid_credentials_still_exit_0(payload):
     out = answer("--at", AT.isoformat(), payload)

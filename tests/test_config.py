@@ -98,3 +98,89 @@ officer_pin = "4826"
     with pytest.raises(ConfigError) as e:
         config.load(write(tmp_path, '[ui]\nofficer_pin = "12345678901"'), environ={})
     assert "12345678901" not in str(e.value)   # a secret: its length only
+
+
+MANY_PROBLEMS = """
+[camera]
+width = "wide"
+spec = "picamra2"
+[ui]
+language = "fr"
+[signals]
+red = 99
+green = 17
+[cmaera]
+spec = "x"
+"""
+
+
+def test_check_collects_every_problem_not_only_the_first(tmp_path):
+    path = write(tmp_path, MANY_PROBLEMS)
+    cfg, problems = config.check(path, environ={"CHECKPOINT_KIOSK_LOG_LEVEL": "LOUD"})
+    text = [str(p) for p in problems]
+    for fragment in ("camera.width = 'wide' must be a whole number",
+                     "camera spec 'picamra2' is not recognised",
+                     "ui.language = 'fr' is not one of 'vi', 'en'",
+                     "signals.red = 99 is outside 0..27",
+                     "unknown section 'cmaera'",
+                     "environment CHECKPOINT_KIOSK_LOG_LEVEL: log.level = 'LOUD'"):
+        assert sum(fragment in t for t in text) == 1, (fragment, text)
+    # green = 17 is red's default pin, but red's own value was refused: no second-hand
+    # complaint about a key the technician did not get wrong.
+    assert len(problems) == 6, text
+    assert cfg.ui.language == "vi"  # the valid keys still apply, the bad ones keep defaults
+
+
+def test_start_up_stops_at_the_first_problem_and_says_how_many_more(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        config.load(write(tmp_path, MANY_PROBLEMS), environ={})
+    message = str(e.value)
+    assert "camera.width = 'wide' must be a whole number" in message
+    assert "and 4 more problems" in message and "config check" in message
+    assert len(e.value.problems) == 5
+
+
+def run_check(path, env=None):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    return subprocess.run(
+        [sys.executable, "-m", "kiosk", "config", "check", "--config", str(path)],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=60,
+        env={**os.environ, **(env or {})})
+
+
+def test_config_check_lists_every_problem_and_exits_1(tmp_path):
+    proc = run_check(write(tmp_path, MANY_PROBLEMS))
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0] == "checkpoint-kiosk: error: 5 problems in the configuration:"
+    assert len(lines) == 6 and all(line.startswith(f"  {tmp_path / 'kiosk.toml'}: ")
+                                   for line in lines[1:]), lines
+    assert "Traceback" not in proc.stderr
+
+
+def test_config_check_never_echoes_control_characters(tmp_path):
+    # A stick's config with an ANSI clear-screen, a bidi override and a C1 CSI in keys/values.
+    path = tmp_path / "kiosk.toml"
+    path.write_text('[device]\ncheckpoint_name = "A\\u001b[2J\\u202eB\\u009b31m"\n'
+                    '"evil\\u001b]0;owned\\u0007" = 1\n[ui]\nlanguage = "\\u001b[31mfr"\n',
+                    encoding="utf-8")
+    proc = run_check(path)
+    assert proc.returncode == 1
+    for c in ("\x1b", "\u202e", "\x9b", "\x07"):
+        assert c not in proc.stderr and c not in proc.stdout
+    assert "unknown key device.'evil\\x1b]0;owned\\x07'" in proc.stderr
+    # A valid config with such a name: printed as JSON, the characters escaped.
+    path.write_text('[device]\ncheckpoint_name = "A\\u001b[2J\\u202eB\\u009b31m"\n',
+                    encoding="utf-8")
+    proc = run_check(path)
+    assert proc.returncode == 0, proc.stderr
+    for c in ("\x1b", "\u202e", "\x9b"):
+        assert c not in proc.stdout
+    import json
+
+    assert json.loads(proc.stdout)["device"]["checkpoint_name"] == "A\x1b[2J\u202eB\x9b31m"

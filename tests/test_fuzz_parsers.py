@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kiosk.credentials import recognise
+from kiosk.credentials._text import MAX_NAME, is_unsafe
 from kiosk.credentials.base45 import b45encode
 from kiosk.model import Credential, Kind, Outcome
 from kiosk.policy import Checker, Policy
@@ -37,6 +38,64 @@ def check(payload: bytes | str) -> None:
     json.dumps({"f": credential.fields, "d": credential.display, "c": credential.checks})
     if not credential.kind.is_person:
         assert credential.person_key is None and credential.display == {}
+    assert_safe(credential)
+
+
+def texts(credential: Credential) -> list[str]:
+    out = [credential.person_key or "", *credential.display.values()]
+    for value in credential.fields.values():
+        out += [v for v in value if isinstance(v, str)] if isinstance(value, list) else (
+            [value] if isinstance(value, str) else [])
+    return out
+
+
+def assert_safe(credential: Credential) -> None:
+    """Nothing that reaches the screen, the store or a log hides or reorders text."""
+    for text in texts(credential):
+        assert not any(is_unsafe(c) for c in text), repr(text)
+    assert len(credential.display.get("name", "")) <= MAX_NAME
+
+
+# Names as a hostile or broken reader delivers them: Vietnamese letters mixed with control,
+# bidi, format, replacement, private-use and unassigned characters, at any length.
+HOSTILE_CHARS = st.sampled_from(
+    ["\x00", "\x1b", "\x07", "\x1f", "\x7f", "\x85", "\x9b", "\u202a", "\u202e", "\u2066",
+     "\u2069", "\u200e", "\u200f", "\u200b", "\ufeff", "\ufffd", "\ue000", "\U000e0001",
+     "\u0378", "\u2028"])
+NAMES = st.lists(
+    st.sampled_from(["Trần", "Thị", "Bích", "Ngọc", "Nguyễn", "Văn", "An", " "]) | HOSTILE_CHARS,
+    min_size=1, max_size=60,
+).map("".join) | st.text(min_size=1, max_size=400)
+
+
+def wrap(kind: str, name: str) -> str:
+    if kind == "cccd":
+        return f"001185012345||{name}|14071985|Nữ|Hà Nội|10052021"
+    if kind == "pc_covid":
+        return f"001185012345|{name}|1985-07-14|0|162979388586171234|"
+    return (f"GD4790123456789|{name.encode('utf-8', 'surrogatepass').hex()}|14/07/1985|2|4841"
+            "|01 - 043|01/01/2022|31/12/2099|15/12/2021$")
+
+
+LENIENT = {p: Checker(policy=Policy.load(p, {"watchlist": False}),
+                      trust_list=TrustList([], fetched_at=AT)) for p in ("office", "hospital")}
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(["cccd", "pc_covid", "bhyt"]), NAMES, st.sampled_from(list(LENIENT)))
+def test_a_name_with_unsafe_characters_or_too_long_never_passes(kind, name, profile):
+    """Issue 9, #13: with the profiles that pass an ID card alone, a name that is not plain
+    text (or longer than a name can be) is *check*, and what is kept is clean."""
+    credential = recognise(wrap(kind, name))
+    assert_safe(credential)
+    decision = LENIENT[profile].decide(credential, at=AT)
+    words = "".join(" " if is_unsafe(c) else c for c in name).split()
+    if any(is_unsafe(c) for c in name) or len(" ".join(words)) > MAX_NAME:
+        assert decision.outcome is not Outcome.PASS, (name, decision)
+    if credential.kind is Kind.CCCD and words and decision.outcome is Outcome.PASS:
+        # Masking still hides every given name (nothing joined them into one word).
+        assert credential.display["name"].split()[1:] == [
+            w[0] + "*" * (1 if i == len(words) - 2 else 3) for i, w in enumerate(words[1:])]
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -103,3 +103,79 @@ def test_appliance_dry_run_writes_nothing(pi_root):
     assert proc.returncode == 0, proc.stderr
     assert "+ install -D -m 0644" in proc.stdout
     assert tree(pi_root) == before
+
+
+# ---- what apt will do, said before it does it (issue 9: libsystemd-dev upgraded PID 1) ----
+
+APT_DATA = REPO / "tests" / "data" / "apt"
+
+
+def sourced(script: str, stdin: str = "") -> subprocess.CompletedProcess:
+    """Run ``script`` in bash after sourcing install.sh (which then only defines functions)."""
+    return subprocess.run(["bash", "-c", f'source "{INSTALL}" && {script}'], cwd=REPO,
+                          input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def test_the_plan_names_every_upgrade_and_systemd_loudly():
+    sim = (APT_DATA / "libsystemd-dev-upgrades-systemd.txt").read_text()
+    proc = sourced("apt_plan", sim)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == ("install.sh: apt will install 1 new package(s): "
+                        "libsystemd-dev 252.39-1~deb12u2")
+    assert lines[1] == (
+        "install.sh: apt will UPGRADE 4 installed package(s): "
+        "systemd-sysv 252.38-1~deb12u1 -> 252.39-1~deb12u2, "
+        "systemd 252.38-1~deb12u1 -> 252.39-1~deb12u2, "
+        "libsystemd-shared 252.38-1~deb12u1 -> 252.39-1~deb12u2, "
+        "libsystemd0 252.38-1~deb12u1 -> 252.39-1~deb12u2")
+    assert lines[2].startswith("install.sh: WARNING: this upgrades systemd, the running init "
+                               "(PID 1): systemd-sysv, systemd, libsystemd-shared, libsystemd0;")
+
+
+def test_a_plan_that_removes_packages_is_refused():
+    sim = ("Remv systemd-timesyncd [252.39-1~deb12u2]\n"
+           "Inst systemd [252.39-1~deb12u2] (252.38-1~deb12u1 Debian-Security:12/oldstable-"
+           "security [amd64]) []\n")
+    proc = sourced("apt_plan", sim)
+    assert proc.returncode == 1
+    assert "apt would REMOVE systemd-timesyncd; not done as a side effect" in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="not a Debian system")
+def test_the_plan_reads_a_live_apt_simulation():
+    sim = subprocess.run(["apt-get", "-s", "install", "--no-install-recommends", "sl"],
+                         capture_output=True, text=True,
+                         env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
+    if sim.returncode != 0 or "Inst sl " not in sim.stdout:
+        pytest.skip("the package lists here do not offer 'sl' as a new package")
+    proc = sourced("apt_plan", sim.stdout)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("install.sh: apt will install 1 new package(s): sl ")
+
+
+@pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="not a Debian system")
+def test_libsystemd_dev_is_asked_for_at_the_installed_libsystemd0_version():
+    have = subprocess.run(["dpkg-query", "-W", "-f=${Status} ${Version}", "libsystemd0"],
+                          capture_output=True, text=True).stdout
+    if not have.startswith("install ok installed "):
+        pytest.skip("libsystemd0 is not installed here")
+    version = have.rsplit(" ", 1)[1]
+    offered = subprocess.run(["apt-cache", "show", f"libsystemd-dev={version}"],
+                             capture_output=True).returncode == 0
+    proc = sourced("match_installed_runtime python3-dev libsystemd-dev gcc")
+    assert proc.returncode == 0, proc.stderr
+    pinned = f"libsystemd-dev={version}" if offered else "libsystemd-dev"
+    assert proc.stdout.splitlines() == ["python3-dev", pinned, "gcc"]
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="not a Debian system")
+def test_a_dry_run_says_what_apt_will_do_before_the_install_line():
+    proc = sourced("dry_run=1; apt_install sl")
+    if "apt will install" not in proc.stdout:
+        pytest.skip("'sl' is installed here or not in the package lists")
+    lines = proc.stdout.splitlines()
+    assert lines[0].endswith("apt-get update -qq")
+    assert lines[1] == "install.sh: installing system packages: sl"
+    assert lines[2].startswith("install.sh: apt will install 1 new package(s): sl ")
+    assert lines[3].endswith("apt-get install -y -qq --no-install-recommends sl")

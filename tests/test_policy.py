@@ -161,6 +161,7 @@ def test_every_reason_code_in_the_sources_has_messages():
                         "vaccination_",
                         "test_",
                         "recovery_",
+                        "text_",
                     )
                 ):
                     used.add(v)

@@ -1,5 +1,6 @@
 """`checkpoint-kiosk run --headless` as a technician runs it: a real process on a replay."""
 
+import glob
 import os
 import signal
 import sqlite3
@@ -125,3 +126,43 @@ def test_with_a_screen_the_end_of_a_replay_ends_the_run_too(frames, tmp_path):
     assert proc.returncode == 0, proc.stderr
     with sqlite3.connect(tmp_path / "k.db") as conn:
         assert conn.execute("select count(*) from checkins").fetchone()[0] == 4
+
+
+@pytest.mark.skipif(bool(glob.glob("/dev/gpiochip*")), reason="this machine has GPIO chips")
+def test_off_a_pi_an_unset_pin_factory_simulates_the_pins_with_one_warning(frames, tmp_path):
+    # A new user's first run: the defaults file, no [signals] edits, no GPIO on the laptop.
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[policy]\nprofile = "hospital"\nwatchlist = false\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}  # conftest's
+    proc = subprocess.run(
+        [sys.executable, "-m", "kiosk", "run", "--config", str(config), "--headless",
+         "--camera", f"replay:{frames}", "--db", str(tmp_path / "k.db")],
+        cwd=REPO, env={**env, "CHECKPOINT_KIOSK_LOG_LEVEL": "INFO"},
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if " WARNING " in line]
+    assert len(warnings) == 1, warnings
+    assert "no GPIO on this machine" in warnings[0]
+    assert "signals.pin_factory = 'mock'" in warnings[0]
+    with sqlite3.connect(tmp_path / "k.db") as conn:
+        assert conn.execute("select count(*) from checkins").fetchone()[0] == 4
+
+
+def test_an_explicit_real_pin_factory_that_cannot_start_stops_start_up(tmp_path):
+    try:
+        import lgpio  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("lgpio is installed here: it may really start")
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[signals]\npin_factory = "lgpio"\n', encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "kiosk", "run", "--config", str(config), "--headless",
+         "--camera", "replay:x", "--db", str(tmp_path / "k.db"), "--max-seconds", "1"],
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "checkpoint-kiosk: error: GPIO pin factory 'lgpio' cannot start: ")
+    assert "signals.pin_factory" in proc.stderr.splitlines()[-1]

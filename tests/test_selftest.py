@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import subprocess
 import sys
@@ -100,3 +101,55 @@ def test_cli_json_and_exit_status(kiosk):
     assert [c["name"] for c in report["checks"]] == [
         "camera", "test card", "lights and buzzer", "database", "disk", "server", "clock",
         "trust list and watchlist"]
+
+
+def test_the_camera_flag_the_picamera2_error_suggests_exists(tmp_path):
+    """Off a Pi the camera check says 'use --camera ...': the self-test takes that flag."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(4):
+        card_image(module_px=4).save(frames / f"{i:03d}.png")
+    config = tmp_path / "kiosk.toml"
+    config.write_text(f'[store]\npath = "{tmp_path / "k.db"}"\n[signals]\npin_factory = "mock"\n',
+                      encoding="utf-8")
+
+    def selftest(*args):
+        proc = subprocess.run([sys.executable, "-m", "kiosk", "selftest", "--json", "--config",
+                               str(config), "--camera-seconds", "2", *args], cwd=REPO,
+                              capture_output=True, text=True, timeout=90)
+        assert proc.stdout, proc.stderr
+        return {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+
+    try:
+        import picamera2  # noqa: F401
+    except ImportError:
+        camera = selftest()["camera"]  # the default spec, picamera2, off a Pi
+        assert camera["result"] == FAIL and "--camera v4l2:/dev/video0" in camera["detail"]
+    other = tmp_path / "other"
+    checks = selftest("--camera", f"replay:{frames},fps=10,loop", "--db", str(other / "x.db"))
+    assert checks["camera"]["result"] == PASS
+    assert f"replay:{frames},fps=10,loop" in checks["camera"]["detail"]
+    assert checks["database"]["detail"] == f"write/read ok in {other}; no check-in database yet"
+
+
+@pytest.mark.skipif(bool(glob.glob("/dev/gpiochip*")), reason="this machine has GPIO chips")
+def test_without_gpio_the_lights_check_warns_instead_of_asking_about_simulated_lights(
+        tmp_path, monkeypatch):
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)  # conftest's
+    cfg = config_mod.Config().replace(store={"path": str(tmp_path / "k.db")},
+                                      camera={"spec": f"replay:{tmp_path / 'none'}"})
+    asked = []
+    report = run_selftest(cfg, confirm=lambda q: asked.append(q) or True, camera_seconds=0.5)
+    (lights,) = [c for c in report.checks if c.name == "lights and buzzer"]
+    assert lights.result == WARN and "no GPIO on this machine" in lights.detail
+    assert asked == []
+
+
+def test_the_report_never_prints_raw_control_characters():
+    from kiosk.selftest import Check, SelfTestReport
+
+    # A hostile server's error text ends up in the server check's detail.
+    report = SelfTestReport((Check("server", FAIL, "answered \x1b[2J\x9b31m\u202eevil"),))
+    for text in (report.human(), report.to_json()):
+        assert not any(c in text for c in "\x1b\x9b\u202e")
+    assert json.loads(report.to_json())["checks"][0]["detail"].endswith("\u202eevil")

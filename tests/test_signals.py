@@ -118,3 +118,74 @@ def test_the_demo_pin_factory_keeps_a_bounded_history():
             assert s.state()["red"]
     finally:
         factory.reset()
+
+
+# -- which pin factory: explicit, gpiozero's own choice on a Pi, or simulated with a warning --
+
+def test_no_gpio_chip_and_nothing_configured_simulates_the_pins_with_one_warning(
+        tmp_path, caplog):
+    from gpiozero.pins.mock import MockFactory
+
+    from hardware.signals import make_pin_factory, simulated_reason
+
+    with caplog.at_level("WARNING", logger="hardware.signals"):
+        factory = make_pin_factory("", chips=str(tmp_path / "gpiochip*"),
+                                   model=tmp_path / "model", environ={})
+    try:
+        assert isinstance(factory, MockFactory)
+        assert "no GPIO" in simulated_reason(factory)
+        with Signals(red=2, amber=3, green=4, pin_factory=factory) as s:
+            s.show(Pattern.STOP)
+            assert s.state()["red"]
+    finally:
+        factory.reset()
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    text = warnings[0].getMessage()
+    assert "no GPIO" in text and "signals.pin_factory = 'mock'" in text
+    assert "signals.enabled = false" in text
+
+
+def test_a_pi_with_gpio_leaves_the_choice_to_gpiozero(tmp_path):
+    from hardware.signals import make_pin_factory, simulated_reason
+
+    assert simulated_reason(make_pin_factory("mock")) is None  # configured: not a fallback
+
+    (tmp_path / "gpiochip0").write_text("")
+    (tmp_path / "model").write_bytes(b"Raspberry Pi 4 Model B Rev 1.5\0")
+    assert make_pin_factory("", chips=str(tmp_path / "gpiochip*"), model=tmp_path / "model",
+                            environ={}) is None
+
+
+def test_gpio_chips_on_a_machine_that_is_not_a_pi_are_simulated_too(tmp_path, caplog):
+    from gpiozero.pins.mock import MockFactory
+
+    from hardware.signals import make_pin_factory
+
+    (tmp_path / "gpiochip0").write_text("")  # a laptop's chipset GPIO: no lights wired there
+    factory = make_pin_factory("", chips=str(tmp_path / "gpiochip*"),
+                               model=tmp_path / "model", environ={})
+    assert isinstance(factory, MockFactory)
+    factory.reset()
+    assert "not a Raspberry Pi" in caplog.text
+
+
+def test_gpiozeros_own_variable_is_an_explicit_choice(tmp_path):
+    from hardware.signals import make_pin_factory
+
+    assert make_pin_factory("", chips=str(tmp_path / "gpiochip*"), model=tmp_path / "model",
+                            environ={"GPIOZERO_PIN_FACTORY": "lgpio"}) is None
+
+
+def test_an_explicit_real_factory_that_cannot_start_is_an_error_not_a_fallback(tmp_path):
+    from hardware.signals import make_pin_factory
+
+    try:
+        import lgpio  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("lgpio is installed here: it may really start")
+    with pytest.raises(HardwareError, match=r"GPIO pin factory 'lgpio' cannot start: .*lgpio"):
+        make_pin_factory("lgpio", chips=str(tmp_path / "gpiochip*"), model=tmp_path / "model",
+                         environ={})

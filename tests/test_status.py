@@ -55,7 +55,7 @@ def test_status_and_bundle_still_report_on_a_config_that_stops_start_up(tmp_path
     path.write_text(path.read_text() + '[camera]\nspec = "picamra2"\n', encoding="utf-8")
     proc = subprocess.run([sys.executable, "-m", "kiosk", "status", "--json", "--config",
                            str(path)], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # it reports, and says something is wrong
     first = json.loads(proc.stdout)["errors"][0]
     assert first.startswith(f"{path}: camera.spec: camera spec 'picamra2' is not recognised")
     bundle = tmp_path / "b.tar.gz"
@@ -117,3 +117,69 @@ def test_a_bundle_unpacks_into_a_folder_named_without_its_suffix(tmp_path):
     for name, root in (("b.tgz", "b"), ("b.tar.gz", "b"), ("b.tar", "b"), ("b", "b.d")):
         with tarfile.open(make_bundle(cfg, tmp_path / name, status_report={"errors": []})) as t:
             assert {m.name.split("/")[0] for m in t.getmembers()} == {root}, name
+
+
+def status(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kiosk", "status", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_status_takes_db_and_state_dir_like_run_and_provision(tmp_path):
+    from kiosk.provision import Result, save_result
+
+    path = kiosk_config(tmp_path)
+    other = tmp_path / "other.db"
+    with Store(other, device_id="kiosk-1", checkpoint_id="LS-1") as store:
+        for _ in range(3):
+            store.record(CheckIn(direction="out", kind="cccd", person_key="001185012345"))
+    state = tmp_path / "state"
+    state.mkdir()
+    save_result(Result(ok=True, message="enrolled as kiosk-1", source="USB stick"), state)
+    proc = status("--json", "--config", str(path), "--db", str(other), "--state-dir", str(state))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["queue"]["backlog"] == 3   # the --db, not store.path's one row
+    assert report["last_provisioning"]["message"] == "enrolled as kiosk-1"
+    assert report["errors"] == []
+
+
+def test_status_exits_1_when_it_lists_errors_and_0_with_warnings_only(tmp_path):
+    path = kiosk_config(tmp_path)
+    healthy = status("--json", "--config", str(path))
+    assert healthy.returncode == 0, healthy.stdout
+    report = json.loads(healthy.stdout)
+    assert report["errors"] == []
+    if not Path("/run/systemd/timesync/synchronized").exists():
+        assert "clock not synced by NTP since boot" in report["warnings"]
+    (tmp_path / "device-token").unlink()  # an unprovisioned kiosk cannot deliver anything
+    for args in (("--json",), ()):
+        proc = status(*args, "--config", str(path))
+        assert proc.returncode == 1, proc.stdout
+        assert "not provisioned: no device token" in proc.stdout
+    assert proc.stderr == ""
+    assert "errors:        not provisioned: no device token" in proc.stdout
+
+
+def test_status_shows_every_config_problem_and_never_raw_control_characters(tmp_path):
+    path = kiosk_config(tmp_path)
+    state = tmp_path / "state"
+    state.mkdir()
+    from kiosk.provision import Result, save_result
+
+    # A hostile stick or server: its texts carry a clear-screen, a title change, a C1 CSI
+    # and a bidi override.
+    save_result(Result(ok=False, message="bad\x1b[2J\x1b]0;owned\x07\x9b31m\u202eelif",
+                       source="USB stick"), state)
+    path.write_text(path.read_text().replace('[device]\n', '[device]\n'
+                                             'checkpoint_name = "Cửa khẩu\\u001b[31m"\n')
+                    + '[camera]\nspec = "picamra2"\nwidth = "wide"\n', encoding="utf-8")
+    for args in (("--json",), ()):
+        proc = status(*args, "--config", str(path), "--state-dir", str(state))
+        assert proc.returncode == 1
+        for c in ("\x1b", "\x07", "\x9b", "\u202e"):
+            assert c not in proc.stdout, (args, c)
+        assert "Cửa khẩu" in proc.stdout  # Vietnamese stays readable
+        assert "camera.width = 'wide' must be a whole number" in proc.stdout
+        assert "camera spec 'picamra2' is not recognised" in proc.stdout
+    report = json.loads(status("--json", "--config", str(path), "--state-dir", str(state)).stdout)
+    assert report["last_provisioning"]["message"].startswith("bad\x1b[2J")  # JSON keeps data

@@ -166,7 +166,9 @@ def test_a_citizens_code_in_provisioning_mode_is_refused_and_not_recorded(kit, c
     assert app.state == "officer"
     kit.scan("cccd", seed=2)
     frame(app)
-    assert app.state == "result" and len(kit.rows()) == 1  # outside the mode: a check-in
+    # Outside the mode: a check-in, shown as a notice on the panel (issue 9, defect 8).
+    assert app.state == "officer" and len(kit.rows()) == 1
+    assert app.notice_shown is not None and app.notice_shown.checkin_id == kit.rows()[0]["id"]
 
 
 def test_a_damaged_provisioning_qr_is_explained(kit, clock, etc, tmp_path):  # noqa: F811

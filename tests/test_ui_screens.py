@@ -21,11 +21,13 @@ from PIL import Image, ImageDraw
 from test_ui_loop import build_kit
 
 from hardware.signals import Pattern
+from kiosk.model import Outcome
 from kiosk.samples import SAMPLES, background, qr_image
 from kiosk.scanloop import Health
 from kiosk.ui import UiConfig
 from kiosk.ui.app import KioskApp
 from kiosk.ui.appliance import Appliance
+from kiosk.ui.artwork import COLOURS
 from kiosk.ui.layout import Layout
 
 REFERENCE = Path(__file__).parent / "reference" / "ui"
@@ -36,6 +38,9 @@ SCREENS = ["scanning", "result-pass", "result-check", "result-stop", "result-ven
            "result-unknown", "idle", "fault", "pin", "officer", "manual", "override", "splash"]
 # Screens whose look differs from a neighbour only in a word: 800×480 and portrait suffice.
 MORE_SCREENS = ["result-other", "officer-notice"]
+# A code read while an officer screen is open: a compact notice on that screen (issue 9 #8).
+NOTICE_SCREENS = ["notice-pin", "notice-officer", "notice-manual", "notice-override",
+                  "notice-provision", "notice-selftest"]
 # Codes that are not a person's, as the camera reads them (kiosk.samples has the venue).
 WIFI = "WIFI:S:Benh vien Bach Mai;T:WPA;P:khach-2026;;"
 GARBAGE = "PHIEU-KHAM-0042/2026 quay 3"
@@ -114,7 +119,10 @@ def scene(tmp_path_factory):
 def health(**changes) -> Health:
     values = dict(camera_ok=True, camera_message=None, store_ok=True, store_message=None,
                   disk_low=False, online=False, backlog=3, last_sync=WALL - timedelta(minutes=7),
-                  reprovision_needed=False, clock_synced=True, trust_list_age=timedelta(hours=5))
+                  reprovision_needed=False, clock_synced=True, trust_list_age=timedelta(hours=5),
+                  documents=(("policy", WALL - timedelta(minutes=9)),
+                             ("watchlist", WALL - timedelta(hours=2)),
+                             ("trust_list", WALL - timedelta(hours=5))))
     values.update(changes)
     return Health(**values)
 
@@ -136,6 +144,16 @@ def render(scene, screen: str, size: tuple[int, int], language: str = "vi") -> p
     elif screen.startswith("result-"):
         app.go("result", result=found[screen.split("-")[1]])
         app.screen.until = clock() + app.config.result_seconds * 0.6
+    elif screen.startswith("notice-"):
+        screen = screen.split("-", 1)[1]
+        if screen == "selftest":
+            app.appliance = Appliance()  # nothing runs; the finished report is set below
+        app.go(screen)
+        if screen == "provision":
+            app.screen.phase, app.screen.error = "failed", tech_result(False).message
+        elif screen == "selftest":
+            app.screen.error, app.screen.report = None, tech_report()
+        app.notice, app.notice_until = found["stop"], clock() + 5
     elif screen == "fault":
         app.health = health(camera_ok=False, camera_message="camera: no frame for 5 s",
                             disk_low=True)
@@ -197,6 +215,19 @@ def test_more_screens_match_their_references(scene, size, out_dir):
             prefix = "en-" if language == "en" else ""
             check_against_reference(render(scene, screen, size, language),
                                     f"{prefix}{screen}-{size[0]}x{size[1]}", out_dir)
+
+
+@pytest.mark.parametrize("size", [(800, 480), (480, 800)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_notices_on_officer_screens_match_their_references(scene, size, out_dir):
+    for language in ("vi", "en"):
+        for screen in NOTICE_SCREENS:
+            prefix = "en-" if language == "en" else ""
+            surface = render(scene, screen, size, language)
+            check_against_reference(surface, f"{prefix}{screen}-{size[0]}x{size[1]}", out_dir)
+            # The notice is in the stop colour across the top; the screen is still below it.
+            bar_h = int(Layout.for_size(*size, lights=True).unit * 2.2)
+            assert tuple(surface.get_at((size[0] - 6, bar_h // 2)))[:3] == \
+                COLOURS[Outcome.STOP], screen
 
 
 @pytest.mark.parametrize("size", [(800, 480), (480, 800)], ids=lambda s: f"{s[0]}x{s[1]}")

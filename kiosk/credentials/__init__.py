@@ -7,10 +7,12 @@ bytes as they are; it never raises.  One module per family (payloads.md):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from typing import Any
 
 from kiosk.credentials import bhyt, cccd, dcc, pc_covid, venue
-from kiosk.credentials._text import MAX_PAYLOAD, to_text
+from kiosk.credentials._text import MAX_NAME, MAX_PAYLOAD, MAX_TEXT, SPACES, clean, to_text
 from kiosk.model import Credential, Kind
 
 log = logging.getLogger(__name__)
@@ -25,7 +27,7 @@ def recognise(payload: bytes | str) -> Credential:
     payload itself.  Parsing problems become reason codes in ``problems``.
     """
     try:
-        return _recognise(payload)
+        return _safe_text(_recognise(payload))
     except Exception as e:  # noqa: BLE001 - the scan loop must never see a parser crash
         # Type only: the message could quote the personal payload.
         log.error(
@@ -51,7 +53,7 @@ def _recognise(payload: bytes | str) -> Credential:
     if venue.looks_like(text):
         return venue.parse(text)
     if "|" in text:
-        parts = [p.strip() for p in text.split("|")]
+        parts = [p.strip(SPACES) for p in text.split("|")]
         if parts[-1].endswith("$") and bhyt.looks_like(_drop_dollar(parts)):
             return bhyt.parse(_drop_dollar(parts))
         if pc_covid.looks_like(parts):
@@ -62,6 +64,44 @@ def _recognise(payload: bytes | str) -> Credential:
             # Some readers drop the trailing ``$``.
             return bhyt.parse(parts)
     return Credential(kind=Kind.UNKNOWN)
+
+
+NAME_FIELDS = frozenset({"name", "family_name", "given_name", "family_name_icao",
+                         "given_name_icao"})
+# Opaque, never shown or stored, and may hold a signature: characters checked, not length.
+OPAQUE_FIELDS = frozenset({"ext"})
+
+
+def _safe_text(credential: Credential) -> Credential:
+    """Every text a parser kept, checked once more: a field a parser did not clean itself
+    (a DCC name, a BHYT clinic code, the person key) must not carry control, bidi or
+    unassigned characters to the screen, the store or a log, nor pass a checkpoint."""
+    problems: list[str] = list(credential.problems)
+    changed = False
+
+    def safe(key: str, value: Any) -> Any:
+        if isinstance(value, list):
+            return [safe(key, v) for v in value]
+        if not isinstance(value, str):
+            return value
+        limit = (MAX_NAME if key in NAME_FIELDS
+                 else MAX_PAYLOAD if key in OPAQUE_FIELDS else MAX_TEXT)
+        text, found = clean(value, limit=limit)
+        if not found:
+            return value  # untouched: the parser's own form (spacing) stays as it was
+        nonlocal changed
+        changed = True
+        problems.extend(found)
+        return text
+
+    fields = {k: safe(k, v) for k, v in credential.fields.items()}
+    display = {k: safe(k, v) for k, v in credential.display.items()}
+    person_key = safe("person_key", credential.person_key)
+    if not changed:
+        return credential
+    unique = tuple(dict.fromkeys(problems))
+    return dataclasses.replace(credential, fields=fields, display=display,
+                               person_key=person_key or None, problems=unique)
 
 
 def _drop_dollar(parts: list[str]) -> list[str]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from kiosk.credentials import identifiers as ids
 from kiosk.credentials._dates import parse_dmy
+from kiosk.credentials._text import MAX_NAME, clean
 from kiosk.credentials.masking import mask_id, mask_name
 from kiosk.model import Credential, Kind
 
@@ -28,16 +30,17 @@ def _unhex(value: str) -> str | None:
         text = bytes.fromhex(value).decode("utf-8")
     except ValueError:
         return None
-    return unicodedata.normalize("NFC", " ".join(text.split()))
+    return unicodedata.normalize("NFC", text)
 
 
 def parse(parts: list[str]) -> Credential:
     card = parts[0].strip().upper()
-    name = _unhex(parts[1]) or ""
+    name, name_problems = clean(_unhex(parts[1]) or "", limit=MAX_NAME)
     dob = parse_dmy(parts[2])
     # Some cards print only the birth year.
     birth_year = str(dob.year) if dob else (parts[2] if re.fullmatch(r"\d{4}", parts[2]) else None)
-    address = (_unhex(parts[4]) if HEX.fullmatch(parts[4]) else None) or ""
+    address, address_problems = clean(
+        (_unhex(parts[4]) if HEX.fullmatch(parts[4]) else None) or "")
     valid_from = parse_dmy(parts[6])
     valid_to = parse_dmy(parts[7])
     issued = parse_dmy(parts[8]) if len(parts) > 8 else None
@@ -47,7 +50,7 @@ def parse(parts: list[str]) -> Credential:
         "birth_date": birth_year is not None,
         "validity_dates": valid_from is not None and (valid_to is None or valid_to >= valid_from),
     }
-    problems = []
+    problems = [*name_problems, *address_problems]
     if not checks["card_number"]:
         problems.append("bhyt_card_number_invalid")
     if not name:
@@ -78,4 +81,5 @@ def parse(parts: list[str]) -> Credential:
         fields=fields,
         checks=checks,
         problems=tuple(problems),
+        identifiers=frozenset(ids.bhyt(card)),
     )

@@ -11,6 +11,7 @@ import re
 from datetime import date
 
 from kiosk.credentials._dates import parse_dmy
+from kiosk.credentials._text import MAX_NAME, clean
 from kiosk.credentials.masking import mask_id, mask_name
 from kiosk.model import Credential, Kind
 
@@ -62,8 +63,9 @@ def parse(parts: list[str]) -> Credential:
     dob = parse_dmy(dob_s)
     issued = parse_dmy(issued_s)
     sex = SEX.get(sex_s.strip().lower())
-    name = " ".join(name.split())
-
+    name, name_problems = clean(name, limit=MAX_NAME)
+    address, address_problems = clean(address)
+    problems += name_problems + address_problems
     checks["name"] = bool(name)
     if not name:
         problems.append("cccd_name_missing")
@@ -107,13 +109,16 @@ def parse(parts: list[str]) -> Credential:
         "name": name,
         "birth_date": _iso(dob),
         "sex": sex,
-        "address": " ".join(address.split()),
+        "address": address,
         "issue_date": _iso(issued),
         "province": PROVINCES.get(number[:3]),
     }
     display = {"name": mask_name(name), "id": mask_id(number)}
     if dob is not None:
         display["birth_year"] = str(dob.year)
+    identifiers = {("cccd", number)}
+    if old_id and OLD_ID.fullmatch(old_id):
+        identifiers.add(("cmnd", old_id))
     return Credential(
         kind=Kind.CCCD,
         person_key=number,
@@ -121,6 +126,7 @@ def parse(parts: list[str]) -> Credential:
         fields=fields,
         checks=checks,
         problems=tuple(problems),
+        identifiers=frozenset(identifiers),
     )
 
 
@@ -159,4 +165,5 @@ def from_number(number: str, *, today: date | None = None) -> Credential:
                 "birth_year": birth_year if checks["century_digit"] else None},
         checks=checks,
         problems=tuple(problems),
+        identifiers=frozenset({("cccd", number)}),
     )

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from kiosk.credentials import dcc_schema
 from kiosk.credentials.base45 import b45decode
+from kiosk.credentials.identifiers import normalize as normalize_id
 from kiosk.credentials.masking import mask_id, mask_name
 from kiosk.model import Credential, Kind
 
@@ -153,6 +154,8 @@ def parse(text: str) -> Credential:
         fields=fields,
         checks=checks,
         problems=tuple(problems),
+        # A UVCI names a certificate, not a person; it is what the central can list.
+        identifiers=frozenset({("uvci", normalize_id(uvci))} if uvci else ()),
         evidence=DccEvidence(cose=cose, claims=claims, cert_type=cert_type),
     )
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from kiosk.credentials._text import MAX_NAME, clean
+
 
 def mask_name(name: str) -> str:
     """``Nguyễn Văn An`` -> ``Nguyễn V*** A*``: family name, then initials only.
@@ -11,13 +13,14 @@ def mask_name(name: str) -> str:
     Vietnamese names are written family name first; middle names get ``***`` and the
     last given name ``*`` so the length of the real name does not show.
     """
-    words = unicodedata.normalize("NFC", name).split()
+    words = clean(unicodedata.normalize("NFC", name), limit=MAX_NAME)[0].split()
     if not words:
         return ""
     out = [words[0]]
     for i, word in enumerate(words[1:], start=1):
         out.append(word[0] + ("*" if i == len(words) - 1 else "***"))
-    return " ".join(out)
+    # Short words grow when masked; the screen's line holds a name of MAX_NAME.
+    return " ".join(out)[:MAX_NAME].rstrip()
 
 
 def mask_id(value: str, keep: int = 4) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from kiosk.credentials import identifiers as ids
+from kiosk.credentials._text import MAX_NAME, clean
 from kiosk.credentials.masking import mask_id, mask_name
 from kiosk.model import Credential, Kind
 
@@ -28,7 +30,7 @@ def looks_like(parts: list[str]) -> bool:
 def parse(parts: list[str]) -> Credential:
     document, name, dob, declared, qid = parts[:5]
     ext = parts[5] if len(parts) > 5 else ""
-    name = " ".join(name.split())
+    name, name_problems = clean(name, limit=MAX_NAME)
     m = DOB.fullmatch(dob)
     assert m is not None  # looks_like() matched it
     year = m[1] if m[1].isdigit() else None
@@ -36,7 +38,7 @@ def parse(parts: list[str]) -> Credential:
         "document_number": DOCUMENT.fullmatch(document) is not None,
         "name": bool(name),
     }
-    problems = []
+    problems = list(name_problems)
     if not checks["document_number"]:
         problems.append("pc_covid_document_invalid")
     if not name:
@@ -58,6 +60,14 @@ def parse(parts: list[str]) -> Credential:
     display = {"name": mask_name(name), "id": mask_id(document)}
     if year:
         display["birth_year"] = year
+    identifiers = ids.document(document)
+    if ids.QID.fullmatch(qid):
+        identifiers.add(("qid", qid))
+    for item in fields["ext"]:
+        # Only a full 15-character insurance card: a bare 10-digit sub-field may be a phone
+        # number, and the proxy's QID is someone else's.
+        if ids.BHYT_CARD.fullmatch(ids.normalize(item)):
+            identifiers |= ids.bhyt(item)
     return Credential(
         kind=Kind.PC_COVID,
         person_key=qid,
@@ -65,4 +75,5 @@ def parse(parts: list[str]) -> Credential:
         fields=fields,
         checks=checks,
         problems=tuple(problems),
+        identifiers=frozenset(identifiers),
     )

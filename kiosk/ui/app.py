@@ -39,6 +39,11 @@ SPLASH_S = 1.0
 PROVISION_POLL_S = 5.0  # how soon a provisioning file's result appears on screen
 # Screens a citizen sees; from these (only) an officer can ask for the PIN pad.
 CITIZEN_STATES = ("scanning", "idle", "fault", "result")
+# Screens an officer or technician is working on or reading: a code read meanwhile never
+# replaces them (docs/ui.md); "provisioned" is the start-up result, shown once.
+OFFICER_STATES = ("pin", "officer", "manual", "override", "provision", "selftest",
+                  "provisioned")
+NOTICE_MIN_S = 6.0  # a compact notice stays at least this long (longer than a glance)
 
 
 class KioskApp:
@@ -73,6 +78,9 @@ class KioskApp:
         # What "Change last decision" changes: the last check-in that was recorded, so a
         # venue poster scanned after a person does not hide that person's decision.
         self.last_recorded: Any = None
+        # A result decided while an officer screen was open, shown compactly on that screen.
+        self.notice: Any = None
+        self.notice_until = 0.0
         self.internal_error: str | None = None
         self.running = True
         self.appliance = appliance or Appliance()
@@ -104,6 +112,8 @@ class KioskApp:
         self.screen = self._screens[state]
         self.entered_at = self.clock()
         self.screen.enter(self, **kwargs)
+        if not self.officer_screen:
+            self.notice = None  # back on a citizen screen: the result is in the counts
 
     def home(self) -> None:
         """The citizen-facing screen for the current health: scanning, or the fault screen."""
@@ -113,8 +123,12 @@ class KioskApp:
         self.last_activity = self.clock()
 
     @property
-    def officer_mode(self) -> bool:
-        return self.state in ("officer", "manual", "override", "provision", "selftest")
+    def officer_screen(self) -> bool:
+        """An officer is at the kiosk: PIN pad, panel, its sub-screens, or the result of the
+        officer's own action (which returns to the panel)."""
+        if self.state in OFFICER_STATES:
+            return True
+        return self.state == "result" and bool(getattr(self.screen, "back_to", None))
 
     @property
     def busy(self) -> bool:
@@ -185,8 +199,8 @@ class KioskApp:
         self._jobs.clear()
         self.release_signals()
 
-    def _divert_codes(self) -> list[Any]:
-        """Decoded codes taken off the loop's queue before it sees them (provision, self-test).
+    def _divert_codes(self, takes: Callable[[Any], bool]) -> list[Any]:
+        """Decoded codes the screen ``takes``, off the loop's queue before it sees them.
 
         Other events go back in order; only a sync status posted in the same instant can
         overtake one, and the newest status wins anyway.
@@ -202,7 +216,7 @@ class KioskApp:
                 event = events.get_nowait()
             except queue.Empty:
                 break
-            (codes if isinstance(event, Decoded) else others).append(event)
+            (codes if isinstance(event, Decoded) and takes(event) else others).append(event)
         for event in others:
             events.put(event)
         return codes
@@ -214,15 +228,20 @@ class KioskApp:
         now = self.clock()
         if self._held is not None and not any(j.alive for j in self._jobs):
             self.release_signals()  # the self-test is over, even if its screen was left
-        if getattr(self.screen, "takes_codes", False):
-            for code in self._divert_codes():
-                self.screen.code(self, code)
+        takes = getattr(self.screen, "takes", None)
+        if takes is not None:
+            screen = self.screen
+            for code in self._divert_codes(lambda code: takes(self, code)):
+                screen.code(self, code)
         for item in self.loop.step():
             if is_health(item):
                 self.health = item
                 self._health_at = now
             elif hasattr(item, "decision"):
-                self.show_result(item)
+                if self.officer_screen:
+                    self.show_notice(item)
+                else:
+                    self.show_result(item)
             else:
                 self.button(getattr(item, "name", ""))
         if now - self._health_at >= HEALTH_POLL_S:
@@ -261,6 +280,33 @@ class KioskApp:
             self.sound.play(result.decision.outcome, self.t.language,
                             voice=not_a_person(result) is None)
         self.go("result", result=result, back_to=back_to)
+
+    def show_notice(self, result: Any) -> None:
+        """A code decided while an officer screen is open: recorded and signalled by the loop
+        like any other; here it is sounded and shown compactly, and the screen stays."""
+        self.last_result = result
+        if getattr(result, "checkin_id", None) is not None:
+            self.last_recorded = result
+        self._counts_at = -1e9
+        # Not self.touch(): a moving queue must not keep an abandoned panel open.
+        self.notice = result
+        self.notice_until = self.clock() + max(self.config.result_seconds, NOTICE_MIN_S)
+        log.info("a code was read while %s was open: shown as a notice", self.state)
+        if self.sound is not None:
+            from kiosk.ui.screens import not_a_person
+
+            self.sound.play(result.decision.outcome, self.t.language,
+                            voice=not_a_person(result) is None)
+        arrived = getattr(self.screen, "result_arrived", None)
+        if arrived is not None:
+            arrived(self, result)
+
+    @property
+    def notice_shown(self) -> Any:
+        """The result to show as a notice now, or None."""
+        if self.notice is not None and self.officer_screen and self.clock() < self.notice_until:
+            return self.notice
+        return None
 
     def faults(self) -> list[tuple[Outcome, str, str]]:
         """(severity, title, what to do) for every current fault, worst first (translated)."""
@@ -364,6 +410,8 @@ class KioskApp:
         from kiosk.ui import screens
 
         self.screen.draw(self, surface)
+        if self.notice_shown is not None:
+            screens.draw_notice(self, surface, self.notice_shown)
         screens.draw_status(self, surface)
 
 
@@ -426,20 +474,25 @@ def _rotate_pos(event: pygame.event.Event, logical: tuple[int, int]) -> pygame.e
     return pygame.event.Event(event.type, data)
 
 
+def run_frame(app: KioskApp, display: pygame.Surface, canvas: pygame.Surface,
+              rotate: bool = False) -> None:
+    """One frame: pygame's pending events, the scan loop and timers, the drawing."""
+    for event in pygame.event.get():
+        app.handle_event(_rotate_pos(event, canvas.get_size()) if rotate else event)
+    app.update()
+    app.draw(canvas)
+    if rotate:
+        display.blit(pygame.transform.rotate(canvas, -90), (0, 0))
+    pygame.display.flip()
+
+
 def _main_loop(app: KioskApp, display: pygame.Surface, canvas: pygame.Surface, rotate: bool,
                stop: threading.Event, on_tick: Callable[[], None]) -> None:
     frame_clock = pygame.time.Clock()
-    logical = canvas.get_size()
     failed_frames = 0
     while app.running and not stop.is_set():
         try:
-            for event in pygame.event.get():
-                app.handle_event(_rotate_pos(event, logical) if rotate else event)
-            app.update()
-            app.draw(canvas)
-            if rotate:
-                display.blit(pygame.transform.rotate(canvas, -90), (0, 0))
-            pygame.display.flip()
+            run_frame(app, display, canvas, rotate)
         except Exception as e:  # noqa: BLE001 - the screen must never show a traceback
             failed_frames += 1
             if app.internal_error is None:

@@ -36,6 +36,9 @@ class HealthLike(Protocol):
     reprovision_needed: bool
     clock_synced: bool
     trust_list_age: timedelta | None
+    # Newer fields, read with getattr defaults so an older loop still draws:
+    # documents: tuple[tuple[str, datetime | None], ...]; undelivered: int;
+    # document_errors: tuple[str, ...]
 
 
 @runtime_checkable

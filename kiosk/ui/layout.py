@@ -31,6 +31,16 @@ def guide_fraction(distance_m: float = GUIDE_DISTANCE_M, hfov_deg: float = CAMER
     return card_width_mm / 1000 / seen_m
 
 
+def status_line_height(unit: int) -> int:
+    """One line of the officers' strip: 23 px at 800×480 fits Noto Sans at 16 px."""
+    return max(23, int(unit * 1.15))
+
+
+def status_margin(unit: int) -> int:
+    """Space above and below the strip's lines together."""
+    return max(4, status_line_height(unit) // 5)
+
+
 @dataclass(frozen=True)
 class Layout:
     width: int
@@ -44,6 +54,7 @@ class Layout:
     side: pygame.Rect
     banner: pygame.Rect
     details: pygame.Rect
+    status_lines: int = 1  # lines of the officers' strip (the demo's lights included)
 
     @classmethod
     def for_size(cls, width: int, height: int, lights: bool = False) -> Layout:
@@ -51,8 +62,10 @@ class Layout:
         portrait = height > width
         unit = max(12, min(width, height) // 24)
         pad = max(6, unit // 2)
-        # Portrait is too narrow for the officers' strip on one line: it gets two.
-        status_h = max(30, int(unit * 1.6)) * ((3 if lights else 2) if portrait else 1)
+        # The officers' strip: two lines in landscape, four in portrait (plus one for the
+        # demo's lights), each tall enough for 16 px text at 800×480 (docs/ui.md).
+        lines = (4 + (1 if lights else 0)) if portrait else 2
+        status_h = status_line_height(unit) * lines + status_margin(unit)
         status = pygame.Rect(0, height - status_h, width, status_h)
         body = pygame.Rect(0, 0, width, height - status_h)
         if portrait:
@@ -78,7 +91,7 @@ class Layout:
         details = pygame.Rect(pad * 2, banner.bottom + pad, width - 4 * pad,
                               body.bottom - banner.bottom - 2 * pad)
         return cls(width, height, portrait, unit, pad, status, body, preview, side, banner,
-                   details)
+                   details, lines)
 
     def guide_rect(self, image: pygame.Rect, crop: float = 1.0) -> pygame.Rect:
         """The card-sized guide frame centred on the shown preview image.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from kiosk.ui.artwork import (
     splash_path,
 )
 from kiosk.ui.i18n import _
+from kiosk.ui.layout import status_line_height
 from kiosk.ui.text import balance, blit_text
 from kiosk.ui.widgets import ACCENT, DANGER, KEY_ACTIONS, Button, Entry, hit, keypad_buttons
 
@@ -86,8 +87,6 @@ RECENT_ROWS = 8
 CHANGED_TAG = _("changed")  # on a recent row an officer's override replaced
 REPLACED = (70, 78, 92)
 REPLACED_TEXT = (140, 150, 165)
-TRUST_WARN_DAYS = 3  # EU DCC trust lists change daily; a week-old list misses new keys
-TRUST_BAD_DAYS = 14
 
 _GREY_PALETTE = [(i, i, i) for i in range(256)]
 
@@ -241,70 +240,145 @@ def draw_lights(app: Any, surface: pygame.Surface, rect: pygame.Rect) -> None:
         pygame.draw.circle(surface, on if lit else (50, 50, 50), (x, rect.centery), r)
         pygame.draw.circle(surface, (200, 200, 200), (x, rect.centery), r, 1)
         x += 2 * r + 4
-    for name in ("buzzer", "gate"):
+    for name, text, width in _light_boxes(app, rect.height):
         lit = states.get(name, False)
-        box = pygame.Rect(x, rect.top + 2, int(r * 3.2), rect.height - 4)
+        box = pygame.Rect(x, rect.top + 2, width, rect.height - 4)
         pygame.draw.rect(surface, (60, 130, 230) if lit else (50, 50, 50), box, border_radius=3)
-        text = app.t("Buzzer") if name == "buzzer" else app.t("Gate")
         blit_text(app.fonts, surface, text, int(rect.height * 0.5), FG, box.inflate(-4, 0))
         x = box.right + 4
 
 
-def lights_width(app: Any) -> int:
-    r = (app.layout.status.height - max(4, app.layout.status.height // 5)) // 2 - 2
-    return 3 * (2 * r + 4) + 2 * (int(r * 3.2) + 4) + 4
+def _light_boxes(app: Any, height: int) -> list[tuple[str, str, int]]:
+    """(pin, label, box width) of the buzzer and gate boxes: wide enough for their words."""
+    r = height // 2 - 2
+    font = app.fonts.font(int(height * 0.5))
+    return [(name, text, max(int(r * 3.2), font.size(text)[0] + 8))
+            for name, text in (("buzzer", app.t("Buzzer")), ("gate", app.t("Gate")))]
 
 
-def draw_status(app: Any, surface: pygame.Surface) -> None:
-    """The officers' strip at the bottom of every screen."""
-    lay = app.layout
-    t = app.t
-    strip = lay.status
-    pygame.draw.rect(surface, (8, 12, 20), strip)
+def lights_width(app: Any, height: int) -> int:
+    """Width of the demo lights drawn ``height`` pixels tall."""
+    r = height // 2 - 2
+    return 3 * (2 * r + 4) + sum(w + 4 for _n, _t, w in _light_boxes(app, height)) + 4
+
+
+StatusItem = tuple[str, str, tuple[int, int, int]]  # full text, short text, colour
+STRIP_BG = (8, 12, 20)
+
+
+def draw_status(app: Any, surface: pygame.Surface) -> int:
+    """The officers' strip at the bottom of every screen; returns its text size.
+
+    Items flow over the strip's lines in order (the clock last, on the right), at the largest
+    size at which they fit: full texts first, then short ones (dates without the age), so the
+    text stays readable when much is wrong at once.
+    """
+    strip = app.layout.status
+    pygame.draw.rect(surface, STRIP_BG, strip)
     pygame.draw.line(surface, (70, 80, 100), strip.topleft, strip.topright)
-    area = strip.inflate(-lay.pad, -max(4, strip.height // 5))
-    if app.config.show_lights:
-        if lay.portrait:
-            lights, area = lay.rows(area, [1.0, 2.0], gap=2)
-        else:
-            lights = pygame.Rect(area.left, area.top, lights_width(app), area.height)
-            area = pygame.Rect(lights.right + lay.pad, area.top,
-                               area.width - lights.width - lay.pad, area.height)
+    lights, lines = status_lines(app)
+    if lights is not None:
         draw_lights(app, surface, lights)
+    t = app.t
     items = status_items(app)
-    clock_text = local_time(app, app.now())
     direction = t(DIRECTIONS.get(app.loop.direction, app.loop.direction))
-    items.append((f"{direction}  {clock_text}", FG))
-    if lay.portrait:
-        half = (len(items) + 1) // 2
-        top, bottom = lay.rows(area, [1.0, 1.0], gap=2)
-        size = min(_status_size(app, items[:half], top), _status_size(app, items[half:], bottom))
-        _status_row(app, surface, items[:half], top, size)
-        _status_row(app, surface, items[half:], bottom, size)
-    else:
-        _status_row(app, surface, items, area, _status_size(app, items, area))
-
-
-def _status_size(app: Any, items: list, area: pygame.Rect) -> int:
-    """One text size for a strip row: as large as fits, so it reads as a line of equals."""
-    dot = max(3, area.height // 5)
-    gap = max(6, app.layout.pad)
-    room = area.width - gap * (len(items) - 1) - dot * 3 * len(items)
-    size = int(area.height * 0.62)
-    while size > 8 and sum(app.fonts.font(size).size(text)[0] for text, _c in items) > room:
-        size -= 1
+    clock_text = f"{direction}  {local_time(app, app.now())}"
+    items.append((clock_text, clock_text, FG))
+    size, rows = _status_fit(app, items, lines)
+    for row, line in zip(rows, lines, strict=False):
+        _status_row(app, surface, row, line, size, last=row is rows[-1])
     return size
 
 
+def status_lines(app: Any) -> tuple[pygame.Rect | None, list[pygame.Rect]]:
+    """(the demo lights' place or None, the strip's lines of text)."""
+    lay = app.layout
+    strip = lay.status
+    margin = strip.height - lay.status_lines * status_line_height(lay.unit)
+    area = pygame.Rect(strip.left + lay.pad // 2, strip.top + margin // 2,
+                       strip.width - lay.pad, strip.height - margin)
+    lines = lay.rows(area, [1.0] * lay.status_lines, gap=0)
+    if not app.config.show_lights:
+        return None, lines
+    if lay.portrait:
+        first = lines[0]
+        return pygame.Rect(first.left, first.top + 1, lights_width(app, first.height - 2),
+                           first.height - 2), lines[1:]
+    first = lines[0]
+    lights = pygame.Rect(first.left, first.top + 1, lights_width(app, first.height - 2),
+                         first.height - 2)
+    lines[0] = pygame.Rect(lights.right + lay.pad, first.top,
+                           first.width - lights.width - lay.pad, first.height)
+    return lights, lines
+
+
+def _status_gap(app: Any, size: int) -> tuple[int, int]:
+    """(dot radius, gap between items) for text of ``size``."""
+    return max(3, size // 4), max(8, size // 2)
+
+
+_strip_fits: dict[tuple, tuple[int, list]] = {}
+
+
+def _status_fit(app: Any, items: list[StatusItem], lines: list[pygame.Rect]
+                ) -> tuple[int, list[list[tuple[str, tuple[int, int, int]]]]]:
+    """The largest size and the flow of items over ``lines`` at which all fit."""
+    # The strip is drawn every frame and changes about once a minute: remember the fit.
+    key = (tuple(items), tuple(tuple(r) for r in lines))
+    fit = _strip_fits.get(key)
+    if fit is None:
+        if len(_strip_fits) > 64:
+            _strip_fits.clear()
+        fit = _strip_fits[key] = _status_search(app, items, lines)
+    return fit
+
+
+def _status_search(app: Any, items: list[StatusItem], lines: list[pygame.Rect]
+                   ) -> tuple[int, list[list[tuple[str, tuple[int, int, int]]]]]:
+    top = int(lines[0].height * 0.72)
+    tries = [(size, 0) for size in range(top, 15, -1)] + \
+        [(size, 1) for size in range(top, 7, -1)]
+    for size, which in tries:
+        rows = _status_flow(app, [(item[which], item[2]) for item in items], lines, size)
+        if rows is not None:
+            return size, rows
+    return 8, _status_flow(app, [(i[1], i[2]) for i in items], lines, 8, force=True) or []
+
+
+def _status_flow(app: Any, items: list[tuple[str, tuple[int, int, int]]],
+                 lines: list[pygame.Rect], size: int, force: bool = False
+                 ) -> list[list[tuple[str, tuple[int, int, int]]]] | None:
+    font = app.fonts.font(size)
+    dot, gap = _status_gap(app, size)
+    rows: list[list[tuple[str, tuple[int, int, int]]]] = [[] for _ in lines]
+    line, used = 0, 0
+    for text, colour in items:
+        width = font.size(text)[0] + dot * 3
+        need = width if not rows[line] else used + gap + width
+        if need > lines[line].width and rows[line]:
+            line += 1
+            if line >= len(lines):
+                if not force:
+                    return None
+                line = len(lines) - 1  # too much even at the smallest size: squeeze the last
+            need = width if not rows[line] else used + gap + width
+        if need > lines[line].width and not force:
+            return None
+        rows[line].append((text, colour))
+        used = need
+    return [r for r in rows if r]
+
+
 def _status_row(app: Any, surface: pygame.Surface, items: list, area: pygame.Rect,
-                size: int) -> None:
-    dot = max(3, area.height // 5)
-    gap = max(6, app.layout.pad)
-    widths = [app.fonts.font(size).size(text)[0] + dot * 3 for text, _c in items]
-    spare = max(0, area.width - gap * (len(items) - 1) - sum(widths)) // max(1, len(items))
+                size: int, last: bool = False) -> None:
+    font = app.fonts.font(size)
+    dot, gap = _status_gap(app, size)
     x = area.left
-    for (text, colour), w in zip(items, widths, strict=True):
-        col = pygame.Rect(x, area.top, w + spare, area.height)
+    for i, (text, colour) in enumerate(items):
+        width = font.size(text)[0] + dot * 3
+        if last and i == len(items) - 1:
+            x = max(x, area.right - width)  # the clock keeps its place on the right
+        col = pygame.Rect(x, area.top, min(width, area.right - x), area.height)
         pygame.draw.circle(surface, colour, (col.left + dot, col.centery), dot)
         blit_text(app.fonts, surface, text, size, colour,
                   pygame.Rect(col.left + dot * 3, col.top, col.width - dot * 3, col.height),
@@ -312,32 +386,102 @@ def _status_row(app: Any, surface: pygame.Surface, items: list, area: pygame.Rec
         x = col.right + gap
 
 
-def status_items(app: Any) -> list[tuple[str, tuple[int, int, int]]]:
+# How old a time may be before it turns amber (green below) and red (amber below): sync runs
+# every minute while online; documents are fetched (or confirmed unchanged) every 15 min.
+SYNC_FRESH = timedelta(minutes=15)
+DOCUMENT_FRESH = timedelta(hours=1)
+STALE = timedelta(hours=24)
+DOCUMENTS: dict[str, tuple[str, str, str]] = {  # name: (with age, never fetched, refused)
+    "policy": (_("Policy {age}"), _("No policy"), _("Policy not applied")),
+    "watchlist": (_("Watchlist {age}"), _("No watchlist"), _("Watchlist not applied")),
+    "trust_list": (_("Trust list {age}"), _("No trust list"), _("Trust list not applied")),
+}
+
+
+def age_texts(app: Any, when: datetime) -> tuple[str, str, timedelta]:
+    """("12 min ago" or "19/11 (3 days ago)", the short form, the age) of ``when``."""
+    t = app.t
+    now = app.now()
+    age = max(timedelta(0), now - when)
+    seconds = int(age.total_seconds())
+    if seconds < 60:
+        ago = t("just now")
+    elif seconds < 3600:
+        ago = t("{n} min ago").format(n=seconds // 60)
+    elif seconds < 86400:
+        ago = t("{n} h ago").format(n=seconds // 3600)
+    elif seconds < 2 * 86400:
+        ago = t("1 day ago")
+    else:
+        ago = t("{n} days ago").format(n=seconds // 86400)
+    if when.astimezone(app.tz).date() == now.astimezone(app.tz).date():
+        return ago, ago, age
+    day = local_time(app, when, "%d/%m")
+    return f"{day} ({ago})", day, age
+
+
+def aged_item(app: Any, template: str, when: datetime, fresh: timedelta) -> StatusItem:
+    """``template`` ("Synced {age}") filled in, coloured by age: green, amber, red."""
+    full, short, age = age_texts(app, when)
+    colour = OK if age < fresh else WARN if age < STALE else BAD
+    text = app.t(template)
+    return text.format(age=full), text.format(age=short), colour
+
+
+def document_items(app: Any, h: Any) -> list[StatusItem]:
+    t = app.t
+    now = app.now()
+    times = dict(getattr(h, "documents", ()) or ())
+    if not times and h.trust_list_age is not None:
+        times = {"trust_list": now - h.trust_list_age}  # a loop that only knows the age
+    elif not times:
+        times = {"trust_list": None}
+    errors = set(getattr(h, "document_errors", ()) or ())
+    items: list[StatusItem] = []
+    for name in [*DOCUMENTS, *sorted(set(times) - set(DOCUMENTS))]:
+        if name not in times and name not in errors:
+            continue
+        aged, never, refused = DOCUMENTS.get(name, (name + " {age}", name, name))
+        if name in errors:
+            text = t(refused)
+            items.append((text, text, BAD))
+        elif times[name] is None:
+            text = t(never)
+            items.append((text, text, WARN))
+        else:
+            items.append(aged_item(app, aged, times[name], DOCUMENT_FRESH))
+    return items
+
+
+def status_items(app: Any) -> list[StatusItem]:
+    """What the strip says, in order, each as (full text, short text, colour)."""
     t = app.t
     h = app.health
+
+    def same(text: str, colour: tuple[int, int, int]) -> StatusItem:
+        return text, text, colour
+
     if h is None:
-        return [(t("Starting…"), MUTED)]
-    items: list[tuple[str, tuple[int, int, int]]] = []
+        return [same(t("Starting…"), MUTED)]
+    items: list[StatusItem] = []
     if h.online is None:
-        items.append((t("Sync off"), MUTED))
+        items.append(same(t("Sync off"), MUTED))
     else:
-        items.append((t("Online"), OK) if h.online else (t("Offline"), WARN))
-        items.append((t("Unsent: {n}").format(n=h.backlog), WARN if h.backlog else OK))
-        items.append((t("Synced {time}").format(time=local_time(app, h.last_sync)),
-                      OK if h.last_sync is not None else WARN))
-    items.append((t("Clock OK"), OK) if h.clock_synced else (t("Clock not synced"), WARN))
-    items.append((t("Camera OK"), OK) if h.camera_ok else (t("Camera fault"), BAD))
-    age = h.trust_list_age
-    if age is None:
-        items.append((t("No trust list"), WARN))
-    else:
-        days = age.days
-        colour = OK if days < TRUST_WARN_DAYS else WARN if days < TRUST_BAD_DAYS else BAD
-        if days >= 1:
-            items.append((t("Trust list {days} d").format(days=days), colour))
+        items.append(same(t("Online"), OK) if h.online else same(t("Offline"), WARN))
+        items.append(same(t("Unsent: {n}").format(n=h.backlog), WARN if h.backlog else OK))
+        lost = getattr(h, "undelivered", 0)
+        if lost == 1:
+            items.append(same(t("1 check-in not delivered"), BAD))
+        elif lost:
+            items.append(same(t("{n} check-ins not delivered").format(n=lost), BAD))
+        if h.last_sync is None:
+            items.append(same(t("Never synced"), WARN))
         else:
-            hours = int(age.total_seconds() // 3600)
-            items.append((t("Trust list {hours} h").format(hours=hours), colour))
+            items.append(aged_item(app, _("Synced {age}"), h.last_sync, SYNC_FRESH))
+    items.append(same(t("Clock OK"), OK) if h.clock_synced else same(t("Clock not synced"),
+                                                                       WARN))
+    items.append(same(t("Camera OK"), OK) if h.camera_ok else same(t("Camera fault"), BAD))
+    items += document_items(app, h)
     return items
 
 
@@ -351,6 +495,42 @@ def title_bar(app: Any, surface: pygame.Surface, text: str,
               bar.inflate(-2 * lay.pad, 0), bold=True, align="left")
     return pygame.Rect(lay.pad, bar.bottom + lay.pad, lay.width - 2 * lay.pad,
                        lay.body.bottom - bar.bottom - 2 * lay.pad)
+
+
+def notice_look(app: Any, result: Any) -> tuple[tuple[int, int, int], tuple[int, int, int],
+                                                 str, str]:
+    """(colour, text colour, icon file, text) of a result shown as a notice: word, masked
+    name or ID, then the reasons (or, without any, what kind of code it was)."""
+    t = app.t
+    other = not_a_person(result)
+    if other is not None:
+        return (NOT_PERSON_COLOUR, NOT_PERSON_TEXT, str(not_person_icon_path()),
+                "  ·  ".join((t(NOT_PERSON_WORDS[other]), t(kind_label(result.credential)))))
+    outcome = Outcome(result.decision.outcome)
+    display = result.credential.display
+    parts = [t(WORDS[outcome])]
+    who = display.get("name") or display.get("id")
+    if who:
+        parts.append(str(who))
+    reasons = [t.reason(code) for code in result.decision.reasons]
+    parts.append("; ".join(reasons) if reasons else t(kind_label(result.credential)))
+    return COLOURS[outcome], TEXT_ON[outcome], str(icon_path(outcome)), "  ·  ".join(parts)
+
+
+def draw_notice(app: Any, surface: pygame.Surface, result: Any) -> pygame.Rect:
+    """A code decided while an officer screen is open, over that screen's title bar."""
+    lay = app.layout
+    colour, text_colour, icon_file, text = notice_look(app, result)
+    bar = pygame.Rect(0, 0, lay.width, int(lay.unit * 2.2))
+    pygame.draw.rect(surface, colour, bar)
+    pygame.draw.rect(surface, FG, bar, width=2)
+    pic = image(icon_file, int(bar.height * 0.75))
+    surface.blit(pic, pic.get_rect(midleft=(bar.left + lay.pad, bar.centery)))
+    area = pygame.Rect(pic.get_width() + lay.pad * 2, bar.top,
+                       bar.width - pic.get_width() - lay.pad * 3, bar.height)
+    blit_text(app.fonts, surface, text, int(lay.unit * 0.95), text_colour, area, bold=True,
+              align="left", min_size=10)
+    return bar
 
 
 def draw_buttons(app: Any, surface: pygame.Surface, buttons: list[Button]) -> dict[str, int]:
@@ -817,6 +997,11 @@ class Officer(Screen):
     def load_recent(app: Any) -> list[dict]:
         return list(app.loop.recent(RECENT_ROWS))
 
+    def result_arrived(self, app: Any, result: Any) -> None:
+        """A code read while the panel is open: its row belongs in "Last check-ins" now."""
+        self.recent = self.load_recent(app)
+        app.refresh_counts()
+
     def update(self, app: Any) -> None:
         from kiosk.ui.app import OFFICER_TIMEOUT_S
 
@@ -1032,6 +1217,9 @@ class Override(Screen):
         self.outcome: Outcome | None = None
         self.reason: str | None = None
         self.message: str | None = None
+        # The decision the officer opened this screen for: a code read meanwhile becomes the
+        # app's last check-in, but must not become the one changed.
+        self.target: Any = app.last_recorded
 
     def update(self, app: Any) -> None:
         from kiosk.ui.app import OFFICER_TIMEOUT_S
@@ -1085,7 +1273,7 @@ class Override(Screen):
             self.confirm(app)
 
     def confirm(self, app: Any) -> None:
-        last = app.last_recorded
+        last = self.target
         if last is None or last.checkin_id is None or self.outcome is None or not self.reason:
             return
         try:
@@ -1103,7 +1291,7 @@ class Override(Screen):
         lay = app.layout
         title_bar(app, surface, t("Change last decision"))
         buttons = self.buttons(app)
-        last = app.last_recorded
+        last = self.target
         if last is not None:
             display = last.credential.display
             who = "  ".join(str(display[k]) for k in ("name", "id") if display.get(k))

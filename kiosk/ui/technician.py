@@ -1,9 +1,10 @@
 """The officer panel's appliance screens: provisioning QR, self-test, and a provisioning result.
 
-``provision`` and ``selftest`` own the camera while they are open: the app hands them every
-decoded code (``takes_codes``) so nothing read there becomes a check-in.  Their work runs on
-a background :class:`kiosk.ui.appliance.Job`; ``update`` polls it every frame and the screen
-only ever shows a message, never a traceback.
+``provision`` (while it waits for or uses a provisioning QR) and ``selftest`` (while it runs)
+own the camera: the app hands them the decoded codes they ``take`` so nothing read there
+becomes a check-in.  Any other code is the queue's: decided and shown as a notice.  Their
+work runs on a background :class:`kiosk.ui.appliance.Job`; ``update`` polls it every frame
+and the screen only ever shows a message, never a traceback.
 """
 
 from __future__ import annotations
@@ -126,7 +127,13 @@ class Provision(Screen):
     """Waits for a provisioning QR, enrols in the background, then restarts the kiosk."""
 
     name = "provision"
-    takes_codes = True
+
+    def takes(self, app: Any, decoded: Any) -> bool:
+        """Every code while waiting or enrolling; later only the provisioning QR still held up
+        (a citizen's code after a result is decided and shown as a notice)."""
+        from kiosk import provision as prov
+
+        return self.phase in ("waiting", "working") or prov.is_provisioning_qr(decoded.raw)
 
     def enter(self, app: Any, **_kw: Any) -> None:
         self.phase = "waiting"  # waiting | working | failed | done
@@ -263,7 +270,13 @@ class SelfTest(Screen):
     """Runs the self-test in the background: a live list, light questions, the verdict."""
 
     name = "selftest"
-    takes_codes = True
+
+    def takes(self, app: Any, decoded: Any) -> bool:
+        """Every code while the test runs (its lights are held), and the test card still held
+        up after it; a citizen's code after the test is decided and shown as a notice."""
+        from kiosk.selftest import TEST_CARD
+
+        return self.busy(app) or decoded.text == TEST_CARD
 
     def enter(self, app: Any, **_kw: Any) -> None:
         self.start(app)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
+import re
 import threading
 from email.utils import format_datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from sqlite_utils import Database
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from offline_queue import wire
 from offline_queue.central import db as central_db
@@ -18,6 +21,24 @@ from offline_queue.clock import iso
 from offline_queue.documents import DOCUMENT_NAMES
 
 log = logging.getLogger(__name__)
+
+# A full batch of check-ins at the field limits of ``wire`` is about 6 MB; a normal one
+# well under 1 MB.  Documents (a province's watchlist) fit too.
+MAX_BODY = 8 * 1024 * 1024
+# A batch nests 4 levels deep; no request of the contract needs more than a handful.
+MAX_JSON_DEPTH = 32
+MAX_ENROLMENT_TOKEN = 200
+# Enrolment is the one route open without a token: its body is tiny, keep it so.
+MAX_ENROL_BODY = 64 * 1024
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_OPENERS = frozenset(b"[{")
+_DIGITS = re.compile(r"[0-9]{1,4}")
+
+
+class RequestError(ValueError):
+    """The request body or a parameter is not what the contract asks for (a 400)."""
 
 
 def _error(status: int, message: str, **headers: str) -> Response:
@@ -27,11 +48,67 @@ def _error(status: int, message: str, **headers: str) -> Response:
     return response
 
 
-def create_app(db_path: str | os.PathLike[str], *, admin_token: str | None = None) -> Flask:
-    """Build the app over the SQLite file at ``db_path`` (created and migrated here)."""
+def _too_deep(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True if the JSON text ``data`` nests arrays/objects deeper than ``limit``.
+
+    Checked before parsing: the parser recurses once per level, and 200,000 levels
+    exhaust the stack (a RecursionError, formerly a 500 with a traceback).
+    """
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    depth = 0
+    for byte in _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS):
+        if byte in _OPENERS:
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def json_body(max_bytes: int = MAX_BODY) -> Any:
+    """The request body as JSON; :class:`RequestError` if it is not, or nests too deep."""
+    if (request.content_length or 0) > max_bytes:
+        raise RequestEntityTooLarge()
+    data = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: a 413 from werkzeug
+    if len(data) > max_bytes:
+        raise RequestEntityTooLarge()
+    if _too_deep(data):
+        raise RequestError(f"request body nests JSON more than {MAX_JSON_DEPTH} levels deep; "
+                         "send the documented shape")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+        raise RequestError(f"request body is not valid JSON ({e}); send UTF-8 JSON") from None
+
+
+def int_arg(name: str, default: int, low: int, high: int) -> int:
+    """Query parameter ``name`` as an int in ``low..high``; :class:`RequestError` if not."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    # A regex before int(): int() of 5,000 digits raises (CPython's digit limit).
+    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
+        raise RequestError(f"{name} is {wire.short_repr(raw, 20)}; use a whole number from "
+                         f"{low} to {high}")
+    return int(raw)
+
+
+def create_app(
+    db_path: str | os.PathLike[str],
+    *,
+    admin_token: str | None = None,
+    validators: central_db.Validators | None = None,
+) -> Flask:
+    """Build the app over the SQLite file at ``db_path`` (created and migrated here).
+
+    ``validators`` (document name -> check raising ValueError) are the kiosk's own, so a
+    document is refused on publish if a kiosk could not apply it.
+    """
     central_db.connect(db_path).close()
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = 32 * 1024 * 1024
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     local = threading.local()
     # One connection per server thread, reused across requests: opening SQLite and
     # checking migrations on every request would cost more than the ingest itself.
@@ -54,6 +131,34 @@ def create_app(db_path: str | os.PathLike[str], *, admin_token: str | None = Non
 
     app.extensions["checkpoint_kiosk_close"] = close_connections
 
+    @app.errorhandler(RequestError)
+    def bad_request(e: RequestError) -> Response:
+        return _error(400, str(e))
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(e: RequestEntityTooLarge) -> Response:
+        if request.path == "/v1/checkins":
+            return _error(413, f"request body over {MAX_BODY} bytes; send at most "
+                               f"{wire.MAX_BATCH} check-ins per request")
+        return _error(413, "request body too large for this route")
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException) -> Response:
+        response = _error(e.code or 500, e.description or e.name)
+        allow = dict(e.get_headers()).get("Allow")
+        if allow:  # a 405 names the methods that work
+            response.headers["Allow"] = allow
+        return response
+
+    @app.errorhandler(Exception)
+    def internal_error(e: Exception) -> Response:
+        # The request may carry personal data and the traceback may quote it: name the
+        # route and the error type at ERROR, keep the traceback for DEBUG.
+        log.error("internal error on %s %r: %s (traceback at DEBUG)", request.method,
+                  request.path, type(e).__name__)
+        log.debug("traceback of the internal error", exc_info=e)
+        return _error(500, "internal server error; retry later")
+
     def authenticated_device() -> central_db.Device | Response:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
@@ -67,25 +172,40 @@ def create_app(db_path: str | os.PathLike[str], *, admin_token: str | None = Non
             )
         return device
 
+    def admin_refused() -> Response | None:
+        given = request.headers.get("Authorization", "").partition(" ")[2].strip()
+        if not admin_token or not hmac.compare_digest(given.encode(), admin_token.encode()):
+            return _error(401, "admin token required", **{"WWW-Authenticate": "Bearer"})
+        return None
+
     @app.get("/v1/health")
     def health() -> Any:
-        return {"status": "ok", "time": iso(central_db.now_utc())}
+        stamp = iso(central_db.now_utc())
+        return {"status": "ok", "time": stamp, "server_time": stamp}
 
     @app.post("/v1/devices/enrol")
     def enrol() -> Any:
-        body = request.get_json(silent=True)
+        body = json_body(MAX_ENROL_BODY)
         token = body.get("enrolment_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
-            return _error(400, 'send {"enrolment_token": "..."} as JSON')
-        result = central_db.enrol(db(), token)
+        if not isinstance(token, str) or not 0 < len(token) <= MAX_ENROLMENT_TOKEN:
+            raise RequestError('send {"enrolment_token": "..."} as JSON')
+        try:
+            previous = central_db.check_previous_device_ids(
+                body.get("previous_device_ids") or [])
+        except ValueError as e:
+            raise RequestError(str(e)) from None
+        result = central_db.enrol(db(), token, previous_device_ids=previous)
         if result is None:
             return _error(403, "enrolment token unknown or already used; ask for a new one")
         device, device_token = result
-        log.info("enrolled device %s at checkpoint %s", device.id, device.checkpoint_id)
+        linked = central_db.linked_devices(db(), device.id)
+        log.info("enrolled device %s at checkpoint %r, replacing %s", device.id,
+                 device.checkpoint_id, linked or "none")
         return {
             "device_id": device.id,
             "checkpoint_id": device.checkpoint_id,
             "device_token": device_token,
+            "linked_device_ids": linked,
             "server_time": iso(central_db.now_utc()),
         }, 201
 
@@ -94,14 +214,21 @@ def create_app(db_path: str | os.PathLike[str], *, admin_token: str | None = Non
         device = authenticated_device()
         if isinstance(device, Response):
             return device
-        body = request.get_json(silent=True)
+        body = json_body()
         items = body.get("checkins") if isinstance(body, dict) else None
         if not isinstance(items, list):
-            return _error(400, 'send {"checkins": [...]} as JSON')
+            raise RequestError('send {"checkins": [...]} as JSON')
         if len(items) > wire.MAX_BATCH:
             return _error(413, f"at most {wire.MAX_BATCH} check-ins per request, got {len(items)}")
-        results = central_db.ingest(db(), device, items)
-        return {"results": results}
+        now = central_db.now_utc()
+        results = central_db.ingest(db(), device, items, now=now)
+        forbidden = sum(1 for r in results if r["status"] == "forbidden")
+        if forbidden:
+            # Counts only: the rows carry personal data.  A technician links the devices
+            # (``central link-device``) or re-enrols the kiosk with previous_device_ids.
+            log.warning("device %s sent %d check-ins of devices it does not replace",
+                        device.id, forbidden)
+        return {"results": results, "server_time": iso(now)}
 
     @app.get("/v1/documents/<name>")
     def document(name: str) -> Any:
@@ -109,7 +236,8 @@ def create_app(db_path: str | os.PathLike[str], *, admin_token: str | None = Non
         if isinstance(device, Response):
             return device
         if name not in DOCUMENT_NAMES:
-            return _error(404, f"unknown document {name!r}; one of {', '.join(DOCUMENT_NAMES)}")
+            return _error(404, f"unknown document {wire.short_repr(name)}; one of "
+                               f"{', '.join(DOCUMENT_NAMES)}")
         found = central_db.get_document(db(), name)
         if found is None:
             return _error(404, f"document {name!r} has not been published yet")
@@ -121,15 +249,32 @@ def create_app(db_path: str | os.PathLike[str], *, admin_token: str | None = Non
             return Response(status=304, headers=headers)
         return Response(body, status=200, headers=headers, mimetype="application/json")
 
+    @app.put("/v1/documents/<name>")
+    def publish(name: str) -> Any:
+        refused = admin_refused()
+        if refused is not None:
+            return refused
+        if name not in DOCUMENT_NAMES:
+            return _error(404, f"unknown document {wire.short_repr(name)}; one of "
+                               f"{', '.join(DOCUMENT_NAMES)}")
+        expires = request.args.get("expires")
+        expires_at = wire.parse_time(expires) if expires is not None else None
+        if expires is not None and expires_at is None:
+            raise RequestError(f"expires is {wire.short_repr(expires)}; use an ISO-8601 "
+                             "date-time with a time zone, e.g. 2030-01-01T00:00:00Z")
+        try:
+            etag = central_db.set_document(db(), name, request.get_data(cache=False),
+                                           expires_at=expires_at, validators=validators)
+        except ValueError as e:
+            raise RequestError(str(e)) from None
+        log.info("published document %s, ETag %s", name, etag)
+        return {"name": name, "etag": etag}
+
     @app.get("/v1/report/scans")
     def report() -> Any:
-        header = request.headers.get("Authorization", "")
-        given = header.partition(" ")[2].strip()
-        if not admin_token or not hmac.compare_digest(given.encode(), admin_token.encode()):
-            return _error(401, "admin token required", **{"WWW-Authenticate": "Bearer"})
-        days = request.args.get("days", "7")
-        if not days.isdigit() or not 1 <= int(days) <= 366:
-            return _error(400, f"days is {days!r}; use a whole number from 1 to 366")
-        return central_db.scans_report(db(), days=int(days))
+        refused = admin_refused()
+        if refused is not None:
+            return refused
+        return central_db.scans_report(db(), days=int_arg("days", 7, 1, 366))
 
     return app

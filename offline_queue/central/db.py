@@ -8,6 +8,7 @@ import os
 import secrets
 import sqlite3
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,13 @@ from offline_queue.clock import iso, parse_iso
 from offline_queue.documents import check_name, sha256, validate
 
 migrations = Migrations("checkpoint_kiosk.central")
+
+# Which time a check-in's event_time is (see ``ingest``), best first.
+TIME_BASES = ("corrected", "device_synced", "device_unsynced", "received")
+MAX_PREVIOUS_DEVICES = 16
+MAX_DEVICE_ID = 64
+
+Validators = Mapping[str, Callable[[bytes], None]]
 
 
 @migrations()
@@ -59,6 +67,37 @@ def m001_initial(db: Database) -> None:
         "CREATE TABLE documents (name TEXT PRIMARY KEY, body BLOB NOT NULL, etag TEXT NOT NULL, "
         "updated_at TEXT NOT NULL, expires_at TEXT)"
     )
+
+
+@migrations()
+def m002_time_basis(db: Database) -> None:
+    # Device time, the kiosk's correction and its source, and which of them (or the
+    # receive time) the report uses, so a technician can see how a time was obtained.
+    db.execute("ALTER TABLE checkins ADD COLUMN recorded_at TEXT")
+    db.execute("ALTER TABLE checkins ADD COLUMN time_source TEXT")
+    db.execute(
+        "ALTER TABLE checkins ADD COLUMN time_basis TEXT NOT NULL DEFAULT 'received' "
+        "CHECK (time_basis IN ('corrected', 'device_synced', 'device_unsynced', 'received'))"
+    )
+    # What m001's ingest did: corrected, else device time if synced, else receive time.
+    db.execute(
+        "UPDATE checkins SET recorded_at = json_extract(body, '$.recorded_at'), "
+        "time_basis = CASE WHEN corrected_at IS NOT NULL THEN 'corrected' "
+        "WHEN clock_synced THEN 'device_synced' ELSE 'received' END"
+    )
+
+
+@migrations()
+def m003_device_links(db: Database) -> None:
+    # A re-enrolled kiosk (new device id) may deliver what it recorded under the ids
+    # it replaces; posted_by keeps which device actually delivered each row.
+    db.execute(
+        "CREATE TABLE device_links (device_id TEXT NOT NULL REFERENCES devices(id), "
+        "previous_device_id TEXT NOT NULL REFERENCES devices(id), linked_at TEXT NOT NULL, "
+        "PRIMARY KEY (device_id, previous_device_id))"
+    )
+    db.execute("ALTER TABLE checkins ADD COLUMN posted_by TEXT")
+    db.execute("UPDATE checkins SET posted_by = device_id")
 
 
 def connect(path: str | os.PathLike[str], *, migrate: bool = True) -> Database:
@@ -114,8 +153,29 @@ class Device:
     checkpoint_id: str
 
 
-def enrol(db: Database, enrolment_token: str) -> tuple[Device, str] | None:
-    """Exchange an unused enrolment token for a device and its token; None if invalid."""
+def check_previous_device_ids(value: Any) -> list[str]:
+    """The ``previous_device_ids`` of an enrol request; ValueError says what is wrong."""
+    if not isinstance(value, list) or len(value) > MAX_PREVIOUS_DEVICES or not all(
+        isinstance(v, str) and 0 < len(v) <= MAX_DEVICE_ID for v in value
+    ):
+        raise ValueError(
+            f"previous_device_ids is {wire.short_repr(value)}; send a list of at most "
+            f"{MAX_PREVIOUS_DEVICES} device ids (strings of 1 to {MAX_DEVICE_ID} characters) "
+            "this kiosk was enrolled as before"
+        )
+    return list(dict.fromkeys(value))
+
+
+def enrol(
+    db: Database, enrolment_token: str, *, previous_device_ids: list[str] | tuple[str, ...] = ()
+) -> tuple[Device, str] | None:
+    """Exchange an unused enrolment token for a device and its token; None if invalid.
+
+    ``previous_device_ids`` are ids this kiosk had before; those the central knows at the
+    same checkpoint are linked, so the new device may deliver their backlog
+    (:func:`linked_devices` lists them).
+    """
+    previous = check_previous_device_ids(list(previous_device_ids))
     token_hash = hash_token(enrolment_token)
     device_token = "dev-" + secrets.token_urlsafe(32)
     device = None
@@ -137,8 +197,62 @@ def enrol(db: Database, enrolment_token: str) -> tuple[Device, str] | None:
             "INSERT INTO devices (id, checkpoint_id, token_hash, enrolled_at) VALUES (?, ?, ?, ?)",
             [device_id, checkpoint_id, hash_token(device_token), stamp],
         )
+        # Only devices of the token's own checkpoint: an enrolment token is the admin's
+        # trust in one checkpoint, not a way to speak for kiosks elsewhere.  Revoked ones
+        # count (being refused is the usual reason to re-enrol).
+        for previous_id in previous:
+            db.execute(
+                "INSERT INTO device_links (device_id, previous_device_id, linked_at) "
+                "SELECT ?, id, ? FROM devices WHERE id = ? AND checkpoint_id = ? "
+                "ON CONFLICT DO NOTHING",
+                [device_id, stamp, previous_id, checkpoint_id],
+            )
         device = Device(device_id, checkpoint_id)
     return device, device_token
+
+
+def link_devices(db: Database, device_id: str, previous_device_id: str) -> bool:
+    """Let ``device_id`` deliver the rows of ``previous_device_id`` (an admin's decision,
+    also across checkpoints: a kiosk that was moved).  False if it was linked already."""
+    known = {r[0] for r in db.execute(
+        "SELECT id FROM devices WHERE id IN (?, ?)", [device_id, previous_device_id])}
+    for name, value in (("device", device_id), ("previous device", previous_device_id)):
+        if value not in known:
+            raise ValueError(f"unknown {name} {value!r}; see the device ids in "
+                             "'checkpoint-kiosk central export' or the enrolment answer")
+    if device_id == previous_device_id:
+        raise ValueError(f"device {device_id!r} cannot replace itself")
+    if previous_device_id in postable_devices(db, Device(device_id, "")):
+        return False
+    if device_id in postable_devices(db, Device(previous_device_id, "")):
+        raise ValueError(f"{device_id!r} already comes before {previous_device_id!r}; links "
+                         "point from a newer device to an older one")
+    with db.atomic():
+        db.execute(
+            "INSERT INTO device_links (device_id, previous_device_id, linked_at) "
+            "VALUES (?, ?, ?)", [device_id, previous_device_id, iso(now_utc())],
+        )
+    return True
+
+
+def linked_devices(db: Database, device_id: str) -> list[str]:
+    """The device ids ``device_id`` directly replaces, in link order."""
+    return [r[0] for r in db.execute(
+        "SELECT previous_device_id FROM device_links WHERE device_id = ? ORDER BY rowid",
+        [device_id],
+    )]
+
+
+def postable_devices(db: Database, device: Device) -> dict[str, str]:
+    """Device id -> checkpoint of every device whose rows ``device`` may deliver: itself and,
+    transitively, those it replaces."""
+    rows = db.execute(
+        "WITH RECURSIVE chain(id) AS (SELECT ? UNION "
+        "SELECT l.previous_device_id FROM device_links AS l JOIN chain ON l.device_id = chain.id) "
+        "SELECT d.id, d.checkpoint_id FROM devices AS d JOIN chain ON d.id = chain.id",
+        [device.id],
+    ).fetchall()
+    return dict(rows)
 
 
 def device_for_token(db: Database, token: str) -> Device | None:
@@ -154,71 +268,120 @@ def revoke_device(db: Database, device_id: str) -> bool:
         return db.execute("UPDATE devices SET revoked = 1 WHERE id = ?", [device_id]).rowcount == 1
 
 
-def ingest(db: Database, device: Device, items: list[Any]) -> list[dict[str, Any]]:
-    """Store a batch; one result per item: accepted, duplicate, conflict or rejected."""
-    results = []
-    stamp = iso(now_utc())
+def _event_time(item: dict[str, Any], received: datetime) -> tuple[str, str]:
+    """(event_time, time_basis): the corrected time, else a plausible device time, else
+    the receive time.  A device time from an unsynced clock is still better than the
+    receive time, which may be days later after an outage; time_basis says which it is."""
+    if item.get("corrected_at"):
+        return iso(wire.parse_time(item["corrected_at"])), "corrected"
+    recorded = wire.parse_time(item["recorded_at"])
+    if recorded is not None and wire.plausible(recorded, received):
+        return iso(recorded), "device_synced" if item["clock_synced"] else "device_unsynced"
+    return iso(received), "received"
+
+
+def _source_rank(source: str | None) -> int:
+    return wire.TIME_SOURCES.index(source) if source in wire.TIME_SOURCES else -1
+
+
+def _forbidden(item: dict[str, Any], device: Device, allowed: Mapping[str, str]) -> str | None:
+    """Why ``device`` may not deliver ``item``; None if it may."""
+    owner = allowed.get(item["device_id"])
+    if owner is not None and owner == item["checkpoint_id"]:
+        return None
+    return (
+        f"check-in names device {wire.short_repr(item['device_id'])} at checkpoint "
+        f"{wire.short_repr(item['checkpoint_id'])} but the token belongs to {device.id!r} at "
+        f"{device.checkpoint_id!r}; a re-enrolled kiosk lists its old ids in "
+        "previous_device_ids when it enrols"
+    )
+
+
+def ingest(
+    db: Database, device: Device, items: list[Any], *, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Store a batch; one result per item: accepted, duplicate, conflict, forbidden (this
+    device may not deliver it: keep it) or rejected (the row itself is invalid)."""
+    results: list[dict[str, Any]] = []
+    received = now or now_utc()
+    stamp = iso(received)
     with db.atomic():
+        allowed = postable_devices(db, device)
         for item in items:
-            errors = wire.validation_errors(item)
-            if not errors and (item["device_id"], item["checkpoint_id"]) != (
-                device.id, device.checkpoint_id,
-            ):
-                errors = [
-                    f"check-in names device {item['device_id']!r} at checkpoint "
-                    f"{item['checkpoint_id']!r} but the token belongs to {device.id!r} at "
-                    f"{device.checkpoint_id!r}"
-                ]
-            item_id = item.get("id") if isinstance(item, dict) else None
+            raw_id = item.get("id") if isinstance(item, dict) else None
+            # Echo an id only when it can be the kiosk's: never a huge or odd value.
+            item_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= 64 else None
+            errors = wire.validation_errors(item, now=received)
             if errors:
                 results.append({"id": item_id, "status": "rejected", "errors": errors})
                 continue
-            digest = wire.content_hash(item)
-            body = json.dumps(item, ensure_ascii=False, sort_keys=True)
-            # An unsynced clock from an earlier boot cannot be trusted; the report falls
-            # back to the receive time for those.
-            event_time = item["corrected_at"] or (
-                item["recorded_at"] if item["clock_synced"] else stamp
-            )
-            inserted = db.execute(
-                "INSERT INTO checkins (id, device_id, checkpoint_id, content_hash, body, "
-                "event_time, clock_synced, corrected_at, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
-                [item_id, device.id, device.checkpoint_id, digest, body, event_time,
-                 int(item["clock_synced"]), item.get("corrected_at"), stamp],
-            ).rowcount
-            if inserted:
-                results.append({"id": item_id, "status": "accepted"})
+            why = _forbidden(item, device, allowed)
+            if why:
+                results.append({"id": item_id, "status": "forbidden", "errors": [why]})
                 continue
-            (stored_hash,) = db.execute(
-                "SELECT content_hash FROM checkins WHERE id = ?", [item_id]
-            ).fetchone()
-            if stored_hash == digest:
-                if item.get("corrected_at"):
-                    db.execute(
-                        "UPDATE checkins SET corrected_at = ?, event_time = ? "
-                        "WHERE id = ? AND corrected_at IS NULL",
-                        [item["corrected_at"], item["corrected_at"], item_id],
-                    )
-                results.append({"id": item_id, "status": "duplicate"})
-            else:
-                db.execute(
-                    "INSERT INTO conflicts (id, device_id, content_hash, body, received_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [item_id, device.id, digest, body, stamp],
-                )
-                results.append({
-                    "id": item_id, "status": "conflict",
-                    "errors": ["the server holds this id with different content"],
-                })
+            results.append(_store(db, device, item, received, stamp))
     return results
 
 
+def _store(
+    db: Database, device: Device, item: dict[str, Any], received: datetime, stamp: str
+) -> dict[str, Any]:
+    item_id = item["id"]
+    digest = wire.content_hash(item)
+    body = json.dumps(item, ensure_ascii=False, sort_keys=True)
+    event_time, basis = _event_time(item, received)
+    corrected_at, source = item.get("corrected_at"), item.get("time_source")
+    inserted = db.execute(
+        "INSERT INTO checkins (id, device_id, checkpoint_id, content_hash, body, event_time, "
+        "clock_synced, corrected_at, received_at, recorded_at, time_source, time_basis, "
+        "posted_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+        [item_id, item["device_id"], item["checkpoint_id"], digest, body, event_time,
+         int(item["clock_synced"]), corrected_at, stamp, item["recorded_at"], source, basis,
+         device.id],
+    ).rowcount
+    if inserted:
+        return {"id": item_id, "status": "accepted"}
+    stored_hash, stored_corrected, stored_source = db.execute(
+        "SELECT content_hash, corrected_at, time_source FROM checkins WHERE id = ?", [item_id]
+    ).fetchone()
+    if stored_hash != digest:
+        db.execute(
+            "INSERT INTO conflicts (id, device_id, content_hash, body, received_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [item_id, device.id, digest, body, stamp],
+        )
+        return {"id": item_id, "status": "conflict",
+                "errors": ["the server holds this id with different content"]}
+    # An honest resend may carry a correction made since; a better source (NTP over the
+    # central's clock) replaces an earlier one, a worse one never does.
+    if corrected_at and (
+        stored_corrected is None or _source_rank(source) > _source_rank(stored_source)
+    ):
+        db.execute(
+            "UPDATE checkins SET corrected_at = ?, time_source = ?, time_basis = 'corrected', "
+            "event_time = ? WHERE id = ?",
+            [corrected_at, source, event_time, item_id],
+        )
+    return {"id": item_id, "status": "duplicate"}
+
+
 def set_document(
-    db: Database, name: str, body: bytes, *, expires_at: datetime | None = None
+    db: Database, name: str, body: bytes, *, expires_at: datetime | None = None,
+    validators: Validators | None = None,
 ) -> str:
-    """Publish a new version of a document; returns its ETag."""
+    """Publish a new version of a document; returns its ETag.
+
+    ``validators`` maps each document name to the kiosk's own check (raising ValueError),
+    so nothing is published that a kiosk could not apply.  Without it only the JSON
+    shape is checked; the CLI and the served app always pass the kiosk's.
+    """
     check_name(name)
+    if validators is not None:
+        check = validators.get(name)
+        if check is None:
+            raise ValueError(f"no validator for document {name!r}; the central was built "
+                             f"with validators for {', '.join(sorted(validators)) or 'none'}")
+        check(body)
     validate(name, body)
     etag = sha256(body)[:32]
     with db.atomic():
@@ -261,11 +424,12 @@ def scans_report(db: Database, *, days: int = 7, now: datetime | None = None) ->
     }
 
 
-def export_checkins(db: Database):
+def export_checkins(db: Database) -> Iterator[dict[str, Any]]:
     """Every received check-in as a dict, in receive order."""
-    for (body, received_at) in db.execute(
-        "SELECT body, received_at FROM checkins ORDER BY rowid"
-    ):
-        item = json.loads(body)
-        item["received_at"] = received_at
+    # The columns win over the body: a resend may have improved the correction since.
+    columns = ("corrected_at", "time_source", "received_at", "event_time", "time_basis",
+               "posted_by")
+    for row in db.execute(f"SELECT body, {', '.join(columns)} FROM checkins ORDER BY rowid"):
+        item = json.loads(row[0])
+        item.update(zip(columns, row[1:], strict=True))
         yield item

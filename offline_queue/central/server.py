@@ -4,14 +4,47 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import threading
 
 from waitress import wasyncore
 from waitress.server import create_server
 
-from offline_queue.central.app import create_app
+from offline_queue.central.app import MAX_BODY, create_app
+from offline_queue.central.db import Validators
 
 log = logging.getLogger(__name__)
+
+# Limits that hold against slow clients (measured: docs/offline-queue.md, "The central").
+# A half-sent request costs a socket but no thread, so many connections are cheap and a
+# short silence timeout frees them; waitress's defaults (100 connections, 120 s, checked
+# every 30 s) let 100 slow sockets lock every kiosk out for two minutes at a time.
+CONNECTION_LIMIT = 1000
+CHANNEL_TIMEOUT = 20  # seconds without a byte before a connection is dropped
+CLEANUP_INTERVAL = 2  # seconds between those checks
+THREADS = 8  # application threads; SQLite serialises the writes anyway
+MAX_HEADER_BYTES = 64 * 1024
+_SPARE_FILES = 64  # the database, its WAL, logs, the listening socket
+
+
+def _files_for(connections: int) -> int:
+    """Raise the open-file limit for ``connections`` sockets if allowed; the connections
+    that fit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + _SPARE_FILES
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+            soft = new
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        fitting = max(soft - _SPARE_FILES, 10)
+        log.warning("open-file limit %d allows only %d connections, not %d; raise "
+                    "LimitNOFILE in the service unit", soft, fitting, connections)
+        return fitting
+    return connections
 
 
 class CentralServer:
@@ -24,10 +57,22 @@ class CentralServer:
         host: str = "127.0.0.1",
         port: int = 0,
         admin_token: str | None = None,
-        threads: int = 4,
+        validators: Validators | None = None,
+        threads: int = THREADS,
+        connection_limit: int = CONNECTION_LIMIT,
+        channel_timeout: int = CHANNEL_TIMEOUT,
+        cleanup_interval: int = CLEANUP_INTERVAL,
     ) -> None:
-        self.app = create_app(db_path, admin_token=admin_token)
-        self._server = create_server(self.app, host=host, port=port, threads=threads)
+        self.app = create_app(db_path, admin_token=admin_token, validators=validators)
+        self._server = create_server(
+            self.app, host=host, port=port, threads=threads,
+            connection_limit=_files_for(connection_limit),
+            channel_timeout=channel_timeout, cleanup_interval=cleanup_interval,
+            # select() cannot watch descriptors above 1024; poll() can.
+            asyncore_use_poll=True,
+            max_request_body_size=MAX_BODY, max_request_header_size=MAX_HEADER_BYTES,
+        )
+        self.adjustments = self._server.adj
         self.host = host
         self.port = self._server.effective_port
         self.url = f"http://{host}:{self.port}"
@@ -45,7 +90,7 @@ class CentralServer:
         # from this same thread, since closing sockets under a running select() races.
         server = self._server
         while not self._stop.is_set():
-            wasyncore.loop(timeout=0.1, map=server._map, count=1)
+            wasyncore.loop(timeout=0.1, map=server._map, use_poll=True, count=1)
         server.task_dispatcher.shutdown(timeout=5)
         wasyncore.close_all(server._map)
 
