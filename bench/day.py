@@ -56,6 +56,10 @@ SYNC_TIMEOUT = 2.0
 # A request the kiosk waits on longer than this is a hang (the drip test's yardstick).
 REQUEST_DEADLINE_S = 8.0
 DRIP_MAX_S = 10.0  # a slow drip stops after this long (the kiosk should give up before)
+# More requests than this in any STORM_WINDOW_S is a retry loop, not a busy drain (a batch
+# of 50 every 0.2 s at most, with the documents every 2 s, stays well below it).
+STORM_WINDOW_S = 10.0
+STORM_REQUESTS = 300
 SYNC_OPTIONS = {"boot_jitter": 0.2, "link_jitter": 0.2, "idle_interval": 0.5,
                 "documents_interval": 2.0, "backoff_base": 0.2, "backoff_cap": 2.0,
                 "batch_size": 50}
@@ -71,6 +75,7 @@ INVARIANTS = (
     ("not_recorded_with_disk_space", "check-ins refused by the store while the disk had room"),
     ("hung_requests", f"requests the kiosk waited on longer than {REQUEST_DEADLINE_S:.0f} s"),
     ("kept_more_than_policy", "check-ins keeping fields the policy in force drops"),
+    ("request_storms", f"{STORM_WINDOW_S:.0f} s windows with more than {STORM_REQUESTS} requests"),
 )
 
 
@@ -123,6 +128,7 @@ class Day:
         self.sync_options = SYNC_OPTIONS
         self.hangs = 0
         self.frames: Counter[str] = Counter()
+        self.shown_kinds: Counter[str] = Counter()
         self.drip_started = -1e9
         self.drips_before = 0
         self.policy_in_force: str | None = None
@@ -328,6 +334,7 @@ profile = "hospital"
         raw = self.codes.make(person, kind)
         tag = tag or self.tag(person)
         self.last_raw[tag] = raw
+        self.shown_kinds[kind] += 1
         op = "frame" if (kind in ("cccd", "pc_covid", "venue")
                          and self.rng.random() < self.frames_share) else "code"
         ack = self.send(op, raw=raw.decode("latin-1"), tag=tag, seed=self.n)
@@ -680,21 +687,21 @@ profile = "hospital"
     def wait_delivered(self, seconds: float) -> float | None:
         """Seconds until every signalled check-in was at the central (None: never).
 
-        Gives up early once the kiosk has nothing left to send (every row delivered or
-        dead-lettered) for a few seconds: waiting longer cannot change the outcome.
+        Gives up early once nothing moves for a while: the kiosk has nothing left to send
+        (every row delivered or dead-lettered), or what it sends is never taken.
         """
         started = time.monotonic()
         want = self.signalled()
-        idle_since: float | None = None
+        last, moved = None, time.monotonic()
         while time.monotonic() - started < seconds:
-            if not want - set(self.central_ids()):
+            missing = want - set(self.central_ids())
+            if not missing:
                 return time.monotonic() - started
-            if self.kiosk_pending() == 0:
-                idle_since = idle_since or time.monotonic()
-                if time.monotonic() - idle_since > 3.0:
-                    break
-            else:
-                idle_since = None
+            now = (len(missing), self.kiosk_pending())
+            if now != last:
+                last, moved = now, time.monotonic()
+            elif time.monotonic() - moved > (3.0 if now[1] == 0 else 8.0):
+                break
             self.kiosk.drain(0.5)
             if not self.kiosk.alive and not self.ensure_running():
                 break
@@ -765,6 +772,7 @@ profile = "hospital"
                           and _about_document(e.get("error") or "")]
         tracebacks = self.log_text().count("Traceback (most recent call last)")
         hung = [round(s, 1) for s, _gave_up in self.proxy.drips if s > REQUEST_DEADLINE_S]
+        storms = request_storms([t for t, _fault in self.proxy.log])
         results = self.results
         figures: dict[str, Any] = {
             "seed": self.seed,
@@ -775,7 +783,8 @@ profile = "hospital"
             "decisions shown": len(results),
             "check-ins signalled (recorded, lights set)": len(signalled),
             "outcomes": dict(Counter(r["outcome"] for r in results)),
-            "code kinds": dict(Counter(r["kind"] for r in results)),
+            "codes shown, by kind": dict(self.shown_kinds),
+            "decisions, by the kind recognised": dict(Counter(r["kind"] for r in results)),
             "repeated codes sent": self.repeats,
             "codes shown as camera frames (real decoder)": dict(self.frames),
             "watchlisted people's codes": sum(1 for t in self.by_tag
@@ -789,6 +798,8 @@ profile = "hospital"
             "overrides applied to another person": wrong_override,
             "documents": dict(self.documents),
             "network faults injected": dict(self.network.counts),
+            "requests through the proxy": dict(self.proxy.paths.most_common(6)),
+            f"most requests in {STORM_WINDOW_S:.0f} s": _busiest([t for t, _ in self.proxy.log]),
             "slow drips (seconds the kiosk waited)": [round(s, 1) for s, _ in self.proxy.drips],
             "kill -9": self.kills,
             "kiosk hung (no answer in 15 s, killed)": self.hangs,
@@ -818,6 +829,7 @@ profile = "hospital"
             "not_recorded_with_disk_space": self.not_recorded["room"],
             "hung_requests": len(hung),
             "kept_more_than_policy": kept_more,
+            "request_storms": len(storms),
         }
         return {"figures": figures, "invariants": invariants, "notes": self.notes[-40:],
                 "mismatch_examples": self.mismatches[:5],
@@ -831,6 +843,33 @@ profile = "hospital"
                     parts.append(path.read_text(encoding="utf-8", errors="replace"))
             self._log_text = "\n".join(parts)
         return self._log_text
+
+
+def _busiest(times: list[float]) -> int:
+    """The most requests that fell in any window of STORM_WINDOW_S."""
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] > STORM_WINDOW_S:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def request_storms(times: list[float]) -> list[int]:
+    """Request counts of the disjoint windows of STORM_WINDOW_S above STORM_REQUESTS."""
+    times = sorted(times)
+    storms, start = [], 0
+    while start < len(times):
+        end = start
+        while end < len(times) and times[end] - times[start] <= STORM_WINDOW_S:
+            end += 1
+        if end - start > STORM_REQUESTS:
+            storms.append(end - start)
+            start = end
+        else:
+            start += 1
+    return storms
 
 
 def _shorten(text: str | None) -> str:

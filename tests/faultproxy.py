@@ -16,6 +16,7 @@ import socket
 import struct
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 
 # The faults a sync client must ride out on its own (tests draw from these at random) ...
@@ -68,6 +69,7 @@ class FaultProxy:
         self.retry_after = retry_after
         self.drip_s, self.drip_max_s = drip_s, drip_max_s
         self.log: list[tuple[float, str]] = []  # (time.monotonic(), fault)
+        self.paths: Counter[str] = Counter()  # "METHOD /path" of every request
         # (seconds the client waited, whether it gave up before the end) per drip
         self.drips: list[tuple[float, bool]] = []
         self._sock = socket.create_server(("127.0.0.1", 0))
@@ -119,6 +121,9 @@ class FaultProxy:
                 return
             fault = self.choose()
             self.log.append((time.monotonic(), fault))
+            method, _, rest = request.partition(b" ")
+            path = rest.partition(b" ")[0].partition(b"?")[0]
+            self.paths[(method + b" " + path).decode("latin-1")] += 1
             if fault == "drop":
                 conn.close()
             elif fault == "reset":

@@ -1,6 +1,6 @@
 """A short checkpoint day (the long one is ``python -m bench.day --hours 30``).
 
-One simulated hour of traffic at twice a border post's morning rate, with every act of the
+One simulated hour of traffic at 1.5 times a border post's morning rate, with every act of the
 long day at least once: the real kiosk in a child process (screen on the dummy driver,
 driven by real pygame events; mock pins; real store on its own tmpfs), the real central
 behind the fault proxy, the real CLI for provisioning and publishing.  The day is played
@@ -28,7 +28,7 @@ def _known(number: str, branch: str) -> pytest.MarkDecorator:
 
 @pytest.fixture(scope="module")
 def day(tmp_path_factory):
-    report = run_day(tmp_path_factory.mktemp("day"), seed=3, hours=1.0, rate=2.0, quiet=True,
+    report = run_day(tmp_path_factory.mktemp("day"), seed=3, hours=1.0, rate=1.5, quiet=True,
                      drain_seconds=25.0, max_wall=120.0)
     print_report(report, out=sys.stderr)
     return report
@@ -45,15 +45,17 @@ def test_the_day_played_every_act(day):
     assert f["repeated codes sent"] >= 1 or f["people in the queue (codes shown)"] < 40
     assert f["watchlisted people's codes"] >= 5, figures(day)
     assert f["officer"].get("sessions", 0) >= 5, figures(day)
-    kinds = set(f["code kinds"])
-    assert {"cccd", "pc_covid", "unknown"} <= kinds, figures(day)
+    shown = set(f["codes shown, by kind"])
+    assert {"cccd", "pc_covid", "bhyt", "eu_dcc", "venue", "garbage", "cccd_mismatch"} <= shown, \
+        figures(day)
     faults = f["network faults injected"]
     assert {"drip", "401", "400"} <= set(faults), figures(day)
     assert any(k.startswith("invalid") for k in f["documents"]), figures(day)
 
 
-@_known("#1 (re-provisioning dead-letters the backlog) and #4 (a middlebox 400 dead-letters, "
-        "a 401 stops sync)", "provision / sync")
+@_known("#1 (re-provisioning strands the backlog: the central side is merged, the kiosk "
+        "does not yet send previous_device_ids) and #4 (a middlebox 400 dead-letters rows, a "
+        "401 stops sync)", "provision and sync")
 def test_every_signalled_check_in_reaches_the_central(day):
     assert day["invariants"]["lost"] == 0, figures(day)
 
@@ -62,17 +64,14 @@ def test_no_check_in_is_stored_twice(day):
     assert day["invariants"]["duplicated"] == 0, figures(day)
 
 
-@_known("#9 (watchlist bypass with the other code)", "domain")
 def test_no_watchlisted_person_passes(day):
     assert day["invariants"]["watchlisted_passed"] == 0, figures(day)
 
 
-@_known("#8 (a code read replaces the officer's screen)", "ui")
 def test_no_officer_action_is_lost(day):
     assert day["invariants"]["officer_actions_lost"] == 0, figures(day)
 
 
-@_known("#10 (an invalid document bricks every kiosk)", "central")
 def test_the_kiosk_never_exits_because_of_a_document(day):
     assert day["invariants"]["document_exits"] == 0, figures(day)
 
@@ -117,6 +116,13 @@ def test_the_light_check_catches_a_green_light_without_a_pass(tmp_path):
     assert day.mismatches and day.mismatches[0]["what"] == "green without a pass decided"
 
 
-@_known("#11 (a synced keep_fields applies only after a restart)", "that takes #11")
 def test_a_synced_policy_s_keep_fields_apply_at_once(day):
     assert day["invariants"]["kept_more_than_policy"] == 0, figures(day)
+
+
+@pytest.mark.xfail(strict=False, reason="issue 9 #1 half-merged: the central answers 'forbidden' "
+                   "for a re-enrolled kiosk's old rows, the kiosk's sync (branch sync) does not "
+                   "know that answer and re-posts them at once, and provisioning (branch "
+                   "provision) does not yet send previous_device_ids")
+def test_the_kiosk_never_storms_the_central(day):
+    assert day["invariants"]["request_storms"] == 0, figures(day)
