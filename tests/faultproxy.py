@@ -4,7 +4,10 @@ Each client connection carries one request (the proxy answers ``Connection: clos
 a fault applies to exactly one request.  Faults: ``drop`` (close without answer),
 ``reset`` (RST), ``500``, ``429`` (with ``Retry-After``), ``slow`` (delay, then forward),
 ``truncate`` (forward, then cut the answer's body), ``reset_after`` (forward, the server
-acts, then RST: the client never learns the outcome).
+acts, then RST: the client never learns the outcome), ``401`` (a proxy or captive portal
+refusing the request, the server never sees it), ``400`` (a middlebox's HTML error page
+for the whole request), ``drip`` (forward, then send the answer one byte every
+``drip_s`` seconds, for at most ``drip_max_s``, then cut it: a slow-drip server).
 """
 
 from __future__ import annotations
@@ -13,9 +16,13 @@ import socket
 import struct
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 
+# The faults a sync client must ride out on its own (tests draw from these at random) ...
 FAULTS = ("pass", "drop", "reset", "500", "429", "slow", "truncate", "reset_after")
+# ... and those that need the client to keep trying or to give up in time (issue 9, #4 and #5).
+PATH_FAULTS = ("401", "400", "drip")
 
 
 def _read_request(conn: socket.socket) -> bytes | None:
@@ -53,13 +60,18 @@ class FaultProxy:
 
     def __init__(
         self, upstream: tuple[str, int], choose: Callable[[], str] = lambda: "pass",
-        *, slow_s: float = 0.5, retry_after: int = 1,
+        *, slow_s: float = 0.5, retry_after: int = 1, drip_s: float = 8.0,
+        drip_max_s: float = 60.0,
     ) -> None:
         self.upstream = upstream
         self.choose = choose
         self.slow_s = slow_s
         self.retry_after = retry_after
+        self.drip_s, self.drip_max_s = drip_s, drip_max_s
         self.log: list[tuple[float, str]] = []  # (time.monotonic(), fault)
+        self.paths: Counter[str] = Counter()  # "METHOD /path" of every request
+        # (seconds the client waited, whether it gave up before the end) per drip
+        self.drips: list[tuple[float, bool]] = []
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -109,6 +121,9 @@ class FaultProxy:
                 return
             fault = self.choose()
             self.log.append((time.monotonic(), fault))
+            method, _, rest = request.partition(b" ")
+            path = rest.partition(b" ")[0].partition(b"?")[0]
+            self.paths[(method + b" " + path).decode("latin-1")] += 1
             if fault == "drop":
                 conn.close()
             elif fault == "reset":
@@ -118,6 +133,15 @@ class FaultProxy:
                 conn.sendall(
                     b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
                     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+                )
+                conn.close()
+            elif fault in ("401", "400"):
+                status = (b"401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"proxy\""
+                          if fault == "401" else b"400 Bad Request")
+                body = b"<html><body><h1>Request blocked by the gateway</h1></body></html>"
+                conn.sendall(
+                    b"HTTP/1.1 %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
+                    b"Connection: close\r\n\r\n%s" % (status, len(body), body)
                 )
                 conn.close()
             elif fault == "429":
@@ -130,7 +154,9 @@ class FaultProxy:
                 if fault == "slow":
                     time.sleep(self.slow_s)
                 response = self._forward(request)
-                if fault == "reset_after":
+                if fault == "drip":
+                    self._drip(conn, response)
+                elif fault == "reset_after":
                     _reset(conn)
                 elif fault == "truncate":
                     head, _, body = response.partition(b"\r\n\r\n")
@@ -141,3 +167,19 @@ class FaultProxy:
                     conn.close()
         except OSError:
             conn.close()
+
+    def _drip(self, conn: socket.socket, response: bytes) -> None:
+        started = time.monotonic()
+        gave_up = False
+        try:
+            for i in range(len(response)):
+                if self._stop.is_set() or time.monotonic() - started >= self.drip_max_s:
+                    break
+                conn.sendall(response[i:i + 1])
+                # Wait in short turns: the proxy may be closed meanwhile.
+                if self._stop.wait(self.drip_s):
+                    break
+        except OSError:
+            gave_up = True  # the client closed its end: it has a deadline
+        self.drips.append((time.monotonic() - started, gave_up))
+        conn.close()

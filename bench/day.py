@@ -1,0 +1,963 @@
+"""A checkpoint's day, end to end: the real kiosk against the real central through faults.
+
+    python -m bench.day --hours 30 --seed 7
+
+The kiosk runs in a child process (``bench.day_kiosk``: ``kiosk.app.build`` from a real
+configuration file, the real screen on SDL's dummy driver, gpiozero mock pins, a real SQLite
+store), the central server (``offline_queue.central``) on 127.0.0.1 behind a fault proxy
+(``tests/faultproxy.py``).  The day is a plan made from the seed: a queue of people with
+every code kind, watchlisted people showing their other code, repeated codes, officers
+opening the panel mid-queue (PIN, manual CCCD entry, override, direction, self-test), the
+province publishing documents (valid and invalid), network drops, 401s, slow drips and a
+middlebox's 400s, a revoked token and a re-provisioning with the real CLI, ``kill -9`` and
+restarts, the disk filling and freeing.  Simulated hours set the traffic (people per hour
+follow a border post's day); the day runs as fast as the kiosk answers.
+
+At the end the invariants are checked and printed as figures; the exit status is 0 only
+when every invariant holds.  See docs/day.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.day_plan import (
+    KINDS,
+    WATCH_KINDS,
+    Codes,
+    Network,
+    Person,
+    Step,
+    make_people,
+    make_plan,
+)
+from bench.day_rig import Disk, KioskProcess
+
+REPO = Path(__file__).resolve().parent.parent
+PIN = "2468"
+CHECKPOINT = "CP-DAY-01"
+RESULT_SECONDS = 2.0
+DEDUPE_SECONDS = 1.0
+SYNC_TIMEOUT = 2.0
+# A request the kiosk waits on longer than this is a hang (the drip test's yardstick).
+REQUEST_DEADLINE_S = 8.0
+DRIP_MAX_S = 10.0  # a slow drip stops after this long (the kiosk should give up before)
+# More requests than this in any STORM_WINDOW_S is a retry loop, not a busy drain (a batch
+# of 50 every 0.2 s at most, with the documents every 2 s, stays well below it).
+STORM_WINDOW_S = 10.0
+STORM_REQUESTS = 300
+SYNC_OPTIONS = {"boot_jitter": 0.2, "link_jitter": 0.2, "idle_interval": 0.5,
+                "documents_interval": 2.0, "backoff_base": 0.2, "backoff_cap": 2.0,
+                "batch_size": 50}
+
+INVARIANTS = (
+    ("lost", "signalled check-ins missing at the central"),
+    ("duplicated", "check-ins stored twice (conflicts, or one scan recorded twice)"),
+    ("watchlisted_passed", "watchlisted people who got 'pass'"),
+    ("officer_actions_lost", "officer actions that did not take effect"),
+    ("document_exits", "kiosk exits caused by a document"),
+    ("light_mismatches", "frames where the lights contradicted the screen"),
+    ("tracebacks", "tracebacks on screen or in the INFO log"),
+    ("not_recorded_with_disk_space", "check-ins refused by the store while the disk had room"),
+    ("hung_requests", f"requests the kiosk waited on longer than {REQUEST_DEADLINE_S:.0f} s"),
+    ("kept_more_than_policy", "check-ins keeping fields the policy in force drops"),
+    ("request_storms", f"{STORM_WINDOW_S:.0f} s windows with more than {STORM_REQUESTS} requests"),
+)
+
+
+
+# --- the day ----------------------------------------------------------------------------------
+
+
+class Day:
+    def __init__(self, work: Path, *, seed: int, hours: float, rate: float = 1.0,
+                 people: int = 400, frames_share: float = 0.03, quiet: bool = False) -> None:
+        self.work = work
+        self.seed = seed
+        self.hours = hours
+        self.rate = rate
+        self.quiet = quiet
+        self.frames_share = frames_share
+        self.rng = random.Random(seed)
+        self.population = make_people(self.rng, people)
+        for person, watch in zip(self.rng.sample(self.population, 6),
+                                 ("cccd", "cccd", "cccd", "cccd", "cmnd", "cmnd"), strict=True):
+            person.watch = watch
+        self.watchlisted = [p for p in self.population if p.watch]
+        self.codes = Codes(random.Random(seed + 1))
+        self.config = work / "kiosk.toml"
+        self.state_dir = work / "state"
+        self.central_db = work / "central.db"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # observations
+        self.results: list[dict] = []
+        self.by_tag: dict[str, list[dict]] = {}
+        self.tag_person: dict[str, Person] = {}
+        self.last_raw: dict[str, bytes] = {}
+        self.interrupt_tags: list[str] = []
+        self.repeats = 0
+        self.mismatches: list[dict] = []
+        self.logs: list[dict] = []
+        self.internal_errors: list[str] = []
+        self.exits: list[dict] = []
+        self.notes: list[tuple[str, str]] = []
+        self.officer: Counter[str] = Counter()
+        self.officer_lost: list[str] = []
+        self.overrides: list[tuple[str, str]] = []  # (intended original id, override tag)
+        self.documents: Counter[str] = Counter()
+        self.not_recorded = Counter()
+        self.kills = 0
+        self.n = 0
+        self.direction = "in"
+        self.last_check_id: str | None = None
+        self.last_exit: dict = {}
+        self.sync_options = SYNC_OPTIONS
+        self.hangs = 0
+        self.frames: Counter[str] = Counter()
+        self.shown_kinds: Counter[str] = Counter()
+        self.drip_started = -1e9
+        self.drips_before = 0
+        self.policy_in_force: str | None = None
+        self.timing: Counter[str] = Counter()
+
+    # -- observations ------------------------------------------------------------------
+
+    def on_event(self, event: dict) -> None:
+        ev = event.get("ev")
+        if ev == "policy":
+            self.policy_in_force = event.get("profile")
+        elif ev == "result":
+            event["policy"] = self.policy_in_force
+            self.results.append(event)
+            if event.get("tag"):
+                self.by_tag.setdefault(event["tag"], []).append(event)
+            if "not_recorded" in event.get("reasons", ()):
+                self.not_recorded["full" if self.disk.full else "room"] += 1
+        elif ev == "mismatch":
+            self.mismatches.append(event)
+        elif ev == "log":
+            self.logs.append(event)
+        elif ev == "screen" and event.get("internal_error"):
+            self.internal_errors.append(event["internal_error"])
+        elif ev == "exit":
+            self.last_exit = event
+
+    def note(self, what: str, text: str) -> None:
+        self.notes.append((what, text))
+        if not self.quiet:
+            print(f"  [{what}] {text}", file=sys.stderr)
+
+    def kiosk_exited(self, code: int | None) -> None:
+        error = self.last_exit.get("error")
+        self.last_exit = {}
+        self.exits.append({"code": code, "error": error})
+        self.note("exit", f"the kiosk exited with status {code}: {error}")
+
+    # -- the central and the CLI ---------------------------------------------------------
+
+    def cli(self, *args: str, stdin: str | None = None, timeout: float = 60) -> \
+            subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHECKPOINT_KIOSK_")}
+        started = time.monotonic()
+        try:
+            return subprocess.run([sys.executable, "-m", "kiosk", *args], cwd=REPO, env=env,
+                                  input=stdin, capture_output=True, text=True, timeout=timeout)
+        finally:
+            self.timing["CLI"] += time.monotonic() - started
+
+    def enrolment_token(self) -> str:
+        from offline_queue.central import db as central_db
+
+        with contextlib.closing(central_db.connect(self.central_db)) as db:
+            return central_db.create_enrolment_token(db, checkpoint_id=CHECKPOINT,
+                                                     name="Cửa khẩu (day)")
+
+    def publish(self, name: str, body: bytes, *, valid: bool) -> bool:
+        """``checkpoint-kiosk central set-document``; True if the central took it."""
+        path = self.work / f"{name}.json"
+        path.write_bytes(body)
+        done = self.cli("central", "set-document", "--db", str(self.central_db), name,
+                        str(path))
+        taken = done.returncode == 0
+        self.documents[f"{'valid' if valid else 'invalid'} {name} "
+                       f"{'published' if taken else 'refused'}"] += 1
+        if valid and not taken:
+            self.note("publish", f"the central refused a valid {name}: {done.stderr.strip()}")
+        return taken
+
+    def watchlist_body(self) -> bytes:
+        from kiosk.watchlist import Watchlist
+
+        until = datetime.now(UTC).date() + timedelta(days=14)
+        return Watchlist.build([(p.watch_key, until) for p in self.watchlisted],
+                               valid_for=timedelta(days=3))
+
+    # The border policy keeps only names (data minimisation); hospital keeps every field.
+    POLICIES = {"hospital": {"profile": "hospital"},
+                "border": {"profile": "border", "keep_fields": ["name"]}}
+
+    def publish_valid(self, which: int, *, wait: bool = False) -> None:
+        profile = ("hospital", "border")[which % 2] if which else "hospital"
+        self.publish("policy", json.dumps(self.POLICIES[profile]).encode(), valid=True)
+        self.publish("watchlist", self.watchlist_body(), valid=True)
+        self.publish("trust_list", self.codes.trust_list, valid=True)
+        if wait and self.kiosk.alive:
+            # Until the running kiosk decides with it (it fetches every few seconds).
+            deadline = time.monotonic() + SYNC_OPTIONS["documents_interval"] * 2 + 2
+            while self.policy_in_force != profile and time.monotonic() < deadline:
+                self.kiosk.drain(0.2)
+
+    def publish_one_valid(self, name: str) -> None:
+        body = {"policy": json.dumps({"profile": "hospital"}).encode(),
+                "watchlist": self.watchlist_body(), "trust_list": self.codes.trust_list}[name]
+        self.publish(name, body, valid=True)
+
+    INVALID = (("policy", b'{"profile": "airport"}'), ("watchlist", b'{"entries": []}'),
+               ("trust_list", b'[{"kid": 5}]'))
+
+    def publish_invalid(self, which: int) -> None:
+        name, body = self.INVALID[which % len(self.INVALID)]
+        self.publish(name, body, valid=False)
+
+    def provision(self, *, attempts: int = 8) -> bool:
+        """``checkpoint-kiosk provision`` with a new enrolment token, retried as a technician
+        would while the network is down (a token the server never saw stays usable)."""
+        token = self.enrolment_token()
+        for attempt in range(attempts):
+            done = self.cli("provision", "--server", self.proxy.url, "--token", "-",
+                            "--name", "Cửa khẩu (day)", "--checkpoint", CHECKPOINT,
+                            "--profile", "hospital", "--config", str(self.config),
+                            "--state-dir", str(self.state_dir), "--owner", "",
+                            stdin=token + "\n")
+            if done.returncode == 0:
+                return True
+            self.note("provision", f"attempt {attempt + 1} failed: "
+                      f"{done.stderr.strip()[-200:]}")
+            if "token was not used" not in done.stderr:
+                return False
+            time.sleep(2.5)
+        return False
+
+    def write_config(self) -> None:
+        self.config.write_text(f"""# bench.day: the kiosk under test
+[device]
+checkpoint_name = "Cửa khẩu (day)"
+direction = "in"
+
+[decoder]
+dedupe_seconds = {DEDUPE_SECONDS}
+
+[signals]
+pin_factory = "mock"
+gate = 24
+
+[store]
+path = "{self.disk.path / 'checkins.db'}"
+disk_warn_mb = 2
+
+[sync]
+token_file = "{self.work / 'device-token'}"
+timeout_seconds = {SYNC_TIMEOUT}
+
+[ui]
+fullscreen = false
+width = 800
+height = 480
+language = "en"
+officer_pin = "{PIN}"
+result_seconds = {RESULT_SECONDS}
+idle_seconds = 600
+
+[log]
+level = "INFO"
+
+[policy]
+profile = "hospital"
+""", encoding="utf-8")
+
+    # -- running the kiosk ---------------------------------------------------------------
+
+    def ensure_running(self) -> bool:
+        """Start the kiosk as systemd would (Restart=always), a technician after 3 fails."""
+        if self.kiosk.alive:
+            return True
+        for attempt in range(4):
+            if attempt == 3:
+                self.note("technician", "the kiosk does not start: republishing valid "
+                          "documents and running 'checkpoint-kiosk sync --once'")
+                self.publish_valid(0)
+                self.cli("sync", "--once", "--config", str(self.config))
+            if self.kiosk.start():
+                ack = self.kiosk.send("probe")
+                deadline = time.monotonic() + 3
+                while ack is not None and ack["state"] == "splash" and \
+                        time.monotonic() < deadline:
+                    self.kiosk.drain(0.1)
+                    ack = self.kiosk.send("probe")
+                if ack is not None and ack["state"] == "provisioned":
+                    # The technician reads "Kiosk registered" and taps on.
+                    self.officer["provisioning results acknowledged"] += 1
+                    self.kiosk.send("key", key="K_RETURN")
+                return True
+        self.note("bricked", "the kiosk does not start even after the technician's sync")
+        return False
+
+    def send(self, op: str, **fields: Any) -> dict | None:
+        if not self.ensure_running():
+            return None
+        return self.kiosk.send(op, **fields)
+
+    # -- the queue -------------------------------------------------------------------------
+
+    def tag(self, person: Person | None) -> str:
+        self.n += 1
+        tag = f"t{self.n}"
+        if person is not None:
+            self.tag_person[tag] = person
+        return tag
+
+    def show(self, person: Person, kind: str, *, tag: str | None = None) -> dict | None:
+        raw = self.codes.make(person, kind)
+        tag = tag or self.tag(person)
+        self.last_raw[tag] = raw
+        self.shown_kinds[kind] += 1
+        op = "frame" if (kind in ("cccd", "pc_covid", "venue")
+                         and self.rng.random() < self.frames_share) else "code"
+        ack = self.send(op, raw=raw.decode("latin-1"), tag=tag, seed=self.n)
+        if op == "frame":
+            self.frames[(ack.get("error") or "read") if ack else "no answer"] += 1
+        if ack is not None and kind == "cccd_mismatch":
+            got = self.by_tag.get(tag, [])
+            if got and got[-1].get("checkin_id") and got[-1]["outcome"] == "check":
+                self.last_check_id = got[-1]["checkin_id"]
+        return ack
+
+    def arrival(self) -> None:
+        rng = self.rng
+        if rng.random() < 0.04:
+            person = rng.choice(self.watchlisted)
+            # A person listed by an old CMND carries it only on the chip card's code.
+            kind = rng.choice(WATCH_KINDS) if person.watch == "cccd" else "cccd"
+        else:
+            person = rng.choice(self.population)
+            while person.watch:
+                person = rng.choice(self.population)
+            kinds, weights = zip(*KINDS, strict=True)
+            kind = rng.choices(kinds, weights)[0]
+        tag = self.tag(person)
+        self.show(person, kind, tag=tag)
+        if rng.random() < 0.06 and tag in self.last_raw:
+            # The same code still in front of the camera a moment later: one scan.
+            self.repeats += 1
+            self.send("code", raw=self.last_raw[tag].decode("latin-1"), tag=tag + "r")
+
+    def watchlisted_arrival(self, how: str) -> None:
+        if how == "manual":
+            # Typed by hand: only the CCCD number is there to match.
+            person = self.rng.choice([p for p in self.watchlisted if p.watch == "cccd"])
+            self.officer_session("officer_manual", person=person)
+            return
+        listed_by = "cmnd" if how == "cmnd" else "cccd"
+        person = self.rng.choice([p for p in self.watchlisted if p.watch == listed_by])
+        self.show(person, "pc_covid" if how == "pc_covid" else "cccd")
+
+    # -- the officer ----------------------------------------------------------------------------
+
+    def tap(self, action: str) -> dict | None:
+        return self.send("tap", action=action)
+
+    def home(self) -> None:
+        """Back to the citizen screen whatever happened (Cancel, Close, waiting a result)."""
+        for _ in range(8):
+            ack = self.send("probe")
+            if ack is None:
+                return
+            state, buttons = ack["state"], ack["buttons"]
+            if state in ("scanning", "idle", "fault"):
+                return
+            if state == "provisioned":
+                self.send("key", key="K_RETURN")
+                continue
+            for way in ("cancel", "close", "back"):
+                if way in buttons:
+                    self.tap(way)
+                    break
+            else:
+                if state == "result":
+                    self.send("key", key="K_ESCAPE")
+                    self.kiosk.drain(0.3)
+                elif state == "officer":
+                    self.tap("close")
+                else:
+                    self.kiosk.drain(0.5)
+
+    def maybe_interrupt(self, when: str, chance: float) -> None:
+        """The queue does not stop while the officer works: a code in front of the camera."""
+        if self.rng.random() < chance:
+            self.officer["codes read during officer screens"] += 1
+            person = self.rng.choice(self.population)
+            while person.watch:
+                person = self.rng.choice(self.population)
+            tag = self.tag(person)
+            self.interrupt_tags.append(tag)
+            self.show(person, "cccd", tag=tag)
+
+    def open_panel(self, *, long_press: bool = False) -> bool:
+        """F2 (or a long press on the status strip), then the PIN on the keypad."""
+        self.officer["panel openings"] += 1
+        self.home()
+        if long_press:
+            self.send("press")
+            time.sleep(2.2)
+            ack = self.send("press", release=True)
+        else:
+            ack = self.send("key", key="K_F2")
+        if ack is None or ack["state"] != "pin":
+            return self.lost("open the PIN pad", ack)
+        self.tap(PIN[0])
+        self.tap(PIN[1])
+        self.maybe_interrupt("pin", 0.3)
+        self.tap(PIN[2])
+        self.tap(PIN[3])
+        ack = self.tap("ok")
+        if ack is None or ack["state"] != "officer":
+            return self.lost("type the PIN", ack)
+        return True
+
+    def back_to_panel(self) -> dict | None:
+        """A manual entry's or override's result shows, then the panel comes back."""
+        ack = self.send("probe")
+        deadline = time.monotonic() + RESULT_SECONDS + 2
+        while ack is not None and ack["state"] == "result" and time.monotonic() < deadline:
+            self.kiosk.drain(0.2)
+            ack = self.send("probe")
+        return ack
+
+    def lost(self, action: str, ack: dict | None) -> bool:
+        state = ack["state"] if ack else "no kiosk"
+        self.officer_lost.append(f"{action} (screen: {state})")
+        self.home()
+        return False
+
+    def officer_session(self, what: str, *, person: Person | None = None) -> None:
+        self.officer["sessions"] += 1
+        if what == "officer_override":
+            person = self.rng.choice([p for p in self.population if not p.watch])
+            self.last_check_id = None
+            self.show(person, "cccd_mismatch")
+            if self.last_check_id is None:
+                return
+        if not self.open_panel(long_press=what == "long_press"):
+            return
+        if what == "officer_manual":
+            person = person or self.rng.choice(self.population)
+            if self.tap("manual") is None or self.kiosk.alive is False:
+                return
+            tag = self.tag(person)
+            number = person.cccd
+            for i, digit in enumerate(number):
+                if i == 6:
+                    self.maybe_interrupt("manual", 0.4)
+                self.send("tap", action=digit, tag=tag)
+            before = len(self.by_tag.get(tag, []))
+            self.send("tap", action="ok", tag=tag)
+            got = [r for r in self.by_tag.get(tag, [])[before:] if r["source"] == "manual"]
+            if not got:
+                self.lost("manual CCCD entry", self.send("probe"))
+                return
+        elif what == "officer_override":
+            target = self.last_check_id
+            tag = self.tag(None)
+            self.tap("override")
+            self.maybe_interrupt("override", 0.3)
+            self.send("tap", action="outcome:pass", tag=tag)
+            self.send("tap", action="reason:officer_documents_checked", tag=tag)
+            self.send("tap", action="confirm", tag=tag)
+            got = [r for r in self.by_tag.get(tag, []) if r["source"] == "override"]
+            if not got:
+                self.lost("override", self.send("probe"))
+                return
+            self.overrides.append((target, got[-1]["checkin_id"]))
+        elif what == "officer_direction":
+            before = self.send("probe")
+            self.maybe_interrupt("direction", 0.3)
+            ack = self.tap("direction")
+            if before is None or ack is None or ack["direction"] == before["direction"]:
+                self.lost("switch direction", ack)
+                return
+            self.direction = ack["direction"]
+        elif what == "officer_selftest":
+            ack = self.tap("selftest")
+            self.maybe_interrupt("selftest", 0.5)
+            deadline = time.monotonic() + 60
+            while ack is not None and time.monotonic() < deadline:
+                if ack["state"] != "selftest":
+                    break
+                if "yes" in ack["buttons"]:
+                    ack = self.tap("yes")
+                elif "again" in ack["buttons"] and "back" in ack["buttons"]:
+                    self.officer["self-tests finished"] += 1
+                    ack = self.tap("back")
+                    break
+                else:
+                    time.sleep(0.2)
+                    ack = self.send("probe")
+            if ack is None or ack["state"] != "officer":
+                self.lost("self-test", ack)
+                return
+        ack = self.back_to_panel()
+        if ack is None or ack["state"] != "officer":
+            self.lost(f"{what}: back to the panel", ack)
+            return
+        ack = self.tap("close")
+        if ack is None or ack["state"] not in ("scanning", "fault", "idle"):
+            self.lost("close the panel", ack)
+            return
+        self.officer["completed"] += 1
+
+    # -- the day --------------------------------------------------------------------------------
+
+    def run(self, *, drain_seconds: float = 60.0, max_wall: float | None = None) -> dict:
+        from faultproxy import FaultProxy
+
+        from offline_queue.central.server import CentralServer
+
+        started = time.monotonic()
+        self.network = Network(self.seed + 2)
+        plan = make_plan(self.rng, self.hours, rate=self.rate)
+        self.plan_counts = Counter(s.what for s in plan)
+        with contextlib.ExitStack() as stack:
+            self.disk = Disk(self.state_dir / "db")
+            stack.callback(self.disk.close)
+            server = stack.enter_context(CentralServer(self.central_db, threads=8))
+            self.proxy = stack.enter_context(FaultProxy(
+                (server.host, server.port), self.network.choose, slow_s=0.3, retry_after=1,
+                drip_s=1.0, drip_max_s=DRIP_MAX_S))
+            self.kiosk = KioskProcess(self)
+            stack.callback(self.kiosk.kill)
+            self.write_config()
+            self.publish_valid(0)
+            if not self.provision():
+                raise SystemExit("the first provisioning failed; see the notes above")
+            sync = self.cli("sync", "--once", "--config", str(self.config))
+            if sync.returncode != 0:
+                self.note("sync", f"the first sync failed: {sync.stdout.strip()[-300:]}")
+            self.ensure_running()
+            published = invalid = 0
+            for i, step in enumerate(plan):
+                if max_wall is not None and time.monotonic() - started > max_wall:
+                    self.note("time", f"stopped at step {i} of {len(plan)} (hour "
+                              f"{step.hour:.1f}): --max-wall {max_wall:.0f} s reached")
+                    break
+                if not self.quiet and i % 200 == 0:
+                    print(f"hour {step.hour:5.1f}: step {i}/{len(plan)}", file=sys.stderr)
+                self.play(step, published, invalid)
+                if step.what == "publish_valid":
+                    published += 1
+                elif step.what == "publish_invalid":
+                    invalid += 1
+            self.network.set("ok")
+            if self.disk.full:
+                self.disk.free()
+            self.ensure_running()
+            drained = self.wait_delivered(drain_seconds)
+            self.kiosk.drain(0.5)
+            code = self.kiosk.stop()
+            if code not in (0, None):
+                self.note("stop", f"the kiosk exited with status {code} on SIGTERM")
+            report = self.account(drained, time.monotonic() - started)
+        return report
+
+    def play(self, step: Step, published: int, invalid: int) -> None:
+        what = step.what
+        if what == "arrival":
+            self.arrival()
+        elif what.startswith("watch_"):
+            self.watchlisted_arrival(what[6:])
+        elif what.startswith("officer_") or what == "long_press":
+            self.officer_session(what)
+        elif what == "kill":
+            self.kill_at_random()
+        elif what == "publish_valid":
+            self.publish_valid(published + 1, wait=True)
+        elif what == "publish_invalid":
+            self.publish_invalid(invalid)
+            # Give the kiosk time to fetch it, then restart as after a power cut.
+            self.kiosk.drain(SYNC_OPTIONS["documents_interval"] * 2 + 1)
+            self.let_drip_run_out()
+            self.kiosk.kill()
+            self.kills += 1
+            self.ensure_running()
+            self.publish_one_valid(self.INVALID[invalid % len(self.INVALID)][0])
+        elif what.startswith("net_"):
+            if what == "net_ok" and self.network.mode != "ok":
+                # A fault window the kiosk never met would prove nothing: let it send once.
+                deadline = self.network.since + 4.0
+                while self.network.requests < 1 and time.monotonic() < deadline:
+                    self.kiosk.drain(0.2)
+            self.network.set(what[4:])
+            if self.network.mode == "drip":
+                self.drip_started = time.monotonic()
+                self.drips_before = len(self.proxy.drips) + 1  # the one this window starts
+        elif what == "revoke":
+            self.revoke()
+        elif what == "reprovision":
+            # A technician enrols where the network works: over a dead link provisioning
+            # fails and keeps the old config, which proves nothing about the backlog.
+            mode = self.network.mode
+            self.network.set("ok")
+            done = self.provision()
+            self.network.set(mode)
+            if done:
+                self.kiosk.stop()  # systemctl restart after provisioning
+                self.ensure_running()
+        elif what == "disk_fill":
+            self.note("disk", f"filling: {self.disk.usage()}")
+            if not self.disk.fill():
+                self.note("disk", "no tmpfs (not root, or mount refused): disk fill skipped")
+            for _ in range(3):  # the queue meets the full disk whatever the hour
+                self.arrival()
+        elif what == "disk_free":
+            self.disk.free()
+
+    def let_drip_run_out(self) -> None:
+        """A kill would end a slow drip the kiosk may be stuck in, and hide it."""
+        deadline = self.drip_started + DRIP_MAX_S + 1
+        while len(self.proxy.drips) < self.drips_before and time.monotonic() < deadline:
+            self.kiosk.drain(0.2)
+
+    def kill_at_random(self) -> None:
+        """``kill -9`` while a person's code is being decided, at a random instant."""
+        self.let_drip_run_out()
+        person = self.rng.choice([p for p in self.population if not p.watch])
+        raw = self.codes.make(person, "cccd")
+        tag = self.tag(person)
+        if not self.ensure_running():
+            return
+        delay = self.rng.uniform(0.0, 0.08)
+        self.kiosk.send("probe")
+        try:
+            assert self.kiosk.proc is not None and self.kiosk.proc.stdin is not None
+            self.kiosk.next_id += 1
+            self.kiosk.proc.stdin.write((json.dumps({
+                "id": self.kiosk.next_id, "op": "code", "raw": raw.decode("latin-1"),
+                "tag": tag}) + "\n").encode())
+            self.kiosk.proc.stdin.flush()
+        except OSError:
+            pass
+        time.sleep(delay)
+        self.kiosk.kill()
+        self.kills += 1
+        self.ensure_running()
+
+    def revoke(self) -> None:
+        from offline_queue.central import db as central_db
+
+        device = self.config_value("device", "id")
+        with contextlib.closing(central_db.connect(self.central_db)) as db:
+            central_db.revoke_device(db, device)
+        self.note("revoke", f"device {device} revoked at the central")
+
+    def config_value(self, table: str, key: str) -> Any:
+        import tomllib
+
+        return tomllib.loads(self.config.read_text(encoding="utf-8")).get(table, {}).get(key)
+
+    def signalled(self) -> set[str]:
+        return {r["checkin_id"] for r in self.results if r.get("checkin_id") and r["signalled"]}
+
+    def central_ids(self) -> list[str]:
+        with contextlib.closing(sqlite3.connect(self.central_db)) as db:
+            return [r[0] for r in db.execute("SELECT id FROM checkins")]
+
+    def wait_delivered(self, seconds: float) -> float | None:
+        """Seconds until every signalled check-in was at the central (None: never).
+
+        Gives up early once nothing moves for a while: the kiosk has nothing left to send
+        (every row delivered or dead-lettered), or what it sends is never taken.
+        """
+        started = time.monotonic()
+        want = self.signalled()
+        last, moved = None, time.monotonic()
+        while time.monotonic() - started < seconds:
+            missing = want - set(self.central_ids())
+            if not missing:
+                return time.monotonic() - started
+            now = (len(missing), self.kiosk_pending())
+            if now != last:
+                last, moved = now, time.monotonic()
+            elif time.monotonic() - moved > (3.0 if now[1] == 0 else 8.0):
+                break
+            self.kiosk.drain(0.5)
+            if not self.kiosk.alive and not self.ensure_running():
+                break
+        return None
+
+    def kiosk_pending(self) -> int | None:
+        path = self.disk.path / "checkins.db"
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                                    timeout=5)) as db:
+                return db.execute("SELECT count(*) FROM checkins "
+                                  "WHERE state IN ('pending', 'in_flight')").fetchone()[0]
+        except sqlite3.Error:
+            return None
+
+    def account(self, drained: float | None, wall: float) -> dict:
+        signalled = self.signalled()
+        central = self.central_ids()
+        central_set = set(central)
+        with contextlib.closing(sqlite3.connect(self.central_db)) as db:
+            conflicts = db.execute("SELECT count(*) FROM conflicts").fetchone()[0]
+            displays = {r[0]: set(json.loads(r[1] or "{}")) for r in db.execute(
+                "SELECT id, json_extract(body, '$.display') FROM checkins")}
+            overrides = dict(db.execute(
+                "SELECT id, json_extract(body, '$.override_of') FROM checkins "
+                "WHERE json_extract(body, '$.override_of') IS NOT NULL"))
+        kiosk_db = self.disk.path / "checkins.db"
+        kiosk_states: dict[str, int] = {}
+        dead: Counter[str] = Counter()
+        kiosk_ids: set[str] = set()
+        if kiosk_db.exists():
+            with contextlib.closing(sqlite3.connect(kiosk_db)) as db:
+                kiosk_states = dict(db.execute(
+                    "SELECT state, count(*) FROM checkins GROUP BY state"))
+                kiosk_ids = {r[0] for r in db.execute("SELECT id FROM checkins")}
+                dead = Counter(
+                    _shorten(r[0]) for r in db.execute(
+                        "SELECT last_error FROM checkins WHERE state IN ('rejected', 'conflict')"))
+        # One scan, one check-in: a tag (one code shown) never yields two records.
+        twice = sum(1 for results in self.by_tag.values()
+                    if len({r["checkin_id"] for r in results
+                            if r.get("checkin_id") and r["source"] != "override"}) > 1)
+        # A repeat within the dedupe window that was recorded again.
+        twice += sum(1 for t, results in self.by_tag.items() if t.endswith("r")
+                     and any(r.get("checkin_id") for r in results))
+        watch_passed = [
+            (self.tag_person[t].watch, r["kind"], r["source"], r["outcome"], r["reasons"])
+            for t, results in self.by_tag.items()
+            for r in results
+            if t in self.tag_person and self.tag_person[t].watch and r["outcome"] == "pass"
+            and r["source"] != "override"
+        ]
+        watch_seen = Counter(
+            f"listed by {self.tag_person[t].watch}, showed {r['kind']} ({r['source']}): "
+            f"{r['outcome']}"
+            for t, results in self.by_tag.items() for r in results
+            if t in self.tag_person and self.tag_person[t].watch)
+        wrong_override = sum(1 for target, new in self.overrides
+                             if overrides.get(new) not in (target, None))
+        # A synced policy's keep_fields apply from the moment the kiosk uses the policy.
+        kept_more = 0
+        for r in self.results:
+            keep = self.POLICIES.get(r.get("policy") or "", {}).get("keep_fields")
+            if keep and r.get("checkin_id") in displays and \
+                    displays[r["checkin_id"]] - set(keep):
+                kept_more += 1
+        document_exits = [e for e in self.exits if e["code"] not in (None, 0, -9)
+                          and _about_document(e.get("error") or "")]
+        tracebacks = self.log_text().count("Traceback (most recent call last)")
+        hung = [round(s, 1) for s, _gave_up in self.proxy.drips if s > REQUEST_DEADLINE_S]
+        storms = request_storms([t for t, _fault in self.proxy.log])
+        results = self.results
+        figures: dict[str, Any] = {
+            "seed": self.seed,
+            "simulated hours": self.hours,
+            "wall seconds": round(wall, 1),
+            "people in the queue (codes shown)": sum(
+                1 for t in self.by_tag if t in self.tag_person) or 0,
+            "decisions shown": len(results),
+            "check-ins signalled (recorded, lights set)": len(signalled),
+            "outcomes": dict(Counter(r["outcome"] for r in results)),
+            "codes shown, by kind": dict(self.shown_kinds),
+            "decisions, by the kind recognised": dict(Counter(r["kind"] for r in results)),
+            "repeated codes sent": self.repeats,
+            "codes shown as camera frames (real decoder)": dict(self.frames),
+            "watchlisted people's codes": sum(1 for t in self.by_tag
+                                              if t in self.tag_person
+                                              and self.tag_person[t].watch),
+            "watchlisted people's decisions": dict(watch_seen),
+            "officer": dict(self.officer),
+            "codes read during officer screens that got a decision": sum(
+                1 for t in self.interrupt_tags if self.by_tag.get(t)),
+            "officer actions lost (list)": self.officer_lost[:20],
+            "overrides applied to another person": wrong_override,
+            "documents": dict(self.documents),
+            "network faults injected": dict(self.network.counts),
+            "requests through the proxy": dict(self.proxy.paths.most_common(6)),
+            f"most requests in {STORM_WINDOW_S:.0f} s": _busiest([t for t, _ in self.proxy.log]),
+            "slow drips (seconds the kiosk waited)": [round(s, 1) for s, _ in self.proxy.drips],
+            "kill -9": self.kills,
+            "kiosk hung (no answer in 15 s, killed)": self.hangs,
+            "kiosk starts": self.kiosk.starts,
+            "kiosk exits not asked for": [e["error"] for e in self.exits][:10],
+            "not recorded (disk full / disk had room)": (self.not_recorded["full"],
+                                                          self.not_recorded["room"]),
+            "kiosk rows by state": kiosk_states,
+            "kiosk rows missing at the central": len(kiosk_ids - central_set),
+            "why rows were dead-lettered": dict(dead),
+            "delivered within the drain (s)": None if drained is None else round(drained, 1),
+            "disk on its own tmpfs": self.disk.mounted,
+            "seconds spent in CLI commands": round(self.timing["CLI"], 1),
+            "seconds spent starting the kiosk": round(self.timing["start"], 1),
+            "errors logged": len(self.logs),
+            "tracebacks (logged before, exception)": traceback_kinds(self.log_text()),
+            "screen internal errors": len(self.internal_errors),
+        }
+        invariants = {
+            "lost": len(signalled - central_set),
+            "duplicated": conflicts + (len(central) - len(central_set)) + twice,
+            "watchlisted_passed": len(watch_passed),
+            "officer_actions_lost": len(self.officer_lost) + wrong_override,
+            "document_exits": len(document_exits),
+            "light_mismatches": len(self.mismatches),
+            "tracebacks": tracebacks + len(self.internal_errors),
+            "not_recorded_with_disk_space": self.not_recorded["room"],
+            "hung_requests": len(hung),
+            "kept_more_than_policy": kept_more,
+            "request_storms": len(storms),
+        }
+        return {"figures": figures, "invariants": invariants, "notes": self.notes[-40:],
+                "mismatch_examples": self.mismatches[:5],
+                "error_examples": [e["message"] for e in self.logs[:8]]}
+
+    def log_text(self) -> str:
+        if not hasattr(self, "_log_text"):
+            parts = []
+            for path in self.kiosk.log_paths:
+                with contextlib.suppress(OSError):
+                    parts.append(path.read_text(encoding="utf-8", errors="replace"))
+            self._log_text = "\n".join(parts)
+        return self._log_text
+
+
+def _busiest(times: list[float]) -> int:
+    """The most requests that fell in any window of STORM_WINDOW_S."""
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] > STORM_WINDOW_S:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def request_storms(times: list[float]) -> list[int]:
+    """Request counts of the disjoint windows of STORM_WINDOW_S above STORM_REQUESTS."""
+    times = sorted(times)
+    storms, start = [], 0
+    while start < len(times):
+        end = start
+        while end < len(times) and times[end] - times[start] <= STORM_WINDOW_S:
+            end += 1
+        if end - start > STORM_REQUESTS:
+            storms.append(end - start)
+            start = end
+        else:
+            start += 1
+    return storms
+
+
+def _shorten(text: str | None) -> str:
+    """An error without its ids and addresses, so equal causes count together."""
+    import re
+
+    text = re.sub(r"'kiosk-[0-9a-f]+'", "'kiosk-…'", text or "")
+    text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:…", text)
+    return text[:120]
+
+
+def traceback_kinds(text: str) -> dict[str, int]:
+    """Each traceback in a log as 'the record that logged it -> the exception', counted."""
+    kinds: Counter[str] = Counter()
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if not line.startswith("Traceback (most recent call last)"):
+            continue
+        before = next((lines[j] for j in range(i - 1, -1, -1) if lines[j][:2] == "20"), "")
+        record = before.split(" ", 3)[-1][:90]
+        last = ""
+        for follow in lines[i + 1:]:
+            if follow[:2] == "20":
+                break
+            if follow and not follow[0].isspace() and not follow.startswith(
+                    ("Traceback", "The above", "During handling")):
+                last = follow
+        kinds[f"{record} -> {last[:110]}"] += 1
+    return dict(kinds)
+
+
+def _about_document(error: str) -> bool:
+    words = ("policy", "watchlist", "trust list", "trust_list", "document")
+    return any(w in error.lower() for w in words)
+
+
+def print_report(report: dict, out: Any = sys.stdout) -> None:
+    width = 58
+    print("\nA checkpoint's day — figures", file=out)
+    print("-" * (width + 22), file=out)
+    for name, value in report["figures"].items():
+        text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+        print(f"{name:<{width}} {text}", file=out)
+    print("\nInvariants (each must be 0)", file=out)
+    print("-" * (width + 22), file=out)
+    for key, text in INVARIANTS:
+        value = report["invariants"][key]
+        print(f"{text:<{width}} {value:>6}  {'ok' if value == 0 else 'FAIL'}", file=out)
+    if report["notes"]:
+        print("\nNotes", file=out)
+        for what, text in report["notes"]:
+            print(f"  [{what}] {text}", file=out)
+
+
+def run_day(work: Path, *, seed: int = 1, hours: float = 2.0, rate: float = 1.0,
+            quiet: bool = False, drain_seconds: float = 60.0,
+            max_wall: float | None = None) -> dict:
+    """Play one day in ``work`` (a fresh folder); the report (figures and invariants)."""
+    sys.path.insert(0, str(REPO / "tests"))  # the fault proxy lives with the tests
+    day = Day(work, seed=seed, hours=hours, rate=rate, quiet=quiet)
+    return day.run(drain_seconds=drain_seconds, max_wall=max_wall)
+
+
+def main(argv: list[str] | None = None) -> int:
+    if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+        sys.path[0] = str(REPO)  # bench/queue.py must not shadow the standard library
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hours", type=float, default=30.0, help="simulated hours of traffic")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=1.0, help="traffic multiplier")
+    parser.add_argument("--keep", type=Path, help="keep the work folder here")
+    parser.add_argument("--json", type=Path, help="also write the report as JSON")
+    parser.add_argument("--max-wall", type=float,
+                        help="stop playing the plan after this many seconds (then drain)")
+    parser.add_argument("--quiet", action="store_true")
+    options = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C: the kiosk, the server and the tmpfs are cleaned up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with tempfile.TemporaryDirectory(prefix="day-") as tmp:
+        work = options.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        report = run_day(work, seed=options.seed, hours=options.hours, rate=options.rate,
+                         quiet=options.quiet, max_wall=options.max_wall)
+    print_report(report)
+    if options.json:
+        options.json.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    return 0 if not any(report["invariants"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

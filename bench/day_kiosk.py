@@ -1,0 +1,345 @@
+"""The kiosk under test in ``bench.day``: the real kiosk, driven over a pipe.
+
+    python -m bench.day_kiosk --config kiosk.toml --state-dir DIR
+
+Builds the kiosk exactly as ``checkpoint-kiosk run`` does (``kiosk.app.build`` from the
+configuration file: real SQLite store, sync worker, gpiozero mock pins) except for the
+camera: codes arrive as ``Decoded`` events on the loop's queue, either as sent (what the
+decoder thread would post) or from a synthetic camera frame decoded by the real decoder.
+The screen is ``KioskApp`` on SDL's dummy driver, run by the product's own main loop
+(``kiosk.ui.app._main_loop``); officer actions are real pygame events (taps at the centre
+of the current screen's buttons, key presses) posted on SDL's queue.
+
+Commands come on stdin, one JSON object a line, each with an ``id``:
+``code`` (raw as latin-1 text), ``frame`` (payload rendered and decoded), ``tap`` (a button
+action), ``key`` (a pygame key name), ``press`` (a long press on the status strip),
+``probe``, and ``lights`` (the harness's self-check: set a light pattern behind the loop's
+back, as a wiring fault would).  Every command is acknowledged after the first frame that
+handled it.
+Observations go to stdout, one flushed JSON object a line (``ev``): ``ready``, ``ack``,
+``result`` (after the lights were set), ``screen``, ``mismatch``, ``log`` (an error or a
+traceback logged), ``exit``.  Logs go to stderr as under systemd.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+LIGHT_OF = {"pass": "green", "check": "amber", "stop": "red"}
+# A result screen and its lights end within a frame of each other; around that instant
+# (and while the self-test drives the lights on purpose) they are not compared.
+EDGE_S = 0.3
+
+_out_lock = threading.Lock()
+
+
+def emit(**event: Any) -> None:
+    line = json.dumps(event, ensure_ascii=False, default=str)
+    with _out_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+class Watch(logging.Handler):
+    """Reports every ERROR record and every record that carries a traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "kiosk.app" and str(record.msg).startswith("decisions use policy"):
+            # Which policy is in force from here on, in the order of the results.
+            emit(ev="policy", profile=str(record.args[0]) if record.args else None)
+        if record.levelno >= logging.ERROR or record.exc_info:
+            try:
+                message = record.getMessage()
+            except Exception:  # noqa: BLE001 - a bad format string is itself worth reporting
+                message = repr(record.msg)
+            emit(ev="log", level=record.levelname, logger=record.name, message=message[:500],
+                 traceback=bool(record.exc_info))
+
+
+def _reader(commands: queue.Queue) -> None:
+    for line in sys.stdin:
+        line = line.strip()
+        if line:
+            commands.put(json.loads(line))
+    commands.put({"op": "eof"})
+
+
+class Driver:
+    """Called once per completed frame by the main loop: acts on commands, observes."""
+
+    def __init__(self, app: Any, parts: Any, stop: threading.Event,
+                 commands: queue.Queue) -> None:
+        self.app = app
+        self.parts = parts
+        self.stop = stop
+        self.commands = commands
+        self.pending: list[dict] = []  # injected, acknowledged after the next frame
+        self.tags: dict[bytes, str] = {}
+        self.current_tag: str | None = None
+        self.state = ""
+        self.lights: dict[str, bool] = {}
+        # (outcome, when): the last decision signalled; a screen may show it in full or,
+        # over an officer's screen, as a notice.
+        self.last_decided: tuple[str, float] | None = None
+        self.decoder: Any = None
+        self.frames = 0
+        self.ready = False
+
+    # -- results, as the loop produces them (after the lights were set) --------------
+
+    def wrap_loop(self) -> None:
+        loop = self.parts.loop
+        for name in ("process", "manual_entry", "override"):
+            original = getattr(loop, name)
+
+            def wrapped(*args: Any, _original: Any = original, _name: str = name,
+                        **kwargs: Any) -> Any:
+                result = _original(*args, **kwargs)
+                self.report(result, args, _name)
+                return result
+
+            setattr(loop, name, wrapped)
+
+    def report(self, result: Any, args: tuple, how: str) -> None:
+        tag = self.current_tag
+        if how == "process" and args:
+            raw = args[0] if isinstance(args[0], bytes) else str(args[0]).encode()
+            tag = self.tags.pop(raw, tag)
+        outcome = str(result.decision.outcome)
+        self.last_decided = (outcome, self.app.clock())
+        emit(ev="result", tag=tag, how=how, checkin_id=result.checkin_id, outcome=outcome,
+             reasons=list(result.decision.reasons), source=result.source,
+             kind=str(result.credential.kind), person_key=result.credential.person_key,
+             direction=result.direction, signalled=result.signalled_ns is not None,
+             lights=self.parts.loop.lights(), state=self.app.state)
+
+    # -- the per-frame hook ---------------------------------------------------------------
+
+    def tick(self) -> None:
+        self.frames += 1
+        app = self.app
+        if not self.ready:
+            self.ready = True
+            emit(ev="ready", pid=os.getpid(), state=app.state)
+        self.observe()
+        for command in self.pending:
+            self.ack(command)
+        self.pending = []
+        while True:
+            try:
+                command = self.commands.get_nowait()
+            except queue.Empty:
+                break
+            self.inject(command)
+            if self.stop.is_set():
+                return
+
+    def observe(self) -> None:
+        app, loop = self.app, self.parts.loop
+        if app.state != self.state:
+            self.state = app.state
+            emit(ev="screen", state=app.state, internal_error=app.internal_error)
+        lights = loop.lights()
+        if lights != self.lights:
+            self.lights = lights
+        now = app.clock()
+        result = getattr(app.screen, "result", None) if app.state == "result" else None
+        if app.state == "selftest" or app._held is not None:
+            return  # the self-test switches each light on purpose
+        rs = app.config.result_seconds
+        if result is not None and now - app.entered_at < rs - EDGE_S:
+            want = LIGHT_OF[str(result.decision.outcome)]
+            wrong = [c for c in ("green", "amber", "red") if lights.get(c) != (c == want)]
+            if wrong:
+                self.mismatch("result screen", str(result.decision.outcome), lights)
+            return
+        last = self.last_decided
+        outcome = last[0] if last is not None and now - last[1] < rs + EDGE_S else None
+        if lights.get("green") and outcome != "pass":
+            self.mismatch("green without a pass decided", outcome, lights)
+        if lights.get("red") and outcome != "stop":
+            self.mismatch("red without a stop decided", outcome, lights)
+
+    def mismatch(self, what: str, outcome: str | None, lights: dict) -> None:
+        emit(ev="mismatch", what=what, state=self.app.state, outcome=outcome, lights=lights)
+
+    def ack(self, command: dict) -> None:
+        app, loop = self.app, self.parts.loop
+        health = app.health
+        sync = getattr(self.parts, "sync", None)
+        status = sync.status() if sync is not None else None
+        buttons = []
+        with contextlib.suppress(Exception):
+            buttons = [b.action for b in app.screen.buttons(app) if b.enabled]
+        emit(ev="ack", id=command.get("id"), op=command.get("op"), state=app.state,
+             error=command.get("error"), buttons=buttons, direction=loop.direction,
+             lights=loop.lights(), internal_error=app.internal_error,
+             store_ok=getattr(health, "store_ok", None),
+             disk_low=getattr(health, "disk_low", None),
+             backlog=getattr(status, "backlog", None),
+             dead_letter=getattr(status, "dead_letter", None),
+             online=getattr(status, "online", None),
+             reprovision=getattr(status, "reprovision_needed", None),
+             sync_error=(getattr(status, "last_error", None) or "")[:200])
+
+    def inject(self, command: dict) -> None:
+        import pygame
+
+        from kiosk.capture import Decoded
+
+        op = command.get("op")
+        self.current_tag = command.get("tag", self.current_tag)
+        if op == "eof" or op == "quit":
+            self.stop.set()
+            return
+        if op == "code":
+            raw = command["raw"].encode("latin-1")
+            self.tags[raw] = command.get("tag")
+            now = time.monotonic_ns()
+            self.parts.loop.events.put(Decoded(raw, raw.decode("utf-8", "replace"),
+                                               ((0, 0),), now, now))
+        elif op == "frame":
+            self.camera(command)
+        elif op == "tap":
+            buttons = {}
+            with contextlib.suppress(Exception):
+                buttons = {b.action: b for b in self.app.screen.buttons(self.app)}
+            button = buttons.get(command["action"])
+            if button is None:
+                command["error"] = f"no {command['action']!r} button on {self.app.state}"
+            else:
+                if not button.enabled:
+                    command["error"] = f"{command['action']!r} is disabled"
+                pos = button.rect.center
+                pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1))
+                pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONUP, pos=pos, button=1))
+        elif op == "key":
+            key = getattr(pygame, command["key"])
+            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0,
+                                                 unicode=command.get("unicode", "")))
+        elif op == "press":  # press and hold the status strip (the PIN pad's long press)
+            pos = self.app.layout.status.center
+            pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1))
+            if command.get("release"):
+                pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONUP, pos=pos, button=1))
+        elif op == "lights":
+            # The harness's self-check only: set a pattern behind the loop's back, as a
+            # wiring fault or a bug would, so the light check is seen to catch it.
+            from hardware.signals import Pattern
+
+            if self.parts.signals is not None:
+                self.parts.signals.show(Pattern(command["pattern"]))
+        elif op != "probe":
+            command["error"] = f"unknown op {op!r}"
+        self.pending.append(command)
+
+    def camera(self, command: dict) -> None:
+        """A synthetic camera frame of the payload, through the real QR decoder."""
+        import random
+
+        from hardware.qr import open_decoder
+        from kiosk.capture import Decoded
+        from kiosk.samples import Sample, frame
+
+        if self.decoder is None:
+            self.decoder = open_decoder("auto")
+        payload = command["raw"].encode("latin-1")
+        image = frame(Sample("day", payload.decode("utf-8", "replace")),
+                      random.Random(command.get("seed", 0)))
+        now = time.monotonic_ns()
+        codes = self.decoder.decode(image)
+        for code in codes:
+            self.tags[code.raw] = command.get("tag")
+            self.parts.loop.events.put(Decoded(code.raw, code.text, code.position, now,
+                                               time.monotonic_ns()))
+        if not codes:
+            command["error"] = "the decoder found no code in the frame"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--card-seconds", type=float, default=1.0)
+    parser.add_argument("--sync-options", default="{}", help="JSON keyword arguments")
+    options = parser.parse_args(argv)
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+    from kiosk import config as config_mod
+    from kiosk.app import build, setup_logging, stop_on_signals
+    from kiosk.errors import KioskError
+
+    try:
+        cfg = config_mod.load(options.config)
+        setup_logging(cfg.log.level)
+        logging.getLogger().addHandler(Watch())
+        return run(cfg, options, build, stop_on_signals)
+    except KioskError as e:
+        # What `checkpoint-kiosk run` does with it: one line, exit status 1.
+        emit(ev="exit", code=1, error=f"{type(e).__name__}: {e}")
+        print(f"checkpoint-kiosk: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # noqa: BLE001 - reported, then the process ends as run would
+        emit(ev="exit", code=1, error=f"{type(e).__name__}: {e}",
+             traceback=traceback.format_exc()[-2000:])
+        raise
+
+
+def run(cfg: Any, options: argparse.Namespace, build: Any, stop_on_signals: Any) -> int:
+    import pygame
+
+    from kiosk.cmd_run import selftest_runner
+    from kiosk.ui import UiConfig
+    from kiosk.ui.app import KioskApp, _main_loop
+    from kiosk.ui.appliance import Appliance
+
+    commands: queue.Queue = queue.Queue()
+    with contextlib.ExitStack() as stack:
+        stop = stack.enter_context(stop_on_signals())
+        parts = build(cfg, stack, with_camera=False,
+                      sync_options=json.loads(options.sync_options))
+        ui = cfg.ui
+        size = (ui.width or 800, ui.height or 480)
+        ui_config = UiConfig(
+            fullscreen=False, size=size, portrait=ui.portrait, language=ui.language,
+            result_seconds=ui.result_seconds, idle_seconds=ui.idle_seconds,
+            officer_pin=ui.officer_pin or None, voice=False, sound=False,
+            camera_crop=cfg.camera.crop,
+        )
+        appliance = Appliance(config_path=Path(options.config),
+                              state_dir=Path(options.state_dir),
+                              selftest=selftest_runner(cfg, parts,
+                                                       card_seconds=options.card_seconds))
+        pygame.display.init()
+        pygame.font.init()
+        stack.callback(pygame.display.quit)
+        display = pygame.display.set_mode(size)
+        app = KioskApp(parts.loop, ui_config, size, appliance=appliance)
+        stack.callback(app.close)
+        driver = Driver(app, parts, stop, commands)
+        driver.wrap_loop()
+        threading.Thread(target=_reader, args=(commands,), daemon=True).start()
+        _main_loop(app, display, display, False, stop, driver.tick)
+        reason = "restart requested by the screen" if not app.running else "stopped"
+    emit(ev="exit", code=0, error=None, reason=reason)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""A short checkpoint day (the long one is ``python -m bench.day --hours 30``).
+
+One simulated hour of traffic at 1.5 times a border post's morning rate, with every act of the
+long day at least once: the real kiosk in a child process (screen on the dummy driver,
+driven by real pygame events; mock pins; real store on its own tmpfs), the real central
+behind the fault proxy, the real CLI for provisioning and publishing.  The day is played
+once per module; each invariant is its own test so a failure names what broke.
+
+The invariants marked xfail failed on main because of a defect listed in issue 9; the
+reason names the defect and the branch that fixes it.  They are not strict: remove the
+mark once the fix is merged and the test passes.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from bench.day import print_report, run_day
+
+pytestmark = pytest.mark.slow
+
+
+def _known(number: str, branch: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(strict=False, reason=f"issue 9 {number}, fix on branch {branch}")
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory):
+    report = run_day(tmp_path_factory.mktemp("day"), seed=3, hours=1.0, rate=1.5, quiet=True,
+                     drain_seconds=25.0, max_wall=120.0)
+    print_report(report, out=sys.stderr)
+    return report
+
+
+def figures(day) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in day["figures"].items())
+
+
+def test_the_day_played_every_act(day):
+    f = day["figures"]
+    assert f["check-ins signalled (recorded, lights set)"] >= 20, figures(day)
+    assert f["kill -9"] >= 3 and f["kiosk starts"] >= 4, figures(day)
+    assert f["repeated codes sent"] >= 1 or f["people in the queue (codes shown)"] < 40
+    assert f["watchlisted people's codes"] >= 5, figures(day)
+    assert f["officer"].get("sessions", 0) >= 5, figures(day)
+    shown = set(f["codes shown, by kind"])
+    assert {"cccd", "pc_covid", "bhyt", "eu_dcc", "venue", "garbage", "cccd_mismatch"} <= shown, \
+        figures(day)
+    faults = f["network faults injected"]
+    assert {"drip", "401", "400"} <= set(faults), figures(day)
+    assert any(k.startswith("invalid") for k in f["documents"]), figures(day)
+
+
+@_known("#1 (re-provisioning strands the backlog: the central side is merged, the kiosk "
+        "does not yet send previous_device_ids) and #4 (a middlebox 400 dead-letters rows, a "
+        "401 stops sync)", "provision and sync")
+def test_every_signalled_check_in_reaches_the_central(day):
+    assert day["invariants"]["lost"] == 0, figures(day)
+
+
+def test_no_check_in_is_stored_twice(day):
+    assert day["invariants"]["duplicated"] == 0, figures(day)
+
+
+def test_no_watchlisted_person_passes(day):
+    assert day["invariants"]["watchlisted_passed"] == 0, figures(day)
+
+
+def test_no_officer_action_is_lost(day):
+    assert day["invariants"]["officer_actions_lost"] == 0, figures(day)
+
+
+def test_the_kiosk_never_exits_because_of_a_document(day):
+    assert day["invariants"]["document_exits"] == 0, figures(day)
+
+
+def test_the_lights_always_match_the_screen(day):
+    assert day["invariants"]["light_mismatches"] == 0, \
+        f"{day['mismatch_examples']}\n{figures(day)}"
+
+
+@pytest.mark.xfail(strict=False, reason="new finding, not in issue 9's list: with the disk full "
+                   "the sync worker logs 'unexpected error in the sync worker' with a "
+                   "traceback (StoreError: database or disk is full); seen on some runs")
+def test_no_traceback_on_screen_or_in_the_log(day):
+    assert day["invariants"]["tracebacks"] == 0, figures(day)
+
+
+def test_no_check_in_refused_while_the_disk_has_room(day):
+    assert day["invariants"]["not_recorded_with_disk_space"] == 0, figures(day)
+
+
+@_known("#5 (a slow-drip response hangs the sync thread)", "sync")
+def test_no_request_hangs_past_its_deadline(day):
+    assert day["invariants"]["hung_requests"] == 0, figures(day)
+
+
+def test_the_light_check_catches_a_green_light_without_a_pass(tmp_path):
+    """The harness's own check can fail: lights set behind the loop's back are reported."""
+    from bench.day import Day, Disk, KioskProcess
+
+    day = Day(tmp_path, seed=1, hours=0.1, quiet=True)
+    day.disk = Disk(tmp_path / "db", mount=False)
+    day.write_config()  # no server: sync is off
+    kiosk = KioskProcess(day)
+    try:
+        assert kiosk.start(), (tmp_path / "kiosk-001.log").read_text()
+        assert kiosk.send("probe")["state"] in ("splash", "scanning")
+        assert day.mismatches == []
+        kiosk.send("lights", pattern="pass")
+        kiosk.send("probe")
+    finally:
+        kiosk.stop()
+    assert day.mismatches and day.mismatches[0]["what"] == "green without a pass decided"
+
+
+def test_a_synced_policy_s_keep_fields_apply_at_once(day):
+    assert day["invariants"]["kept_more_than_policy"] == 0, figures(day)
+
+
+@pytest.mark.xfail(strict=False, reason="issue 9 #1 half-merged: the central answers 'forbidden' "
+                   "for a re-enrolled kiosk's old rows, the kiosk's sync (branch sync) does not "
+                   "know that answer and re-posts them at once, and provisioning (branch "
+                   "provision) does not yet send previous_device_ids")
+def test_the_kiosk_never_storms_the_central(day):
+    assert day["invariants"]["request_storms"] == 0, figures(day)
