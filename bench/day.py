@@ -241,7 +241,7 @@ class Day:
             done = self.cli("provision", "--server", self.proxy.url, "--token", "-",
                             "--name", "Cửa khẩu (day)", "--checkpoint", CHECKPOINT,
                             "--profile", "hospital", "--config", str(self.config),
-                            "--state-dir", str(self.state_dir), "--owner", "",
+                            "--state-dir", str(self.state_dir), "--owner", "", "--replace-token",
                             stdin=token + "\n")
             if done.returncode == 0:
                 return True

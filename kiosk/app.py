@@ -242,6 +242,7 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
     sync = None
     token = device_token(cfg)
     if cfg.sync.server_url:
+        from kiosk.documents import VALIDATORS
         from offline_queue.sync import SyncWorker
 
         try:
@@ -254,6 +255,10 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
                 connect_timeout=min(5.0, cfg.sync.timeout_seconds),
                 read_timeout=cfg.sync.timeout_seconds,
                 retention_days=cfg.store.retention_days,
+                # A fixed token file resumes delivery without a restart (issue 9 #4), and a
+                # document is stored only when this kiosk can apply it (#10).
+                token_file=cfg.sync.token_file,
+                validators=VALIDATORS,
                 **(sync_options or {}),
             )
         except ValueError as e:  # the client's own checks (a missing CA bundle file)

@@ -25,7 +25,7 @@ from typing import Any
 import requests
 
 from kiosk import __version__
-from kiosk.errors import SyncError
+from kiosk.errors import StoreError, SyncError
 from offline_queue.clock import Clock, iso
 from offline_queue.deadline import Deadline, DeadlineAdapter
 from offline_queue.documents import DOCUMENT_NAMES, Document, validate
@@ -729,6 +729,14 @@ class SyncWorker:
                 if self._stop.is_set():
                     break  # close() cut the request: not an error worth keeping
                 self._failed(e)
+            except StoreError as e:
+                # A known fault of this device (disk full, damaged file): one line, no
+                # traceback; the scan loop shows it and the worker tries again later.
+                self._failures += 1
+                self._record_error(e)
+                log.error("sync paused, the queue database failed: %s", quoted(str(e)))
+                self._publish()
+                self._sleep(min(self.backoff_cap, 60.0), wake_on_poke=False)
             except Exception as e:
                 self._failures += 1
                 self._record_error(e)
@@ -786,6 +794,9 @@ class SyncWorker:
                 self._outbox.set_meta(
                     last_error=message, reprovision_needed="1" if self._token_refused else "0"
                 )
+            except StoreError as e:  # the disk that failed the round fails this too
+                log.warning("cannot record the sync error in the queue database: %s",
+                            quoted(str(e)))
             except Exception:
                 log.exception("cannot record the sync error in the queue database")
 

@@ -6,9 +6,8 @@ driven by real pygame events; mock pins; real store on its own tmpfs), the real 
 behind the fault proxy, the real CLI for provisioning and publishing.  The day is played
 once per module; each invariant is its own test so a failure names what broke.
 
-The invariants marked xfail failed on main because of a defect listed in issue 9; the
-reason names the defect and the branch that fixes it.  They are not strict: remove the
-mark once the fix is merged and the test passes.
+Each invariant failed on the main of before issue 9 (docs/day.md has the figures); they all
+hold now, and none is marked expected-to-fail.
 """
 
 from __future__ import annotations
@@ -20,10 +19,6 @@ import pytest
 from bench.day import print_report, run_day
 
 pytestmark = pytest.mark.slow
-
-
-def _known(number: str, branch: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=False, reason=f"issue 9 {number}, fix on branch {branch}")
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +48,6 @@ def test_the_day_played_every_act(day):
     assert any(k.startswith("invalid") for k in f["documents"]), figures(day)
 
 
-@_known("#1 (re-provisioning strands the backlog: the central side is merged, the kiosk "
-        "does not yet send previous_device_ids) and #4 (a middlebox 400 dead-letters rows, a "
-        "401 stops sync)", "provision and sync")
 def test_every_signalled_check_in_reaches_the_central(day):
     assert day["invariants"]["lost"] == 0, figures(day)
 
@@ -81,9 +73,6 @@ def test_the_lights_always_match_the_screen(day):
         f"{day['mismatch_examples']}\n{figures(day)}"
 
 
-@pytest.mark.xfail(strict=False, reason="new finding, not in issue 9's list: with the disk full "
-                   "the sync worker logs 'unexpected error in the sync worker' with a "
-                   "traceback (StoreError: database or disk is full); seen on some runs")
 def test_no_traceback_on_screen_or_in_the_log(day):
     assert day["invariants"]["tracebacks"] == 0, figures(day)
 
@@ -92,7 +81,6 @@ def test_no_check_in_refused_while_the_disk_has_room(day):
     assert day["invariants"]["not_recorded_with_disk_space"] == 0, figures(day)
 
 
-@_known("#5 (a slow-drip response hangs the sync thread)", "sync")
 def test_no_request_hangs_past_its_deadline(day):
     assert day["invariants"]["hung_requests"] == 0, figures(day)
 
@@ -120,9 +108,5 @@ def test_a_synced_policy_s_keep_fields_apply_at_once(day):
     assert day["invariants"]["kept_more_than_policy"] == 0, figures(day)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9 #1 half-merged: the central answers 'forbidden' "
-                   "for a re-enrolled kiosk's old rows, the kiosk's sync (branch sync) does not "
-                   "know that answer and re-posts them at once, and provisioning (branch "
-                   "provision) does not yet send previous_device_ids")
 def test_the_kiosk_never_storms_the_central(day):
     assert day["invariants"]["request_storms"] == 0, figures(day)

@@ -83,3 +83,30 @@ def test_setup_logging_uses_the_safe_formatter(monkeypatch):
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+def test_a_full_disk_in_the_worker_is_one_error_line_not_a_traceback(tmp_path, caplog,
+                                                                       monkeypatch):
+    """Found by the checkpoint-day scenario: a disk-full StoreError in the worker was logged
+    as an 'unexpected error' with a traceback; it is a known fault, said in one line."""
+    from kiosk.errors import StoreError
+    from offline_queue.outbox import Outbox
+
+    with Store(tmp_path / "k.db", device_id="d", checkpoint_id="c") as store:
+        store.record(entry(1))
+    calls = []
+
+    def full(self, *args, **kwargs):
+        calls.append(1)
+        raise StoreError("queue database 'k.db': database or disk is full")
+
+    monkeypatch.setattr(Outbox, "claim_batch", full)
+    caplog.set_level(logging.INFO)
+    with ScriptedServer(lambda m, p, b: (200, {"results": []}, {})) as server, \
+            SyncWorker(db_path=tmp_path / "k.db", server_url=server.url, token="t",
+                       **FAST) as worker:
+        assert wait_for(lambda: len(calls) >= 2, timeout=10), "the worker stopped trying"
+        assert "disk is full" in (worker.status().last_error or "")
+    sync_records = [r for r in caplog.records if r.name == "offline_queue.sync"]
+    assert any("disk is full" in r.getMessage() for r in sync_records)
+    assert not [r for r in sync_records if r.exc_info], "a traceback was logged"
