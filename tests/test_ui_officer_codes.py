@@ -335,3 +335,38 @@ def test_the_start_up_provisioning_result_is_not_lost_to_a_code(kit, clock, tmp_
     post_tap(app.layout.banner.center)
     pump(app)
     assert app.state == "scanning"
+
+
+def test_change_last_decision_targets_the_person_the_officer_came_for(kit, clock):  # noqa: F811
+    """Found by the day scenario's long run: a card read while the officer typed the PIN
+    became "the last decision", and the override changed that stranger's decision.  The
+    officer came for the person decided before the session began; codes read during it are
+    notices and join the recent list, and become "last" once the officer has left."""
+    app = make_app(kit, clock)
+    kit.scan("cccd_mismatch")  # the person the officer comes for: check
+    pump(app)
+    assert app.state == "result"
+    waiting = last_row(kit)
+    assert waiting["decision"] == "check"
+    clock.advance(app.config.result_seconds + 0.1)
+    pump(app)
+    post_key(pygame.K_F2)
+    pump(app)
+    assert app.state == "pin"
+    clock.advance(1.0)
+    kit.scan("cccd", seed=4)  # the next citizen, meanwhile: pass, a notice
+    pump(app)
+    stranger = last_row(kit)
+    assert stranger["id"] != waiting["id"]
+    post_digits(PIN)
+    post_key(pygame.K_RETURN)
+    pump(app)
+    assert app.state == "officer"
+    tap(app, "override")
+    assert app.state == "override"
+    assert app.screen.target.checkin_id == waiting["id"]
+    # Once the officer has left, the stranger's decision is the last one again.
+    while app.state != "scanning":
+        post_key(pygame.K_ESCAPE)
+        pump(app)
+    assert app.last_recorded.checkin_id == stranger["id"]

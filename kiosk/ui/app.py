@@ -79,6 +79,9 @@ class KioskApp:
         # What "Change last decision" changes: the last check-in that was recorded, so a
         # venue poster scanned after a person does not hide that person's decision.
         self.last_recorded: Any = None
+        # Recorded while an officer screen was open: the officer came for the person decided
+        # before, so this becomes "last" only once the officer is back on a citizen screen.
+        self.recorded_meanwhile: Any = None
         # A result decided while an officer screen was open, shown compactly on that screen.
         self.notice: Any = None
         self.notice_until = 0.0
@@ -115,6 +118,8 @@ class KioskApp:
         self.screen.enter(self, **kwargs)
         if not self.officer_screen:
             self.notice = None  # back on a citizen screen: the result is in the counts
+            if state in ("scanning", "idle", "fault") and self.recorded_meanwhile is not None:
+                self.last_recorded, self.recorded_meanwhile = self.recorded_meanwhile, None
 
     def home(self) -> None:
         """The citizen-facing screen for the current health: scanning, or the fault screen."""
@@ -272,7 +277,7 @@ class KioskApp:
         """A scan, manual entry or override happened: show it and sound it."""
         self.last_result = result
         if getattr(result, "checkin_id", None) is not None:
-            self.last_recorded = result
+            self.last_recorded, self.recorded_meanwhile = result, None
         self.touch()
         self._counts_at = -1e9
         if self.sound is not None:
@@ -289,7 +294,7 @@ class KioskApp:
         like any other; here it is sounded and shown compactly, and the screen stays."""
         self.last_result = result
         if getattr(result, "checkin_id", None) is not None:
-            self.last_recorded = result
+            self.recorded_meanwhile = result
         self._counts_at = -1e9
         # Not self.touch(): a moving queue must not keep an abandoned panel open.
         self.notice = result
