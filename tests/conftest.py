@@ -78,3 +78,15 @@ def etc(tmp_path):
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file of a folder, to show that a failed provisioning left it byte for byte."""
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def pygame_display():
+    """pygame's display on the dummy driver, opened once for a module of screen tests."""
+    import pygame
+
+    pygame.display.init()
+    pygame.font.init()
+    pygame.display.set_mode((64, 64))
+    yield
+    pygame.display.quit()

@@ -29,13 +29,8 @@ from kiosk.ui.technician import RESTART_AFTER_S
 PIN = "2468"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def display():
-    pygame.display.init()
-    pygame.font.init()
-    pygame.display.set_mode((64, 64))
-    yield
-    pygame.display.quit()
+# A display for fonts and surfaces (tests/conftest.py), opened once per module.
+pytestmark = pytest.mark.usefixtures("pygame_display")
 
 
 @pytest.fixture

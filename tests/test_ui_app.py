@@ -37,13 +37,8 @@ class Clock:
         self.t += seconds
 
 
-@pytest.fixture(scope="module", autouse=True)
-def display():
-    pygame.display.init()
-    pygame.font.init()
-    pygame.display.set_mode((64, 64))
-    yield
-    pygame.display.quit()
+# A display for fonts and surfaces (tests/conftest.py), opened once per module.
+pytestmark = pytest.mark.usefixtures("pygame_display")
 
 
 @pytest.fixture

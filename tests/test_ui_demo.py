@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 from datetime import timedelta
 
-import pygame
 import pytest
 
 from kiosk import cmd_demo
@@ -18,14 +17,8 @@ from kiosk.ui.screens import OK, status_items
 from offline_queue.central.server import CentralServer
 from offline_queue.sync import sync_once
 
-
-@pytest.fixture(scope="module", autouse=True)
-def display():
-    pygame.display.init()
-    pygame.font.init()
-    pygame.display.set_mode((64, 64))
-    yield
-    pygame.display.quit()
+# A display for fonts and surfaces (tests/conftest.py), opened once per module.
+pytestmark = pytest.mark.usefixtures("pygame_display")
 
 
 @pytest.fixture

@@ -24,14 +24,8 @@ from kiosk.ui.app import KioskApp, run_frame
 from kiosk.ui.appliance import Appliance
 from kiosk.ui.artwork import COLOURS, NOT_PERSON_COLOUR
 
-
-@pytest.fixture(scope="module", autouse=True)
-def display():
-    pygame.display.init()
-    pygame.font.init()
-    pygame.display.set_mode((64, 64))
-    yield
-    pygame.display.quit()
+# A display for fonts and surfaces (tests/conftest.py), opened once per module.
+pytestmark = pytest.mark.usefixtures("pygame_display")
 
 
 @pytest.fixture
