@@ -55,6 +55,8 @@ setup(
         "systemd": ["systemd-python>=234"],
         "test": [
             "hypothesis>=6",
+            # tests/test_architecture.py: the layer contracts in pyproject.toml.
+            "import-linter>=2.1",
             # tests/test_api_contract.py checks docs/api.yaml and both sides against it.
             "openapi-spec-validator>=0.7",
             "pyyaml>=6",

@@ -2,7 +2,7 @@
 
     python -m bench.day --hours 30 --seed 7
 
-The kiosk runs in a child process (``bench.day_kiosk``: ``kiosk.app.build`` from a real
+The kiosk runs in a child process (``bench.day_kiosk``: ``kiosk.runtime.build.build`` from a real
 configuration file, the real screen on SDL's dummy driver, gpiozero mock pins, a real SQLite
 store), the central server (``offline_queue.central``) on 127.0.0.1 behind a fault proxy
 (``tests/faultproxy.py``).  The day is a plan made from the seed: a queue of people with
@@ -200,7 +200,7 @@ class Day:
         return taken
 
     def watchlist_body(self) -> bytes:
-        from kiosk.watchlist import Watchlist
+        from kiosk.domain.watchlist import Watchlist
 
         until = datetime.now(UTC).date() + timedelta(days=14)
         return Watchlist.build([(p.watch_key, until) for p in self.watchlisted],

@@ -2,7 +2,7 @@
 
     python -m bench.day_kiosk --config kiosk.toml --state-dir DIR
 
-Builds the kiosk exactly as ``checkpoint-kiosk run`` does (``kiosk.app.build`` from the
+Builds the kiosk exactly as ``checkpoint-kiosk run`` does (``kiosk.runtime.build.build`` from the
 configuration file: real SQLite store, sync worker, gpiozero mock pins) except for the
 camera: codes arrive as ``Decoded`` events on the loop's queue, either as sent (what the
 decoder thread would post) or from a synthetic camera frame decoded by the real decoder.
@@ -58,7 +58,8 @@ class Watch(logging.Handler):
         super().__init__(logging.INFO)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name == "kiosk.app" and str(record.msg).startswith("decisions use policy"):
+        if (record.name == "kiosk.runtime.build"
+                and str(record.msg).startswith("decisions use policy")):
             # Which policy is in force from here on, in the order of the results.
             emit(ev="policy", profile=str(record.args[0]) if record.args else None)
         if record.levelno >= logging.ERROR or record.exc_info:
@@ -199,7 +200,7 @@ class Driver:
     def inject(self, command: dict) -> None:
         import pygame
 
-        from kiosk.capture import Decoded
+        from kiosk.runtime.capture import Decoded
 
         op = command.get("op")
         self.current_tag = command.get("tag", self.current_tag)
@@ -252,8 +253,8 @@ class Driver:
         import random
 
         from hardware.qr import open_decoder
-        from kiosk.capture import Decoded
-        from kiosk.samples import Sample, frame
+        from kiosk.runtime.capture import Decoded
+        from kiosk.testing.samples import Sample, frame
 
         if self.decoder is None:
             self.decoder = open_decoder("auto")
@@ -282,8 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
     from kiosk import config as config_mod
-    from kiosk.app import build, setup_logging, stop_on_signals
     from kiosk.errors import KioskError
+    from kiosk.runtime.build import build, setup_logging, stop_on_signals
 
     try:
         cfg = config_mod.load(options.config)
@@ -304,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(cfg: Any, options: argparse.Namespace, build: Any, stop_on_signals: Any) -> int:
     import pygame
 
-    from kiosk.cmd_run import selftest_runner
+    from kiosk.main import selftest_runner
     from kiosk.ui import UiConfig
     from kiosk.ui.app import KioskApp, _main_loop
     from kiosk.ui.appliance import Appliance

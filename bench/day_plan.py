@@ -72,8 +72,8 @@ class Codes:
     def __init__(self, rng: random.Random) -> None:
         from cryptography.hazmat.primitives.asymmetric import ec
 
-        from kiosk.credentials import dcc_issue
-        from kiosk.trustlist import build_json
+        from kiosk.domain.trustlist import build_json
+        from kiosk.testing import dcc_issue
 
         self.rng = rng
         self.key = ec.generate_private_key(ec.SECP256R1())
@@ -104,7 +104,7 @@ class Codes:
                     f"01 - 043|01/01/2021|31/12/2021|01/01/2021|0103012345|-|4|01/01/2021|"
                     f"{p.n:x}-7|$").encode()
         if kind == "eu_dcc":
-            from kiosk.credentials import dcc_issue
+            from kiosk.testing import dcc_issue
 
             now = datetime.now(UTC)
             hcert = dcc_issue.vaccination(

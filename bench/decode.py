@@ -188,7 +188,7 @@ def table(scores: dict[str, dict[str, Score]]) -> str:
 
 def explore(frame_set: list[Frame]) -> str:
     """What each pass adds to one plain zxing call, as a region pass and as a frame pass."""
-    from hardware.qr_zxing import PREPARE
+    from hardware.qr.zxing import PREPARE
 
     base = ours([], [])
     plain_ok = {i for i, fr in enumerate(frame_set) if fr.payload in base(fr.image)}

@@ -21,12 +21,12 @@ from datetime import UTC, datetime, timedelta  # noqa: E402
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
 
-from kiosk.credentials import dcc_issue as di  # noqa: E402
-from kiosk.credentials import recognise  # noqa: E402
-from kiosk.model import Outcome  # noqa: E402
-from kiosk.policy import Checker, Policy  # noqa: E402
-from kiosk.trustlist import TrustList, build_json  # noqa: E402
-from kiosk.watchlist import Watchlist  # noqa: E402
+from kiosk.domain.credentials import recognise  # noqa: E402
+from kiosk.domain.model import Outcome  # noqa: E402
+from kiosk.domain.policy import Checker, Policy  # noqa: E402
+from kiosk.domain.trustlist import TrustList, build_json  # noqa: E402
+from kiosk.domain.watchlist import Watchlist  # noqa: E402
+from kiosk.testing import dcc_issue as di  # noqa: E402
 
 AT = datetime(2022, 6, 1, 1, 0, tzinfo=UTC)
 TARGETS = {"cccd": 1000, "pc_covid": 1000, "bhyt": 1000, "eu_dcc ES256": 100, "eu_dcc PS256": 100}

@@ -3,9 +3,10 @@
     python -m bench.latency --passes 10 --fps 30    (from the repo root; bench/inspect.py
                                                      shadows the stdlib inspect as a script)
 
-The kiosk is assembled by :func:`kiosk.app.build` (real store with ``synchronous=FULL`` in a
+The kiosk is assembled by :func:`kiosk.runtime.build.build` (real store with
+``synchronous=FULL`` in a
 temporary folder, the live policy checker, the recogniser, the signals on gpiozero's
-MockFactory) and a :class:`~kiosk.capture.CapturePipeline` on a camera-paced replay of the
+MockFactory) and a :class:`~kiosk.runtime.capture.CapturePipeline` on a camera-paced replay of the
 sample sequence, so the decode thread takes the newest frame as with a live camera.  The
 loop is driven with ``ScanLoop.step(timeout=0.1)`` exactly as ``run_headless`` drives it.
 
@@ -142,7 +143,7 @@ def write_frames(folder: Path, *, lead_in: int = 30, seed: int = 1,
     """
     from PIL import Image
 
-    from kiosk.samples import frame, sequence
+    from kiosk.testing.samples import frame, sequence
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -155,7 +156,7 @@ def write_frames(folder: Path, *, lead_in: int = 30, seed: int = 1,
 
 def segments(labels: Sequence[str], passes: int) -> list[Segment]:
     """The code segments of ``passes`` loop rounds; Frame.index counts from 1."""
-    from kiosk.samples import SAMPLES
+    from kiosk.testing.samples import SAMPLES
 
     readable = {s.name: s.readable for s in SAMPLES}
     out = []
@@ -242,7 +243,7 @@ def measure_decode(folder: Path, labels: Sequence[str], backend: str) -> tuple[f
     """Median ms of ``decoder.decode`` alone over every frame, and over readable-code frames."""
     from hardware.camera import ReplayCamera
     from hardware.qr import open_decoder
-    from kiosk.samples import SAMPLES
+    from kiosk.testing.samples import SAMPLES
 
     readable = {s.name for s in SAMPLES if s.readable}
     every, coded = [], []
@@ -275,10 +276,10 @@ def run_latency(workdir: Path, *, fps: float = 30.0, passes: int = 1,
     """
     from hardware.camera import ReplayCamera
     from hardware.qr import open_decoder
-    from kiosk.app import build
-    from kiosk.capture import CapturePipeline
     from kiosk.config import Config
-    from kiosk.scanloop import ScanResult
+    from kiosk.runtime.build import build
+    from kiosk.runtime.capture import CapturePipeline
+    from kiosk.runtime.scanloop import ScanResult
 
     folder = workdir / "frames"
     labels = write_frames(folder, lead_in=lead_in, gap_frames=gap_frames)

@@ -136,7 +136,7 @@ def run_memory(seconds: float, workdir: Path, *, fps: float = 30.0, interval: fl
     """
     import psutil
 
-    from kiosk.samples import write_sequence
+    from kiosk.testing.samples import write_sequence
 
     frames = workdir / "frames"
     write_sequence(frames)

@@ -4,7 +4,7 @@
 
 Runs the real ``KioskApp`` over the real ``ScanLoop`` (SQLite store in a temp folder,
 real parsers and policy) on SDL's dummy video driver.  Every frame gets a *new* 640×480
-camera frame (``kiosk.samples``), as on the appliance, so the preview conversion is
+camera frame (``kiosk.testing.samples``), as on the appliance, so the preview conversion is
 paid each time.  Reports update+draw+flip time per screen and size (mean, p95, max in
 ms) and the share of a 33.3 ms frame budget.  The dummy driver has no vsync and no GPU:
 numbers are CPU drawing cost, which is what the Pi 4 budget is about.
@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pygame  # noqa: E402
 
 from hardware.camera import Frame  # noqa: E402
-from kiosk.credentials import recognise  # noqa: E402
-from kiosk.policy import Checker, Policy  # noqa: E402
-from kiosk.samples import SAMPLES, frame  # noqa: E402
-from kiosk.scanloop import ScanLoop  # noqa: E402
+from kiosk.domain.credentials import recognise  # noqa: E402
+from kiosk.domain.policy import Checker, Policy  # noqa: E402
+from kiosk.runtime.scanloop import ScanLoop  # noqa: E402
+from kiosk.testing.samples import SAMPLES, frame  # noqa: E402
 from kiosk.ui import UiConfig  # noqa: E402
 from kiosk.ui.app import KioskApp  # noqa: E402
 from offline_queue.store import Store  # noqa: E402

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from kiosk.errors import CameraError
+from hardware.errors import CameraError
 
 log = logging.getLogger(__name__)
 

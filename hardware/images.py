@@ -1,4 +1,5 @@
-"""Loading image files as the grayscale frames the QR decoder takes."""
+"""Images for the QR decoder: files loaded as grayscale frames, and clean QR codes drawn for
+test cards and replayed frames."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from kiosk.errors import DecoderError
+from hardware.errors import DecoderError
 
 # A decompression bomb or a panorama is not a camera frame; Pillow's own limit (~89 Mpx)
 # only warns, so refuse clearly above it instead.
@@ -46,3 +47,16 @@ def load_gray(path: str | os.PathLike[str]) -> np.ndarray:
     except (OSError, ValueError, SyntaxError) as e:   # truncated or corrupt image data
         raise DecoderError(f"image file {str(p)!r} is damaged or truncated: {e}") from e
     return np.ascontiguousarray(gray)
+
+
+def qr_image(payload: str | bytes, *, module_px: int = 4, border: int = 4) -> Image.Image:
+    """A clean black-on-white QR code of ``payload`` (UTF-8, byte mode)."""
+    import segno
+
+    data = payload.encode("utf-8") if isinstance(payload, str) else payload
+    qr = segno.make_qr(data, error="m", boost_error=False)
+    rows = np.array([list(row) for row in qr.matrix], dtype=np.uint8)
+    modules = np.pad(rows, border)
+    img = np.where(modules > 0, 0, 255).astype(np.uint8)
+    img = np.kron(img, np.ones((module_px, module_px), dtype=np.uint8))
+    return Image.fromarray(img, "L")

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from kiosk.errors import HardwareError
+from hardware.errors import HardwareError
 
 log = logging.getLogger(__name__)
 

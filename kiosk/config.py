@@ -151,8 +151,8 @@ class UiSettings:
     idle_seconds: float = _doc("Inactivity before the attract screen.", default=60.0,
                                low=5, high=86_400)
     officer_pin: str = _doc(
-        "PIN for the officer panel: 4-8 digits or a hash from kiosk.ui.hash_pin (better: a "
-        "leaked config file then does not give the PIN away); empty = GPIO key only.",
+        "PIN for the officer panel: 4-8 digits or a hash from kiosk.domain.officers.hash_pin "
+        "(better: a leaked config file then does not give the PIN away); empty = GPIO key only.",
         default="")
     voice: bool = _doc("Play spoken prompts when a speaker is present.", default=False)
 
@@ -173,8 +173,8 @@ class Config:
     sync: SyncConfig = field(default_factory=SyncConfig)
     ui: UiSettings = field(default_factory=UiSettings)
     log: LogConfig = field(default_factory=LogConfig)
-    # The checkpoint policy is validated by kiosk.policy, which owns its keys; here it is kept
-    # as the raw table ({"profile": "border", ...overrides}).
+    # The checkpoint policy is validated by kiosk.domain.policy, which owns its keys; here it is
+    # kept as the raw table ({"profile": "border", ...overrides}).
     policy: Mapping[str, Any] = field(default_factory=lambda: {"profile": "border"})
 
     def replace(self, **sections: Any) -> Config:
@@ -271,9 +271,9 @@ def value_problems(cfg: Config, origin: Callable[[str], str] = lambda _key: "con
     keys in ``refused`` were already reported and hold their defaults: they are not checked.
     """
     from hardware.camera import CameraSpec
+    from kiosk.domain.officers import check_pin
+    from kiosk.domain.policy import Policy
     from kiosk.errors import CameraError, KioskError
-    from kiosk.policy import Policy
-    from kiosk.ui import UiConfig
 
     problems: list[ConfigError] = []
     url = cfg.sync.server_url
@@ -293,8 +293,9 @@ def value_problems(cfg: Config, origin: Callable[[str], str] = lambda _key: "con
     except KioskError as e:
         problems.append(ConfigError(f"{origin('policy')}: {e}"))
     try:
-        # The screen's own check (4-8 digits or a hash_pin() string); the value never shows.
-        UiConfig(officer_pin=cfg.ui.officer_pin or None)
+        # 4-8 digits or a hash_pin() string; the value never shows.
+        if cfg.ui.officer_pin:
+            check_pin(cfg.ui.officer_pin)
     except ConfigError as e:
         problems.append(ConfigError(f"{origin('ui.officer_pin')}: {e}"))
     if cfg.signals.enabled and "signals.enabled" not in refused:

@@ -1,38 +1,33 @@
-"""One exception family for the whole kiosk.
+"""One exception family for the whole kiosk, and the libraries' errors beside it.
 
-Each error also subclasses the builtin it resembles, so callers that only know the
-builtin still catch it.  Messages name the thing, show the bad value with ``!r`` and
-say how to fix it; the CLI turns them into one line and a non-zero exit.
+The device layer (``hardware``) and the queue (``offline_queue``) are libraries below the
+kiosk and own their errors; they are re-exported here so that ``kiosk`` code and the command
+line name every expected error from one place.  Each error also subclasses the builtin it
+resembles, so callers that only know the builtin still catch it.  Messages name the thing,
+show the bad value with ``!r`` and say how to fix it; the CLI turns every error in
+:data:`EXPECTED` into one line and a non-zero exit.
 """
+
+from hardware.errors import CameraError, DecoderError, DeviceSettingError, HardwareError
+from offline_queue.errors import QueueError, StoreError, SyncError
 
 
 class KioskError(Exception):
-    """Base of every error the kiosk raises on purpose."""
+    """Base of every error the kiosk application raises on purpose."""
 
 
 class ConfigError(KioskError, ValueError):
     """A configuration key is missing, of the wrong type or out of range."""
 
 
-class HardwareError(KioskError, OSError):
-    """A device (camera, pins, display) cannot be opened or stopped answering."""
-
-
-class CameraError(HardwareError):
-    """The camera cannot be opened or stopped delivering frames."""
-
-
-class DecoderError(HardwareError):
-    """The QR decoding library is missing or failed to load."""
-
-
-class StoreError(KioskError, OSError):
-    """The check-in database cannot be opened, migrated or written."""
-
-
-class SyncError(KioskError, OSError):
-    """Talking to the central platform failed."""
-
-
 class ProvisionError(KioskError):
     """Enrolment with the central platform or a provisioning file failed."""
+
+
+#: What the command line reports as one line and exit status 1 (anything else is a bug).
+EXPECTED: tuple[type[Exception], ...] = (KioskError, HardwareError, DeviceSettingError,
+                                         QueueError)
+
+__all__ = ["EXPECTED", "CameraError", "ConfigError", "DecoderError", "DeviceSettingError",
+           "HardwareError", "KioskError", "ProvisionError", "QueueError", "StoreError",
+           "SyncError"]

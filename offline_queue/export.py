@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, TextIO
 
-from kiosk.errors import StoreError
 from offline_queue.clock import iso
+from offline_queue.errors import StoreError
 
 COLUMNS = (
     "id", "time", "corrected_time", "clock_synced", "device_id", "checkpoint_id", "direction",

@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from kiosk.errors import StoreError
 from offline_queue import wire
 from offline_queue.clock import Anchor, Clock, iso
 from offline_queue.documents import Document, sha256
+from offline_queue.errors import StoreError
 from offline_queue.store import (
     boot_anchor,
     connect,

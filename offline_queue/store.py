@@ -22,11 +22,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from kiosk import __version__
-from kiosk.errors import StoreError
 from offline_queue import migrations
 from offline_queue.clock import Anchor, Clock, iso, parse_iso
 from offline_queue.documents import Document, check_name
+from offline_queue.errors import StoreError
 from offline_queue.records import CheckIn, uuid7
 
 log = logging.getLogger(__name__)
@@ -264,6 +263,7 @@ class Store:
         clock: Clock | None = None,
         tz: tzinfo | None = None,
         min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
+        app_version: str = "unknown",
     ) -> None:
         if not device_id or not checkpoint_id:
             raise ValueError(
@@ -279,6 +279,7 @@ class Store:
         self.clock = clock or Clock()
         self.tz = tz
         self.min_free_bytes = min_free_bytes
+        self.app_version = app_version  # recorded with each check-in (the kiosk's version)
         self._lock = threading.Lock()
         self._closed = False
         self._db = connect(self.path, synchronous="FULL", migrate=False)
@@ -337,7 +338,7 @@ class Store:
             entry.person_key, json.dumps(dict(entry.display), ensure_ascii=False, sort_keys=True),
             entry.decision, json.dumps(list(entry.reasons)), entry.source, entry.override_of,
             entry.original_decision, entry.override_reason, iso(now), mono,
-            self.clock.boot_id, int(synced), __version__, "ntp" if synced else "none",
+            self.clock.boot_id, int(synced), self.app_version, "ntp" if synced else "none",
         )
         with self._lock:
             self._check_open()

@@ -24,16 +24,17 @@ from typing import Any
 
 import requests
 
-from kiosk import __version__
-from kiosk.errors import StoreError, SyncError
 from offline_queue.clock import Clock, iso
 from offline_queue.deadline import Deadline, DeadlineAdapter
 from offline_queue.documents import DOCUMENT_NAMES, Document, validate
+from offline_queue.errors import StoreError, SyncError
 from offline_queue.outbox import Outbox
 from offline_queue.serverurl import check_server_url
 
 log = logging.getLogger(__name__)
 
+# The caller names itself (the kiosk passes "checkpoint-kiosk/<version>").
+USER_AGENT = "offline-queue"
 MAX_RETRY_AFTER_S = 3600.0
 
 
@@ -133,6 +134,7 @@ class SyncClient:
         session: requests.Session | None = None,
         clock: Clock | None = None,
         before_request: Callable[[], None] | None = None,
+        user_agent: str = USER_AGENT,
     ) -> None:
         server_url = check_server_url(server_url, "server_url")  # https; http only to here
         if ca_bundle is not None and not os.path.isfile(ca_bundle):
@@ -149,7 +151,7 @@ class SyncClient:
             self.session.mount(prefix, DeadlineAdapter())
         # TLS verification is always on; a private CA is added, never verification removed.
         self.session.verify = ca_bundle or True
-        self.session.headers["User-Agent"] = f"checkpoint-kiosk/{__version__}"
+        self.session.headers["User-Agent"] = user_agent
         self.set_token(token)
         self.time_sample: TimeSample | None = None  # of the last successful exchange
         self._active: Deadline | None = None
@@ -568,6 +570,7 @@ class SyncWorker:
         clock: Clock | None = None,
         session: requests.Session | None = None,
         rng: random.Random | None = None,
+        user_agent: str = USER_AGENT,
     ) -> None:
         self.clock = clock or Clock()
         self.token_file = token_file
@@ -575,7 +578,7 @@ class SyncWorker:
         self._client = SyncClient(
             server_url, token, ca_bundle=ca_bundle, connect_timeout=connect_timeout,
             read_timeout=read_timeout, total_timeout=total_timeout, session=session,
-            clock=self.clock, before_request=self._beat,
+            clock=self.clock, before_request=self._beat, user_agent=user_agent,
         )
         self._outbox = Outbox(db_path)
         self._syncer = Syncer(self._outbox, self._client, clock=self.clock,
@@ -839,6 +842,7 @@ def sync_once(
     read_timeout: float = 30.0,
     total_timeout: float | None = None,
     validators: Mapping[str, Validator] | None = None,
+    user_agent: str = USER_AGENT,
 ) -> SyncOnceResult:
     """Push everything pending and pull the documents once (``checkpoint-kiosk sync --once``).
 
@@ -847,7 +851,8 @@ def sync_once(
     """
     clock = clock or Clock()
     client = SyncClient(server_url, token, ca_bundle=ca_bundle, connect_timeout=connect_timeout,
-                        read_timeout=read_timeout, total_timeout=total_timeout, clock=clock)
+                        read_timeout=read_timeout, total_timeout=total_timeout, clock=clock,
+                        user_agent=user_agent)
     with Outbox(db_path) as outbox:
         try:
             outbox.reset_in_flight()

@@ -119,7 +119,7 @@ def test_enrol_checkins_documents_and_report_keep_to_the_contract(server, tmp_pa
 
 
 def test_reenrol_publish_and_errors_keep_to_the_contract(tmp_path):
-    from kiosk.documents import VALIDATORS
+    from kiosk.domain.documents import VALIDATORS
 
     with CentralServer(tmp_path / "c.db", admin_token="adm", validators=VALIDATORS) as server:
         db = central_db.connect(tmp_path / "c.db")

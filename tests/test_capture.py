@@ -8,9 +8,9 @@ from PIL import Image
 
 from hardware.camera import Frame, ReplayCamera
 from hardware.qr import open_decoder
-from kiosk.capture import CameraStatus, CapturePipeline, Decoded, StreamEnded
 from kiosk.errors import CameraError, DecoderError
-from kiosk.samples import SAMPLES, frame
+from kiosk.runtime.capture import CameraStatus, CapturePipeline, Decoded, StreamEnded
+from kiosk.testing.samples import SAMPLES, frame
 
 
 def drain(events, until, timeout=10.0):

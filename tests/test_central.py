@@ -14,7 +14,7 @@ import requests
 from click.testing import CliRunner
 
 from kiosk.cli import cli
-from kiosk.watchlist import Watchlist
+from kiosk.domain.watchlist import Watchlist
 from offline_queue.central import db as central_db
 from offline_queue.central.server import CentralServer
 

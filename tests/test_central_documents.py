@@ -11,8 +11,8 @@ import requests
 from click.testing import CliRunner
 
 from kiosk.cli import cli
-from kiosk.documents import VALIDATORS
-from kiosk.watchlist import Watchlist
+from kiosk.domain.documents import VALIDATORS
+from kiosk.domain.watchlist import Watchlist
 from offline_queue.central import db as central_db
 from offline_queue.central.server import CentralServer
 

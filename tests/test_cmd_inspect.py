@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from kiosk.credentials import dcc_issue as di
-from kiosk.trustlist import build_json
-from kiosk.watchlist import Watchlist
+from kiosk.domain.trustlist import build_json
+from kiosk.domain.watchlist import Watchlist
+from kiosk.testing import dcc_issue as di
 
 REPO = Path(__file__).resolve().parents[1]
 AT = datetime(2022, 6, 1, 1, 0, tzinfo=UTC)

@@ -6,8 +6,8 @@ import unicodedata
 
 import pytest
 
-from kiosk.credentials import recognise
-from kiosk.model import Kind
+from kiosk.domain.credentials import recognise
+from kiosk.domain.model import Kind
 
 # Synthetic person: female born 1985 in Hà Nội -> 001 / 1 / 85 / serial.
 NAME = "Trần Thị Bích Ngọc"
@@ -77,7 +77,7 @@ def test_issue_before_birth_is_reported():
 
 
 def test_all_63_provinces_known():
-    from kiosk.credentials.cccd import PROVINCES
+    from kiosk.domain.credentials.cccd import PROVINCES
 
     assert len(PROVINCES) == 63
     assert all(unicodedata.is_normalized("NFC", v) for v in PROVINCES.values())

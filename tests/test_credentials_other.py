@@ -7,9 +7,9 @@ import unicodedata
 
 import pytest
 
-from kiosk.credentials import recognise
-from kiosk.credentials.masking import mask_id, mask_name
-from kiosk.model import Kind
+from kiosk.domain.credentials import recognise
+from kiosk.domain.credentials.masking import mask_id, mask_name
+from kiosk.domain.model import Kind
 
 PC_COVID = "******012345|NGUYEN VAN BINH|1990-**-**|0|162979388586171234|1<GD4790*******<0912******"
 

@@ -15,13 +15,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from kiosk.credentials import dcc_issue as di
-from kiosk.credentials import recognise
-from kiosk.credentials._text import MAX_NAME, is_unsafe
-from kiosk.model import Credential, Outcome
-from kiosk.policy import Checker, Policy
-from kiosk.reasons import REASONS
-from kiosk.trustlist import TrustList
+from kiosk.domain.credentials import recognise
+from kiosk.domain.credentials._text import MAX_NAME, is_unsafe
+from kiosk.domain.model import Credential, Outcome
+from kiosk.domain.policy import Checker, Policy
+from kiosk.domain.reasons import REASONS
+from kiosk.domain.trustlist import TrustList
+from kiosk.testing import dcc_issue as di
 
 AT = datetime(2022, 6, 1, 3, 0, tzinfo=UTC)
 NAME = "Trần Thị Bích Ngọc"

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from conftest import SHARED
 
-from kiosk.credentials import dcc
-from kiosk.credentials.dcc import DccEvidence
-from kiosk.model import Outcome
-from kiosk.policy import Checker, Policy
-from kiosk.trustlist import TrustList, build_json
+from kiosk.domain.credentials import dcc
+from kiosk.domain.credentials.dcc import DccEvidence
+from kiosk.domain.model import Outcome
+from kiosk.domain.policy import Checker, Policy
+from kiosk.domain.trustlist import TrustList, build_json
 
 VECTORS = SHARED / "testdata" / "dgc-common"
 NAMES = sorted(p.name for p in VECTORS.glob("*.json")) if VECTORS.is_dir() else []

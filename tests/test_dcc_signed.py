@@ -9,12 +9,12 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from kiosk.credentials import dcc_issue as di
-from kiosk.credentials import recognise
-from kiosk.credentials.base45 import b45decode, b45encode
-from kiosk.model import Kind, Outcome
-from kiosk.policy import Checker, Policy
-from kiosk.trustlist import TrustList, build_json
+from kiosk.domain.credentials import recognise
+from kiosk.domain.credentials.base45 import b45decode, b45encode
+from kiosk.domain.model import Kind, Outcome
+from kiosk.domain.policy import Checker, Policy
+from kiosk.domain.trustlist import TrustList, build_json
+from kiosk.testing import dcc_issue as di
 
 AT = datetime(2022, 6, 1, 1, 0, tzinfo=UTC)
 DSC_FROM, DSC_TO = datetime(2022, 1, 1, tzinfo=UTC), datetime(2023, 1, 1, tzinfo=UTC)

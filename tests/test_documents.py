@@ -10,12 +10,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiosk.credentials import dcc_issue as di
-from kiosk.documents import VALIDATORS, DocumentError, validate
+from kiosk.domain.documents import VALIDATORS, DocumentError, validate
+from kiosk.domain.policy import Policy
+from kiosk.domain.trustlist import build_json
+from kiosk.domain.watchlist import Watchlist
 from kiosk.errors import KioskError
-from kiosk.policy import Policy
-from kiosk.trustlist import build_json
-from kiosk.watchlist import Watchlist
+from kiosk.testing import dcc_issue as di
 
 AT = datetime(2022, 6, 1, tzinfo=UTC)
 

@@ -12,12 +12,12 @@ import cbor2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kiosk.credentials import recognise
-from kiosk.credentials._text import MAX_NAME, is_unsafe
-from kiosk.credentials.base45 import b45encode
-from kiosk.model import Credential, Kind, Outcome
-from kiosk.policy import Checker, Policy
-from kiosk.trustlist import TrustList
+from kiosk.domain.credentials import recognise
+from kiosk.domain.credentials._text import MAX_NAME, is_unsafe
+from kiosk.domain.credentials.base45 import b45encode
+from kiosk.domain.model import Credential, Kind, Outcome
+from kiosk.domain.policy import Checker, Policy
+from kiosk.domain.trustlist import TrustList
 
 AT = datetime(2022, 6, 1, tzinfo=UTC)
 CHECKER = Checker(policy=Policy.load("border"), trust_list=TrustList([], fetched_at=AT))

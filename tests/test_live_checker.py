@@ -3,7 +3,7 @@
 A stored document the kiosk cannot apply never stops start-up (under ``Restart=always`` that
 was a reboot loop at every checkpoint): it is skipped, the fault is reported, a later good
 version is applied.  A synced policy's ``keep_fields`` applies to the very next record.
-Real store files, the real ``kiosk.app.build`` with a replayed camera and mock pins.
+Real store files, the real ``kiosk.runtime.build.build`` with a replayed camera and mock pins.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 
 from kiosk import config as config_mod
-from kiosk.app import LiveChecker, build
-from kiosk.credentials import recognise
-from kiosk.model import Outcome
-from kiosk.samples import SAMPLES, background, qr_image
-from kiosk.scanloop import ScanLoop, ScanResult
-from kiosk.watchlist import Watchlist
+from kiosk.domain.credentials import recognise
+from kiosk.domain.model import Outcome
+from kiosk.domain.watchlist import Watchlist
+from kiosk.runtime.build import build
+from kiosk.runtime.checker import LiveChecker
+from kiosk.runtime.scanloop import ScanLoop, ScanResult
+from kiosk.testing.samples import SAMPLES, background, qr_image
 from offline_queue.documents import Document
 from offline_queue.outbox import Outbox
 from offline_queue.store import Store
@@ -128,7 +129,7 @@ def test_a_synced_keep_fields_applies_to_the_next_record(tmp_path):
     with Store(db, device_id="d", checkpoint_id="c") as store:
         live = LiveChecker(config(tmp_path, db), store, refresh_seconds=0)
         store_document(db, "policy", b'{"profile": "hospital", "watchlist": false}')
-        # As kiosk.app.build makes it: the policy of the moment passed at construction.
+        # As kiosk.runtime.build.build makes it: the policy of the moment passed at construction.
         loop = ScanLoop(store=store, checker=live, recognise=recognise,
                         keep_fields=live.policy.keep_fields,
                         accepted_kinds=live.policy.accepted_kinds)

@@ -1,4 +1,4 @@
-"""kiosk.notify in-process: the sd_notify sender, the supervisor, journal fields."""
+"""kiosk.ops.notify in-process: the sd_notify sender, the supervisor, journal fields."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from kiosk import notify
+from kiosk.ops import notify
 from offline_queue.records import CheckIn
 from offline_queue.store import Store
 from offline_queue.sync import SyncWorker
@@ -52,7 +52,7 @@ def test_both_backends_speak_the_datagram_protocol(fake, backend):
 def test_a_stale_socket_is_reported_once_and_never_raises(monkeypatch, tmp_path, caplog):
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "gone.sock"))
     with notify.Notifier() as n:
-        with caplog.at_level(logging.WARNING, "kiosk.notify"):
+        with caplog.at_level(logging.WARNING, "kiosk.ops.notify"):
             assert n.ping() is False
             assert n.ping() is False
     assert len([r for r in caplog.records if "cannot notify systemd" in r.message]) == 1
@@ -174,7 +174,7 @@ def test_journal_gets_checkin_fields_and_nothing_personal():
     sent = []
     handler = notify.journal_handler(sender=lambda msg, **fields: sent.append((msg, fields)))
     assert handler is not None
-    logger = logging.getLogger("kiosk.scanloop")
+    logger = logging.getLogger("kiosk.runtime.scanloop")
     logger.addHandler(handler)
     try:
         logger.warning("check-in %s: %s %s (%s)", "0190-abc", "cccd", "check", "gender_mismatch",
@@ -192,7 +192,7 @@ def test_journal_gets_checkin_fields_and_nothing_personal():
 def test_status_line_has_backlog_and_last_sync_and_faults():
     from datetime import UTC, datetime
 
-    from kiosk.scanloop import Health
+    from kiosk.runtime.scanloop import Health
 
     h = Health(camera_ok=False, camera_message="no camera", store_ok=True, store_message=None,
                disk_low=True, online=False, backlog=12,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.samples import write_sequence
+from kiosk.testing.samples import write_sequence
 from tests.notifysock import FakeSystemd
 
 REPO = Path(__file__).resolve().parents[1]

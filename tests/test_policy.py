@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.credentials import recognise
+from kiosk.domain.credentials import recognise
+from kiosk.domain.model import Credential, Decision, Kind, Outcome
+from kiosk.domain.policy import PROFILES, Checker, Policy
+from kiosk.domain.reasons import PRIVATE, REASONS, WAIT_FOR_OFFICER
 from kiosk.errors import ConfigError
-from kiosk.model import Credential, Decision, Kind, Outcome
-from kiosk.policy import PROFILES, Checker, Policy
-from kiosk.reasons import PRIVATE, REASONS, WAIT_FOR_OFFICER
 
 AT = datetime(2022, 6, 1, 8, 0, tzinfo=UTC)
 CCCD = "001185012345||Trần Thị Bích Ngọc|14071985|Nữ|Hà Nội|10052021"
@@ -144,7 +144,7 @@ def test_override_keeps_the_original_decision():
 
 def test_every_reason_code_in_the_sources_has_messages():
     """Collect every snake_case string literal that is a reason code and look it up."""
-    root = Path(__file__).resolve().parents[1] / "kiosk"
+    root = Path(__file__).resolve().parents[1] / "kiosk" / "domain"
     used: set[str] = set()
     for path in [*root.glob("credentials/*.py"), root / "policy.py"]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

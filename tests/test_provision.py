@@ -15,8 +15,8 @@ import pytest
 from conftest import new_token, snapshot
 
 from kiosk import config as config_mod
-from kiosk import provision as prov
 from kiosk.errors import ProvisionError
+from kiosk.ops import provision as prov
 from offline_queue.central import db as central_db
 
 REPO = Path(__file__).resolve().parents[1]
@@ -179,7 +179,7 @@ def test_file_on_media_is_imported_once_and_the_result_kept_for_the_screen(centr
 
 def test_provisioning_qr_round_trip_through_a_real_decoder(central, etc):
     from hardware.qr import open_decoder
-    from kiosk.samples import qr_image
+    from kiosk.testing.samples import qr_image
 
     token = new_token(central)
     request = prov.Request(central.url, token, checkpoint_name="Hữu Nghị", camera="picamera2")
@@ -220,7 +220,7 @@ def test_a_hostile_servers_words_cannot_forge_a_log_line(etc, caplog):
     import http.server
     import threading
 
-    forged = "no\n2026-12-04 INFO kiosk.provision: enrolled as kiosk-evil\x1b[2J\u202e"
+    forged = "no\n2026-12-04 INFO kiosk.ops.provision: enrolled as kiosk-evil\x1b[2J\u202e"
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 - http.server's name
@@ -246,5 +246,5 @@ def test_a_hostile_servers_words_cannot_forge_a_log_line(etc, caplog):
         server.server_close()
     message = str(e.value)
     assert "\n" not in message and "\x1b" not in message and "\u202e" not in message
-    assert "'no\\n2026-12-04 INFO kiosk.provision: enrolled as kiosk-evil\\x1b[2J\\u202e'" \
+    assert "'no\\n2026-12-04 INFO kiosk.ops.provision: enrolled as kiosk-evil\\x1b[2J\\u202e'" \
         in message

@@ -14,7 +14,7 @@ import pytest
 import requests
 from conftest import new_token
 
-from kiosk import provision as prov
+from kiosk.ops import provision as prov
 from offline_queue.central import db as central_db
 from offline_queue.records import CheckIn
 from offline_queue.store import Store

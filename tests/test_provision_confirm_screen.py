@@ -2,7 +2,7 @@
 
 Real pygame events on the dummy driver over the real scan loop (``test_ui_loop.kit``), two real
 central servers on 127.0.0.1 (the kiosk's own and the stick's), the real staging in
-``kiosk.provision``.  A screenshot of the question is written for a person to look at.
+``kiosk.ops.provision``.  A screenshot of the question is written for a person to look at.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from test_ui_appliance import run_until
 from test_ui_loop import kit  # noqa: F401 - the fixture
 
 from kiosk import config as config_mod
-from kiosk import provision as prov
+from kiosk.ops import provision as prov
 from kiosk.ui import UiConfig
 from kiosk.ui.app import PROVISION_POLL_S, KioskApp
 from kiosk.ui.appliance import Appliance

@@ -12,8 +12,8 @@ import pytest
 from conftest import snapshot
 
 from kiosk import config as config_mod
-from kiosk import provision as prov
 from kiosk.errors import ConfigError, ProvisionError
+from kiosk.ops import provision as prov
 from offline_queue.serverurl import check_server_url
 from offline_queue.sync import SyncClient
 

@@ -19,8 +19,8 @@ import pytest
 from conftest import new_token, snapshot
 
 from kiosk import config as config_mod
-from kiosk import provision as prov
 from kiosk.errors import ProvisionError
+from kiosk.ops import provision as prov
 from offline_queue.central import db as central_db
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,7 +97,7 @@ def test_a_stick_on_an_enrolled_kiosk_is_staged_not_applied(central, other, etc,
 
 def test_rejected_nothing_changes_and_it_is_not_offered_again(etc, enrolled, stick, tmp_path,
                                                               caplog):
-    caplog.set_level(logging.INFO, logger="kiosk.provision")
+    caplog.set_level(logging.INFO, logger="kiosk.ops.provision")
     prov.import_from_media(**kw(etc, tmp_path, stick))
     before = snapshot(etc)
     rejected = prov.reject_pending(tmp_path / "state")
@@ -113,7 +113,7 @@ def test_rejected_nothing_changes_and_it_is_not_offered_again(etc, enrolled, sti
 
 def test_confirmed_the_kiosk_moves_and_what_changed_is_logged(other, etc, enrolled, stick,
                                                              tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="kiosk.provision")
+    caplog.set_level(logging.INFO, logger="kiosk.ops.provision")
     prov.import_from_media(**kw(etc, tmp_path, stick))
     result = prov.confirm_pending(tmp_path / "state", config_path=etc / "kiosk.toml")
     assert result.ok and result.checkpoint_id == "QN-MONGCAI"

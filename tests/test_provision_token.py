@@ -14,8 +14,8 @@ import pytest
 from conftest import new_token, snapshot
 
 from kiosk import config as config_mod
-from kiosk import provision as prov
 from kiosk.errors import ProvisionError
+from kiosk.ops import provision as prov
 from offline_queue.central import db as central_db
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,7 +108,7 @@ def test_an_existing_token_is_not_replaced_without_replace_token(central, etc, k
 
 
 def test_the_library_refuses_and_logs_what_it_replaced(central, etc, kiosk_a, caplog):
-    caplog.set_level(logging.INFO, logger="kiosk.provision")
+    caplog.set_level(logging.INFO, logger="kiosk.ops.provision")
     token = new_token(central, "LS-A", "A")
     with pytest.raises(ProvisionError, match="already holds a device token"):
         prov.provision(prov.Request(central.url, token), config_path=etc / "kiosk.toml")

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hardware.errors import DecoderError, DeviceSettingError
 from hardware.images import load_gray
 from hardware.qr import Code, Decoder, open_decoder
-from kiosk.errors import ConfigError, DecoderError
 
 DATA = Path(__file__).parent / "data" / "qr"
 sys.path.insert(0, str(DATA))
@@ -40,7 +40,7 @@ def test_vietnamese_text_comes_back_byte_for_byte(decoder: Decoder, name: str, p
 def test_plain_pyzbar_mangles_short_vietnamese_and_ours_does_not():
     from pyzbar import pyzbar
 
-    from hardware.qr_zbar import PyzbarDecoder
+    from hardware.qr.zbar import PyzbarDecoder
 
     frame = load_gray(DATA / "short_vi.png")
     plain = pyzbar.decode(frame, symbols=[pyzbar.ZBarSymbol.QRCODE])
@@ -123,12 +123,12 @@ def test_decoders_follow_the_protocol_and_close_twice():
 
 
 def test_unknown_backend_names_the_choices():
-    with pytest.raises(ConfigError, match=r"'zbar'.*auto, zxing, pyzbar"):
+    with pytest.raises(DeviceSettingError, match=r"'zbar'.*auto, zxing, pyzbar"):
         open_decoder("zbar")
 
 
 def test_unknown_pass_is_a_config_error():
-    with pytest.raises(ConfigError, match="'sharpn'"):
+    with pytest.raises(DeviceSettingError, match="'sharpn'"):
         open_decoder("auto", region_passes=["sharpn"])
 
 
@@ -243,7 +243,7 @@ def test_auto_reads_small_dense_codes_plain_zxing_misses(index: int):
 
 def test_texture_boxes_surround_a_small_code_and_ignore_flat_frames():
     from bench.framegen import make_frame
-    from hardware.qr_zxing import texture_boxes
+    from hardware.qr.zxing import texture_boxes
 
     frame = make_frame("small_dense", 3, seed=7)
     with open_decoder("auto") as d:

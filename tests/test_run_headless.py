@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.samples import SAMPLES, write_sequence
+from kiosk.testing.samples import SAMPLES, write_sequence
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,12 +7,12 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from hardware.signals import Pattern, Signals
-from kiosk.capture import Decoded
-from kiosk.credentials import recognise
+from kiosk.domain.credentials import recognise
+from kiosk.domain.model import Decision, Kind, Outcome
 from kiosk.errors import KioskError, StoreError
-from kiosk.model import Decision, Kind, Outcome
-from kiosk.samples import SAMPLES
-from kiosk.scanloop import ButtonPress, ScanLoop, ScanResult
+from kiosk.runtime.capture import Decoded
+from kiosk.runtime.scanloop import ButtonPress, ScanLoop, ScanResult
+from kiosk.testing.samples import SAMPLES
 from offline_queue.store import Store
 
 CCCD = next(s for s in SAMPLES if s.name == "cccd").payload.encode()
@@ -180,7 +180,7 @@ def test_camera_fault_blinks_amber(kiosk):
 
 
 def test_manual_entry_is_validated_and_recorded_as_manual(tmp_path, factory):
-    from kiosk.credentials import from_cccd_number
+    from kiosk.domain.credentials import from_cccd_number
 
     with Store(tmp_path / "k.db", device_id="d", checkpoint_id="c") as store:
         loop = ScanLoop(store=store, checker=RecognisedPasses(), recognise=recognise,

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from kiosk import config as config_mod
-from kiosk import provision as prov
-from kiosk.selftest import FAIL, PASS, WARN, run_selftest
-from kiosk.selftest import test_card_image as card_image
+from kiosk.ops import provision as prov
+from kiosk.ops.selftest import FAIL, PASS, WARN, run_selftest
+from kiosk.ops.selftest import test_card_image as card_image
 from offline_queue.central import db as central_db
 from offline_queue.central.server import CentralServer
 
@@ -146,7 +146,7 @@ def test_without_gpio_the_lights_check_warns_instead_of_asking_about_simulated_l
 
 
 def test_the_report_never_prints_raw_control_characters():
-    from kiosk.selftest import Check, SelfTestReport
+    from kiosk.ops.selftest import Check, SelfTestReport
 
     # A hostile server's error text ends up in the server check's detail.
     report = SelfTestReport((Check("server", FAIL, "answered \x1b[2J\x9b31m\u202eevil"),))

@@ -8,7 +8,7 @@ import pytest
 
 from bench.latency import LIGHT_OF, run_latency, segments
 from bench.memory import MIB, Sample, analyse, run_memory, slope_per_minute
-from kiosk.samples import SAMPLES
+from kiosk.testing.samples import SAMPLES
 
 READABLE = [s.name for s in SAMPLES if s.readable]
 

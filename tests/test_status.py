@@ -9,8 +9,8 @@ import tarfile
 from pathlib import Path
 
 from kiosk import config as config_mod
-from kiosk import status as status_mod
-from kiosk.support import make_bundle, mask_line
+from kiosk.ops import status as status_mod
+from kiosk.ops.support import make_bundle, mask_line
 from offline_queue.records import CheckIn
 from offline_queue.store import Store
 
@@ -125,7 +125,7 @@ def status(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_status_takes_db_and_state_dir_like_run_and_provision(tmp_path):
-    from kiosk.provision import Result, save_result
+    from kiosk.ops.provision import Result, save_result
 
     path = kiosk_config(tmp_path)
     other = tmp_path / "other.db"
@@ -164,7 +164,7 @@ def test_status_shows_every_config_problem_and_never_raw_control_characters(tmp_
     path = kiosk_config(tmp_path)
     state = tmp_path / "state"
     state.mkdir()
-    from kiosk.provision import Result, save_result
+    from kiosk.ops.provision import Result, save_result
 
     # A hostile stick or server: its texts carry a clear-screen, a title change, a C1 CSI
     # and a bidi override.

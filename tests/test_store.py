@@ -64,7 +64,7 @@ def raw(path) -> sqlite3.Connection:
 
 def test_record_is_committed_with_every_field(db_path):
     t = FakeTime(datetime(2021, 9, 20, 3, 0, tzinfo=UTC), synced=False)
-    with open_store(db_path, t.clock("boot-x")) as store:
+    with open_store(db_path, t.clock("boot-x"), app_version=__version__) as store:
         checkin_id = store.record(entry())
         # Read through an independent connection while the store is still open: the
         # row must already be committed when record() returns.

@@ -14,7 +14,7 @@ central, enrolled = base.central, base.enrolled  # the same fixtures
 
 
 def refuse_airport(body: bytes) -> None:
-    """A validator as kiosk/documents.py gives them: ValueError with a clear message."""
+    """A validator as kiosk/domain/documents.py gives them: ValueError with a clear message."""
     if json.loads(body).get("profile") not in ("border", "office"):
         raise ValueError(f"policy profile is {json.loads(body)['profile']!r}\n; use border")
 

@@ -71,7 +71,7 @@ def test_a_server_error_text_gives_one_escaped_log_line(tmp_path, caplog):
 
 
 def test_setup_logging_uses_the_safe_formatter(monkeypatch):
-    from kiosk.app import setup_logging
+    from kiosk.runtime.build import setup_logging
 
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     root = logging.getLogger()

@@ -18,9 +18,10 @@ from gpiozero.pins.mock import MockFactory
 from test_ui_loop import kit  # noqa: F401 - the fixture
 
 from hardware.signals import Buttons, Pattern
+from kiosk.domain.model import Outcome
+from kiosk.domain.officers import hash_pin, pin_matches
 from kiosk.errors import ConfigError
-from kiosk.model import Outcome
-from kiosk.ui import UiConfig, hash_pin, pin_matches, run_ui
+from kiosk.ui import UiConfig, run_ui
 from kiosk.ui.app import LONG_PRESS_S, PIN_ATTEMPTS, PIN_LOCKOUT_S, KioskApp, _main_loop
 
 PIN = "2468"
@@ -451,7 +452,7 @@ def code_frame(payload: str):
 
     import numpy as np
 
-    from kiosk.samples import background, qr_image
+    from kiosk.testing.samples import background, qr_image
 
     img = background(random.Random(5))
     code = qr_image(payload, module_px=3)
@@ -466,7 +467,7 @@ def banner_colour(app):
 
 
 @pytest.mark.parametrize(("payload", "kind", "word", "label"), [
-    (None, "venue", "KHÔNG PHẢI MÃ CÁ NHÂN", "Mã QR địa điểm"),  # kiosk.samples' venue poster
+    (None, "venue", "KHÔNG PHẢI MÃ CÁ NHÂN", "Mã QR địa điểm"),  # the demo's venue poster
     (WIFI, "venue", "KHÔNG PHẢI MÃ CÁ NHÂN", "Mã QR khác"),
     ("https://example.com/menu", "venue", "KHÔNG PHẢI MÃ CÁ NHÂN", "Mã QR khác"),
     ("PHIEU-KHAM-0042/2026 quay 3", "unknown", "KHÔNG NHẬN RA MÃ", None),
@@ -515,9 +516,9 @@ def test_only_not_a_person_reasons_make_the_neutral_result():
     from dataclasses import replace
     from datetime import UTC, datetime
 
-    from kiosk.credentials import recognise
-    from kiosk.model import Decision
-    from kiosk.scanloop import ScanResult
+    from kiosk.domain.credentials import recognise
+    from kiosk.domain.model import Decision
+    from kiosk.runtime.scanloop import ScanResult
     from kiosk.ui.screens import not_a_person
 
     unknown = ScanResult(datetime.now(UTC), recognise("hello"),
@@ -532,7 +533,7 @@ def test_only_not_a_person_reasons_make_the_neutral_result():
 
 
 def test_kind_labels_tell_venue_posters_from_other_codes():
-    from kiosk.credentials import recognise
+    from kiosk.domain.credentials import recognise
     from kiosk.ui.screens import kind_label
 
     venues = ["https://tokhaiyte.vn/?page=Declaration&venue=1", "https://e.coronawarn.app?v=1#x",

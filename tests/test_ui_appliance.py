@@ -1,8 +1,8 @@
 """The officer panel's appliance entries, driven by real events over the real scan loop.
 
 Provisioning enrols against the reference central server on 127.0.0.1 with a QR decoded from
-a camera frame; the self-test runs ``kiosk.selftest`` through the kiosk that
-``kiosk.app.build`` makes (replayed camera, MockFactory pins, real store and sync).
+a camera frame; the self-test runs ``kiosk.ops.selftest`` through the kiosk that
+``kiosk.runtime.build.build`` makes (replayed camera, MockFactory pins, real store and sync).
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from test_ui_loop import kit  # noqa: F401 - the fixture
 
 from hardware.signals import Pattern
 from kiosk import config as config_mod
-from kiosk import provision as prov
-from kiosk.model import Kind
-from kiosk.samples import background, qr_image
-from kiosk.selftest import FAIL, PASS
+from kiosk.domain.model import Kind
+from kiosk.ops import provision as prov
+from kiosk.ops.selftest import FAIL, PASS
+from kiosk.testing.samples import background, qr_image
 from kiosk.ui import UiConfig
 from kiosk.ui.app import PROVISION_POLL_S, KioskApp
 from kiosk.ui.appliance import SHOWN_FILE, Appliance, HeldSignals, Job
@@ -248,9 +248,9 @@ def test_an_imported_file_is_shown_once_at_start_up(kit, clock, etc, tmp_path, c
 @pytest.fixture
 def appliance_kiosk(central, tmp_path):
     """The kiosk as run_kiosk builds it: replayed camera showing the test card, mock pins."""
-    from kiosk.app import build
-    from kiosk.cmd_run import selftest_runner
-    from kiosk.selftest import test_card_image
+    from kiosk.main import selftest_runner
+    from kiosk.ops.selftest import test_card_image
+    from kiosk.runtime.build import build
 
     frames = tmp_path / "frames"
     frames.mkdir()
@@ -364,7 +364,7 @@ def test_a_job_reports_errors_and_closes_while_waiting_for_an_answer():
 
 
 def test_the_state_dir_is_systemds_or_the_provisioning_default(monkeypatch):
-    from kiosk.cmd_run import state_dir
+    from kiosk.main import state_dir
 
     monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/checkpoint-kiosk-test:/other")
     assert state_dir() == Path("/var/lib/checkpoint-kiosk-test")

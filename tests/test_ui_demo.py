@@ -1,6 +1,6 @@
 """The demo looks like a healthy kiosk: a trust list from its central, a clock that agrees
 with it (issue 9).  The demo's own pieces: its central, documents, enrolment, first sync and
-configuration, built by ``kiosk.app.build`` as ``run_kiosk`` does."""
+configuration, built by ``kiosk.runtime.build.build`` as ``run_kiosk`` does."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from kiosk import cmd_demo
-from kiosk.app import build
+from kiosk.cli import demo as cmd_demo
+from kiosk.runtime.build import build
 from kiosk.ui import UiConfig
 from kiosk.ui.app import KioskApp
 from kiosk.ui.screens import OK, status_items

@@ -1,8 +1,8 @@
 """The real scan loop as the screen tests use it, and checks that it is wired as the app wires it.
 
-``kiosk.scanloop.ScanLoop`` with a real SQLite store, the real parsers and policy checker,
+``kiosk.runtime.scanloop.ScanLoop`` with a real SQLite store, the real parsers and policy checker,
 a real quarantine watchlist, the lights on gpiozero's MockFactory, and camera frames from
-``kiosk.samples`` decoded by the real QR decoder.  Only the camera thread is replaced by
+``kiosk.testing.samples`` decoded by the real QR decoder.  Only the camera thread is replaced by
 ``FrameFeed`` (the test shows a frame; the decoder runs at once), so tests are deterministic.
 """
 
@@ -21,14 +21,14 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from hardware.camera import Frame
 from hardware.qr import open_decoder
 from hardware.signals import Signals
-from kiosk.capture import Decoded
-from kiosk.credentials import cccd, recognise
-from kiosk.credentials.masking import mask_id
-from kiosk.model import Credential, Kind, Outcome
-from kiosk.policy import Checker, Policy
-from kiosk.samples import SAMPLES, frame
-from kiosk.scanloop import ScanLoop
-from kiosk.watchlist import Watchlist
+from kiosk.domain.credentials import cccd, recognise
+from kiosk.domain.credentials.masking import mask_id
+from kiosk.domain.model import Credential, Kind, Outcome
+from kiosk.domain.policy import Checker, Policy
+from kiosk.domain.watchlist import Watchlist
+from kiosk.runtime.capture import Decoded
+from kiosk.runtime.scanloop import ScanLoop
+from kiosk.testing.samples import SAMPLES, frame
 from offline_queue.clock import Clock
 from offline_queue.store import Store
 
@@ -65,7 +65,7 @@ class FrameFeed:
 def manual_cccd(number: str) -> Credential:
     """What an officer's typed number becomes: a CCCD credential checked like a scanned one.
 
-    ``kiosk.credentials`` has no number-only parser yet (the app looks for
+    ``kiosk.domain.credentials`` has no number-only parser yet (the app looks for
     ``from_cccd_number``); this one uses the same number rules as the card parser.
     """
     if not cccd.NUMBER.fullmatch(number):
@@ -86,7 +86,7 @@ class Kit:
     db_path: object
 
     def scan(self, name: str, seed: int = 1) -> int:
-        """Hold up sample ``name`` (kiosk.samples) in front of the camera."""
+        """Hold up sample ``name`` (kiosk.testing.samples) in front of the camera."""
         import random
 
         return self.feed.show(frame(SAMPLE[name], random.Random(seed)))

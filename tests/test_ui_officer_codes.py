@@ -17,8 +17,8 @@ import pytest
 from test_ui_app import PIN, Clock, make_app
 from test_ui_loop import kit  # noqa: F401 - the fixture
 
-from kiosk import provision as prov
-from kiosk.model import Outcome
+from kiosk.domain.model import Outcome
+from kiosk.ops import provision as prov
 from kiosk.ui import UiConfig
 from kiosk.ui.app import KioskApp, run_frame
 from kiosk.ui.appliance import Appliance
@@ -247,7 +247,7 @@ def test_provisioning_takes_codes_while_waiting_and_decides_them_after_a_failure
 
 
 def test_self_test_takes_codes_while_it_runs_and_decides_them_after(kit, clock, tmp_path):  # noqa: F811
-    from kiosk.selftest import TEST_CARD, Check, SelfTestReport
+    from kiosk.ops.selftest import TEST_CARD, Check, SelfTestReport
 
     answered = threading.Event()
 
@@ -310,7 +310,7 @@ def test_an_abandoned_panel_still_closes_while_the_queue_moves(kit, clock):  # n
 
 
 def test_the_start_up_provisioning_result_is_not_lost_to_a_code(kit, clock, tmp_path):  # noqa: F811
-    from kiosk.provision import Result, save_result
+    from kiosk.ops.provision import Result, save_result
 
     state = tmp_path / "state"
     state.mkdir()

@@ -21,9 +21,9 @@ from PIL import Image, ImageDraw
 from test_ui_loop import build_kit
 
 from hardware.signals import Pattern
-from kiosk.model import Outcome
-from kiosk.samples import SAMPLES, background, qr_image
-from kiosk.scanloop import Health
+from kiosk.domain.model import Outcome
+from kiosk.runtime.scanloop import Health
+from kiosk.testing.samples import SAMPLES, background, qr_image
 from kiosk.ui import UiConfig
 from kiosk.ui.app import KioskApp
 from kiosk.ui.appliance import Appliance
@@ -41,7 +41,7 @@ MORE_SCREENS = ["result-other", "officer-notice"]
 # A code read while an officer screen is open: a compact notice on that screen (issue 9 #8).
 NOTICE_SCREENS = ["notice-pin", "notice-officer", "notice-manual", "notice-override",
                   "notice-provision", "notice-selftest"]
-# Codes that are not a person's, as the camera reads them (kiosk.samples has the venue).
+# Codes that are not a person's, as the camera reads them (kiosk.testing.samples has the venue).
 WIFI = "WIFI:S:Benh vien Bach Mai;T:WPA;P:khach-2026;;"
 GARBAGE = "PHIEU-KHAM-0042/2026 quay 3"
 ICT = timezone(timedelta(hours=7))
@@ -70,7 +70,7 @@ def clean_frame(name: str | None, payload: str | None = None) -> np.ndarray:
 
 def _selftest(progress, confirm):
     from kiosk.config import Config
-    from kiosk.selftest import run_selftest
+    from kiosk.ops.selftest import run_selftest
 
     return run_selftest(Config(), progress=progress, confirm=confirm)
 
@@ -267,8 +267,8 @@ TECH_SIZES = [(800, 480), (1024, 600), (480, 800)]
 
 
 def tech_report():
-    """A self-test report as kiosk.selftest makes it (the screens draw what they are given)."""
-    from kiosk.selftest import Check, SelfTestReport
+    """A self-test report as kiosk.ops.selftest makes it (the screens draw what they are given)."""
+    from kiosk.ops.selftest import Check, SelfTestReport
 
     return SelfTestReport((
         Check("camera", "pass", "3 frames 640x480 from picamera2"),
@@ -283,7 +283,7 @@ def tech_report():
 
 
 def tech_result(ok: bool):
-    from kiosk.provision import Result
+    from kiosk.ops.provision import Result
 
     if ok:
         return Result(ok=True, message="enrolled as kiosk-7f3a at LS-HUUNGHI",

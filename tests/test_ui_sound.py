@@ -8,7 +8,7 @@ import numpy as np
 import pygame
 import pytest
 
-from kiosk.model import Outcome
+from kiosk.domain.model import Outcome
 from kiosk.ui.sound import RATE, TONES, Sound, synthesise, voice_dir
 
 

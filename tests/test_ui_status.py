@@ -12,7 +12,7 @@ import pygame
 import pytest
 from test_ui_loop import build_kit
 
-from kiosk.scanloop import Health
+from kiosk.runtime.scanloop import Health
 from kiosk.ui import UiConfig
 from kiosk.ui.app import KioskApp
 from kiosk.ui.screens import (
@@ -108,7 +108,7 @@ def test_the_loop_reports_document_times_and_undeliverable_rows(tmp_path):
     times = {"policy": WALL - timedelta(hours=1), "watchlist": None}
     with build_kit(tmp_path) as k:
         loop = k.loop
-        from kiosk.scanloop import ScanLoop
+        from kiosk.runtime.scanloop import ScanLoop
 
         fresh = ScanLoop(store=k.store, checker=loop.checker, recognise=loop.recognise,
                          document_times=lambda: times)

@@ -15,7 +15,7 @@ import pygame
 import pygame.freetype
 import pytest
 
-from kiosk.reasons import REASONS
+from kiosk.domain.reasons import REASONS
 from kiosk.ui import i18n
 from kiosk.ui.i18n import DOMAIN, LOCALE_DIR, Translator, build_mo, parse_po, reason_text
 from kiosk.ui.text import font_path
@@ -174,7 +174,7 @@ def test_translator_and_reasons():
 
 
 def test_artwork_pngs_are_what_the_generator_draws():
-    from kiosk.model import Outcome
+    from kiosk.domain.model import Outcome
     from kiosk.ui import artwork
 
     pygame.display.init()
@@ -207,7 +207,7 @@ def contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
 
 
 def test_result_banners_are_readable_and_tell_apart():
-    from kiosk.model import Outcome
+    from kiosk.domain.model import Outcome
     from kiosk.ui import artwork
 
     banners = [(artwork.COLOURS[o], artwork.TEXT_ON[o]) for o in Outcome]

@@ -7,12 +7,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from kiosk.credentials import recognise
+from kiosk.domain.credentials import recognise
+from kiosk.domain.model import Decision, Outcome
+from kiosk.domain.policy import Checker, Policy
+from kiosk.domain.reasons import REASONS
+from kiosk.domain.watchlist import Watchlist
 from kiosk.errors import ConfigError
-from kiosk.model import Decision, Outcome
-from kiosk.policy import Checker, Policy
-from kiosk.reasons import REASONS
-from kiosk.watchlist import Watchlist
 
 ISSUED = datetime(2022, 6, 1, tzinfo=UTC)
 CCCD = "001185012345||Trần Thị Bích Ngọc|14071985|Nữ|Hà Nội|10052021"

@@ -9,8 +9,8 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from kiosk.documents import VALIDATORS
-from kiosk.watchlist import Watchlist, local_date
+from kiosk.domain.documents import VALIDATORS
+from kiosk.domain.watchlist import Watchlist, local_date
 
 REPO = Path(__file__).resolve().parents[1]
 CCCD = "001185012345"

@@ -12,11 +12,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from kiosk.credentials import dcc_issue as di
-from kiosk.credentials import from_cccd_number, recognise
-from kiosk.model import Decision, Outcome
-from kiosk.policy import Checker, Policy
-from kiosk.watchlist import Watchlist
+from kiosk.domain.credentials import from_cccd_number, recognise
+from kiosk.domain.model import Decision, Outcome
+from kiosk.domain.policy import Checker, Policy
+from kiosk.domain.watchlist import Watchlist
+from kiosk.testing import dcc_issue as di
 
 AT = datetime(2022, 6, 1, 3, 0, tzinfo=UTC)
 UNTIL = date(2022, 6, 14)

@@ -6,14 +6,12 @@ screen and calls ``on_tick`` (the watchdog).  pygame is imported only when the U
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from kiosk.domain.officers import check_pin
 from kiosk.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -21,37 +19,6 @@ if TYPE_CHECKING:
     from kiosk.ui.contract import ScanLoopLike
 
 LANGUAGES = ("vi", "en")
-
-# PBKDF2 so that a config file that leaks does not give away a 4–8 digit PIN at once;
-# 200k rounds take ~0.1 s on a Pi 4, once per PIN entry.
-_PIN_SCHEME = "pbkdf2_sha256"
-_PIN_ROUNDS = 200_000
-
-
-def hash_pin(pin: str, *, salt: bytes | None = None, rounds: int = _PIN_ROUNDS) -> str:
-    """Return ``pbkdf2_sha256$rounds$salt$hash`` for ``officer_pin`` in the config file."""
-    _check_pin_digits(pin)
-    salt = os.urandom(16) if salt is None else salt
-    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, rounds)
-    return f"{_PIN_SCHEME}${rounds}${salt.hex()}${digest.hex()}"
-
-
-def _check_pin_digits(pin: str) -> None:
-    if not (pin.isascii() and pin.isdigit() and 4 <= len(pin) <= 8):
-        # The value is a secret: say what is wrong, never echo it.
-        raise ConfigError(
-            "ui.officer_pin must be 4 to 8 digits or a hash from hash_pin(); "
-            f"got a value of length {len(pin)}"
-        )
-
-
-def pin_matches(stored: str, entered: str) -> bool:
-    """Compare an entered PIN with the configured one (plain digits or a hash) in constant time."""
-    if stored.startswith(_PIN_SCHEME + "$"):
-        _, rounds, salt, digest = stored.split("$")
-        got = hashlib.pbkdf2_hmac("sha256", entered.encode(), bytes.fromhex(salt), int(rounds))
-        return hmac.compare_digest(got.hex(), digest)
-    return hmac.compare_digest(stored.encode(), entered.encode())
 
 
 @dataclass(frozen=True)
@@ -97,16 +64,7 @@ class UiConfig:
         if not isinstance(self.fps, int) or not 5 <= self.fps <= 120:
             raise ConfigError(f"ui.fps must be an integer in 5–120; got {self.fps!r}")
         if self.officer_pin is not None:
-            if self.officer_pin.startswith(_PIN_SCHEME + "$"):
-                parts = self.officer_pin.split("$")
-                if len(parts) != 4 or not parts[1].isdigit():
-                    raise ConfigError(
-                        "ui.officer_pin looks like a hash but is malformed; "
-                        "make it again with hash_pin()"
-                    )
-            else:
-                _check_pin_digits(self.officer_pin)
-
+            check_pin(self.officer_pin)
 
 def run_ui(
     loop: ScanLoopLike,
@@ -126,4 +84,4 @@ def run_ui(
     _run(loop, config=config, stop=stop, on_tick=on_tick, appliance=appliance)
 
 
-__all__ = ["LANGUAGES", "UiConfig", "hash_pin", "pin_matches", "run_ui"]
+__all__ = ["LANGUAGES", "UiConfig", "run_ui"]

@@ -18,8 +18,9 @@ from typing import Any
 
 import pygame
 
-from kiosk.model import Outcome
-from kiosk.ui import UiConfig, pin_matches
+from kiosk.domain.model import Outcome
+from kiosk.domain.officers import pin_matches
+from kiosk.ui import UiConfig
 from kiosk.ui.appliance import Appliance, HeldSignals, Job, ResultWatch
 from kiosk.ui.confirm_provision import offer as offer_pending_change
 from kiosk.ui.contract import ScanLoopLike, is_health
@@ -211,7 +212,7 @@ class KioskApp:
         Other events go back in order; only a sync status posted in the same instant can
         overtake one, and the newest status wins anyway.
         """
-        from kiosk.capture import Decoded
+        from kiosk.runtime.capture import Decoded
 
         events = getattr(self.loop, "events", None)
         if events is None:

@@ -1,7 +1,7 @@
 """The officer panel's appliance entries: enrolment from a provisioning QR and the self-test.
 
 What the panel needs from the running appliance beyond the scan loop is one
-:class:`Appliance` (built by ``kiosk.cmd_run.run_kiosk``).  Background work follows the
+:class:`Appliance` (built by ``kiosk.main.run_kiosk``).  Background work follows the
 house rule, threads post and the main loop acts: a :class:`Job` runs one function in a
 thread and puts messages on a queue the screen polls every frame; a question for the
 officer (the self-test's ``confirm``) waits on a queue the screen answers when a button is
@@ -36,8 +36,8 @@ class Appliance:
     """What the officer panel needs from the appliance; ``None`` leaves an entry disabled."""
 
     config_path: Path | None = None  # the config a provisioning QR rewrites
-    state_dir: Path | None = None  # where provision-result.json is kept (kiosk.provision)
-    selftest: SelfTestRunner | None = None  # runs kiosk.selftest.run_selftest in-process
+    state_dir: Path | None = None  # where provision-result.json is kept (kiosk.ops.provision)
+    selftest: SelfTestRunner | None = None  # runs kiosk.ops.selftest.run_selftest in-process
     provision_timeout: float = 10.0
 
     @property
@@ -166,7 +166,7 @@ class HeldSignals:
 
 def enrol_from_qr(request: Any, appliance: Appliance) -> Any:
     """Enrol with ``request`` and keep the result for ``status``; runs on a Job's thread."""
-    from kiosk import provision as prov
+    from kiosk.ops import provision as prov
 
     assert appliance.config_path is not None
     source = "provisioning QR"
@@ -204,7 +204,7 @@ class ResultWatch:
                 self._shown = (state_dir / SHOWN_FILE).read_text(encoding="ascii").strip()
 
     def _digest(self) -> str | None:
-        from kiosk.provision import RESULT_FILE
+        from kiosk.ops.provision import RESULT_FILE
 
         if self.state_dir is None:
             return None
@@ -215,7 +215,7 @@ class ResultWatch:
 
     def unseen(self) -> Any:
         """The last provisioning result if it was not shown yet, else None."""
-        from kiosk.provision import last_result
+        from kiosk.ops.provision import last_result
 
         digest = self._digest()
         if digest is None or digest == self._shown:

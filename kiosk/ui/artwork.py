@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pygame
 
-from kiosk.model import Outcome
+from kiosk.domain.model import Outcome
 
 # Banner colours: contrast with white (pass, stop) or near-black (check) text ≥ 4.5:1.
 COLOURS: dict[Outcome, tuple[int, int, int]] = {

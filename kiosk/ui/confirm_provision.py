@@ -1,9 +1,9 @@
 """The officer confirms or rejects a provisioning file a USB stick brought to an enrolled kiosk.
 
 A stick alone never re-points an enrolled kiosk (issue 9 #3): the provisioning unit stages
-the file (``kiosk.provision.stage_file``) and this screen, offered when the kiosk is free,
+the file (``kiosk.ops.provision.stage_file``) and this screen, offered when the kiosk is free,
 lists what would change (old -> new), and asks for the officer PIN before Confirm or Reject.
-Confirm enrols in the background (``kiosk.provision.confirm_pending``) and restarts the
+Confirm enrols in the background (``kiosk.ops.provision.confirm_pending``) and restarts the
 kiosk; Reject forgets the file; Later asks again after ``REMIND_S``.  The library logs what
 changed or that it was rejected (INFO, no secrets).
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import pygame
 
-from kiosk.model import Outcome
+from kiosk.domain.model import Outcome
 from kiosk.ui.screens import BG, FG, MUTED, OK, WARN, Screen, draw_buttons, title_bar
 from kiosk.ui.technician import GREEN, RESTART_AFTER_S, body_area, draw_report, result_lines
 from kiosk.ui.text import blit_text
@@ -37,7 +37,7 @@ ARROW = " » "
 def offer(app: Any, screen: ConfirmProvision) -> bool:
     """Show the staged change on ``screen`` if there is one and it is not snoozed; the app
     calls this when the kiosk is free (scanning, idle, fault)."""
-    from kiosk import provision as prov
+    from kiosk.ops import provision as prov
 
     appliance = app.appliance
     if appliance.state_dir is None or appliance.config_path is None:
@@ -113,7 +113,7 @@ class ConfirmProvision(Screen):
             self.message = app.t("Wrong PIN")
 
     def confirm(self, app: Any) -> None:
-        from kiosk import provision as prov
+        from kiosk.ops import provision as prov
 
         appliance = app.appliance
         self.phase, self.error = "working", ""
@@ -123,7 +123,7 @@ class ConfirmProvision(Screen):
             timeout=appliance.provision_timeout))
 
     def reject(self, app: Any) -> None:
-        from kiosk import provision as prov
+        from kiosk.ops import provision as prov
 
         prov.reject_pending(app.appliance.state_dir)  # logs what was rejected
         app.provision_watch.mark_shown()  # the officer saw it; no "failed" screen after

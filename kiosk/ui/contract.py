@@ -1,7 +1,7 @@
-"""What the screen needs from the scan loop (``kiosk.scanloop``), as structural types.
+"""What the screen needs from the scan loop (``kiosk.runtime.scanloop``), as structural types.
 
 The UI depends on these shapes, not on the module, so it can be built and tested while
-the scan loop evolves; ``kiosk.scanloop.ScanLoop`` satisfies them.  The officer panel's
+the scan loop evolves; ``kiosk.runtime.scanloop.ScanLoop`` satisfies them.  The officer panel's
 appliance screens also use two attributes when present: ``events`` (the queue decoded codes
 arrive on; they are taken off it while provision or self-test is open) and ``signals``
 (swapped for ``kiosk.ui.appliance.HeldSignals`` while the self-test drives the pins).
@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from kiosk.model import Credential, Decision, Outcome
+from kiosk.domain.model import Credential, Decision, Outcome
 
 
 class ScanResultLike(Protocol):

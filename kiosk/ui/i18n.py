@@ -5,7 +5,7 @@ the ``.po`` (edited by people) and the ``.mo`` (what gettext reads).  The ``.mo`
 are committed and rebuilt with ``python -m kiosk.ui.i18n``; a test fails when one is
 out of date, so the appliance never needs gettext tools installed.
 
-Decision reasons are not here: their wording belongs to ``kiosk.reasons.REASONS``.
+Decision reasons are not here: their wording belongs to ``kiosk.domain.reasons.REASONS``.
 """
 
 from __future__ import annotations
@@ -59,11 +59,12 @@ class Translator:
 
 
 def reason_text(code: str, language: str) -> str:
-    """Text for a reason code from ``kiosk.reasons.REASONS``; the code itself until that exists."""
+    """Text for a reason code from ``kiosk.domain.reasons.REASONS``; the code itself until that
+    exists."""
     try:
-        from kiosk.reasons import REASONS
+        from kiosk.domain.reasons import REASONS
     except ModuleNotFoundError as e:
-        if e.name != "kiosk.reasons":
+        if e.name != "kiosk.domain.reasons":
             raise
         return code
     pair = REASONS.get(code)

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pygame
 
-from kiosk.credentials.venue import is_venue_poster
+from kiosk.domain.credentials.venue import is_venue_poster
+from kiosk.domain.model import Kind, Outcome
 from kiosk.errors import KioskError
-from kiosk.model import Kind, Outcome
 from kiosk.ui.artwork import (
     COLOURS,
     NOT_PERSON_COLOUR,
@@ -64,7 +64,7 @@ NOT_PERSON_WORDS: dict[str, str] = {
     "unknown": _("CODE NOT RECOGNISED"),
 }
 SHOW_PERSONAL_CODE = _("Please show your personal QR code")
-# The policy's reasons for such a code (kiosk.policy) and the parsers' problems with one.
+# The policy's reasons for such a code (kiosk.domain.policy) and the parsers' problems with one.
 NOT_PERSON_REASONS = frozenset({"not_a_person", "unrecognised", "empty", "payload_too_long",
                                 "parser_error"})
 DIRECTIONS = {"in": _("ENTRY"), "out": _("EXIT")}

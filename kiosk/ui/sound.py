@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pygame
 
-from kiosk.model import Outcome
+from kiosk.domain.model import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pygame
 
+from kiosk.domain.model import Outcome
 from kiosk.errors import KioskError
-from kiosk.model import Outcome
 from kiosk.ui.i18n import _
 from kiosk.ui.screens import (
     BAD,
@@ -42,7 +42,7 @@ PROVISIONED_S = 20.0  # the start-up result screen goes away by itself after thi
 CONFIRM_TIMEOUT_S = 60.0  # an unanswered light question counts as "nobody confirmed"
 GREEN = (22, 122, 52)
 
-# kiosk.selftest's check names, in its order; a new one is shown by its own name.
+# kiosk.ops.selftest's check names, in its order; a new one is shown by its own name.
 CHECKS: dict[str, str] = {
     "camera": _("Camera"),
     "test card": _("Test card"),
@@ -59,7 +59,7 @@ RESULTS: dict[str, tuple[str, tuple[int, int, int]]] = {
     "fail": (_("Failed"), BAD),
     "skip": (_("Skipped"), MUTED),
 }
-# The questions kiosk.selftest asks through confirm(); an unknown one is shown as asked.
+# The questions kiosk.ops.selftest asks through confirm(); an unknown one is shown as asked.
 QUESTIONS: dict[str, str] = {
     "Is the red light on?": _("Is the red light on?"),
     "Is the amber light on?": _("Is the amber light on?"),
@@ -105,7 +105,7 @@ def draw_report(app: Any, surface: pygame.Surface, area: pygame.Rect, outcome: O
 
 
 def result_lines(app: Any, result: Any) -> list[tuple[str, tuple[int, int, int]]]:
-    """What a provisioning result says, for the officer (``kiosk.provision.Result``)."""
+    """What a provisioning result says, for the officer (``kiosk.ops.provision.Result``)."""
     t = app.t
     lines: list[tuple[str, tuple[int, int, int]]] = []
     if result.ok:
@@ -131,7 +131,7 @@ class Provision(Screen):
     def takes(self, app: Any, decoded: Any) -> bool:
         """Every code while waiting or enrolling; later only the provisioning QR still held up
         (a citizen's code after a result is decided and shown as a notice)."""
-        from kiosk import provision as prov
+        from kiosk.ops import provision as prov
 
         return self.phase in ("waiting", "working") or prov.is_provisioning_qr(decoded.raw)
 
@@ -149,7 +149,7 @@ class Provision(Screen):
 
     def code(self, app: Any, decoded: Any) -> None:
         """A code the camera read while this screen is open (never a check-in)."""
-        from kiosk import provision as prov
+        from kiosk.ops import provision as prov
 
         if self.phase != "waiting":
             return  # the same QR, still held up, is read many times a second
@@ -274,7 +274,7 @@ class SelfTest(Screen):
     def takes(self, app: Any, decoded: Any) -> bool:
         """Every code while the test runs (its lights are held), and the test card still held
         up after it; a citizen's code after the test is decided and shown as a notice."""
-        from kiosk.selftest import TEST_CARD
+        from kiosk.ops.selftest import TEST_CARD
 
         return self.busy(app) or decoded.text == TEST_CARD
 

@@ -17,10 +17,10 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from kiosk.errors import StoreError
 from offline_queue import wire
 from offline_queue.clock import iso, parse_iso
 from offline_queue.documents import check_name, sha256, validate
+from offline_queue.errors import StoreError
 
 migrations = Migrations("checkpoint_kiosk.central")
 

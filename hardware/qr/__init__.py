@@ -1,0 +1,50 @@
+"""Reading QR codes from camera frames: the interface the kiosk uses and the factory.
+
+A decoder takes a 2-D uint8 grayscale frame (the Y plane of the camera's lores stream)
+and returns the QR codes in it with their exact bytes.  Backends live in
+``hardware.qr.zxing`` (zxing-cpp, the default) and ``hardware.qr.zbar`` (pyzbar/zbar);
+each imports its library lazily, so importing this package costs nothing.  What they share
+is in ``hardware.qr.base``; this module only chooses one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hardware.errors import DeviceSettingError
+from hardware.qr.base import (
+    BACKENDS,
+    QR_CODE,
+    Code,
+    Decoder,
+    Point,
+    box_corners,
+    check_frame,
+    code_text,
+    unique,
+)
+
+__all__ = ["BACKENDS", "QR_CODE", "Code", "Decoder", "Point", "box_corners", "check_frame",
+           "code_text", "open_decoder", "unique"]
+
+
+def open_decoder(backend: str = "auto", **options: Any) -> Decoder:
+    """Build a decoder: "auto" (the measured best, see docs/decoding.md), "zxing" or "pyzbar".
+
+    ``options`` go to the backend's constructor (e.g. ``passes=`` for "auto").
+    Raises DeviceSettingError for an unknown backend and DecoderError when its library is missing.
+    """
+    if backend == "auto":
+        from hardware.qr.zxing import MultiPassDecoder
+
+        return MultiPassDecoder(**options)
+    if backend == "zxing":
+        from hardware.qr.zxing import ZxingDecoder
+
+        return ZxingDecoder(**options)
+    if backend == "pyzbar":
+        from hardware.qr.zbar import PyzbarDecoder
+
+        return PyzbarDecoder(**options)
+    raise DeviceSettingError(
+        f"unknown QR decoder backend {backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -1,0 +1,399 @@
+"""zxing-cpp backends: one plain pass, and the multi-pass decoder the kiosk uses by default.
+
+zxing-cpp returns the symbol's raw bytes (``Barcode.bytes``) and releases the GIL while it
+works, so a worker thread decoding frames does not stall the pygame loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from hardware.errors import DecoderError, DeviceSettingError
+from hardware.qr.base import QR_CODE, Code, check_frame, code_text, unique
+
+log = logging.getLogger(__name__)
+
+
+def _import_zxing() -> Any:
+    try:
+        import zxingcpp
+    except ImportError as e:   # also covers a wheel built for another CPU or libc
+        raise DecoderError(
+            f"the zxing-cpp QR library cannot be loaded ({e}); install it with "
+            "'pip install zxing-cpp' or choose the decoder backend 'pyzbar'") from e
+    return zxingcpp
+
+
+# A preparation turns the frame into the image zxing reads and says how many image
+# pixels make one frame pixel, so positions can be mapped back.
+# None means the pass does not apply to this image.
+Prepare = Callable[[np.ndarray], tuple[np.ndarray, float] | None]
+
+# Upscaling pays for small codes only; a big crop upscaled costs 4x and reads nothing more.
+_UPSCALE_MAX_SIDE = 480
+
+
+def _as_is(frame: np.ndarray) -> tuple[np.ndarray, float]:
+    return frame, 1.0
+
+
+def _pil(frame: np.ndarray) -> Image.Image:
+    return Image.fromarray(frame, mode="L")
+
+
+def _upscale2(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
+    # Small dense codes (a 2024 CCCD at arm's length) have ~1.5-2 px per module, below
+    # what zxing's sampling grid needs; bicubic 2x gives it ~3-4 px per module.
+    h, w = frame.shape
+    if max(h, w) > _UPSCALE_MAX_SIDE:
+        return None
+    return np.asarray(_pil(frame).resize((2 * w, 2 * h), Image.BICUBIC)), 2.0
+
+
+def _upscale3(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
+    h, w = frame.shape
+    if max(h, w) > _UPSCALE_MAX_SIDE:
+        return None
+    return np.asarray(_pil(frame).resize((3 * w, 3 * h), Image.BICUBIC)), 3.0
+
+
+def _sharpen(frame: np.ndarray) -> tuple[np.ndarray, float]:
+    # Defocus and motion blur soften module edges; an unsharp mask restores some edge
+    # contrast for the binarizer.
+    return np.asarray(_pil(frame).filter(ImageFilter.UnsharpMask(radius=3, percent=200,
+                                                                 threshold=0))), 1.0
+
+
+def _smooth(frame: np.ndarray) -> tuple[np.ndarray, float]:
+    # Screen moiré and sensor noise are high-frequency; a small blur removes them while
+    # modules (>= 3 px) survive.
+    return np.asarray(_pil(frame).filter(ImageFilter.GaussianBlur(1.2))), 1.0
+
+
+def _stretch(frame: np.ndarray) -> tuple[np.ndarray, float]:
+    # Faded paper: spread the 1st-99th percentile over the full range.  The percentiles
+    # come from a histogram of every 4th pixel: np.percentile on a full frame costs more
+    # than the zxing call it prepares.
+    hist = np.bincount(frame[::4, ::4].ravel(), minlength=256).cumsum()
+    lo = int(np.searchsorted(hist, 0.01 * hist[-1]))
+    hi = int(np.searchsorted(hist, 0.99 * hist[-1]))
+    if hi - lo < 4:
+        return frame, 1.0
+    lut = np.clip((np.arange(256, dtype=np.float32) - lo) * (255.0 / (hi - lo)), 0, 255)
+    return lut.astype(np.uint8)[frame], 1.0
+
+
+def _gamma(g: float) -> Prepare:
+    lut = np.array([255 * (i / 255) ** g for i in range(256)]).round().astype(np.uint8)
+
+    def run(frame: np.ndarray) -> tuple[np.ndarray, float]:
+        # Blur plus a screen's or camera's gamma moves the edges between modules: dark
+        # modules swell or shrink past the binarizer's threshold.  Re-curving undoes it.
+        return lut[frame], 1.0
+
+    return run
+
+
+def _minmax(size: int, grow_dark: bool) -> Prepare:
+    def run(frame: np.ndarray) -> tuple[np.ndarray, float]:
+        f = ImageFilter.MinFilter(size) if grow_dark else ImageFilter.MaxFilter(size)
+        return np.asarray(_pil(frame).filter(f)), 1.0
+
+    return run
+
+
+def _up2_sharpen(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
+    up = _upscale2(frame)
+    return None if up is None else (_sharpen(up[0])[0], up[1])
+
+
+def _up_sharp(factor: float, max_side: int, percent: int = 150) -> Prepare:
+    def run(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
+        # zxing's finder-pattern search needs ~3 px a module; codes at 1.5-2.5 px a module
+        # (small dense cards, HC1 on a phone) are found after a bicubic upscale, and the
+        # unsharp mask (radius one source pixel) gives back the edges the lens softened.
+        h, w = frame.shape
+        if max(h, w) > max_side:
+            return None
+        size = (round(w * factor), round(h * factor))
+        up = _pil(frame).resize(size, Image.BICUBIC)
+        up = up.filter(ImageFilter.UnsharpMask(radius=factor, percent=percent, threshold=0))
+        return np.asarray(up), size[0] / w
+
+    return run
+
+
+def _half(frame: np.ndarray) -> tuple[np.ndarray, float]:
+    h, w = frame.shape
+    return np.asarray(_pil(frame).resize((max(1, w // 2), max(1, h // 2)), Image.BOX)), 0.5
+
+
+PREPARE: dict[str, Prepare] = {
+    "plain": _as_is,
+    "upscale2": _upscale2,
+    "upscale3": _upscale3,
+    "sharpen": _sharpen,
+    "smooth": _smooth,
+    "stretch": _stretch,
+    "half": _half,
+    "global": _as_is,     # same image, zxing's GlobalHistogram binarizer (see _BINARIZER)
+    "fixed": _stretch,    # stretched, then zxing's FixedThreshold binarizer
+    "gamma_dark": _gamma(1.8),
+    "gamma_light": _gamma(0.55),
+    "erode": _minmax(3, True),
+    "dilate": _minmax(3, False),
+    "up2_sharpen": _up2_sharpen,
+    "up2_soft": _up_sharp(2.0, 100_000),
+    "up25_soft": _up_sharp(2.5, 100_000),
+    "up3_soft": _up_sharp(3.0, _UPSCALE_MAX_SIDE),
+    "up3_hard": _up_sharp(3.0, _UPSCALE_MAX_SIDE, percent=300),
+    # Not an image preparation: crops of the frame's QR-like texture, each upscaled
+    # (see texture_boxes); handled by MultiPassDecoder itself.
+    "texture": _as_is,
+}
+_BINARIZER = {"global": "GlobalHistogram", "fixed": "FixedThreshold"}
+
+
+class ZxingDecoder:
+    """Plain zxing-cpp, QR only, library defaults: the baseline."""
+
+    name = "zxing"
+
+    def __init__(self, *, try_rotate: bool = True, try_downscale: bool = True,
+                 try_invert: bool = True) -> None:
+        self._zx = _import_zxing()
+        self._options = {"try_rotate": try_rotate, "try_downscale": try_downscale,
+                         "try_invert": try_invert}
+        self._closed = False
+
+    def _read(self, image: np.ndarray, scale: float, binarizer: str | None = None,
+              quick: bool = False) -> list[Code]:
+        zx = self._zx
+        kwargs: dict[str, Any] = dict(self._options)
+        if quick:
+            # An upscaled retry: zxing's own downscaling would undo it, and a light-on-dark
+            # code was already tried on the first call.  Measured: half the cost, same reads.
+            kwargs.update(try_downscale=False, try_invert=False)
+        if binarizer:
+            kwargs["binarizer"] = getattr(zx.Binarizer, binarizer)
+        try:
+            found = zx.read_barcodes(image, formats=zx.BarcodeFormat.QRCode, **kwargs)
+        except Exception as e:   # noqa: BLE001 - a library failure on odd pixels is "no code"
+            log.warning("zxing-cpp failed on a %dx%d frame: %s", image.shape[1], image.shape[0], e)
+            return []
+        codes = []
+        for b in found:
+            if not b.valid:
+                continue
+            p = b.position
+            corners = tuple((round(pt.x / scale), round(pt.y / scale))
+                            for pt in (p.top_left, p.top_right, p.bottom_right, p.bottom_left))
+            raw = bytes(b.bytes)
+            codes.append(Code(code_text(raw), raw, QR_CODE, corners))
+        return codes
+
+    def decode(self, frame: np.ndarray) -> list[Code]:
+        frame = check_frame(frame)
+        if frame.size == 0:
+            return []
+        return self._read(frame, 1.0)
+
+    def close(self) -> None:
+        self._closed = True
+
+    def __enter__(self) -> ZxingDecoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# Measured with bench/decode.py (docs/decoding.md).  Region passes run on a crop around
+# each symbol zxing located but could not read (cheap: the crop is small).  Frame passes
+# run when nothing was read; "texture" upscales the few small patches of QR-like texture
+# (small dense codes, HC1 on a phone, blur), which is what pays on the calibrated set.
+# Every frame without a code pays for the frame passes - keep that list short.  Each list
+# stops at the first pass that reads a code.  Left out because they read nothing more
+# there: other region passes (2x/3x upscale, erosion, gamma, plain), whole-frame contrast
+# stretch with the fixed-threshold binarizer, blur against moiré, 2x upscale of the whole
+# frame (as many reads as "texture" at 4x its cost), zbar and OpenCV as fallbacks.
+DEFAULT_REGION_PASSES: tuple[str, ...] = ("up2_sharpen",)
+DEFAULT_FRAME_PASSES: tuple[str, ...] = ("texture",)
+
+
+def _check_passes(what: str, passes: Sequence[str]) -> tuple[str, ...]:
+    unknown = [p for p in passes if p not in PREPARE]
+    if unknown:
+        raise DeviceSettingError(
+            f"unknown decoder {what} {unknown!r}; choose from {', '.join(PREPARE)}")
+    return tuple(passes)
+
+
+Box = tuple[int, int, int, int]   # x0, y0, x1, y1
+_TEXTURE_MAX_SIDE = 256
+
+
+def texture_boxes(frame: np.ndarray, cell: int = 16, ratio: float = 2.0, floor: float = 6.0,
+                  limit: int = 2, max_side: int | None = None) -> list[Box]:
+    """Boxes around QR-like texture that zxing did not locate, strongest first.
+
+    A QR code has dense edges in both directions: the score of a cell is the smaller of
+    its mean horizontal and vertical gradient.  Cells above ``ratio`` times the frame's
+    median score (the background: noise and soft shading) and above ``floor`` grey
+    levels form 4-connected blobs; each roughly square blob of 4+ cells gives a box with
+    one cell of margin; boxes wider or taller than ``max_side`` are dropped.  Numpy
+    only: under 1 ms for 640x480 here.
+    """
+    h, w = frame.shape
+    # Scored on every other pixel: a quarter of the cost, and a code's texture survives
+    # (same reads on the benchmark).
+    step = 2
+    small = frame[::step, ::step]
+    c = max(2, cell // step)
+    gh, gw = (small.shape[0] - 1) // c, (small.shape[1] - 1) // c
+    if gh < 2 or gw < 2:
+        return []
+    cell = c * step
+    f = small[: gh * c + 1, : gw * c + 1].astype(np.int16)
+    gx = np.abs(np.diff(f[:-1], axis=1)).reshape(gh, c, gw, c).mean(axis=(1, 3))
+    gy = np.abs(np.diff(f[:, :-1], axis=0)).reshape(gh, c, gw, c).mean(axis=(1, 3))
+    score = np.minimum(gx, gy)
+    on = score > max(floor, ratio * float(np.median(score)))
+    # 4-connected labelling by propagating the largest cell index through each blob:
+    # a few vector steps on a grid of ~1000 cells instead of a Python flood fill.
+    lab = np.where(on, np.arange(1, on.size + 1).reshape(on.shape), 0)
+    while True:
+        grown = lab.copy()
+        grown[1:] = np.maximum(grown[1:], lab[:-1])
+        grown[:-1] = np.maximum(grown[:-1], lab[1:])
+        grown[:, 1:] = np.maximum(grown[:, 1:], lab[:, :-1])
+        grown[:, :-1] = np.maximum(grown[:, :-1], lab[:, 1:])
+        grown *= on
+        if np.array_equal(grown, lab):
+            break
+        lab = grown
+    blobs: list[tuple[float, Box]] = []
+    for label in np.unique(lab[on]):
+        ys, xs = np.nonzero(lab == label)
+        bw, bh = int(xs.max() - xs.min()) + 1, int(ys.max() - ys.min()) + 1
+        if bw * bh < 4 or max(bw, bh) > 4 * min(bw, bh):   # specks, lines of text
+            continue
+        box = (max(0, (int(xs.min()) - 1) * cell), max(0, (int(ys.min()) - 1) * cell),
+               min(w, (int(xs.max()) + 2) * cell), min(h, (int(ys.max()) + 2) * cell))
+        if max_side is not None and max(box[2] - box[0], box[3] - box[1]) > max_side:
+            continue
+        blobs.append((float(score[ys, xs].sum()), box))
+    blobs.sort(key=lambda b: -b[0])
+    return [box for _, box in blobs[:limit]]
+
+
+class MultiPassDecoder(ZxingDecoder):
+    """zxing-cpp once; retries with cheap preprocessing only where they can pay.
+
+    Frames that read at once cost one zxing call.  When zxing finds a symbol but cannot
+    decode it, the region passes work on a small crop around it.  Then the frame passes
+    run: by default up to two small patches of QR-like texture, upscaled 3x and
+    sharpened - what reads small dense codes and soft ones.  A frame without a code
+    pays one zxing call, ~1 ms of texture scoring and those few small retries.
+    """
+
+    name = "auto"
+    # What runs on each patch of QR-like texture (see _texture).  A strong unsharp mask
+    # (300 %) read 4 more of 280 frames than a mild one (150 %) at the same cost.
+    texture_passes: tuple[str, ...] = ("up3_hard",)
+
+    def __init__(self, *, region_passes: Sequence[str] = DEFAULT_REGION_PASSES,
+                 frame_passes: Sequence[str] = DEFAULT_FRAME_PASSES,
+                 region_margin: float = 0.3, **options: Any) -> None:
+        self.region_passes = _check_passes("region_passes", region_passes)
+        self.frame_passes = _check_passes("frame_passes", frame_passes)
+        if not 0 <= region_margin <= 2:
+            raise DeviceSettingError(
+                f"region_margin must be between 0 and 2, got {region_margin!r}")
+        self.region_margin = region_margin
+        super().__init__(**options)
+
+    def decode(self, frame: np.ndarray) -> list[Code]:
+        frame = check_frame(frame)
+        if frame.size == 0:
+            return []
+        codes, located = self._read_located(frame)
+        if codes:
+            return unique(codes)
+        for box in located:
+            x0, y0, x1, y1 = box
+            crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
+            codes = self._passes(crop, self.region_passes, (x0, y0))
+            if codes:
+                return unique(codes)
+        # Also when something was located: what zxing locates in a frame it cannot read
+        # is often a fragment, and the code is elsewhere in the texture.
+        return unique(self._passes(frame, self.frame_passes, (0, 0)))
+
+    def _texture(self, frame: np.ndarray) -> list[Code]:
+        """Upscaled crops of QR-like texture zxing did not locate (small, soft codes)."""
+        # Only small patches pay: a code big enough to fill a larger box has modules zxing
+        # already resolves, and upscaling the box only costs (measured).
+        for x0, y0, x1, y1 in texture_boxes(frame, max_side=_TEXTURE_MAX_SIDE):
+            crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
+            codes = self._passes(crop, self.texture_passes, (x0, y0))
+            if codes:
+                return codes
+        return []
+
+    def _read_located(self, frame: np.ndarray) -> tuple[list[Code], list[Box]]:
+        """Decoded codes, and boxes (with margin) around symbols found but not decoded."""
+        zx = self._zx
+        try:
+            found = zx.read_barcodes(frame, formats=zx.BarcodeFormat.QRCode, return_errors=True,
+                                     **self._options)
+        except Exception as e:   # noqa: BLE001 - a library failure on odd pixels is "no code"
+            log.warning("zxing-cpp failed on a %dx%d frame: %s", frame.shape[1], frame.shape[0], e)
+            return [], []
+        codes, boxes = [], []
+        h, w = frame.shape
+        for b in found:
+            p = b.position
+            pts = [(pt.x, pt.y) for pt in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)]
+            if b.valid:
+                raw = bytes(b.bytes)
+                codes.append(Code(code_text(raw), raw, QR_CODE, tuple(pts)))
+                continue
+            xs, ys = [x for x, _ in pts], [y for _, y in pts]
+            m = self.region_margin * max(max(xs) - min(xs), max(ys) - min(ys), 8)
+            box = (max(0, int(min(xs) - m)), max(0, int(min(ys) - m)),
+                   min(w, int(max(xs) + m) + 1), min(h, int(max(ys) + m) + 1))
+            if box[2] - box[0] >= 8 and box[3] - box[1] >= 8 and box not in boxes:
+                boxes.append(box)
+        return codes, boxes
+
+    def _passes(self, image: np.ndarray, passes: Sequence[str],
+                offset: tuple[int, int]) -> list[Code]:
+        for name in passes:
+            if name == "texture":
+                codes = self._texture(image)
+                if codes:
+                    return codes
+                continue
+            try:
+                ready = PREPARE[name](image)
+            except Exception as e:   # noqa: BLE001 - a preparation failing is not a crash
+                log.warning("decoder pass %r failed on a %dx%d image: %s", name,
+                            image.shape[1], image.shape[0], e)
+                continue
+            if ready is None:
+                continue
+            prepared, scale = ready
+            codes = self._read(np.ascontiguousarray(prepared), scale, _BINARIZER.get(name),
+                               quick=scale > 1)
+            if codes:
+                log.debug("pass %r found %d code(s)", name, len(codes))
+                ox, oy = offset
+                return [Code(c.text, c.raw, c.format,
+                             tuple((x + ox, y + oy) for x, y in c.position)) for c in codes]
+        return []

@@ -1,0 +1,359 @@
+"""``queue stats``, ``export``, ``sync`` and ``central``: thin click layers over offline_queue."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from kiosk import USER_AGENT
+
+DB_HELP = "check-in database (default: store.path of the kiosk config)"
+CONFIG_HELP = "kiosk configuration file (default /etc/checkpoint-kiosk/kiosk.toml)"
+
+
+def _db_option(f):  # noqa: ANN001, ANN202 - click decorator
+    f = click.option("--db", "db_path", type=click.Path(dir_okay=False), help=DB_HELP)(f)
+    return click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                        help=CONFIG_HELP)(f)
+
+
+def _kiosk_config(config_path: str | None):  # noqa: ANN202 - kiosk.config.Config
+    """The kiosk's own configuration, so a technician on the device needs no options."""
+    from kiosk import config
+
+    return config.load(config_path)
+
+
+def _db(config_path: str | None, db_path: str | None) -> str:
+    return db_path or _kiosk_config(config_path).store.path
+
+
+def _usage(error: ValueError) -> click.UsageError:
+    return click.UsageError(str(error))
+
+
+@click.group("queue")
+def queue() -> None:
+    """Inspect the kiosk's check-in queue.
+
+    Example: checkpoint-kiosk queue stats
+    """
+
+
+@queue.command("stats")
+@_db_option
+def queue_stats(config_path: str | None, db_path: str | None) -> None:
+    """Print pending, in-flight, sent, rejected counts, oldest pending age, sizes as JSON.
+
+    Example: checkpoint-kiosk queue stats --db /var/lib/checkpoint-kiosk/checkins.db
+    """
+    from kiosk.errors import StoreError
+    from offline_queue.store import connect, queue_stats
+
+    db_path = _db(config_path, db_path)
+    if not Path(db_path).is_file():
+        raise StoreError(f"no check-in database at {db_path!r}; pass --db PATH")
+    with connect(db_path, synchronous="NORMAL") as db:
+        click.echo(json.dumps(queue_stats(db, db_path, now=datetime.now(UTC)), indent=2))
+
+
+@queue.command("requeue")
+@_db_option
+def queue_requeue(config_path: str | None, db_path: str | None) -> None:
+    """Put dead-letter check-ins (refused by the server) back in the queue to send again.
+
+    Run it after fixing what the server refused them for (often a re-provisioning).
+    Attempts and the last error are kept; conflicts stay for a technician.
+
+    Example: checkpoint-kiosk queue requeue --db /var/lib/checkpoint-kiosk/checkins.db
+    """
+    from kiosk.errors import StoreError
+    from offline_queue.outbox import Outbox
+
+    db_path = _db(config_path, db_path)
+    if not Path(db_path).is_file():
+        raise StoreError(f"no check-in database at {db_path!r}; pass --db PATH")
+    with Outbox(db_path) as outbox:
+        count = outbox.requeue_dead_letter()
+    click.echo(f"{count} check-in(s) moved from dead letter back to pending; the running "
+               "kiosk sends them at its next sync, or run: checkpoint-kiosk sync --once")
+
+
+@click.command("export")
+@_db_option
+@click.option("--since", required=True, help="start (ISO date/time, local if no zone)")
+@click.option("--until", required=True, help="end, exclusive (ISO date/time)")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv",
+              show_default=True)
+def export(config_path: str | None, db_path: str | None, since: str, until: str,
+           fmt: str) -> None:
+    """Write check-ins between --since and --until to stdout (no person keys).
+
+    Example: checkpoint-kiosk export --db checkins.db --since 2021-09-20 --until 2021-09-21
+    """
+    from offline_queue import export as ex
+
+    db_path = _db(config_path, db_path)
+    try:
+        start, end = ex.parse_when(since), ex.parse_when(until)
+    except ValueError as e:
+        raise _usage(e) from e
+    writer = ex.write_csv if fmt == "csv" else ex.write_jsonl
+    writer(ex.rows(db_path, start, end), sys.stdout)
+
+
+@click.command("sync")
+@_db_option
+@click.option("--server", help="central platform URL (default: sync.server_url of the config)")
+@click.option("--token-file", type=click.Path(dir_okay=False),
+              help="file holding the device token (default: sync.token_file of the config); "
+                   "a token is never given on the command line, where other users could see it")
+@click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False),
+              help="extra CA bundle (PEM) for a private platform CA")
+@click.option("--once", is_flag=True,
+              help="push and pull once; exit 0 only if all delivered, nothing is left "
+                   "undeliverable (dead letter, forbidden) and every document was applied")
+def sync(config_path: str | None, db_path: str | None, server: str | None,
+         token_file: str | None, ca_bundle: str | None, once: bool) -> None:
+    """Deliver the queue and fetch policy, trust list and watchlist.
+
+    Without options it uses the kiosk's own configuration and device token.  Without --once
+    it keeps syncing as the kiosk does, printing one line per change, until Ctrl-C or SIGTERM.
+
+    Example: checkpoint-kiosk sync --once
+    """
+    from kiosk.domain.documents import VALIDATORS
+    from kiosk.runtime.build import device_token
+    from offline_queue.sync import SyncWorker, sync_once
+
+    cfg = _kiosk_config(config_path)
+    if token_file:
+        cfg = cfg.replace(sync={"token_file": token_file})
+    db_path = db_path or cfg.store.path
+    server = server or cfg.sync.server_url
+    if not server:
+        raise click.UsageError("no server: set sync.server_url in the config or pass --server")
+    token = device_token(cfg)
+    if token is None:
+        raise click.UsageError(f"no device token in {cfg.sync.token_file!r}: provision the "
+                               "kiosk first (checkpoint-kiosk provision) or pass --token-file")
+    ca_bundle = ca_bundle or cfg.sync.ca_bundle or None
+
+    try:
+        if once:
+            result = sync_once(db_path=db_path, server_url=server, token=token,
+                               user_agent=USER_AGENT, ca_bundle=ca_bundle,
+                               validators=VALIDATORS)
+            click.echo(result.as_json())
+            if not result.ok:
+                click.echo(f"sync: not everything was delivered: {result.error}", err=True)
+                sys.exit(1)
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with SyncWorker(db_path=db_path, server_url=server, token=token, user_agent=USER_AGENT,
+                        token_file=cfg.sync.token_file, ca_bundle=ca_bundle,
+                        validators=VALIDATORS,
+                        on_status=lambda s: click.echo(_status_line(s), err=True),
+                        boot_jitter=0):
+            try:
+                stop.wait()
+            except KeyboardInterrupt:
+                pass
+    except ValueError as e:
+        raise _usage(e) from e
+
+
+def _status_line(status) -> str:  # noqa: ANN001 - offline_queue.sync.SyncStatus
+    """One line a technician reads: 'online; backlog 0; dead letter 0; last sync 10:04:05'."""
+    parts = ["online" if status.online else "offline", f"backlog {status.backlog}",
+             f"dead letter {status.dead_letter}"]
+    if status.forbidden:
+        parts.append(f"forbidden {status.forbidden}")
+    last = status.last_success
+    parts.append(f"last sync {last.astimezone():%Y-%m-%d %H:%M:%S}" if last else "never synced")
+    if status.token_refused:
+        parts.append("device token refused: re-provision")
+    elif status.reprovision_needed:
+        parts.append("rows forbidden for this token: re-provision")
+    parts.extend(f"{name} not applied: {why}" for name, why in status.document_errors)
+    if status.last_error:
+        parts.append(f"error: {status.last_error}")
+    return "sync: " + "; ".join(parts)
+
+
+ADMIN_TOKEN_ENV = "CHECKPOINT_CENTRAL_ADMIN_TOKEN"
+
+
+@click.group("central", invoke_without_command=True)
+@click.option("--db", "db_path", type=click.Path(dir_okay=False),
+              help="central SQLite database, also for the sub-commands (serving: default "
+                   "central.db)")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True, help="0 picks a free port")
+@click.option("--admin-token", envvar=ADMIN_TOKEN_ENV,
+              help=f"token for the report and publish endpoints; set it in the environment "
+                   f"variable {ADMIN_TOKEN_ENV} instead: a value given here is visible to "
+                   "every user in the process list")
+@click.option("--threads", type=int, default=None,
+              help="application threads (default: offline_queue.central.server.THREADS)")
+@click.pass_context
+def central(ctx: click.Context, db_path: str | None, host: str, port: int,
+            admin_token: str | None, threads: int | None) -> None:
+    """Run the reference central platform (waitress), or manage it with a sub-command.
+
+    Documents are checked on publish with the kiosk's own validators.  Give the admin
+    token in the environment (CHECKPOINT_CENTRAL_ADMIN_TOKEN), not with --admin-token.
+
+    Example: CHECKPOINT_CENTRAL_ADMIN_TOKEN=... checkpoint-kiosk central --db central.db
+    """
+    ctx.obj = {"db_path": db_path}
+    source = ctx.get_parameter_source("admin_token")
+    if admin_token and source == click.core.ParameterSource.COMMANDLINE:
+        click.echo(f"warning: --admin-token is visible in the process list; set "
+                   f"{ADMIN_TOKEN_ENV} in the environment instead", err=True)
+    if ctx.invoked_subcommand is not None:
+        return
+    from kiosk.domain.documents import VALIDATORS
+    from offline_queue.central.server import THREADS, CentralServer
+
+    server = CentralServer(db_path or "central.db", host=host, port=port,
+                           admin_token=admin_token, validators=VALIDATORS,
+                           threads=threads or THREADS)
+    # The first line tells scripts and tests which port was picked.
+    click.echo(f"listening on {server.url}", err=False)
+    sys.stdout.flush()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+def _central_db_path(db_path: str | None, *, must_exist: bool = False) -> str:
+    """The sub-command's --db, else the group's; a usage error if neither was given."""
+    path = db_path or (click.get_current_context().find_object(dict) or {}).get("db_path")
+    if not path:
+        raise click.UsageError("no database: pass --db PATH (before or after the sub-command)")
+    if must_exist and not Path(path).is_file():
+        raise click.UsageError(f"no central database at {path!r}; check --db")
+    return path
+
+
+def _central_db(db_path: str):  # noqa: ANN202
+    from offline_queue.central import db
+
+    return db.connect(db_path)
+
+
+_central_db_option = click.option(
+    "--db", "db_path", type=click.Path(dir_okay=False),
+    help="central SQLite database (default: the --db given to 'central')")
+
+
+@central.command("export")
+@_central_db_option
+def central_export(db_path: str | None) -> None:
+    """Print every received check-in as JSON lines.
+
+    Example: checkpoint-kiosk central --db central.db export > checkins.jsonl
+    """
+    from offline_queue.central import db
+
+    with _central_db(_central_db_path(db_path, must_exist=True)) as conn:
+        for item in db.export_checkins(conn):
+            click.echo(json.dumps(item, ensure_ascii=False, sort_keys=True))
+
+
+@central.command("enrol-token")
+@_central_db_option
+@click.option("--checkpoint", required=True, help="checkpoint id, e.g. LS-HUUNGHI")
+@click.option("--name", required=True, help="checkpoint name shown in reports")
+def central_enrol_token(db_path: str | None, checkpoint: str, name: str) -> None:
+    """Print a one-time enrolment token for a kiosk at this checkpoint.
+
+    Example: checkpoint-kiosk central --db c.db enrol-token --checkpoint LS-1 --name "Hữu Nghị"
+    """
+    from offline_queue.central import db
+
+    with _central_db(_central_db_path(db_path)) as conn:
+        try:
+            click.echo(db.create_enrolment_token(conn, checkpoint_id=checkpoint, name=name))
+        except ValueError as e:
+            raise _usage(e) from e
+
+
+@central.command("link-device")
+@_central_db_option
+@click.argument("device_id")
+@click.argument("previous_device_id")
+def central_link_device(db_path: str | None, device_id: str, previous_device_id: str) -> None:
+    """Let DEVICE_ID deliver the check-ins recorded as PREVIOUS_DEVICE_ID.
+
+    Enrolment links a kiosk's previous ids at the same checkpoint by itself; use this for
+    a kiosk moved to another checkpoint whose backlog is answered "forbidden".
+
+    Example: checkpoint-kiosk central --db c.db link-device kiosk-5f1e kiosk-09ab
+    """
+    from offline_queue.central import db
+
+    with _central_db(_central_db_path(db_path, must_exist=True)) as conn:
+        try:
+            added = db.link_devices(conn, device_id, previous_device_id)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from e
+    click.echo(f"{device_id} delivers the check-ins of {previous_device_id}"
+               + ("" if added else " (already linked)"))
+
+
+@central.command("set-document")
+@_central_db_option
+@click.argument("name")
+@click.argument("file", type=click.File("rb"))
+@click.option("--expires", help="expiry (ISO date-time) sent as the Expires header")
+def central_set_document(db_path: str | None, name: str, file, expires: str | None) -> None:  # noqa: ANN001
+    """Publish a policy, trust_list or watchlist document; prints its ETag.
+
+    The document is checked with the kiosk's own validators first: one no kiosk could
+    apply is refused (exit 1) and the published version stays.
+
+    Example: checkpoint-kiosk central --db central.db set-document policy policy.json
+    """
+    from kiosk.domain.documents import VALIDATORS
+    from offline_queue.central import db
+    from offline_queue.documents import check_name
+    from offline_queue.export import parse_when
+
+    path = _central_db_path(db_path)
+    try:
+        check_name(name)
+        expires_at = parse_when(expires) if expires else None
+    except ValueError as e:
+        raise _usage(e) from e
+    body = file.read()
+    with _central_db(path) as conn:
+        try:
+            click.echo(db.set_document(conn, name, body, expires_at=expires_at,
+                                       validators=VALIDATORS))
+        except ValueError as e:
+            raise click.ClickException(f"{e}; nothing was published") from e
+
+
+@central.command("report")
+@_central_db_option
+@click.option("--days", type=click.IntRange(1, 366), default=7, show_default=True)
+def central_report(db_path: str | None, days: int) -> None:
+    """Per checkpoint, scans in the last N days, and checkpoints with none (JSON).
+
+    Example: checkpoint-kiosk central --db central.db report --days 7
+    """
+    from offline_queue.central import db
+
+    with _central_db(_central_db_path(db_path, must_exist=True)) as conn:
+        click.echo(json.dumps(db.scans_report(conn, days=days), ensure_ascii=False, indent=2))

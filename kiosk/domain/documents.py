@@ -1,0 +1,101 @@
+"""Validators for the documents the central publishes and the kiosk applies.
+
+"Valid" means "can be applied": each validator runs :func:`load`, the very function
+:class:`kiosk.runtime.checker.LiveChecker` applies a stored document with (over
+:meth:`Policy.from_json`,
+:meth:`TrustList.from_json`, :meth:`Watchlist.from_json`), so the central (on publish) and
+the sync worker (before storing) refuse exactly what a kiosk could not use.  The queue and the
+central import nothing from ``kiosk``; they are handed ``VALIDATORS`` where they are built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from kiosk.domain.policy import Policy
+from kiosk.domain.trustlist import TrustList
+from kiosk.domain.watchlist import Watchlist
+from kiosk.errors import ConfigError
+
+
+class DocumentError(ConfigError):
+    """A policy, trust list or watchlist document cannot be applied (a ValueError too)."""
+
+
+def load_policy(body: bytes) -> Policy:
+    """The policy a document sets; raises :class:`DocumentError` naming the bad key."""
+    try:
+        return Policy.from_json(body, source="policy document")
+    except ConfigError as e:
+        raise DocumentError(f"document 'policy' cannot be applied: {e}") from None
+
+
+def load_trust_list(body: bytes, *, fetched_at: datetime | None = None) -> TrustList:
+    """The trust list a document holds; raises :class:`DocumentError` unless a signer is usable."""
+    try:
+        trust_list = TrustList.from_json(body, fetched_at=fetched_at)
+    except ConfigError as e:
+        raise DocumentError(f"document 'trust_list' cannot be applied: {e}") from None
+    if len(trust_list) == 0:
+        # The loader skips unusable entries (real lists hold a few); a list of nothing but
+        # those verifies no certificate at all, which is a publishing mistake, not a policy.
+        raise DocumentError(
+            f"document 'trust_list' cannot be applied: none of its {trust_list.skipped} "
+            "entries is a usable document signer (each needs base64 kid and rawData holding a "
+            "DER X.509 certificate with an EC or RSA key, certificateType 'DSC'); to stop "
+            "accepting certificates, remove 'eu_dcc' from policy.accepted_kinds instead"
+        )
+    return trust_list
+
+
+def load_watchlist(body: bytes) -> Watchlist:
+    """The watchlist a document holds; raises :class:`DocumentError` naming the bad member."""
+    try:
+        return Watchlist.from_json(body)
+    except ConfigError as e:
+        raise DocumentError(f"document 'watchlist' cannot be applied: {e}") from None
+
+
+def load(name: str, body: bytes, *, fetched_at: datetime | None = None) -> Any:
+    """Document ``name`` as the kiosk applies it (``LiveChecker`` calls this)."""
+    try:
+        if name == "policy":
+            return load_policy(body)
+        if name == "trust_list":
+            return load_trust_list(body, fetched_at=fetched_at)
+        if name == "watchlist":
+            return load_watchlist(body)
+    except RecursionError:
+        # json.loads of a few thousand nested brackets: an attack, not a document.
+        raise DocumentError(f"document {name!r} cannot be applied: its JSON is nested too "
+                            "deeply to be a policy, trust list or watchlist") from None
+    raise DocumentError(f"unknown document {name!r}; use one of {', '.join(VALIDATORS)}")
+
+
+def validate_policy(body: bytes) -> None:
+    """Raise :class:`DocumentError` unless ``body`` is a policy document a kiosk can apply."""
+    load_policy(body)
+
+
+def validate_trust_list(body: bytes) -> None:
+    """Raise :class:`DocumentError` unless ``body`` is a trust list with a usable signer."""
+    load_trust_list(body)
+
+
+def validate_watchlist(body: bytes) -> None:
+    """Raise :class:`DocumentError` unless ``body`` is a watchlist document a kiosk can apply."""
+    load_watchlist(body)
+
+
+VALIDATORS: Mapping[str, Callable[[bytes], None]] = MappingProxyType({
+    name: (lambda body, _name=name: validate(_name, body))
+    for name in ("policy", "trust_list", "watchlist")
+})
+
+
+def validate(name: str, body: bytes) -> None:
+    """Validate document ``name``; raises :class:`DocumentError` (also for an unknown name)."""
+    load(name, body)

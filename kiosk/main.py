@@ -1,0 +1,111 @@
+"""The kiosk process: build the parts, run the screen (or headless), talk to systemd.
+
+``checkpoint-kiosk run`` and ``checkpoint-kiosk demo`` both end here; this is the only module
+that knows the runtime, the screen and the operations side at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kiosk import config as config_mod
+
+log = logging.getLogger(__name__)
+
+
+# The officer holds the printed test card up within this long (the CLI waits 30 s; an
+# officer at a queue has less patience, and the card is optional: it fails, nothing breaks).
+PANEL_CARD_SECONDS = 15.0
+
+
+def selftest_runner(cfg: config_mod.Config, parts: Any, *,
+                    card_seconds: float = PANEL_CARD_SECONDS) -> Callable[..., Any]:
+    """The officer panel's self-test: the running kiosk's own frames and Signals."""
+    from kiosk.ops.selftest import run_selftest
+
+    def run(progress: Callable[[str], None], confirm: Callable[[str], bool | None]) -> Any:
+        return run_selftest(cfg, frames=parts.loop.latest_frame, signals=parts.signals,
+                            confirm=confirm, progress=progress, card_seconds=card_seconds)
+
+    return run
+
+
+def state_dir() -> Path:
+    """systemd's StateDirectory= (it sets $STATE_DIRECTORY), else the provisioning default."""
+    from kiosk.ops.provision import STATE_DIR
+
+    env = os.environ.get("STATE_DIRECTORY", "")
+    return Path(env.split(":")[0]) if env else STATE_DIR
+
+
+def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | None = None,
+              show_lights: bool = False, sync_options: dict | None = None,
+              loop_options: dict | None = None,
+              config_path: str | os.PathLike[str] | None = None,
+              state_dir_path: str | os.PathLike[str] | None = None) -> int:
+    """Build the kiosk from ``cfg`` and run it until stopped; returns the exit status.
+
+    Under systemd it notifies READY once up, pings the watchdog from the main loop while the
+    camera and sync threads turn, keeps STATUS= current and says STOPPING on the way out.
+    ``config_path`` is the file a provisioning QR from the officer panel rewrites (None: that
+    entry is disabled, as in the demo); after it the screen returns and the exit status is 0,
+    so systemd (Restart=always) starts the kiosk again with the new configuration.
+    """
+    from kiosk.ops import notify
+    from kiosk.runtime.build import build, run_headless, setup_logging, stop_on_signals
+
+    setup_logging(cfg.log.level)
+    if notify.use_journal():
+        log.debug("logging to the journal with structured fields")
+    with contextlib.ExitStack() as stack:
+        stop = stack.enter_context(stop_on_signals())
+        notifier = stack.enter_context(notify.Notifier())
+        parts = build(cfg, stack, sync_options=sync_options, loop_options=loop_options)
+        supervisor = notify.Supervisor(
+            notifier,
+            alive=notify.kiosk_checks(parts, cfg),
+            ready=notify.kiosk_ready(parts),
+            status=lambda: notify.status_line(parts.loop.health()),
+        )
+        # Registered last, so it runs first: STOPPING=1 goes out before the parts close.
+        stack.callback(supervisor.stopping)
+        if headless:
+            return run_headless(parts, stop, max_seconds=max_seconds, on_tick=supervisor.tick)
+        from kiosk.ui import UiConfig, run_ui
+
+        ui = cfg.ui
+        size = (ui.width, ui.height) if ui.width and ui.height else None
+        ui_config = UiConfig(
+            fullscreen=ui.fullscreen, size=size, portrait=ui.portrait, language=ui.language,
+            result_seconds=ui.result_seconds, idle_seconds=ui.idle_seconds,
+            officer_pin=ui.officer_pin or None, show_lights=show_lights, voice=ui.voice,
+            camera_crop=cfg.camera.crop,
+        )
+        if max_seconds:
+            import threading
+
+            timer = threading.Timer(max_seconds, stop.set)
+            timer.daemon = True
+            timer.start()
+            stack.callback(timer.cancel)
+
+        def tick() -> None:
+            supervisor.tick()
+            if parts.loop.ended:  # a replay without 'loop' is over: exit 0, as headless does
+                stop.set()
+
+        from kiosk.ui.appliance import Appliance
+
+        appliance = Appliance(
+            config_path=Path(config_path) if config_path is not None else None,
+            state_dir=Path(state_dir_path) if state_dir_path is not None else state_dir(),
+            selftest=selftest_runner(cfg, parts),
+        )
+        # run_ui calls on_tick only after a frame was drawn: READY means the screen is up.
+        run_ui(parts.loop, config=ui_config, stop=stop, on_tick=tick, appliance=appliance)
+    return 0

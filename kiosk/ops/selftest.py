@@ -1,0 +1,363 @@
+"""The technician's self-test: every part a checkpoint depends on, pass or fail with a reason.
+
+:func:`run_selftest` is a library function: ``checkpoint-kiosk selftest`` calls it with devices
+it opens itself; the officer panel calls it from inside the running kiosk with the kiosk's own
+camera pipeline and lights (a second process could not open them) and its own ``confirm``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+from kiosk.terminal import printable, printable_json
+
+log = logging.getLogger(__name__)
+
+PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
+TEST_CARD = "CKTEST:checkpoint-kiosk test card 1"
+CLOCK_TOLERANCE = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    result: str  # pass | warn | fail | skip
+    detail: str
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class SelfTestReport:
+    checks: tuple[Check, ...]
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def ok(self) -> bool:
+        """Pass unless a check failed (warnings and skips do not fail the test)."""
+        return all(c.result != FAIL for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "at": self.at, "checks": [asdict(c) for c in self.checks]}
+
+    def to_json(self) -> str:
+        return printable_json(self.as_dict(), indent=1)
+
+    def human(self) -> str:
+        width = max((len(c.name) for c in self.checks), default=0)
+        # Details quote servers and devices: no raw control characters to the terminal.
+        lines = [printable(f"{c.result.upper():<5} {c.name:<{width}}  {c.detail}", keep="")
+                 for c in self.checks]
+        lines.append("SELF-TEST PASSED" if self.ok else "SELF-TEST FAILED")
+        return "\n".join(lines)
+
+
+def test_card_image(module_px: int = 8) -> Any:
+    """The printable test card (a PIL image); the camera check looks for its code."""
+    from hardware.images import qr_image
+
+    return qr_image(TEST_CARD, module_px=module_px)
+
+
+# A frame source returns the newest grayscale frame (numpy array) or None.
+FrameSource = Callable[[], Any]
+# confirm(question) -> True/False, or None when nobody can answer (non-interactive).
+Confirm = Callable[[str], bool | None]
+
+
+def run_selftest(
+    cfg: Any,
+    *,
+    frames: FrameSource | None = None,
+    signals: Any = None,
+    confirm: Confirm | None = None,
+    card_seconds: float = 0.0,
+    camera_seconds: float = 5.0,
+    progress: Callable[[str], None] = lambda _msg: None,
+    session: Any = None,
+    synced_flag: Path = Path("/run/systemd/timesync/synchronized"),
+) -> SelfTestReport:
+    """Run every check; never raises for a failing part (that is a failed check).
+
+    ``frames``: the running kiosk's frame source (``lambda: loop.latest_frame()``); None opens
+    the configured camera here.  ``signals``: the kiosk's ``Signals``; None opens the pins
+    here.  ``card_seconds`` > 0 waits that long for the printed test card in front of the
+    camera; 0 decodes the card's image directly (the decoder works, the camera is not aimed).
+    """
+    checks: list[Check] = []
+    server_time: list[datetime] = []
+
+    def step(name: str, fn: Callable[[], tuple[str, str]]) -> None:
+        progress(name)
+        t0 = time.monotonic()
+        try:
+            result, detail = fn()
+        except Exception as e:  # a broken part is a failed check, never a crash
+            log.debug("self-test %s raised", name, exc_info=True)
+            result, detail = FAIL, f"{type(e).__name__}: {e}"
+        checks.append(Check(name, result, detail, round(time.monotonic() - t0, 3)))
+
+    seen: list[Any] = []
+    step("camera", lambda: _camera(cfg, frames, camera_seconds, seen))
+    step("test card", lambda: _card(cfg, frames, seen, card_seconds))
+    step("lights and buzzer", lambda: _lights(cfg, signals, confirm))
+    step("database", lambda: _database(cfg))
+    step("disk", lambda: _disk(cfg))
+    step("server", lambda: _server(cfg, session, server_time))
+    step("clock", lambda: _clock(synced_flag, server_time))
+    step("trust list and watchlist", lambda: _documents(cfg))
+    report = SelfTestReport(tuple(checks))
+    log.info("self-test %s: %s", "passed" if report.ok else "failed",
+             ", ".join(f"{c.name}={c.result}" for c in checks))
+    return report
+
+
+def _camera(cfg: Any, frames: FrameSource | None, seconds: float, seen: list[Any]
+            ) -> tuple[str, str]:
+    if frames is not None:
+        deadline = time.monotonic() + seconds
+        last = None
+        while time.monotonic() < deadline and len(seen) < 3:
+            frame = frames()
+            if frame is not None and frame is not last:
+                seen.append(frame)
+                last = frame
+            time.sleep(0.05)
+    else:
+        from kiosk.runtime.build import configured_camera
+
+        with contextlib.closing(configured_camera(cfg)) as camera:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and len(seen) < 3:
+                frame = camera.read(timeout=min(1.0, seconds))
+                if frame is not None:
+                    seen.append(frame.image)
+    if not seen:
+        return FAIL, f"no frame from {cfg.camera.spec!r} within {seconds:.0f} s"
+    shape = "x".join(str(n) for n in reversed(seen[-1].shape[:2]))
+    if len(seen) < 3:
+        return WARN, f"only {len(seen)} frame(s) in {seconds:.0f} s ({shape})"
+    return PASS, f"{len(seen)} frames {shape} from {cfg.camera.spec}"
+
+
+def _card(cfg: Any, frames: FrameSource | None, seen: list[Any], seconds: float
+          ) -> tuple[str, str]:
+    import numpy as np
+
+    from hardware.qr import open_decoder
+
+    with contextlib.closing(open_decoder(cfg.decoder.backend)) as decoder:
+        if seconds <= 0:
+            image = np.asarray(test_card_image(module_px=4))
+            texts = [c.text for c in decoder.decode(image)]
+            if TEST_CARD in texts:
+                return PASS, "decoder reads the test card image (camera not aimed at a card)"
+            return FAIL, f"decoder did not read the test card image (got {len(texts)} codes)"
+        deadline = time.monotonic() + seconds
+        camera = None
+        if frames is None:
+            from kiosk.runtime.build import configured_camera
+
+            camera = configured_camera(cfg)
+        try:
+            while time.monotonic() < deadline:
+                if camera is not None:
+                    frame = camera.read(timeout=0.5)
+                    image = frame.image if frame is not None else None
+                else:
+                    image = frames() if frames is not None else None
+                if image is not None and any(c.text == TEST_CARD for c in decoder.decode(image)):
+                    return PASS, "test card read through the camera"
+                time.sleep(0.02)
+        finally:
+            if camera is not None:
+                camera.close()
+    return FAIL, f"test card not seen within {seconds:.0f} s; hold it 20-40 cm from the lens"
+
+
+def _lights(cfg: Any, signals: Any, confirm: Confirm | None) -> tuple[str, str]:
+    if not cfg.signals.enabled:
+        return SKIP, "signals disabled in the config"
+    opened = None
+    if signals is None:
+        from hardware.signals import Signals, make_pin_factory, simulated_reason
+
+        s = cfg.signals
+        factory = make_pin_factory(s.pin_factory)
+        if simulated_reason(factory):
+            # Nobody can see a simulated light: asking would only teach "yes" to the prompt.
+            factory.close()
+            return WARN, f"{simulated_reason(factory)}: lights and buzzer not tested"
+        opened = signals = Signals(red=s.red, amber=s.amber, green=s.green, buzzer=s.buzzer,
+                                   gate=s.gate, gate_pulse_seconds=s.gate_pulse_seconds,
+                                   pin_factory=factory)
+    try:
+        lights = signals.lights
+        devices = {name: dev for name, dev in (
+            ("red", lights.red), ("amber", lights.amber), ("green", lights.green),
+            ("buzzer", signals.buzzer), ("gate", signals.gate)) if dev is not None}
+        answers: dict[str, bool | None] = {}
+        for name, device in devices.items():
+            device.on()
+            try:
+                time.sleep(0.5)
+                what = {"buzzer": "buzzer sounding", "gate": "gate relay clicked"}.get(
+                    name, f"{name} light on")
+                answers[name] = confirm(f"Is the {what}?") if confirm else None
+                if not device.is_active:
+                    answers[name] = False
+            finally:
+                device.off()
+    finally:
+        if opened is not None:
+            opened.close()
+    failed = [n for n, a in answers.items() if a is False]
+    if failed:
+        return FAIL, f"not confirmed: {', '.join(failed)}"
+    if any(a is None for a in answers.values()):
+        return WARN, f"cycled {', '.join(devices)}; nobody confirmed (run interactively)"
+    return PASS, f"confirmed {', '.join(devices)}"
+
+
+def _database(cfg: Any) -> tuple[str, str]:
+    from offline_queue.store import connect, quick_check
+
+    path = Path(cfg.store.path)
+    folder = path.parent
+    # Write and read back a scratch database beside the real one: the same card, folder and
+    # SQLite settings, without a test row in the check-in records.
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".selftest-") as tmp:
+        conn = sqlite3.connect(Path(tmp) / "selftest.db")
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("CREATE TABLE t (v TEXT)")
+            with conn:
+                conn.execute("INSERT INTO t VALUES (?)", ("ok",))
+            if conn.execute("SELECT v FROM t").fetchone() != ("ok",):
+                return FAIL, f"wrote a row in {folder} and read back something else"
+        finally:
+            conn.close()
+    if not path.exists():
+        return WARN, f"write/read ok in {folder}; no check-in database yet"
+    db = connect(path, migrate=False)
+    try:
+        problems = quick_check(db)
+    finally:
+        db.close()
+    if problems:
+        return FAIL, f"{path} is damaged: {problems[0]}"
+    return PASS, f"write/read ok; {path.name} quick_check ok"
+
+
+def _disk(cfg: Any) -> tuple[str, str]:
+    from kiosk.ops.status import disk
+
+    d = disk(Path(cfg.store.path).parent, cfg.store.disk_warn_mb * 2**20)
+    free = d["free_bytes"] // 2**20
+    if d["low"]:
+        return FAIL, f"{free} MiB free at {d['path']} (below {cfg.store.disk_warn_mb} MiB)"
+    return PASS, f"{free} MiB free at {d['path']}"
+
+
+def _server(cfg: Any, session: Any, server_time: list[datetime]) -> tuple[str, str]:
+    import requests
+
+    from kiosk.runtime.build import device_token
+
+    url = cfg.sync.server_url
+    if not url:
+        return FAIL, "no server URL: provision the kiosk (checkpoint-kiosk provision)"
+    token = device_token(cfg)
+    http = session or requests.Session()
+    verify = cfg.sync.ca_bundle or True
+    timeout = cfg.sync.timeout_seconds
+    try:
+        try:
+            health = http.get(url.rstrip("/") + "/v1/health", timeout=timeout, verify=verify)
+        except requests.RequestException as e:
+            return FAIL, f"{url} unreachable: {type(e).__name__}: {e}"
+        date = health.headers.get("Date")
+        if date:
+            with contextlib.suppress(TypeError, ValueError):
+                server_time.append(parsedate_to_datetime(date))
+        if not token:
+            return FAIL, f"{url} reachable; no device token in {cfg.sync.token_file}"
+        auth = http.get(url.rstrip("/") + "/v1/documents/policy", timeout=timeout,
+                        verify=verify, headers={"Authorization": f"Bearer {token}"})
+    finally:
+        if session is None:
+            http.close()
+    if auth.status_code in (401, 403):
+        return FAIL, f"{url} reachable but refused the device token ({auth.status_code}): " \
+                     "re-provision"
+    if auth.status_code in (200, 304, 404):
+        return PASS, f"{url} reachable, device token accepted"
+    return FAIL, f"{url} answered {auth.status_code} to an authenticated request"
+
+
+def _clock(synced_flag: Path, server_time: list[datetime]) -> tuple[str, str]:
+    now = datetime.now(UTC)
+    if server_time:
+        skew = now - server_time[0]
+        if abs(skew) > CLOCK_TOLERANCE:
+            return FAIL, (f"clock is {skew.total_seconds():+.0f} s off the server's; check "
+                          "NTP (timedatectl) — TLS and check-in times depend on it")
+    if synced_flag.exists():
+        return PASS, "synced by NTP this boot"
+    if server_time:
+        return WARN, "not NTP-synced, but within 2 min of the server's clock"
+    return WARN, "not NTP-synced and no server to compare with; times will be corrected later"
+
+
+def _documents(cfg: Any) -> tuple[str, str]:
+    from kiosk.domain.policy import Policy
+    from kiosk.domain.watchlist import Watchlist
+    from offline_queue.store import connect, read_document
+
+    path = Path(cfg.store.path)
+    if not path.exists():
+        return FAIL, "no check-in database yet: the kiosk has never synced"
+    table = dict(cfg.policy)
+    profile = str(table.pop("profile", "border"))
+    policy = Policy.load(profile, table)
+    db = connect(path, migrate=False)
+    try:
+        trust = read_document(db, "trust_list")
+        watch = read_document(db, "watchlist")
+    finally:
+        db.close()
+    now = datetime.now(UTC)
+    problems, notes = [], []
+    if "eu_dcc" not in policy.accepted_kinds:
+        notes.append("no trust list needed (EU DCC not accepted)")
+    elif trust is None:
+        problems.append("no trust list yet")
+    else:
+        age = now - trust.fetched_at
+        if age > policy.trust_list_max_age:
+            problems.append(f"trust list {age.total_seconds() / 3600:.0f} h old "
+                            f"(max {policy.trust_list_max_age_hours} h)")
+        else:
+            notes.append(f"trust list {age.total_seconds() / 3600:.1f} h old")
+    if not policy.watchlist:
+        notes.append("watchlist not used")
+    elif watch is None:
+        problems.append("no watchlist yet")
+    elif Watchlist.from_json(watch.body).is_stale(now):
+        problems.append("watchlist stale")
+    else:
+        notes.append("watchlist fresh")
+    if problems:
+        return FAIL, "; ".join(problems) + ": check sync (checkpoint-kiosk status)"
+    return PASS, ", ".join(notes)

@@ -1,0 +1,255 @@
+"""Builds the kiosk from its configuration and runs it, with a screen or headless.
+
+This is the one place where concrete devices, the store and the sync worker are made; every
+other module takes them as arguments.  Lifetimes are owned by one ``ExitStack``: whatever was
+opened is closed in reverse order, on a normal exit, on SIGTERM and on an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kiosk import USER_AGENT, __version__
+from kiosk.config import Config
+from kiosk.errors import CameraError, ConfigError, StoreError
+from kiosk.logfmt import install as install_safe_formatter
+from kiosk.runtime.checker import LiveChecker
+from kiosk.runtime.scanloop import ScanLoop
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Parts:
+    """The running kiosk's pieces, for the runners and the watchdog."""
+
+    loop: ScanLoop
+    store: Any
+    pipeline: Any
+    signals: Any
+    sync: Any
+
+
+def device_token(cfg: Config) -> str | None:
+    """The device token written by provisioning, or None when the device is not enrolled."""
+    path = Path(cfg.sync.token_file)
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ConfigError(
+            f"sync.token_file {str(path)!r} cannot be read: {e}; it must be readable by the "
+            "kiosk user (mode 0600, owned by it)"
+        ) from e
+    return token or None
+
+
+def configured_camera(cfg: Config) -> Any:
+    """Open the camera the ``[camera]`` table describes."""
+    from hardware.camera import open_camera
+
+    c = cfg.camera
+    return open_camera(c.spec, width=c.width, height=c.height, crop=c.crop,
+                       autofocus=c.autofocus)
+
+
+class UnavailableStore:
+    """Stands in for a database that cannot be opened: every record attempt fails loudly."""
+
+    def __init__(self, message: str) -> None:
+        self.unavailable = message
+
+    def record(self, entry: Any) -> str:
+        raise StoreError(self.unavailable)
+
+    def counts_today(self, **_: Any) -> dict[str, int]:
+        return dict.fromkeys(("in", "out", "pass", "check", "stop", "total"), 0)
+
+    def recent(self, limit: int = 10) -> list[dict]:
+        return []
+
+    def document(self, name: str) -> None:
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        return {"error": self.unavailable}
+
+    def close(self) -> None:
+        pass
+
+
+def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
+          sync_options: dict[str, Any] | None = None,
+          loop_options: dict[str, Any] | None = None) -> Parts:
+    """Open everything the configuration names; register each with ``stack`` for closing.
+
+    ``loop_options`` are extra ``ScanLoop`` keywords (the demo's ``is_clock_synced``)."""
+    from hardware.camera import CameraSpec
+    from hardware.qr import open_decoder
+    from hardware.signals import Buttons, Signals, make_pin_factory
+    from kiosk.domain.credentials import from_cccd_number, recognise
+    from kiosk.runtime.capture import CapturePipeline
+    from offline_queue.store import Store
+
+    events: queue.Queue[Any] = queue.Queue()
+    try:
+        store: Any = stack.enter_context(Store(
+            cfg.store.path,
+            device_id=cfg.device.id or "unprovisioned",
+            checkpoint_id=cfg.device.checkpoint_id or "unprovisioned",
+            retention_days=cfg.store.retention_days,
+            app_version=__version__,
+        ))
+    except StoreError as e:
+        # The kiosk still comes up, shows the fault and sends everyone to an officer: a
+        # restart loop under systemd would leave the queue with a dark screen instead.
+        log.error("check-ins cannot be recorded: %s", e)
+        store = UnavailableStore(str(e))
+    checker = LiveChecker(cfg, store)
+
+    signals = None
+    pin_factory = None
+    if cfg.signals.enabled:
+        s = cfg.signals
+        pin_factory = make_pin_factory(s.pin_factory)
+        signals = stack.enter_context(Signals(
+            red=s.red, amber=s.amber, green=s.green, buzzer=s.buzzer, gate=s.gate,
+            gate_pulse_seconds=s.gate_pulse_seconds, pin_factory=pin_factory,
+        ))
+
+    sync = None
+    token = device_token(cfg)
+    if cfg.sync.server_url:
+        from kiosk.domain.documents import VALIDATORS
+        from offline_queue.sync import SyncWorker
+
+        try:
+            sync = SyncWorker(
+                db_path=cfg.store.path,
+                server_url=cfg.sync.server_url,
+                token=token,
+                ca_bundle=cfg.sync.ca_bundle or None,
+                on_status=events.put,
+                connect_timeout=min(5.0, cfg.sync.timeout_seconds),
+                read_timeout=cfg.sync.timeout_seconds,
+                retention_days=cfg.store.retention_days,
+                # A fixed token file resumes delivery without a restart (issue 9 #4), and a
+                # document is stored only when this kiosk can apply it (#10).
+                token_file=cfg.sync.token_file,
+                validators=VALIDATORS,
+                user_agent=USER_AGENT,
+                **(sync_options or {}),
+            )
+        except ValueError as e:  # the client's own checks (a missing CA bundle file)
+            raise ConfigError(f"[sync]: {e}") from None
+        stack.callback(sync.close)
+
+    pipeline = None
+    if with_camera:
+        try:
+            CameraSpec.parse(cfg.camera.spec)  # a typo stops start-up; a missing device is retried
+        except CameraError as e:
+            raise ConfigError(f"camera.spec: {e}") from None
+        pipeline = CapturePipeline(
+            open_camera=lambda: configured_camera(cfg),
+            open_decoder=lambda: open_decoder(cfg.decoder.backend),
+            events=events,
+            retry_max=cfg.camera.retry_max_seconds,
+        )
+        stack.callback(pipeline.close)
+
+    loop = ScanLoop(
+        store=store,
+        checker=checker,
+        recognise=recognise,
+        signals=signals,
+        pipeline=pipeline,
+        events=events,
+        sync=sync,
+        direction=cfg.device.direction,
+        dedupe_seconds=cfg.decoder.dedupe_seconds,
+        result_seconds=cfg.ui.result_seconds,
+        keep_fields=checker.policy.keep_fields,
+        accepted_kinds=checker.policy.accepted_kinds,
+        manual_entry=from_cccd_number,
+        disk_path=Path(cfg.store.path).parent,
+        disk_warn_bytes=cfg.store.disk_warn_mb * 2**20,
+        trust_list_age=checker.trust_list_age,
+        document_times=checker.document_times,
+        stored_document_errors=checker.document_errors,
+        **(loop_options or {}),
+    )
+    if cfg.signals.enabled:
+        s = cfg.signals
+        buttons = {"confirm": s.confirm_button, "direction": s.direction_button,
+                   "officer": s.officer_button}
+        if any(pin is not None for pin in buttons.values()):
+            stack.enter_context(Buttons(buttons, on_press=loop.post_button,
+                                        pin_factory=pin_factory))
+    if pipeline is not None:
+        pipeline.start()
+    if sync is not None:
+        sync.start()
+    return Parts(loop, store, pipeline, signals, sync)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGTERM/SIGINT, so the loop can finish its turn and close cleanly."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum: int, _frame: Any) -> None:
+        log.info("%s received: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_headless(parts: Parts, stop: threading.Event, *, max_seconds: float | None = None,
+                 on_tick: Callable[[], None] = lambda: None) -> int:
+    """The scan loop with no screen: lights, buzzer and records only.  Returns the exit code."""
+    deadline = time.monotonic() + max_seconds if max_seconds else None
+    loop = parts.loop
+    while not stop.is_set():
+        for event in loop.step(timeout=0.1):
+            if hasattr(event, "camera_ok") and event.fault:
+                log.warning("kiosk fault: camera=%s store=%s", event.camera_message,
+                            event.store_message)
+        on_tick()
+        if loop.ended:
+            log.info("replay finished")
+            return 0
+        if deadline is not None and time.monotonic() >= deadline:
+            log.info("--max-seconds reached")
+            return 0
+    return 0
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr (the journal under systemd, which adds its own timestamps)."""
+    fmt = ("%(levelname)s %(name)s: %(message)s" if os.environ.get("INVOCATION_ID")
+           else "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=getattr(logging, level), format=fmt, force=True)
+    install_safe_formatter(fmt)  # one record, one line: external text cannot forge lines
+    logging.captureWarnings(True)  # gpiozero's pin-factory fallbacks become one log line each

@@ -1,0 +1,130 @@
+"""The decision maker in force: the config's policy until the central's documents arrive.
+
+:class:`LiveChecker` wraps :class:`kiosk.domain.policy.Checker` and rebuilds it when the sync
+worker stores a new policy, trust list or watchlist; the scan loop asks it at every decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kiosk.config import Config
+from kiosk.domain.documents import load as load_document
+from kiosk.domain.policy import Checker, Policy
+from kiosk.errors import KioskError
+
+log = logging.getLogger(__name__)
+
+
+def _sha256(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+class LiveChecker:
+    """The decision maker, rebuilt when the sync worker stores a new policy, trust list or
+    watchlist.
+
+    A policy document from the central platform replaces the config's ``[policy]`` table: the
+    province sets the rules, the technician's file only seeds them until the first sync.  The
+    store is asked for changes at most every ``refresh_seconds``.  Each document is applied on
+    its own with :func:`kiosk.domain.documents.load`: one that cannot be applied never stops the
+    kiosk (a restart loop would leave every checkpoint dark); it is skipped, the one in force stays
+    (at start-up the config's policy, or no list: ``*_missing`` reasons send people to an
+    officer), and the fault is kept for the status strip until a good version arrives.
+    """
+
+    DOCUMENTS = ("policy", "trust_list", "watchlist")
+
+    def __init__(self, cfg: Config, store: Any, *, refresh_seconds: float = 2.0) -> None:
+        self._store = store
+        self.refresh_seconds = refresh_seconds
+        self._checked = float("-inf")
+        # The technician's [policy] (a profile name or a local policy file, as config.check_values
+        # accepts it) was validated at load; were it bad, start-up stops loudly here.
+        table = dict(cfg.policy)
+        self._seed = Policy.load(str(table.pop("profile", "border")), table)
+        self._in_force: dict[str, Any] = {"policy": self._seed, "trust_list": None,
+                                          "watchlist": None}
+        self._times: dict[str, datetime | None] = dict.fromkeys(self.DOCUMENTS)
+        self._errors: dict[str, str] = {}
+        self._versions: dict[str, Any] = {}
+        self._bad: dict[str, tuple[str | None, str]] = {}  # the last body that failed, by name
+        self.checker: Any = None
+        self.refresh(force=True)
+
+    @property
+    def policy(self) -> Any:
+        return self.checker.policy
+
+    def decide(self, credential: Any, *, at: datetime) -> Any:
+        self.refresh()
+        return self.checker.decide(credential, at=at)
+
+    def trust_list_age(self) -> timedelta | None:
+        fetched_at = self._times["trust_list"]
+        return None if fetched_at is None else datetime.now(UTC) - fetched_at
+
+    def document_errors(self) -> dict[str, str]:
+        """Why a stored document is not applied, by document name (empty when all are)."""
+        return dict(self._errors)
+
+    def document_times(self) -> dict[str, datetime | None]:
+        """When each document in force was fetched; None for the config seed or no document."""
+        return dict(self._times)
+
+    def refresh(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._checked < self.refresh_seconds:
+            return
+        self._checked = now
+        changed = False
+        for name in self.DOCUMENTS:
+            try:
+                doc = self._store.document(name)
+            except Exception as e:  # noqa: BLE001 - a store hiccup must not stop decisions
+                log.warning("cannot read the stored %s document (%s); keeping the one in force",
+                            name, type(e).__name__)
+                continue
+            # Every store of a document sets its fetch time, so this changes with the body
+            # without hashing a large trust list every two seconds.
+            version = (doc.etag, doc.fetched_at, len(doc.body)) if doc else None
+            if name in self._versions and self._versions[name] == version:
+                continue
+            self._versions[name] = version
+            changed = self._apply(name, doc) or changed
+        if changed or self.checker is None:
+            self.checker = Checker(**self._in_force)
+            log.info("decisions use policy %r, trust list %s, watchlist %s%s",
+                     self._in_force["policy"].profile,
+                     "present" if self._in_force["trust_list"] else "missing",
+                     "present" if self._in_force["watchlist"] else "missing",
+                     f"; not applied: {', '.join(sorted(self._errors))}" if self._errors else "")
+
+    def _apply(self, name: str, doc: Any) -> bool:
+        """Put stored document ``name`` in force; False when it cannot be (fault recorded)."""
+        if doc is None:
+            self._in_force[name] = self._seed if name == "policy" else None
+            self._times[name] = None
+            self._errors.pop(name, None)
+            return True
+        try:
+            self._in_force[name] = load_document(name, doc.body, fetched_at=doc.fetched_at)
+        except Exception as e:  # noqa: BLE001 - no stored document may stop the kiosk
+            if not isinstance(e, KioskError):
+                log.debug("loading the stored %s document failed", name, exc_info=True)
+                e = KioskError(f"document {name!r} cannot be applied: {type(e).__name__}")
+            body_id = (doc.etag, _sha256(doc.body))
+            same_body = self._bad.get(name) == body_id
+            self._bad[name] = body_id
+            self._errors[name] = str(e)
+            # Once per bad version, not at every fetch-time refresh of the same body.
+            (log.debug if same_body else log.error)(
+                "the stored %s document is not applied, the one in force stays: %s", name, e)
+            return False
+        self._times[name] = doc.fetched_at
+        self._errors.pop(name, None)
+        return True
