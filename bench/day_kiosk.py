@@ -159,7 +159,7 @@ class Driver:
             self.lights = lights
         now = app.clock()
         result = getattr(app.screen, "result", None) if app.state == "result" else None
-        if app.state == "selftest" or app._held is not None:
+        if app.state == "selftest" or app.loop.signals_lent:
             return  # the self-test switches each light on purpose
         rs = app.config.result_seconds
         if result is not None and now - app.entered_at < rs - EDGE_S:
@@ -306,6 +306,7 @@ def run(cfg: Any, options: argparse.Namespace, build: Any, stop_on_signals: Any)
     import pygame
 
     from kiosk.main import selftest_runner
+    from kiosk.runtime.build import Supplied
     from kiosk.ui import UiConfig
     from kiosk.ui.app import KioskApp, _main_loop
     from kiosk.ui.appliance import Appliance
@@ -314,7 +315,7 @@ def run(cfg: Any, options: argparse.Namespace, build: Any, stop_on_signals: Any)
     with contextlib.ExitStack() as stack:
         stop = stack.enter_context(stop_on_signals())
         parts = build(cfg, stack, with_camera=False,
-                      sync_options=json.loads(options.sync_options))
+                      parts=Supplied(sync_options=json.loads(options.sync_options)))
         ui = cfg.ui
         size = (ui.width or 800, ui.height or 480)
         ui_config = UiConfig(

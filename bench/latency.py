@@ -279,7 +279,7 @@ def run_latency(workdir: Path, *, fps: float = 30.0, passes: int = 1,
     from kiosk.config import Config
     from kiosk.runtime.build import build
     from kiosk.runtime.capture import CapturePipeline
-    from kiosk.runtime.scanloop import ScanResult
+    from kiosk.runtime.events import ScanResult
 
     folder = workdir / "frames"
     labels = write_frames(folder, lead_in=lead_in, gap_frames=gap_frames)

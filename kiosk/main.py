@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk import config as config_mod
+from kiosk.runtime.build import Supplied
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,7 @@ def state_dir() -> Path:
 
 
 def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | None = None,
-              show_lights: bool = False, sync_options: dict | None = None,
-              loop_options: dict | None = None,
+              show_lights: bool = False, supplied: Supplied | None = None,
               config_path: str | os.PathLike[str] | None = None,
               state_dir_path: str | os.PathLike[str] | None = None) -> int:
     """Build the kiosk from ``cfg`` and run it until stopped; returns the exit status.
@@ -55,6 +55,7 @@ def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | No
     ``config_path`` is the file a provisioning QR from the officer panel rewrites (None: that
     entry is disabled, as in the demo); after it the screen returns and the exit status is 0,
     so systemd (Restart=always) starts the kiosk again with the new configuration.
+    ``supplied`` parts replace those the configuration names (the demo's fast sync).
     """
     from kiosk.ops import notify
     from kiosk.runtime.build import build, run_headless, setup_logging, stop_on_signals
@@ -65,7 +66,7 @@ def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | No
     with contextlib.ExitStack() as stack:
         stop = stack.enter_context(stop_on_signals())
         notifier = stack.enter_context(notify.Notifier())
-        parts = build(cfg, stack, sync_options=sync_options, loop_options=loop_options)
+        parts = build(cfg, stack, parts=supplied)
         supervisor = notify.Supervisor(
             notifier,
             alive=notify.kiosk_checks(parts, cfg),

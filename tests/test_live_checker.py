@@ -24,7 +24,8 @@ from kiosk.domain.model import Outcome
 from kiosk.domain.watchlist import Watchlist
 from kiosk.runtime.build import build
 from kiosk.runtime.checker import LiveChecker
-from kiosk.runtime.scanloop import ScanLoop, ScanResult
+from kiosk.runtime.events import ScanResult
+from kiosk.runtime.scanloop import ScanLoop
 from kiosk.testing.samples import SAMPLES, background, qr_image
 from offline_queue.documents import Document
 from offline_queue.outbox import Outbox

@@ -192,7 +192,7 @@ def test_journal_gets_checkin_fields_and_nothing_personal():
 def test_status_line_has_backlog_and_last_sync_and_faults():
     from datetime import UTC, datetime
 
-    from kiosk.runtime.scanloop import Health
+    from kiosk.runtime.events import Health
 
     h = Health(camera_ok=False, camera_message="no camera", store_ok=True, store_message=None,
                disk_low=True, online=False, backlog=12,

@@ -12,9 +12,9 @@ import pytest
 
 from kiosk.domain.credentials import recognise
 from kiosk.domain.model import Credential, Decision, Kind, Outcome
-from kiosk.domain.policy import PROFILES, Checker, Policy
+from kiosk.domain.policy import PROFILES, Checker, Override, Policy
 from kiosk.domain.reasons import PRIVATE, REASONS, WAIT_FOR_OFFICER
-from kiosk.errors import ConfigError
+from kiosk.errors import ConfigError, KioskError
 
 AT = datetime(2022, 6, 1, 8, 0, tzinfo=UTC)
 CCCD = "001185012345||Trần Thị Bích Ngọc|14071985|Nữ|Hà Nội|10052021"
@@ -136,10 +136,12 @@ def test_bad_policy_files(tmp_path: Path):
 def test_override_keeps_the_original_decision():
     checker = Checker(policy=Policy.load("border"))
     original = checker.decide(recognise(CCCD), at=AT)
-    override = checker.override(original, Outcome.PASS, at=AT, officer="cb-07", source="button")
-    assert override.original == original
-    assert override.decision == Decision(Outcome.PASS, ("officer_override", *original.reasons))
-    assert override.to_dict()["original_outcome"] == "check"
+    override = Override(original, Outcome.PASS, " officer_documents_checked ", officer="cb-07")
+    assert override.decision == Decision(Outcome.PASS, ("officer_override",))
+    assert override.record_fields("c-1") == {"override_of": "c-1", "original_decision": "check",
+                                             "override_reason": "officer_documents_checked"}
+    with pytest.raises(KioskError, match="needs a reason"):
+        Override(original, Outcome.PASS, "  ")
 
 
 def test_every_reason_code_in_the_sources_has_messages():

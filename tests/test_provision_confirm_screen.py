@@ -21,10 +21,11 @@ from test_ui_loop import kit  # noqa: F401 - the fixture
 from kiosk import config as config_mod
 from kiosk.ops import provision as prov
 from kiosk.ui import UiConfig
-from kiosk.ui.app import PROVISION_POLL_S, KioskApp
+from kiosk.ui.app import KioskApp
 from kiosk.ui.appliance import Appliance
-from kiosk.ui.confirm_provision import REMIND_S
-from kiosk.ui.technician import RESTART_AFTER_S
+from kiosk.ui.machine import Timeouts
+
+T = Timeouts()  # the durations the screens run on
 
 PIN = "2468"
 
@@ -63,7 +64,7 @@ def start(kit, clock, etc, tmp_path, **config):  # noqa: F811
                                        state_dir=tmp_path / "state"))
     clock.advance(1.5)
     frame(app)
-    clock.advance(PROVISION_POLL_S)
+    clock.advance(T.provision_poll)
     frame(app)
     return app
 
@@ -89,7 +90,7 @@ def test_the_officer_sees_old_and_new_and_confirms_with_the_pin(kit, clock, etc,
     assert app.state == "result" and len(kit.rows()) == 1
     clock.advance(app.config.result_seconds + 0.1)
     frame(app)
-    clock.advance(PROVISION_POLL_S)
+    clock.advance(T.provision_poll)
     frame(app)
     assert app.state == "confirm_provision"  # asked again when the kiosk is free
     before = snapshot(etc)
@@ -120,7 +121,7 @@ def test_the_officer_sees_old_and_new_and_confirms_with_the_pin(kit, clock, etc,
     device_token = Path(cfg.sync.token_file).read_text().strip()
     for secret in (token, device_token, PIN):
         assert secret not in caplog.text
-    clock.advance(RESTART_AFTER_S + 0.1)
+    clock.advance(Timeouts().restart_after + 0.1)
     frame(app)
     assert not app.running  # exit 0: systemd starts the kiosk with its new settings
 
@@ -139,7 +140,7 @@ def test_rejected_with_the_pin_nothing_changes(kit, clock, etc, tmp_path, staged
     assert app.state == "scanning"
     assert snapshot(etc) == before and prov.pending_change(tmp_path / "state") is None
     assert "officer rejected provisioning file" in caplog.text
-    clock.advance(PROVISION_POLL_S)
+    clock.advance(T.provision_poll)
     frame(app)
     assert app.state == "scanning"  # neither the question nor a "failed" screen comes back
 
@@ -149,10 +150,10 @@ def test_later_asks_again_after_a_while(kit, clock, etc, tmp_path, staged):  # n
     pygame.image.save(frame(app), str(tmp_path / "confirm-provision-vi.png"))
     tap_button(app, "later")
     assert app.state == "scanning"
-    clock.advance(PROVISION_POLL_S)
+    clock.advance(T.provision_poll)
     frame(app)
     assert app.state == "scanning"
-    clock.advance(REMIND_S)
+    clock.advance(Timeouts().remind)
     frame(app)
     assert app.state == "confirm_provision"
 

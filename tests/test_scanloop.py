@@ -11,7 +11,8 @@ from kiosk.domain.credentials import recognise
 from kiosk.domain.model import Decision, Kind, Outcome
 from kiosk.errors import KioskError, StoreError
 from kiosk.runtime.capture import Decoded
-from kiosk.runtime.scanloop import ButtonPress, ScanLoop, ScanResult
+from kiosk.runtime.events import ButtonPress, ScanResult
+from kiosk.runtime.scanloop import ScanLoop
 from kiosk.testing.samples import SAMPLES
 from offline_queue.store import Store
 

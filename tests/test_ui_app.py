@@ -22,7 +22,10 @@ from kiosk.domain.model import Outcome
 from kiosk.domain.officers import hash_pin, pin_matches
 from kiosk.errors import ConfigError
 from kiosk.ui import UiConfig, run_ui
-from kiosk.ui.app import LONG_PRESS_S, PIN_ATTEMPTS, PIN_LOCKOUT_S, KioskApp, _main_loop
+from kiosk.ui.app import KioskApp, _main_loop
+from kiosk.ui.machine import Timeouts
+
+T = Timeouts()  # the durations the screens run on
 
 PIN = "2468"
 
@@ -90,7 +93,7 @@ def type_digits(app, digits, keypad=False):
 def open_panel_with_pin(app, clock):
     status = app.layout.status
     app.handle_event(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=status.center, button=1))
-    clock.advance(LONG_PRESS_S + 0.1)
+    clock.advance(T.long_press + 0.1)
     frame(app)
     assert app.state == "pin"
     for d in PIN:
@@ -172,12 +175,12 @@ def test_pin_opens_the_officer_panel_and_wrong_pins_lock_it(kit, clock, caplog):
     clock.advance(1.0)
     app.handle_event(pygame.event.Event(pygame.MOUSEBUTTONUP, pos=app.layout.status.center,
                                         button=1))
-    clock.advance(LONG_PRESS_S)
+    clock.advance(T.long_press)
     frame(app)
     assert app.state == "scanning"  # a short tap is not a long press
     key(app, pygame.K_KP_MULTIPLY)  # the USB keypad's '*' asks for the PIN too
     assert app.state == "pin"
-    for _ in range(PIN_ATTEMPTS):
+    for _ in range(T.pin_attempts):
         type_digits(app, "1111", keypad=True)
         key(app, pygame.K_KP_ENTER)
         assert app.state == "pin"
@@ -185,7 +188,7 @@ def test_pin_opens_the_officer_panel_and_wrong_pins_lock_it(kit, clock, caplog):
     key(app, pygame.K_RETURN)
     assert app.state == "pin", "the right PIN must not work while locked"
     assert "60" in app.screen.message or "59" in app.screen.message
-    clock.advance(PIN_LOCKOUT_S)
+    clock.advance(T.pin_lockout)
     type_digits(app, PIN)
     key(app, pygame.K_RETURN)
     assert app.state == "officer"
@@ -196,7 +199,7 @@ def test_without_a_pin_a_citizen_cannot_reach_the_panel(kit, clock):  # noqa: F8
     app = make_app(kit, clock, officer_pin=None)
     app.handle_event(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=app.layout.status.center,
                                         button=1))
-    clock.advance(LONG_PRESS_S + 1)
+    clock.advance(T.long_press + 1)
     frame(app)
     key(app, pygame.K_KP_MULTIPLY)
     for k in (pygame.K_ESCAPE, pygame.K_F4, pygame.K_q, pygame.K_RETURN):
@@ -311,11 +314,9 @@ def test_language_switch_in_the_panel(kit, clock):  # noqa: F811
 
 
 def test_the_panel_closes_itself_when_left_open(kit, clock):  # noqa: F811
-    from kiosk.ui.app import OFFICER_TIMEOUT_S
-
     app = make_app(kit, clock)
     open_panel_with_pin(app, clock)
-    clock.advance(OFFICER_TIMEOUT_S + 1)
+    clock.advance(T.officer + 1)
     frame(app)
     assert app.state == "scanning"
 
@@ -518,7 +519,7 @@ def test_only_not_a_person_reasons_make_the_neutral_result():
 
     from kiosk.domain.credentials import recognise
     from kiosk.domain.model import Decision
-    from kiosk.runtime.scanloop import ScanResult
+    from kiosk.runtime.events import ScanResult
     from kiosk.ui.screens import not_a_person
 
     unknown = ScanResult(datetime.now(UTC), recognise("hello"),
@@ -590,7 +591,7 @@ def test_an_overridden_row_is_marked_beside_its_override(kit, clock):  # noqa: F
 
 
 def test_tapping_a_disabled_entry_says_why(kit, clock):  # noqa: F811
-    from kiosk.ui.screens import NOTICE_S, WARN
+    from kiosk.ui.screens import WARN
 
     app = make_app(kit, clock)  # no config file, no self-test runner: as in the demo
     open_panel_with_pin(app, clock)
@@ -610,7 +611,7 @@ def test_tapping_a_disabled_entry_says_why(kit, clock):  # noqa: F811
         tap(app, buttons[action].rect.center)
         assert app.state == "officer" and app.t(app.screen.notice) == text
         assert title_is_warning()
-    clock.advance(NOTICE_S + 0.1)
+    clock.advance(T.disabled_notice + 0.1)
     assert not title_is_warning()
     tap(app, buttons["selftest"].rect.center)
     tap_button(app, "direction")  # any other action clears the reason at once

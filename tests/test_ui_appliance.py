@@ -29,9 +29,11 @@ from kiosk.ops import provision as prov
 from kiosk.ops.selftest import FAIL, PASS
 from kiosk.testing.samples import background, qr_image
 from kiosk.ui import UiConfig
-from kiosk.ui.app import PROVISION_POLL_S, KioskApp
-from kiosk.ui.appliance import SHOWN_FILE, Appliance, HeldSignals, Job
-from kiosk.ui.technician import RESTART_AFTER_S
+from kiosk.ui.app import KioskApp
+from kiosk.ui.appliance import SHOWN_FILE, Appliance, Job
+from kiosk.ui.machine import Timeouts
+
+T = Timeouts()  # the durations the screens run on
 
 # A display for fonts and surfaces (tests/conftest.py), opened once per module.
 pytestmark = pytest.mark.usefixtures("pygame_display")
@@ -111,7 +113,7 @@ def test_a_provisioning_qr_enrols_shows_the_checkpoint_and_restarts(kit, clock, 
         assert secret not in caplog.text and secret not in json.dumps(saved)
     # The screen tells the officer and restarts by itself (exit 0: systemd starts it again).
     assert app.running
-    clock.advance(RESTART_AFTER_S - 1)
+    clock.advance(Timeouts().restart_after - 1)
     frame(app)
     assert app.running and app.state == "provision"
     clock.advance(1.1)
@@ -232,7 +234,7 @@ def test_an_imported_file_is_shown_once_at_start_up(kit, clock, etc, tmp_path, c
     with pytest.raises(prov.ProvisionError):
         prov.import_file(bad, config_path=etc / "kiosk.toml", state_dir=state,
                          replace_token=True)
-    clock.advance(PROVISION_POLL_S)
+    clock.advance(T.provision_poll)
     frame(app)
     assert app.state == "provisioned" and not app.screen.result.ok
     assert "refused the enrolment token" in app.screen.result.message
@@ -284,7 +286,7 @@ def test_self_test_from_the_panel_asks_about_each_light_and_shows_the_verdict(
     signals = parts.signals
     tap_button(app, "selftest")
     assert app.state == "selftest" and app.busy
-    assert isinstance(parts.loop.signals, HeldSignals)
+    assert parts.loop.signals_lent  # the loop's own patterns wait until the test is over
     asked = []
     deadline = time.monotonic() + 30
     while app.screen.report is None:

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from kiosk.cli import demo as cmd_demo
-from kiosk.runtime.build import build
+from kiosk.runtime.build import Supplied, build
 from kiosk.ui import UiConfig
 from kiosk.ui.app import KioskApp
 from kiosk.ui.screens import OK, status_items
@@ -39,8 +39,8 @@ def test_the_demo_kiosk_has_a_trust_list_and_a_synced_clock(demo_central, tmp_pa
     cfg = cmd_demo.demo_config(tmp_path, ids, server.url, token_file, width=800, height=480,
                                language=language)
     with contextlib.ExitStack() as stack:
-        parts = build(cfg, stack, with_camera=False, sync_options=cmd_demo.SYNC_OPTIONS,
-                      loop_options=cmd_demo.loop_options(server.url))
+        parts = build(cfg, stack, with_camera=False, parts=Supplied(
+            sync_options=cmd_demo.SYNC_OPTIONS, loop_options=cmd_demo.loop_options(server.url)))
         health = parts.loop.health()
         assert health.clock_synced
         assert health.trust_list_age is not None and health.trust_list_age < timedelta(hours=1)

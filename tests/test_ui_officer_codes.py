@@ -23,6 +23,9 @@ from kiosk.ui import UiConfig
 from kiosk.ui.app import KioskApp, run_frame
 from kiosk.ui.appliance import Appliance
 from kiosk.ui.artwork import COLOURS, NOT_PERSON_COLOUR
+from kiosk.ui.machine import Timeouts
+
+T = Timeouts()  # the durations the screens run on
 
 # A display for fonts and surfaces (tests/conftest.py), opened once per module.
 pytestmark = pytest.mark.usefixtures("pygame_display")
@@ -293,16 +296,14 @@ def test_self_test_takes_codes_while_it_runs_and_decides_them_after(kit, clock, 
 
 
 def test_an_abandoned_panel_still_closes_while_the_queue_moves(kit, clock):  # noqa: F811
-    from kiosk.ui.app import OFFICER_TIMEOUT_S
-
     app = make_app(kit, clock)
     open_panel(app)
     for name in ("cccd", "pc_covid", "cccd_mismatch"):
-        clock.advance(OFFICER_TIMEOUT_S * 0.3)
+        clock.advance(T.officer * 0.3)
         kit.scan(name)
         pump(app)
         assert app.state == "officer"
-    clock.advance(OFFICER_TIMEOUT_S * 0.15)
+    clock.advance(T.officer * 0.15)
     kit.scan("watchlisted")
     pump(app)
     assert app.state == "scanning"  # codes read are not the officer's input

@@ -22,7 +22,7 @@ from test_ui_loop import build_kit
 
 from hardware.signals import Pattern
 from kiosk.domain.model import Outcome
-from kiosk.runtime.scanloop import Health
+from kiosk.runtime.events import Health
 from kiosk.testing.samples import SAMPLES, background, qr_image
 from kiosk.ui import UiConfig
 from kiosk.ui.app import KioskApp

@@ -12,7 +12,7 @@ import pygame
 import pytest
 from test_ui_loop import build_kit
 
-from kiosk.runtime.scanloop import Health
+from kiosk.runtime.events import Health
 from kiosk.ui import UiConfig
 from kiosk.ui.app import KioskApp
 from kiosk.ui.screens import (

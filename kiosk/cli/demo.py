@@ -185,7 +185,7 @@ def demo(folder: Path | None, size: str, language: str, headless: bool,
     """
     from kiosk.domain.documents import VALIDATORS
     from kiosk.main import run_kiosk
-    from kiosk.runtime.build import setup_logging
+    from kiosk.runtime.build import Supplied, setup_logging
     from offline_queue.central.server import CentralServer
 
     try:
@@ -213,7 +213,8 @@ def demo(folder: Path | None, size: str, language: str, headless: bool,
         cfg = demo_config(folder, ids, server.url, token_file, width=width, height=height,
                           language=language)
         code = run_kiosk(cfg, headless=headless, max_seconds=max_seconds, show_lights=True,
-                         sync_options=SYNC_OPTIONS, loop_options=loop_options(server.url))
+                         supplied=Supplied(sync_options=SYNC_OPTIONS,
+                                           loop_options=loop_options(server.url)))
     sys.exit(code)
 
 

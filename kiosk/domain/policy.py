@@ -24,7 +24,7 @@ from kiosk.domain.credentials.dcc import DccEvidence, verify
 from kiosk.domain.model import Credential, Decision, Kind, Outcome
 from kiosk.domain.trustlist import TrustList
 from kiosk.domain.watchlist import Watchlist, local_date
-from kiosk.errors import ConfigError
+from kiosk.errors import ConfigError, KioskError
 
 log = logging.getLogger(__name__)
 
@@ -225,27 +225,31 @@ PROFILES: dict[str, Policy] = {
 
 @dataclass(frozen=True)
 class Override:
-    """An officer's decision, recorded together with the one the kiosk made."""
+    """An officer's decision replacing the one the kiosk made, and why.
+
+    It is recorded as a new check-in that names the original (``record_fields``); the
+    decision it records carries only ``officer_override``: the original's outcome is kept
+    beside it, and the officer's reason says why.
+    """
 
     original: Decision
     outcome: Outcome
-    at: datetime
-    officer: str = ""
-    source: str = "ui"  # "ui" or "button"
+    reason: str  # a code from the officer panel, or what a button means ("officer confirmed")
+    officer: str = ""  # who made it, once officers are named
+
+    def __post_init__(self) -> None:
+        if not self.reason.strip():
+            raise KioskError("an override needs a reason; type why you changed the decision")
 
     @property
     def decision(self) -> Decision:
-        return Decision(self.outcome, ("officer_override", *self.original.reasons))
+        return Decision(self.outcome, ("officer_override",))
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "outcome": self.outcome.value,
-            "original_outcome": self.original.outcome.value,
-            "original_reasons": list(self.original.reasons),
-            "at": self.at.isoformat(),
-            "officer": self.officer,
-            "source": self.source,
-        }
+    def record_fields(self, original_checkin_id: str) -> dict[str, str]:
+        """The ``CheckIn`` fields that link the new record to the one it replaces."""
+        return {"override_of": original_checkin_id,
+                "original_decision": self.original.outcome.value,
+                "override_reason": self.reason.strip()}
 
 
 class Checker:
@@ -265,13 +269,6 @@ class Checker:
     def decide(self, credential: Credential, *, at: datetime) -> Decision:
         """The decision for ``credential`` at ``at``; never raises."""
         return self.evaluate(credential, at=at)[1]
-
-    def override(
-        self, decision: Decision, outcome: Outcome, *, at: datetime, officer: str = "",
-        source: str = "ui",
-    ) -> Override:  # fmt: skip
-        """Record an officer's override of ``decision`` (from the UI or a GPIO button)."""
-        return Override(original=decision, outcome=outcome, at=at, officer=officer, source=source)
 
     def evaluate(self, credential: Credential, *, at: datetime) -> tuple[Credential, Decision]:
         """The credential with its offline verification checks filled in, and the decision."""

@@ -14,30 +14,61 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hardware.camera import CameraSpec
+from hardware.qr import open_decoder
+from hardware.signals import Buttons, Signals, make_pin_factory
 from kiosk import USER_AGENT, __version__
 from kiosk.config import Config
+from kiosk.domain.credentials import from_cccd_number, recognise
+from kiosk.domain.documents import VALIDATORS
 from kiosk.errors import CameraError, ConfigError, StoreError
 from kiosk.logfmt import install as install_safe_formatter
+from kiosk.runtime.capture import CapturePipeline
 from kiosk.runtime.checker import LiveChecker
+from kiosk.runtime.events import Health, LoopInput
+from kiosk.runtime.ports import CheckInStore, DecisionMaker, FrameSource, Lights
 from kiosk.runtime.scanloop import ScanLoop
+from offline_queue.store import Store
+from offline_queue.sync import SyncWorker
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Parts:
-    """The running kiosk's pieces, for the runners and the watchdog."""
+    """The running kiosk's pieces, for the runners, the screen and the watchdog."""
 
     loop: ScanLoop
-    store: Any
-    pipeline: Any
-    signals: Any
-    sync: Any
+    store: CheckInStore
+    checker: DecisionMaker
+    pipeline: FrameSource | None
+    signals: Lights | None
+    sync: SyncWorker | None
+
+
+@dataclass(frozen=True)
+class Supplied:
+    """Parts made by the caller (a test, a bench, the demo) instead of those ``cfg`` names.
+
+    Everything else is still built from the configuration, in the same order and with the same
+    wiring as on the appliance, so a test's kiosk differs from the real one only where it says.
+    ``pipeline`` is called with the loop's event queue (a feed posts its codes there).
+    ``sync_options`` and ``loop_options`` are extra ``SyncWorker`` and ``ScanLoop`` keywords
+    (the demo's fast sync, a test's clock).  Supplied parts are not closed by ``build``'s stack:
+    whoever made them closes them.
+    """
+
+    store: CheckInStore | None = None
+    checker: DecisionMaker | None = None
+    signals: Lights | None = None
+    pipeline: Callable[[queue.Queue[LoopInput]], FrameSource] | None = None
+    sync_options: Mapping[str, Any] = field(default_factory=dict)
+    loop_options: Mapping[str, Any] = field(default_factory=dict)
 
 
 def device_token(cfg: Config) -> str | None:
@@ -90,85 +121,30 @@ class UnavailableStore:
 
 
 def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
-          sync_options: dict[str, Any] | None = None,
-          loop_options: dict[str, Any] | None = None) -> Parts:
-    """Open everything the configuration names; register each with ``stack`` for closing.
-
-    ``loop_options`` are extra ``ScanLoop`` keywords (the demo's ``is_clock_synced``)."""
-    from hardware.camera import CameraSpec
-    from hardware.qr import open_decoder
-    from hardware.signals import Buttons, Signals, make_pin_factory
-    from kiosk.domain.credentials import from_cccd_number, recognise
-    from kiosk.runtime.capture import CapturePipeline
-    from offline_queue.store import Store
-
-    events: queue.Queue[Any] = queue.Queue()
-    try:
-        store: Any = stack.enter_context(Store(
-            cfg.store.path,
-            device_id=cfg.device.id or "unprovisioned",
-            checkpoint_id=cfg.device.checkpoint_id or "unprovisioned",
-            retention_days=cfg.store.retention_days,
-            app_version=__version__,
-        ))
-    except StoreError as e:
-        # The kiosk still comes up, shows the fault and sends everyone to an officer: a
-        # restart loop under systemd would leave the queue with a dark screen instead.
-        log.error("check-ins cannot be recorded: %s", e)
-        store = UnavailableStore(str(e))
-    checker = LiveChecker(cfg, store)
-
-    signals = None
+          parts: Supplied | None = None) -> Parts:
+    """Open everything the configuration names (or take it from ``parts``); register each
+    part it opened with ``stack`` for closing; start the camera and sync threads."""
+    supplied = parts or Supplied()
+    events: queue.Queue[LoopInput] = queue.Queue()
+    store = supplied.store if supplied.store is not None else open_store(cfg, stack)
+    checker = supplied.checker if supplied.checker is not None else LiveChecker(cfg, store)
     pin_factory = None
-    if cfg.signals.enabled:
-        s = cfg.signals
-        pin_factory = make_pin_factory(s.pin_factory)
-        signals = stack.enter_context(Signals(
-            red=s.red, amber=s.amber, green=s.green, buzzer=s.buzzer, gate=s.gate,
-            gate_pulse_seconds=s.gate_pulse_seconds, pin_factory=pin_factory,
-        ))
-
-    sync = None
-    token = device_token(cfg)
-    if cfg.sync.server_url:
-        from kiosk.domain.documents import VALIDATORS
-        from offline_queue.sync import SyncWorker
-
-        try:
-            sync = SyncWorker(
-                db_path=cfg.store.path,
-                server_url=cfg.sync.server_url,
-                token=token,
-                ca_bundle=cfg.sync.ca_bundle or None,
-                on_status=events.put,
-                connect_timeout=min(5.0, cfg.sync.timeout_seconds),
-                read_timeout=cfg.sync.timeout_seconds,
-                retention_days=cfg.store.retention_days,
-                # A fixed token file resumes delivery without a restart (issue 9 #4), and a
-                # document is stored only when this kiosk can apply it (#10).
-                token_file=cfg.sync.token_file,
-                validators=VALIDATORS,
-                user_agent=USER_AGENT,
-                **(sync_options or {}),
-            )
-        except ValueError as e:  # the client's own checks (a missing CA bundle file)
-            raise ConfigError(f"[sync]: {e}") from None
-        stack.callback(sync.close)
-
-    pipeline = None
-    if with_camera:
-        try:
-            CameraSpec.parse(cfg.camera.spec)  # a typo stops start-up; a missing device is retried
-        except CameraError as e:
-            raise ConfigError(f"camera.spec: {e}") from None
-        pipeline = CapturePipeline(
-            open_camera=lambda: configured_camera(cfg),
-            open_decoder=lambda: open_decoder(cfg.decoder.backend),
-            events=events,
-            retry_max=cfg.camera.retry_max_seconds,
-        )
-        stack.callback(pipeline.close)
-
+    signals = supplied.signals
+    if signals is None and cfg.signals.enabled:
+        pin_factory = make_pin_factory(cfg.signals.pin_factory)
+        signals = open_signals(cfg, stack, pin_factory)
+    sync = open_sync(cfg, stack, events, supplied.sync_options)
+    pipeline: FrameSource | None = None
+    if supplied.pipeline is not None:
+        pipeline = supplied.pipeline(events)
+    elif with_camera:
+        pipeline = open_pipeline(cfg, stack, events)
+    documents: dict[str, Any] = {}
+    if isinstance(checker, LiveChecker):
+        documents = {"trust_list_age": checker.trust_list_age,
+                     "document_times": checker.document_times,
+                     "stored_document_errors": checker.document_errors}
+    policy = getattr(checker, "policy", None)
     loop = ScanLoop(
         store=store,
         checker=checker,
@@ -180,28 +156,101 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
         direction=cfg.device.direction,
         dedupe_seconds=cfg.decoder.dedupe_seconds,
         result_seconds=cfg.ui.result_seconds,
-        keep_fields=checker.policy.keep_fields,
-        accepted_kinds=checker.policy.accepted_kinds,
+        keep_fields=policy.keep_fields if policy is not None else (),
+        accepted_kinds=policy.accepted_kinds if policy is not None else (),
         manual_entry=from_cccd_number,
         disk_path=Path(cfg.store.path).parent,
         disk_warn_bytes=cfg.store.disk_warn_mb * 2**20,
-        trust_list_age=checker.trust_list_age,
-        document_times=checker.document_times,
-        stored_document_errors=checker.document_errors,
-        **(loop_options or {}),
+        **{**documents, **supplied.loop_options},
     )
     if cfg.signals.enabled:
-        s = cfg.signals
-        buttons = {"confirm": s.confirm_button, "direction": s.direction_button,
-                   "officer": s.officer_button}
-        if any(pin is not None for pin in buttons.values()):
-            stack.enter_context(Buttons(buttons, on_press=loop.post_button,
-                                        pin_factory=pin_factory))
-    if pipeline is not None:
+        open_buttons(cfg, stack, loop, pin_factory)
+    if isinstance(pipeline, CapturePipeline):
         pipeline.start()
     if sync is not None:
         sync.start()
-    return Parts(loop, store, pipeline, signals, sync)
+    return Parts(loop, store, checker, pipeline, signals, sync)
+
+
+def open_store(cfg: Config, stack: contextlib.ExitStack) -> CheckInStore:
+    """The check-in database, or a stand-in that refuses every record and says why."""
+    try:
+        return stack.enter_context(Store(
+            cfg.store.path,
+            device_id=cfg.device.id or "unprovisioned",
+            checkpoint_id=cfg.device.checkpoint_id or "unprovisioned",
+            retention_days=cfg.store.retention_days,
+            app_version=__version__,
+        ))
+    except StoreError as e:
+        # The kiosk still comes up, shows the fault and sends everyone to an officer: a
+        # restart loop under systemd would leave the queue with a dark screen instead.
+        log.error("check-ins cannot be recorded: %s", e)
+        return UnavailableStore(str(e))
+
+
+def open_signals(cfg: Config, stack: contextlib.ExitStack, pin_factory: Any) -> Signals:
+    s = cfg.signals
+    return stack.enter_context(Signals(
+        red=s.red, amber=s.amber, green=s.green, buzzer=s.buzzer, gate=s.gate,
+        gate_pulse_seconds=s.gate_pulse_seconds, pin_factory=pin_factory,
+    ))
+
+
+def open_buttons(cfg: Config, stack: contextlib.ExitStack, loop: ScanLoop,
+                 pin_factory: Any) -> None:
+    s = cfg.signals
+    buttons = {"confirm": s.confirm_button, "direction": s.direction_button,
+               "officer": s.officer_button}
+    if any(pin is not None for pin in buttons.values()):
+        if pin_factory is None:
+            pin_factory = make_pin_factory(s.pin_factory)
+        stack.enter_context(Buttons(buttons, on_press=loop.post_button, pin_factory=pin_factory))
+
+
+def open_sync(cfg: Config, stack: contextlib.ExitStack, events: queue.Queue[LoopInput],
+              options: Mapping[str, Any]) -> SyncWorker | None:
+    """The sync worker when a server is configured (it posts its status to ``events``)."""
+    if not cfg.sync.server_url:
+        return None
+    try:
+        sync = SyncWorker(
+            db_path=cfg.store.path,
+            server_url=cfg.sync.server_url,
+            token=device_token(cfg),
+            ca_bundle=cfg.sync.ca_bundle or None,
+            on_status=events.put,
+            connect_timeout=min(5.0, cfg.sync.timeout_seconds),
+            read_timeout=cfg.sync.timeout_seconds,
+            retention_days=cfg.store.retention_days,
+            # A fixed token file resumes delivery without a restart, and a document is
+            # stored only when this kiosk can apply it.
+            token_file=cfg.sync.token_file,
+            validators=VALIDATORS,
+            user_agent=USER_AGENT,
+            **options,
+        )
+    except ValueError as e:  # the client's own checks (a missing CA bundle file)
+        raise ConfigError(f"[sync]: {e}") from None
+    stack.callback(sync.close)
+    return sync
+
+
+def open_pipeline(cfg: Config, stack: contextlib.ExitStack,
+                  events: queue.Queue[LoopInput]) -> CapturePipeline:
+    """The camera and decoder threads (started by ``build`` once the loop exists)."""
+    try:
+        CameraSpec.parse(cfg.camera.spec)  # a typo stops start-up; a missing device is retried
+    except CameraError as e:
+        raise ConfigError(f"camera.spec: {e}") from None
+    pipeline = CapturePipeline(
+        open_camera=lambda: configured_camera(cfg),
+        open_decoder=lambda: open_decoder(cfg.decoder.backend),
+        events=events,  # type: ignore[arg-type]
+        retry_max=cfg.camera.retry_max_seconds,
+    )
+    stack.callback(pipeline.close)
+    return pipeline
 
 
 @contextlib.contextmanager
@@ -233,7 +282,7 @@ def run_headless(parts: Parts, stop: threading.Event, *, max_seconds: float | No
     loop = parts.loop
     while not stop.is_set():
         for event in loop.step(timeout=0.1):
-            if hasattr(event, "camera_ok") and event.fault:
+            if isinstance(event, Health) and event.fault:
                 log.warning("kiosk fault: camera=%s store=%s", event.camera_message,
                             event.store_message)
         on_tick()

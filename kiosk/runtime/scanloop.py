@@ -2,8 +2,8 @@
 
 It runs on the thread that owns the screen (or the headless runner's thread).  Background
 threads — camera, decoder, sync, GPIO buttons — only put events on ``events``; :meth:`step`
-takes them off and acts, so every decision, record and light change happens in one place,
-in order.
+takes them off, acts, and returns what happened as typed items (``kiosk.runtime.events``), so
+every decision, record and light change happens in one place, in order.
 
 The one rule that matters most: a check-in is committed to the store (``synchronous=FULL``)
 *before* the lights say pass.  If it cannot be recorded, the person gets ``check`` with the
@@ -22,15 +22,25 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from hardware.signals import Pattern
 from kiosk.domain.model import Credential, Decision, Kind, Outcome
+from kiosk.domain.policy import Override
 from kiosk.errors import KioskError
 from kiosk.runtime.capture import CameraStatus, Decoded, StreamEnded
+from kiosk.runtime.events import (
+    ButtonPress,
+    CodeClaimed,
+    Health,
+    LoopInput,
+    LoopOutput,
+    ScanResult,
+)
+from kiosk.runtime.ports import CheckInStore, DecisionMaker, FrameSource, Lights, SyncLink
 from offline_queue.records import CheckIn
 from offline_queue.sync import SyncStatus
 
@@ -39,52 +49,7 @@ log = logging.getLogger(__name__)
 SYNCED_FLAG = Path("/run/systemd/timesync/synchronized")
 DIRECTIONS = ("in", "out")
 DISK_CHECK_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class ScanResult:
-    """One processed code, manual entry or override."""
-
-    at: datetime
-    credential: Credential
-    decision: Decision
-    checkin_id: str | None  # None when nothing was recorded (venue / unrecognised codes)
-    direction: str
-    source: str  # "scan" | "manual" | "override"
-    frame_ns: int | None = None  # when the camera captured the code (monotonic)
-    signalled_ns: int | None = None  # when the lights were set (monotonic)
-
-
-@dataclass(frozen=True)
-class Health:
-    camera_ok: bool
-    camera_message: str | None
-    store_ok: bool
-    store_message: str | None
-    disk_low: bool
-    online: bool | None  # None = sync not configured
-    backlog: int
-    last_sync: datetime | None
-    reprovision_needed: bool
-    clock_synced: bool
-    trust_list_age: timedelta | None
-    # When each synced document (policy, watchlist, trust list) was last fetched or confirmed
-    # unchanged by the central; None = never.  Empty when the kiosk was not told.
-    documents: tuple[tuple[str, datetime | None], ...] = ()
-    undelivered: int = 0  # rows the central will not take (dead letters, refused/held rows)
-    document_errors: tuple[str, ...] = ()  # documents the central sent that were not applied
-
-    @property
-    def fault(self) -> bool:
-        """Something that stops the kiosk doing its job: the lights blink amber."""
-        return not self.camera_ok or not self.store_ok
-
-
-@dataclass(frozen=True)
-class ButtonPress:
-    """An officer button was pressed (the UI opens its panel on 'officer')."""
-
-    name: str
+CLOCK_CHECK_SECONDS = 10.0  # the NTP flag file is looked at no more often than this
 
 
 def _log_failure(what: str) -> None:
@@ -100,40 +65,45 @@ def _minutes(age: timedelta | None) -> timedelta | None:
     return None if age is None else timedelta(minutes=age // timedelta(minutes=1))
 
 
-def undelivered(sync: Any) -> int:
-    """Check-ins that sync cannot deliver as things stand (SyncStatus fields, when present)."""
-    return sum(int(getattr(sync, name, 0) or 0) for name in ("dead_letter", "held", "forbidden"))
-
-
-def document_errors(sync: Any) -> tuple[str, ...]:
-    """Names of the documents sync says it could not apply (a mapping, names or pairs)."""
-    errors = getattr(sync, "document_errors", None) or ()
-    names = [e[0] if isinstance(e, tuple | list) else e for e in errors]
-    return tuple(sorted(str(n) for n in names))
-
-
 def clock_synced() -> bool:
     """systemd-timesyncd creates this flag file once NTP has set the clock in this boot."""
     return SYNCED_FLAG.exists()
+
+
+class Sampled:
+    """The value of ``read()``, asked again at most every ``seconds`` (``clock`` seconds)."""
+
+    def __init__(self, read: Callable[[], bool], seconds: float,
+                 clock: Callable[[], float]) -> None:
+        self._read, self._seconds, self._clock = read, seconds, clock
+        self._at = float("-inf")
+        self._value = False
+
+    def __call__(self) -> bool:
+        now = self._clock()
+        if now - self._at >= self._seconds:
+            self._at = now
+            self._value = bool(self._read())
+        return self._value
 
 
 PATTERNS = {Outcome.PASS: Pattern.PASS, Outcome.CHECK: Pattern.CHECK, Outcome.STOP: Pattern.STOP}
 
 
 class ScanLoop:
-    """The kiosk's decisions in order.  Collaborators are injected; ``kiosk.runtime.build`` makes
-    them."""
+    """The kiosk's decisions, in order.  Collaborators are injected (``kiosk.runtime.build``
+    makes the real ones; see ``kiosk.runtime.ports`` for their shapes)."""
 
     def __init__(
         self,
         *,
-        store: Any,
-        checker: Any,
+        store: CheckInStore,
+        checker: DecisionMaker,
         recognise: Callable[[bytes | str], Credential],
-        signals: Any = None,
-        pipeline: Any = None,
-        events: queue.Queue[Any] | None = None,
-        sync: Any = None,
+        signals: Lights | None = None,
+        pipeline: FrameSource | None = None,
+        events: queue.Queue[LoopInput] | None = None,
+        sync: SyncLink | None = None,
         direction: str = "in",
         dedupe_seconds: float = 3.0,
         result_seconds: float = 4.0,
@@ -146,15 +116,16 @@ class ScanLoop:
         trust_list_age: Callable[[], timedelta | None] = lambda: None,
         document_times: Callable[[], Mapping[str, datetime | None]] = lambda: {},
         stored_document_errors: Callable[[], Mapping[str, str]] = lambda: {},
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        if direction not in DIRECTIONS:
-            raise KioskError(f"direction {direction!r} must be 'in' or 'out'")
+        _check_direction(direction)
         self.store = store
         self.checker = checker
         self.recognise = recognise
         self.signals = signals
         self.pipeline = pipeline
-        self.events: queue.Queue[Any] = events if events is not None else queue.Queue()
+        self.events: queue.Queue[LoopInput] = events if events is not None else queue.Queue()
         self.sync = sync
         self._direction = direction
         self.dedupe_seconds = dedupe_seconds
@@ -164,7 +135,9 @@ class ScanLoop:
         self._manual = manual_entry
         self._disk_path = disk_path
         self._disk_warn_bytes = disk_warn_bytes
-        self._is_clock_synced = is_clock_synced
+        self.clock = clock
+        self.now = now
+        self._is_clock_synced = Sampled(is_clock_synced, CLOCK_CHECK_SECONDS, clock)
         self._trust_list_age = trust_list_age
         self._document_times = document_times
         self._stored_document_errors = stored_document_errors
@@ -172,12 +145,13 @@ class ScanLoop:
         self._results: deque[ScanResult] = deque(maxlen=50)
         self._idle_at: float | None = None
         self._pattern = Pattern.IDLE
+        self._lent = False  # the self-test drives the lights; patterns are remembered only
         # A store that could not be opened says why from the start
         # (kiosk.runtime.build.UnavailableStore).
         self._store_message: str | None = getattr(store, "unavailable", None)
         self._disk_low = False
         self._disk_checked = float("-inf")
-        self._sync_status: Any = None
+        self._sync_status: SyncStatus | None = None
         self._health: Health | None = None
         self.ended = False
         self._lock = threading.RLock()
@@ -197,15 +171,21 @@ class ScanLoop:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def step(self, timeout: float = 0.0) -> list[Any]:
-        """Handle every pending event; wait up to ``timeout`` s for the first one."""
-        out: list[Any] = []
+    def step(self, timeout: float = 0.0, *,
+             claim: Callable[[Decoded], bool] | None = None) -> list[LoopOutput]:
+        """Handle every pending event; wait up to ``timeout`` s for the first one.
+
+        ``claim(code)`` (the screen's) takes a decoded code for itself: it comes back as
+        :class:`CodeClaimed` instead of being decided and recorded.  A :class:`Health` item
+        is added whenever health changed since the last one.
+        """
+        out: list[LoopOutput] = []
         try:
             event = self.events.get(timeout=timeout) if timeout > 0 else self.events.get_nowait()
         except queue.Empty:
             event = None
         while event is not None:
-            out.extend(self._handle(event))
+            out.extend(self._handle(event, claim))
             try:
                 event = self.events.get_nowait()
             except queue.Empty:
@@ -213,22 +193,26 @@ class ScanLoop:
         self._tick(out)
         return out
 
-    def _handle(self, event: Any) -> list[Any]:
+    def _handle(self, event: LoopInput,
+                claim: Callable[[Decoded], bool] | None) -> list[LoopOutput]:
         try:
-            if isinstance(event, Decoded):
-                if self._duplicate(event.raw):
+            match event:
+                case Decoded():
+                    if claim is not None and claim(event):
+                        return [CodeClaimed(event)]
+                    if self._duplicate(event.raw):
+                        return []
+                    return [self.process(event.raw, frame_ns=event.frame_ns)]
+                case CameraStatus():
+                    return []  # read from the pipeline in _tick's health check
+                case StreamEnded():
+                    self.ended = True
                     return []
-                return [self.process(event.raw, frame_ns=event.frame_ns)]
-            if isinstance(event, CameraStatus):
-                return []  # read from the pipeline in _tick's health check
-            if isinstance(event, StreamEnded):
-                self.ended = True
-                return []
-            if isinstance(event, ButtonPress):
-                return self._button(event)
-            if isinstance(event, SyncStatus):
-                self._sync_status = event
-                return []
+                case ButtonPress():
+                    return self._button(event)
+                case SyncStatus():
+                    self._sync_status = event
+                    return []
             log.warning("scan loop: ignoring unknown event %r", type(event).__name__)
         except Exception:
             # The watchdog decides about restarts; one bad event must not end the loop.
@@ -236,8 +220,8 @@ class ScanLoop:
             self._show(Pattern.FAULT)
         return []
 
-    def _tick(self, out: list[Any]) -> None:
-        now = time.monotonic()
+    def _tick(self, out: list[LoopOutput]) -> None:
+        now = self.clock()
         health = self.health()
         if health != self._health:
             self._health = health
@@ -254,7 +238,7 @@ class ScanLoop:
 
     def _duplicate(self, raw: bytes) -> bool:
         """The same code seen again within the window of its last sighting is the same scan."""
-        now = time.monotonic()
+        now = self.clock()
         key = hashlib.blake2b(raw, digest_size=16).digest()  # keep no payload in memory
         last = self._seen.get(key)
         self._seen[key] = now
@@ -276,13 +260,13 @@ class ScanLoop:
         return self._decide_and_record(credential, source=source, frame_ns=frame_ns)
 
     def _decide_and_record(self, credential: Credential, *, source: str,
-                           frame_ns: int | None = None, override: dict | None = None,
-                           decision: Decision | None = None,
-                           record_source: str | None = None,
-                           direction: str | None = None) -> ScanResult:
-        at = datetime.now(UTC)
-        direction = direction or self._direction
-        if decision is None:
+                           frame_ns: int | None = None, override: Override | None = None,
+                           original: ScanResult | None = None) -> ScanResult:
+        at = self.now()
+        direction = original.direction if original is not None else self._direction
+        if override is not None:
+            decision = override.decision
+        else:
             try:
                 decision = self.checker.decide(credential, at=at)
             except Exception:
@@ -290,8 +274,12 @@ class ScanLoop:
                 decision = Decision(Outcome.CHECK, ("internal_error",))
         checkin_id = None
         if credential.kind.is_person:
-            checkin_id, decision = self._record(credential, decision, record_source or source,
-                                                override, direction)
+            fields = (override.record_fields(original.checkin_id)
+                      if override is not None and original is not None
+                      and original.checkin_id is not None else {})
+            checkin_id, decision = self._record(
+                credential, decision, original.source if original is not None else source,
+                fields, direction)
         result = ScanResult(at, credential, decision, checkin_id, direction, source,
                             frame_ns=frame_ns)
         self._show(PATTERNS[decision.outcome], result_for=self.result_seconds)
@@ -308,7 +296,7 @@ class ScanLoop:
         return result
 
     def _record(self, credential: Credential, decision: Decision, source: str,
-                override: dict | None, direction: str) -> tuple[str | None, Decision]:
+                override: Mapping[str, str], direction: str) -> tuple[str | None, Decision]:
         keep = self.keep_fields
         display = {k: v for k, v in credential.display.items() if k in keep}
         entry = CheckIn(
@@ -319,7 +307,7 @@ class ScanLoop:
             decision=str(decision.outcome),
             reasons=tuple(decision.reasons),
             source=source,
-            **(override or {}),
+            **override,
         )
         try:
             checkin_id = self.store.record(entry)
@@ -338,42 +326,65 @@ class ScanLoop:
         return self._decide_and_record(credential, source="manual")
 
     def override(self, checkin_id: str, outcome: Outcome | str, reason: str) -> ScanResult:
-        """Replace a decision; recorded as a new check-in that names the original."""
-        outcome = Outcome(outcome)
-        reason = reason.strip()
-        if not reason:
-            raise KioskError("an override needs a reason; type why you changed the decision")
+        """Replace a decision; recorded as a new check-in that names the original.
+
+        The same passage with a new decision: the officer may have switched the direction
+        since (the next person goes the other way), which must not turn an entry into an exit.
+        """
         original = next((r for r in reversed(self._results) if r.checkin_id == checkin_id), None)
         if original is None:
             raise KioskError(
                 f"check-in {checkin_id!r} is not among the last {self._results.maxlen} decisions "
                 "on this kiosk; only recent decisions can be overridden here"
             )
-        override = {"override_of": checkin_id,
-                    "original_decision": str(original.decision.outcome),
-                    "override_reason": reason}
-        decision = Decision(outcome, ("officer_override",))
-        # The same passage with a new decision: the officer may have switched the direction
-        # since (the next person goes the other way), which must not turn an entry into an exit.
+        decision = Override(original.decision, Outcome(outcome), reason)
         return self._decide_and_record(original.credential, source="override",
-                                       override=override, decision=decision,
-                                       record_source=original.source,
-                                       direction=original.direction)
+                                       override=decision, original=original)
 
-    def _button(self, event: ButtonPress) -> list[Any]:
+    def _button(self, event: ButtonPress) -> list[LoopOutput]:
         if event.name == "direction":
             self.set_direction("out" if self._direction == "in" else "in")
-            return [event]
-        if event.name == "confirm":
+        elif event.name == "confirm":
             last = next((r for r in reversed(self._results) if r.checkin_id), None)
-            if last is not None and last.decision.outcome is Outcome.CHECK:
+            if (last is not None and last.checkin_id is not None
+                    and last.decision.outcome is Outcome.CHECK):
                 return [self.override(last.checkin_id, Outcome.PASS, "officer confirmed")]
-            return [event]
         return [event]
 
     def post_button(self, name: str) -> None:
         """For gpiozero's callback thread: queue a button press for the loop."""
         self.events.put(ButtonPress(name))
+
+    # -- the lights, lent to the self-test -----------------------------------------------------
+
+    def lend_signals(self) -> Lights | None:
+        """Hand the real lights to the self-test; until :meth:`return_signals` the loop's own
+        pattern changes are remembered, not shown, so a fault blink or the end of a result
+        never switches a light under the officer's eyes.  All lights go off first."""
+        with self._lock:
+            if self.signals is None or self._lent:
+                return self.signals
+            self._lent = True
+            try:
+                self.signals.show(Pattern.IDLE)
+            except Exception:  # noqa: BLE001 - the self-test reports a broken pin itself
+                log.exception("switching the lights off for the self-test failed")
+            return self.signals
+
+    def return_signals(self) -> None:
+        """The self-test is over: show what the loop's state calls for now.  A result's
+        pattern is never replayed (its beep and gate pulse are long over)."""
+        with self._lock:
+            if not self._lent:
+                return
+            self._lent = False
+            fault = self._pattern is Pattern.FAULT or (self._health is not None
+                                                       and self._health.fault)
+            self._show(Pattern.FAULT if fault else Pattern.IDLE)
+
+    @property
+    def signals_lent(self) -> bool:
+        return self._lent
 
     # -- state for the screen ------------------------------------------------------------------
 
@@ -382,8 +393,7 @@ class ScanLoop:
         return self._direction
 
     def set_direction(self, direction: str) -> None:
-        if direction not in DIRECTIONS:
-            raise KioskError(f"direction {direction!r} must be 'in' or 'out'")
+        _check_direction(direction)
         if direction != self._direction:
             log.info("direction set to %s", direction)
         self._direction = direction
@@ -395,7 +405,7 @@ class ScanLoop:
     def counts_today(self) -> dict[str, int]:
         return self.store.counts_today()
 
-    def recent(self, limit: int = 10) -> list[dict]:
+    def recent(self, limit: int = 10) -> list[dict[str, Any]]:
         return self.store.recent(limit)
 
     def lights(self) -> dict[str, bool]:
@@ -404,7 +414,8 @@ class ScanLoop:
         return self.signals.state()
 
     def health(self) -> Health:
-        now = time.monotonic()
+        """Health now (the screen gets it from :meth:`step` when it changes)."""
+        now = self.clock()
         if self._disk_path is not None and now - self._disk_checked >= DISK_CHECK_SECONDS:
             self._disk_checked = now
             try:
@@ -433,13 +444,13 @@ class ScanLoop:
             clock_synced=self._is_clock_synced(),
             trust_list_age=_minutes(self._trust_list_age()),
             documents=self._documents(),
-            undelivered=undelivered(sync) if sync is not None else 0,
+            undelivered=sync.undeliverable if sync is not None else 0,
             document_errors=self._document_errors(sync),
         )
 
-    def _document_errors(self, sync: Any) -> tuple[str, ...]:
+    def _document_errors(self, sync: SyncStatus | None) -> tuple[str, ...]:
         """Documents not in force: refused by sync, or stored but not applicable."""
-        names = set(document_errors(sync)) if sync is not None else set()
+        names = {name for name, _why in sync.document_errors} if sync is not None else set()
         try:
             names.update(str(name) for name in self._stored_document_errors())
         except Exception as e:  # the screen's status must not stop the loop
@@ -456,9 +467,14 @@ class ScanLoop:
     def _show(self, pattern: Pattern, result_for: float | None = None) -> None:
         with self._lock:
             self._pattern = pattern
-            self._idle_at = time.monotonic() + result_for if result_for is not None else None
-            if self.signals is not None:
+            self._idle_at = self.clock() + result_for if result_for is not None else None
+            if self.signals is not None and not self._lent:
                 try:
                     self.signals.show(pattern)
                 except Exception:
                     log.exception("setting the lights to %s failed", pattern)
+
+
+def _check_direction(direction: str) -> None:
+    if direction not in DIRECTIONS:
+        raise KioskError(f"direction {direction!r} must be one of {', '.join(DIRECTIONS)}")

@@ -2,6 +2,8 @@
 
 ``run_ui`` owns the main thread: each frame it calls ``loop.step()``, draws the current
 screen and calls ``on_tick`` (the watchdog).  pygame is imported only when the UI runs.
+The loop and the screen meet at one typed seam (``kiosk.runtime.events``); the screen's
+state machine is ``kiosk.ui.app.KioskApp`` over the states of ``kiosk.ui.machine``.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from kiosk.domain.officers import check_pin
 from kiosk.errors import ConfigError
 
 if TYPE_CHECKING:
+    from kiosk.runtime.scanloop import ScanLoop
     from kiosk.ui.appliance import Appliance
-    from kiosk.ui.contract import ScanLoopLike
 
 LANGUAGES = ("vi", "en")
 
@@ -67,7 +69,7 @@ class UiConfig:
             check_pin(self.officer_pin)
 
 def run_ui(
-    loop: ScanLoopLike,
+    loop: ScanLoop,
     *,
     config: UiConfig,
     stop: threading.Event,

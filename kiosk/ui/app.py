@@ -1,15 +1,16 @@
 """The kiosk screen's state machine and the pygame main loop.
 
-``KioskApp`` holds the states (scanning, result, idle, pin, officer, manual, override,
-fault, provision, selftest, provisioned) and draws onto any surface, so tests drive it with
-real pygame events on the dummy driver.  ``run_ui`` opens the display and runs it frame by
-frame.
+``KioskApp`` is the machine (``kiosk.ui.machine`` says what it owns): its states are the
+screens of ``kiosk.ui.screens``, ``kiosk.ui.technician`` and ``kiosk.ui.confirm_provision``;
+each frame it takes what the scan loop's step produced (typed items, ``kiosk.runtime.events``),
+runs the current screen's timers and draws onto any surface, so tests drive it with real
+pygame events on the dummy driver and an injected clock.  ``run_ui`` opens the display and
+runs it frame by frame.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -20,32 +21,29 @@ import pygame
 
 from kiosk.domain.model import Outcome
 from kiosk.domain.officers import pin_matches
-from kiosk.ui import UiConfig
-from kiosk.ui.appliance import Appliance, HeldSignals, Job, ResultWatch
+from kiosk.runtime.capture import Decoded
+from kiosk.runtime.events import ButtonPress, CodeClaimed, Health, ScanResult
+from kiosk.runtime.scanloop import ScanLoop
+from kiosk.ui import UiConfig, screens
+from kiosk.ui.appliance import Appliance, Job, ResultWatch
+from kiosk.ui.confirm_provision import ConfirmProvision
 from kiosk.ui.confirm_provision import offer as offer_pending_change
-from kiosk.ui.contract import ScanLoopLike, is_health
 from kiosk.ui.i18n import Translator
 from kiosk.ui.layout import Layout
+from kiosk.ui.machine import Screen, Timeouts
+from kiosk.ui.technician import Provision, Provisioned, SelfTest
 from kiosk.ui.text import Fonts
 
 log = logging.getLogger(__name__)
 
-HEALTH_POLL_S = 2.0
-COUNTS_POLL_S = 2.0
-OFFICER_TIMEOUT_S = 120.0  # an officer who walks away must not leave the panel open
-PIN_TIMEOUT_S = 20.0
-LONG_PRESS_S = 2.0  # press and hold the status strip to ask for the PIN
-PIN_ATTEMPTS = 5
-PIN_LOCKOUT_S = 60.0
-SPLASH_S = 1.0
-PROVISION_POLL_S = 5.0  # how soon a provisioning file's result appears on screen
-# Screens a citizen sees; from these (only) an officer can ask for the PIN pad.
-CITIZEN_STATES = ("scanning", "idle", "fault", "result")
-# Screens an officer or technician is working on or reading: a code read meanwhile never
-# replaces them (docs/ui.md); "provisioned" is the start-up result, shown once.
-OFFICER_STATES = ("pin", "officer", "manual", "override", "provision", "selftest",
-                  "provisioned")
-NOTICE_MIN_S = 6.0  # a compact notice stays at least this long (longer than a glance)
+def all_screens() -> dict[str, Screen]:
+    """A fresh set of screens by name: the machine's states."""
+    states: list[Screen] = [
+        screens.Splash(), screens.Scanning(), screens.Idle(), screens.Result(), screens.Fault(),
+        screens.Pin(), screens.Manual(), screens.Officer(), screens.Override(), Provision(),
+        SelfTest(), Provisioned(), ConfirmProvision(),
+    ]
+    return {s.name: s for s in states}
 
 
 class KioskApp:
@@ -53,7 +51,7 @@ class KioskApp:
 
     def __init__(
         self,
-        loop: ScanLoopLike,
+        loop: ScanLoop,
         config: UiConfig,
         size: tuple[int, int],
         *,
@@ -62,9 +60,8 @@ class KioskApp:
         sound: Any = None,
         tz: tzinfo | None = None,
         appliance: Appliance | None = None,
+        timeouts: Timeouts | None = None,
     ) -> None:
-        from kiosk.ui import screens
-
         self.loop = loop
         self.config = config
         self.clock = clock
@@ -74,17 +71,18 @@ class KioskApp:
         self.t = Translator(config.language)
         self.fonts = Fonts()
         self.layout = Layout.for_size(*size, lights=config.show_lights)
-        self.health: Any = None
+        self.timeouts = timeouts or Timeouts()
+        self.health: Health | None = None  # the last one the loop sent
         self.counts: dict[str, int] = {}
-        self.last_result: Any = None
+        self.last_result: ScanResult | None = None
         # What "Change last decision" changes: the last check-in that was recorded, so a
         # venue poster scanned after a person does not hide that person's decision.
-        self.last_recorded: Any = None
+        self.last_recorded: ScanResult | None = None
         # Recorded while an officer screen was open: the officer came for the person decided
         # before, so this becomes "last" only once the officer is back on a citizen screen.
-        self.recorded_meanwhile: Any = None
+        self.recorded_meanwhile: ScanResult | None = None
         # A result decided while an officer screen was open, shown compactly on that screen.
-        self.notice: Any = None
+        self.notice: ScanResult | None = None
         self.notice_until = 0.0
         self.internal_error: str | None = None
         self.running = True
@@ -92,25 +90,23 @@ class KioskApp:
         self.provision_watch = ResultWatch(self.appliance.state_dir)
         self._provision_polled = -1e9
         self._jobs: list[Job] = []
-        self._held: HeldSignals | None = None
         self.pin_failures = 0
         self.pin_locked_until = 0.0
-        self._screens = screens.build()
+        self._screens = all_screens()
         started = clock()
         self.last_activity = started
-        self._health_at = -1e9
         self._counts_at = -1e9
         self._press_started: float | None = None
         self.state = ""
-        self.screen: Any = None
+        self.screen: Screen = self._screens["splash"]
         self.entered_at = started
         self.go("splash")
 
     # --- transitions -------------------------------------------------------------------
 
     def go(self, state: str, **kwargs: Any) -> None:
-        """Leave the current screen and enter ``state`` (names are in ``screens.build``)."""
-        if self.screen is not None:
+        """Leave the current screen and enter ``state`` (names are in ``all_screens``)."""
+        if self.state:
             self.screen.exit(self)
         log.debug("screen %s -> %s", self.state or "-", state)
         self.state = state
@@ -119,7 +115,7 @@ class KioskApp:
         self.screen.enter(self, **kwargs)
         if not self.officer_screen:
             self.notice = None  # back on a citizen screen: the result is in the counts
-            if state in ("scanning", "idle", "fault") and self.recorded_meanwhile is not None:
+            if self.screen.rest and self.recorded_meanwhile is not None:
                 self.last_recorded, self.recorded_meanwhile = self.recorded_meanwhile, None
 
     def home(self) -> None:
@@ -133,14 +129,12 @@ class KioskApp:
     def officer_screen(self) -> bool:
         """An officer is at the kiosk: PIN pad, panel, its sub-screens, or the result of the
         officer's own action (which returns to the panel)."""
-        if self.state in OFFICER_STATES or getattr(self.screen, "officer_present", False):
-            return True  # officer_present: a screen an officer is at only in some phases
-        return self.state == "result" and bool(getattr(self.screen, "back_to", None))
+        return self.screen.officer_at_kiosk(self)
 
     @property
     def busy(self) -> bool:
         """Background work of the current screen is running: it must not be left."""
-        return bool(getattr(self.screen, "busy", lambda _app: False)(self))
+        return self.screen.busy(self)
 
     def after_splash(self) -> None:
         """Start-up: a provisioning result not shown yet comes first, then the home screen."""
@@ -166,38 +160,13 @@ class KioskApp:
         return job.start()
 
     def hold_signals(self) -> Any:
-        """Take the lights from the scan loop for the self-test; returns the real Signals."""
-        real = getattr(self.loop, "signals", None)
-        if real is None or isinstance(real, HeldSignals):
-            return getattr(real, "real", real)
-        from hardware.signals import Pattern
-
-        self._held = HeldSignals(real)
-        self._held.requested = real.pattern
-        self.loop.signals = self._held  # type: ignore[attr-defined]
-        # All off first: a fault blink or a result's beep must not run on under the test.
-        try:
-            real.show(Pattern.IDLE)
-        except Exception:  # noqa: BLE001 - the self-test reports a broken pin itself
-            log.exception("switching the lights off for the self-test failed")
-        return real
+        """Borrow the lights from the scan loop for the self-test; returns the real Signals.
+        They go back by themselves once no background job runs any more."""
+        return self.loop.lend_signals()
 
     def release_signals(self) -> None:
-        """Give the lights back and show what the loop's state calls for now."""
-        held, self._held = self._held, None
-        if held is None:
-            return
-        from hardware.signals import Pattern
-
-        self.loop.signals = held.real  # type: ignore[attr-defined]
-        health = self.health
-        # A result's pattern is never replayed (its beep and gate pulse are long over):
-        # the loop's steady state is idle or fault, and that is what it asked for meanwhile.
-        fault = bool(getattr(health, "fault", False)) or held.requested is Pattern.FAULT
-        try:
-            held.real.show(Pattern.FAULT if fault else Pattern.IDLE)
-        except Exception:  # noqa: BLE001 - a pin error must not take the screen down
-            log.exception("restoring the lights after the self-test failed")
+        """Give the lights back; the loop shows what its state calls for now."""
+        self.loop.return_signals()
 
     def close(self) -> None:
         """Stop background work (idempotent); the lights go back to the loop."""
@@ -206,112 +175,86 @@ class KioskApp:
         self._jobs.clear()
         self.release_signals()
 
-    def _divert_codes(self, takes: Callable[[Any], bool]) -> list[Any]:
-        """Decoded codes the screen ``takes``, off the loop's queue before it sees them.
-
-        Other events go back in order; only a sync status posted in the same instant can
-        overtake one, and the newest status wins anyway.
-        """
-        from kiosk.runtime.capture import Decoded
-
-        events = getattr(self.loop, "events", None)
-        if events is None:
-            return []
-        codes, others = [], []
-        while True:
-            try:
-                event = events.get_nowait()
-            except queue.Empty:
-                break
-            (codes if isinstance(event, Decoded) and takes(event) else others).append(event)
-        for event in others:
-            events.put(event)
-        return codes
-
     # --- scan loop ---------------------------------------------------------------------
 
     def update(self) -> None:
-        """Run one step of the scan loop and the timers of the current screen."""
+        """One step of the scan loop, then the machine's timers and the current screen's."""
         now = self.clock()
-        if self._held is not None and not any(j.alive for j in self._jobs):
+        if self.loop.signals_lent and not any(j.alive for j in self._jobs):
             self.release_signals()  # the self-test is over, even if its screen was left
-        takes = getattr(self.screen, "takes", None)
-        if takes is not None:
-            screen = self.screen
-            for code in self._divert_codes(lambda code: takes(self, code)):
-                screen.code(self, code)
-        for item in self.loop.step():
-            if is_health(item):
-                self.health = item
-                self._health_at = now
-            elif hasattr(item, "decision"):
-                if self.officer_screen:
-                    self.show_notice(item)
-                else:
-                    self.show_result(item)
-            else:
-                self.button(getattr(item, "name", ""))
-        if now - self._health_at >= HEALTH_POLL_S:
-            self.health = self.loop.health()
-            self._health_at = now
-        if now - self._counts_at >= COUNTS_POLL_S:
+        screen = self.screen
+
+        def claim(code: Decoded) -> bool:
+            return screen.takes(self, code)
+
+        for item in self.loop.step(claim=claim):
+            match item:
+                case CodeClaimed(code=code):
+                    screen.code(self, code)
+                case Health():
+                    self.health = item
+                case ScanResult():
+                    if self.officer_screen:
+                        self.show_notice(item)
+                    else:
+                        self.show_result(item)
+                case ButtonPress(name=name):
+                    self.button(name)
+        if now - self._counts_at >= self.timeouts.counts_poll:
             self.refresh_counts()
-        if (self.state in ("scanning", "idle", "fault")
-                and now - self._provision_polled >= PROVISION_POLL_S):
+        if self.screen.rest and now - self._provision_polled >= self.timeouts.provision_poll:
             self._provision_polled = now
             result = self.provision_watch.unseen()
             if result is not None:
                 self.go("provisioned", result=result)
             else:  # a USB stick's file for an enrolled kiosk waits for the officer
                 offer_pending_change(self, self._screens["confirm_provision"])
-        if (self._press_started is not None and self.state in CITIZEN_STATES
-                and now - self._press_started >= LONG_PRESS_S):
+        if (self._press_started is not None and self.screen.audience == "citizen"
+                and now - self._press_started >= self.timeouts.long_press):
             self._press_started = None
             self.ask_pin()
+        deadline = self.screen.deadline(self)
+        if deadline is not None and now >= deadline:
+            self.screen.expired(self)
         self.screen.update(self)
 
     def refresh_counts(self) -> None:
         self.counts = self.loop.counts_today()
         self._counts_at = self.clock()
 
-    def show_result(self, result: Any, *, back_to: str | None = None) -> None:
+    def show_result(self, result: ScanResult, *, back_to: str | None = None) -> None:
         """A scan, manual entry or override happened: show it and sound it."""
         self.last_result = result
-        if getattr(result, "checkin_id", None) is not None:
+        if result.recorded:
             self.last_recorded, self.recorded_meanwhile = result, None
         self.touch()
         self._counts_at = -1e9
         if self.sound is not None:
-            from kiosk.ui.screens import not_a_person
-
             # A code that is not a person's keeps the tone of its lights (amber) but must not
             # say "wait for check": the screen tells the citizen to show a personal code.
             self.sound.play(result.decision.outcome, self.t.language,
-                            voice=not_a_person(result) is None)
+                            voice=screens.not_a_person(result) is None)
         self.go("result", result=result, back_to=back_to)
 
-    def show_notice(self, result: Any) -> None:
+    def show_notice(self, result: ScanResult) -> None:
         """A code decided while an officer screen is open: recorded and signalled by the loop
         like any other; here it is sounded and shown compactly, and the screen stays."""
         self.last_result = result
-        if getattr(result, "checkin_id", None) is not None:
+        if result.recorded:
             self.recorded_meanwhile = result
         self._counts_at = -1e9
         # Not self.touch(): a moving queue must not keep an abandoned panel open.
         self.notice = result
-        self.notice_until = self.clock() + max(self.config.result_seconds, NOTICE_MIN_S)
+        self.notice_until = self.clock() + max(self.config.result_seconds,
+                                               self.timeouts.notice_min)
         log.info("a code was read while %s was open: shown as a notice", self.state)
         if self.sound is not None:
-            from kiosk.ui.screens import not_a_person
-
             self.sound.play(result.decision.outcome, self.t.language,
-                            voice=not_a_person(result) is None)
-        arrived = getattr(self.screen, "result_arrived", None)
-        if arrived is not None:
-            arrived(self, result)
+                            voice=screens.not_a_person(result) is None)
+        self.screen.result_arrived(self, result)
 
     @property
-    def notice_shown(self) -> Any:
+    def notice_shown(self) -> ScanResult | None:
         """The result to show as a notice now, or None."""
         if self.notice is not None and self.officer_screen and self.clock() < self.notice_until:
             return self.notice
@@ -365,10 +308,10 @@ class KioskApp:
             return True
         self.pin_failures += 1
         log.warning("wrong officer PIN (%d in a row)", self.pin_failures)
-        if self.pin_failures >= PIN_ATTEMPTS:
-            self.pin_locked_until = now + PIN_LOCKOUT_S
+        if self.pin_failures >= self.timeouts.pin_attempts:
+            self.pin_locked_until = now + self.timeouts.pin_lockout
             self.pin_failures = 0
-            log.warning("officer PIN locked for %.0f s", PIN_LOCKOUT_S)
+            log.warning("officer PIN locked for %.0f s", self.timeouts.pin_lockout)
         return False
 
     def button(self, name: str) -> None:
@@ -380,7 +323,7 @@ class KioskApp:
         if name == "officer":
             log.info("officer panel opened with the officer key")
             self.go("officer")
-        elif name == "dismiss" and self.state == "result":
+        elif name == "dismiss" and isinstance(self.screen, screens.Result):
             self.screen.finish(self)
         # "direction" and "confirm" are acted on by the loop; the screen shows the new state.
 
@@ -410,14 +353,12 @@ class KioskApp:
             self._press_started = None
         if event.type == pygame.KEYDOWN and event.key in (pygame.K_KP_MULTIPLY, pygame.K_ASTERISK,
                                                           pygame.K_F2):
-            if self.state in CITIZEN_STATES:
+            if self.screen.audience == "citizen":
                 self.ask_pin()
                 return
         self.screen.handle(self, event)
 
     def draw(self, surface: pygame.Surface) -> None:
-        from kiosk.ui import screens
-
         self.screen.draw(self, surface)
         if self.notice_shown is not None:
             screens.draw_notice(self, surface, self.notice_shown)
@@ -434,7 +375,7 @@ def _display_size(config: UiConfig) -> tuple[int, int]:
 
 
 def run_ui(
-    loop: ScanLoopLike,
+    loop: ScanLoop,
     *,
     config: UiConfig,
     stop: threading.Event,

@@ -142,28 +142,6 @@ class Job:
         self.close()
 
 
-class HeldSignals:
-    """Stands in for the scan loop's ``Signals`` while the self-test drives the same pins.
-
-    The loop's pattern requests are remembered, not applied, so a fault blink or the end
-    of a result never switches a light off under the officer's eyes; the preview of the
-    pins (``state``) still shows the real outputs.
-    """
-
-    def __init__(self, real: Any) -> None:
-        self.real = real
-        self.requested: Any = None
-
-    def show(self, pattern: Any) -> None:
-        self.requested = pattern
-
-    def state(self) -> dict[str, bool]:
-        return self.real.state()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-
 def enrol_from_qr(request: Any, appliance: Appliance) -> Any:
     """Enrol with ``request`` and keep the result for ``status``; runs on a Job's thread."""
     from kiosk.ops import provision as prov

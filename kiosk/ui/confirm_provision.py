@@ -4,12 +4,12 @@ A stick alone never re-points an enrolled kiosk (issue 9 #3): the provisioning u
 the file (``kiosk.ops.provision.stage_file``) and this screen, offered when the kiosk is free,
 lists what would change (old -> new), and asks for the officer PIN before Confirm or Reject.
 Confirm enrols in the background (``kiosk.ops.provision.confirm_pending``) and restarts the
-kiosk; Reject forgets the file; Later asks again after ``REMIND_S``.  The library logs what
+kiosk; Reject forgets the file; Later asks again after ``Timeouts.remind``.  The library logs what
 changed or that it was rejected (INFO, no secrets).
 
 Codes: while only the question is shown, a citizen's code is a check-in with its full result
 screen (the question comes back when the kiosk is free again); once the officer taps Confirm
-or Reject, an officer is at the kiosk (``officer_present``): a code read then is decided and
+or Reject, an officer is at the kiosk (``officer_at_kiosk``): a code read then is decided and
 shown as a compact notice (docs/ui.md), and this screen, with a PIN typed halfway, stays.
 """
 
@@ -23,14 +23,14 @@ from typing import Any
 import pygame
 
 from kiosk.domain.model import Outcome
-from kiosk.ui.screens import BG, FG, MUTED, OK, WARN, Screen, draw_buttons, title_bar
-from kiosk.ui.technician import GREEN, RESTART_AFTER_S, body_area, draw_report, result_lines
+from kiosk.ui.machine import Screen
+from kiosk.ui.screens import BG, FG, MUTED, OK, WARN, draw_buttons, title_bar
+from kiosk.ui.technician import GREEN, body_area, draw_report, result_lines
 from kiosk.ui.text import blit_text
 from kiosk.ui.widgets import ACCENT, DANGER, KEY_ACTIONS, Button, Entry, hit, keypad_buttons
 
 log = logging.getLogger(__name__)
 
-REMIND_S = 600.0  # "Later", or nobody answered: ask again after this long
 ARROW = " » "
 
 
@@ -61,13 +61,13 @@ def plain(text: str) -> str:
 
 class ConfirmProvision(Screen):
     name = "confirm_provision"
+    audience = "system"
 
     def __init__(self) -> None:
         self.snoozed = ""  # the digest "Later" was tapped for
         self.snoozed_until = 0.0
 
-    @property
-    def officer_present(self) -> bool:
+    def officer_at_kiosk(self, app: Any) -> bool:
         """Once the officer taps Confirm or Reject, an officer is at the kiosk: a code read
         then is decided and shown as a notice, and this screen (and a PIN typed halfway)
         stays; while only the question is up, a citizen's code shows its full result."""
@@ -92,9 +92,9 @@ class ConfirmProvision(Screen):
 
     def later(self, app: Any) -> None:
         self.snoozed = self.pending.digest
-        self.snoozed_until = app.clock() + REMIND_S
+        self.snoozed_until = app.clock() + app.timeouts.remind
         log.info("provisioning file %s: decision postponed; asking again in %.0f min",
-                 self.pending.source, REMIND_S / 60)
+                 self.pending.source, app.timeouts.remind / 60)
         app.home()
 
     def submit_pin(self, app: Any) -> None:
@@ -132,8 +132,6 @@ class ConfirmProvision(Screen):
     # --- frame ------------------------------------------------------------------------
 
     def update(self, app: Any) -> None:
-        from kiosk.ui.app import OFFICER_TIMEOUT_S, PIN_TIMEOUT_S
-
         if self.job is not None:
             for kind, value in self.job.poll():
                 if kind == "done":
@@ -146,15 +144,24 @@ class ConfirmProvision(Screen):
                     log.warning("confirmed provisioning file failed: %s", self.error)
                     app.provision_watch.mark_shown()
                 app.touch()
-        idle = app.clock() - app.last_activity
+
+    def deadline(self, app: Any) -> float | None:
         if self.phase == "done":
-            if app.clock() - self.done_at >= RESTART_AFTER_S:
-                app.restart()
-        elif self.phase == "pin" and idle >= PIN_TIMEOUT_S:
+            return self.done_at + app.timeouts.restart_after
+        if self.phase == "pin":
+            return app.last_activity + app.timeouts.pin
+        if self.phase in ("review", "failed"):
+            return app.last_activity + app.timeouts.officer
+        return None  # working: the enrolment runs to its end
+
+    def expired(self, app: Any) -> None:
+        if self.phase == "done":
+            app.restart()
+        elif self.phase == "pin":  # a PIN typed halfway and left: back to the question
             self.phase = "review"
             self.entry.clear()
             app.touch()
-        elif self.phase in ("review", "failed") and idle >= OFFICER_TIMEOUT_S:
+        else:  # nobody answered: asked again later
             self.later(app)
 
     def areas(self, app: Any) -> tuple[pygame.Rect, pygame.Rect]:
@@ -255,7 +262,7 @@ class ConfirmProvision(Screen):
             return
         report, _buttons = self.areas(app)
         if self.phase == "done":
-            left = max(0, math.ceil(RESTART_AFTER_S - (app.clock() - self.done_at)))
+            left = max(0, math.ceil(app.timeouts.restart_after - (app.clock() - self.done_at)))
             lines = result_lines(app, self.result)[:-1]
             lines.append((t("The kiosk restarts in {s} s to use the new settings.")
                           .format(s=left), OK))

@@ -28,6 +28,7 @@ from kiosk.ui.artwork import (
 )
 from kiosk.ui.i18n import _
 from kiosk.ui.layout import status_line_height
+from kiosk.ui.machine import Screen
 from kiosk.ui.text import balance, blit_text
 from kiosk.ui.widgets import ACCENT, DANGER, KEY_ACTIONS, Button, Entry, hit, keypad_buttons
 
@@ -82,32 +83,12 @@ DISABLED_REASONS: dict[str, str] = {
     "provision": _("No configuration file (demo)"),  # only the demo runs without one
     "selftest": _("Not available on this kiosk"),
 }
-NOTICE_S = 5.0  # how long such a reason stays in the title bar
 RECENT_ROWS = 8
 CHANGED_TAG = _("changed")  # on a recent row an officer's override replaced
 REPLACED = (70, 78, 92)
 REPLACED_TEXT = (140, 150, 165)
 
 _GREY_PALETTE = [(i, i, i) for i in range(256)]
-
-
-class Screen:
-    name = ""
-
-    def enter(self, app: Any, **kwargs: Any) -> None:
-        pass
-
-    def exit(self, app: Any) -> None:
-        pass
-
-    def handle(self, app: Any, event: pygame.event.Event) -> None:
-        pass
-
-    def update(self, app: Any) -> None:
-        pass
-
-    def draw(self, app: Any, surface: pygame.Surface) -> None:
-        surface.fill(BG)
 
 
 # --- shared drawing -----------------------------------------------------------------------
@@ -561,12 +542,13 @@ def draw_buttons(app: Any, surface: pygame.Surface, buttons: list[Button]) -> di
 
 class Splash(Screen):
     name = "splash"
+    audience = "system"
 
-    def update(self, app: Any) -> None:
-        from kiosk.ui.app import SPLASH_S
+    def deadline(self, app: Any) -> float | None:
+        return app.entered_at + app.timeouts.splash
 
-        if app.clock() - app.entered_at >= SPLASH_S:
-            app.after_splash()
+    def expired(self, app: Any) -> None:
+        app.after_splash()
 
     def draw(self, app: Any, surface: pygame.Surface) -> None:
         surface.fill(BG)
@@ -583,6 +565,7 @@ class Splash(Screen):
 
 class Scanning(Screen):
     name = "scanning"
+    rest = True
 
     def enter(self, app: Any, **_kw: Any) -> None:
         app.touch()  # idle time counts from the moment the screen is ready for the next person
@@ -590,8 +573,12 @@ class Scanning(Screen):
     def update(self, app: Any) -> None:
         if app.faults():
             app.go("fault")
-        elif app.clock() - app.last_activity >= app.config.idle_seconds:
-            app.go("idle")
+
+    def deadline(self, app: Any) -> float | None:
+        return app.last_activity + app.config.idle_seconds
+
+    def expired(self, app: Any) -> None:
+        app.go("idle")
 
     def draw(self, app: Any, surface: pygame.Surface) -> None:
         surface.fill(BG)
@@ -634,6 +621,7 @@ class Idle(Screen):
     """Attract mode: big instructions, slowly drifting so nothing burns into the panel."""
 
     name = "idle"
+    rest = True
 
     def handle(self, app: Any, event: pygame.event.Event) -> None:
         if event.type in (pygame.MOUSEBUTTONDOWN, pygame.KEYDOWN):
@@ -698,9 +686,14 @@ class Result(Screen):
                                                             pygame.K_ESCAPE):
             self.finish(app)
 
-    def update(self, app: Any) -> None:
-        if app.clock() >= self.until:
-            self.finish(app)
+    def officer_at_kiosk(self, app: Any) -> bool:
+        return bool(self.back_to)  # the result of the officer's own action
+
+    def deadline(self, app: Any) -> float | None:
+        return self.until
+
+    def expired(self, app: Any) -> None:
+        self.finish(app)
 
     def look(self) -> tuple[tuple[int, int, int], tuple[int, int, int], str, str]:
         """(banner colour, word colour, icon file, word) of the result shown."""
@@ -795,6 +788,7 @@ class Result(Screen):
 
 class Fault(Screen):
     name = "fault"
+    rest = True
 
     def update(self, app: Any) -> None:
         if not app.faults():
@@ -919,6 +913,7 @@ class _KeypadScreen(Screen):
 
 class Pin(_KeypadScreen):
     name = "pin"
+    audience = "officer"
     max_len = 8
 
     def title(self, app: Any) -> str:
@@ -927,11 +922,8 @@ class Pin(_KeypadScreen):
     def shown_value(self, app: Any) -> str:
         return "•" * len(self.entry.value)
 
-    def update(self, app: Any) -> None:
-        from kiosk.ui.app import PIN_TIMEOUT_S
-
-        if app.clock() - app.last_activity >= PIN_TIMEOUT_S:
-            app.home()
+    def deadline(self, app: Any) -> float | None:
+        return app.last_activity + app.timeouts.pin
 
     def submit(self, app: Any) -> None:
         entered, self.entry.value = self.entry.value, ""
@@ -948,6 +940,7 @@ class Pin(_KeypadScreen):
 
 class Manual(_KeypadScreen):
     name = "manual"
+    audience = "officer"
     max_len = 12
 
     def title(self, app: Any) -> str:
@@ -963,11 +956,8 @@ class Manual(_KeypadScreen):
     def cancel(self, app: Any) -> None:
         app.go("officer")
 
-    def update(self, app: Any) -> None:
-        from kiosk.ui.app import OFFICER_TIMEOUT_S
-
-        if app.clock() - app.last_activity >= OFFICER_TIMEOUT_S:
-            app.home()
+    def deadline(self, app: Any) -> float | None:
+        return app.last_activity + app.timeouts.officer
 
     def submit(self, app: Any) -> None:
         number = self.entry.value
@@ -986,6 +976,7 @@ class Manual(_KeypadScreen):
 
 class Officer(Screen):
     name = "officer"
+    audience = "officer"
 
     def enter(self, app: Any, **_kw: Any) -> None:
         self.recent = self.load_recent(app)
@@ -1002,12 +993,12 @@ class Officer(Screen):
         self.recent = self.load_recent(app)
         app.refresh_counts()
 
-    def update(self, app: Any) -> None:
-        from kiosk.ui.app import OFFICER_TIMEOUT_S
+    def deadline(self, app: Any) -> float | None:
+        return app.last_activity + app.timeouts.officer
 
-        if app.clock() - app.last_activity >= OFFICER_TIMEOUT_S:
-            log.info("officer panel closed after inactivity")
-            app.home()
+    def expired(self, app: Any) -> None:
+        log.info("officer panel closed after inactivity")
+        app.home()
 
     def areas(self, app: Any) -> tuple[pygame.Rect, pygame.Rect, pygame.Rect]:
         lay = app.layout
@@ -1056,7 +1047,8 @@ class Officer(Screen):
             if off in DISABLED_REASONS:
                 # A greyed entry that does nothing when tapped looks broken: say why.
                 log.info("officer panel: %s is not available here", off)
-                self.notice, self.notice_until = DISABLED_REASONS[off], app.clock() + NOTICE_S
+                self.notice, self.notice_until = DISABLED_REASONS[off], (app.clock()
+                                                                + app.timeouts.disabled_notice)
                 return
         elif event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE:
             action = "close"
@@ -1212,6 +1204,7 @@ def recent_fields(item: dict) -> tuple[Any, str, str, Outcome | None]:
 
 class Override(Screen):
     name = "override"
+    audience = "officer"
 
     def enter(self, app: Any, **_kw: Any) -> None:
         self.outcome: Outcome | None = None
@@ -1221,11 +1214,8 @@ class Override(Screen):
         # app's last check-in, but must not become the one changed.
         self.target: Any = app.last_recorded
 
-    def update(self, app: Any) -> None:
-        from kiosk.ui.app import OFFICER_TIMEOUT_S
-
-        if app.clock() - app.last_activity >= OFFICER_TIMEOUT_S:
-            app.home()
+    def deadline(self, app: Any) -> float | None:
+        return app.last_activity + app.timeouts.officer
 
     def buttons(self, app: Any) -> list[Button]:
         t = app.t
@@ -1305,14 +1295,3 @@ class Override(Screen):
             if b.action in ("outcome:" + (self.outcome.value if self.outcome else ""),):
                 pygame.draw.rect(surface, FG, b.rect, width=max(3, lay.pad // 2),
                                  border_radius=b.rect.height // 6)
-
-
-def build() -> dict[str, Screen]:
-    """A fresh set of screens by name (the app's states)."""
-    from kiosk.ui.confirm_provision import ConfirmProvision
-    from kiosk.ui.technician import Provision, Provisioned, SelfTest
-
-    screens: list[Screen] = [Splash(), Scanning(), Idle(), Result(), Fault(), Pin(), Manual(),
-                             Officer(), Override(), Provision(), SelfTest(), Provisioned(),
-                             ConfirmProvision()]
-    return {s.name: s for s in screens}

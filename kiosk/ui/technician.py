@@ -18,6 +18,7 @@ import pygame
 from kiosk.domain.model import Outcome
 from kiosk.errors import KioskError
 from kiosk.ui.i18n import _
+from kiosk.ui.machine import Screen
 from kiosk.ui.screens import (
     BAD,
     BG,
@@ -26,7 +27,6 @@ from kiosk.ui.screens import (
     OK,
     PANEL,
     WARN,
-    Screen,
     draw_buttons,
     draw_preview,
     icon,
@@ -37,9 +37,6 @@ from kiosk.ui.widgets import ACCENT, DANGER, Button, hit
 
 log = logging.getLogger(__name__)
 
-RESTART_AFTER_S = 10.0  # time to read the result before the kiosk restarts
-PROVISIONED_S = 20.0  # the start-up result screen goes away by itself after this
-CONFIRM_TIMEOUT_S = 60.0  # an unanswered light question counts as "nobody confirmed"
 GREEN = (22, 122, 52)
 
 # kiosk.ops.selftest's check names, in its order; a new one is shown by its own name.
@@ -127,6 +124,7 @@ class Provision(Screen):
     """Waits for a provisioning QR, enrols in the background, then restarts the kiosk."""
 
     name = "provision"
+    audience = "officer"
 
     def takes(self, app: Any, decoded: Any) -> bool:
         """Every code while waiting or enrolling; later only the provisioning QR still held up
@@ -178,8 +176,6 @@ class Provision(Screen):
         app.provision_watch.mark_shown()  # seen here; not again after a restart
 
     def update(self, app: Any) -> None:
-        from kiosk.ui.app import OFFICER_TIMEOUT_S
-
         if self.job is not None:
             for kind, value in self.job.poll():
                 if kind == "done":
@@ -189,10 +185,18 @@ class Provision(Screen):
                 elif kind == "error":
                     self.fail(app, error_text(app, value))
                     app.touch()
+
+    def deadline(self, app: Any) -> float | None:
         if self.phase == "done":
-            if app.clock() - self.done_at >= RESTART_AFTER_S:
-                app.restart()
-        elif self.phase != "working" and app.clock() - app.last_activity >= OFFICER_TIMEOUT_S:
+            return self.done_at + app.timeouts.restart_after
+        if self.phase == "working":
+            return None
+        return app.last_activity + app.timeouts.officer
+
+    def expired(self, app: Any) -> None:
+        if self.phase == "done":
+            app.restart()
+        else:
             app.home()
 
     def areas(self, app: Any) -> tuple[pygame.Rect, pygame.Rect, pygame.Rect]:
@@ -244,7 +248,7 @@ class Provision(Screen):
             draw_report(app, surface, visual, Outcome.STOP, t("Provisioning failed"),
                         [(self.error, WARN), (t("The old settings are unchanged."), FG)])
         elif self.phase == "done":
-            left = max(0, math.ceil(RESTART_AFTER_S - (app.clock() - self.done_at)))
+            left = max(0, math.ceil(app.timeouts.restart_after - (app.clock() - self.done_at)))
             lines = result_lines(app, self.result)[:-1]  # "From: provisioning QR" is obvious
             lines.append((t("The kiosk restarts in {s} s to use the new settings.")
                           .format(s=left), OK))
@@ -270,6 +274,7 @@ class SelfTest(Screen):
     """Runs the self-test in the background: a live list, light questions, the verdict."""
 
     name = "selftest"
+    audience = "officer"
 
     def takes(self, app: Any, decoded: Any) -> bool:
         """Every code while the test runs (its lights are held), and the test card still held
@@ -294,12 +299,12 @@ class SelfTest(Screen):
             self.error = app.t("Not available on this kiosk")
             return
         # The test switches each light itself through the loop's own Signals; the loop's
-        # pattern changes wait until it is over (kiosk.ui.appliance.HeldSignals).
+        # pattern changes wait until it is over (ScanLoop.lend_signals).
         app.hold_signals()
         log.info("self-test started from the officer panel")
         self.job = app.start_job("self-test", lambda job: runner(
             lambda name: job.post("progress", name),
-            lambda question: job.ask(question, CONFIRM_TIMEOUT_S)))
+            lambda question: job.ask(question, app.timeouts.light_question)))
 
     def busy(self, app: Any) -> bool:
         return self.job is not None and not self.job.finished
@@ -308,8 +313,6 @@ class SelfTest(Screen):
         log.debug("a code read during the self-test is not a check-in")
 
     def update(self, app: Any) -> None:
-        from kiosk.ui.app import OFFICER_TIMEOUT_S
-
         if self.job is not None:
             for kind, value in self.job.poll():
                 if kind == "progress":
@@ -327,8 +330,9 @@ class SelfTest(Screen):
                 elif kind == "error":
                     self.error, self.current, self.question = error_text(app, value), None, None
                     app.touch()
-        if not self.busy(app) and app.clock() - app.last_activity >= OFFICER_TIMEOUT_S:
-            app.home()
+
+    def deadline(self, app: Any) -> float | None:
+        return None if self.busy(app) else app.last_activity + app.timeouts.officer
 
     def results(self) -> dict[str, Any]:
         if self.report is None:
@@ -455,10 +459,11 @@ class Provisioned(Screen):
     """The result of a provisioning file imported since the last start: once, then away."""
 
     name = "provisioned"
+    audience = "officer"
 
     def enter(self, app: Any, result: Any = None, **_kw: Any) -> None:
         self.result = result
-        self.until = app.clock() + PROVISIONED_S
+        self.until = app.clock() + app.timeouts.provisioned
         app.provision_watch.mark_shown()
         log.info("showing the last provisioning result (%s, %s)",
                  "ok" if result.ok else "failed", result.source or "unknown source")
@@ -470,9 +475,8 @@ class Provisioned(Screen):
                                                             pygame.K_ESCAPE):
             app.home()
 
-    def update(self, app: Any) -> None:
-        if app.clock() >= self.until:
-            app.home()
+    def deadline(self, app: Any) -> float | None:
+        return self.until
 
     def draw(self, app: Any, surface: pygame.Surface) -> None:
         surface.fill(BG)
@@ -486,7 +490,7 @@ class Provisioned(Screen):
                     t("Kiosk registered") if res.ok else t("Provisioning failed"),
                     result_lines(app, res))
         blit_text(app.fonts, surface, t("Tap to continue"), lay.unit, MUTED, hint)
-        left = min(1.0, max(0.0, self.until - app.clock()) / PROVISIONED_S)
+        left = min(1.0, max(0.0, self.until - app.clock()) / app.timeouts.provisioned)
         bar_h = max(4, lay.unit // 4)
         pygame.draw.rect(surface, FG, pygame.Rect(0, lay.body.bottom - bar_h,
                                                   int(lay.width * left), bar_h))

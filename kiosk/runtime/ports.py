@@ -1,0 +1,64 @@
+"""What the scan loop needs from its collaborators, as structural types.
+
+:func:`kiosk.runtime.build.build` gives it the real ones (``offline_queue.store.Store``, the
+live policy checker, ``hardware.signals.Signals``, the capture pipeline, the sync worker);
+tests and benches may give any object of the same shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+from hardware.camera import Frame
+from hardware.signals import Pattern
+from kiosk.domain.model import Credential, Decision
+from offline_queue.records import CheckIn
+from offline_queue.sync import SyncStatus
+
+
+class CheckInStore(Protocol):
+    """The durable record: ``record`` returns only once the check-in is committed."""
+
+    def record(self, entry: CheckIn) -> str: ...
+    def counts_today(self) -> dict[str, int]: ...
+    def recent(self, limit: int = 10) -> list[dict[str, Any]]: ...
+
+
+class DecisionMaker(Protocol):
+    """Decides about a credential (``kiosk.runtime.checker.LiveChecker`` or a plain Checker)."""
+
+    def decide(self, credential: Credential, *, at: datetime) -> Decision: ...
+
+
+class Lights(Protocol):
+    """Signal lights, buzzer and gate (``hardware.signals.Signals``)."""
+
+    def show(self, pattern: Pattern) -> None: ...
+    def state(self) -> dict[str, bool]: ...
+
+
+class FrameSource(Protocol):
+    """The camera side (``kiosk.runtime.capture.CapturePipeline``): health and the preview."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def message(self) -> str | None: ...
+
+    def latest_frame(self) -> Frame | None: ...
+
+
+class SyncLink(Protocol):
+    """The sync worker: woken after each record, asked for its status."""
+
+    def poke(self) -> None: ...
+    def status(self) -> SyncStatus: ...
+
+
+class DocumentState(Protocol):
+    """Where the documents in force came from (``LiveChecker``)."""
+
+    def document_times(self) -> Mapping[str, datetime | None]: ...
+    def document_errors(self) -> Mapping[str, str]: ...
