@@ -27,7 +27,9 @@ setup(
     # found with importlib.resources wherever the kiosk is installed.
     package_data={
         "images": ["*.png", "*.svg", "LICENSES", "fonts/*", "voice/*/*.wav"],
-        "kiosk": ["locale/*/LC_MESSAGES/*.mo", "locale/*/LC_MESSAGES/*.po", "*.toml"],
+        # Only the compiled catalogues: the kiosk reads them with the standard library's
+        # gettext; the .po files are for translators (python -m kiosk.ui.i18n, docs/ui.md).
+        "kiosk": ["locale/*/LC_MESSAGES/*.mo", "*.toml"],
         "offline_queue": ["*.sql", "*.yaml"],
     },
     install_requires=[
@@ -54,6 +56,9 @@ setup(
         # systemd-python builds against libsystemd-dev; the kiosk works without it.
         "systemd": ["systemd-python>=234"],
         "test": [
+            # The translator's workflow (python -m kiosk.ui.i18n update|compile) and the
+            # catalogue tests; the kiosk reads the committed .mo files without it.
+            "babel>=2.12",
             "hypothesis>=6",
             # tests/test_architecture.py: the layer contracts in pyproject.toml.
             "import-linter>=2.1",

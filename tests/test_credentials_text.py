@@ -9,7 +9,6 @@ masking still hides the given names.
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -124,5 +123,4 @@ def test_a_vaccine_passport_name_is_checked_too():
 
 def test_reasons_have_messages():
     for code in ("text_unsafe", "text_too_long"):
-        vi, en = REASONS[code]
-        assert unicodedata.is_normalized("NFC", vi) and en
+        assert REASONS[code] and REASONS[code].isascii()  # the English msgid

@@ -38,6 +38,7 @@ def test_wheel_carries_the_artwork_font_and_catalogues(installed):
     for needed in ("images/fonts/NotoSans-Regular.ttf", "images/icon-pass.png",
                    "kiosk/locale/vi/LC_MESSAGES/checkpoint-kiosk.mo"):
         assert needed in names
+    assert [n for n in names if n.endswith(".po")] == []  # translators' sources stay in git
     entry = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "checkpoint-kiosk = kiosk.cli:main" in entry

@@ -8,30 +8,46 @@ import re
 import shutil
 import string
 import subprocess
+import sys
 import unicodedata
 from pathlib import Path
 
 import pygame
 import pygame.freetype
 import pytest
+from babel.messages.pofile import read_po
 
+from kiosk.domain import reasons
 from kiosk.domain.reasons import REASONS
+from kiosk.errors import ConfigError
 from kiosk.ui import i18n
-from kiosk.ui.i18n import DOMAIN, LOCALE_DIR, Translator, build_mo, parse_po, reason_text
+from kiosk.ui.i18n import DOMAIN, LOCALE_DIR, SOURCE_LANGUAGE, Translator
 from kiosk.ui.text import font_path
 
 UI_DIR = Path(i18n.__file__).parent
 LANGS = ("vi", "en")
+TRANSLATED = ("vi",)  # English is the source language: the msgids, no catalogue
+
+
+def po_path(lang: str, locale_dir: Path = LOCALE_DIR) -> Path:
+    return locale_dir / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+def read_catalogue(po: Path):
+    with po.open("rb") as fh:
+        return read_po(fh, domain=DOMAIN)
 
 
 def catalogue(lang: str) -> dict[str, str]:
-    po = LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
-    return {k: v for k, v in parse_po(po.read_text(encoding="utf-8")).items() if k}
+    """msgid -> msgstr of the translated, non-fuzzy entries of a language's .po."""
+    return {str(m.id): str(m.string) for m in read_catalogue(po_path(lang))
+            if m.id and m.string and not m.fuzzy}
 
 
 def used_msgids() -> set[str]:
-    """String literals passed to ``_()``, ``t()`` or ``app.t()`` in the UI package."""
-    found = set()
+    """What the code shows, found without Babel: string literals passed to ``_()``, ``t()`` or
+    ``app.t()`` in the UI package, and every decision reason's English text."""
+    found = set(REASONS.values())
     for path in UI_DIR.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not (isinstance(node, ast.Call) and node.args):
@@ -59,11 +75,9 @@ def ui_literals() -> set[str]:
 
 
 def shown_strings() -> set[str]:
-    strings = set(ui_literals())
-    for lang in LANGS:
+    strings = set(ui_literals()) | used_msgids()  # English is shown as written
+    for lang in TRANSLATED:
         strings |= set(catalogue(lang).values())
-    for vi, en in REASONS.values():
-        strings |= {vi, en}
     return strings
 
 
@@ -101,13 +115,23 @@ def test_every_vietnamese_letter_is_in_the_font_but_not_in_pygames_default(fonts
     assert len(missing_glyphs(default, "".join(letters))) > 50
 
 
-def test_catalogues_have_exactly_the_strings_the_code_uses():
+def test_babel_extracts_exactly_what_the_code_shows():
+    extracted = {str(m.id) for m in i18n.extract() if m.id}
+    assert extracted == used_msgids()
+    assert "Not recorded, an officer will check" in extracted  # the domain's marks are found
+
+
+def test_every_marked_string_has_a_vietnamese_translation_and_no_stale_entry():
+    """`python -m kiosk.ui.i18n update` then a translator's msgstr for each new string."""
     used = used_msgids()
-    for lang in LANGS:
-        cat = catalogue(lang)
-        assert sorted(used - cat.keys()) == [], f"{lang}: missing"
-        assert sorted(cat.keys() - used) == [], f"{lang}: unused (stale) entries"
-        assert all(cat.values()), f"{lang}: empty translations"
+    for lang in TRANSLATED:
+        entries = {str(m.id): m for m in read_catalogue(po_path(lang)) if m.id}
+        assert sorted(used - entries.keys()) == [], f"{lang}: not in the .po (run update)"
+        assert sorted(entries.keys() - used) == [], f"{lang}: unused (stale) entries"
+        todo = sorted(k for k, m in entries.items() if m.fuzzy or not m.string)
+        assert todo == [], f"{lang}: fuzzy or untranslated"
+    assert not any(i18n.untranslated().values())
+    assert (LOCALE_DIR / SOURCE_LANGUAGE).exists() is False  # the msgids are the English
 
 
 def test_translations_keep_placeholders_and_are_nfc():
@@ -123,54 +147,105 @@ def test_translations_keep_placeholders_and_are_nfc():
     assert len(marked) > len(vi) * 0.7
 
 
+def compiled_differences(po: Path) -> dict[str, tuple[str | None, str]]:
+    """msgid -> (in the .mo, in the .po) for every entry where the two disagree."""
+    with po.with_suffix(".mo").open("rb") as fh:
+        mo = gettext.GNUTranslations(fh)
+    catalog = read_catalogue(po)
+    want = {str(m.id): str(m.string) for m in catalog if m.id and m.string and not m.fuzzy}
+    have = {k: v for k, v in mo._catalog.items() if k}
+    out = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
+    out |= {k: (v, "") for k, v in have.items() if k not in want}
+    if mo.info().get("plural-forms") != catalog.plural_forms:
+        out["Plural-Forms"] = (mo.info().get("plural-forms"), catalog.plural_forms)
+    return out
+
+
 def test_compiled_catalogues_are_up_to_date():
-    for lang in LANGS:
-        po = LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
-        entries = parse_po(po.read_text(encoding="utf-8"))
-        entries = {k: unicodedata.normalize("NFC", v) for k, v in entries.items()}
-        assert po.with_suffix(".mo").read_bytes() == build_mo(entries), \
-            f"{po.with_suffix('.mo')} is stale: run `python -m kiosk.ui.i18n`"
+    for lang in TRANSLATED:
+        po = po_path(lang)
+        assert compiled_differences(po) == {}, \
+            f"{po.with_suffix('.mo')} is stale: run `python -m kiosk.ui.i18n compile`"
+
+
+def test_a_stale_mo_is_noticed_and_compile_fixes_it(tmp_path):
+    locale = tmp_path / "locale"
+    shutil.copytree(LOCALE_DIR, locale)
+    po = po_path("vi", locale)
+    po.write_text(po.read_text(encoding="utf-8").replace('msgstr "MỜI QUA"', 'msgstr "ĐI"'),
+                  encoding="utf-8")
+    assert compiled_differences(po) == {"GO AHEAD": ("MỜI QUA", "ĐI")}
+    assert i18n.compile_all(locale) == [po.with_suffix(".mo")]
+    assert compiled_differences(po) == {}
+    assert Translator("vi", locale_dir=locale)("GO AHEAD") == "ĐI"
+
+
+def test_update_merges_new_strings_keeps_translations_and_drops_removed_ones(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "screen.py").write_text('from x import _\nOK = _("GO AHEAD")\nNEW = _("Brand new")\n'
+                                   "def draw(t):\n    return t('Back')\n", encoding="utf-8")
+    locale = tmp_path / "locale"
+    shutil.copytree(LOCALE_DIR, locale)
+    assert i18n.update(locale, src) == [po_path("vi", locale)]
+    entries = {str(m.id): m for m in read_catalogue(po_path("vi", locale)) if m.id}
+    assert set(entries) == {"GO AHEAD", "Brand new", "Back"}
+    assert entries["GO AHEAD"].string == "MỜI QUA" and entries["Back"].string == "Quay lại"
+    assert entries["Brand new"].string == "" or entries["Brand new"].fuzzy
+    assert i18n.untranslated(locale) == {po_path("vi", locale): ["Brand new"]}
+    i18n.compile_all(locale)
+    t = Translator("vi", locale_dir=locale)
+    assert t("Brand new") == "Brand new" and t("GO AHEAD") == "MỜI QUA"  # English until done
+
+
+def test_the_commands_need_babel_only_for_the_translators_workflow():
+    # The kiosk itself reads the .mo with the standard library: Babel is a development tool.
+    code = ("import sys, kiosk.ui.i18n as m; m.Translator('vi').reason('watchlist'); "
+            "print(sorted(n for n in sys.modules if n.split('.')[0] in ('babel', 'polib')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+    usage = subprocess.run([sys.executable, "-m", "kiosk.ui.i18n"], capture_output=True,
+                           text=True, timeout=60)
+    assert usage.returncode == 2 and "update|compile" in usage.stderr
 
 
 @pytest.mark.skipif(shutil.which("msgfmt") is None, reason="GNU gettext's msgfmt not installed")
 def test_our_mo_reads_the_same_as_gnu_msgfmts(tmp_path):
-    for lang in LANGS:
-        po = LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+    for lang in TRANSLATED:
+        po = po_path(lang)
         out = tmp_path / f"{lang}.mo"
-        subprocess.run(["msgfmt", "-o", str(out), str(po)], check=True)
+        subprocess.run(["msgfmt", "--check", "-o", str(out), str(po)], check=True)
         with out.open("rb") as a, po.with_suffix(".mo").open("rb") as b:
-            assert gettext.GNUTranslations(a)._catalog == gettext.GNUTranslations(b)._catalog
-
-
-def test_po_parser_handles_continuations_and_fuzzy():
-    text = '''msgid ""
-msgstr "Content-Type: text/plain; charset=UTF-8\\n"
-
-#, fuzzy
-msgid "Old"
-msgstr "Cũ"
-
-msgid "Two "
-"lines"
-msgstr "Hai "
-"dòng"
-'''
-    assert parse_po(text) == {"": "Content-Type: text/plain; charset=UTF-8\n",
-                              "Two lines": "Hai dòng"}
-    with pytest.raises(ValueError, match="line 2"):
-        parse_po('msgid "x"\nbogus\n')
+            gnu, ours = gettext.GNUTranslations(a)._catalog, gettext.GNUTranslations(b)._catalog
+        assert {k: v for k, v in gnu.items() if k} == {k: v for k, v in ours.items() if k}
 
 
 def test_translator_and_reasons():
     t = Translator("vi")
-    assert t("GO AHEAD") == "MỜI QUA" and t.reason("watchlist") == REASONS["watchlist"][0]
+    assert t("GO AHEAD") == "MỜI QUA" and t.reason("watchlist") == "Vui lòng chờ cán bộ"
+    assert t.reason("not_recorded") == "Chưa ghi nhận được, chờ cán bộ kiểm tra"
     t.set_language("en")
-    assert t("GO AHEAD") == "GO AHEAD" and t.reason("watchlist") == REASONS["watchlist"][1]
-    assert reason_text("no_such_code_yet", "vi") == "no_such_code_yet"
-    from kiosk.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="'fr'"):
+    assert t("GO AHEAD") == "GO AHEAD" and t.reason("watchlist") == "Please wait for an officer"
+    # A code no message exists for yet gets the generic text, never the raw code.
+    assert t.reason("no_such_code_yet") == reasons.WAIT_FOR_OFFICER
+    t.set_language("vi")
+    assert t.reason("no_such_code_yet") == "Vui lòng chờ cán bộ"
+    with pytest.raises(ConfigError, match="'fr'.*compile"):
         t.set_language("fr")
+    assert t.language == "vi"
+
+
+def test_every_reason_reads_in_both_languages_nfc_and_short():
+    t = Translator("vi")
+    for code, english in REASONS.items():
+        for lang in LANGS:
+            t.set_language(lang)
+            text = t.reason(code)
+            assert text and unicodedata.is_normalized("NFC", text) and len(text) <= 80, code
+            assert (text == english) is (lang == SOURCE_LANGUAGE), (code, lang, text)
+    for code in reasons.PRIVATE:  # the queue must not learn why someone was stopped
+        assert REASONS[code] == reasons.WAIT_FOR_OFFICER
 
 
 def test_artwork_pngs_are_what_the_generator_draws():
