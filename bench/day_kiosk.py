@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -161,7 +162,7 @@ class Driver:
         result = getattr(app.screen, "result", None) if app.state == "result" else None
         if app.state == "selftest" or app.loop.signals_lent:
             return  # the self-test switches each light on purpose
-        rs = app.config.result_seconds
+        rs = app.settings.result_seconds
         if result is not None and now - app.entered_at < rs - EDGE_S:
             want = LIGHT_OF[str(result.decision.outcome)]
             wrong = [c for c in ("green", "amber", "red") if lights.get(c) != (c == want)]
@@ -307,7 +308,6 @@ def run(cfg: Any, options: argparse.Namespace, build: Any, stop_on_signals: Any)
 
     from kiosk.main import selftest_runner
     from kiosk.runtime.build import Supplied
-    from kiosk.ui import UiConfig
     from kiosk.ui.app import KioskApp, _main_loop
     from kiosk.ui.appliance import Appliance
 
@@ -316,14 +316,8 @@ def run(cfg: Any, options: argparse.Namespace, build: Any, stop_on_signals: Any)
         stop = stack.enter_context(stop_on_signals())
         parts = build(cfg, stack, with_camera=False,
                       parts=Supplied(sync_options=json.loads(options.sync_options)))
-        ui = cfg.ui
-        size = (ui.width or 800, ui.height or 480)
-        ui_config = UiConfig(
-            fullscreen=False, size=size, portrait=ui.portrait, language=ui.language,
-            result_seconds=ui.result_seconds, idle_seconds=ui.idle_seconds,
-            officer_pin=ui.officer_pin or None, voice=False, sound=False,
-            camera_crop=cfg.camera.crop,
-        )
+        settings = dataclasses.replace(cfg.ui, fullscreen=False, voice=False, sound=False)
+        size = settings.size or (800, 480)
         appliance = Appliance(config_path=Path(options.config),
                               state_dir=Path(options.state_dir),
                               selftest=selftest_runner(cfg, parts,
@@ -332,7 +326,8 @@ def run(cfg: Any, options: argparse.Namespace, build: Any, stop_on_signals: Any)
         pygame.font.init()
         stack.callback(pygame.display.quit)
         display = pygame.display.set_mode(size)
-        app = KioskApp(parts.loop, ui_config, size, appliance=appliance)
+        app = KioskApp(parts.loop, settings, size, appliance=appliance,
+                       camera_crop=cfg.camera.crop)
         stack.callback(app.close)
         driver = Driver(app, parts, stop, commands)
         driver.wrap_loop()

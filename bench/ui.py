@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pygame  # noqa: E402
 
 from hardware.camera import Frame  # noqa: E402
+from kiosk.config import UiSettings  # noqa: E402
 from kiosk.domain.credentials import recognise  # noqa: E402
 from kiosk.domain.policy import Checker, Policy  # noqa: E402
 from kiosk.runtime.scanloop import ScanLoop  # noqa: E402
 from kiosk.testing.samples import SAMPLES, frame  # noqa: E402
-from kiosk.ui import UiConfig  # noqa: E402
 from kiosk.ui.app import KioskApp  # noqa: E402
 from offline_queue.store import Store  # noqa: E402
 
@@ -92,9 +92,9 @@ def main() -> None:
                 rotate = portrait
                 logical = (h, w) if rotate else (w, h)
                 canvas = pygame.Surface(logical).convert() if rotate else display
-                config = UiConfig(fullscreen=False, size=(w, h), portrait=portrait,
-                                  show_lights=True, sound=False, idle_seconds=3600)
-                app = KioskApp(loop, config, logical)
+                settings = UiSettings.checked(fullscreen=False, width=w, height=h,
+                                              portrait=portrait, sound=False, idle_seconds=3600)
+                app = KioskApp(loop, settings, logical, show_lights=True)
                 app.go("scanning")
                 for screen in ("scanning", "result", "officer"):
                     if screen == "result":

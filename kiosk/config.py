@@ -138,14 +138,20 @@ class SyncConfig:
                                   low=0.5, high=300)
 
 
+LANGUAGES = ("vi", "en")  # the screen's languages; kiosk/locale has a catalogue for each but
+# English, the source language
+
+
 @dataclass(frozen=True)
 class UiSettings:
+    """The ``[ui]`` table: what the screen shows and how; the one class the screen reads."""
+
     fullscreen: bool = _doc("Fullscreen on the appliance; the demo runs in a window.", default=True)
     width: int = _doc("Window width; 0 = the display's size.", default=0, low=0, high=7680)
     height: int = _doc("Window height; 0 = the display's size.", default=0, low=0, high=4320)
     portrait: bool = _doc("Draw portrait on a landscape panel (a hospital stand turned upright).",
                           default=False)
-    language: str = _doc("Screen language.", default="vi", choices=("vi", "en"))
+    language: str = _doc("Screen language.", default="vi", choices=LANGUAGES)
     result_seconds: float = _doc("How long a decision stays on screen (or until the next code).",
                                  default=4.0, low=0.5, high=120)
     idle_seconds: float = _doc("Inactivity before the attract screen.", default=60.0,
@@ -153,8 +159,27 @@ class UiSettings:
     officer_pin: str = _doc(
         "PIN for the officer panel: 4-8 digits or a hash from kiosk.domain.officers.hash_pin "
         "(better: a leaked config file then does not give the PIN away); empty = GPIO key only.",
-        default="")
+        default="", repr=False)
     voice: bool = _doc("Play spoken prompts when a speaker is present.", default=False)
+    sound: bool = _doc("Play the decision tones (off: a silent ward; the lights still show).",
+                       default=True)
+    fps: int = _doc("Screen frames per second (lower on a Pi 3 to leave the CPU to decoding).",
+                    default=30, low=5, high=120)
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(width, height) of the window, or None for the display's own size."""
+        return (self.width, self.height) if self.width and self.height else None
+
+    @classmethod
+    def checked(cls, **keys: Any) -> UiSettings:
+        """A ``[ui]`` table with ``keys`` set, checked as the file's keys are (the PIN too)."""
+        settings = Config().replace(ui=keys).ui
+        if settings.officer_pin:
+            from kiosk.domain.officers import check_pin
+
+            check_pin(settings.officer_pin)
+        return settings
 
 
 @dataclass(frozen=True)

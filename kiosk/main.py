@@ -77,16 +77,8 @@ def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | No
         stack.callback(supervisor.stopping)
         if headless:
             return run_headless(parts, stop, max_seconds=max_seconds, on_tick=supervisor.tick)
-        from kiosk.ui import UiConfig, run_ui
+        from kiosk.ui import run_ui
 
-        ui = cfg.ui
-        size = (ui.width, ui.height) if ui.width and ui.height else None
-        ui_config = UiConfig(
-            fullscreen=ui.fullscreen, size=size, portrait=ui.portrait, language=ui.language,
-            result_seconds=ui.result_seconds, idle_seconds=ui.idle_seconds,
-            officer_pin=ui.officer_pin or None, show_lights=show_lights, voice=ui.voice,
-            camera_crop=cfg.camera.crop,
-        )
         if max_seconds:
             import threading
 
@@ -108,5 +100,6 @@ def run_kiosk(cfg: config_mod.Config, *, headless: bool, max_seconds: float | No
             selftest=selftest_runner(cfg, parts),
         )
         # run_ui calls on_tick only after a frame was drawn: READY means the screen is up.
-        run_ui(parts.loop, config=ui_config, stop=stop, on_tick=tick, appliance=appliance)
+        run_ui(parts.loop, settings=cfg.ui, show_lights=show_lights, camera_crop=cfg.camera.crop,
+               stop=stop, on_tick=tick, appliance=appliance)
     return 0

@@ -19,8 +19,8 @@ from test_ui_appliance import run_until
 from test_ui_loop import kit  # noqa: F401 - the fixture
 
 from kiosk import config as config_mod
+from kiosk.config import UiSettings
 from kiosk.ops import provision as prov
-from kiosk.ui import UiConfig
 from kiosk.ui.app import KioskApp
 from kiosk.ui.appliance import Appliance
 from kiosk.ui.machine import Timeouts
@@ -59,7 +59,7 @@ def staged(central, other, etc, tmp_path):  # noqa: F811
 
 def start(kit, clock, etc, tmp_path, **config):  # noqa: F811
     config.setdefault("officer_pin", PIN)
-    app = KioskApp(kit.loop, UiConfig(**config), (800, 480), clock=clock,
+    app = KioskApp(kit.loop, UiSettings.checked(**config), (800, 480), clock=clock,
                    appliance=Appliance(config_path=etc / "kiosk.toml",
                                        state_dir=tmp_path / "state"))
     clock.advance(1.5)
@@ -88,7 +88,7 @@ def test_the_officer_sees_old_and_new_and_confirms_with_the_pin(kit, clock, etc,
     kit.scan("cccd")
     frame(app)
     assert app.state == "result" and len(kit.rows()) == 1
-    clock.advance(app.config.result_seconds + 0.1)
+    clock.advance(app.settings.result_seconds + 0.1)
     frame(app)
     clock.advance(T.provision_poll)
     frame(app)
@@ -159,7 +159,7 @@ def test_later_asks_again_after_a_while(kit, clock, etc, tmp_path, staged):  # n
 
 
 def test_without_an_officer_pin_the_screen_cannot_confirm(kit, clock, etc, tmp_path, staged):  # noqa: F811
-    app = start(kit, clock, etc, tmp_path, officer_pin=None)
+    app = start(kit, clock, etc, tmp_path, officer_pin="")
     assert app.state == "confirm_provision"
     buttons = {b.action: b for b in app.screen.buttons(app)}
     assert not buttons["confirm"].enabled and not buttons["reject"].enabled

@@ -18,10 +18,11 @@ from gpiozero.pins.mock import MockFactory
 from test_ui_loop import kit  # noqa: F401 - the fixture
 
 from hardware.signals import Buttons, Pattern
+from kiosk.config import UiSettings
 from kiosk.domain.model import Outcome
 from kiosk.domain.officers import hash_pin, pin_matches
 from kiosk.errors import ConfigError
-from kiosk.ui import UiConfig, run_ui
+from kiosk.ui import run_ui
 from kiosk.ui.app import KioskApp, _main_loop
 from kiosk.ui.machine import Timeouts
 
@@ -52,7 +53,8 @@ def clock():
 
 def make_app(kit, clock, size=(800, 480), **config):  # noqa: F811
     config.setdefault("officer_pin", PIN)
-    app = KioskApp(kit.loop, UiConfig(**config), size, clock=clock,
+    config["officer_pin"] = config["officer_pin"] or ""  # None in a test: no PIN configured
+    app = KioskApp(kit.loop, UiSettings.checked(**config), size, clock=clock,
                    tz=timezone(timedelta(hours=7)))
     clock.advance(1.5)  # past the splash
     app.update()
@@ -113,7 +115,7 @@ def test_a_scan_shows_its_result_then_scanning_again(kit, clock):  # noqa: F811
     result = app.screen.result
     assert result.decision.outcome is Outcome.PASS
     assert kit.row(result.checkin_id)["decision"] == "pass"
-    clock.advance(app.config.result_seconds - 0.1)
+    clock.advance(app.settings.result_seconds - 0.1)
     frame(app)
     assert app.state == "result"
     clock.advance(0.2)
@@ -242,7 +244,7 @@ def test_manual_cccd_entry_records_and_shows_the_result(kit, clock):  # noqa: F8
     row = kit.row(result.checkin_id)
     assert (row["source"], row["kind"]) == ("manual", "cccd")
     assert "001185012345" not in row["display"]
-    clock.advance(app.config.result_seconds + 0.1)
+    clock.advance(app.settings.result_seconds + 0.1)
     frame(app)
     assert app.state == "officer"  # back to the panel for the next person
 
@@ -344,7 +346,7 @@ def test_disk_low_and_reprovision_are_faults_that_still_let_codes_through(kit, c
     kit.scan("cccd")
     frame(app)
     assert app.state == "result"  # the record is still durable: show it
-    clock.advance(app.config.result_seconds + 0.1)
+    clock.advance(app.settings.result_seconds + 0.1)
     frame(app)
     assert app.state == "fault"
 
@@ -398,9 +400,9 @@ def test_run_ui_opens_a_window_rotated_for_portrait_and_stops(kit):  # noqa: F81
         if len(ticks) >= 10:
             stop.set()
 
-    run_ui(kit.loop, config=UiConfig(fullscreen=False, size=(800, 480), portrait=True,
-                                     show_lights=True, fps=60),
-           stop=stop, on_tick=on_tick)
+    run_ui(kit.loop, settings=UiSettings.checked(fullscreen=False, width=800, height=480,
+                                                 portrait=True, fps=60),
+           show_lights=True, stop=stop, on_tick=on_tick)
     assert len(ticks) >= 10
     assert len(kit.rows()) == 1
     pygame.display.init()  # run_ui closed the display; the module fixture expects it open
@@ -426,19 +428,19 @@ def test_portrait_touch_maps_to_the_rotated_canvas():
 
 
 @pytest.mark.parametrize("bad", [
-    {"language": "fr"}, {"size": (100, 50)}, {"result_seconds": 0}, {"fps": 0},
+    {"language": "fr"}, {"width": -1}, {"result_seconds": 0}, {"fps": 0},
     {"officer_pin": "12"}, {"officer_pin": "abcd"}, {"officer_pin": "pbkdf2_sha256$x"},
 ])
 def test_bad_ui_config_names_the_key(bad):
     with pytest.raises(ConfigError, match=r"ui\." + next(iter(bad))):
-        UiConfig(**bad)
+        UiSettings.checked(**bad)
 
 
 def test_pin_hash_and_repr_keep_the_pin_secret():
     stored = hash_pin("8642", salt=b"0" * 16, rounds=1000)
     assert pin_matches(stored, "8642") and not pin_matches(stored, "8641")
     assert pin_matches("8642", "8642") and not pin_matches("8642", "864")
-    config = UiConfig(officer_pin=stored)
+    config = UiSettings.checked(officer_pin=stored)
     assert "8642" not in repr(config) and stored not in repr(config)
 
 
@@ -566,7 +568,7 @@ def test_an_overridden_row_is_marked_beside_its_override(kit, clock):  # noqa: F
     tap_button(app, "reason:officer_documents_checked")
     tap_button(app, "confirm")
     override = app.screen.result
-    clock.advance(app.config.result_seconds + 0.1)
+    clock.advance(app.settings.result_seconds + 0.1)
     frame(app)
     assert app.state == "officer"
     ids = [r["id"] for r in app.screen.recent]
@@ -648,7 +650,7 @@ def test_a_code_that_is_not_a_persons_is_not_announced_as_wait_for_check(kit, cl
     with Sound(enabled=True, voice=True, voice_dir=voice_dir()) as sound:
         if not sound.available:
             pytest.skip("SDL could not open even the dummy audio driver here")
-        app = KioskApp(kit.loop, UiConfig(officer_pin=PIN), (800, 480), clock=clock,
+        app = KioskApp(kit.loop, UiSettings.checked(officer_pin=PIN), (800, 480), clock=clock,
                        sound=sound, tz=timezone(timedelta(hours=7)))
         kit.scan("venue")
         frame(app)

@@ -24,11 +24,11 @@ from test_ui_loop import kit  # noqa: F401 - the fixture
 
 from hardware.signals import Pattern
 from kiosk import config as config_mod
+from kiosk.config import UiSettings
 from kiosk.domain.model import Kind
 from kiosk.ops import provision as prov
 from kiosk.ops.selftest import FAIL, PASS
 from kiosk.testing.samples import background, qr_image
-from kiosk.ui import UiConfig
 from kiosk.ui.app import KioskApp
 from kiosk.ui.appliance import SHOWN_FILE, Appliance, Job
 from kiosk.ui.machine import Timeouts
@@ -69,8 +69,8 @@ def run_until(app, condition, seconds: float = 20.0) -> None:
 def panel_app(kit, clock, etc, tmp_path, **config):  # noqa: F811
     appliance = Appliance(config_path=etc / "kiosk.toml", state_dir=tmp_path / "state")
     (tmp_path / "state").mkdir(exist_ok=True)
-    app = KioskApp(kit.loop, UiConfig(officer_pin="2468", **config), (800, 480), clock=clock,
-                   appliance=appliance)
+    app = KioskApp(kit.loop, UiSettings.checked(officer_pin="2468", **config), (800, 480),
+                   clock=clock, appliance=appliance)
     clock.advance(1.5)
     frame(app)
     assert app.state == "scanning"
@@ -120,7 +120,7 @@ def test_a_provisioning_qr_enrols_shows_the_checkpoint_and_restarts(kit, clock, 
     frame(app)
     assert not app.running
     # Shown here, so a restart does not show it a second time.
-    again = KioskApp(kit.loop, UiConfig(), (800, 480), clock=clock,
+    again = KioskApp(kit.loop, UiSettings.checked(), (800, 480), clock=clock,
                      appliance=Appliance(state_dir=tmp_path / "state"))
     clock.advance(1.5)
     frame(again)
@@ -213,7 +213,7 @@ def test_an_imported_file_is_shown_once_at_start_up(kit, clock, etc, tmp_path, c
         'checkpoint_name = "Bệnh viện Bạch Mai"\n', encoding="utf-8")
     prov.import_file(media / prov.FILE_NAME, config_path=etc / "kiosk.toml", state_dir=state)
     appliance = Appliance(state_dir=state)
-    app = KioskApp(kit.loop, UiConfig(), (800, 480), clock=clock, appliance=appliance)
+    app = KioskApp(kit.loop, UiSettings.checked(), (800, 480), clock=clock, appliance=appliance)
     clock.advance(1.5)
     frame(app)
     assert app.state == "provisioned" and app.screen.result.ok
@@ -222,7 +222,7 @@ def test_an_imported_file_is_shown_once_at_start_up(kit, clock, etc, tmp_path, c
     assert app.state == "scanning"
     assert (state / SHOWN_FILE).exists()
     # The next start does not show it again.
-    app = KioskApp(kit.loop, UiConfig(), (800, 480), clock=clock, appliance=appliance)
+    app = KioskApp(kit.loop, UiSettings.checked(), (800, 480), clock=clock, appliance=appliance)
     clock.advance(1.5)
     frame(app)
     assert app.state == "scanning"
@@ -278,7 +278,7 @@ def appliance_kiosk(central, tmp_path):
 def test_self_test_from_the_panel_asks_about_each_light_and_shows_the_verdict(
         appliance_kiosk, clock):
     parts, appliance = appliance_kiosk
-    app = KioskApp(parts.loop, UiConfig(officer_pin="2468"), (800, 480), clock=clock,
+    app = KioskApp(parts.loop, UiSettings.checked(officer_pin="2468"), (800, 480), clock=clock,
                    appliance=appliance)
     clock.advance(1.5)
     frame(app)
@@ -326,7 +326,7 @@ def test_self_test_from_the_panel_asks_about_each_light_and_shows_the_verdict(
 def test_stopping_the_self_test_answers_nobody_and_the_officer_key_waits(appliance_kiosk,
                                                                          clock):
     parts, appliance = appliance_kiosk
-    app = KioskApp(parts.loop, UiConfig(officer_pin="2468"), (1024, 600), clock=clock,
+    app = KioskApp(parts.loop, UiSettings.checked(officer_pin="2468"), (1024, 600), clock=clock,
                    appliance=appliance)
     clock.advance(1.5)
     frame(app)

@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 
 from kiosk.cli import demo as cmd_demo
+from kiosk.config import UiSettings
 from kiosk.runtime.build import Supplied, build
-from kiosk.ui import UiConfig
 from kiosk.ui.app import KioskApp
 from kiosk.ui.screens import OK, status_items
 from offline_queue.central.server import CentralServer
@@ -44,7 +44,8 @@ def test_the_demo_kiosk_has_a_trust_list_and_a_synced_clock(demo_central, tmp_pa
         health = parts.loop.health()
         assert health.clock_synced
         assert health.trust_list_age is not None and health.trust_list_age < timedelta(hours=1)
-        app = KioskApp(parts.loop, UiConfig(language=language, show_lights=True), (800, 480))
+        app = KioskApp(parts.loop, UiSettings.checked(language=language), (800, 480),
+                       show_lights=True)
         app.health = health
         items = {text: colour for text, _short, colour in status_items(app)}
     trust = [text for text in items if "trust" in text.lower() or "tin cậy" in text]

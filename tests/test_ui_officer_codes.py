@@ -17,9 +17,9 @@ import pytest
 from test_ui_app import PIN, Clock, make_app
 from test_ui_loop import kit  # noqa: F401 - the fixture
 
+from kiosk.config import UiSettings
 from kiosk.domain.model import Outcome
 from kiosk.ops import provision as prov
-from kiosk.ui import UiConfig
 from kiosk.ui.app import KioskApp, run_frame
 from kiosk.ui.appliance import Appliance
 from kiosk.ui.artwork import COLOURS, NOT_PERSON_COLOUR
@@ -187,7 +187,7 @@ def test_manual_entry_keeps_its_digits_and_its_result_returns_to_the_panel(kit, 
     surface = pump(app)
     assert app.state == "result" and app.screen.result is manual
     assert_notice(app, surface, Outcome.STOP, last_row(kit)["id"])
-    clock.advance(app.config.result_seconds + 0.1)
+    clock.advance(app.settings.result_seconds + 0.1)
     pump(app)
     assert app.state == "officer"
     assert len(kit.rows()) == 2
@@ -222,7 +222,7 @@ def test_provisioning_takes_codes_while_waiting_and_decides_them_after_a_failure
         kit, clock, etc, tmp_path):  # noqa: F811
     appliance = Appliance(config_path=etc / "kiosk.toml", state_dir=tmp_path / "state")
     (tmp_path / "state").mkdir()
-    app = KioskApp(kit.loop, UiConfig(officer_pin=PIN), (800, 480), clock=clock,
+    app = KioskApp(kit.loop, UiSettings.checked(officer_pin=PIN), (800, 480), clock=clock,
                    appliance=appliance)
     clock.advance(1.5)
     pump(app)
@@ -261,7 +261,7 @@ def test_self_test_takes_codes_while_it_runs_and_decides_them_after(kit, clock, 
         return SelfTestReport((Check("lights and buzzer", "pass" if ok else "fail", ""),),
                               at="2026-11-22T07:05:00+00:00")
 
-    app = KioskApp(kit.loop, UiConfig(officer_pin=PIN), (800, 480), clock=clock,
+    app = KioskApp(kit.loop, UiSettings.checked(officer_pin=PIN), (800, 480), clock=clock,
                    appliance=Appliance(selftest=runner))
     clock.advance(1.5)
     pump(app)
@@ -317,7 +317,7 @@ def test_the_start_up_provisioning_result_is_not_lost_to_a_code(kit, clock, tmp_
     state.mkdir()
     save_result(Result(ok=True, message="enrolled", device_id="kiosk-1", checkpoint_id="HN-1",
                        source="file /media/usb/checkpoint-kiosk-provision.toml"), state)
-    app = KioskApp(kit.loop, UiConfig(officer_pin=PIN), (800, 480), clock=clock,
+    app = KioskApp(kit.loop, UiSettings.checked(officer_pin=PIN), (800, 480), clock=clock,
                    appliance=Appliance(state_dir=state))
     clock.advance(1.5)
     pump(app)
@@ -343,7 +343,7 @@ def test_change_last_decision_targets_the_person_the_officer_came_for(kit, clock
     assert app.state == "result"
     waiting = last_row(kit)
     assert waiting["decision"] == "check"
-    clock.advance(app.config.result_seconds + 0.1)
+    clock.advance(app.settings.result_seconds + 0.1)
     pump(app)
     post_key(pygame.K_F2)
     pump(app)

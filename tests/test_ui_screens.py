@@ -21,10 +21,10 @@ from PIL import Image, ImageDraw
 from test_ui_loop import build_kit
 
 from hardware.signals import Pattern
+from kiosk.config import UiSettings
 from kiosk.domain.model import Outcome
 from kiosk.runtime.events import Health
 from kiosk.testing.samples import SAMPLES, background, qr_image
-from kiosk.ui import UiConfig
 from kiosk.ui.app import KioskApp
 from kiosk.ui.appliance import Appliance
 from kiosk.ui.artwork import COLOURS
@@ -130,8 +130,8 @@ def health(**changes) -> Health:
 def render(scene, screen: str, size: tuple[int, int], language: str = "vi") -> pygame.Surface:
     kit, found = scene
     clock = FixedClock()
-    app = KioskApp(kit.loop, UiConfig(language=language, officer_pin="2468", show_lights=True),
-                   size, clock=clock, now=lambda: WALL, tz=ICT, appliance=APPLIANCE)
+    app = KioskApp(kit.loop, UiSettings.checked(language=language, officer_pin="2468"), size,
+                   show_lights=True, clock=clock, now=lambda: WALL, tz=ICT, appliance=APPLIANCE)
     app.health = health()
     app.refresh_counts()
     app.last_result = app.last_recorded = found["check"]
@@ -143,7 +143,7 @@ def render(scene, screen: str, size: tuple[int, int], language: str = "vi") -> p
                                             pos=buttons["provision"].rect.center))
     elif screen.startswith("result-"):
         app.go("result", result=found[screen.split("-")[1]])
-        app.screen.until = clock() + app.config.result_seconds * 0.6
+        app.screen.until = clock() + app.settings.result_seconds * 0.6
     elif screen.startswith("notice-"):
         screen = screen.split("-", 1)[1]
         if screen == "selftest":
@@ -302,8 +302,8 @@ def render_tech(scene, screen: str, size: tuple[int, int], language: str = "vi"
     kit, _found = scene
     clock = FixedClock()
     appliance = Appliance(config_path=Path("/etc/checkpoint-kiosk/kiosk.toml"))
-    app = KioskApp(kit.loop, UiConfig(language=language, officer_pin="2468", show_lights=True),
-                   size, clock=clock, now=lambda: WALL, tz=ICT, appliance=appliance)
+    app = KioskApp(kit.loop, UiSettings.checked(language=language, officer_pin="2468"), size,
+                   show_lights=True, clock=clock, now=lambda: WALL, tz=ICT, appliance=appliance)
     app.health = health()
     kind, _, variant = screen.partition("-")
     if kind == "provisioned":

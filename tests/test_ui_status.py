@@ -12,8 +12,8 @@ import pygame
 import pytest
 from test_ui_loop import build_kit
 
+from kiosk.config import UiSettings
 from kiosk.runtime.events import Health
-from kiosk.ui import UiConfig
 from kiosk.ui.app import KioskApp
 from kiosk.ui.screens import (
     BAD,
@@ -53,7 +53,7 @@ def healthy(**changes) -> Health:
 
 
 def make_app(kit, size=(800, 480), language="vi", health=None):
-    app = KioskApp(kit.loop, UiConfig(language=language, show_lights=True), size,
+    app = KioskApp(kit.loop, UiSettings.checked(language=language), size, show_lights=True,
                    clock=lambda: 5000.0, now=lambda: WALL, tz=ICT)
     app.go("scanning")
     app.health = health or healthy()

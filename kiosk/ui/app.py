@@ -19,12 +19,13 @@ from typing import Any
 
 import pygame
 
+from kiosk.config import UiSettings
 from kiosk.domain.model import Outcome
 from kiosk.domain.officers import pin_matches
 from kiosk.runtime.capture import Decoded
 from kiosk.runtime.events import ButtonPress, CodeClaimed, Health, ScanResult
 from kiosk.runtime.scanloop import ScanLoop
-from kiosk.ui import UiConfig, screens
+from kiosk.ui import screens
 from kiosk.ui.appliance import Appliance, Job, ResultWatch
 from kiosk.ui.confirm_provision import ConfirmProvision
 from kiosk.ui.confirm_provision import offer as offer_pending_change
@@ -52,9 +53,11 @@ class KioskApp:
     def __init__(
         self,
         loop: ScanLoop,
-        config: UiConfig,
+        settings: UiSettings,
         size: tuple[int, int],
         *,
+        show_lights: bool = False,
+        camera_crop: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sound: Any = None,
@@ -63,14 +66,16 @@ class KioskApp:
         timeouts: Timeouts | None = None,
     ) -> None:
         self.loop = loop
-        self.config = config
+        self.settings = settings
+        self.show_lights = show_lights  # the demo draws the lights, buzzer and gate
+        self.camera_crop = camera_crop  # camera.crop: sizes the guide frame to the card
         self.clock = clock
         self.now = now
         self.sound = sound
         self.tz = tz  # None: the system's local time zone (Asia/Ho_Chi_Minh on the appliance)
-        self.t = Translator(config.language)
+        self.t = Translator(settings.language)
         self.fonts = Fonts()
-        self.layout = Layout.for_size(*size, lights=config.show_lights)
+        self.layout = Layout.for_size(*size, lights=show_lights)
         self.timeouts = timeouts or Timeouts()
         self.health: Health | None = None  # the last one the loop sent
         self.counts: dict[str, int] = {}
@@ -245,7 +250,7 @@ class KioskApp:
         self._counts_at = -1e9
         # Not self.touch(): a moving queue must not keep an abandoned panel open.
         self.notice = result
-        self.notice_until = self.clock() + max(self.config.result_seconds,
+        self.notice_until = self.clock() + max(self.settings.result_seconds,
                                                self.timeouts.notice_min)
         log.info("a code was read while %s was open: shown as a notice", self.state)
         if self.sound is not None:
@@ -292,7 +297,7 @@ class KioskApp:
     # --- officer access ----------------------------------------------------------------
 
     def ask_pin(self) -> None:
-        if self.config.officer_pin is None:
+        if not self.settings.officer_pin:
             log.info("officer PIN requested but none is configured; use the officer key")
             return
         self.go("pin")
@@ -301,8 +306,9 @@ class KioskApp:
         now = self.clock()
         if now < self.pin_locked_until:
             return False
-        assert self.config.officer_pin is not None
-        if pin_matches(self.config.officer_pin, entered):
+        if not self.settings.officer_pin:
+            return False
+        if pin_matches(self.settings.officer_pin, entered):
             self.pin_failures = 0
             log.info("officer panel opened with the PIN")
             return True
@@ -341,7 +347,7 @@ class KioskApp:
     def handle_event(self, event: pygame.event.Event) -> None:
         if event.type == pygame.QUIT:
             # Only the windowed demo can be closed; the appliance has no way out.
-            if not self.config.fullscreen:
+            if not self.settings.fullscreen:
                 self.running = False
             return
         if event.type in (pygame.MOUSEBUTTONDOWN, pygame.KEYDOWN):
@@ -365,9 +371,9 @@ class KioskApp:
         screens.draw_status(self, surface)
 
 
-def _display_size(config: UiConfig) -> tuple[int, int]:
-    if config.size is not None:
-        return config.size
+def _display_size(settings: UiSettings) -> tuple[int, int]:
+    if settings.size is not None:
+        return settings.size
     info = pygame.display.Info()
     if info.current_w > 0 and info.current_h > 0:
         return info.current_w, info.current_h
@@ -377,8 +383,10 @@ def _display_size(config: UiConfig) -> tuple[int, int]:
 def run_ui(
     loop: ScanLoop,
     *,
-    config: UiConfig,
+    settings: UiSettings,
     stop: threading.Event,
+    show_lights: bool = False,
+    camera_crop: float = 1.0,
     on_tick: Callable[[], None] = lambda: None,
     appliance: Appliance | None = None,
 ) -> None:
@@ -391,21 +399,22 @@ def run_ui(
     try:
         # The kiosk is always on: never let SDL start a screensaver.
         pygame.display.set_allow_screensaver(False)
-        size = _display_size(config)
-        flags = pygame.FULLSCREEN if config.fullscreen else 0
+        size = _display_size(settings)
+        flags = pygame.FULLSCREEN if settings.fullscreen else 0
         display = pygame.display.set_mode(size, flags)
         pygame.display.set_caption("checkpoint-kiosk")
-        if config.fullscreen:
+        if settings.fullscreen:
             pygame.mouse.set_visible(False)
         size = display.get_size()
         # Portrait on a landscape panel: draw upright on a canvas, rotate it into place.
-        rotate = config.portrait and size[0] > size[1]
+        rotate = settings.portrait and size[0] > size[1]
         logical = (size[1], size[0]) if rotate else size
         canvas = pygame.Surface(logical).convert() if rotate else display
         log.info("screen %dx%d%s, driver %s", *logical, " (rotated)" if rotate else "",
                  pygame.display.get_driver())
-        with Sound(enabled=config.sound, voice=config.voice, voice_dir=voice_dir()) as sound:
-            app = KioskApp(loop, config, logical, sound=sound, appliance=appliance)
+        with Sound(enabled=settings.sound, voice=settings.voice, voice_dir=voice_dir()) as sound:
+            app = KioskApp(loop, settings, logical, sound=sound, appliance=appliance,
+                           show_lights=show_lights, camera_crop=camera_crop)
             try:
                 _main_loop(app, display, canvas, rotate, stop, on_tick)
             finally:
@@ -457,7 +466,7 @@ def _main_loop(app: KioskApp, display: pygame.Surface, canvas: pygame.Surface, r
             # The watchdog is fed only by frames that completed: a UI stuck in errors
             # stops feeding it and systemd restarts the service.
             on_tick()
-        frame_clock.tick(app.config.fps)
+        frame_clock.tick(app.settings.fps)
 
 
 def _draw_failsafe(app: KioskApp, display: pygame.Surface, canvas: pygame.Surface,

@@ -187,7 +187,7 @@ class ConfirmProvision(Screen):
             return keys + [Button(cancel, t("Cancel"), "cancel", colour=DANGER)]
         area = self.areas(app)[1]
         if self.phase == "review":
-            can = app.config.officer_pin is not None
+            can = bool(app.settings.officer_pin)
             yes, no, later = app.layout.columns(area, [1.2, 1.0, 1.0])
             return [Button(yes, t("Confirm"), "confirm", colour=GREEN, enabled=can),
                     Button(no, t("Reject"), "reject", colour=DANGER, enabled=can),
@@ -276,7 +276,7 @@ class ConfirmProvision(Screen):
                         [(plain(self.pending.request.server_url), MUTED)])
         else:
             lines = self.change_lines(app)
-            if app.config.officer_pin is None:
+            if not app.settings.officer_pin:
                 lines.append((t("No officer PIN is set on this kiosk: a technician must "
                                 "apply this file."), WARN))
             else:

@@ -168,7 +168,7 @@ def draw_preview(app: Any, surface: pygame.Surface, rect: pygame.Rect, guide: bo
         shown = scaled.get_rect(center=rect.center)
         surface.blit(scaled, shown)
     if guide:
-        draw_guide(app, surface, app.layout.guide_rect(shown, app.config.camera_crop))
+        draw_guide(app, surface, app.layout.guide_rect(shown, app.camera_crop))
 
 
 def draw_guide(app: Any, surface: pygame.Surface, r: pygame.Rect) -> None:
@@ -279,7 +279,7 @@ def status_lines(app: Any) -> tuple[pygame.Rect | None, list[pygame.Rect]]:
     area = pygame.Rect(strip.left + lay.pad // 2, strip.top + margin // 2,
                        strip.width - lay.pad, strip.height - margin)
     lines = lay.rows(area, [1.0] * lay.status_lines, gap=0)
-    if not app.config.show_lights:
+    if not app.show_lights:
         return None, lines
     if lay.portrait:
         first = lines[0]
@@ -575,7 +575,7 @@ class Scanning(Screen):
             app.go("fault")
 
     def deadline(self, app: Any) -> float | None:
-        return app.last_activity + app.config.idle_seconds
+        return app.last_activity + app.settings.idle_seconds
 
     def expired(self, app: Any) -> None:
         app.go("idle")
@@ -671,7 +671,7 @@ class Result(Screen):
               **_kw: Any) -> None:
         self.result = result
         self.back_to = back_to
-        self.until = app.clock() + app.config.result_seconds
+        self.until = app.clock() + app.settings.result_seconds
 
     def finish(self, app: Any) -> None:
         if self.back_to:
@@ -731,7 +731,7 @@ class Result(Screen):
                   min_size=14)
         self.draw_details(app, surface, lay.details.inflate(-lay.pad * 2, -lay.pad))
         # Time left before the next screen.
-        left = min(1.0, max(0.0, self.until - app.clock()) / app.config.result_seconds)
+        left = min(1.0, max(0.0, self.until - app.clock()) / app.settings.result_seconds)
         bar = pygame.Rect(lay.body.left, lay.body.bottom - max(6, lay.unit // 2),
                           int(lay.body.width * left), max(6, lay.unit // 2))
         pygame.draw.rect(surface, FG, bar)
