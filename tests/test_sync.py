@@ -28,6 +28,7 @@ from offline_queue.sync import (
     sync_once,
 )
 from tests.faultproxy import FAULTS, FaultProxy
+from tests.synchelp import queue_stats
 
 FAST = dict(backoff_base=0.02, backoff_cap=0.2, boot_jitter=0, link_jitter=0.01,
             idle_interval=0.2, connect_timeout=2, read_timeout=5)
@@ -94,7 +95,7 @@ def test_sync_once_delivers_in_batches_and_pulls_documents(central, enrolled, tm
         assert result.ok, result
         assert (result.delivered, result.remaining) == (1203, 0)
         assert sorted(result.documents_changed) == ["policy", "watchlist"]
-        assert store.stats()["sent"] == 1203
+        assert queue_stats(store)["sent"] == 1203
         policy = store.document("policy")
         assert policy.body == b'{"profile": "border"}'
         assert policy.expires_at == datetime(2030, 1, 1, tzinfo=UTC)
@@ -188,7 +189,7 @@ def test_same_id_with_other_content_is_a_conflict_kept_for_a_technician(
         result = sync_once(db_path=store.path, server_url=central.url,
                            token=enrolled["device_token"])
         assert not result.ok and result.dead_letter == 1
-        assert store.stats()["conflict"] == 1
+        assert queue_stats(store)["conflict"] == 1
     conn = sqlite3.connect(tmp_path / "central.db")
     assert conn.execute("SELECT count(*) FROM conflicts WHERE id = ?", [checkin_id]).fetchone() \
         == (1,)
@@ -224,7 +225,7 @@ def test_401_stops_sync_but_recording_continues(central, enrolled, tmp_path):
             store.record(entry(2))  # the kiosk keeps working
             status = worker.status()
         assert status.backlog == 2 and "re-provision" in status.last_error
-        assert store.stats()["reprovision_needed"] is True
+        assert queue_stats(store)["reprovision_needed"] is True
 
 
 def _reenrol(central, tmp_path) -> str:
@@ -244,11 +245,11 @@ def test_sync_once_keeps_the_status_that_status_and_queue_stats_show(central, en
         refused = sync_once(db_path=store.path, server_url=central.url,
                             token=enrolled["device_token"])
         assert not refused.ok
-        stats = store.stats()
+        stats = queue_stats(store)
         assert stats["reprovision_needed"] is True and stats["last_error"] == refused.error
         assert sync_once(db_path=store.path, server_url=central.url,
                          token=_reenrol(central, tmp_path)).ok
-        stats = store.stats()
+        stats = queue_stats(store)
         assert (stats["reprovision_needed"], stats["last_error"]) == (False, None)
         assert stats["last_success"] is not None
 
@@ -261,7 +262,7 @@ def test_a_restarted_worker_clears_an_old_error_with_nothing_to_deliver(central,
         with SyncWorker(db_path=store.path, server_url=central.url,
                         token=enrolled["device_token"], **FAST) as worker:
             assert wait_for(lambda: worker.status().last_success is not None, timeout=10)
-        stats = store.stats()
+        stats = queue_stats(store)
         assert (stats["reprovision_needed"], stats["last_error"]) == (False, None)
         assert stats["last_success"] is not None
 
