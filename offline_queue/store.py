@@ -26,7 +26,7 @@ from offline_queue.clock import Anchor, Clock, iso, parse_iso
 from offline_queue.disk import disk_space
 from offline_queue.documents import Document, check_name
 from offline_queue.errors import StoreError
-from offline_queue.records import CheckIn, uuid7
+from offline_queue.records import DECISIONS, DIRECTIONS, CheckIn, uuid7
 
 log = logging.getLogger(__name__)
 
@@ -395,7 +395,7 @@ class Store:
     def counts_today(self, *, now: datetime | None = None) -> dict[str, int]:
         """Counts for the local calendar day; an override replaces the row it overrides."""
         start, end = self._local_day_bounds(now or self.clock.now())
-        counts = dict.fromkeys(("in", "out", "pass", "check", "stop", "total"), 0)
+        counts = dict.fromkeys((*DIRECTIONS, *DECISIONS, "total"), 0)
         with self._lock:
             self._check_open()
             rows = self._db.execute(
