@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from kiosk import USER_AGENT
+from kiosk.cli.extras import require_central
 
 DB_HELP = "check-in database (default: store.path of the kiosk config)"
 CONFIG_HELP = "kiosk configuration file (default /etc/checkpoint-kiosk/kiosk.toml)"
@@ -213,6 +214,7 @@ def central(ctx: click.Context, db_path: str | None, host: str, port: int,
 
     Example: CHECKPOINT_CENTRAL_ADMIN_TOKEN=... checkpoint-kiosk central --db central.db
     """
+    require_central("checkpoint-kiosk central")
     ctx.obj = {"db_path": db_path}
     source = ctx.get_parameter_source("admin_token")
     if admin_token and source == click.core.ParameterSource.COMMANDLINE:
