@@ -22,7 +22,10 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.11",
-    packages=find_packages(include=["kiosk*", "hardware*", "offline_queue*", "images*"]),
+    # kiosk.testing (test-signing keys, the demo's samples) never ships to a kiosk: the demo
+    # and the tests run from a checkout (systemd/install.sh --dev, an editable install).
+    packages=find_packages(include=["kiosk*", "hardware*", "offline_queue*", "images*"],
+                           exclude=["kiosk.testing", "kiosk.testing.*"]),
     # images/ is a package only so that its artwork travels inside the wheel and is
     # found with importlib.resources wherever the kiosk is installed.
     package_data={
