@@ -22,7 +22,10 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.11",
-    packages=find_packages(include=["kiosk*", "hardware*", "offline_queue*", "images*"]),
+    # kiosk.testing (test-signing keys, the demo's samples) never ships to a kiosk: the demo
+    # and the tests run from a checkout (systemd/install.sh --dev, an editable install).
+    packages=find_packages(include=["kiosk*", "hardware*", "offline_queue*", "images*"],
+                           exclude=["kiosk.testing", "kiosk.testing.*"]),
     # images/ is a package only so that its artwork travels inside the wheel and is
     # found with importlib.resources wherever the kiosk is installed.
     package_data={
@@ -37,7 +40,6 @@ setup(
         "cbor2>=5.4",
         "click>=8.1",
         "cryptography>=42",
-        "flask>=3.0",
         "gpiozero>=2.0",
         "numpy>=1.24",
         "pillow>=9.4",
@@ -47,10 +49,12 @@ setup(
         "requests>=2.28",
         "segno>=1.5",
         "sqlite-utils>=4.0",
-        "waitress>=3.0",
         "zxing-cpp>=2.2",
     ],
     extras_require={
+        # The reference central platform (checkpoint-kiosk central, and the demo's local
+        # one): a kiosk never serves HTTP, so the appliance does not install these.
+        "central": ["flask>=3.0", "waitress>=3.0"],
         # A USB webcam and video-file replay go through OpenCV's capture layer.
         "v4l2": ["opencv-python-headless>=4.6"],
         # systemd-python builds against libsystemd-dev; the kiosk works without it.

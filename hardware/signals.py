@@ -68,7 +68,6 @@ def _bounded_mock_pin() -> type:
 # Where the kernel shows GPIO controllers, and what board this is (Raspberry Pi OS sets it).
 GPIO_CHIPS = "/dev/gpiochip*"
 BOARD_MODEL = Path("/proc/device-tree/model")
-FACTORY_NAMES = ("mock", "lgpio", "rpigpio", "pigpio", "native")
 
 
 def _no_gpio_reason(chips: str, model: Path) -> str | None:
@@ -87,16 +86,25 @@ def _no_gpio_reason(chips: str, model: Path) -> str | None:
 
 def make_pin_factory(name: str, *, chips: str = GPIO_CHIPS, model: Path = BOARD_MODEL,
                      environ: Mapping[str, str] | None = None) -> Any:
-    """A gpiozero pin factory for ``signals.pin_factory``.
+    """A gpiozero pin factory for ``signals.pin_factory``, or None to let gpiozero choose.
 
-    A name is an explicit choice: if that factory cannot start, start-up stops.  '' on a
-    Raspberry Pi with GPIO chips (or with GPIOZERO_PIN_FACTORY set) lets gpiozero choose
-    (None).  '' on a machine without GPIO (a laptop running the kiosk or its tests) simulates
-    the pins with one WARNING naming the setting, instead of failing on every start.
+    Only what gpiozero does not do itself is done here:
+
+    - a name is looked up in gpiozero's own registry (its ``gpiozero_pin_factories`` entry
+      points, as for ``GPIOZERO_PIN_FACTORY``), but it comes from our config file, and a
+      factory that cannot start stops start-up with an error naming that setting;
+    - 'mock' is gpiozero's ``MockFactory`` with a pin that forgets old history (a demo runs
+      for days);
+    - '' on a machine without GPIO (a laptop running the kiosk or its tests) simulates the
+      pins with one WARNING naming the setting, where gpiozero would try each real factory
+      and fail.  On a Raspberry Pi with GPIO chips, or with ``GPIOZERO_PIN_FACTORY`` set,
+      '' returns None: gpiozero's own default lookup decides.
     """
     env = os.environ if environ is None else environ
+    if name == "mock":
+        return _mock_factory()
     if name:
-        return _open_factory(name)
+        return _registered_factory(name)
     if env.get("GPIOZERO_PIN_FACTORY"):
         return None  # gpiozero's own setting: an explicit choice it reports on itself
     reason = _no_gpio_reason(chips, model)
@@ -105,7 +113,7 @@ def make_pin_factory(name: str, *, chips: str = GPIO_CHIPS, model: Path = BOARD_
     log.warning("%s: lights, buzzer, gate and buttons are simulated; set "
                 "signals.pin_factory = 'mock' to say so (or signals.enabled = false for "
                 "no lights)", reason)
-    return _open_factory("mock", simulated=reason)
+    return _mock_factory(simulated=reason)
 
 
 def simulated_reason(factory: Any) -> str | None:
@@ -113,38 +121,30 @@ def simulated_reason(factory: Any) -> str | None:
     return getattr(factory, "simulated_reason", None)
 
 
-def _open_factory(name: str, *, simulated: str = "") -> Any:
+def _mock_factory(*, simulated: str = "") -> Any:
+    from gpiozero.pins.mock import MockFactory
+
+    factory = MockFactory(pin_class=_bounded_mock_pin())
+    factory.simulated_reason = simulated or None
+    return factory
+
+
+def _registered_factory(name: str) -> Any:
+    """Start the factory gpiozero registers under ``name`` (lgpio, rpigpio, pigpio, native)."""
+    from importlib.metadata import entry_points
+
+    registered = {ep.name: ep for ep in entry_points(group="gpiozero_pin_factories")}
+    if name not in registered:
+        raise HardwareError(f"GPIO pin factory {name!r} is unknown; use one of "
+                            f"{', '.join(sorted(registered))} (signals.pin_factory)")
     try:
-        if name == "mock":
-            from gpiozero.pins.mock import MockFactory
-
-            factory = MockFactory(pin_class=_bounded_mock_pin())
-            factory.simulated_reason = simulated or None
-            return factory
-        if name == "lgpio":
-            from gpiozero.pins.lgpio import LGPIOFactory
-
-            return LGPIOFactory()
-        if name == "rpigpio":
-            from gpiozero.pins.rpigpio import RPiGPIOFactory
-
-            return RPiGPIOFactory()
-        if name == "pigpio":
-            from gpiozero.pins.pigpio import PiGPIOFactory
-
-            return PiGPIOFactory()
-        if name == "native":
-            from gpiozero.pins.native import NativeFactory
-
-            return NativeFactory()
+        return registered[name].load()()
     except Exception as e:  # each factory fails in its own way off a Pi
         raise HardwareError(
             f"GPIO pin factory {name!r} cannot start: {e}; it is set in signals.pin_factory: "
             "on a Pi check that the kiosk user is in the 'gpio' group, on a laptop use "
             "signals.pin_factory = 'mock'"
         ) from e
-    raise HardwareError(f"GPIO pin factory {name!r} is unknown; use one of "
-                        f"{', '.join(FACTORY_NAMES)}")
 
 
 class Signals:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kiosk.domain.model import DIRECTIONS
 from kiosk.errors import ConfigError
 from offline_queue.serverurl import check_server_url
 
@@ -51,7 +52,7 @@ class DeviceConfig:
     direction: str = _doc(
         "Direction recorded at start-up; officers switch it on screen or with a button.",
         default="in",
-        choices=("in", "out"),
+        choices=DIRECTIONS,
     )
 
 

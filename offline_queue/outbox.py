@@ -24,7 +24,6 @@ from offline_queue.store import (
     get_meta,
     immediate,
     purge_delivered,
-    queue_stats,
     read_document,
     reset_in_flight,
     trusted_now,
@@ -226,10 +225,6 @@ class Outbox:
                 "SELECT count(*) FROM checkins WHERE forbidden = 1 "
                 "AND state IN ('pending', 'in_flight')").fetchone()[0]
             return counts
-
-    def stats(self, now: datetime) -> dict[str, Any]:
-        with self._lock:
-            return queue_stats(self._db, self.path, now=now)
 
     def meta(self) -> dict[str, str]:
         with self._lock:

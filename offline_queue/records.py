@@ -1,7 +1,16 @@
-"""What the scan loop hands to the store, and the client-made ids that make resends safe."""
+"""What the scan loop hands to the store, and the client-made ids that make resends safe.
+
+This module also owns the check-in vocabulary (directions, kinds, decisions, sources): the
+one definition the kiosk's domain, the queue, the wire format and the central all import.
+It is the lowest module every one of them may import (``offline_queue`` imports nothing
+from ``kiosk``), so it stays a leaf: the standard library only (a contract in
+pyproject.toml).  docs/api.yaml repeats the lists for other implementers; a test keeps it
+equal to these.
+"""
 
 from __future__ import annotations
 
+import enum
 import os
 import threading
 import time
@@ -9,9 +18,43 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-DIRECTIONS = ("in", "out")
-DECISIONS = ("pass", "check", "stop")
-KINDS = ("cccd", "pc_covid", "bhyt", "eu_dcc", "venue", "unknown")
+
+class Direction(enum.StrEnum):
+    """Which way a person passes the checkpoint (a kiosk faces one way at a time)."""
+
+    IN = "in"
+    OUT = "out"
+
+
+class Kind(enum.StrEnum):
+    """Families of QR payloads a checkpoint camera sees (``../shared/reference/payloads.md``)."""
+
+    CCCD = "cccd"
+    PC_COVID = "pc_covid"
+    BHYT = "bhyt"
+    EU_DCC = "eu_dcc"
+    VENUE = "venue"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_person(self) -> bool:
+        return self not in (Kind.VENUE, Kind.UNKNOWN)
+
+
+class Outcome(enum.StrEnum):
+    """What the checkpoint tells the person, recorded as a check-in's ``decision``: go
+    through, wait for an officer, or stop."""
+
+    PASS = "pass"
+    CHECK = "check"
+    STOP = "stop"
+
+
+# The same vocabularies as plain strings, for validation messages and JSON.
+DIRECTIONS: tuple[str, ...] = tuple(d.value for d in Direction)
+KINDS: tuple[str, ...] = tuple(k.value for k in Kind)
+PERSON_KINDS: tuple[str, ...] = tuple(k.value for k in Kind if k.is_person)
+DECISIONS: tuple[str, ...] = tuple(o.value for o in Outcome)
 SOURCES = ("scan", "manual")
 
 # Delivery states of a row.  ``rejected`` is the dead letter (the server refused the

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -24,9 +23,10 @@ from sqlite_utils import Database
 
 from offline_queue import migrations
 from offline_queue.clock import Anchor, Clock, iso, parse_iso
+from offline_queue.disk import disk_space
 from offline_queue.documents import Document, check_name
 from offline_queue.errors import StoreError
-from offline_queue.records import CheckIn, uuid7
+from offline_queue.records import DECISIONS, DIRECTIONS, CheckIn, uuid7
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,6 @@ PURGE_CLOCK_TOLERANCE = timedelta(minutes=10)
 # SD cards wear out: keep the WAL file from growing past a few MB between checkpoints.
 JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
 CACHE_KIB = 256
-DEFAULT_MIN_FREE_BYTES = 200 * 1024 * 1024
 
 
 class StoreIntegrityError(StoreError):
@@ -195,9 +194,11 @@ def queue_stats(
     path: str | os.PathLike[str],
     *,
     now: datetime,
-    min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
+    disk_low_below: int,
 ) -> dict[str, Any]:
-    """The ``queue stats`` JSON: counts by delivery state, oldest pending age, sizes."""
+    """The ``queue stats`` JSON: counts by delivery state, oldest pending age, sizes, and
+    free disk against the kiosk's threshold (``store.disk_warn_mb``, no default here: every
+    report must judge "disk low" by the same number)."""
     counts = dict.fromkeys(("pending", "in_flight", "sent", "rejected", "conflict"), 0)
     counts.update(db.execute("SELECT state, count(*) FROM checkins GROUP BY state").fetchall())
     (forbidden,) = db.execute(
@@ -211,7 +212,7 @@ def queue_stats(
     if oldest:
         # A clock that was wrong at record time can make the age negative: clamp.
         age = max(0.0, round((now - parse_iso(oldest[0])).total_seconds(), 3))
-    free = shutil.disk_usage(Path(path).parent).free
+    disk = disk_space(Path(path).parent, low_below=disk_low_below)
     meta = get_meta(db)
     return {
         **counts,
@@ -220,12 +221,30 @@ def queue_stats(
         "forbidden": forbidden,
         "oldest_pending_age_s": age,
         "db_size_bytes": db_size(path),
-        "disk_free_bytes": free,
-        "disk_low": free < min_free_bytes,
+        "disk_free_bytes": disk.free_bytes,
+        "disk_low": disk.low,
         "last_success": meta.get("last_success"),
         "last_error": meta.get("last_error"),
         "reprovision_needed": meta.get("reprovision_needed") == "1",
     }
+
+
+def read_stats(
+    path: str | os.PathLike[str], *, disk_low_below: int, now: datetime | None = None
+) -> dict[str, Any]:
+    """:func:`queue_stats` of the database at ``path``, read while the kiosk runs (WAL lets
+    a second reader in): no migration, no write.  ``now`` defaults to the wall clock."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"no check-in database at {str(path)!r}; check the path "
+                         "(store.path of the kiosk config, or --db)")
+    db = connect(path, synchronous="NORMAL", migrate=False)
+    try:
+        return queue_stats(db, path, now=now or Clock().now(), disk_low_below=disk_low_below)
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot read the check-in database {str(path)!r}: {e}") from e
+    finally:
+        db.close()
 
 
 def read_document(db: Database, name: str) -> Document | None:
@@ -262,7 +281,6 @@ class Store:
         retention_days: int = 30,
         clock: Clock | None = None,
         tz: tzinfo | None = None,
-        min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
         app_version: str = "unknown",
     ) -> None:
         if not device_id or not checkpoint_id:
@@ -278,7 +296,6 @@ class Store:
         self.retention_days = retention_days
         self.clock = clock or Clock()
         self.tz = tz
-        self.min_free_bytes = min_free_bytes
         self.app_version = app_version  # recorded with each check-in (the kiosk's version)
         self._lock = threading.Lock()
         self._closed = False
@@ -378,7 +395,7 @@ class Store:
     def counts_today(self, *, now: datetime | None = None) -> dict[str, int]:
         """Counts for the local calendar day; an override replaces the row it overrides."""
         start, end = self._local_day_bounds(now or self.clock.now())
-        counts = dict.fromkeys(("in", "out", "pass", "check", "stop", "total"), 0)
+        counts = dict.fromkeys((*DIRECTIONS, *DECISIONS, "total"), 0)
         with self._lock:
             self._check_open()
             rows = self._db.execute(
@@ -412,31 +429,8 @@ class Store:
             for r in rows
         ]
 
-    def stats(self) -> dict[str, Any]:
-        """The ``checkpoint-kiosk queue stats`` JSON."""
-        with self._lock:
-            self._check_open()
-            return queue_stats(
-                self._db, self.path, now=self.clock.now(), min_free_bytes=self.min_free_bytes
-            )
-
-    def disk_low(self) -> bool:
-        """True when the disk holding the queue has less than ``min_free_bytes`` free."""
-        return shutil.disk_usage(self.path.parent).free < self.min_free_bytes
-
     def document(self, name: str) -> Document | None:
         """The last applied version of a down-synced document, or None before the first."""
         with self._lock:
             self._check_open()
             return read_document(self._db, name)
-
-    def purge(self, *, now: datetime | None = None) -> int:
-        """Apply the retention rule now; returns how many delivered rows were deleted.
-
-        Without ``now`` it runs only on a clock known right (see :func:`purge_delivered`).
-        """
-        with self._lock:
-            self._check_open()
-            return purge_delivered(
-                self._db, retention_days=self.retention_days, clock=self.clock, now=now
-            )

@@ -24,6 +24,7 @@ from typing import Any
 
 import requests
 
+from offline_queue.backoff import Backoff
 from offline_queue.clock import Clock, iso
 from offline_queue.deadline import Deadline, DeadlineAdapter
 from offline_queue.documents import DOCUMENT_NAMES, Document, validate
@@ -108,11 +109,6 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     except (TypeError, ValueError):
         return None
     return min(max(0.0, (when - (now or datetime.now(UTC))).total_seconds()), MAX_RETRY_AFTER_S)
-
-
-def full_jitter(failures: int, *, base: float, cap: float, rng: random.Random) -> float:
-    """AWS "full jitter": uniform in [0, min(cap, base * 2**failures))."""
-    return rng.uniform(0, min(cap, base * 2 ** min(failures, 30)))
 
 
 class SyncClient:
@@ -595,7 +591,9 @@ class SyncWorker:
         self._thread: threading.Thread | None = None
         self._heartbeat = time.monotonic()
         self._online = False
-        self._failures = 0
+        # AWS's "full jitter" ceiling base * 2**failures: the first failure waits up to 2 * base.
+        self._backoff = Backoff(first=2 * backoff_base, cap=backoff_cap,
+                                jitter=True, rng=self._rng)
         self._token_refused = False
         self._last_success: datetime | None = None
         self._last_error: str | None = None
@@ -706,7 +704,7 @@ class SyncWorker:
         while not self._stop.is_set():
             self._heartbeat = time.monotonic()
             try:
-                if self._failures:
+                if self._backoff.failures:
                     # The link may be back: a cheap probe, then a random pause before the
                     # backlog goes out, so kiosks that lost the link together spread out.
                     self._client.health()
@@ -735,13 +733,13 @@ class SyncWorker:
             except StoreError as e:
                 # A known fault of this device (disk full, damaged file): one line, no
                 # traceback; the scan loop shows it and the worker tries again later.
-                self._failures += 1
+                self._backoff.failed()  # counted; the wait is the fixed one below
                 self._record_error(e)
                 log.error("sync paused, the queue database failed: %s", quoted(str(e)))
                 self._publish()
                 self._sleep(min(self.backoff_cap, 60.0), wake_on_poke=False)
             except Exception as e:
-                self._failures += 1
+                self._backoff.failed()  # counted; the wait is the fixed one below
                 self._record_error(e)
                 log.exception("unexpected error in the sync worker")
                 self._publish()
@@ -752,28 +750,25 @@ class SyncWorker:
         if isinstance(e, AuthSyncError):
             first = not self._token_refused
             self._token_refused, self._online = True, True
-            self._failures = 0
+            self._backoff.reset()
             self._record_error(e)
             delay = self._slow()
             (log.error if first else log.info)(
                 "sync refused, asking again in %.0f s: %s", delay, e)
         else:
-            self._failures += 1
+            delay = self._backoff.failed()
             self._online = False
             self._record_error(e)
-            delay = full_jitter(
-                self._failures, base=self.backoff_base, cap=self.backoff_cap, rng=self._rng
-            )
             retry_after = getattr(e, "retry_after", None)
             if retry_after is not None:
                 delay = max(delay, retry_after)
             log.info("sync failed (%d in a row), retrying in %.1f s: %s",
-                     self._failures, delay, e)
+                     self._backoff.failures, delay, e)
         self._publish()
         self._sleep(delay, wake_on_poke=False)
 
     def _succeeded(self, delivered: int) -> None:
-        self._failures = 0
+        self._backoff.reset()
         self._online = True
         # The first success after start also counts: the database may still hold an old
         # error and the 401 flag from before a restart with a new device token.

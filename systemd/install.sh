@@ -2,7 +2,8 @@
 # Set up checkpoint-kiosk.
 #
 #   systemd/install.sh --dev     a development/demo environment in ./.venv of this checkout
-#                                (system packages, virtualenv, the package with test extras)
+#                                (system packages, virtualenv, the package with the test,
+#                                v4l2, systemd and central extras)
 #   systemd/install.sh --appliance [--hardware-watchdog] [--root DIR] [--dry-run]
 #                                turn Raspberry Pi OS Bookworm Lite into a kiosk (as root)
 #
@@ -22,7 +23,7 @@ hw_watchdog=0
 changed=0
 
 usage() {
-    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 parse_args() {
@@ -169,7 +170,7 @@ dev_setup() {
         run python3 -m venv "$venv"
     fi
     run "$venv/bin/python" -m pip install -q --upgrade pip
-    run "$venv/bin/python" -m pip install -q -e "${here}[test,v4l2,systemd]"
+    run "$venv/bin/python" -m pip install -q -e "${here}[test,v4l2,systemd,central]"
 }
 
 # ---- appliance -------------------------------------------------------------------------

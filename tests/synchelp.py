@@ -11,7 +11,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
+from offline_queue.store import Store, read_stats
 from tests.faultproxy import FaultProxy, _read_request
+
+
+def queue_stats(store: Store) -> dict:
+    """What ``checkpoint-kiosk queue stats`` prints for this store's database, at its clock."""
+    return read_stats(store.path, disk_low_below=0, now=store.clock.now())
 
 
 def _answer(conn: socket.socket, status: int, body: bytes, headers: dict[str, str] | None = None

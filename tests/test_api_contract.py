@@ -12,10 +12,20 @@ import yaml
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
 
+from kiosk.domain import model
 from offline_queue.central import db as central_db
 from offline_queue.central.server import CentralServer
 from offline_queue.outbox import Outbox
-from offline_queue.records import CheckIn
+from offline_queue.records import (
+    DECISIONS,
+    DIRECTIONS,
+    KINDS,
+    SOURCES,
+    CheckIn,
+    Direction,
+    Kind,
+    Outcome,
+)
 from offline_queue.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,6 +61,19 @@ def request_schema(path, method):
 
 def test_the_document_is_valid_openapi():
     validate(SPEC)
+
+
+def test_the_documented_vocabulary_is_the_code_s():
+    """docs/api.yaml repeats the check-in vocabulary for other implementers; the code's
+    single definition is offline_queue.records."""
+    props = SPEC["components"]["schemas"]["CheckIn"]["properties"]
+    assert tuple(props["direction"]["enum"]) == DIRECTIONS
+    assert tuple(props["kind"]["enum"]) == KINDS
+    assert tuple(props["decision"]["enum"]) == DECISIONS
+    assert tuple(props["original_decision"]["enum"]) == (*DECISIONS, None)
+    assert tuple(props["source"]["enum"]) == SOURCES
+    # The kiosk's domain uses the same classes, not copies.
+    assert (model.Direction, model.Kind, model.Outcome) == (Direction, Kind, Outcome)
 
 
 def test_every_route_is_documented_and_every_documented_path_exists(tmp_path):

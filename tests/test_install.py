@@ -33,8 +33,15 @@ def test_shellcheck_is_clean():
 def test_dev_dry_run_still_makes_the_readme_venv():
     proc = sh("--dev", "--dry-run")
     assert proc.returncode == 0, proc.stderr
-    assert f"+ {REPO}/.venv/bin/python -m pip install -q -e {REPO}[test,v4l2,systemd]" in \
-        proc.stdout
+    pip = f"+ {REPO}/.venv/bin/python -m pip install -q -e {REPO}[test,v4l2,systemd,central]"
+    assert pip in proc.stdout
+
+
+def test_the_appliance_installs_no_extra_so_no_central_server():
+    """Flask and waitress are the central's extra: a kiosk installs the plain package."""
+    lines = [line.strip() for line in INSTALL.read_text(encoding="utf-8").splitlines()
+             if "pip install" in line and "--upgrade" in line and "$here" in line]
+    assert lines == ['run "$venv/bin/python" -m pip install -q --upgrade "$here"']
 
 
 def test_usage_errors():

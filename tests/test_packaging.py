@@ -1,12 +1,15 @@
 """The package works from a built wheel, not only from the checkout."""
 
 import os
+import sqlite3
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from kiosk.testing.samples import write_sequence
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,6 +45,8 @@ def test_wheel_carries_the_artwork_font_and_catalogues(installed):
     entry = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "checkpoint-kiosk = kiosk.cli:main" in entry
+    # Test-signing keys and the demo's samples never reach a kiosk.
+    assert not [n for n in names if n.startswith("kiosk/testing/")]
 
 
 def test_installed_package_runs_away_from_the_checkout(installed, tmp_path):
@@ -51,8 +56,38 @@ def test_installed_package_runs_away_from_the_checkout(installed, tmp_path):
     assert probe.stdout.startswith(str(site))
     version = run_installed(site, "-m", "kiosk", "--version", cwd=tmp_path)
     assert version.returncode == 0 and "0." in version.stdout
-    # The whole kiosk with its screen, from the installed files only.
-    demo = run_installed(site, "-m", "kiosk", "demo", "--data-dir", str(tmp_path / "d"),
+    # The whole kiosk with its screen, from the installed files only, on frames the
+    # checkout's samples drew (the wheel has none).
+    write_sequence(tmp_path / "frames", code_frames=3, gap_frames=3)
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[policy]\nprofile = "hospital"\nwatchlist = false\n'
+                      '[signals]\npin_factory = "mock"\n[ui]\nwidth = 800\nheight = 480\n',
+                      encoding="utf-8")
+    kiosk = run_installed(site, "-m", "kiosk", "run", "--config", str(config), "--windowed",
+                          "--camera", f"replay:{tmp_path / 'frames'}", "--db",
+                          str(tmp_path / "k.db"), cwd=tmp_path)
+    assert kiosk.returncode == 0, kiosk.stderr
+    assert "Traceback" not in kiosk.stderr
+    with sqlite3.connect(tmp_path / "k.db") as conn:
+        assert conn.execute("select count(*) from checkins").fetchone()[0] == 4
+
+
+# A kiosk has the wheel only; this test's interpreter also has the checkout's editable
+# install, whose import hook would find kiosk.testing in the checkout: drop that hook.
+WHEEL_ONLY = """
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in f.__module__]
+from kiosk.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_the_demo_from_an_installed_wheel_says_it_runs_from_a_checkout(installed, tmp_path):
+    _, site = installed
+    demo = run_installed(site, "-c", WHEEL_ONLY, "demo", "--data-dir", str(tmp_path / "d"),
                          "--max-seconds", "4", cwd=tmp_path)
-    assert demo.returncode == 0, demo.stderr
-    assert "Traceback" not in demo.stderr
+    assert demo.returncode == 1
+    assert demo.stderr.strip() == (
+        "checkpoint-kiosk: error: checkpoint-kiosk demo needs the demo samples (kiosk.testing), "
+        "which are not installed on a kiosk: run it from a checkout of checkpoint-kiosk after "
+        "systemd/install.sh --dev")

@@ -189,3 +189,13 @@ def test_an_explicit_real_factory_that_cannot_start_is_an_error_not_a_fallback(t
     with pytest.raises(HardwareError, match=r"GPIO pin factory 'lgpio' cannot start: .*lgpio"):
         make_pin_factory("lgpio", chips=str(tmp_path / "gpiochip*"), model=tmp_path / "model",
                          environ={})
+
+
+def test_a_name_gpiozero_does_not_register_is_refused_with_the_names_it_does(tmp_path):
+    from hardware.signals import make_pin_factory
+
+    with pytest.raises(HardwareError, match=r"GPIO pin factory 'lgpoi' is unknown; use one of "
+                                            r"lgpio, mock, native, pigpio, rpigpio "
+                                            r"\(signals.pin_factory\)"):
+        make_pin_factory("lgpoi", chips=str(tmp_path / "gpiochip*"), model=tmp_path / "model",
+                         environ={})

@@ -13,8 +13,10 @@ import pytest
 from kiosk import __version__
 from kiosk.errors import StoreError
 from offline_queue.clock import Clock
+from offline_queue.outbox import Outbox
 from offline_queue.records import CheckIn, UUIDv7Factory
-from offline_queue.store import Store, StoreIntegrityError
+from offline_queue.store import Store, StoreIntegrityError, read_stats
+from tests.synchelp import queue_stats
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -117,8 +119,8 @@ def test_in_flight_rows_go_back_to_pending_on_open(db_path):
     with raw(db_path) as conn:
         conn.execute("UPDATE checkins SET state = 'in_flight' WHERE id != ?", [ids[0]])
     with open_store(db_path) as store:
-        assert store.stats()["pending"] == 3
-        assert store.stats()["in_flight"] == 0
+        assert queue_stats(store)["pending"] == 3
+        assert queue_stats(store)["in_flight"] == 0
 
 
 def test_counts_today_uses_local_day_and_overrides_replace(db_path):
@@ -163,11 +165,11 @@ def test_recent_is_newest_first_and_masked(db_path):
 def test_stats_counts_states_and_oldest_age(db_path):
     t = FakeTime(datetime(2021, 9, 20, 3, 0, tzinfo=UTC))
     with open_store(db_path, t.clock()) as store:
-        assert store.stats()["oldest_pending_age_s"] is None
+        assert queue_stats(store)["oldest_pending_age_s"] is None
         store.record(entry())
         t.advance(90)
         store.record(entry())
-        stats = store.stats()
+        stats = queue_stats(store)
     assert stats["pending"] == 2 and stats["sent"] == 0 and stats["total"] == 2
     assert stats["oldest_pending_age_s"] == 90.0
     assert stats["db_size_bytes"] > 0
@@ -175,9 +177,9 @@ def test_stats_counts_states_and_oldest_age(db_path):
 
 
 def test_disk_low_when_free_space_is_under_the_threshold(db_path):
-    with open_store(db_path, min_free_bytes=1 << 62) as store:
-        assert store.disk_low()
-        assert store.stats()["disk_low"] is True
+    with open_store(db_path) as store:
+        stats = read_stats(store.path, disk_low_below=1 << 62)
+    assert stats["disk_low"] is True and stats["disk_free_bytes"] > 0
 
 
 def test_retention_deletes_only_old_delivered_rows(db_path):
@@ -191,7 +193,8 @@ def test_retention_deletes_only_old_delivered_rows(db_path):
                          [old_sent, young_sent])
             conn.execute("UPDATE checkins SET state = 'rejected' WHERE id = ?", [old_rejected])
         t.advance(2 * 86400)  # old rows are now 31 days old, the young one 2 days
-        assert store.purge() == 1
+        with Outbox(db_path) as outbox:  # what the sync worker runs
+            assert outbox.purge(retention_days=30, clock=store.clock) == 1
         left = {r["id"] for r in store.recent(100)}
     assert left == {old_pending, old_rejected, young_sent}
 
@@ -264,4 +267,4 @@ def test_concurrent_writers_from_threads_and_another_connection(db_path):
             th.join()
         other.close()
         assert not errors
-        assert store.stats()["pending"] == 150
+        assert queue_stats(store)["pending"] == 150

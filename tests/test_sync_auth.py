@@ -16,7 +16,7 @@ from offline_queue.central import db as central_db
 from offline_queue.outbox import Outbox
 from offline_queue.sync import SyncWorker, sync_once
 from tests import test_sync as base
-from tests.synchelp import ScriptedServer, StatusProxy
+from tests.synchelp import ScriptedServer, StatusProxy, queue_stats
 from tests.test_sync import (
     FAST,
     entry,
@@ -43,7 +43,7 @@ def test_a_fixed_token_file_resumes_delivery_without_a_restart(central, enrolled
                             and s.last_success is not None, timeout=15), worker.status()
             status = worker.status()
         assert not status.reprovision_needed and status.last_error is None
-        assert store.stats()["reprovision_needed"] is False
+        assert queue_stats(store)["reprovision_needed"] is False
     assert sorted(server_ids(tmp_path)) == sorted(ids)
 
 

@@ -44,10 +44,8 @@ def test_a_clock_far_ahead_at_boot_purges_nothing(tmp_path):
     path = tmp_path / "k.db"
     _delivered_rows(path, Clock(synced=lambda: True, boot_id="yesterday"))
     ahead = fake_clock(datetime.now(UTC) + timedelta(days=400), synced=False)
-    with Store(path, device_id="d", checkpoint_id="c", clock=ahead) as store:
-        assert store.purge() == 0
-        with Outbox(path) as outbox:
-            assert outbox.purge(retention_days=30, clock=ahead) == 0
+    with Store(path, device_id="d", checkpoint_id="c", clock=ahead), Outbox(path) as outbox:
+        assert outbox.purge(retention_days=30, clock=ahead) == 0
     assert raw(path).execute("SELECT count(*) FROM checkins").fetchone()[0] == 5
 
 
@@ -59,8 +57,8 @@ def test_a_synced_clock_earlier_than_the_newest_row_purges_nothing(tmp_path):
         conn.execute("UPDATE checkins SET wall_time = '2020-01-01T00:00:00.000000Z' "
                      "WHERE seq <= 3")
     now = fake_clock(datetime.now(UTC), synced=True)
-    with Store(path, device_id="d", checkpoint_id="c", clock=now) as store:
-        assert store.purge() == 0
+    with Store(path, device_id="d", checkpoint_id="c", clock=now), Outbox(path) as outbox:
+        assert outbox.purge(retention_days=30, clock=now) == 0
     assert raw(path).execute("SELECT count(*) FROM checkins").fetchone()[0] == 5
 
 
@@ -72,13 +70,12 @@ def test_purge_runs_on_a_central_measurement_of_this_boot(tmp_path):
                      [iso(datetime.now(UTC) - timedelta(days=45))])
     # Unsynced and 2 days behind, but the central's clock was measured in this boot.
     behind = fake_clock(datetime.now(UTC) - timedelta(days=2), boot_id="this-boot")
-    with Store(path, device_id="d", checkpoint_id="c", clock=behind) as store:
-        assert store.purge() == 0  # not known right yet
-        with Outbox(path) as outbox:
-            outbox.record_clock(clock=behind, server_time=datetime.now(UTC),
-                                wall=behind.now(), mono_ns=behind.monotonic_ns(),
-                                uncertainty_s=0.01, source="central")
-        assert store.purge() == 1
+    with Store(path, device_id="d", checkpoint_id="c", clock=behind), Outbox(path) as outbox:
+        assert outbox.purge(retention_days=30, clock=behind) == 0  # not known right yet
+        outbox.record_clock(clock=behind, server_time=datetime.now(UTC),
+                            wall=behind.now(), mono_ns=behind.monotonic_ns(),
+                            uncertainty_s=0.01, source="central")
+        assert outbox.purge(retention_days=30, clock=behind) == 1
     assert raw(path).execute("SELECT count(*) FROM checkins").fetchone()[0] == 2
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from kiosk import config as config_mod
+from kiosk.domain.model import DIRECTIONS
 from kiosk.terminal import printable
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def _parse_pin(_ctx: click.Context, _param: click.Parameter, values: tuple[str, 
               help="Expected checkpoint id (the server's answer must match).")
 @click.option("--profile", "policy_profile", help="Policy profile: border, hospital, office.")
 @click.option("--camera", help="Camera spec: picamera2, v4l2:/dev/video0, replay:PATH.")
-@click.option("--direction", type=click.Choice(["in", "out"]), help="Start-up direction.")
+@click.option("--direction", type=click.Choice(DIRECTIONS), help="Start-up direction.")
 @click.option("--ca-bundle", help="Extra CA bundle (PEM) for the server's certificate.")
 @click.option("--pin", "pins", multiple=True, callback=_parse_pin, metavar="NAME=BCM",
               help="A GPIO pin: red, amber, green, buzzer, gate, confirm_button, ... (repeat).")

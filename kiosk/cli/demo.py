@@ -18,6 +18,7 @@ import click
 
 from kiosk import USER_AGENT
 from kiosk import config as config_mod
+from kiosk.cli.extras import require_central, require_testing
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,8 @@ def demo(folder: Path | None, size: str, language: str, headless: bool,
 
     Example: checkpoint-kiosk demo --size 800x480 --language en
     """
+    require_testing("checkpoint-kiosk demo")
+    require_central("checkpoint-kiosk demo")
     from kiosk.domain.documents import VALIDATORS
     from kiosk.main import run_kiosk
     from kiosk.runtime.build import Supplied, setup_logging

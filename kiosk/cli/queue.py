@@ -6,12 +6,12 @@ import json
 import signal
 import sys
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from kiosk import USER_AGENT
+from kiosk.cli.extras import require_central
 
 DB_HELP = "check-in database (default: store.path of the kiosk config)"
 CONFIG_HELP = "kiosk configuration file (default /etc/checkpoint-kiosk/kiosk.toml)"
@@ -23,11 +23,13 @@ def _db_option(f):  # noqa: ANN001, ANN202 - click decorator
                         help=CONFIG_HELP)(f)
 
 
-def _kiosk_config(config_path: str | None):  # noqa: ANN202 - kiosk.config.Config
-    """The kiosk's own configuration, so a technician on the device needs no options."""
+def _kiosk_config(config_path: str | None, *, whole: bool = True):  # noqa: ANN202
+    """The kiosk's own configuration (kiosk.config.Config), so a technician on the device
+    needs no options; ``whole=False`` for reports that must work on a kiosk whose
+    configuration stops start-up (see kiosk.config.load)."""
     from kiosk import config
 
-    return config.load(config_path)
+    return config.load(config_path, whole=whole)
 
 
 def _db(config_path: str | None, db_path: str | None) -> str:
@@ -51,16 +53,15 @@ def queue() -> None:
 def queue_stats(config_path: str | None, db_path: str | None) -> None:
     """Print pending, in-flight, sent, rejected counts, oldest pending age, sizes as JSON.
 
+    "disk_low" is judged by store.disk_warn_mb of the config, as the screen and status judge it.
+
     Example: checkpoint-kiosk queue stats --db /var/lib/checkpoint-kiosk/checkins.db
     """
-    from kiosk.errors import StoreError
-    from offline_queue.store import connect, queue_stats
+    from offline_queue.store import read_stats
 
-    db_path = _db(config_path, db_path)
-    if not Path(db_path).is_file():
-        raise StoreError(f"no check-in database at {db_path!r}; pass --db PATH")
-    with connect(db_path, synchronous="NORMAL") as db:
-        click.echo(json.dumps(queue_stats(db, db_path, now=datetime.now(UTC)), indent=2))
+    cfg = _kiosk_config(config_path, whole=False)
+    stats = read_stats(db_path or cfg.store.path, disk_low_below=cfg.store.disk_warn_mb * 2**20)
+    click.echo(json.dumps(stats, indent=2))
 
 
 @queue.command("requeue")
@@ -213,6 +214,7 @@ def central(ctx: click.Context, db_path: str | None, host: str, port: int,
 
     Example: CHECKPOINT_CENTRAL_ADMIN_TOKEN=... checkpoint-kiosk central --db central.db
     """
+    require_central("checkpoint-kiosk central")
     ctx.obj = {"db_path": db_path}
     source = ctx.get_parameter_source("admin_token")
     if admin_token and source == click.core.ParameterSource.COMMANDLINE:

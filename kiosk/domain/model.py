@@ -1,37 +1,29 @@
 """The values that flow through the scan loop: a recognised credential and a decision.
 
 Plain frozen dataclasses with no behaviour beyond JSON conversion, shared by the
-credential parsers, the policy, the store and the screen.
+credential parsers, the policy, the store and the screen.  The vocabulary of a check-in
+(:class:`Kind`, :class:`Direction`, :class:`Outcome`) is the queue's and the wire's too:
+it is defined once, in ``offline_queue.records``, and re-exported here for the kiosk.
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+# The domain's one import from below the kiosk (a named exception in pyproject.toml).
+from offline_queue.records import (
+    DECISIONS,
+    DIRECTIONS,
+    KINDS,
+    PERSON_KINDS,
+    Direction,
+    Kind,
+    Outcome,
+)
 
-class Outcome(enum.StrEnum):
-    """What the checkpoint tells the person: go through, wait for an officer, or stop."""
-
-    PASS = "pass"
-    CHECK = "check"
-    STOP = "stop"
-
-
-class Kind(enum.StrEnum):
-    """Families of QR payloads a checkpoint camera sees (``../shared/reference/payloads.md``)."""
-
-    CCCD = "cccd"
-    PC_COVID = "pc_covid"
-    BHYT = "bhyt"
-    EU_DCC = "eu_dcc"
-    VENUE = "venue"
-    UNKNOWN = "unknown"
-
-    @property
-    def is_person(self) -> bool:
-        return self not in (Kind.VENUE, Kind.UNKNOWN)
+__all__ = ["DECISIONS", "DIRECTIONS", "KINDS", "PERSON_KINDS", "Credential", "Decision",
+           "Direction", "Kind", "Outcome"]
 
 
 @dataclass(frozen=True)

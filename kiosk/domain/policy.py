@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.domain.credentials.dcc import DccEvidence, verify
-from kiosk.domain.model import Credential, Decision, Kind, Outcome
+from kiosk.domain.model import PERSON_KINDS, Credential, Decision, Kind, Outcome
 from kiosk.domain.trustlist import TrustList
 from kiosk.domain.watchlist import Watchlist, local_date
 from kiosk.errors import ConfigError, KioskError
 
 log = logging.getLogger(__name__)
 
-PERSON_KINDS = ("cccd", "pc_covid", "bhyt", "eu_dcc")
 ID_KINDS = frozenset({Kind.CCCD, Kind.PC_COVID, Kind.BHYT})
 CERTIFICATE_TYPES = ("vaccination", "test", "recovery")
 DISPLAY_FIELDS = ("name", "id", "birth_year")

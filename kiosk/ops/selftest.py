@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.terminal import printable, printable_json
+from offline_queue.disk import disk_space
 
 log = logging.getLogger(__name__)
 
@@ -261,13 +262,13 @@ def _database(cfg: Any) -> tuple[str, str]:
 
 
 def _disk(cfg: Any) -> tuple[str, str]:
-    from kiosk.ops.status import disk
-
-    d = disk(Path(cfg.store.path).parent, cfg.store.disk_warn_mb * 2**20)
-    free = d["free_bytes"] // 2**20
-    if d["low"]:
-        return FAIL, f"{free} MiB free at {d['path']} (below {cfg.store.disk_warn_mb} MiB)"
-    return PASS, f"{free} MiB free at {d['path']}"
+    space = disk_space(Path(cfg.store.path).parent, low_below=cfg.store.disk_warn_mb * 2**20)
+    if space.free_bytes is None:
+        return FAIL, f"{space.error}; check that the card is mounted and readable"
+    free = space.free_bytes // 2**20
+    if space.low:
+        return FAIL, f"{free} MiB free at {space.path} (below {cfg.store.disk_warn_mb} MiB)"
+    return PASS, f"{free} MiB free at {space.path}"
 
 
 def _server(cfg: Any, session: Any, server_time: list[datetime]) -> tuple[str, str]:

@@ -19,6 +19,8 @@ from typing import Any
 
 from kiosk import __version__
 from kiosk.terminal import printable, printable_json
+from offline_queue.disk import disk_space
+from offline_queue.store import read_stats
 
 UNIT = "checkpoint-kiosk.service"
 
@@ -85,12 +87,10 @@ def under_voltage(probes: Probes = Probes()) -> dict[str, bool | None]:
 
 
 def disk(path: str | os.PathLike[str], warn_bytes: int) -> dict[str, Any]:
-    folder = Path(path)
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    usage = shutil.disk_usage(folder)
-    return {"path": str(folder), "free_bytes": usage.free, "total_bytes": usage.total,
-            "low": usage.free < warn_bytes}
+    """Free space where the check-ins live, judged as ``queue stats`` and the screen judge it."""
+    space = disk_space(path, low_below=warn_bytes)
+    return {"path": space.path, "free_bytes": space.free_bytes,
+            "total_bytes": space.total_bytes, "low": space.low, "error": space.error}
 
 
 def service(probes: Probes = Probes()) -> dict[str, Any] | None:
@@ -111,23 +111,14 @@ def service(probes: Probes = Probes()) -> dict[str, Any] | None:
 
 
 def queue(db_path: str | os.PathLike[str], warn_bytes: int) -> dict[str, Any]:
-    """Backlog and last sync from the check-in database (opened read-only in spirit:
-    no migration, no writes)."""
+    """Backlog and last sync from the check-in database (read only: no migration, no write)."""
     path = Path(db_path)
     if not path.exists():
         return {"error": f"no check-in database at {str(path)!r} yet"}
-    from offline_queue.store import connect, queue_stats
-
     try:
-        db = connect(path, migrate=False)
+        stats = read_stats(path, disk_low_below=warn_bytes)
     except Exception as e:  # status must always print something
         return {"error": str(e)}
-    try:
-        stats = queue_stats(db, path, now=datetime.now(UTC), min_free_bytes=warn_bytes)
-    except Exception as e:
-        return {"error": f"cannot read the check-in database: {e}"}
-    finally:
-        db.close()
     return {"backlog": stats["pending"] + stats["in_flight"],
             "dead_letter": stats["rejected"] + stats["conflict"], "sent": stats["sent"],
             "oldest_pending_age_s": stats["oldest_pending_age_s"],
@@ -182,6 +173,8 @@ def problems(report: dict[str, Any]) -> list[str]:
         out.append("not provisioned: no device token")
     if report["disk"]["low"]:
         out.append(f"disk low: {report['disk']['free_bytes'] // 2**20} MiB free")
+    elif report["disk"]["error"]:
+        out.append(report["disk"]["error"])
     if report["under_voltage"]["now"]:
         out.append("under-voltage now: use the official power supply")
     svc = report["service"]
@@ -229,8 +222,9 @@ def format_human(report: dict[str, Any]) -> str:
         ("server", f"{dev['server_url'] or '-'} (device token {dev['device_token']})"),
         ("backlog", q.get("error") or f"{q['backlog']} waiting, {q['dead_letter']} dead letter"),
         ("last sync", q.get("last_sync") or "never"),
-        ("disk", f"{dk['free_bytes'] // 2**20} MiB free of {dk['total_bytes'] // 2**20} MiB"
-                 + (" (LOW)" if dk["low"] else "")),
+        ("disk", dk["error"] or
+         f"{dk['free_bytes'] // 2**20} MiB free of {dk['total_bytes'] // 2**20} MiB"
+         + (" (LOW)" if dk["low"] else "")),
         ("clock", f"{ck['now']} ({'NTP synced' if ck['synced'] else 'NOT synced'})"),
         ("under-voltage", "not reported here" if uv["now"] is None and uv["since_boot"] is None
          else f"now {_yes(uv['now'])}, since boot {_yes(uv['since_boot'])}"),

@@ -25,6 +25,7 @@ from typing import Any
 
 from hardware.camera import Camera, EndOfStream, Frame
 from kiosk.errors import CameraError
+from offline_queue.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -119,15 +120,13 @@ class CapturePipeline:
             self._events.put(CameraStatus(ok, message))
 
     def _camera_loop(self) -> None:
-        backoff = self.retry_initial
+        retry = Backoff(first=self.retry_initial, cap=self.retry_max)
         while not self._stop.is_set():
             self.camera_heartbeat = time.monotonic()
             try:
                 camera = self._open_camera()
             except CameraError as e:
-                self._camera_failed(e, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self.retry_max)
+                self._stop.wait(self._camera_failed(e, retry.failed()))
                 continue
             self._lockstep = not getattr(camera, "realtime", True)
             try:
@@ -138,7 +137,7 @@ class CapturePipeline:
                     frame = camera.read(timeout=POLL)
                     if frame is None:
                         continue
-                    backoff = self.retry_initial
+                    retry.reset()
                     self._hand_over(frame)
             except EndOfStream:
                 log.info("camera %s: end of recording", getattr(camera, "spec", camera))
@@ -147,24 +146,27 @@ class CapturePipeline:
                 self._frame_ready.set()
                 return
             except CameraError as e:
-                self._camera_failed(e, backoff)
+                self._camera_failed(e, delay := retry.failed())
             except Exception as e:  # a driver returning garbage must not end the thread
                 log.exception("camera %s failed unexpectedly", getattr(camera, "spec", camera))
-                self._camera_failed(e, backoff)
+                self._camera_failed(e, delay := retry.failed())
+            else:
+                delay = 0.0  # the reading loop ends only on stop
             finally:
                 try:
                     camera.close()
                 except Exception:
                     log.exception("closing the camera failed")
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2, self.retry_max)
+            self._stop.wait(delay)
 
-    def _camera_failed(self, error: Exception, backoff: float) -> None:
+    def _camera_failed(self, error: Exception, delay: float) -> float:
+        """Show and log the fault once; returns ``delay`` (the wait before reopening)."""
         message = str(error) or type(error).__name__
         if self.camera_ok or self.camera_message != message:
-            log.error("camera lost: %s (retrying every %.1f s at most %.0f s)", message, backoff,
+            log.error("camera lost: %s (retrying every %.1f s at most %.0f s)", message, delay,
                       self.retry_max)
         self._set_camera(False, message)
+        return delay
 
     def _hand_over(self, frame: Frame) -> None:
         with self._lock:
@@ -184,7 +186,7 @@ class CapturePipeline:
 
     def _decode_loop(self) -> None:
         failures: dict[str, int] = {}
-        backoff = self.retry_initial
+        retry = Backoff(first=self.retry_initial, cap=self.retry_max)
         while self._decoder is None and not self._stop.is_set():
             # A missing libzbar0 (say) is shown on screen and retried: the kiosk keeps running
             # and an officer can still type numbers in.
@@ -197,8 +199,7 @@ class CapturePipeline:
                     log.error("QR decoder unavailable: %s", e)
                 self.decoder_message = str(e)
                 self._events.put(CameraStatus(False, f"QR decoder unavailable: {e}"))
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self.retry_max)
+                self._stop.wait(retry.failed())
         while not self._stop.is_set():
             self.decode_heartbeat = time.monotonic()
             if not self._frame_ready.wait(POLL):
