@@ -852,8 +852,11 @@ def run_tests(root: Path, report: Report, log_dir: Path, tests: str, timeout: fl
     if shared.is_dir():
         dest = root / SHARED_IN_ROOT.lstrip("/")
         shutil.copytree(shared, dest, dirs_exist_ok=True)
-    report.facts["shared"] = str(shared) if shared.is_dir() else \
-        f"missing: {shared} (set CHECKPOINT_KIOSK_SHARED); tests that need it fail"
+    report.facts["shared"] = str(shared)
+    report.check(f"the shared reference folder copied to {SHARED_IN_ROOT} in the root",
+                 shared.is_dir(), "" if shared.is_dir() else
+                 f"{shared} is missing: the EU DCC conformance tests need it; set "
+                 "CHECKPOINT_KIOSK_SHARED=/path/to/shared")
     # The checkout as it was: the upgrade check bumped its version and changed a unit.
     copy_source(root, REPO)
     if not make_test_venv(root, report, log_dir):
