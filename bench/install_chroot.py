@@ -79,6 +79,15 @@ PI_CMDLINE = "console=serial0,115200 console=tty1 root=PARTUUID=1-02 rootfstype=
 # and what ``uname -m`` says inside.  arm64 is the Raspberry Pi's (Pi OS Bookworm 64-bit).
 QEMU_ARCH = {"arm64": "aarch64"}
 MACHINE = {"amd64": "x86_64", "arm64": "aarch64"}
+# The CPU qemu emulates (QEMU_CPU, set in every chroot command's environment): the Pi 4's
+# core by default, so that an aarch64 wheel using instructions a Pi 4 lacks (ARMv8.1 atomics,
+# dot product, SVE) fails here as it would there.  qemu's own default, "max", has them all.
+DEFAULT_CPU = {"arm64": "cortex-a72"}
+ARMV80_CPUS = ("cortex-a35", "cortex-a53", "cortex-a57", "cortex-a72")
+# The low bits of AT_HWCAP on aarch64 (the kernel's asm/hwcap.h), as getauxval reports them.
+AARCH64_HWCAP = ("fp", "asimd", "evtstrm", "aes", "pmull", "sha1", "sha2", "crc32", "atomics",
+                 "fphp", "asimdhp", "cpuid", "asimdrdm", "jscvt", "fcma", "lrcpc", "dcpop",
+                 "sha3", "sm3", "sm4", "asimddp", "sha512", "sve")
 # binfmt_misc magic and mask of a little-endian 64-bit ELF executable or shared object
 # (ET_EXEC/ET_DYN) for e_machine EM_AARCH64 (183 = 0xb7): the first 20 bytes of the header.
 ELF_AARCH64_MAGIC = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\xb7\x00"
@@ -192,7 +201,7 @@ def bootstrap(root: Path, cache: Path, mirror: str, arch: str, qemu: Path | None
         t = time.monotonic()
         proc = subprocess.run([CHROOT, str(root), "/debootstrap/debootstrap", "--second-stage"],
                               capture_output=True, text=True, timeout=DEBOOTSTRAP_TIMEOUT,
-                              env={"PATH": CHROOT_ENV["PATH"], "LANG": "C.UTF-8"})
+                              env={**CHROOT_ENV, "LANG": "C.UTF-8"})
         report.timings["debootstrap_second_stage_emulated_s"] = round(time.monotonic() - t, 1)
         if proc.returncode != 0:
             log = root / "debootstrap/debootstrap.log"
@@ -320,6 +329,14 @@ def emulation(arch: str, report: Report) -> Iterator[Path | None]:
         raise ChrootError(f"qemu-{QEMU_ARCH[arch]}-static is missing, needed to run an "
                           f"{arch} root here: apt-get install qemu-user-static")
     qemu = Path(found).resolve()
+    cpu = CHROOT_ENV.get("QEMU_CPU")
+    if cpu:
+        models = subprocess.run([str(qemu), "-cpu", "help"], capture_output=True, text=True,
+                                timeout=30).stdout.split()
+        if cpu not in models:
+            raise ChrootError(f"--cpu {cpu}: {qemu.name} has no such CPU model; it has "
+                              f"{' '.join(m for m in models if m[0].islower())}")
+        report.facts["qemu_cpu"] = cpu
     mounted_here = registered = False
     try:
         if not (BINFMT_DIR / "register").exists():
@@ -523,6 +540,9 @@ out["sdl"] = ".".join(map(str, pygame.get_sdl_version()))
 # The video drivers compiled into the SDL that pygame links (SDL_GetVideoDriver).
 sdl = ctypes.CDLL("libSDL2-2.0.so.0")
 sdl.SDL_GetVideoDriver.restype = ctypes.c_char_p
+libc = ctypes.CDLL(None)
+libc.getauxval.restype = ctypes.c_ulong
+out["hwcap"] = libc.getauxval(16)  # AT_HWCAP: what the (emulated) CPU says it can do
 out["sdl_video_drivers"] = [sdl.SDL_GetVideoDriver(i).decode()
                             for i in range(sdl.SDL_GetNumVideoDrivers())]
 print(json.dumps(out))
@@ -543,6 +563,14 @@ def check_venv(root: Path, report: Report, want_version: str) -> None:
     machine = MACHINE.get(report.facts["arch"], report.facts["arch"])
     report.check(f"venv python runs as {machine} (platform.machine())",
                  got.get("machine") == machine, got.get("machine"))
+    cpu = CHROOT_ENV.get("QEMU_CPU")
+    if machine == "aarch64":
+        names = [n for i, n in enumerate(AARCH64_HWCAP) if got.get("hwcap", 0) >> i & 1]
+        report.facts["hwcap"] = names
+        if cpu in ARMV80_CPUS:
+            report.check(f"the emulated CPU is an ARMv8.0 {cpu}: AT_HWCAP has no atomics, "
+                         "dot product or SVE", not {"atomics", "asimddp", "sve"} & set(names),
+                         " ".join(names))
     debian = "/usr/lib/python3/dist-packages/"
     venv = "/opt/checkpoint-kiosk/venv/lib/"
     for name in ("pygame", "numpy", "PIL", "systemd.daemon"):
@@ -976,6 +1004,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the chroot folder afterwards")
     ap.add_argument("--arch", help="Debian architecture of the root (default: this machine's); "
                     f"foreign ones ({', '.join(QEMU_ARCH)}) run under qemu-user-static")
+    ap.add_argument("--cpu", help="the CPU qemu emulates for a foreign --arch (QEMU_CPU): "
+                    f"default {DEFAULT_CPU['arm64']} (Raspberry Pi 4); cortex-a76 is the Pi 5's, "
+                    "cortex-a53 the Pi 3's and Zero 2 W's, max qemu's own default")
     ap.add_argument("--tests", choices=("none", "selection", "all"),
                     help="run the project's tests inside the root afterwards: the documented "
                     "selection, or all of them (selection first); default: selection for a "
@@ -1010,6 +1041,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{', '.join(QEMU_ARCH)} under qemu-user-static", file=sys.stderr)
         return 2
     tests = args.tests or ("selection" if arch != host_arch else "none")
+    if arch != host_arch:
+        # qemu-user reads QEMU_CPU from each program's environment, so every command run in
+        # the root carries it (a process that empties its environment gets qemu's "max").
+        CHROOT_ENV["QEMU_CPU"] = args.cpu or DEFAULT_CPU[arch]
+    elif args.cpu:
+        print("install_chroot: --cpu is for a foreign --arch (emulated) only", file=sys.stderr)
+        return 2
 
     report = Report()
     report.facts["host"] = f"{platform.system()} {platform.machine()}"
