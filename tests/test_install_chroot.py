@@ -5,7 +5,7 @@ Opt-in (debootstrap, root, network to Debian and PyPI, about a minute with a war
 
 The arm64 root under qemu-user-static (the Pi's architecture; apt-get install
 qemu-user-static; binfmt_misc must be mountable), with the selection of the test suite
-run inside it; tens of minutes on two cores, never in CI:
+run inside it; about 11 minutes on two cores with warm caches, never in CI:
     CHECKPOINT_KIOSK_CHROOT_ARM64_TEST=1 python -m pytest tests/test_install_chroot.py -q
 """
 
