@@ -1,24 +1,34 @@
 """Prove systemd/install.sh --appliance on a real Debian 12 root (debootstrap + chroot).
 
-    sudo python3 -m bench.install_chroot [--root DIR] [--cache DIR] [--mirror URL]
+    sudo python3 -m bench.install_chroot [--arch ARCH] [--tests {none,selection,all}]
+                                         [--root DIR] [--cache DIR] [--mirror URL]
                                          [--report FILE] [--keep]
 
-What it builds is Debian 12 bookworm for THIS machine's architecture (amd64 here), not
-arm64 Raspberry Pi OS: the Pi-only packages (python3-picamera2, python3-libcamera,
-raspi-config) do not exist in Debian's archive, and install.sh detects that with
-``apt-cache show`` and skips them.  Debian's python3-gpiozero is 1.6 (Raspberry Pi OS has
-2.x), so on Debian pip installs gpiozero 2.x into the venv; pygame and numpy come from
-Debian as they do on the Pi.
+By default it builds Debian 12 bookworm for THIS machine's architecture (amd64 here).
+``--arch arm64`` builds the Raspberry Pi's architecture instead and runs it under
+qemu-user-static: binfmt_misc is mounted if it is not, an aarch64 handler
+(qemu-aarch64-static, flags F and P) is registered if none is, and both are undone at
+the end when this harness did them.  Either way it is Debian, not Raspberry Pi OS: the
+Pi-only packages (python3-picamera2, python3-libcamera, python3-lgpio, raspi-config) do not
+exist in Debian's archive, and install.sh detects that with ``apt-cache show`` and skips
+them.  Debian's python3-gpiozero is 1.6 (Raspberry Pi OS has 2.x), so on Debian pip
+installs gpiozero 2.x into the venv; pygame and numpy come from Debian as they do on the Pi.
 
-Steps: debootstrap (minbase + systemd-sysv + udev, from a cached --make-tarball), a
-Pi-like boot partition file, a clean ``git archive`` of the checkout (uncommitted changes
-to tracked files included, via ``git stash create``), /proc, /sys and /dev mounted, then
-inside the chroot with an empty environment: install, checks, a second install that must
-change nothing (manifest of hashes, modes, owners, mtimes), provisioning-like state written
-as the kiosk user, an upgrade with a bumped version that must keep
-/etc/checkpoint-kiosk/* and /var/lib/checkpoint-kiosk/* byte for byte (and owners), and one
-more run that must change nothing.  Mounts are undone on every exit path.  Exit 0 when
-every check passed; the report (JSON) lists each check and the timings.
+Steps: debootstrap (minbase + systemd-sysv + udev, from a cached --make-tarball; for a
+foreign architecture --foreign, qemu-ARCH-static copied in, then the second stage inside
+the root under emulation), a Pi-like boot partition file, a clean ``git archive`` of the
+checkout (uncommitted changes to tracked files included, via ``git stash create``), /proc,
+/sys and /dev mounted, then inside the chroot with an empty environment: install, checks,
+a second install that must change nothing (manifest of hashes, modes, owners, mtimes),
+provisioning-like state written as the kiosk user, an upgrade with a bumped version that
+must keep /etc/checkpoint-kiosk/* and /var/lib/checkpoint-kiosk/* byte for byte (and
+owners), and one more run that must change nothing.  With ``--tests`` (the default for a
+foreign architecture is ``selection``) the project's tests then run inside the root, in a
+venv made with --system-site-packages beside the appliance's (Debian's pygame, numpy and
+Pillow, the same aarch64 wheels), and the report says which wheels pip took from PyPI as
+binaries and which it built.  Every subprocess has a time limit; mounts (and a binfmt
+handler this harness registered) are undone on every exit path.  Exit 0 when every check
+passed; the report (JSON) lists each check and the timings.
 """
 
 from __future__ import annotations
@@ -64,6 +74,29 @@ INSTALLED = ("opt/checkpoint-kiosk", "etc/checkpoint-kiosk", "etc/systemd/system
              "etc/gshadow")
 KEPT = ("etc/checkpoint-kiosk", "var/lib/checkpoint-kiosk")
 PI_CMDLINE = "console=serial0,115200 console=tty1 root=PARTUUID=1-02 rootfstype=ext4 rootwait\n"
+
+# Foreign architectures this harness can run under qemu-user: Debian's name -> qemu's name
+# and what ``uname -m`` says inside.  arm64 is the Raspberry Pi's (Pi OS Bookworm 64-bit).
+QEMU_ARCH = {"arm64": "aarch64"}
+MACHINE = {"amd64": "x86_64", "arm64": "aarch64"}
+# The CPU qemu emulates (QEMU_CPU, set in every chroot command's environment): the Pi 4's
+# core by default, so that an aarch64 wheel using instructions a Pi 4 lacks (ARMv8.1 atomics,
+# dot product, SVE) fails here as it would there.  qemu's own default, "max", has them all.
+DEFAULT_CPU = {"arm64": "cortex-a72"}
+ARMV80_CPUS = ("cortex-a35", "cortex-a53", "cortex-a57", "cortex-a72")
+# The low bits of AT_HWCAP on aarch64 (the kernel's asm/hwcap.h), as getauxval reports them.
+AARCH64_HWCAP = ("fp", "asimd", "evtstrm", "aes", "pmull", "sha1", "sha2", "crc32", "atomics",
+                 "fphp", "asimdhp", "cpuid", "asimdrdm", "jscvt", "fcma", "lrcpc", "dcpop",
+                 "sha3", "sm3", "sm4", "asimddp", "sha512", "sve")
+# binfmt_misc magic and mask of a little-endian 64-bit ELF executable or shared object
+# (ET_EXEC/ET_DYN) for e_machine EM_AARCH64 (183 = 0xb7): the first 20 bytes of the header.
+ELF_AARCH64_MAGIC = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\xb7\x00"
+ELF_AARCH64_MASK = b"\xff" * 7 + b"\x00" + b"\xff" * 8 + b"\xfe\xff\xff\xff"
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+BINFMT_NAME = "checkpoint-kiosk-qemu-aarch64"
+# Limits for the host-side steps (seconds); in_chroot has its own per command.
+DEBOOTSTRAP_DOWNLOAD_TIMEOUT = 1200
+DEBOOTSTRAP_TIMEOUT = 3600  # the second stage of a foreign root runs dpkg under emulation
 
 
 CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
@@ -118,9 +151,9 @@ def detect_mirror() -> str:
     raise ChrootError("no 'bookworm main' entry in /etc/apt/sources.list*; pass --mirror URL")
 
 
-def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+def sh(cmd: list[str], timeout: float = 300, **kw) -> subprocess.CompletedProcess:
     kw.setdefault("check", True)
-    return subprocess.run(cmd, **kw)
+    return subprocess.run(cmd, timeout=timeout, **kw)
 
 
 def debian_arch() -> str:
@@ -131,9 +164,13 @@ def tarball_path(cache: Path, arch: str) -> Path:
     return cache / f"debootstrap-{SUITE}-{arch}-{VARIANT}-{'+'.join(INCLUDE)}.tgz"
 
 
-def bootstrap(root: Path, cache: Path, mirror: str, report: Report) -> None:
-    """A fresh root from the cached tarball (made once with --make-tarball)."""
-    arch = debian_arch()
+def bootstrap(root: Path, cache: Path, mirror: str, arch: str, qemu: Path | None,
+              report: Report) -> None:
+    """A fresh root from the cached tarball (made once with --make-tarball).
+
+    For a foreign architecture (``qemu`` given) debootstrap only unpacks (--foreign), the
+    emulator is copied into the root, and the second stage runs inside it under emulation.
+    """
     report.facts["arch"] = arch
     report.facts["mirror"] = mirror
     opts = [f"--arch={arch}", f"--variant={VARIANT}", f"--include={','.join(INCLUDE)}"]
@@ -143,7 +180,8 @@ def bootstrap(root: Path, cache: Path, mirror: str, report: Report) -> None:
         t = time.monotonic()
         with tempfile.TemporaryDirectory(dir=cache) as scratch:
             part = tarball.with_suffix(".part.tgz")
-            sh(["debootstrap", *opts, f"--make-tarball={part}", SUITE, scratch, mirror])
+            sh(["debootstrap", *opts, f"--make-tarball={part}", SUITE, scratch, mirror],
+               timeout=DEBOOTSTRAP_DOWNLOAD_TIMEOUT)
             part.rename(tarball)
         report.timings["debootstrap_make_tarball_s"] = round(time.monotonic() - t, 1)
     if root.exists():
@@ -151,9 +189,25 @@ def bootstrap(root: Path, cache: Path, mirror: str, report: Report) -> None:
         shutil.rmtree(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     t = time.monotonic()
-    sh(["debootstrap", *opts, f"--unpack-tarball={tarball}", SUITE, str(root), mirror],
-       stdout=subprocess.DEVNULL)
+    foreign = ["--foreign"] if qemu else []
+    sh(["debootstrap", *opts, *foreign, f"--unpack-tarball={tarball}", SUITE, str(root),
+        mirror], stdout=subprocess.DEVNULL, timeout=DEBOOTSTRAP_TIMEOUT)
     report.timings["debootstrap_unpack_s"] = round(time.monotonic() - t, 1)
+    if qemu:
+        # Inside the root as well, so that a handler registered without the F flag (the
+        # kernel then looks the interpreter up at exec time, in the chroot) works too.
+        inside = root / "usr/bin" / qemu.name
+        shutil.copy2(qemu, inside)
+        t = time.monotonic()
+        proc = subprocess.run([CHROOT, str(root), "/debootstrap/debootstrap", "--second-stage"],
+                              capture_output=True, text=True, timeout=DEBOOTSTRAP_TIMEOUT,
+                              env={**CHROOT_ENV, "LANG": "C.UTF-8"})
+        report.timings["debootstrap_second_stage_emulated_s"] = round(time.monotonic() - t, 1)
+        if proc.returncode != 0:
+            log = root / "debootstrap/debootstrap.log"
+            tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+            raise ChrootError(f"debootstrap --second-stage in the {arch} root failed "
+                              f"(exit {proc.returncode}): {(proc.stderr or tail)[-1500:]}")
 
 
 def make_pi_like(root: Path) -> None:
@@ -235,8 +289,101 @@ def release(root: Path) -> None:
     while processes_in(root) and time.monotonic() < deadline:
         time.sleep(0.1)
     for target in sorted(mounts_under(root), key=len, reverse=True):
-        if subprocess.run(["umount", target]).returncode != 0:
-            subprocess.run(["umount", "-l", target])
+        if subprocess.run(["umount", target], timeout=60).returncode != 0:
+            subprocess.run(["umount", "-l", target], timeout=60)
+
+
+# ---- a foreign architecture: qemu-user through binfmt_misc ---------------------------------
+
+def binfmt_entries() -> dict[str, str]:
+    """name -> text of each binfmt_misc handler registered now."""
+    return {p.name: p.read_text(errors="replace") for p in BINFMT_DIR.iterdir()
+            if p.name not in ("register", "status")}
+
+
+def aarch64_handler(entries: dict[str, str]) -> str | None:
+    """The name of an enabled handler for aarch64 ELF files, if any (e.g. qemu-aarch64)."""
+    magic = ELF_AARCH64_MAGIC.hex()
+    for name, text in entries.items():
+        fields = dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
+        if text.startswith("enabled") and fields.get("magic") == magic:
+            return name
+    return None
+
+
+@contextlib.contextmanager
+def emulation(arch: str, report: Report) -> Iterator[Path | None]:
+    """Make ``arch`` binaries runnable here; yields the qemu-user binary (None: native).
+
+    Mounts binfmt_misc if it is not, registers an aarch64 handler if none is, and undoes
+    exactly what it did, whatever happens.
+    """
+    if arch == debian_arch():
+        yield None
+        return
+    if arch not in QEMU_ARCH:
+        raise ChrootError(f"--arch {arch}: this harness runs only {', '.join(QEMU_ARCH)} "
+                          "under emulation (or this machine's own architecture)")
+    found = shutil.which(f"qemu-{QEMU_ARCH[arch]}-static")
+    if found is None:
+        raise ChrootError(f"qemu-{QEMU_ARCH[arch]}-static is missing, needed to run an "
+                          f"{arch} root here: apt-get install qemu-user-static")
+    qemu = Path(found).resolve()
+    cpu = CHROOT_ENV.get("QEMU_CPU")
+    if cpu:
+        models = subprocess.run([str(qemu), "-cpu", "help"], capture_output=True, text=True,
+                                timeout=30).stdout.split()
+        if cpu not in models:
+            raise ChrootError(f"--cpu {cpu}: {qemu.name} has no such CPU model; it has "
+                              f"{' '.join(m for m in models if m[0].islower())}")
+        report.facts["qemu_cpu"] = cpu
+    mounted_here = registered = False
+    try:
+        if not (BINFMT_DIR / "register").exists():
+            proc = subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)],
+                                  capture_output=True, text=True, timeout=60)
+            if proc.returncode != 0:
+                raise ChrootError(
+                    f"binfmt_misc is not mounted at {BINFMT_DIR} and mounting it failed "
+                    f"({proc.stderr.strip()}): an {arch} root cannot run here (without it "
+                    "each program's children fail with 'Exec format error'); run as root on a "
+                    "machine or container allowed to mount binfmt_misc")
+            mounted_here = True
+        if (BINFMT_DIR / "status").read_text().strip() != "enabled":
+            raise ChrootError(f"binfmt_misc is disabled ({BINFMT_DIR}/status); "
+                              f"echo 1 > {BINFMT_DIR}/status to enable it")
+        handler = aarch64_handler(binfmt_entries())
+        if handler is None:
+            # F: the kernel opens the interpreter now, so it works inside any chroot;
+            # P: the program keeps its own argv[0] (qemu >= 6 reads AT_FLAGS for that).
+            line = b":%s:M::%s:%s:%s:FP" % (BINFMT_NAME.encode(), escape(ELF_AARCH64_MAGIC),
+                                             escape(ELF_AARCH64_MASK), bytes(qemu))
+            try:
+                (BINFMT_DIR / "register").write_bytes(line)
+            except OSError as e:
+                raise ChrootError(f"could not register qemu-aarch64 in {BINFMT_DIR}/register "
+                                  f"({e}); apt-get install binfmt-support qemu-user-static "
+                                  "registers it on a systemd host") from e
+            registered, handler = True, BINFMT_NAME
+        report.facts["binfmt"] = {
+            "handler": handler, "registered_by_harness": registered,
+            "binfmt_misc_mounted_by_harness": mounted_here,
+            "entry": (BINFMT_DIR / handler).read_text().strip().splitlines()}
+        report.facts["qemu"] = subprocess.run(
+            [str(qemu), "--version"], capture_output=True, text=True,
+            timeout=30).stdout.splitlines()[0]
+        yield qemu
+    finally:
+        if registered:
+            with contextlib.suppress(OSError):
+                (BINFMT_DIR / BINFMT_NAME).write_text("-1")
+        if mounted_here:
+            subprocess.run(["umount", str(BINFMT_DIR)], timeout=60)
+
+
+def escape(data: bytes) -> bytes:
+    """\\xNN for every byte: binfmt_misc's register syntax."""
+    return b"".join(b"\\x%02x" % b for b in data)
 
 
 @contextlib.contextmanager
@@ -281,7 +428,7 @@ def install(root: Path, report: Report, label: str, log_dir: Path,
     # From the checkout, as docs/appliance.md says (the current directory matters to Python).
     env = {"PIP_CERT": HOST_CA} if (root / HOST_CA.lstrip("/")).is_file() else {}
     command = " ".join(("exec bash systemd/install.sh --appliance", *extra))
-    proc = in_chroot(root, "sh", "-c", f"cd {SRC} && {command}", env=env)
+    proc = in_chroot(root, "sh", "-c", f"cd {SRC} && {command}", env=env, timeout=3600)
     report.timings[f"install_{label}_s"] = round(time.monotonic() - t, 1)
     (log_dir / f"install-{label}.log").write_text(
         f"$ {command}  (exit {proc.returncode})\n{proc.stdout}\n"
@@ -378,8 +525,8 @@ def check_units(root: Path, report: Report) -> None:
 
 
 PROBE = """
-import json, importlib, importlib.metadata as md, sys
-out = {"prefix": sys.prefix}
+import json, importlib, importlib.metadata as md, platform, sys
+out = {"prefix": sys.prefix, "machine": platform.machine()}
 for name, dist in (("pygame", "pygame"), ("numpy", "numpy"), ("gpiozero", "gpiozero"),
                    ("PIL", "pillow"), ("systemd.daemon", "systemd-python"), ("kiosk", None)):
     try:
@@ -393,6 +540,9 @@ out["sdl"] = ".".join(map(str, pygame.get_sdl_version()))
 # The video drivers compiled into the SDL that pygame links (SDL_GetVideoDriver).
 sdl = ctypes.CDLL("libSDL2-2.0.so.0")
 sdl.SDL_GetVideoDriver.restype = ctypes.c_char_p
+libc = ctypes.CDLL(None)
+libc.getauxval.restype = ctypes.c_ulong
+out["hwcap"] = libc.getauxval(16)  # AT_HWCAP: what the (emulated) CPU says it can do
 out["sdl_video_drivers"] = [sdl.SDL_GetVideoDriver(i).decode()
                             for i in range(sdl.SDL_GetNumVideoDrivers())]
 print(json.dumps(out))
@@ -410,6 +560,17 @@ def check_venv(root: Path, report: Report, want_version: str) -> None:
         return
     got = json.loads(proc.stdout.splitlines()[-1])
     report.facts["imports"] = got
+    machine = MACHINE.get(report.facts["arch"], report.facts["arch"])
+    report.check(f"venv python runs as {machine} (platform.machine())",
+                 got.get("machine") == machine, got.get("machine"))
+    cpu = CHROOT_ENV.get("QEMU_CPU")
+    if machine == "aarch64":
+        names = [n for i, n in enumerate(AARCH64_HWCAP) if got.get("hwcap", 0) >> i & 1]
+        report.facts["hwcap"] = names
+        if cpu in ARMV80_CPUS:
+            report.check(f"the emulated CPU is an ARMv8.0 {cpu}: AT_HWCAP has no atomics, "
+                         "dot product or SVE", not {"atomics", "asimddp", "sve"} & set(names),
+                         " ".join(names))
     debian = "/usr/lib/python3/dist-packages/"
     venv = "/opt/checkpoint-kiosk/venv/lib/"
     for name in ("pygame", "numpy", "PIL", "systemd.daemon"):
@@ -506,14 +667,286 @@ def source_version(root: Path) -> str:
     return re.search(r'^__version__ = "(.*)"$', text, re.M).group(1)
 
 
+def check_arch(root: Path, report: Report, arch: str) -> None:
+    """The root is what was asked for, and its programs really run (natively or emulated)."""
+    dpkg = in_chroot(root, "dpkg", "--print-architecture").stdout.strip()
+    uname = in_chroot(root, "uname", "-m").stdout.strip()
+    report.facts["uname_m_in_root"] = uname
+    report.check(f"the root is Debian {arch}: dpkg --print-architecture and uname -m inside",
+                 dpkg == arch and uname == MACHINE.get(arch, uname), f"{dpkg} / {uname}")
+
+
+# ---- the project's tests inside the root ----------------------------------------------------
+
+SHARED_IN_ROOT = "/home/pi/shared"  # beside the clone: where tests/conftest.py looks first
+TEST_VENV = "/root/test-venv"
+# --tests selection: what it runs and why.  Chosen to cover what depends on the machine's
+# architecture (C extensions and native libraries: cryptography, cbor2, zxing-cpp, libzbar,
+# numpy, SDL through pygame, SQLite) without the long end-to-end runs.
+SELECTION: dict[str, str] = {
+    "tests/test_credentials_cccd.py": "domain: ID card codes",
+    "tests/test_credentials_other.py": "domain: other codes, masking",
+    "tests/test_credentials_text.py": "domain: hostile text",
+    "tests/test_dcc_signed.py": "EU DCC: COSE/CBOR, ES256 and PS256 (cryptography, cbor2)",
+    "tests/test_dcc_conformance.py": "EU DCC: the official vectors (needs ../shared)",
+    "tests/test_policy.py": "domain: decisions",
+    "tests/test_watchlist.py": "domain: salted hashes",
+    "tests/test_qr.py": "decoders on real images (zxing-cpp, libzbar via pyzbar, numpy)",
+    "tests/test_cmd_decode.py": "decoders through the CLI, a real subprocess",
+    "tests/test_store.py": "the SQLite store",
+    "tests/test_scanloop.py": "scan loop with the real store and parsers",
+    "tests/test_sync.py": "sync against the reference server on 127.0.0.1",
+    "tests/test_sync_auth.py": "sync: refusals and the dead letter",
+    "tests/test_sync_deadline.py": "sync: total deadline on a slow answer",
+    "tests/test_config.py": "config parsing and defaults",
+    "tests/test_ui_screens.py": "UI: every screen on pygame's dummy driver vs references",
+    "tests/test_ui_text.py": "UI: catalogues, fonts, artwork (SDL_ttf)",
+    "tests/test_ui_sound.py": "UI: tones and voice on SDL's dummy audio driver",
+}
+# Failures that are not about the architecture, each seen in the native amd64 root too
+# (False) or only under emulation (True), and why (docs/appliance.md has the figures).  They
+# are listed in the report; any other failure fails the check.
+KNOWN_FAILURES: dict[str, tuple[str, bool]] = {
+    "tests.test_ui_text::test_every_vietnamese_letter_is_in_the_font_but_not_in_pygames_default":
+        ("Debian's pygame's default font is fonts-freefont's FreeSansBold, which has every "
+         "Vietnamese letter: the test's control assumes PyPI pygame's font", False),
+    "tests.test_install::test_the_plan_reads_a_live_apt_simulation":
+        ("a minbase root lacks libncurses6: 'sl' brings 2 new packages, not 1", False),
+    "tests.test_install::test_a_dry_run_says_what_apt_will_do_before_the_install_line":
+        ("a minbase root lacks libncurses6: 'sl' brings 2 new packages, not 1", False),
+    "tests.test_crash::test_kill_9_loses_nothing_and_doubles_nothing":
+        ("kills within 1.2 s of the start; the kiosk's imports take 1.5 s under qemu", True),
+    "tests.test_soak::test_run_headless_memory_stays_flat_for_20_seconds":
+        ("RSS grows ~18 MiB/min under qemu-user (its translation cache, most likely)", True),
+    "tests.test_notify_run::test_pings_stop_while_the_camera_thread_hangs_and_resume_after":
+        ("a watchdog-ping window of 0.6 s, missed by 0.04 s under emulation on 2 cores", True),
+}
+# Never run inside a root, whatever --tests says.
+NEVER: dict[str, str] = {
+    "tests/test_install_chroot.py": "this harness itself: it debootstraps and mounts from the "
+                                   "host, not from inside a root",
+}
+
+
+def pinned_system_packages(root: Path) -> dict[str, str]:
+    """The versions of the Debian-packaged distributions the appliance's venv uses."""
+    proc = in_chroot(root, "python3", "-c", (
+        "import importlib.metadata as m, json\n"
+        "print(json.dumps({d: m.version(d) for d in ('numpy', 'pygame', 'Pillow')}))"))
+    if proc.returncode != 0:
+        raise ChrootError(f"could not read Debian's numpy/pygame/Pillow versions in the root: "
+                          f"{proc.stderr[-500:]}")
+    return json.loads(proc.stdout)
+
+
+def make_test_venv(root: Path, report: Report, log_dir: Path) -> bool:
+    """A venv like the appliance's (--system-site-packages) with the test extras.
+
+    Debian's numpy, pygame and Pillow are pinned (a constraints file) so that pip keeps
+    the appliance's stack: otherwise a newer opencv-python-headless would pull a numpy 2
+    wheel over Debian's numpy and the tests would run against something the kiosk never
+    uses.
+    """
+    pins = pinned_system_packages(root)
+    report.facts["test_venv_pins"] = pins
+    (root / "root/test-constraints.txt").write_text(
+        "".join(f"{name}=={version}\n" for name, version in pins.items()))
+    env = {"PIP_CERT": HOST_CA} if (root / HOST_CA.lstrip("/")).is_file() else {}
+    t = time.monotonic()
+    steps = [["python3", "-m", "venv", "--system-site-packages", TEST_VENV],
+             [f"{TEST_VENV}/bin/python", "-m", "pip", "install", "--progress-bar", "off",
+              "-c", "/root/test-constraints.txt", "-e", f"{SRC}[test]"]]
+    log = []
+    ok = True
+    for step in steps:
+        proc = in_chroot(root, "sh", "-c", f"cd {SRC} && exec {' '.join(step)}", env=env,
+                         timeout=3600)
+        log.append(f"$ {' '.join(step)}  (exit {proc.returncode})\n{proc.stdout}\n"
+                   f"--- stderr\n{proc.stderr}\n")
+        if proc.returncode != 0:
+            ok = False
+            break
+    text = "".join(log)
+    (log_dir / "test-venv.log").write_text(text)
+    report.timings["test_venv_s"] = round(time.monotonic() - t, 1)
+    report.facts["test_venv_built_by_pip"] = sorted(set(
+        re.findall(r"Building wheel for (\S+)", text)))
+    report.check(f"test venv ({TEST_VENV}, --system-site-packages) with the test extras",
+                 ok, text[-2000:])
+    if ok:
+        report.facts["test_venv_wheels"] = wheel_origins(
+            root, TEST_VENV.lstrip("/"), MACHINE.get(report.facts["arch"], ""))
+    return ok
+
+
+def wheel_origins(root: Path, venv: str, machine: str) -> dict[str, dict[str, str]]:
+    """name -> version, wheel tag and where it came from, for each distribution in a venv.
+
+    A wheel pip built here from an sdist is tagged plain ``linux_<machine>``; PyPI's binary
+    wheels are ``manylinux``/``musllinux``; pure Python ones ``none-any``.
+    """
+    out: dict[str, dict[str, str]] = {}
+    for info in sorted((root / venv).glob("lib/python3*/site-packages/*.dist-info")):
+        meta = (info / "METADATA").read_text(errors="replace") if (info / "METADATA").exists() \
+            else ""
+        name = re.search(r"^Name: (.*)$", meta, re.M)
+        version = re.search(r"^Version: (.*)$", meta, re.M)
+        wheel = (info / "WHEEL").read_text(errors="replace") if (info / "WHEEL").exists() else ""
+        tags = re.findall(r"^Tag: (.*)$", wheel, re.M)
+        if (info / "direct_url.json").exists():
+            origin = "the checkout (local path)"
+        elif tags and all(t.endswith("-none-any") for t in tags):
+            origin = "pure Python wheel"
+        elif any("manylinux" in t or "musllinux" in t for t in tags):
+            origin = "PyPI binary wheel"
+        elif any(t.endswith(f"linux_{machine}") for t in tags):
+            origin = "built from source here"
+        else:
+            origin = "unknown"
+        key = name.group(1).strip() if name else info.name
+        out[key] = {"version": version.group(1).strip() if version else "?",
+                    "tag": tags[0] if tags else "", "origin": origin}
+    return out
+
+
+def test_files(tests: str) -> list[str]:
+    if tests == "selection":
+        return list(SELECTION)
+    every = sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").glob("test_*.py"))
+    return [f for f in every if f not in NEVER]
+
+
+def parse_junit(path: Path) -> dict[str, object] | None:
+    import xml.etree.ElementTree as ET
+
+    if not path.exists():
+        return None
+    try:
+        cases = ET.parse(path).getroot().iter("testcase")
+    except ET.ParseError:
+        return None
+    counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+    failures: list[str] = []
+    skips: dict[str, int] = {}
+    times: list[tuple[float, str]] = []
+    for case in cases:
+        name = f"{case.get('classname', '')}::{case.get('name', '')}"
+        times.append((float(case.get("time", 0) or 0), name))
+        if case.find("failure") is not None:
+            counts["failed"] += 1
+            failures.append(name)
+        elif case.find("error") is not None:
+            counts["errors"] += 1
+            failures.append(name)
+        elif (skip := case.find("skipped")) is not None:
+            counts["skipped"] += 1
+            reason = (skip.get("message") or "")[:160]
+            skips[reason] = skips.get(reason, 0) + 1
+        else:
+            counts["passed"] += 1
+    return {**counts, "failures": failures, "skip_reasons": skips,
+            "slowest": [f"{t:.1f} s {n}" for t, n in sorted(times, reverse=True)[:10]]}
+
+
+def parse_verbose(text: str) -> dict[str, object]:
+    """Counts from ``pytest -v`` lines, for a run that was stopped before its summary."""
+    counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+    failures = []
+    word = {"PASSED": "passed", "XFAIL": "skipped", "XPASS": "passed", "FAILED": "failed",
+            "ERROR": "errors", "SKIPPED": "skipped"}
+    for m in re.finditer(r"^(tests/\S+::\S+) (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)\b",
+                         text, re.M):
+        counts[word[m.group(2)]] += 1
+        if m.group(2) in ("FAILED", "ERROR"):
+            failures.append(m.group(1))
+    return {**counts, "failures": failures}
+
+
+def run_pytest(root: Path, report: Report, log_dir: Path, label: str, files: list[str],
+               timeout: float) -> dict[str, object]:
+    junit = root / f"root/junit-{label}.xml"
+    junit.unlink(missing_ok=True)
+    log = log_dir / f"tests-{label}.log"
+    argv = [f"{TEST_VENV}/bin/python", "-m", "pytest", "-p", "no:cacheprovider", "-v", "-rfEs",
+            "--timeout=900", f"--junitxml=/root/{junit.name}", *files]
+    env = {**CHROOT_ENV, "CHECKPOINT_KIOSK_SHARED": SHARED_IN_ROOT}
+    cmd = [CHROOT, str(root), "sh", "-c", f"cd {SRC} && exec \"$@\"", "sh", *argv]
+    t = time.monotonic()
+    timed_out = False
+    with log.open("w") as out:
+        out.write(f"$ {' '.join(argv)}\n")
+        out.flush()
+        try:
+            rc: int | None = subprocess.run(
+                [*cmd[:2], "env", "-i", *(f"{k}={v}" for k, v in env.items()), *cmd[2:]],
+                stdout=out, stderr=subprocess.STDOUT, timeout=timeout, env={}).returncode
+        except subprocess.TimeoutExpired:
+            rc, timed_out = None, True
+    seconds = round(time.monotonic() - t, 1)
+    text = log.read_text(errors="replace")
+    result = parse_junit(junit) or parse_verbose(text)
+    summary = re.findall(r"^=+ (.*\d+ \w+.* in [\d.]+s.*) =+$", text, re.M)
+    result.update({"files": len(files), "exit": rc, "timed_out": timed_out,
+                   "seconds": seconds, "summary": summary[-1] if summary else None})
+    report.timings[f"tests_{label}_s"] = seconds
+    return result
+
+
+def run_tests(root: Path, report: Report, log_dir: Path, tests: str, timeout: float) -> None:
+    """The project's tests inside the root: the selection first, then (all) the rest."""
+    shared = Path(os.environ.get("CHECKPOINT_KIOSK_SHARED") or REPO.parent / "shared")
+    if shared.is_dir():
+        dest = root / SHARED_IN_ROOT.lstrip("/")
+        shutil.copytree(shared, dest, dirs_exist_ok=True)
+    report.facts["shared"] = str(shared)
+    report.check(f"the shared reference folder copied to {SHARED_IN_ROOT} in the root",
+                 shared.is_dir(), "" if shared.is_dir() else
+                 f"{shared} is missing: the EU DCC conformance tests need it; set "
+                 "CHECKPOINT_KIOSK_SHARED=/path/to/shared")
+    # The checkout as it was: the upgrade check bumped its version and changed a unit.
+    copy_source(root, REPO)
+    if not make_test_venv(root, report, log_dir):
+        return
+    arch = report.facts["arch"]
+    files = test_files(tests)
+    phases = [("selection", [f for f in files if f in SELECTION])]
+    if tests == "all":
+        phases.append(("rest", [f for f in files if f not in SELECTION]))
+    report.facts["tests_never_run_in_root"] = NEVER
+    report.facts["tests"] = {}
+    deadline = time.monotonic() + timeout
+    for label, chosen in phases:
+        left = deadline - time.monotonic()
+        if left < 60:
+            report.check(f"tests ({label}) in the {arch} root", False,
+                         f"not started: the --suite-timeout of {timeout:.0f} s was used up")
+            continue
+        result = run_pytest(root, report, log_dir, label, chosen, left)
+        known = {name: why for name, (why, emulated_only) in KNOWN_FAILURES.items()
+                 if not emulated_only or report.facts.get("qemu")}
+        result["known"] = {f: known[f] for f in result["failures"] if f in known}
+        result["unexpected"] = [f for f in result["failures"] if f not in known]
+        report.facts["tests"][label] = result
+        report.check(
+            f"tests ({label}, {len(chosen)} files) in the {arch} root: {result['passed']} "
+            f"passed, {result['skipped']} skipped, {result['failed']} failed, "
+            f"{result['errors']} errors in {result['seconds']} s; no failure but "
+            f"the {len(result['known'])} known ones",
+            not result["timed_out"] and not result["unexpected"] and result["passed"] > 0,
+            {"unexpected": result["unexpected"][:30], "known": list(result["known"]),
+             "timed_out": result["timed_out"], "summary": result["summary"]})
+
+
 # ---- the whole run -----------------------------------------------------------------------
 
-def run(root: Path, cache: Path, mirror: str, log_dir: Path, report: Report) -> None:
-    bootstrap(root, cache, mirror, report)
+def run(root: Path, cache: Path, mirror: str, log_dir: Path, report: Report, arch: str,
+        qemu: Path | None, tests: str, suite_timeout: float) -> None:
+    bootstrap(root, cache, mirror, arch, qemu, report)
     make_pi_like(root)
     report.facts["source"] = copy_source(root, REPO)
     version = source_version(root)
     with mounted(root, cache):
+        check_arch(root, report, arch)
         first = install(root, report, "first", log_dir)
         # Debian's archive has none of the Pi-only packages: skipped, said, not installed.
         skipped = re.search(r"skipped: (python3-picamera2 python3-libcamera python3-lgpio);",
@@ -574,6 +1007,11 @@ def run(root: Path, cache: Path, mirror: str, log_dir: Path, report: Report) -> 
         report.check("a disabled unit is enabled again by the next run", state == "enabled"
                      and "systemctl" not in repair.stdout.replace("systemctl enable", ""),
                      repair.stdout.strip()[-300:])
+        report.facts["appliance_venv_wheels"] = wheel_origins(
+            root, "opt/checkpoint-kiosk/venv", MACHINE.get(arch, arch))
+
+        if tests != "none":
+            run_tests(root, report, log_dir, tests, suite_timeout)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -586,6 +1024,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mirror", help="Debian mirror (default: the one this machine's apt uses)")
     ap.add_argument("--report", type=Path, help="write the JSON report here")
     ap.add_argument("--keep", action="store_true", help="keep the chroot folder afterwards")
+    ap.add_argument("--arch", help="Debian architecture of the root (default: this machine's); "
+                    f"foreign ones ({', '.join(QEMU_ARCH)}) run under qemu-user-static")
+    ap.add_argument("--cpu", help="the CPU qemu emulates for a foreign --arch (QEMU_CPU): "
+                    f"default {DEFAULT_CPU['arm64']} (Raspberry Pi 4); cortex-a76 is the Pi 5's, "
+                    "cortex-a53 the Pi 3's and Zero 2 W's, max qemu's own default")
+    ap.add_argument("--tests", choices=("none", "selection", "all"),
+                    help="run the project's tests inside the root afterwards: the documented "
+                    "selection, or all of them (selection first); default: selection for a "
+                    "foreign architecture, none for this machine's")
+    ap.add_argument("--suite-timeout", type=float, default=5400,
+                    help="limit for all the tests inside the root, seconds (default 5400)")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("install_chroot: needs root (debootstrap, mount, chroot)", file=sys.stderr)
@@ -607,13 +1056,33 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGHUP, stop)
 
+    host_arch = debian_arch()
+    arch = args.arch or host_arch
+    if arch != host_arch and arch not in QEMU_ARCH:
+        print(f"install_chroot: --arch {arch}: only this machine's ({host_arch}) or "
+              f"{', '.join(QEMU_ARCH)} under qemu-user-static", file=sys.stderr)
+        return 2
+    tests = args.tests or ("selection" if arch != host_arch else "none")
+    if arch != host_arch:
+        # qemu-user reads QEMU_CPU from each program's environment, so every command run in
+        # the root carries it (a process that empties its environment gets qemu's "max").
+        CHROOT_ENV["QEMU_CPU"] = args.cpu or DEFAULT_CPU[arch]
+    elif args.cpu:
+        print("install_chroot: --cpu is for a foreign --arch (emulated) only", file=sys.stderr)
+        return 2
+
     report = Report()
     report.facts["host"] = f"{platform.system()} {platform.machine()}"
     log_dir = root.parent / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     t = time.monotonic()
     try:
-        run(root, args.cache, args.mirror or detect_mirror(), log_dir, report)
+        with emulation(arch, report) as qemu:
+            try:
+                run(root, args.cache, args.mirror or detect_mirror(), log_dir, report, arch,
+                    qemu, tests, args.suite_timeout)
+            finally:
+                release(root)  # before an emulator this run registered goes away
     except (ChrootError, OSError, subprocess.SubprocessError) as e:
         report.check("harness", False, str(e))
     finally:
