@@ -1,6 +1,7 @@
 """The package works from a built wheel, not only from the checkout."""
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -14,12 +15,27 @@ from kiosk.testing.samples import write_sequence
 REPO = Path(__file__).resolve().parents[1]
 
 
+def clean_source(dest: Path) -> Path:
+    """The checkout's files as git sees them (tracked and new, never ignored), without the
+    checkout's own build/ folder: setuptools never deletes from it, so a module moved or
+    removed since the last build would otherwise still ship."""
+    listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others",
+                             "--exclude-standard"], check=True, capture_output=True).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        src = REPO / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
+    source = clean_source(tmp_path_factory.mktemp("source"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         "-w", str(out), str(REPO)],
+         "-w", str(out), str(source)],
         check=True, capture_output=True, text=True)
     [wheel] = out.glob("checkpoint_kiosk-*.whl")
     site = out / "site"

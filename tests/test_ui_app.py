@@ -338,9 +338,13 @@ def test_camera_loss_shows_the_fault_screen_and_the_lights_show_fault(kit, clock
     assert app.state == "scanning"
 
 
-def test_disk_low_and_reprovision_are_faults_that_still_let_codes_through(kit, clock):  # noqa: F811
+def test_disk_low_and_reprovision_are_faults_that_still_let_codes_through(kit, clock,  # noqa: F811
+                                                                         tmp_path):
+    from offline_queue.disk import DiskWatch
+
     app = make_app(kit, clock)
-    kit.loop._disk_low = True  # what health() sets when the disk is nearly full
+    # A real free-space check, with a warning level no disk reaches: the disk is "nearly full".
+    kit.loop._disk = DiskWatch(tmp_path, low_below=2**62, monotonic=clock)
     frame(app)
     assert app.state == "fault"
     kit.scan("cccd")

@@ -293,3 +293,10 @@ def test_result_banners_are_readable_and_tell_apart():
     r, g, b = artwork.NOT_PERSON_COLOUR
     assert b >= max(r, g) and max(r, g, b) - min(r, g, b) < 80
     assert contrast((255, 255, 255), (0, 0, 0)) == 21.0
+
+
+def test_every_direction_has_a_label_on_screen():
+    from kiosk.domain.model import Direction
+    from kiosk.ui.screens import DIRECTION_LABELS
+
+    assert set(DIRECTION_LABELS) == set(Direction)

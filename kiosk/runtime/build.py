@@ -113,9 +113,6 @@ class UnavailableStore:
     def document(self, name: str) -> None:
         return None
 
-    def stats(self) -> dict[str, Any]:
-        return {"error": self.unavailable}
-
     def close(self) -> None:
         pass
 

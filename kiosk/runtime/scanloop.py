@@ -16,7 +16,6 @@ import hashlib
 import logging
 import os
 import queue
-import shutil
 import sys
 import threading
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from hardware.signals import Pattern
-from kiosk.domain.model import Credential, Decision, Kind, Outcome
+from kiosk.domain.model import DIRECTIONS, Credential, Decision, Kind, Outcome
 from kiosk.domain.policy import Override
 from kiosk.errors import KioskError
 from kiosk.runtime.capture import CameraStatus, Decoded, StreamEnded
@@ -41,13 +40,13 @@ from kiosk.runtime.events import (
     ScanResult,
 )
 from kiosk.runtime.ports import CheckInStore, DecisionMaker, FrameSource, Lights, SyncLink
+from offline_queue.disk import DiskWatch
 from offline_queue.records import CheckIn
 from offline_queue.sync import SyncStatus
 
 log = logging.getLogger(__name__)
 
 SYNCED_FLAG = Path("/run/systemd/timesync/synchronized")
-DIRECTIONS = ("in", "out")
 DISK_CHECK_SECONDS = 30.0
 CLOCK_CHECK_SECONDS = 10.0  # the NTP flag file is looked at no more often than this
 
@@ -111,7 +110,7 @@ class ScanLoop:
         accepted_kinds: Iterable[str] = (),
         manual_entry: Callable[[str], Credential] | None = None,
         disk_path: str | os.PathLike[str] | None = None,
-        disk_warn_bytes: int = 200 * 1024 * 1024,
+        disk_warn_bytes: int = 0,
         is_clock_synced: Callable[[], bool] = clock_synced,
         trust_list_age: Callable[[], timedelta | None] = lambda: None,
         document_times: Callable[[], Mapping[str, datetime | None]] = lambda: {},
@@ -133,8 +132,9 @@ class ScanLoop:
         self._keep_fields = tuple(keep_fields)
         self._accepted_kinds = tuple(accepted_kinds)
         self._manual = manual_entry
-        self._disk_path = disk_path
-        self._disk_warn_bytes = disk_warn_bytes
+        # Free space is looked at every DISK_CHECK_SECONDS on the loop's clock, not each frame.
+        self._disk = (DiskWatch(disk_path, low_below=disk_warn_bytes, every=DISK_CHECK_SECONDS,
+                                monotonic=clock) if disk_path is not None else None)
         self.clock = clock
         self.now = now
         self._is_clock_synced = Sampled(is_clock_synced, CLOCK_CHECK_SECONDS, clock)
@@ -149,8 +149,6 @@ class ScanLoop:
         # A store that could not be opened says why from the start
         # (kiosk.runtime.build.UnavailableStore).
         self._store_message: str | None = getattr(store, "unavailable", None)
-        self._disk_low = False
-        self._disk_checked = float("-inf")
         self._sync_status: SyncStatus | None = None
         self._health: Health | None = None
         self.ended = False
@@ -415,18 +413,6 @@ class ScanLoop:
 
     def health(self) -> Health:
         """Health now (the screen gets it from :meth:`step` when it changes)."""
-        now = self.clock()
-        if self._disk_path is not None and now - self._disk_checked >= DISK_CHECK_SECONDS:
-            self._disk_checked = now
-            try:
-                free = shutil.disk_usage(self._disk_path).free
-                low = free < self._disk_warn_bytes
-                if low and not self._disk_low:
-                    log.warning("disk nearly full: %d MiB free at %s", free // 2**20,
-                                self._disk_path)
-                self._disk_low = low
-            except OSError as e:
-                log.warning("free disk space of %s unknown: %s", self._disk_path, e)
         sync = self._sync_status
         if sync is None and self.sync is not None:
             sync = self.sync.status()
@@ -436,7 +422,7 @@ class ScanLoop:
             camera_message=pipeline.message if pipeline is not None else None,
             store_ok=self._store_message is None,
             store_message=self._store_message,
-            disk_low=self._disk_low,
+            disk_low=self._disk.low() if self._disk is not None else False,
             online=sync.online if sync is not None else None,
             backlog=sync.backlog if sync is not None else 0,
             last_sync=sync.last_success if sync is not None else None,

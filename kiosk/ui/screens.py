@@ -15,7 +15,7 @@ import numpy as np
 import pygame
 
 from kiosk.domain.credentials.venue import is_venue_poster
-from kiosk.domain.model import Kind, Outcome
+from kiosk.domain.model import Direction, Kind, Outcome
 from kiosk.errors import KioskError
 from kiosk.ui.artwork import (
     COLOURS,
@@ -68,7 +68,7 @@ SHOW_PERSONAL_CODE = _("Please show your personal QR code")
 # The policy's reasons for such a code (kiosk.domain.policy) and the parsers' problems with one.
 NOT_PERSON_REASONS = frozenset({"not_a_person", "unrecognised", "empty", "payload_too_long",
                                 "parser_error"})
-DIRECTIONS = {"in": _("ENTRY"), "out": _("EXIT")}
+DIRECTION_LABELS: dict[str, str] = {Direction.IN: _("ENTRY"), Direction.OUT: _("EXIT")}
 SOURCES = {"manual": _("Entered by officer"), "override": _("Decision changed by officer")}
 # Override reasons are recorded as codes; the labels are for the officer.
 OVERRIDE_REASONS: dict[str, str] = {
@@ -207,7 +207,7 @@ def direction_badge(app: Any, surface: pygame.Surface, rect: pygame.Rect) -> Non
     d = app.loop.direction
     pygame.draw.rect(surface, IN_COLOUR if d == "in" else OUT_COLOUR, rect,
                      border_radius=rect.height // 5)
-    blit_text(app.fonts, surface, app.t(DIRECTIONS.get(d, d)), int(rect.height * 0.6), FG,
+    blit_text(app.fonts, surface, app.t(DIRECTION_LABELS.get(d, d)), int(rect.height * 0.6), FG,
               rect.inflate(-rect.height // 2, 0), bold=True)
 
 
@@ -262,7 +262,7 @@ def draw_status(app: Any, surface: pygame.Surface) -> int:
         draw_lights(app, surface, lights)
     t = app.t
     items = status_items(app)
-    direction = t(DIRECTIONS.get(app.loop.direction, app.loop.direction))
+    direction = t(DIRECTION_LABELS.get(app.loop.direction, app.loop.direction))
     clock_text = f"{direction}  {local_time(app, app.now())}"
     items.append((clock_text, clock_text, FG))
     size, rows = _status_fit(app, items, lines)
@@ -758,7 +758,8 @@ class Result(Screen):
             ident.append(t("born {year}").format(year=display["birth_year"]))
         if ident:
             lines.append(("  ·  ".join(ident), 1.3, False, FG))
-        meta = [t(kind_label(res.credential)), t(DIRECTIONS.get(res.direction, res.direction))]
+        meta = [t(kind_label(res.credential)),
+                t(DIRECTION_LABELS.get(res.direction, res.direction))]
         if res.source in SOURCES:
             meta.append(t(SOURCES[res.source]))
         lines.append(("  ·  ".join(meta), 1.0, False, MUTED))
@@ -1019,7 +1020,7 @@ class Officer(Screen):
         can_override = last is not None and getattr(last, "checkin_id", None) is not None
         specs = [
             (t("Type a CCCD number"), "manual", ACCENT, True),
-            (t("Switch to {direction}").format(direction=t(DIRECTIONS[other])), "direction",
+            (t("Switch to {direction}").format(direction=t(DIRECTION_LABELS[other])), "direction",
              IN_COLOUR if other == "in" else OUT_COLOUR, True),
             (t("Change last decision"), "override", (52, 64, 84), can_override),
             (t("Provision from QR"), "provision", (52, 64, 84), app.appliance.can_provision),
@@ -1121,7 +1122,7 @@ class Officer(Screen):
         for item in self.recent[:RECENT_ROWS]:
             when, direction, who, outcome = recent_fields(item)
             old = str(item.get("id")) in changed
-            texts = [local_time(app, when), t(DIRECTIONS.get(direction, direction)), who,
+            texts = [local_time(app, when), t(DIRECTION_LABELS.get(direction, direction)), who,
                      t(WORDS[outcome]) if outcome else ""]
             if changed:  # the tag column is there only when a row needs it
                 texts.append(t(CHANGED_TAG) if old else "")
