@@ -7,7 +7,7 @@ configuration file: real SQLite store, sync worker, gpiozero mock pins) except f
 camera: codes arrive as ``Decoded`` events on the loop's queue, either as sent (what the
 decoder thread would post) or from a synthetic camera frame decoded by the real decoder.
 The screen is ``KioskApp`` on SDL's dummy driver, run by the product's own main loop
-(``kiosk.ui.app._main_loop``); officer actions are real pygame events (taps at the centre
+(``kiosk.ui.app.main_loop``); officer actions are real pygame events (taps at the centre
 of the current screen's buttons, key presses) posted on SDL's queue.
 
 Commands come on stdin, one JSON object a line, each with an ``id``:
@@ -90,7 +90,7 @@ class Driver:
         self.stop = stop
         self.commands = commands
         self.pending: list[dict] = []  # injected, acknowledged after the next frame
-        self.tags: dict[bytes, str] = {}
+        self.tags: dict[int, str | None] = {}  # by the frame time of the code posted
         self.current_tag: str | None = None
         self.state = ""
         self.lights: dict[str, bool] = {}
@@ -103,28 +103,17 @@ class Driver:
 
     # -- results, as the loop produces them (after the lights were set) --------------
 
-    def wrap_loop(self) -> None:
-        loop = self.parts.loop
-        for name in ("process", "manual_entry", "override"):
-            original = getattr(loop, name)
+    def watch_loop(self) -> None:
+        self.parts.loop.watch(self.report)
 
-            def wrapped(*args: Any, _original: Any = original, _name: str = name,
-                        **kwargs: Any) -> Any:
-                result = _original(*args, **kwargs)
-                self.report(result, args, _name)
-                return result
-
-            setattr(loop, name, wrapped)
-
-    def report(self, result: Any, args: tuple, how: str) -> None:
+    def report(self, result: Any) -> None:
         tag = self.current_tag
-        if how == "process" and args:
-            raw = args[0] if isinstance(args[0], bytes) else str(args[0]).encode()
-            tag = self.tags.pop(raw, tag)
+        if result.source == "scan" and result.frame_ns is not None:
+            tag = self.tags.pop(result.frame_ns, tag)
         outcome = str(result.decision.outcome)
         self.last_decided = (outcome, self.app.clock())
-        emit(ev="result", tag=tag, how=how, checkin_id=result.checkin_id, outcome=outcome,
-             reasons=list(result.decision.reasons), source=result.source,
+        emit(ev="result", tag=tag, how=result.source, checkin_id=result.checkin_id,
+             outcome=outcome, reasons=list(result.decision.reasons), source=result.source,
              kind=str(result.credential.kind), person_key=result.credential.person_key,
              direction=result.direction, signalled=result.signalled_ns is not None,
              lights=self.parts.loop.lights(), state=self.app.state)
@@ -210,8 +199,8 @@ class Driver:
             return
         if op == "code":
             raw = command["raw"].encode("latin-1")
-            self.tags[raw] = command.get("tag")
             now = time.monotonic_ns()
+            self.tags[now] = command.get("tag")
             self.parts.loop.events.put(Decoded(raw, raw.decode("utf-8", "replace"),
                                                ((0, 0),), now, now))
         elif op == "frame":
@@ -264,8 +253,9 @@ class Driver:
                       random.Random(command.get("seed", 0)))
         now = time.monotonic_ns()
         codes = self.decoder.decode(image)
+        if codes:
+            self.tags[now] = command.get("tag")
         for code in codes:
-            self.tags[code.raw] = command.get("tag")
             self.parts.loop.events.put(Decoded(code.raw, code.text, code.position, now,
                                                time.monotonic_ns()))
         if not codes:
@@ -308,7 +298,7 @@ def run(cfg: Any, options: argparse.Namespace, build: Any, stop_on_signals: Any)
 
     from kiosk.main import selftest_runner
     from kiosk.runtime.build import Supplied
-    from kiosk.ui.app import KioskApp, _main_loop
+    from kiosk.ui.app import KioskApp, main_loop
     from kiosk.ui.appliance import Appliance
 
     commands: queue.Queue = queue.Queue()
@@ -330,9 +320,9 @@ def run(cfg: Any, options: argparse.Namespace, build: Any, stop_on_signals: Any)
                        camera_crop=cfg.camera.crop)
         stack.callback(app.close)
         driver = Driver(app, parts, stop, commands)
-        driver.wrap_loop()
+        driver.watch_loop()
         threading.Thread(target=_reader, args=(commands,), daemon=True).start()
-        _main_loop(app, display, display, False, stop, driver.tick)
+        main_loop(app, display, display, False, stop, driver.tick)
         reason = "restart requested by the screen" if not app.running else "stopped"
     emit(ev="exit", code=0, error=None, reason=reason)
     return 0

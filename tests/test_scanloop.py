@@ -51,14 +51,32 @@ def factory():
     f.reset()
 
 
+class Ticks:
+    """The loop's monotonic clock, moved by the test (nothing sleeps)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
-def kiosk(tmp_path, factory):
+def ticks():
+    return Ticks()
+
+
+@pytest.fixture
+def kiosk(tmp_path, factory, ticks):
     db = tmp_path / "checkins.db"
     with Store(db, device_id="dev-1", checkpoint_id="cp-1") as store, \
             DbWatchingSignals(db, red=17, amber=27, green=22, buzzer=23,
                               pin_factory=factory) as signals:
         yield ScanLoop(store=store, checker=RecognisedPasses(), recognise=recognise,
-                       signals=signals, dedupe_seconds=0.3, result_seconds=0.2)
+                       signals=signals, dedupe_seconds=0.3, result_seconds=0.2, clock=ticks)
 
 
 def results(events):
@@ -82,23 +100,23 @@ def test_a_check_in_is_on_disk_before_the_light_turns_green(kiosk):
     assert "Bích Ngọc" not in str(row)
 
 
-def test_the_same_code_in_consecutive_frames_is_one_scan(kiosk):
+def test_the_same_code_in_consecutive_frames_is_one_scan(kiosk, ticks):
     for _ in range(5):
         kiosk.events.put(decoded(CCCD))
     assert len(results(kiosk.step())) == 1
-    time.sleep(0.4)  # absent longer than the window: a new scan
+    ticks.advance(0.4)  # absent longer than the window: a new scan
     kiosk.events.put(decoded(CCCD))
     assert len(results(kiosk.step())) == 1
     assert kiosk.counts_today()["total"] == 2
 
 
-def test_a_code_held_still_stays_one_scan(kiosk):
+def test_a_code_held_still_stays_one_scan(kiosk, ticks):
     # Seen every 0.1 s for 0.6 s, window 0.3 s: the sightings keep the window open.
     found = []
     for _ in range(7):
         kiosk.events.put(decoded(CCCD))
         found += results(kiosk.step())
-        time.sleep(0.1)
+        ticks.advance(0.1)
     assert len(found) == 1
 
 
@@ -130,10 +148,12 @@ def test_a_store_failure_never_gives_a_pass(kiosk):
     assert not health.store_ok and "disk I/O" in health.store_message and health.fault
 
 
-def test_lights_return_to_idle_after_the_result_time(kiosk):
+def test_lights_return_to_idle_after_the_result_time(kiosk, ticks):
     kiosk.process(CCCD)
     assert kiosk.lights()["green"]
-    time.sleep(0.3)
+    kiosk.step()
+    assert kiosk.lights()["green"]  # not before the result time
+    ticks.advance(0.3)
     kiosk.step()
     assert not any(kiosk.lights().values())
 

@@ -23,7 +23,7 @@ from kiosk.domain.model import Outcome
 from kiosk.domain.officers import hash_pin, pin_matches
 from kiosk.errors import ConfigError
 from kiosk.ui import run_ui
-from kiosk.ui.app import KioskApp, _main_loop
+from kiosk.ui.app import KioskApp, main_loop
 from kiosk.ui.machine import Timeouts
 
 T = Timeouts()  # the durations the screens run on
@@ -378,7 +378,7 @@ def test_an_exception_shows_the_fault_screen_once_logged_and_recovers(kit, clock
 
     app.draw = _recording(app.draw, states, app)
     with caplog.at_level(logging.ERROR):
-        _main_loop(app, display, display, False, stop, on_tick)
+        main_loop(app, display, display, False, stop, on_tick)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == \
         ["screen error; showing the fault screen"]
     assert states[:3] == ["fault"] * 3

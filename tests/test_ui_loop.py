@@ -1,7 +1,8 @@
-"""The real scan loop as the screen tests use it, and checks that it is wired as the app wires it.
+"""The real scan loop as the screen tests use it, built by the app's own ``build``.
 
-``kiosk.runtime.scanloop.ScanLoop`` with a real SQLite store, the real parsers and policy checker,
-a real quarantine watchlist, the lights on gpiozero's MockFactory, and camera frames from
+``kiosk.runtime.build.build`` wires the kiosk from a configuration as on the appliance, with a
+real SQLite store (fixed clock for screenshots), the real parsers and policy checker with a
+real quarantine watchlist, the lights on gpiozero's MockFactory, and camera frames from
 ``kiosk.testing.samples`` decoded by the real QR decoder.  Only the camera thread is replaced by
 ``FrameFeed`` (the test shows a frame; the decoder runs at once), so tests are deterministic.
 """
@@ -21,11 +22,11 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from hardware.camera import Frame
 from hardware.qr import open_decoder
 from hardware.signals import Signals
-from kiosk.domain.credentials import cccd, recognise
-from kiosk.domain.credentials.masking import mask_id
-from kiosk.domain.model import Credential, Kind, Outcome
+from kiosk.config import Config
+from kiosk.domain.model import Outcome
 from kiosk.domain.policy import Checker, Policy
 from kiosk.domain.watchlist import Watchlist
+from kiosk.runtime.build import Supplied, build
 from kiosk.runtime.capture import Decoded
 from kiosk.runtime.scanloop import ScanLoop
 from kiosk.testing.samples import SAMPLES, frame
@@ -60,21 +61,6 @@ class FrameFeed:
 
     def latest_frame(self) -> Frame | None:
         return self._latest
-
-
-def manual_cccd(number: str) -> Credential:
-    """What an officer's typed number becomes: a CCCD credential checked like a scanned one.
-
-    ``kiosk.domain.credentials`` has no number-only parser yet (the app looks for
-    ``from_cccd_number``); this one uses the same number rules as the card parser.
-    """
-    if not cccd.NUMBER.fullmatch(number):
-        return Credential(Kind.UNKNOWN, problems=("cccd_number_invalid",))
-    parsed = cccd.parse([number, "", "", "", "", "", ""])
-    problems = tuple(p for p in parsed.problems if p.startswith("cccd_number")
-                     or p.startswith("cccd_province"))
-    return Credential(Kind.CCCD, number, {"id": mask_id(number)}, {"number": number},
-                      parsed.checks, problems)
 
 
 @dataclass
@@ -121,19 +107,27 @@ def build_kit(tmp_path, *, wall=None, tz=None):
     db_path = tmp_path / "checkins.db"
     decoder = open_decoder("auto")
     clock = Clock(wall=wall, synced=lambda: True, boot_id="ui-tests")
+    cfg = Config().replace(store={"path": str(db_path)}, decoder={"dedupe_seconds": 0.5},
+                           ui={"result_seconds": 4.0})
     try:
-        with Store(db_path, device_id="dev-ui", checkpoint_id="cp-ui", clock=clock,
-                   tz=tz) as store, \
-                Signals(red=17, amber=27, green=22, buzzer=23, gate=24,
-                        pin_factory=factory) as signals:
-            loop = ScanLoop(store=store, checker=checker, recognise=recognise, signals=signals,
-                            dedupe_seconds=0.5, result_seconds=4.0,
-                            accepted_kinds=checker.policy.accepted_kinds,
-                            manual_entry=manual_cccd, is_clock_synced=lambda: True,
-                            trust_list_age=lambda: timedelta(hours=5))
-            feed = FrameFeed(loop.events, decoder)
-            loop.pipeline = feed
-            yield Kit(loop, feed, store, signals, db_path)
+        with contextlib.ExitStack() as stack:
+            store = stack.enter_context(Store(db_path, device_id="dev-ui", checkpoint_id="cp-ui",
+                                              clock=clock, tz=tz))
+            signals = stack.enter_context(Signals(red=17, amber=27, green=22, buzzer=23,
+                                                  gate=24, pin_factory=factory))
+            feeds: list[FrameFeed] = []
+
+            def feed(events):
+                feeds.append(FrameFeed(events, decoder))
+                return feeds[-1]
+
+            # The kiosk as kiosk.main builds it, with these parts in place of the configured
+            # ones: the loop's wiring is the appliance's, not a second copy of it.
+            parts = build(cfg, stack, parts=Supplied(
+                store=store, checker=checker, signals=signals, pipeline=feed,
+                loop_options={"is_clock_synced": lambda: True,
+                              "trust_list_age": lambda: timedelta(hours=5)}))
+            yield Kit(parts.loop, feeds[0], store, signals, db_path)
     finally:
         decoder.close()
         factory.reset()

@@ -143,6 +143,7 @@ class ScanLoop:
         self._stored_document_errors = stored_document_errors
         self._seen: dict[bytes, float] = {}
         self._results: deque[ScanResult] = deque(maxlen=50)
+        self._watchers: list[Callable[[ScanResult], None]] = []
         self._idle_at: float | None = None
         self._pattern = Pattern.IDLE
         self._lent = False  # the self-test drives the lights; patterns are remembered only
@@ -291,7 +292,17 @@ class ScanLoop:
                         "decision": str(decision.outcome), "reasons": reasons})
         if checkin_id and self.sync is not None:
             self.sync.poke()
+        for watcher in self._watchers:
+            try:
+                watcher(result)
+            except Exception:  # an observer's fault is not the person's
+                _log_failure("a result watcher failed")
         return result
+
+    def watch(self, watcher: Callable[[ScanResult], None]) -> None:
+        """Call ``watcher`` with every result, on the loop's thread, once recorded and signalled
+        (benches and the checkpoint-day harness observe the kiosk this way)."""
+        self._watchers.append(watcher)
 
     def _record(self, credential: Credential, decision: Decision, source: str,
                 override: Mapping[str, str], direction: str) -> tuple[str | None, Decision]:

@@ -416,7 +416,7 @@ def run_ui(
             app = KioskApp(loop, settings, logical, sound=sound, appliance=appliance,
                            show_lights=show_lights, camera_crop=camera_crop)
             try:
-                _main_loop(app, display, canvas, rotate, stop, on_tick)
+                main_loop(app, display, canvas, rotate, stop, on_tick)
             finally:
                 app.close()
     finally:
@@ -445,7 +445,7 @@ def run_frame(app: KioskApp, display: pygame.Surface, canvas: pygame.Surface,
     pygame.display.flip()
 
 
-def _main_loop(app: KioskApp, display: pygame.Surface, canvas: pygame.Surface, rotate: bool,
+def main_loop(app: KioskApp, display: pygame.Surface, canvas: pygame.Surface, rotate: bool,
                stop: threading.Event, on_tick: Callable[[], None]) -> None:
     frame_clock = pygame.time.Clock()
     failed_frames = 0
