@@ -66,6 +66,10 @@ setup(
             "hypothesis>=6",
             # tests/test_architecture.py: the layer contracts in pyproject.toml.
             "import-linter>=2.1",
+            # tests/test_architecture.py: mypy in basic mode ([tool.mypy] in pyproject.toml),
+            # with the stubs of the one untyped library whose calls we make the most of.
+            "mypy>=1.10",
+            "types-requests>=2.28",
             # tests/test_api_contract.py checks docs/api.yaml and both sides against it.
             "openapi-spec-validator>=0.7",
             "pyyaml>=6",

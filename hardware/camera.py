@@ -284,7 +284,7 @@ class V4L2Camera:
         cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
         # Keep only the newest frame: a stale buffered frame adds a frame period of latency.
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-        self._cap = cap
+        self._cap: cv2.VideoCapture | None = cap
         self._index = 0
 
     def read(self, timeout: float = 1.0) -> Frame | None:
@@ -327,7 +327,7 @@ class PiCamera:
                  autofocus: bool = True, spec: str = "picamera2") -> None:
         self.spec = spec
         try:
-            from picamera2 import Picamera2  # type: ignore[import-not-found]
+            from picamera2 import Picamera2
         except ImportError as e:
             raise CameraError(
                 "camera 'picamera2' needs the picamera2 package, which exists only on Raspberry "
@@ -351,7 +351,7 @@ class PiCamera:
                 cw, ch = int(w * crop), int(h * crop)
                 controls["ScalerCrop"] = (x + (w - cw) // 2, y + (h - ch) // 2, cw, ch)
             if autofocus and "AfMode" in cam.camera_controls:
-                from libcamera import controls as lc  # type: ignore[import-not-found]
+                from libcamera import controls as lc
 
                 controls["AfMode"] = lc.AfModeEnum.Continuous
             if controls:

@@ -23,12 +23,13 @@ def load_gray(path: str | os.PathLike[str]) -> np.ndarray:
     """
     p = Path(path)
     try:
-        with Image.open(p) as im:
-            if im.width * im.height > MAX_PIXELS:
-                raise DecoderError(f"{str(p)!r} is {im.width}x{im.height} pixels, more than a "
-                                   f"camera frame ({MAX_PIXELS} pixels at most); crop or scale it")
+        with Image.open(p) as opened:
+            if opened.width * opened.height > MAX_PIXELS:
+                raise DecoderError(f"{str(p)!r} is {opened.width}x{opened.height} pixels, more "
+                                   f"than a camera frame ({MAX_PIXELS} pixels at most); crop or "
+                                   "scale it")
             # Photos from phones carry their orientation in EXIF; frames must be upright.
-            im = ImageOps.exif_transpose(im)
+            im: Image.Image = ImageOps.exif_transpose(opened)
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 # Transparent pixels are usually black underneath: put them on white paper.
                 im = im.convert("RGBA")

@@ -247,7 +247,7 @@ def check(path: str | os.PathLike[str] | None = None, *,
     ``config check`` shows them all; start-up (:func:`load`) stops on any of them.
     """
     explicit = path is not None
-    file = Path(path) if explicit else DEFAULT_PATH
+    file = Path(path) if path is not None else DEFAULT_PATH
     problems: list[ConfigError] = []
     refused: set[str] = set()  # dotted keys already reported: later checks skip them
     data: dict[str, Any] = {}

@@ -108,6 +108,7 @@ class _Watched:
     """Mixin for urllib3 connections: keep a duplicate descriptor, join the deadline."""
 
     def _new_conn(self) -> socket.socket:
+        # mypy checks a mixin against its base, object; at run time super() is urllib3's.
         sock = super()._new_conn()  # type: ignore[misc]
         self._close_handle()
         self._deadline_handle = sock.dup()
@@ -116,11 +117,11 @@ class _Watched:
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
         _attach(self)  # a kept-alive connection serving another request
-        return super().request(*args, **kwargs)  # type: ignore[misc]
+        return super().request(*args, **kwargs)  # type: ignore[misc]  # (as _new_conn)
 
     def close(self) -> None:
         try:
-            super().close()  # type: ignore[misc]
+            super().close()  # type: ignore[misc]  # (as _new_conn)
         finally:
             self._close_handle()
 

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -115,13 +115,13 @@ class UUIDv7Factory:
     not, so the store keeps its own sequence for creation order.
     """
 
-    def __init__(self, time_ns: object = time.time_ns) -> None:
+    def __init__(self, time_ns: Callable[[], int] = time.time_ns) -> None:
         self._time_ns = time_ns
         self._last = 0
         self._lock = threading.Lock()
 
     def __call__(self) -> str:
-        ms = self._time_ns() // 1_000_000  # type: ignore[operator]
+        ms = self._time_ns() // 1_000_000
         rand = int.from_bytes(os.urandom(10), "big")
         rand_a = rand >> 68 & 0xFFF  # 12 bits
         rand_b = rand & ((1 << 62) - 1)  # 62 bits

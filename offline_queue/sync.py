@@ -440,7 +440,8 @@ class Syncer:
                     f"forbidden for this device token: {text or 'no reason given'}; "
                     "re-provision the kiosk so the central links its earlier device id")
                 continue
-            state = _STATE_OF.get(status)
+            # A status that is not text (a broken central) is no verdict, like an unknown word.
+            state = _STATE_OF.get(status) if isinstance(status, str) else None
             if state is not None:
                 marks[result["id"]] = (state, error)
         self.outbox.mark_results(marks, self._now())

@@ -200,11 +200,12 @@ def validation_errors(item: Any, *, now: datetime | None = None) -> list[str]:
         elif name in _CHOICES and value is not None and value not in _CHOICES[name]:
             errors.append(f"{name} is {short_repr(value)}; use one of "
                           f"{', '.join(_CHOICES[name])}")
-        elif name == "monotonic_ns" and not 0 <= value <= MAX_MONOTONIC_NS:
+        elif name == "monotonic_ns" and isinstance(value, int) and not (
+                0 <= value <= MAX_MONOTONIC_NS):
             errors.append(f"monotonic_ns is {short_repr(value)}; use 0 to {MAX_MONOTONIC_NS}")
-        elif name == "display":
+        elif name == "display" and isinstance(value, dict):
             errors.extend(_display_errors(value))
-        elif name == "reasons":
+        elif name == "reasons" and isinstance(value, list):
             errors.extend(_reasons_errors(value))
     for name in ("id", "override_of"):
         value = item.get(name)

@@ -190,3 +190,31 @@ def test_reprovisioning_delivers_the_whole_backlog_end_to_end(central, enrolled,
             status = worker.status()
     assert (status.dead_letter, status.forbidden, status.reprovision_needed) == (0, 0, False)
     assert sorted(server_ids(tmp_path)) == sorted(ids)
+
+
+def _odd_status_server(odd: object):
+    """A central whose verdict for the first row has ``status`` ``odd``; the rest accepted."""
+    def answer(method, path, body):
+        if path == "/v1/checkins":
+            rows = body["checkins"]
+            return 200, {"results": [{"id": rows[0]["id"], "status": odd}]
+                         + [{"id": c["id"], "status": "accepted"} for c in rows[1:]]}, {}
+        return 404, {"error": "no such document"}, {}
+    return answer
+
+
+def test_a_verdict_with_a_non_text_status_keeps_that_row_and_delivers_the_rest(enrolled,
+                                                                              tmp_path):
+    """A status that is a list or an object (a broken central) is no verdict: like an unknown
+    word, the row stays to be sent again, and the other rows of the batch are still marked."""
+    for odd in ("pondering", ["accepted"], {"state": "sent"}):
+        with kiosk_store(tmp_path, enrolled) as store:
+            for i in range(3):
+                store.record(entry(i))
+        with ScriptedServer(_odd_status_server(odd)) as server:
+            result = sync_once(db_path=tmp_path / "kiosk.db", server_url=server.url, token="t")
+        assert not result.ok, (odd, result)
+        with Outbox(tmp_path / "kiosk.db") as outbox:
+            counts = outbox.counts()
+        assert (counts["pending"], counts["sent"]) == (1, 2), (odd, counts)
+        (tmp_path / "kiosk.db").unlink()

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from hardware.errors import DecoderError
-from hardware.qr.base import QR_CODE, Code, box_corners, check_frame, code_text
+from hardware.qr.base import QR_CODE, Code, Point, box_corners, check_frame, code_text
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,8 @@ class PyzbarDecoder:
         try:
             w.zbar_image_set_format(image, _FOURCC_Y800)
             w.zbar_image_set_size(image, wd, h)
-            w.zbar_image_set_data(image, ctypes.cast(pixels, ctypes.c_void_p), len(pixels), None)
+            data = ctypes.cast(ctypes.c_char_p(pixels), ctypes.c_void_p)   # no copy
+            w.zbar_image_set_data(image, data, len(pixels), None)
             if w.zbar_scan_image(self._scanner, image) <= 0:
                 return []
             codes = []
@@ -111,6 +112,7 @@ class PyzbarDecoder:
                        for i in range(w.zbar_symbol_get_loc_size(symbol))]
                 # zbar lists a QR symbol's corners counter-clockwise from top-left; reorder
                 # them clockwise like zxing's.  Anything else gets its bounding box.
+                corners: tuple[Point, ...]
                 if len(pts) == 4:
                     corners = (pts[0], pts[3], pts[2], pts[1])
                 else:

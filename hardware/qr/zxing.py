@@ -52,14 +52,14 @@ def _upscale2(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
     h, w = frame.shape
     if max(h, w) > _UPSCALE_MAX_SIDE:
         return None
-    return np.asarray(_pil(frame).resize((2 * w, 2 * h), Image.BICUBIC)), 2.0
+    return np.asarray(_pil(frame).resize((2 * w, 2 * h), Image.Resampling.BICUBIC)), 2.0
 
 
 def _upscale3(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
     h, w = frame.shape
     if max(h, w) > _UPSCALE_MAX_SIDE:
         return None
-    return np.asarray(_pil(frame).resize((3 * w, 3 * h), Image.BICUBIC)), 3.0
+    return np.asarray(_pil(frame).resize((3 * w, 3 * h), Image.Resampling.BICUBIC)), 3.0
 
 
 def _sharpen(frame: np.ndarray) -> tuple[np.ndarray, float]:
@@ -121,7 +121,7 @@ def _up_sharp(factor: float, max_side: int, percent: int = 150) -> Prepare:
         if max(h, w) > max_side:
             return None
         size = (round(w * factor), round(h * factor))
-        up = _pil(frame).resize(size, Image.BICUBIC)
+        up = _pil(frame).resize(size, Image.Resampling.BICUBIC)
         up = up.filter(ImageFilter.UnsharpMask(radius=factor, percent=percent, threshold=0))
         return np.asarray(up), size[0] / w
 
@@ -130,7 +130,8 @@ def _up_sharp(factor: float, max_side: int, percent: int = 150) -> Prepare:
 
 def _half(frame: np.ndarray) -> tuple[np.ndarray, float]:
     h, w = frame.shape
-    return np.asarray(_pil(frame).resize((max(1, w // 2), max(1, h // 2)), Image.BOX)), 0.5
+    half = (max(1, w // 2), max(1, h // 2))
+    return np.asarray(_pil(frame).resize(half, Image.Resampling.BOX)), 0.5
 
 
 PREPARE: dict[str, Prepare] = {

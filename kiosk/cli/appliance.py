@@ -236,8 +236,7 @@ def selftest(as_json: bool, assume_yes: bool, card_seconds: float | None,
         card_seconds = 30.0 if interactive else 0.0
     progress = (lambda name: click.echo(f"... {name}", err=True)) if not as_json else None
     report = run_selftest(cfg, confirm=confirm, card_seconds=card_seconds,
-                          camera_seconds=camera_seconds,
-                          **({"progress": progress} if progress else {}))
+                          camera_seconds=camera_seconds, progress=progress)
     click.echo(report.to_json() if as_json else report.human())
     sys.exit(0 if report.ok else 1)
 

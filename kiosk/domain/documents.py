@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from functools import partial
 from types import MappingProxyType
 from typing import Any
 
@@ -90,12 +91,11 @@ def validate_watchlist(body: bytes) -> None:
     load_watchlist(body)
 
 
-VALIDATORS: Mapping[str, Callable[[bytes], None]] = MappingProxyType({
-    name: (lambda body, _name=name: validate(_name, body))
-    for name in ("policy", "trust_list", "watchlist")
-})
-
-
 def validate(name: str, body: bytes) -> None:
     """Validate document ``name``; raises :class:`DocumentError` (also for an unknown name)."""
     load(name, body)
+
+
+VALIDATORS: Mapping[str, Callable[[bytes], None]] = MappingProxyType({
+    name: partial(validate, name) for name in ("policy", "trust_list", "watchlist")
+})

@@ -91,9 +91,10 @@ class Policy:
                 "nor a .toml/.json policy file"
             )
         extra = dict(overrides or {})
-        if extra.pop("profile", base.profile) != base.profile:
+        profile_override = extra.pop("profile", base.profile)
+        if profile_override != base.profile:
             raise ConfigError(
-                f"policy.profile override {overrides['profile']!r} contradicts the profile "  # type: ignore[index]
+                f"policy.profile override {profile_override!r} contradicts the profile "
                 f"{base.profile!r} being loaded; pass the profile as the name to load"
             )
         return dataclasses.replace(base, **_validated({**doc, **extra}))

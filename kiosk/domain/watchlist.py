@@ -210,8 +210,11 @@ def _digest(salt: bytes, number: str) -> str:
 
 def _timestamp(doc: dict[str, Any], key: str) -> datetime:
     value = doc.get(key)
+    problem = f"watchlist.{key} is {value!r}, expected an ISO 8601 time"
+    if not isinstance(value, str):
+        raise ConfigError(problem)
     try:
-        at = datetime.fromisoformat(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"watchlist.{key} is {value!r}, expected an ISO 8601 time") from e
+        at = datetime.fromisoformat(value)
+    except ValueError as e:
+        raise ConfigError(problem) from e
     return at if at.tzinfo else at.replace(tzinfo=UTC)

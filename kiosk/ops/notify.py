@@ -61,7 +61,7 @@ def _socket_send(message: str) -> bool:
 
 def _systemd_send() -> Callable[[str], bool] | None:
     try:
-        from systemd import daemon  # type: ignore[import-not-found]
+        from systemd import daemon
     except ImportError:
         return None
     return daemon.notify
@@ -343,11 +343,11 @@ def journal_handler(*, sender: Callable[..., Any] | None = None) -> logging.Hand
     """A handler that writes to the journal with structured fields, or None without
     systemd-python.  ``sender`` replaces ``systemd.journal.send`` (tests)."""
     try:
-        from systemd import journal  # type: ignore[import-not-found]
+        from systemd import journal
     except ImportError:
         return None
 
-    class _Handler(journal.JournalHandler):  # type: ignore[misc, name-defined]
+    class _Handler(journal.JournalHandler):
         def emit(self, record: logging.LogRecord) -> None:
             # The stock emit() sends every record attribute (and CODE_ARGS) as a field; send
             # only the message and the whitelisted fields, so nothing personal slips through.

@@ -206,8 +206,9 @@ def qr_payload(request: Request) -> str:
 
 
 def is_provisioning_qr(payload: str | bytes) -> bool:
-    prefix = QR_PREFIX.encode() if isinstance(payload, bytes) else QR_PREFIX
-    return payload.startswith(prefix)  # type: ignore[arg-type]
+    if isinstance(payload, bytes):
+        return payload.startswith(QR_PREFIX.encode())
+    return payload.startswith(QR_PREFIX)
 
 
 # -- enrolment -------------------------------------------------------------------------------

@@ -83,7 +83,7 @@ def run_selftest(
     confirm: Confirm | None = None,
     card_seconds: float = 0.0,
     camera_seconds: float = 5.0,
-    progress: Callable[[str], None] = lambda _msg: None,
+    progress: Callable[[str], None] | None = None,
     session: Any = None,
     synced_flag: Path = Path("/run/systemd/timesync/synchronized"),
 ) -> SelfTestReport:
@@ -93,12 +93,14 @@ def run_selftest(
     the configured camera here.  ``signals``: the kiosk's ``Signals``; None opens the pins
     here.  ``card_seconds`` > 0 waits that long for the printed test card in front of the
     camera; 0 decodes the card's image directly (the decoder works, the camera is not aimed).
+    ``progress(name)`` is told each check's name before it runs.
     """
     checks: list[Check] = []
     server_time: list[datetime] = []
 
     def step(name: str, fn: Callable[[], tuple[str, str]]) -> None:
-        progress(name)
+        if progress is not None:
+            progress(name)
         t0 = time.monotonic()
         try:
             result, detail = fn()
@@ -158,8 +160,8 @@ def _card(cfg: Any, frames: FrameSource | None, seen: list[Any], seconds: float
 
     with contextlib.closing(open_decoder(cfg.decoder.backend)) as decoder:
         if seconds <= 0:
-            image = np.asarray(test_card_image(module_px=4))
-            texts = [c.text for c in decoder.decode(image)]
+            card = np.asarray(test_card_image(module_px=4))
+            texts = [c.text for c in decoder.decode(card)]
             if TEST_CARD in texts:
                 return PASS, "decoder reads the test card image (camera not aimed at a card)"
             return FAIL, f"decoder did not read the test card image (got {len(texts)} codes)"

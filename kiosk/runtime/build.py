@@ -243,7 +243,7 @@ def open_pipeline(cfg: Config, stack: contextlib.ExitStack,
     pipeline = CapturePipeline(
         open_camera=lambda: configured_camera(cfg),
         open_decoder=lambda: open_decoder(cfg.decoder.backend),
-        events=events,  # type: ignore[arg-type]
+        events=events,
         retry_max=cfg.camera.retry_max_seconds,
     )
     stack.callback(pipeline.close)

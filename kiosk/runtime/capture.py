@@ -16,12 +16,11 @@ second of :meth:`CapturePipeline.close`.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from hardware.camera import Camera, EndOfStream, Frame
 from kiosk.errors import CameraError
@@ -54,11 +53,17 @@ class StreamEnded:
     """A replayed recording is over and its last frame has been decoded."""
 
 
+class EventSink(Protocol):
+    """Where the pipeline posts what it sees: the scan loop's queue (it only ever puts)."""
+
+    def put(self, item: Decoded | CameraStatus | StreamEnded, /) -> None: ...
+
+
 class CapturePipeline:
     """Runs the camera and decode threads; events go to ``events``."""
 
     def __init__(self, *, open_camera: Callable[[], Camera], open_decoder: Callable[[], Any],
-                 events: queue.Queue[Any], retry_initial: float = 0.5,
+                 events: EventSink, retry_initial: float = 0.5,
                  retry_max: float = 30.0) -> None:
         self._open_camera = open_camera
         self._open_decoder = open_decoder

@@ -95,13 +95,16 @@ def sequence(samples: tuple[Sample, ...] = SAMPLES, *, code_frames: int = 6,
             yield "", frame(None, rng)
 
 
-def write_sequence(folder: Path, **kwargs: object) -> list[str]:
-    """Write the frames as numbered PNGs (a replay camera folder); returns the labels."""
+def write_sequence(folder: Path, samples: tuple[Sample, ...] = SAMPLES, *, code_frames: int = 6,
+                   gap_frames: int = 14, seed: int = 1) -> list[str]:
+    """Write :func:`sequence`'s frames as numbered PNGs (a replay camera folder); returns the
+    labels."""
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.png"):
         old.unlink()
     labels = []
-    for i, (label, image) in enumerate(sequence(**kwargs)):  # type: ignore[arg-type]
+    frames = sequence(samples, code_frames=code_frames, gap_frames=gap_frames, seed=seed)
+    for i, (label, image) in enumerate(frames):
         Image.fromarray(image, "L").save(folder / f"{i:05d}.png", optimize=False)
         labels.append(label)
     return labels

@@ -104,7 +104,7 @@ class Job:
     # -- the main loop's side --------------------------------------------------------------
 
     def poll(self) -> list[tuple[str, Any]]:
-        out = []
+        out: list[tuple[str, Any]] = []
         while True:
             try:
                 message = self._messages.get_nowait()
@@ -196,9 +196,9 @@ class ResultWatch:
         from kiosk.ops.provision import last_result
 
         digest = self._digest()
-        if digest is None or digest == self._shown:
+        if self.state_dir is None or digest is None or digest == self._shown:
             return None
-        result = last_result(self.state_dir)  # type: ignore[arg-type]
+        result = last_result(self.state_dir)
         if result is None:
             self._shown = digest  # unreadable: do not try again every poll
         return result

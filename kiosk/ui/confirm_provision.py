@@ -34,10 +34,14 @@ log = logging.getLogger(__name__)
 ARROW = " » "
 
 
-def offer(app: Any, screen: ConfirmProvision) -> bool:
-    """Show the staged change on ``screen`` if there is one and it is not snoozed; the app
-    calls this when the kiosk is free (scanning, idle, fault)."""
+def offer(app: Any, screen: Screen) -> bool:
+    """Show the staged change on ``screen`` (the machine's ConfirmProvision) if there is one
+    and it is not snoozed; the app calls this when the kiosk is free (scanning, idle, fault)."""
     from kiosk.ops import provision as prov
+
+    if not isinstance(screen, ConfirmProvision):
+        raise TypeError(f"offer() shows a staged change on the ConfirmProvision screen, not on "
+                        f"{type(screen).__name__} {screen.name!r}")
 
     appliance = app.appliance
     if appliance.state_dir is None or appliance.config_path is None:
@@ -166,7 +170,8 @@ class ConfirmProvision(Screen):
 
     def areas(self, app: Any) -> tuple[pygame.Rect, pygame.Rect]:
         """(report, buttons) for review, failed and done."""
-        return tuple(app.layout.rows(body_area(app), [4.2, 1.0]))  # type: ignore[return-value]
+        report, buttons = app.layout.rows(body_area(app), [4.2, 1.0])
+        return report, buttons
 
     def pin_areas(self, app: Any) -> tuple[pygame.Rect, pygame.Rect, pygame.Rect, pygame.Rect]:
         """(field, message, keypad, cancel), as on the officer PIN screen."""

@@ -142,7 +142,7 @@ def frame_surface(frame: np.ndarray) -> pygame.Surface:
     frame = np.ascontiguousarray(frame, dtype=np.uint8)
     h, w = frame.shape
     try:
-        surf = pygame.image.frombuffer(frame, (w, h), "P")
+        surf = pygame.image.frombuffer(frame.data, (w, h), "P")  # the array's own memory
     except ValueError:
         # Older pygame (Debian 12 ships 2.1.2) may lack the "P" format here; 1.5× slower.
         surf = pygame.surfarray.make_surface(frame.T)
@@ -197,9 +197,10 @@ def local_time(app: Any, when: datetime | str | None, fmt: str = "%H:%M") -> str
         return "—"
     if isinstance(when, str):
         try:
-            when = datetime.fromisoformat(when)
+            parsed = datetime.fromisoformat(when)
         except ValueError:
-            return when
+            return when  # not a time: shown as it came
+        when = parsed
     return when.astimezone(app.tz).strftime(fmt)
 
 
@@ -317,10 +318,12 @@ def _status_fit(app: Any, items: list[StatusItem], lines: list[pygame.Rect]
 def _status_search(app: Any, items: list[StatusItem], lines: list[pygame.Rect]
                    ) -> tuple[int, list[list[tuple[str, tuple[int, int, int]]]]]:
     top = int(lines[0].height * 0.72)
-    tries = [(size, 0) for size in range(top, 15, -1)] + \
-        [(size, 1) for size in range(top, 7, -1)]
-    for size, which in tries:
-        rows = _status_flow(app, [(item[which], item[2]) for item in items], lines, size)
+    # The full texts while they stay readable (16 px and up), then the short ones.
+    tries = [(size, False) for size in range(top, 15, -1)] + \
+        [(size, True) for size in range(top, 7, -1)]
+    for size, short in tries:
+        texts = [(short_text if short else full, colour) for full, short_text, colour in items]
+        rows = _status_flow(app, texts, lines, size)
         if rows is not None:
             return size, rows
     return 8, _status_flow(app, [(i[1], i[2]) for i in items], lines, 8, force=True) or []
@@ -667,10 +670,9 @@ class Idle(Screen):
 class Result(Screen):
     name = "result"
 
-    def enter(self, app: Any, result: Any = None, back_to: str | None = None,
-              **_kw: Any) -> None:
+    def enter(self, app: Any, result: Any = None, back_to: Any = None, **_kw: Any) -> None:
         self.result = result
-        self.back_to = back_to
+        self.back_to: str | None = back_to
         self.until = app.clock() + app.settings.result_seconds
 
     def finish(self, app: Any) -> None:

@@ -207,7 +207,8 @@ class Provision(Screen):
             report, buttons = lay.rows(area, [4.0, 1.0])
             return report, report, buttons
         if lay.portrait:
-            return tuple(lay.rows(area, [3.0, 2.2, 0.9]))  # type: ignore[return-value]
+            camera, text, buttons = lay.rows(area, [3.0, 2.2, 0.9])
+            return camera, text, buttons
         camera, right = lay.columns(area, [1.25, 1.0])
         text, buttons = lay.rows(right, [3.0, 1.0])
         return camera, text, buttons

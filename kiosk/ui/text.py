@@ -11,6 +11,7 @@ import unicodedata
 from collections import OrderedDict
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import pygame
 
@@ -27,6 +28,17 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+_T = TypeVar("_T")
+
+
+def _remember(cache: dict[tuple, _T], key: tuple, value: _T) -> _T:
+    """Keep ``value`` under ``key`` in a bounded cache and return it."""
+    if len(cache) > 4096:  # the clock and counters make new strings all day
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 class Fonts:
     """Font objects by (pixel size, bold) and a bounded cache of rendered strings."""
 
@@ -35,7 +47,8 @@ class Fonts:
         self._rendered: OrderedDict[tuple, pygame.Surface] = OrderedDict()
         self._max = max_rendered
         # Fitting measures text many times; the same strings come back every frame.
-        self._fits: dict[tuple, object] = {}
+        self._sizes: dict[tuple, int] = {}
+        self._blocks: dict[tuple, tuple[int, list[str]]] = {}
 
     def font(self, size: int, bold: bool = False) -> pygame.font.Font:
         key = (max(6, int(size)), bold)
@@ -63,16 +76,12 @@ class Fonts:
     def fit_size(self, text: str, size: int, max_width: int, bold: bool = False,
                  min_size: int = 10) -> int:
         """The largest size ≤ ``size`` at which ``text`` fits ``max_width`` on one line."""
-        key = ("fit", text, int(size), max_width, bold, min_size)
-        if key in self._fits:
-            return self._fits[key]  # type: ignore[return-value]
-        self._remember(key, self._fit_size(text, size, max_width, bold, min_size))
-        return self._fits[key]  # type: ignore[return-value]
-
-    def _remember(self, key: tuple, value: object) -> None:
-        if len(self._fits) > 4096:  # the clock and counters make new strings all day
-            self._fits.clear()
-        self._fits[key] = value
+        key = (text, int(size), max_width, bold, min_size)
+        fit = self._sizes.get(key)
+        if fit is None:
+            fit = _remember(self._sizes, key, self._fit_size(text, size, max_width, bold,
+                                                             min_size))
+        return fit
 
     def _fit_size(self, text: str, size: int, max_width: int, bold: bool, min_size: int) -> int:
         text = nfc(text)
@@ -111,10 +120,12 @@ class Fonts:
     def fit_block(self, text: str, size: int, rect: pygame.Rect, bold: bool = False,
                   min_size: int = 10, spacing: float = 1.15) -> tuple[int, list[str]]:
         """Size and lines so that wrapped ``text`` fits inside ``rect``."""
-        key = ("block", text, int(size), rect.width, rect.height, bold, min_size, spacing)
-        if key not in self._fits:
-            self._remember(key, self._fit_block(text, size, rect, bold, min_size, spacing))
-        return self._fits[key]  # type: ignore[return-value]
+        key = (text, int(size), rect.width, rect.height, bold, min_size, spacing)
+        block = self._blocks.get(key)
+        if block is None:
+            block = _remember(self._blocks, key,
+                              self._fit_block(text, size, rect, bold, min_size, spacing))
+        return block
 
     def _fit_block(self, text: str, size: int, rect: pygame.Rect, bold: bool, min_size: int,
                    spacing: float) -> tuple[int, list[str]]:

@@ -272,8 +272,10 @@ def _event_time(item: dict[str, Any], received: datetime) -> tuple[str, str]:
     """(event_time, time_basis): the corrected time, else a plausible device time, else
     the receive time.  A device time from an unsynced clock is still better than the
     receive time, which may be days later after an outage; time_basis says which it is."""
-    if item.get("corrected_at"):
-        return iso(wire.parse_time(item["corrected_at"])), "corrected"
+    # validation_errors() refused an unparsable corrected_at; None here means "not given".
+    corrected = wire.parse_time(item["corrected_at"]) if item.get("corrected_at") else None
+    if corrected is not None:
+        return iso(corrected), "corrected"
     recorded = wire.parse_time(item["recorded_at"])
     if recorded is not None and wire.plausible(recorded, received):
         return iso(recorded), "device_synced" if item["clock_synced"] else "device_unsynced"

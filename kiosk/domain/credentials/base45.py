@@ -35,7 +35,7 @@ def b45decode(text: str) -> bytes:
 
 def b45encode(data: bytes) -> str:
     """Encode bytes as Base45 (used by tests and the central server's tooling)."""
-    out = []
+    out: list[str] = []
     for i in range(0, len(data) - 1, 2):
         v = data[i] * 256 + data[i + 1]
         v, c = divmod(v, 45)

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import cbor2
 from cryptography.exceptions import InvalidSignature
@@ -227,8 +227,14 @@ ENTRY_FIELDS = {
 }  # fmt: skip
 
 
+def _names(hcert: dict[Any, Any]) -> dict[Any, Any]:
+    """The certificate's name group, or an empty one when it is missing or not a map."""
+    nam = hcert.get("nam")
+    return nam if isinstance(nam, dict) else {}
+
+
 def _hcert_fields(hcert: dict[Any, Any], cert_type: str | None, entry: dict[Any, Any]) -> dict:
-    nam = hcert.get("nam") if isinstance(hcert.get("nam"), dict) else {}
+    nam = _names(hcert)
     out: dict[str, Any] = {
         "schema_version": _plain(hcert.get("ver")),
         "certificate_type": cert_type,
@@ -245,7 +251,7 @@ def _hcert_fields(hcert: dict[Any, Any], cert_type: str | None, entry: dict[Any,
 
 
 def _display(hcert: dict[Any, Any], uvci: str | None) -> dict[str, str]:
-    nam = hcert.get("nam") if isinstance(hcert.get("nam"), dict) else {}
+    nam = _names(hcert)
     parts = [nam.get(k) or nam.get(k + "t") for k in ("fn", "gn")]
     name = " ".join(p for p in parts if isinstance(p, str)).replace("<", " ")
     display = {"name": mask_name(name)} if name.strip() else {}
@@ -297,10 +303,15 @@ def verify(evidence: DccEvidence, trust_list: TrustList | None, at: datetime) ->
     return Verification(checks, tuple(reasons))
 
 
+def _is_time(value: object) -> TypeGuard[int | float]:
+    """A CWT time claim: a number of seconds (CBOR's true/false are not numbers here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _expiry(claims: dict[Any, Any], at: datetime, reasons: list[str]) -> bool:
     iat, exp = claims.get(6), claims.get(4)
     now = at.timestamp()
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (iat, exp)):
+    if not (_is_time(iat) and _is_time(exp)):
         reasons.append("dcc_validity_missing")
         return False
     # Both ends inclusive, as the conformance vectors expect.

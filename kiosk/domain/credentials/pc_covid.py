@@ -47,6 +47,7 @@ def parse(parts: list[str]) -> Credential:
         # A ``|`` inside EXT is not in the format; keep the code but let an officer look.
         checks["field_count"] = False
         problems.append("pc_covid_extra_fields")
+    ext_parts = ext.split("<") if ext else []
     fields = {
         "document_number": document,
         "name": name,
@@ -55,7 +56,7 @@ def parse(parts: list[str]) -> Credential:
         "declared_by_proxy": declared == "1",
         "qid": qid,
         # Sub-field order is not certain (payloads.md, section 2): kept opaque.
-        "ext": ext.split("<") if ext else [],
+        "ext": ext_parts,
     }
     display = {"name": mask_name(name), "id": mask_id(document)}
     if year:
@@ -63,7 +64,7 @@ def parse(parts: list[str]) -> Credential:
     identifiers = ids.document(document)
     if ids.QID.fullmatch(qid):
         identifiers.add(("qid", qid))
-    for item in fields["ext"]:
+    for item in ext_parts:
         # Only a full 15-character insurance card: a bare 10-digit sub-field may be a phone
         # number, and the proxy's QID is someone else's.
         if ids.BHYT_CARD.fullmatch(ids.normalize(item)):
