@@ -186,27 +186,36 @@ def validation_errors(item: Any, *, now: datetime | None = None) -> list[str]:
     if unknown:
         errors.append(f"unknown fields {short_repr(unknown[:5])}")
     for name, (types, required) in _FIELDS.items():
-        if name not in item:
-            if required:
-                errors.append(f"missing field {name!r}")
-            continue
-        value = item[name]
-        # bool is an int in Python: keep monotonic_ns from accepting true/false.
-        if not isinstance(value, types) or (name == "monotonic_ns" and isinstance(value, bool)):
-            errors.append(f"{name} has type {type(value).__name__}, value {short_repr(value)}")
-        elif isinstance(value, str) and len(value) > _MAX_LENGTH.get(name, MAX_TEXT):
-            errors.append(f"{name} is {len(value)} characters long; at most "
-                          f"{_MAX_LENGTH.get(name, MAX_TEXT)}")
-        elif name in _CHOICES and value is not None and value not in _CHOICES[name]:
-            errors.append(f"{name} is {short_repr(value)}; use one of "
-                          f"{', '.join(_CHOICES[name])}")
-        elif name == "monotonic_ns" and isinstance(value, int) and not (
-                0 <= value <= MAX_MONOTONIC_NS):
-            errors.append(f"monotonic_ns is {short_repr(value)}; use 0 to {MAX_MONOTONIC_NS}")
-        elif name == "display" and isinstance(value, dict):
-            errors.extend(_display_errors(value))
-        elif name == "reasons" and isinstance(value, list):
-            errors.extend(_reasons_errors(value))
+        if name in item:
+            errors.extend(_field_errors(name, item[name], types))
+        elif required:
+            errors.append(f"missing field {name!r}")
+    errors.extend(_uuid_errors(item))
+    errors.extend(_time_errors(item, now))
+    return errors
+
+
+def _field_errors(name: str, value: object, types: tuple[type, ...]) -> list[str]:
+    """What is wrong with field ``name``'s own value (the first problem found)."""
+    # bool is an int in Python: keep monotonic_ns from accepting true/false.
+    if not isinstance(value, types) or (name == "monotonic_ns" and isinstance(value, bool)):
+        return [f"{name} has type {type(value).__name__}, value {short_repr(value)}"]
+    if isinstance(value, str) and len(value) > _MAX_LENGTH.get(name, MAX_TEXT):
+        return [f"{name} is {len(value)} characters long; at most "
+                f"{_MAX_LENGTH.get(name, MAX_TEXT)}"]
+    if name in _CHOICES and value is not None and value not in _CHOICES[name]:
+        return [f"{name} is {short_repr(value)}; use one of {', '.join(_CHOICES[name])}"]
+    if name == "monotonic_ns" and isinstance(value, int) and not 0 <= value <= MAX_MONOTONIC_NS:
+        return [f"monotonic_ns is {short_repr(value)}; use 0 to {MAX_MONOTONIC_NS}"]
+    if name == "display" and isinstance(value, dict):
+        return _display_errors(value)
+    if name == "reasons" and isinstance(value, list):
+        return _reasons_errors(value)
+    return []
+
+
+def _uuid_errors(item: dict[str, Any]) -> list[str]:
+    errors = []
     for name in ("id", "override_of"):
         value = item.get(name)
         if isinstance(value, str) and len(value) <= MAX_TEXT:
@@ -214,5 +223,4 @@ def validation_errors(item: Any, *, now: datetime | None = None) -> list[str]:
                 uuid.UUID(value)
             except ValueError:
                 errors.append(f"{name} is {value!r}, not a UUID")
-    errors.extend(_time_errors(item, now))
     return errors

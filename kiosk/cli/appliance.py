@@ -12,12 +12,16 @@ import pwd
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from kiosk import config as config_mod
 from kiosk.domain.model import DIRECTIONS
 from kiosk.terminal import printable
+
+if TYPE_CHECKING:  # the commands import the provisioning unit only when they run
+    from kiosk.ops.provision import Request, Result
 
 log = logging.getLogger(__name__)
 
@@ -141,20 +145,8 @@ def provision(server_url: str | None, token: str | None, checkpoint_name: str,
         assert result is not None  # force=True always imports
         results = [result]
     else:
-        if qr_text:
-            request = prov.from_qr_payload(qr_text)
-            source = "QR text"
-        else:
-            if token == "-":
-                token = sys.stdin.readline().strip()
-            if not token:
-                raise click.UsageError("--server needs --token (or '-' to read it from stdin)")
-            request = prov.Request(
-                server_url=server_url or "", enrolment_token=token,
-                checkpoint_name=checkpoint_name, checkpoint_id=checkpoint_id,
-                policy_profile=policy_profile, camera=camera, direction=direction,
-                ca_bundle=ca_bundle, pins=pins)
-            source = "command line"
+        request, source = _request(qr_text, server_url, token, checkpoint_name, checkpoint_id,
+                                   policy_profile, camera, direction, ca_bundle, pins)
         try:
             result = prov.provision(request, config_path=config_path, token_path=token_file,
                                     replace_token=replace_token, owner=owner,
@@ -165,30 +157,56 @@ def provision(server_url: str | None, token: str | None, checkpoint_name: str,
         prov.save_result(result, state_dir)
         results = [result]
     for result in results:
-        if as_json:
-            click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
-        elif result.pending:
-            click.echo(f"staged: {result.source}: {result.message}")
-            click.echo(f"  server:     {result.server_url}")
-        else:
-            click.echo(f"provisioned: {result.message}")
-            click.echo(f"  checkpoint: {result.checkpoint_id} {result.checkpoint_name}".rstrip())
-            click.echo(f"  server:     {result.server_url}")
-            click.echo(f"  config:     {result.config_path}")
-            if result.replaced_token:
-                whose = f" (was {result.replaced_device})" if result.replaced_device else ""
-                click.echo(f"  replaced:   device token in {result.replaced_token}{whose}")
-            if result.previous_device_ids:
-                click.echo(f"  backlog of: {', '.join(result.previous_device_ids)}")
-            if result.requeued:
-                click.echo(f"  requeued:   {result.requeued} dead-lettered check-ins")
-            if result.unlinked_device_ids:
-                click.echo(f"  warning:    the central did not link "
-                           f"{', '.join(result.unlinked_device_ids)}: check-ins recorded "
-                           "under them cannot be delivered (another checkpoint's token?)")
+        _echo_result(result, as_json)
     if restart_kiosk and any(r.ok and not r.pending for r in results):
         # try-restart: only if it is running; a kiosk still booting picks the config up anyway.
         subprocess.run(["systemctl", "try-restart", KIOSK_UNIT], check=False)
+
+
+def _request(qr_text: str | None, server_url: str | None, token: str | None,
+             checkpoint_name: str, checkpoint_id: str, policy_profile: str | None,
+             camera: str | None, direction: str | None, ca_bundle: str | None,
+             pins: dict) -> tuple[Request, str]:
+    """The enrolment asked for by a QR's text or by the flags, and where it came from."""
+    from kiosk.ops import provision as prov
+
+    if qr_text:
+        return prov.from_qr_payload(qr_text), "QR text"
+    if token == "-":
+        token = sys.stdin.readline().strip()
+    if not token:
+        raise click.UsageError("--server needs --token (or '-' to read it from stdin)")
+    return prov.Request(
+        server_url=server_url or "", enrolment_token=token,
+        checkpoint_name=checkpoint_name, checkpoint_id=checkpoint_id,
+        policy_profile=policy_profile, camera=camera, direction=direction,
+        ca_bundle=ca_bundle, pins=pins), "command line"
+
+
+def _echo_result(result: Result, as_json: bool) -> None:
+    """One provisioning result: a JSON line, or what was staged or written, for a person."""
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+        return
+    if result.pending:
+        click.echo(f"staged: {result.source}: {result.message}")
+        click.echo(f"  server:     {result.server_url}")
+        return
+    click.echo(f"provisioned: {result.message}")
+    click.echo(f"  checkpoint: {result.checkpoint_id} {result.checkpoint_name}".rstrip())
+    click.echo(f"  server:     {result.server_url}")
+    click.echo(f"  config:     {result.config_path}")
+    if result.replaced_token:
+        whose = f" (was {result.replaced_device})" if result.replaced_device else ""
+        click.echo(f"  replaced:   device token in {result.replaced_token}{whose}")
+    if result.previous_device_ids:
+        click.echo(f"  backlog of: {', '.join(result.previous_device_ids)}")
+    if result.requeued:
+        click.echo(f"  requeued:   {result.requeued} dead-lettered check-ins")
+    if result.unlinked_device_ids:
+        click.echo(f"  warning:    the central did not link "
+                   f"{', '.join(result.unlinked_device_ids)}: check-ins recorded "
+                   "under them cannot be delivered (another checkpoint's token?)")
 
 
 @click.command("selftest")

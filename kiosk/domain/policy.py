@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -177,29 +177,32 @@ def _validated(values: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigError(
                 f"policy.{key} is not a policy setting; valid keys: profile, {', '.join(_RULES)}"
             )
-        kind, spec = _RULES[key]
-        name = f"policy.{key}"
-        if kind == "bool":
-            if not isinstance(value, bool):
-                raise ConfigError(f"{name} is {value!r}; expected true or false")
-        elif kind == "int":
-            lo, hi = spec
-            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-                raise ConfigError(f"{name} is {value!r}; expected a whole number {lo}..{hi}")
-        elif kind == "choice":
-            if value not in spec:
-                raise ConfigError(f"{name} is {value!r}; choose one of {', '.join(spec)}")
-        elif kind == "choices":
-            if isinstance(value, str) or not isinstance(value, list | tuple):
-                raise ConfigError(f"{name} is {value!r}; expected a list from {', '.join(spec)}")
-            bad = [v for v in value if v not in spec]
-            if bad:
-                raise ConfigError(
-                    f"{name} has {bad[0]!r} in {list(value)!r}; choose from {', '.join(spec)}"
-                )
-            value = tuple(dict.fromkeys(value))
-        out[key] = value
+        out[key] = _valid_value(f"policy.{key}", *_RULES[key], value)
     return out
+
+
+def _valid_value(name: str, kind: str, spec: Any, value: Any) -> Any:
+    """``value`` as the policy keeps it, or ConfigError naming ``name`` and what it takes."""
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} is {value!r}; expected true or false")
+    elif kind == "int":
+        lo, hi = spec
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ConfigError(f"{name} is {value!r}; expected a whole number {lo}..{hi}")
+    elif kind == "choice":
+        if value not in spec:
+            raise ConfigError(f"{name} is {value!r}; choose one of {', '.join(spec)}")
+    elif kind == "choices":
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise ConfigError(f"{name} is {value!r}; expected a list from {', '.join(spec)}")
+        bad = [v for v in value if v not in spec]
+        if bad:
+            raise ConfigError(
+                f"{name} has {bad[0]!r} in {list(value)!r}; choose from {', '.join(spec)}"
+            )
+        return tuple(dict.fromkeys(value))
+    return value
 
 
 PROFILES: dict[str, Policy] = {
@@ -290,18 +293,9 @@ class Checker:
         policy = self.policy
         reasons: list[str] = []
 
-        if policy.watchlist:
-            if self.watchlist is None:
-                reasons.append("watchlist_missing")
-            else:
-                numbers = {number for _, number in credential.identifiers}
-                if credential.person_key:
-                    numbers.add(credential.person_key)
-                if self.watchlist.matches_any(numbers, at=at):
-                    # Only the one reason: the screen must not tell the queue anything more.
-                    return credential, Decision(Outcome.STOP, ("watchlist",))
-                if self.watchlist.is_stale(at):
-                    reasons.append("watchlist_stale")
+        if policy.watchlist and self._watchlisted(credential, at, reasons):
+            # Only the one reason: the screen must not tell the queue anything more.
+            return credential, Decision(Outcome.STOP, ("watchlist",))
 
         if kind.value not in policy.accepted_kinds:
             reasons.append("kind_not_accepted")
@@ -316,6 +310,21 @@ class Checker:
             elif policy.unsigned_id == "check":
                 reasons.append("unsigned_id_only")
         return credential, _decision(reasons)
+
+    def _watchlisted(self, credential: Credential, at: datetime, reasons: list[str]) -> bool:
+        """True if any of the person's numbers is on the watchlist; a missing or stale list
+        is a reason for an officer."""
+        if self.watchlist is None:
+            reasons.append("watchlist_missing")
+            return False
+        numbers = {number for _, number in credential.identifiers}
+        if credential.person_key:
+            numbers.add(credential.person_key)
+        if self.watchlist.matches_any(numbers, at=at):
+            return True
+        if self.watchlist.is_stale(at):
+            reasons.append("watchlist_stale")
+        return False
 
     def _verify_dcc(self, credential: Credential, at: datetime, reasons: list[str]) -> Credential:
         evidence = credential.evidence
@@ -359,46 +368,64 @@ def _id_reasons(credential: Credential, at: datetime) -> list[str]:
 
 def _certificate_reasons(fields: Mapping[str, Any], policy: Policy, at: datetime) -> list[str]:
     cert_type = fields.get("certificate_type")
-    reasons: list[str] = []
     if cert_type == "test" and fields.get("test_result") == TEST_POSITIVE:
         # A positive test stops the person whatever the profile: this is a quarantine post.
         return ["test_positive"]
     if not policy.require_certificate:
-        return reasons
+        return []
     if cert_type not in policy.certificate_types:
         return ["certificate_type_not_accepted"]
-    today = local_date(at)
-    if cert_type == "vaccination":
-        dn, sd = fields.get("dose_number"), fields.get("total_doses")
-        if not (isinstance(dn, int) and isinstance(sd, int)) or dn < sd or dn < policy.min_doses:
-            reasons.append("vaccination_incomplete")
-        when = _date(fields.get("vaccinated_on"))
-        if when is None or (today - when).days < policy.min_days_since_last_dose:
-            reasons.append("vaccination_too_recent")
-        elif policy.max_days_since_last_dose and (
-            (today - when).days > policy.max_days_since_last_dose
-        ):
-            reasons.append("vaccination_too_old")
-    elif cert_type == "test":
-        if fields.get("test_result") != TEST_NEGATIVE:
-            reasons.append("test_result_unknown")
-        sampled = _datetime(fields.get("sampled_at"))
-        if sampled is None or at - sampled > timedelta(hours=policy.max_test_hours):
-            reasons.append("test_too_old")
-        elif sampled > at + timedelta(minutes=5):
-            reasons.append("test_in_future")
-    elif cert_type == "recovery":
-        first = _date(fields.get("first_positive_on"))
-        valid_from, valid_until = _date(fields.get("valid_from")), _date(fields.get("valid_until"))
-        if (
-            first is None
-            or valid_from is None
-            or valid_until is None
-            or not valid_from <= today <= valid_until
-            or (today - first).days > policy.max_recovery_days
-        ):
-            reasons.append("recovery_not_valid")
+    rules = _CERTIFICATE_RULES.get(cert_type)
+    return rules(fields, policy, at) if rules is not None else []
+
+
+def _vaccination_reasons(fields: Mapping[str, Any], policy: Policy, at: datetime) -> list[str]:
+    reasons = []
+    dn, sd = fields.get("dose_number"), fields.get("total_doses")
+    if not (isinstance(dn, int) and isinstance(sd, int)) or dn < sd or dn < policy.min_doses:
+        reasons.append("vaccination_incomplete")
+    when = _date(fields.get("vaccinated_on"))
+    days = (local_date(at) - when).days if when is not None else None
+    if days is None or days < policy.min_days_since_last_dose:
+        reasons.append("vaccination_too_recent")
+    elif policy.max_days_since_last_dose and days > policy.max_days_since_last_dose:
+        reasons.append("vaccination_too_old")
     return reasons
+
+
+def _test_reasons(fields: Mapping[str, Any], policy: Policy, at: datetime) -> list[str]:
+    reasons = []
+    if fields.get("test_result") != TEST_NEGATIVE:
+        reasons.append("test_result_unknown")
+    sampled = _datetime(fields.get("sampled_at"))
+    if sampled is None or at - sampled > timedelta(hours=policy.max_test_hours):
+        reasons.append("test_too_old")
+    elif sampled > at + timedelta(minutes=5):
+        reasons.append("test_in_future")
+    return reasons
+
+
+def _recovery_reasons(fields: Mapping[str, Any], policy: Policy, at: datetime) -> list[str]:
+    today = local_date(at)
+    first = _date(fields.get("first_positive_on"))
+    valid_from, valid_until = _date(fields.get("valid_from")), _date(fields.get("valid_until"))
+    if (
+        first is None
+        or valid_from is None
+        or valid_until is None
+        or not valid_from <= today <= valid_until
+        or (today - first).days > policy.max_recovery_days
+    ):
+        return ["recovery_not_valid"]
+    return []
+
+
+# What a certificate of each type must show under a policy that requires one.
+_CERTIFICATE_RULES: dict[str, Callable[[Mapping[str, Any], Policy, datetime], list[str]]] = {
+    "vaccination": _vaccination_reasons,
+    "test": _test_reasons,
+    "recovery": _recovery_reasons,
+}
 
 
 def _date(value: Any) -> date | None:

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Callable
 from email.utils import format_datetime
 from typing import Any
 
@@ -95,41 +96,33 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
     return int(raw)
 
 
-def create_app(
-    db_path: str | os.PathLike[str],
-    *,
-    admin_token: str | None = None,
-    validators: central_db.Validators | None = None,
-) -> Flask:
-    """Build the app over the SQLite file at ``db_path`` (created and migrated here).
+class _Connections:
+    """One SQLite connection per server thread, reused across requests: opening SQLite and
+    checking migrations on every request would cost more than the ingest itself."""
 
-    ``validators`` (document name -> check raising ValueError) are the kiosk's own, so a
-    document is refused on publish if a kiosk could not apply it.
-    """
-    central_db.connect(db_path).close()
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
-    local = threading.local()
-    # One connection per server thread, reused across requests: opening SQLite and
-    # checking migrations on every request would cost more than the ingest itself.
-    connections: list[Database] = []
-    lock = threading.Lock()
+    def __init__(self, db_path: str | os.PathLike[str]) -> None:
+        self._path = db_path
+        self._local = threading.local()
+        self._all: list[Database] = []
+        self._lock = threading.Lock()
 
-    def db() -> Database:
-        conn = getattr(local, "db", None)
+    def get(self) -> Database:
+        conn = getattr(self._local, "db", None)
         if conn is None:
-            conn = local.db = central_db.connect(db_path, migrate=False)
-            with lock:
-                connections.append(conn)
+            conn = self._local.db = central_db.connect(self._path, migrate=False)
+            with self._lock:
+                self._all.append(conn)
         return conn
 
-    def close_connections() -> None:
-        with lock:
-            for conn in connections:
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
                 conn.close()
-            connections.clear()
+            self._all.clear()
 
-    app.extensions["checkpoint_kiosk_close"] = close_connections
+
+def _register_error_handlers(app: Flask) -> None:
+    """Every error is a JSON ``{"error": ...}`` answer; a 500 never quotes the request."""
 
     @app.errorhandler(RequestError)
     def bad_request(e: RequestError) -> Response:
@@ -159,12 +152,37 @@ def create_app(
         log.debug("traceback of the internal error", exc_info=e)
         return _error(500, "internal server error; retry later")
 
-    def authenticated_device() -> central_db.Device | Response:
+
+def _unknown_document(name: str) -> Response:
+    return _error(404, f"unknown document {wire.short_repr(name)}; one of "
+                       f"{', '.join(DOCUMENT_NAMES)}")
+
+
+class _Routes:
+    """The contract's routes (``docs/api.yaml``), one method each, over one database."""
+
+    def __init__(self, db: Callable[[], Database], *, admin_token: str | None,
+                 validators: central_db.Validators | None) -> None:
+        self.db = db
+        self.admin_token = admin_token
+        self.validators = validators
+
+    def register(self, app: Flask) -> None:
+        app.add_url_rule("/v1/health", view_func=self.health, methods=["GET"])
+        app.add_url_rule("/v1/devices/enrol", view_func=self.enrol, methods=["POST"])
+        app.add_url_rule("/v1/checkins", view_func=self.checkins, methods=["POST"])
+        app.add_url_rule("/v1/documents/<name>", view_func=self.document, methods=["GET"])
+        app.add_url_rule("/v1/documents/<name>", view_func=self.publish, methods=["PUT"])
+        app.add_url_rule("/v1/report/scans", view_func=self.report, methods=["GET"])
+
+    # --- who is asking ---------------------------------------------------------------------
+
+    def authenticated_device(self) -> central_db.Device | Response:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             return _error(401, "missing device token", **{"WWW-Authenticate": "Bearer"})
-        device = central_db.device_for_token(db(), token.strip())
+        device = central_db.device_for_token(self.db(), token.strip())
         if device is None:
             return _error(
                 401, "device token unknown or revoked; re-provision the kiosk",
@@ -172,19 +190,20 @@ def create_app(
             )
         return device
 
-    def admin_refused() -> Response | None:
+    def admin_refused(self) -> Response | None:
         given = request.headers.get("Authorization", "").partition(" ")[2].strip()
-        if not admin_token or not hmac.compare_digest(given.encode(), admin_token.encode()):
+        if not self.admin_token or not hmac.compare_digest(given.encode(),
+                                                           self.admin_token.encode()):
             return _error(401, "admin token required", **{"WWW-Authenticate": "Bearer"})
         return None
 
-    @app.get("/v1/health")
-    def health() -> Any:
+    # --- kiosks -----------------------------------------------------------------------------
+
+    def health(self) -> Any:
         stamp = iso(central_db.now_utc())
         return {"status": "ok", "time": stamp, "server_time": stamp}
 
-    @app.post("/v1/devices/enrol")
-    def enrol() -> Any:
+    def enrol(self) -> Any:
         body = json_body(MAX_ENROL_BODY)
         token = body.get("enrolment_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not 0 < len(token) <= MAX_ENROLMENT_TOKEN:
@@ -194,11 +213,11 @@ def create_app(
                 body.get("previous_device_ids") or [])
         except ValueError as e:
             raise RequestError(str(e)) from None
-        result = central_db.enrol(db(), token, previous_device_ids=previous)
+        result = central_db.enrol(self.db(), token, previous_device_ids=previous)
         if result is None:
             return _error(403, "enrolment token unknown or already used; ask for a new one")
         device, device_token = result
-        linked = central_db.linked_devices(db(), device.id)
+        linked = central_db.linked_devices(self.db(), device.id)
         log.info("enrolled device %s at checkpoint %r, replacing %s", device.id,
                  device.checkpoint_id, linked or "none")
         return {
@@ -209,9 +228,8 @@ def create_app(
             "server_time": iso(central_db.now_utc()),
         }, 201
 
-    @app.post("/v1/checkins")
-    def checkins() -> Any:
-        device = authenticated_device()
+    def checkins(self) -> Any:
+        device = self.authenticated_device()
         if isinstance(device, Response):
             return device
         body = json_body()
@@ -221,7 +239,7 @@ def create_app(
         if len(items) > wire.MAX_BATCH:
             return _error(413, f"at most {wire.MAX_BATCH} check-ins per request, got {len(items)}")
         now = central_db.now_utc()
-        results = central_db.ingest(db(), device, items, now=now)
+        results = central_db.ingest(self.db(), device, items, now=now)
         forbidden = sum(1 for r in results if r["status"] == "forbidden")
         if forbidden:
             # Counts only: the rows carry personal data.  A technician links the devices
@@ -230,15 +248,13 @@ def create_app(
                         device.id, forbidden)
         return {"results": results, "server_time": iso(now)}
 
-    @app.get("/v1/documents/<name>")
-    def document(name: str) -> Any:
-        device = authenticated_device()
+    def document(self, name: str) -> Any:
+        device = self.authenticated_device()
         if isinstance(device, Response):
             return device
         if name not in DOCUMENT_NAMES:
-            return _error(404, f"unknown document {wire.short_repr(name)}; one of "
-                               f"{', '.join(DOCUMENT_NAMES)}")
-        found = central_db.get_document(db(), name)
+            return _unknown_document(name)
+        found = central_db.get_document(self.db(), name)
         if found is None:
             return _error(404, f"document {name!r} has not been published yet")
         body, etag, expires_at = found
@@ -249,32 +265,50 @@ def create_app(
             return Response(status=304, headers=headers)
         return Response(body, status=200, headers=headers, mimetype="application/json")
 
-    @app.put("/v1/documents/<name>")
-    def publish(name: str) -> Any:
-        refused = admin_refused()
+    # --- the platform's operators -----------------------------------------------------------
+
+    def publish(self, name: str) -> Any:
+        refused = self.admin_refused()
         if refused is not None:
             return refused
         if name not in DOCUMENT_NAMES:
-            return _error(404, f"unknown document {wire.short_repr(name)}; one of "
-                               f"{', '.join(DOCUMENT_NAMES)}")
+            return _unknown_document(name)
         expires = request.args.get("expires")
         expires_at = wire.parse_time(expires) if expires is not None else None
         if expires is not None and expires_at is None:
             raise RequestError(f"expires is {wire.short_repr(expires)}; use an ISO-8601 "
-                             "date-time with a time zone, e.g. 2030-01-01T00:00:00Z")
+                               "date-time with a time zone, e.g. 2030-01-01T00:00:00Z")
         try:
-            etag = central_db.set_document(db(), name, request.get_data(cache=False),
-                                           expires_at=expires_at, validators=validators)
+            etag = central_db.set_document(self.db(), name, request.get_data(cache=False),
+                                           expires_at=expires_at, validators=self.validators)
         except ValueError as e:
             raise RequestError(str(e)) from None
         log.info("published document %s, ETag %s", name, etag)
         return {"name": name, "etag": etag}
 
-    @app.get("/v1/report/scans")
-    def report() -> Any:
-        refused = admin_refused()
+    def report(self) -> Any:
+        refused = self.admin_refused()
         if refused is not None:
             return refused
-        return central_db.scans_report(db(), days=int_arg("days", 7, 1, 366))
+        return central_db.scans_report(self.db(), days=int_arg("days", 7, 1, 366))
 
+
+def create_app(
+    db_path: str | os.PathLike[str],
+    *,
+    admin_token: str | None = None,
+    validators: central_db.Validators | None = None,
+) -> Flask:
+    """Build the app over the SQLite file at ``db_path`` (created and migrated here).
+
+    ``validators`` (document name -> check raising ValueError) are the kiosk's own, so a
+    document is refused on publish if a kiosk could not apply it.
+    """
+    central_db.connect(db_path).close()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    connections = _Connections(db_path)
+    app.extensions["checkpoint_kiosk_close"] = connections.close
+    _register_error_handlers(app)
+    _Routes(connections.get, admin_token=admin_token, validators=validators).register(app)
     return app

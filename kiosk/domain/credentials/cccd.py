@@ -79,26 +79,7 @@ def parse(parts: list[str]) -> Credential:
     if not checks["issue_date"]:
         problems.append("cccd_issue_date_invalid")
 
-    checks["province"] = number[:3] in PROVINCES
-    if not checks["province"]:
-        problems.append("cccd_province_unknown")
-    code = int(number[3])
-    century = 1900 + (code // 2) * 100
-    if sex is None:
-        checks["sex_digit"] = None
-    else:
-        checks["sex_digit"] = (code % 2 == 1) == (sex == "female")
-        if not checks["sex_digit"]:
-            problems.append("cccd_sex_mismatch")
-    if dob is None:
-        checks["century_digit"] = checks["birth_year_digits"] = None
-    else:
-        checks["century_digit"] = century <= dob.year < century + 100
-        if not checks["century_digit"]:
-            problems.append("cccd_century_mismatch")
-        checks["birth_year_digits"] = number[4:6] == f"{dob.year % 100:02d}"
-        if not checks["birth_year_digits"]:
-            problems.append("cccd_birth_year_mismatch")
+    _number_checks(number, sex, dob, checks, problems)
     if any(e.strip() for e in extra):
         # New-model cards add empty trailing fields; non-empty ones are unknown to us.
         checks["no_unknown_fields"] = False
@@ -128,6 +109,32 @@ def parse(parts: list[str]) -> Credential:
         problems=tuple(problems),
         identifiers=frozenset(identifiers),
     )
+
+
+def _number_checks(number: str, sex: str | None, dob: date | None,
+                   checks: dict[str, bool | None], problems: list[str]) -> None:
+    """What the 12 digits say themselves (province; century and sex; birth year), checked
+    against the printed fields; a check whose field is unreadable is None (not done)."""
+    checks["province"] = number[:3] in PROVINCES
+    if not checks["province"]:
+        problems.append("cccd_province_unknown")
+    code = int(number[3])
+    century = 1900 + (code // 2) * 100
+    if sex is None:
+        checks["sex_digit"] = None
+    else:
+        checks["sex_digit"] = (code % 2 == 1) == (sex == "female")
+        if not checks["sex_digit"]:
+            problems.append("cccd_sex_mismatch")
+    if dob is None:
+        checks["century_digit"] = checks["birth_year_digits"] = None
+    else:
+        checks["century_digit"] = century <= dob.year < century + 100
+        if not checks["century_digit"]:
+            problems.append("cccd_century_mismatch")
+        checks["birth_year_digits"] = number[4:6] == f"{dob.year % 100:02d}"
+        if not checks["birth_year_digits"]:
+            problems.append("cccd_birth_year_mismatch")
 
 
 def _iso(d: date | None) -> str | None:

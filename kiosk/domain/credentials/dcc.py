@@ -89,6 +89,26 @@ def looks_like(text: str) -> bool:
     return len(text) > 4 and text[0] == "H" and text[3] == ":" and text[1:3].isalnum()
 
 
+def _inflate(compressed: bytes) -> bytes:
+    """zlib-inflate at most MAX_INFLATED bytes; zlib.error if the stream is cut or bigger."""
+    inflater = zlib.decompressobj()
+    raw = inflater.decompress(compressed, MAX_INFLATED)
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise zlib.error("truncated stream or inflates past the size limit")
+    return raw
+
+
+def _cwt(payload: bytes) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """(CWT claims, the DCC in claim -260 key 1); ValueError or cbor2's errors if absent."""
+    claims = cbor2.loads(payload)
+    if not isinstance(claims, dict) or not isinstance(claims.get(-260), dict):
+        raise ValueError("no -260 health certificate claim")
+    hcert = claims[-260].get(1)
+    if not isinstance(hcert, dict):
+        raise ValueError("no DCC (key 1) in the health certificate claim")
+    return claims, hcert
+
+
 def parse(text: str) -> Credential:
     """Run the decoding chain; never raises, every failure is a check and a problem."""
     checks: dict[str, bool | None] = dict.fromkeys(PARSE_STEPS + VERIFY_STEPS)
@@ -109,10 +129,7 @@ def parse(text: str) -> Credential:
         return fail("base45")
     checks["base45"] = True
     try:
-        inflater = zlib.decompressobj()
-        raw = inflater.decompress(compressed, MAX_INFLATED)
-        if inflater.unconsumed_tail or not inflater.eof:
-            raise zlib.error("truncated stream or inflates past the size limit")
+        raw = _inflate(compressed)
     except zlib.error:
         return fail("zlib")
     checks["zlib"] = True
@@ -125,13 +142,8 @@ def parse(text: str) -> Credential:
     fields["algorithm"] = ALGORITHMS.get(cose.alg, repr(cose.alg))
     fields["kid"] = cose.kid.hex() if cose.kid is not None else None
     try:
-        claims = cbor2.loads(cose.payload)
-        if not isinstance(claims, dict) or not isinstance(claims.get(-260), dict):
-            raise ValueError("no -260 health certificate claim")
-        hcert = claims[-260].get(1)
-        if not isinstance(hcert, dict):
-            raise ValueError("no DCC (key 1) in the health certificate claim")
-    except Exception as e:  # noqa: BLE001
+        claims, hcert = _cwt(cose.payload)
+    except Exception as e:  # noqa: BLE001 - as for the COSE structure
         log.debug("CWT decoding failed: %s", type(e).__name__)
         return fail("cwt")
     checks["cwt"] = True

@@ -46,22 +46,7 @@ def validate(hcert: Any) -> list[str]:
     ver = hcert.get("ver")
     if not (isinstance(ver, str) and VERSION.fullmatch(ver)):
         errors.append(f"ver {ver!r} is not a 1.x schema version")
-    nam = hcert.get("nam")
-    if not isinstance(nam, dict):
-        errors.append("nam is missing or not an object")
-    else:
-        fnt = nam.get("fnt")
-        if not (isinstance(fnt, str) and len(fnt) <= 80 and TRANSLITERATED.fullmatch(fnt)):
-            errors.append(f"nam.fnt {fnt!r} is missing or not A-Z< (max 80)")
-        gnt = nam.get("gnt")
-        if gnt is not None and not (
-            isinstance(gnt, str) and len(gnt) <= 80 and TRANSLITERATED.fullmatch(gnt)
-        ):
-            errors.append(f"nam.gnt {gnt!r} is not A-Z< (max 80)")
-        for key in ("fn", "gn"):
-            value = nam.get(key)
-            if value is not None and not (isinstance(value, str) and len(value) <= 80):
-                errors.append(f"nam.{key} is not a string of at most 80 characters")
+    errors += _name_errors(hcert.get("nam"))
     dob = hcert.get("dob")
     if not (isinstance(dob, str) and DOB.fullmatch(dob)):
         errors.append(f"dob {dob!r} is not YYYY[-MM[-DD]] in 1900-2099")
@@ -74,6 +59,25 @@ def validate(hcert: Any) -> list[str]:
             errors.append(f"{key} must be an array holding exactly one entry")
             continue
         errors += _validate_entry(key, entries[0])
+    return errors
+
+
+def _name_errors(nam: Any) -> list[str]:
+    if not isinstance(nam, dict):
+        return ["nam is missing or not an object"]
+    errors = []
+    fnt = nam.get("fnt")
+    if not (isinstance(fnt, str) and len(fnt) <= 80 and TRANSLITERATED.fullmatch(fnt)):
+        errors.append(f"nam.fnt {fnt!r} is missing or not A-Z< (max 80)")
+    gnt = nam.get("gnt")
+    if gnt is not None and not (
+        isinstance(gnt, str) and len(gnt) <= 80 and TRANSLITERATED.fullmatch(gnt)
+    ):
+        errors.append(f"nam.gnt {gnt!r} is not A-Z< (max 80)")
+    for key in ("fn", "gn"):
+        value = nam.get(key)
+        if value is not None and not (isinstance(value, str) and len(value) <= 80):
+            errors.append(f"nam.{key} is not a string of at most 80 characters")
     return errors
 
 
