@@ -325,18 +325,26 @@ def value_problems(cfg: Config, origin: Callable[[str], str] = lambda _key: "con
     except ConfigError as e:
         problems.append(ConfigError(f"{origin('ui.officer_pin')}: {e}"))
     if cfg.signals.enabled and "signals.enabled" not in refused:
-        seen: dict[int, str] = {}
-        for name in PIN_KEYS:
-            pin = getattr(cfg.signals, name)
-            if pin is None or f"signals.{name}" in refused:
-                continue  # not wired, or its own value was refused (a default stands in)
-            if pin in seen:
-                problems.append(ConfigError(
-                    f"{origin('signals.' + name)}: signals.{name} = {pin!r} is the same "
-                    f"BCM pin as signals.{seen[pin]}; each light, buzzer, relay and button "
-                    "needs its own pin"))
-                continue
-            seen[pin] = name
+        problems += _shared_pins(cfg, origin, refused)
+    return problems
+
+
+def _shared_pins(cfg: Config, origin: Callable[[str], str],
+                 refused: Collection[str]) -> list[ConfigError]:
+    """Two devices wired to one BCM pin: each one after the first is a problem."""
+    problems = []
+    seen: dict[int, str] = {}
+    for name in PIN_KEYS:
+        pin = getattr(cfg.signals, name)
+        if pin is None or f"signals.{name}" in refused:
+            continue  # not wired, or its own value was refused (a default stands in)
+        if pin in seen:
+            problems.append(ConfigError(
+                f"{origin('signals.' + name)}: signals.{name} = {pin!r} is the same "
+                f"BCM pin as signals.{seen[pin]}; each light, buzzer, relay and button "
+                "needs its own pin"))
+            continue
+        seen[pin] = name
     return problems
 
 
@@ -373,23 +381,31 @@ def _overlay(cfg: Config, data: Mapping[str, Any], *, source: str, from_text: bo
             changes["policy"] = {**cfg.policy, **table}
             continue
         section = getattr(cfg, name)
-        fields = {f.name: f for f in dataclasses.fields(section)}
-        hints = typing.get_type_hints(type(section))
-        values: dict[str, Any] = {}
-        for key, raw in table.items():
-            dotted = _key_name(name, key)
-            if key not in fields:
-                problem(ConfigError(
-                    f"{source}: unknown key {dotted} = {raw!r}; valid keys in [{name}]: "
-                    f"{', '.join(fields)}"), dotted)
-                continue
-            try:
-                values[key] = _check(dotted, raw, hints[key], fields[key].metadata, source,
-                                     from_text)
-            except ConfigError as e:
-                problem(e, dotted)
-        changes[name] = dataclasses.replace(section, **values)
+        changes[name] = _overlay_section(section, name, table, problem, source=source,
+                                         from_text=from_text)
     return dataclasses.replace(cfg, **changes)
+
+
+def _overlay_section(section: Any, name: str, table: Mapping[str, Any],
+                     problem: Callable[[ConfigError, str], None], *, source: str,
+                     from_text: bool) -> Any:
+    """The settings dataclass ``section`` ([``name``]) with the valid keys of ``table``."""
+    fields = {f.name: f for f in dataclasses.fields(section)}
+    hints = typing.get_type_hints(type(section))
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        dotted = _key_name(name, key)
+        if key not in fields:
+            problem(ConfigError(
+                f"{source}: unknown key {dotted} = {raw!r}; valid keys in [{name}]: "
+                f"{', '.join(fields)}"), dotted)
+            continue
+        try:
+            values[key] = _check(dotted, raw, hints[key], fields[key].metadata, source,
+                                 from_text)
+        except ConfigError as e:
+            problem(e, dotted)
+    return dataclasses.replace(section, **values)
 
 
 def _check(name: str, value: Any, hint: Any, meta: Mapping[str, Any], source: str,

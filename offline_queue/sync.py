@@ -190,14 +190,12 @@ class SyncClient:
                     self._read_body(response, deadline)
                 finally:
                     response.close()
-        except requests.exceptions.SSLError as e:
-            if deadline.fired:
-                raise self._late(method, url) from e
-            # A stale clock shows up as "certificate is not yet valid": say so, retry later.
-            raise TransientSyncError(f"TLS error talking to {url}: {clean(e)}") from e
         except requests.RequestException as e:
             if deadline.fired:
                 raise self._late(method, url) from e
+            if isinstance(e, requests.exceptions.SSLError):
+                # A stale clock shows up as "certificate is not yet valid": say so, retry.
+                raise TransientSyncError(f"TLS error talking to {url}: {clean(e)}") from e
             raise TransientSyncError(
                 f"{method} {url} failed: {e.__class__.__name__}: {clean(e)}"
             ) from e
@@ -206,23 +204,10 @@ class SyncClient:
         if deadline.fired:  # the answer may look complete when the cut fell at its end
             raise self._late(method, url)
         mono1 = self.clock.monotonic_ns()
+        refused = _refusal(method, url, response)
+        if refused is not None:
+            raise refused
         status = response.status_code
-        if status in (401, 403):
-            raise AuthSyncError(
-                f"{method} {url}: {status} {quoted(_error_text(response))}; the device token "
-                "was refused: re-provision the kiosk, or fix the token file or the proxy "
-                "(sync keeps asking every few minutes)"
-            )
-        if status == 429 or status == 408 or status >= 500:
-            raise TransientSyncError(
-                f"{method} {url}: {status} {quoted(_error_text(response))}",
-                parse_retry_after(response.headers.get("Retry-After")),
-            )
-        if 400 <= status < 500 and status != 404:
-            raise BatchRejectedError(
-                f"{method} {url}: {status} {quoted(_error_text(response))}; the rows stay "
-                "pending (a whole request refused is retried, never dead-lettered)"
-            )
         if 200 <= status < 300 or status == 304:
             sample = _time_sample(response, wall0, mono0, mono1, time_in_body)
             if sample is not None:
@@ -273,6 +258,53 @@ class SyncClient:
     def get_document(self, name: str, etag: str | None) -> requests.Response:
         headers = {"If-None-Match": f'"{etag}"'} if etag else {}
         return self._request("GET", f"/v1/documents/{name}", headers=headers)
+
+
+def _verdicts(results: list[Any], ids: list[str]
+              ) -> tuple[dict[str, tuple[str, str | None]], dict[str, str]]:
+    """The central's per-row answers to a batch of ``ids``: (id -> (state, error)) for the
+    rows it decided, (id -> why) for the rows this device token may not deliver."""
+    marks: dict[str, tuple[str, str | None]] = {}
+    forbidden: dict[str, str] = {}
+    for result in results:
+        if not isinstance(result, dict) or result.get("id") not in ids:
+            continue
+        status = result.get("status")
+        errors = result.get("errors")
+        text = "; ".join(map(str, errors)) if isinstance(errors, list) else str(errors or "")
+        if status == "forbidden":
+            forbidden[result["id"]] = clean(
+                f"forbidden for this device token: {text or 'no reason given'}; "
+                "re-provision the kiosk so the central links its earlier device id")
+            continue
+        # A status that is not text (a broken central) is no verdict, like an unknown word.
+        state = _STATE_OF.get(status) if isinstance(status, str) else None
+        if state is not None:
+            marks[result["id"]] = (state, clean(text) or None)
+    return marks, forbidden
+
+
+def _refusal(method: str, url: str, response: requests.Response) -> SyncError | None:
+    """The error an answer's status means (None for a success, a 304 or a 404, which the
+    caller reads: a document not published yet)."""
+    status = response.status_code
+    if status in (401, 403):
+        return AuthSyncError(
+            f"{method} {url}: {status} {quoted(_error_text(response))}; the device token "
+            "was refused: re-provision the kiosk, or fix the token file or the proxy "
+            "(sync keeps asking every few minutes)"
+        )
+    if status == 429 or status == 408 or status >= 500:
+        return TransientSyncError(
+            f"{method} {url}: {status} {quoted(_error_text(response))}",
+            parse_retry_after(response.headers.get("Retry-After")),
+        )
+    if 400 <= status < 500 and status != 404:
+        return BatchRejectedError(
+            f"{method} {url}: {status} {quoted(_error_text(response))}; the rows stay "
+            "pending (a whole request refused is retried, never dead-lettered)"
+        )
+    return None
 
 
 def _error_text(response: requests.Response) -> str:
@@ -426,24 +458,7 @@ class Syncer:
         except SyncError as e:
             self.outbox.release(ids, str(e))
             raise
-        marks: dict[str, tuple[str, str | None]] = {}
-        forbidden: dict[str, str] = {}
-        for result in results:
-            if not isinstance(result, dict) or result.get("id") not in ids:
-                continue
-            status = result.get("status")
-            errors = result.get("errors")
-            text = "; ".join(map(str, errors)) if isinstance(errors, list) else str(errors or "")
-            error = clean(text) or None
-            if status == "forbidden":
-                forbidden[result["id"]] = clean(
-                    f"forbidden for this device token: {text or 'no reason given'}; "
-                    "re-provision the kiosk so the central links its earlier device id")
-                continue
-            # A status that is not text (a broken central) is no verdict, like an unknown word.
-            state = _STATE_OF.get(status) if isinstance(status, str) else None
-            if state is not None:
-                marks[result["id"]] = (state, error)
+        marks, forbidden = _verdicts(results, ids)
         self.outbox.mark_results(marks, self._now())
         if forbidden:
             self.outbox.hold(forbidden)
@@ -711,9 +726,9 @@ class SyncWorker:
                     self._client.health()
                     self._sleep(self._rng.uniform(0, self.link_jitter), wake_on_poke=False)
                 retry_forbidden = time.monotonic() >= next_forbidden
-                if self._token_refused or retry_forbidden:
-                    if self._reload_token():
-                        retry_forbidden = True
+                # A token file replaced by hand is picked up when a request is due anyway.
+                if (self._token_refused or retry_forbidden) and self._reload_token():
+                    retry_forbidden = True
                 delivered = self._syncer.push(self._stop, on_batch=self._beat,
                                               include_forbidden=retry_forbidden)
                 if retry_forbidden:
@@ -731,20 +746,21 @@ class SyncWorker:
                 if self._stop.is_set():
                     break  # close() cut the request: not an error worth keeping
                 self._failed(e)
-            except StoreError as e:
-                # A known fault of this device (disk full, damaged file): one line, no
-                # traceback; the scan loop shows it and the worker tries again later.
-                self._backoff.failed()  # counted; the wait is the fixed one below
-                self._record_error(e)
-                log.error("sync paused, the queue database failed: %s", quoted(str(e)))
-                self._publish()
-                self._sleep(min(self.backoff_cap, 60.0), wake_on_poke=False)
             except Exception as e:
-                self._backoff.failed()  # counted; the wait is the fixed one below
-                self._record_error(e)
-                log.exception("unexpected error in the sync worker")
-                self._publish()
-                self._sleep(min(self.backoff_cap, 60.0), wake_on_poke=False)
+                self._paused(e)
+
+    def _paused(self, e: Exception) -> None:
+        """A round failed on this device, not on the link: record it and wait a while."""
+        self._backoff.failed()  # counted; the wait is the fixed one below
+        self._record_error(e)
+        if isinstance(e, StoreError):
+            # A known fault of this device (disk full, damaged file): one line, no
+            # traceback; the scan loop shows it and the worker tries again later.
+            log.error("sync paused, the queue database failed: %s", quoted(str(e)))
+        else:
+            log.exception("unexpected error in the sync worker")
+        self._publish()
+        self._sleep(min(self.backoff_cap, 60.0), wake_on_poke=False)
 
     def _failed(self, e: SyncError) -> None:
         """Record a failed round and wait: slowly when refused, else with backoff."""

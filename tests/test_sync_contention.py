@@ -17,7 +17,8 @@ def entry(i: int, **kw) -> CheckIn:
     return CheckIn(**base)
 
 
-def test_recording_never_fails_while_sync_claims_and_marks(tmp_path):
+# Complexity over 10 on purpose: the two racing threads, side by side, are the test.
+def test_recording_never_fails_while_sync_claims_and_marks(tmp_path):  # noqa: C901
     """Scan loop (FULL, overrides read then write) against the worker's claim/mark loop."""
     path = tmp_path / "kiosk.db"
     failures: list[BaseException] = []

@@ -156,17 +156,7 @@ def collect(cfg: Any, *, probes: Probes = Probes()) -> dict[str, Any]:
 
 def problems(report: dict[str, Any]) -> list[str]:
     """What keeps this kiosk from recording and delivering check-ins: ``status`` exits 1."""
-    out = []
-    q = report["queue"]
-    if "error" in q:
-        out.append(q["error"])
-    else:
-        if q["last_error"]:
-            out.append(f"last sync error: {q['last_error']}")
-        if q["reprovision_needed"]:
-            out.append("the server refused the device token: re-provision")
-        if q["dead_letter"]:
-            out.append(f"{q['dead_letter']} check-in(s) refused by the server (dead letter)")
+    out = _queue_problems(report["queue"])
     if report["device"]["server_url"] is None:
         out.append("not provisioned: no server URL")
     elif report["device"]["device_token"] == "missing":
@@ -183,6 +173,19 @@ def problems(report: dict[str, Any]) -> list[str]:
     last = report["last_provisioning"]
     if last is not None and not last["ok"]:
         out.append(f"last provisioning failed: {last['message']}")
+    return out
+
+
+def _queue_problems(q: dict[str, Any]) -> list[str]:
+    if "error" in q:  # the queue's database cannot be read
+        return [q["error"]]
+    out = []
+    if q["last_error"]:
+        out.append(f"last sync error: {q['last_error']}")
+    if q["reprovision_needed"]:
+        out.append("the server refused the device token: re-provision")
+    if q["dead_letter"]:
+        out.append(f"{q['dead_letter']} check-in(s) refused by the server (dead letter)")
     return out
 
 

@@ -207,26 +207,12 @@ class ConfirmProvision(Screen):
         return []
 
     def handle(self, app: Any, event: pygame.event.Event) -> None:
-        action = None
-        if event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
-            action = hit(self.buttons(app), event.pos)
-        elif event.type == pygame.KEYDOWN:
-            if self.phase == "pin":
-                action = KEY_ACTIONS.get(event.key)
-            elif event.key == pygame.K_ESCAPE and self.phase in ("review", "failed"):
-                action = "later"
+        action = self.action_for(app, event)
         if action is None:
             return
         app.touch()
         if self.phase == "pin":
-            if action == "ok":
-                self.submit_pin(app)
-            elif action == "cancel":
-                self.phase, self.message = "review", None
-                self.entry.clear()
-            else:
-                self.entry.press(action)
-                self.message = None
+            self.pin_key(app, action)
         elif action in ("confirm", "reject"):
             self.phase, self.action, self.message = "pin", action, None
         elif action == "later":
@@ -237,6 +223,29 @@ class ConfirmProvision(Screen):
             self.reject(app)
         elif action == "restart":
             app.restart()
+
+    def action_for(self, app: Any, event: pygame.event.Event) -> str | None:
+        """The button tapped or the key pressed, as a button's action; None for the rest."""
+        if event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
+            return hit(self.buttons(app), event.pos)
+        if event.type != pygame.KEYDOWN:
+            return None
+        if self.phase == "pin":
+            return KEY_ACTIONS.get(event.key)
+        if event.key == pygame.K_ESCAPE and self.phase in ("review", "failed"):
+            return "later"
+        return None
+
+    def pin_key(self, app: Any, action: str) -> None:
+        """A key of the PIN pad: a digit, delete, OK or cancel."""
+        if action == "ok":
+            self.submit_pin(app)
+        elif action == "cancel":
+            self.phase, self.message = "review", None
+            self.entry.clear()
+        else:
+            self.entry.press(action)
+            self.message = None
 
     # --- drawing ----------------------------------------------------------------------
 

@@ -1040,18 +1040,13 @@ class Officer(Screen):
         return [Button(cell, label, action, colour=colour, enabled=enabled)
                 for (label, action, colour, enabled), cell in zip(specs, cells, strict=False)]
 
-    def handle(self, app: Any, event: pygame.event.Event) -> None:
+    # Complexity over 10 on purpose: an event dispatch, one flat branch per panel entry.
+    def handle(self, app: Any, event: pygame.event.Event) -> None:  # noqa: C901
         action = None
         if event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
             buttons = self.buttons(app)
             action = hit(buttons, event.pos)
-            off = next((b.action for b in buttons
-                        if not b.enabled and b.rect.collidepoint(event.pos)), None)
-            if off in DISABLED_REASONS:
-                # A greyed entry that does nothing when tapped looks broken: say why.
-                log.info("officer panel: %s is not available here", off)
-                self.notice, self.notice_until = DISABLED_REASONS[off], (app.clock()
-                                                                + app.timeouts.disabled_notice)
+            if self.explain_disabled(app, buttons, event.pos):
                 return
         elif event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE:
             action = "close"
@@ -1073,6 +1068,18 @@ class Officer(Screen):
         elif action == "close":
             log.info("officer panel closed")
             app.home()
+
+    def explain_disabled(self, app: Any, buttons: list[Button], pos: tuple[int, int]) -> bool:
+        """A tap on a greyed entry shows why it is not available (one that does nothing
+        looks broken); True if the tap was one."""
+        off = next((b.action for b in buttons if not b.enabled and b.rect.collidepoint(pos)),
+                   None)
+        if off not in DISABLED_REASONS:
+            return False
+        log.info("officer panel: %s is not available here", off)
+        self.notice = DISABLED_REASONS[off]
+        self.notice_until = app.clock() + app.timeouts.disabled_notice
+        return True
 
     def draw(self, app: Any, surface: pygame.Surface) -> None:
         surface.fill(BG)
@@ -1119,16 +1126,7 @@ class Officer(Screen):
             blit_text(app.fonts, surface, t("No check-ins yet today"), lay.unit, MUTED, rows[0],
                       align="left")
         size = int(min(lay.unit * 0.9, rows[0].height * 0.7))
-        changed = overridden_ids(self.recent)
-        table = []
-        for item in self.recent[:RECENT_ROWS]:
-            when, direction, who, outcome = recent_fields(item)
-            old = str(item.get("id")) in changed
-            texts = [local_time(app, when), t(DIRECTION_LABELS.get(direction, direction)), who,
-                     t(WORDS[outcome]) if outcome else ""]
-            if changed:  # the tag column is there only when a row needs it
-                texts.append(t(CHANGED_TAG) if old else "")
-            table.append((outcome, old, texts))
+        table = self.recent_table(app)
         # Columns as wide as their widest text, at one size for the whole table (the largest
         # that fits) so the columns line up; what is left over is spread between them.
         ncols = len(table[0][2]) if table else 1
@@ -1153,23 +1151,43 @@ class Officer(Screen):
                 x += w + spare + gap
             drawn.append((row, outcome, old, cells))
         for row, outcome, old, cells in drawn:
-            colour = COLOURS.get(outcome, PANEL) if outcome else PANEL
-            # A replaced decision is greyed and its word struck out: the override row is
-            # the one that counts.
-            pygame.draw.rect(surface, REPLACED if old else colour,
-                             pygame.Rect(row.left, row.top, lay.pad, row.height))
-            for i, (text, col) in enumerate(cells):
-                if not text:
-                    continue
-                if old and i == 4:
-                    self.draw_tag(app, surface, text, size, col)
-                    continue
-                drawn_at = blit_text(app.fonts, surface, text, size, REPLACED_TEXT if old else FG,
-                                     col, align="left", min_size=8)
-                if old and i == 3:
-                    y = drawn_at.centery
-                    pygame.draw.line(surface, REPLACED_TEXT, (drawn_at.left, y),
-                                     (drawn_at.right, y), max(1, size // 10))
+            self.draw_recent_row(app, surface, row, outcome, old, cells, size)
+
+    def recent_table(self, app: Any) -> list[tuple[Outcome | None, bool, list[str]]]:
+        """(outcome, replaced by an override, the cells' texts) for each recent check-in."""
+        t = app.t
+        changed = overridden_ids(self.recent)
+        table = []
+        for item in self.recent[:RECENT_ROWS]:
+            when, direction, who, outcome = recent_fields(item)
+            old = str(item.get("id")) in changed
+            texts = [local_time(app, when), t(DIRECTION_LABELS.get(direction, direction)), who,
+                     t(WORDS[outcome]) if outcome else ""]
+            if changed:  # the tag column is there only when a row needs it
+                texts.append(t(CHANGED_TAG) if old else "")
+            table.append((outcome, old, texts))
+        return table
+
+    def draw_recent_row(self, app: Any, surface: pygame.Surface, row: pygame.Rect,
+                        outcome: Outcome | None, old: bool,
+                        cells: list[tuple[str, pygame.Rect]], size: int) -> None:
+        colour = COLOURS.get(outcome, PANEL) if outcome else PANEL
+        # A replaced decision is greyed and its word struck out: the override row is
+        # the one that counts.
+        pygame.draw.rect(surface, REPLACED if old else colour,
+                         pygame.Rect(row.left, row.top, app.layout.pad, row.height))
+        for i, (text, col) in enumerate(cells):
+            if not text:
+                continue
+            if old and i == 4:
+                self.draw_tag(app, surface, text, size, col)
+                continue
+            drawn_at = blit_text(app.fonts, surface, text, size, REPLACED_TEXT if old else FG,
+                                 col, align="left", min_size=8)
+            if old and i == 3:
+                y = drawn_at.centery
+                pygame.draw.line(surface, REPLACED_TEXT, (drawn_at.left, y),
+                                 (drawn_at.right, y), max(1, size // 10))
 
     @staticmethod
     def draw_tag(app: Any, surface: pygame.Surface, text: str, size: int,
