@@ -63,3 +63,14 @@ def test_mypy_reads_the_packages_types(tmp_path):
     done = run(sys.executable, "-m", "mypy", str(caller), timeout=120)
     assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-2000:]
     assert 'incompatible type "str"; expected "bytes"' in done.stdout
+
+
+def test_ruff_refuses_a_tangled_function(tmp_path):
+    """The complexity gate is on: a function of eleven branches is reported (C901)."""
+    branches = "".join(f"    if x == {i}:\n        return {i}\n" for i in range(11))
+    tangled = tmp_path / "tangled.py"
+    tangled.write_text(f"def pick(x: int) -> int:\n{branches}    return -1\n", encoding="utf-8")
+    done = run(str(BIN / "ruff"), "check", "--no-cache", "--config", str(ROOT / ".ruff.toml"),
+               str(tangled))
+    assert done.returncode == 1
+    assert "C901 `pick` is too complex (12 > 10)" in done.stdout
