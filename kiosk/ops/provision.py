@@ -31,11 +31,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiosk import config as config_mod
 from kiosk.errors import ConfigError, ProvisionError, StoreError
 from offline_queue.serverurl import check_server_url
+
+if TYPE_CHECKING:  # imported when enrolling: the commands start fast
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +227,7 @@ class Enrolment:
     linked_device_ids: tuple[str, ...] | None = None
 
 
-def enrol(request: Request, *, timeout: float = 10.0, session: Any = None,
+def enrol(request: Request, *, timeout: float = 10.0, session: requests.Session | None = None,
           previous_device_ids: Iterable[str] = ()) -> Enrolment:
     """Exchange the enrolment token for a device token; ProvisionError says what to do.
 
@@ -279,7 +282,7 @@ def enrol(request: Request, *, timeout: float = 10.0, session: Any = None,
     return enrolment
 
 
-def _error_text(response: Any) -> str:
+def _error_text(response: requests.Response) -> str:
     """The server's words, quoted and escaped: they reach the log, the screen and status,
     and a hostile server must not forge a line there (issue 9 #14)."""
     from offline_queue.sync import quoted
@@ -303,7 +306,7 @@ def provision(
     owner: str | None = None,
     timeout: float = 10.0,
     source: str = "command line",
-    session: Any = None,
+    session: requests.Session | None = None,
 ) -> Result:
     """Enrol and write the configuration; raises ProvisionError and leaves files untouched.
 
@@ -860,7 +863,7 @@ def confirm_pending(
     config_path: str | os.PathLike[str] = config_mod.DEFAULT_PATH,
     store_path: str | os.PathLike[str] | None = None,
     timeout: float = 10.0,
-    session: Any = None,
+    session: requests.Session | None = None,
 ) -> Result:
     """The officer confirmed on screen: enrol with the staged file (replacing this kiosk's
     token), log what changed, forget the staged file.  On failure it stays staged (the

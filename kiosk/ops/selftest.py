@@ -17,10 +17,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiosk.terminal import printable, printable_json
 from offline_queue.disk import disk_space
+
+if TYPE_CHECKING:  # imported when a check runs: the command starts fast
+    import requests
+
+    from hardware.signals import Signals
+    from kiosk.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +82,15 @@ Confirm = Callable[[str], bool | None]
 
 
 def run_selftest(
-    cfg: Any,
+    cfg: Config,
     *,
     frames: FrameSource | None = None,
-    signals: Any = None,
+    signals: Signals | None = None,
     confirm: Confirm | None = None,
     card_seconds: float = 0.0,
     camera_seconds: float = 5.0,
     progress: Callable[[str], None] | None = None,
-    session: Any = None,
+    session: requests.Session | None = None,
     synced_flag: Path = Path("/run/systemd/timesync/synchronized"),
 ) -> SelfTestReport:
     """Run every check; never raises for a failing part (that is a failed check).
@@ -124,7 +130,7 @@ def run_selftest(
     return report
 
 
-def _camera(cfg: Any, frames: FrameSource | None, seconds: float, seen: list[Any]
+def _camera(cfg: Config, frames: FrameSource | None, seconds: float, seen: list[Any]
             ) -> tuple[str, str]:
     if frames is not None:
         deadline = time.monotonic() + seconds
@@ -152,7 +158,7 @@ def _camera(cfg: Any, frames: FrameSource | None, seconds: float, seen: list[Any
     return PASS, f"{len(seen)} frames {shape} from {cfg.camera.spec}"
 
 
-def _card(cfg: Any, frames: FrameSource | None, seen: list[Any], seconds: float
+def _card(cfg: Config, frames: FrameSource | None, seen: list[Any], seconds: float
           ) -> tuple[str, str]:
     import numpy as np
 
@@ -187,7 +193,7 @@ def _card(cfg: Any, frames: FrameSource | None, seen: list[Any], seconds: float
     return FAIL, f"test card not seen within {seconds:.0f} s; hold it 20-40 cm from the lens"
 
 
-def _lights(cfg: Any, signals: Any, confirm: Confirm | None) -> tuple[str, str]:
+def _lights(cfg: Config, signals: Signals | None, confirm: Confirm | None) -> tuple[str, str]:
     if not cfg.signals.enabled:
         return SKIP, "signals disabled in the config"
     opened = None
@@ -231,7 +237,7 @@ def _lights(cfg: Any, signals: Any, confirm: Confirm | None) -> tuple[str, str]:
     return PASS, f"confirmed {', '.join(devices)}"
 
 
-def _database(cfg: Any) -> tuple[str, str]:
+def _database(cfg: Config) -> tuple[str, str]:
     from offline_queue.store import connect, quick_check
 
     path = Path(cfg.store.path)
@@ -263,7 +269,7 @@ def _database(cfg: Any) -> tuple[str, str]:
     return PASS, f"write/read ok; {path.name} quick_check ok"
 
 
-def _disk(cfg: Any) -> tuple[str, str]:
+def _disk(cfg: Config) -> tuple[str, str]:
     space = disk_space(Path(cfg.store.path).parent, low_below=cfg.store.disk_warn_mb * 2**20)
     if space.free_bytes is None:
         return FAIL, f"{space.error}; check that the card is mounted and readable"
@@ -273,7 +279,8 @@ def _disk(cfg: Any) -> tuple[str, str]:
     return PASS, f"{free} MiB free at {space.path}"
 
 
-def _server(cfg: Any, session: Any, server_time: list[datetime]) -> tuple[str, str]:
+def _server(cfg: Config, session: requests.Session | None, server_time: list[datetime]
+            ) -> tuple[str, str]:
     import requests
 
     from kiosk.runtime.build import device_token
@@ -323,7 +330,7 @@ def _clock(synced_flag: Path, server_time: list[datetime]) -> tuple[str, str]:
     return WARN, "not NTP-synced and no server to compare with; times will be corrected later"
 
 
-def _documents(cfg: Any) -> tuple[str, str]:
+def _documents(cfg: Config) -> tuple[str, str]:
     from kiosk.domain.policy import Policy
     from kiosk.domain.watchlist import Watchlist
     from offline_queue.store import connect, read_document

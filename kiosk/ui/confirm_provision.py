@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import math
 import unicodedata
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pygame
 
@@ -29,12 +30,15 @@ from kiosk.ui.technician import GREEN, body_area, draw_report, result_lines
 from kiosk.ui.text import blit_text
 from kiosk.ui.widgets import ACCENT, DANGER, KEY_ACTIONS, Button, Entry, hit, keypad_buttons
 
+if TYPE_CHECKING:  # the app imports the screens
+    from kiosk.ui.app import KioskApp
+
 log = logging.getLogger(__name__)
 
 ARROW = " » "
 
 
-def offer(app: Any, screen: Screen) -> bool:
+def offer(app: KioskApp, screen: Screen) -> bool:
     """Show the staged change on ``screen`` (the machine's ConfirmProvision) if there is one
     and it is not snoozed; the app calls this when the kiosk is free (scanning, idle, fault)."""
     from kiosk.ops import provision as prov
@@ -63,6 +67,14 @@ def plain(text: str) -> str:
                    for c in text)
 
 
+def _state_dir(app: KioskApp) -> Path:
+    state_dir = app.appliance.state_dir
+    if state_dir is None:
+        raise RuntimeError("a staged provisioning file was answered on a kiosk without a "
+                           "state folder; offer() shows the question only with one")
+    return state_dir
+
+
 class ConfirmProvision(Screen):
     name = "confirm_provision"
     audience = "system"
@@ -71,13 +83,13 @@ class ConfirmProvision(Screen):
         self.snoozed = ""  # the digest "Later" was tapped for
         self.snoozed_until = 0.0
 
-    def officer_at_kiosk(self, app: Any) -> bool:
+    def officer_at_kiosk(self, app: KioskApp) -> bool:
         """Once the officer taps Confirm or Reject, an officer is at the kiosk: a code read
         then is decided and shown as a notice, and this screen (and a PIN typed halfway)
         stays; while only the question is up, a citizen's code shows its full result."""
         return self.phase != "review"
 
-    def enter(self, app: Any, pending: Any = None, **_kw: Any) -> None:
+    def enter(self, app: KioskApp, pending: Any = None, **_kw: Any) -> None:
         self.pending = pending
         self.phase = "review"  # review | pin | working | failed | done
         self.action = ""  # what the PIN is for: confirm | reject
@@ -89,19 +101,19 @@ class ConfirmProvision(Screen):
         self.done_at = 0.0
         app.touch()
 
-    def busy(self, app: Any) -> bool:
+    def busy(self, app: KioskApp) -> bool:
         return self.phase == "working"
 
     # --- decisions --------------------------------------------------------------------
 
-    def later(self, app: Any) -> None:
+    def later(self, app: KioskApp) -> None:
         self.snoozed = self.pending.digest
         self.snoozed_until = app.clock() + app.timeouts.remind
         log.info("provisioning file %s: decision postponed; asking again in %.0f min",
                  self.pending.source, app.timeouts.remind / 60)
         app.home()
 
-    def submit_pin(self, app: Any) -> None:
+    def submit_pin(self, app: KioskApp) -> None:
         entered, self.entry.value = self.entry.value, ""
         if app.clock() >= app.pin_locked_until and app.check_pin(entered):
             self.message = None
@@ -116,26 +128,29 @@ class ConfirmProvision(Screen):
         else:
             self.message = app.t("Wrong PIN")
 
-    def confirm(self, app: Any) -> None:
+    def confirm(self, app: KioskApp) -> None:
         from kiosk.ops import provision as prov
 
         appliance = app.appliance
+        state_dir, config_path = _state_dir(app), appliance.config_path
+        if config_path is None:
+            raise RuntimeError("a staged provisioning file was confirmed on a kiosk without "
+                               "a config file; offer() shows the question only with one")
         self.phase, self.error = "working", ""
         log.info("officer confirmed the staged provisioning file with the PIN; enrolling")
         self.job = app.start_job("provisioning", lambda _job: prov.confirm_pending(
-            appliance.state_dir, config_path=appliance.config_path,
-            timeout=appliance.provision_timeout))
+            state_dir, config_path=config_path, timeout=appliance.provision_timeout))
 
-    def reject(self, app: Any) -> None:
+    def reject(self, app: KioskApp) -> None:
         from kiosk.ops import provision as prov
 
-        prov.reject_pending(app.appliance.state_dir)  # logs what was rejected
+        prov.reject_pending(_state_dir(app))  # logs what was rejected
         app.provision_watch.mark_shown()  # the officer saw it; no "failed" screen after
         app.home()
 
     # --- frame ------------------------------------------------------------------------
 
-    def update(self, app: Any) -> None:
+    def update(self, app: KioskApp) -> None:
         if self.job is not None:
             for kind, value in self.job.poll():
                 if kind == "done":
@@ -149,7 +164,7 @@ class ConfirmProvision(Screen):
                     app.provision_watch.mark_shown()
                 app.touch()
 
-    def deadline(self, app: Any) -> float | None:
+    def deadline(self, app: KioskApp) -> float | None:
         if self.phase == "done":
             return self.done_at + app.timeouts.restart_after
         if self.phase == "pin":
@@ -158,7 +173,7 @@ class ConfirmProvision(Screen):
             return app.last_activity + app.timeouts.officer
         return None  # working: the enrolment runs to its end
 
-    def expired(self, app: Any) -> None:
+    def expired(self, app: KioskApp) -> None:
         if self.phase == "done":
             app.restart()
         elif self.phase == "pin":  # a PIN typed halfway and left: back to the question
@@ -168,12 +183,12 @@ class ConfirmProvision(Screen):
         else:  # nobody answered: asked again later
             self.later(app)
 
-    def areas(self, app: Any) -> tuple[pygame.Rect, pygame.Rect]:
+    def areas(self, app: KioskApp) -> tuple[pygame.Rect, pygame.Rect]:
         """(report, buttons) for review, failed and done."""
         report, buttons = app.layout.rows(body_area(app), [4.2, 1.0])
         return report, buttons
 
-    def pin_areas(self, app: Any) -> tuple[pygame.Rect, pygame.Rect, pygame.Rect, pygame.Rect]:
+    def pin_areas(self, app: KioskApp) -> tuple[pygame.Rect, pygame.Rect, pygame.Rect, pygame.Rect]:
         """(field, message, keypad, cancel), as on the officer PIN screen."""
         lay = app.layout
         area = body_area(app)
@@ -184,7 +199,7 @@ class ConfirmProvision(Screen):
         field, message, cancel = lay.rows(left, [1.3, 2.2, 1.1])
         return field, message, keypad, cancel
 
-    def buttons(self, app: Any) -> list[Button]:
+    def buttons(self, app: KioskApp) -> list[Button]:
         t = app.t
         if self.phase == "pin":
             field, _message, keypad, cancel = self.pin_areas(app)
@@ -206,7 +221,7 @@ class ConfirmProvision(Screen):
             return [Button(area, t("Restart now"), "restart", colour=GREEN)]
         return []
 
-    def handle(self, app: Any, event: pygame.event.Event) -> None:
+    def handle(self, app: KioskApp, event: pygame.event.Event) -> None:
         action = self.action_for(app, event)
         if action is None:
             return
@@ -224,7 +239,7 @@ class ConfirmProvision(Screen):
         elif action == "restart":
             app.restart()
 
-    def action_for(self, app: Any, event: pygame.event.Event) -> str | None:
+    def action_for(self, app: KioskApp, event: pygame.event.Event) -> str | None:
         """The button tapped or the key pressed, as a button's action; None for the rest."""
         if event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
             return hit(self.buttons(app), event.pos)
@@ -236,7 +251,7 @@ class ConfirmProvision(Screen):
             return "later"
         return None
 
-    def pin_key(self, app: Any, action: str) -> None:
+    def pin_key(self, app: KioskApp, action: str) -> None:
         """A key of the PIN pad: a digit, delete, OK or cancel."""
         if action == "ok":
             self.submit_pin(app)
@@ -249,7 +264,7 @@ class ConfirmProvision(Screen):
 
     # --- drawing ----------------------------------------------------------------------
 
-    def change_lines(self, app: Any) -> list[tuple[str, tuple[int, int, int]]]:
+    def change_lines(self, app: KioskApp) -> list[tuple[str, tuple[int, int, int]]]:
         t = app.t
         none = "—"
         rows = {name: (plain(old), plain(new)) for name, old, new in self.pending.changes()}
@@ -267,7 +282,7 @@ class ConfirmProvision(Screen):
         lines.append((t("From: {source}").format(source=plain(self.pending.source)), MUTED))
         return lines
 
-    def draw(self, app: Any, surface: pygame.Surface) -> None:
+    def draw(self, app: KioskApp, surface: pygame.Surface) -> None:
         surface.fill(BG)
         t = app.t
         title_bar(app, surface, t("New settings from a USB stick"))
@@ -300,7 +315,7 @@ class ConfirmProvision(Screen):
                         t("Change this kiosk's settings?"), lines)
         draw_buttons(app, surface, self.buttons(app))
 
-    def draw_pin(self, app: Any, surface: pygame.Surface) -> None:
+    def draw_pin(self, app: KioskApp, surface: pygame.Surface) -> None:
         lay = app.layout
         t = app.t
         field, message, _keypad, _cancel = self.pin_areas(app)

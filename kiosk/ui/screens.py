@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pygame
@@ -31,6 +31,11 @@ from kiosk.ui.layout import status_line_height
 from kiosk.ui.machine import Screen
 from kiosk.ui.text import balance, blit_text
 from kiosk.ui.widgets import ACCENT, DANGER, KEY_ACTIONS, Button, Entry, hit, keypad_buttons
+
+if TYPE_CHECKING:  # the app imports the screens
+    from kiosk.domain.model import Credential
+    from kiosk.runtime.events import Health, ScanResult
+    from kiosk.ui.app import KioskApp
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +119,7 @@ def icon(outcome: Outcome, height: int) -> pygame.Surface:
     return image(str(icon_path(outcome)), height)
 
 
-def kind_label(credential: Any) -> str:
+def kind_label(credential: Credential) -> str:
     """The catalogue id naming what kind of code ``credential`` is."""
     kind = str(credential.kind)
     if kind == "venue" and not is_venue_poster(credential):
@@ -122,7 +127,7 @@ def kind_label(credential: Any) -> str:
     return KIND_LABELS.get(kind, KIND_LABELS["unknown"])
 
 
-def not_a_person(result: Any) -> str | None:
+def not_a_person(result: ScanResult) -> str | None:
     """``"venue"`` or ``"unknown"`` when a scanned code was not a person's, else None.
 
     Only when nothing was recorded and every reason says "not a person's code": an internal
@@ -150,7 +155,7 @@ def frame_surface(frame: np.ndarray) -> pygame.Surface:
     return surf
 
 
-def draw_preview(app: Any, surface: pygame.Surface, rect: pygame.Rect, guide: bool = True
+def draw_preview(app: KioskApp, surface: pygame.Surface, rect: pygame.Rect, guide: bool = True
                  ) -> None:
     """The camera picture letterboxed into ``rect`` (mirrored like a mirror) with the guide."""
     pygame.draw.rect(surface, (0, 0, 0), rect)
@@ -171,7 +176,7 @@ def draw_preview(app: Any, surface: pygame.Surface, rect: pygame.Rect, guide: bo
         draw_guide(app, surface, app.layout.guide_rect(shown, app.camera_crop))
 
 
-def draw_guide(app: Any, surface: pygame.Surface, r: pygame.Rect) -> None:
+def draw_guide(app: KioskApp, surface: pygame.Surface, r: pygame.Rect) -> None:
     """Corner brackets where the card should be; dark outline keeps them visible on white."""
     arm = max(8, min(r.width, r.height) // 4)
     th = max(3, app.layout.unit // 5)
@@ -192,7 +197,7 @@ def draw_guide(app: Any, surface: pygame.Surface, r: pygame.Rect) -> None:
             pygame.draw.rect(surface, colour, v)
 
 
-def local_time(app: Any, when: datetime | str | None, fmt: str = "%H:%M") -> str:
+def local_time(app: KioskApp, when: datetime | str | None, fmt: str = "%H:%M") -> str:
     if when is None:
         return "—"
     if isinstance(when, str):
@@ -204,7 +209,7 @@ def local_time(app: Any, when: datetime | str | None, fmt: str = "%H:%M") -> str
     return when.astimezone(app.tz).strftime(fmt)
 
 
-def direction_badge(app: Any, surface: pygame.Surface, rect: pygame.Rect) -> None:
+def direction_badge(app: KioskApp, surface: pygame.Surface, rect: pygame.Rect) -> None:
     d = app.loop.direction
     pygame.draw.rect(surface, IN_COLOUR if d == "in" else OUT_COLOUR, rect,
                      border_radius=rect.height // 5)
@@ -212,7 +217,7 @@ def direction_badge(app: Any, surface: pygame.Surface, rect: pygame.Rect) -> Non
               rect.inflate(-rect.height // 2, 0), bold=True)
 
 
-def draw_lights(app: Any, surface: pygame.Surface, rect: pygame.Rect) -> None:
+def draw_lights(app: KioskApp, surface: pygame.Surface, rect: pygame.Rect) -> None:
     """The demo's picture of the pins the scan loop drives (red, amber, green, buzzer, gate)."""
     states = app.loop.lights()
     r = rect.height // 2 - 2
@@ -230,7 +235,7 @@ def draw_lights(app: Any, surface: pygame.Surface, rect: pygame.Rect) -> None:
         x = box.right + 4
 
 
-def _light_boxes(app: Any, height: int) -> list[tuple[str, str, int]]:
+def _light_boxes(app: KioskApp, height: int) -> list[tuple[str, str, int]]:
     """(pin, label, box width) of the buzzer and gate boxes: wide enough for their words."""
     r = height // 2 - 2
     font = app.fonts.font(int(height * 0.5))
@@ -238,7 +243,7 @@ def _light_boxes(app: Any, height: int) -> list[tuple[str, str, int]]:
             for name, text in (("buzzer", app.t("Buzzer")), ("gate", app.t("Gate")))]
 
 
-def lights_width(app: Any, height: int) -> int:
+def lights_width(app: KioskApp, height: int) -> int:
     """Width of the demo lights drawn ``height`` pixels tall."""
     r = height // 2 - 2
     return 3 * (2 * r + 4) + sum(w + 4 for _n, _t, w in _light_boxes(app, height)) + 4
@@ -248,7 +253,7 @@ StatusItem = tuple[str, str, tuple[int, int, int]]  # full text, short text, col
 STRIP_BG = (8, 12, 20)
 
 
-def draw_status(app: Any, surface: pygame.Surface) -> int:
+def draw_status(app: KioskApp, surface: pygame.Surface) -> int:
     """The officers' strip at the bottom of every screen; returns its text size.
 
     Items flow over the strip's lines in order (the clock last, on the right), at the largest
@@ -272,7 +277,7 @@ def draw_status(app: Any, surface: pygame.Surface) -> int:
     return size
 
 
-def status_lines(app: Any) -> tuple[pygame.Rect | None, list[pygame.Rect]]:
+def status_lines(app: KioskApp) -> tuple[pygame.Rect | None, list[pygame.Rect]]:
     """(the demo lights' place or None, the strip's lines of text)."""
     lay = app.layout
     strip = lay.status
@@ -294,7 +299,7 @@ def status_lines(app: Any) -> tuple[pygame.Rect | None, list[pygame.Rect]]:
     return lights, lines
 
 
-def _status_gap(app: Any, size: int) -> tuple[int, int]:
+def _status_gap(app: KioskApp, size: int) -> tuple[int, int]:
     """(dot radius, gap between items) for text of ``size``."""
     return max(3, size // 4), max(8, size // 2)
 
@@ -302,7 +307,7 @@ def _status_gap(app: Any, size: int) -> tuple[int, int]:
 _strip_fits: dict[tuple, tuple[int, list]] = {}
 
 
-def _status_fit(app: Any, items: list[StatusItem], lines: list[pygame.Rect]
+def _status_fit(app: KioskApp, items: list[StatusItem], lines: list[pygame.Rect]
                 ) -> tuple[int, list[list[tuple[str, tuple[int, int, int]]]]]:
     """The largest size and the flow of items over ``lines`` at which all fit."""
     # The strip is drawn every frame and changes about once a minute: remember the fit.
@@ -315,7 +320,7 @@ def _status_fit(app: Any, items: list[StatusItem], lines: list[pygame.Rect]
     return fit
 
 
-def _status_search(app: Any, items: list[StatusItem], lines: list[pygame.Rect]
+def _status_search(app: KioskApp, items: list[StatusItem], lines: list[pygame.Rect]
                    ) -> tuple[int, list[list[tuple[str, tuple[int, int, int]]]]]:
     top = int(lines[0].height * 0.72)
     # The full texts while they stay readable (16 px and up), then the short ones.
@@ -329,7 +334,7 @@ def _status_search(app: Any, items: list[StatusItem], lines: list[pygame.Rect]
     return 8, _status_flow(app, [(i[1], i[2]) for i in items], lines, 8, force=True) or []
 
 
-def _status_flow(app: Any, items: list[tuple[str, tuple[int, int, int]]],
+def _status_flow(app: KioskApp, items: list[tuple[str, tuple[int, int, int]]],
                  lines: list[pygame.Rect], size: int, force: bool = False
                  ) -> list[list[tuple[str, tuple[int, int, int]]]] | None:
     font = app.fonts.font(size)
@@ -353,7 +358,7 @@ def _status_flow(app: Any, items: list[tuple[str, tuple[int, int, int]]],
     return [r for r in rows if r]
 
 
-def _status_row(app: Any, surface: pygame.Surface, items: list, area: pygame.Rect,
+def _status_row(app: KioskApp, surface: pygame.Surface, items: list, area: pygame.Rect,
                 size: int, last: bool = False) -> None:
     font = app.fonts.font(size)
     dot, gap = _status_gap(app, size)
@@ -382,7 +387,7 @@ DOCUMENTS: dict[str, tuple[str, str, str]] = {  # name: (with age, never fetched
 }
 
 
-def age_texts(app: Any, when: datetime) -> tuple[str, str, timedelta]:
+def age_texts(app: KioskApp, when: datetime) -> tuple[str, str, timedelta]:
     """("12 min ago" or "19/11 (3 days ago)", the short form, the age) of ``when``."""
     t = app.t
     now = app.now()
@@ -404,7 +409,7 @@ def age_texts(app: Any, when: datetime) -> tuple[str, str, timedelta]:
     return f"{day} ({ago})", day, age
 
 
-def aged_item(app: Any, template: str, when: datetime, fresh: timedelta) -> StatusItem:
+def aged_item(app: KioskApp, template: str, when: datetime, fresh: timedelta) -> StatusItem:
     """``template`` ("Synced {age}") filled in, coloured by age: green, amber, red."""
     full, short, age = age_texts(app, when)
     colour = OK if age < fresh else WARN if age < STALE else BAD
@@ -412,7 +417,7 @@ def aged_item(app: Any, template: str, when: datetime, fresh: timedelta) -> Stat
     return text.format(age=full), text.format(age=short), colour
 
 
-def document_items(app: Any, h: Any) -> list[StatusItem]:
+def document_items(app: KioskApp, h: Health) -> list[StatusItem]:
     t = app.t
     now = app.now()
     times = dict(getattr(h, "documents", ()) or ())
@@ -437,7 +442,7 @@ def document_items(app: Any, h: Any) -> list[StatusItem]:
     return items
 
 
-def status_items(app: Any) -> list[StatusItem]:
+def status_items(app: KioskApp) -> list[StatusItem]:
     """What the strip says, in order, each as (full text, short text, colour)."""
     t = app.t
     h = app.health
@@ -469,7 +474,7 @@ def status_items(app: Any) -> list[StatusItem]:
     return items
 
 
-def title_bar(app: Any, surface: pygame.Surface, text: str,
+def title_bar(app: KioskApp, surface: pygame.Surface, text: str,
               colour: tuple[int, int, int] = FG) -> pygame.Rect:
     """A title across the top; returns the area left below it."""
     lay = app.layout
@@ -481,8 +486,8 @@ def title_bar(app: Any, surface: pygame.Surface, text: str,
                        lay.body.bottom - bar.bottom - 2 * lay.pad)
 
 
-def notice_look(app: Any, result: Any) -> tuple[tuple[int, int, int], tuple[int, int, int],
-                                                 str, str]:
+def notice_look(app: KioskApp, result: ScanResult
+                ) -> tuple[tuple[int, int, int], tuple[int, int, int], str, str]:
     """(colour, text colour, icon file, text) of a result shown as a notice: word, masked
     name or ID, then the reasons (or, without any, what kind of code it was)."""
     t = app.t
@@ -501,7 +506,7 @@ def notice_look(app: Any, result: Any) -> tuple[tuple[int, int, int], tuple[int,
     return COLOURS[outcome], TEXT_ON[outcome], str(icon_path(outcome)), "  ·  ".join(parts)
 
 
-def draw_notice(app: Any, surface: pygame.Surface, result: Any) -> pygame.Rect:
+def draw_notice(app: KioskApp, surface: pygame.Surface, result: ScanResult) -> pygame.Rect:
     """A code decided while an officer screen is open, over that screen's title bar."""
     lay = app.layout
     colour, text_colour, icon_file, text = notice_look(app, result)
@@ -517,7 +522,7 @@ def draw_notice(app: Any, surface: pygame.Surface, result: Any) -> pygame.Rect:
     return bar
 
 
-def draw_buttons(app: Any, surface: pygame.Surface, buttons: list[Button]) -> dict[str, int]:
+def draw_buttons(app: KioskApp, surface: pygame.Surface, buttons: list[Button]) -> dict[str, int]:
     """Keypad digits big; words at one size per row, so neighbours look alike.
 
     Returns the text size each button's label was drawn at, by action.
@@ -547,13 +552,13 @@ class Splash(Screen):
     name = "splash"
     audience = "system"
 
-    def deadline(self, app: Any) -> float | None:
+    def deadline(self, app: KioskApp) -> float | None:
         return app.entered_at + app.timeouts.splash
 
-    def expired(self, app: Any) -> None:
+    def expired(self, app: KioskApp) -> None:
         app.after_splash()
 
-    def draw(self, app: Any, surface: pygame.Surface) -> None:
+    def draw(self, app: KioskApp, surface: pygame.Surface) -> None:
         surface.fill(BG)
         lay = app.layout
         pic = image(str(splash_path()), int(lay.body.height * 0.7))
@@ -570,20 +575,20 @@ class Scanning(Screen):
     name = "scanning"
     rest = True
 
-    def enter(self, app: Any, **_kw: Any) -> None:
+    def enter(self, app: KioskApp, **_kw: Any) -> None:
         app.touch()  # idle time counts from the moment the screen is ready for the next person
 
-    def update(self, app: Any) -> None:
+    def update(self, app: KioskApp) -> None:
         if app.faults():
             app.go("fault")
 
-    def deadline(self, app: Any) -> float | None:
+    def deadline(self, app: KioskApp) -> float | None:
         return app.last_activity + app.settings.idle_seconds
 
-    def expired(self, app: Any) -> None:
+    def expired(self, app: KioskApp) -> None:
         app.go("idle")
 
-    def draw(self, app: Any, surface: pygame.Surface) -> None:
+    def draw(self, app: KioskApp, surface: pygame.Surface) -> None:
         surface.fill(BG)
         lay = app.layout
         t = app.t
@@ -605,7 +610,7 @@ class Scanning(Screen):
                   int(lay.unit * 0.9), MUTED, counts, align="left")
 
     @staticmethod
-    def draw_accepted(app: Any, surface: pygame.Surface, area: pygame.Rect) -> None:
+    def draw_accepted(app: KioskApp, surface: pygame.Surface, area: pygame.Rect) -> None:
         t = app.t
         lines = [t(KIND_LABELS[k]) for k in app.loop.accepted_kinds if k in KIND_LABELS]
         head_h = int(app.layout.unit * 1.5)
@@ -626,15 +631,15 @@ class Idle(Screen):
     name = "idle"
     rest = True
 
-    def handle(self, app: Any, event: pygame.event.Event) -> None:
+    def handle(self, app: KioskApp, event: pygame.event.Event) -> None:
         if event.type in (pygame.MOUSEBUTTONDOWN, pygame.KEYDOWN):
             app.go("scanning")
 
-    def update(self, app: Any) -> None:
+    def update(self, app: KioskApp) -> None:
         if app.faults():
             app.go("fault")
 
-    def draw(self, app: Any, surface: pygame.Surface) -> None:
+    def draw(self, app: KioskApp, surface: pygame.Surface) -> None:
         surface.fill(BG)
         lay = app.layout
         t = app.t
@@ -670,31 +675,31 @@ class Idle(Screen):
 class Result(Screen):
     name = "result"
 
-    def enter(self, app: Any, result: Any = None, back_to: Any = None, **_kw: Any) -> None:
+    def enter(self, app: KioskApp, result: Any = None, back_to: Any = None, **_kw: Any) -> None:
         self.result = result
         self.back_to: str | None = back_to
         self.until = app.clock() + app.settings.result_seconds
 
-    def finish(self, app: Any) -> None:
+    def finish(self, app: KioskApp) -> None:
         if self.back_to:
             app.go(self.back_to)
         else:
             app.home()
 
-    def handle(self, app: Any, event: pygame.event.Event) -> None:
+    def handle(self, app: KioskApp, event: pygame.event.Event) -> None:
         if event.type == pygame.MOUSEBUTTONDOWN and not app.layout.status.collidepoint(event.pos):
             self.finish(app)
         elif event.type == pygame.KEYDOWN and event.key in (pygame.K_RETURN, pygame.K_KP_ENTER,
                                                             pygame.K_ESCAPE):
             self.finish(app)
 
-    def officer_at_kiosk(self, app: Any) -> bool:
+    def officer_at_kiosk(self, app: KioskApp) -> bool:
         return bool(self.back_to)  # the result of the officer's own action
 
-    def deadline(self, app: Any) -> float | None:
+    def deadline(self, app: KioskApp) -> float | None:
         return self.until
 
-    def expired(self, app: Any) -> None:
+    def expired(self, app: KioskApp) -> None:
         self.finish(app)
 
     def look(self) -> tuple[tuple[int, int, int], tuple[int, int, int], str, str]:
@@ -707,7 +712,7 @@ class Result(Screen):
         outcome = Outcome(res.decision.outcome)
         return COLOURS[outcome], TEXT_ON[outcome], str(icon_path(outcome)), WORDS[outcome]
 
-    def draw(self, app: Any, surface: pygame.Surface) -> None:
+    def draw(self, app: KioskApp, surface: pygame.Surface) -> None:
         lay = app.layout
         colour, word_colour, icon_file, word = self.look()
         surface.fill(BG)
@@ -738,7 +743,7 @@ class Result(Screen):
                           int(lay.body.width * left), max(6, lay.unit // 2))
         pygame.draw.rect(surface, FG, bar)
 
-    def details(self, app: Any) -> tuple[list[tuple[str, float, bool, tuple[int, int, int]]],
+    def details(self, app: KioskApp) -> tuple[list[tuple[str, float, bool, tuple[int, int, int]]],
                                          list[str]]:
         """(text, size in units, bold, colour) lines under the banner, and the reason texts."""
         t = app.t
@@ -767,12 +772,12 @@ class Result(Screen):
         lines.append(("  ·  ".join(meta), 1.0, False, MUTED))
         return lines, [t.reason(code) for code in res.decision.reasons]
 
-    def lines(self, app: Any) -> list[str]:
+    def lines(self, app: KioskApp) -> list[str]:
         """Every text line under the banner, in order (reasons with their bullet)."""
         lines, reasons = self.details(app)
         return [text for text, _w, _b, _c in lines] + ["• " + r for r in reasons]
 
-    def draw_details(self, app: Any, surface: pygame.Surface, area: pygame.Rect) -> None:
+    def draw_details(self, app: KioskApp, surface: pygame.Surface, area: pygame.Rect) -> None:
         lay = app.layout
         lines, reasons = self.details(app)
         weights = [w for _s, w, _b, _c in lines]
@@ -793,11 +798,11 @@ class Fault(Screen):
     name = "fault"
     rest = True
 
-    def update(self, app: Any) -> None:
+    def update(self, app: KioskApp) -> None:
         if not app.faults():
             app.go("scanning")
 
-    def draw(self, app: Any, surface: pygame.Surface) -> None:
+    def draw(self, app: KioskApp, surface: pygame.Surface) -> None:
         lay = app.layout
         t = app.t
         faults = app.faults() or [(Outcome.STOP, t("Unexpected error"), "")]
@@ -825,7 +830,7 @@ class Fault(Screen):
                       wrap=True, align="left", valign="bottom")
 
     @staticmethod
-    def technical(app: Any) -> str:
+    def technical(app: KioskApp) -> str:
         """One line for the technician (never a traceback)."""
         h = app.health
         parts = []
@@ -842,27 +847,27 @@ class _KeypadScreen(Screen):
 
     max_len = 12
 
-    def enter(self, app: Any, **_kw: Any) -> None:
+    def enter(self, app: KioskApp, **_kw: Any) -> None:
         self.entry = Entry(self.max_len)
         self.message: str | None = None
 
-    def title(self, app: Any) -> str:
+    def title(self, app: KioskApp) -> str:
         return ""
 
-    def shown_value(self, app: Any) -> str:
+    def shown_value(self, app: KioskApp) -> str:
         return self.entry.value
 
     def placeholder(self) -> str:
         """The widest value, which sets the field's text size."""
         return "0" * self.max_len
 
-    def submit(self, app: Any) -> None:
+    def submit(self, app: KioskApp) -> None:
         pass
 
-    def cancel(self, app: Any) -> None:
+    def cancel(self, app: KioskApp) -> None:
         app.home()
 
-    def areas(self, app: Any) -> tuple[pygame.Rect, pygame.Rect, pygame.Rect, pygame.Rect]:
+    def areas(self, app: KioskApp) -> tuple[pygame.Rect, pygame.Rect, pygame.Rect, pygame.Rect]:
         """(field, message, keypad, cancel button) under the title bar."""
         lay = app.layout
         area = pygame.Rect(lay.pad, int(lay.unit * 2.2) + lay.pad, lay.width - 2 * lay.pad,
@@ -875,13 +880,13 @@ class _KeypadScreen(Screen):
             field, message, _gap, cancel = lay.rows(left, [1.3, 1.6, 0.6, 1.1])
         return field, message, keypad, cancel
 
-    def buttons(self, app: Any) -> list[Button]:
+    def buttons(self, app: KioskApp) -> list[Button]:
         field, message, keypad, cancel = self.areas(app)
         t = app.t
         keys = keypad_buttons(keypad, max(4, app.layout.pad // 2), t("OK"), t("Delete"))
         return keys + [Button(cancel, t("Cancel"), "cancel", colour=DANGER)]
 
-    def act(self, app: Any, action: str) -> None:
+    def act(self, app: KioskApp, action: str) -> None:
         if action == "ok":
             self.submit(app)
         elif action == "cancel":
@@ -890,7 +895,7 @@ class _KeypadScreen(Screen):
             self.entry.press(action)
             self.message = None
 
-    def handle(self, app: Any, event: pygame.event.Event) -> None:
+    def handle(self, app: KioskApp, event: pygame.event.Event) -> None:
         if event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
             action = hit(self.buttons(app), event.pos)
             if action:
@@ -898,7 +903,7 @@ class _KeypadScreen(Screen):
         elif event.type == pygame.KEYDOWN and event.key in KEY_ACTIONS:
             self.act(app, KEY_ACTIONS[event.key])
 
-    def draw(self, app: Any, surface: pygame.Surface) -> None:
+    def draw(self, app: KioskApp, surface: pygame.Surface) -> None:
         surface.fill(BG)
         lay = app.layout
         title_bar(app, surface, self.title(app))
@@ -919,16 +924,16 @@ class Pin(_KeypadScreen):
     audience = "officer"
     max_len = 8
 
-    def title(self, app: Any) -> str:
+    def title(self, app: KioskApp) -> str:
         return app.t("Officer PIN")
 
-    def shown_value(self, app: Any) -> str:
+    def shown_value(self, app: KioskApp) -> str:
         return "•" * len(self.entry.value)
 
-    def deadline(self, app: Any) -> float | None:
+    def deadline(self, app: KioskApp) -> float | None:
         return app.last_activity + app.timeouts.pin
 
-    def submit(self, app: Any) -> None:
+    def submit(self, app: KioskApp) -> None:
         entered, self.entry.value = self.entry.value, ""
         locked = app.clock() < app.pin_locked_until
         if not locked and app.check_pin(entered):
@@ -946,23 +951,23 @@ class Manual(_KeypadScreen):
     audience = "officer"
     max_len = 12
 
-    def title(self, app: Any) -> str:
+    def title(self, app: KioskApp) -> str:
         return app.t("Type the 12-digit CCCD number")
 
-    def shown_value(self, app: Any) -> str:
+    def shown_value(self, app: KioskApp) -> str:
         v = self.entry.value
         return " ".join(v[i:i + 3] for i in range(0, len(v), 3))
 
     def placeholder(self) -> str:
         return "000 000 000 000"
 
-    def cancel(self, app: Any) -> None:
+    def cancel(self, app: KioskApp) -> None:
         app.go("officer")
 
-    def deadline(self, app: Any) -> float | None:
+    def deadline(self, app: KioskApp) -> float | None:
         return app.last_activity + app.timeouts.officer
 
-    def submit(self, app: Any) -> None:
+    def submit(self, app: KioskApp) -> None:
         number = self.entry.value
         if len(number) != 12:
             self.message = app.t("A CCCD number has 12 digits.")
@@ -981,29 +986,29 @@ class Officer(Screen):
     name = "officer"
     audience = "officer"
 
-    def enter(self, app: Any, **_kw: Any) -> None:
+    def enter(self, app: KioskApp, **_kw: Any) -> None:
         self.recent = self.load_recent(app)
         self.notice: str | None = None  # a catalogue id, translated when drawn
         self.notice_until = 0.0
         app.refresh_counts()
 
     @staticmethod
-    def load_recent(app: Any) -> list[dict]:
+    def load_recent(app: KioskApp) -> list[dict]:
         return list(app.loop.recent(RECENT_ROWS))
 
-    def result_arrived(self, app: Any, result: Any) -> None:
+    def result_arrived(self, app: KioskApp, result: ScanResult) -> None:
         """A code read while the panel is open: its row belongs in "Last check-ins" now."""
         self.recent = self.load_recent(app)
         app.refresh_counts()
 
-    def deadline(self, app: Any) -> float | None:
+    def deadline(self, app: KioskApp) -> float | None:
         return app.last_activity + app.timeouts.officer
 
-    def expired(self, app: Any) -> None:
+    def expired(self, app: KioskApp) -> None:
         log.info("officer panel closed after inactivity")
         app.home()
 
-    def areas(self, app: Any) -> tuple[pygame.Rect, pygame.Rect, pygame.Rect]:
+    def areas(self, app: KioskApp) -> tuple[pygame.Rect, pygame.Rect, pygame.Rect]:
         lay = app.layout
         area = pygame.Rect(lay.pad, int(lay.unit * 2.2) + lay.pad, lay.width - 2 * lay.pad,
                            lay.body.bottom - int(lay.unit * 2.2) - 2 * lay.pad)
@@ -1014,7 +1019,7 @@ class Officer(Screen):
             counts, recent = lay.rows(right, [1.0, 3.2])
         return buttons, counts, recent
 
-    def buttons(self, app: Any) -> list[Button]:
+    def buttons(self, app: KioskApp) -> list[Button]:
         t = app.t
         area = self.areas(app)[0]
         other = "out" if app.loop.direction == "in" else "in"
@@ -1041,7 +1046,7 @@ class Officer(Screen):
                 for (label, action, colour, enabled), cell in zip(specs, cells, strict=False)]
 
     # Complexity over 10 on purpose: an event dispatch, one flat branch per panel entry.
-    def handle(self, app: Any, event: pygame.event.Event) -> None:  # noqa: C901
+    def handle(self, app: KioskApp, event: pygame.event.Event) -> None:  # noqa: C901
         action = None
         if event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
             buttons = self.buttons(app)
@@ -1069,7 +1074,7 @@ class Officer(Screen):
             log.info("officer panel closed")
             app.home()
 
-    def explain_disabled(self, app: Any, buttons: list[Button], pos: tuple[int, int]) -> bool:
+    def explain_disabled(self, app: KioskApp, buttons: list[Button], pos: tuple[int, int]) -> bool:
         """A tap on a greyed entry shows why it is not available (one that does nothing
         looks broken); True if the tap was one."""
         off = next((b.action for b in buttons if not b.enabled and b.rect.collidepoint(pos)),
@@ -1081,7 +1086,7 @@ class Officer(Screen):
         self.notice_until = app.clock() + app.timeouts.disabled_notice
         return True
 
-    def draw(self, app: Any, surface: pygame.Surface) -> None:
+    def draw(self, app: KioskApp, surface: pygame.Surface) -> None:
         surface.fill(BG)
         lay = app.layout
         t = app.t
@@ -1114,7 +1119,7 @@ class Officer(Screen):
                       lab.inflate(-4, 0))
         self.draw_recent(app, surface, recent_area)
 
-    def draw_recent(self, app: Any, surface: pygame.Surface, area: pygame.Rect) -> None:
+    def draw_recent(self, app: KioskApp, surface: pygame.Surface, area: pygame.Rect) -> None:
         lay = app.layout
         t = app.t
         head_h = int(lay.unit * 1.4)
@@ -1153,7 +1158,7 @@ class Officer(Screen):
         for row, outcome, old, cells in drawn:
             self.draw_recent_row(app, surface, row, outcome, old, cells, size)
 
-    def recent_table(self, app: Any) -> list[tuple[Outcome | None, bool, list[str]]]:
+    def recent_table(self, app: KioskApp) -> list[tuple[Outcome | None, bool, list[str]]]:
         """(outcome, replaced by an override, the cells' texts) for each recent check-in."""
         t = app.t
         changed = overridden_ids(self.recent)
@@ -1168,7 +1173,7 @@ class Officer(Screen):
             table.append((outcome, old, texts))
         return table
 
-    def draw_recent_row(self, app: Any, surface: pygame.Surface, row: pygame.Rect,
+    def draw_recent_row(self, app: KioskApp, surface: pygame.Surface, row: pygame.Rect,
                         outcome: Outcome | None, old: bool,
                         cells: list[tuple[str, pygame.Rect]], size: int) -> None:
         colour = COLOURS.get(outcome, PANEL) if outcome else PANEL
@@ -1190,7 +1195,7 @@ class Officer(Screen):
                                  (drawn_at.right, y), max(1, size // 10))
 
     @staticmethod
-    def draw_tag(app: Any, surface: pygame.Surface, text: str, size: int,
+    def draw_tag(app: KioskApp, surface: pygame.Surface, text: str, size: int,
                  col: pygame.Rect) -> None:
         """A small outlined label, e.g. "changed", left in ``col``."""
         width = min(col.width, app.fonts.font(size).size(text)[0] + size)
@@ -1227,7 +1232,7 @@ class Override(Screen):
     name = "override"
     audience = "officer"
 
-    def enter(self, app: Any, **_kw: Any) -> None:
+    def enter(self, app: KioskApp, **_kw: Any) -> None:
         self.outcome: Outcome | None = None
         self.reason: str | None = None
         self.message: str | None = None
@@ -1235,10 +1240,10 @@ class Override(Screen):
         # app's last check-in, but must not become the one changed.
         self.target: Any = app.last_recorded
 
-    def deadline(self, app: Any) -> float | None:
+    def deadline(self, app: KioskApp) -> float | None:
         return app.last_activity + app.timeouts.officer
 
-    def buttons(self, app: Any) -> list[Button]:
+    def buttons(self, app: KioskApp) -> list[Button]:
         t = app.t
         lay = app.layout
         area = pygame.Rect(lay.pad, int(lay.unit * 2.2) + lay.pad, lay.width - 2 * lay.pad,
@@ -1266,7 +1271,7 @@ class Override(Screen):
                           enabled=self.outcome is not None and self.reason is not None))
         return out
 
-    def handle(self, app: Any, event: pygame.event.Event) -> None:
+    def handle(self, app: KioskApp, event: pygame.event.Event) -> None:
         action = None
         if event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
             action = hit(self.buttons(app), event.pos)
@@ -1283,7 +1288,7 @@ class Override(Screen):
         elif action == "confirm":
             self.confirm(app)
 
-    def confirm(self, app: Any) -> None:
+    def confirm(self, app: KioskApp) -> None:
         last = self.target
         if last is None or last.checkin_id is None or self.outcome is None or not self.reason:
             return
@@ -1296,7 +1301,7 @@ class Override(Screen):
         log.info("decision overridden to %s (%s)", self.outcome.value, self.reason)
         app.show_result(result, back_to="officer")
 
-    def draw(self, app: Any, surface: pygame.Surface) -> None:
+    def draw(self, app: KioskApp, surface: pygame.Surface) -> None:
         surface.fill(BG)
         t = app.t
         lay = app.layout

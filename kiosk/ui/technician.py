@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pygame
 
@@ -34,6 +34,11 @@ from kiosk.ui.screens import (
 )
 from kiosk.ui.text import blit_text
 from kiosk.ui.widgets import ACCENT, DANGER, Button, hit
+
+if TYPE_CHECKING:  # the app imports the screens
+    from kiosk.ops.provision import Result as ProvisionResult
+    from kiosk.runtime.capture import Decoded
+    from kiosk.ui.app import KioskApp
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +71,20 @@ QUESTIONS: dict[str, str] = {
 }
 
 
-def error_text(app: Any, error: BaseException) -> str:
+def error_text(app: KioskApp, error: BaseException) -> str:
     """Our errors say what to do; anything else is named by type only (no traceback)."""
     if isinstance(error, KioskError | ValueError):
         return str(error)
     return app.t("Unexpected error") + f": {type(error).__name__}"
 
 
-def body_area(app: Any) -> pygame.Rect:
+def body_area(app: KioskApp) -> pygame.Rect:
     lay = app.layout
     top = int(lay.unit * 2.2) + lay.pad
     return pygame.Rect(lay.pad, top, lay.width - 2 * lay.pad, lay.body.bottom - top - lay.pad)
 
 
-def draw_report(app: Any, surface: pygame.Surface, area: pygame.Rect, outcome: Outcome,
+def draw_report(app: KioskApp, surface: pygame.Surface, area: pygame.Rect, outcome: Outcome,
                 title: str, lines: list[tuple[str, tuple[int, int, int]]]) -> None:
     """An icon and a title, then lines of text that shrink together to fit ``area``."""
     lay = app.layout
@@ -101,7 +106,7 @@ def draw_report(app: Any, surface: pygame.Surface, area: pygame.Rect, outcome: O
                   valign="top", min_size=8)
 
 
-def result_lines(app: Any, result: Any) -> list[tuple[str, tuple[int, int, int]]]:
+def result_lines(app: KioskApp, result: ProvisionResult) -> list[tuple[str, tuple[int, int, int]]]:
     """What a provisioning result says, for the officer (``kiosk.ops.provision.Result``)."""
     t = app.t
     lines: list[tuple[str, tuple[int, int, int]]] = []
@@ -126,14 +131,14 @@ class Provision(Screen):
     name = "provision"
     audience = "officer"
 
-    def takes(self, app: Any, decoded: Any) -> bool:
+    def takes(self, app: KioskApp, decoded: Decoded) -> bool:
         """Every code while waiting or enrolling; later only the provisioning QR still held up
         (a citizen's code after a result is decided and shown as a notice)."""
         from kiosk.ops import provision as prov
 
         return self.phase in ("waiting", "working") or prov.is_provisioning_qr(decoded.raw)
 
-    def enter(self, app: Any, **_kw: Any) -> None:
+    def enter(self, app: KioskApp, **_kw: Any) -> None:
         self.phase = "waiting"  # waiting | working | failed | done
         self.message: str | None = None
         self.error = ""
@@ -142,10 +147,10 @@ class Provision(Screen):
         self.job: Any = None
         self.done_at = 0.0
 
-    def busy(self, app: Any) -> bool:
+    def busy(self, app: KioskApp) -> bool:
         return self.phase == "working"
 
-    def code(self, app: Any, decoded: Any) -> None:
+    def code(self, app: KioskApp, decoded: Decoded) -> None:
         """A code the camera read while this screen is open (never a check-in)."""
         from kiosk.ops import provision as prov
 
@@ -170,12 +175,12 @@ class Provision(Screen):
         appliance = app.appliance
         self.job = app.start_job("provisioning", lambda _job: enrol_from_qr(request, appliance))
 
-    def fail(self, app: Any, message: str) -> None:
+    def fail(self, app: KioskApp, message: str) -> None:
         log.warning("provisioning from the QR failed: %s", message)
         self.phase, self.error = "failed", message
         app.provision_watch.mark_shown()  # seen here; not again after a restart
 
-    def update(self, app: Any) -> None:
+    def update(self, app: KioskApp) -> None:
         if self.job is not None:
             for kind, value in self.job.poll():
                 if kind == "done":
@@ -186,20 +191,20 @@ class Provision(Screen):
                     self.fail(app, error_text(app, value))
                     app.touch()
 
-    def deadline(self, app: Any) -> float | None:
+    def deadline(self, app: KioskApp) -> float | None:
         if self.phase == "done":
             return self.done_at + app.timeouts.restart_after
         if self.phase == "working":
             return None
         return app.last_activity + app.timeouts.officer
 
-    def expired(self, app: Any) -> None:
+    def expired(self, app: KioskApp) -> None:
         if self.phase == "done":
             app.restart()
         else:
             app.home()
 
-    def areas(self, app: Any) -> tuple[pygame.Rect, pygame.Rect, pygame.Rect]:
+    def areas(self, app: KioskApp) -> tuple[pygame.Rect, pygame.Rect, pygame.Rect]:
         """(camera or report, text, buttons)."""
         lay = app.layout
         area = body_area(app)
@@ -213,7 +218,7 @@ class Provision(Screen):
         text, buttons = lay.rows(right, [3.0, 1.0])
         return camera, text, buttons
 
-    def buttons(self, app: Any) -> list[Button]:
+    def buttons(self, app: KioskApp) -> list[Button]:
         t = app.t
         area = self.areas(app)[2]
         if self.phase == "waiting":
@@ -226,7 +231,7 @@ class Provision(Screen):
             return [Button(area, t("Restart now"), "restart", colour=GREEN)]
         return []
 
-    def handle(self, app: Any, event: pygame.event.Event) -> None:
+    def handle(self, app: KioskApp, event: pygame.event.Event) -> None:
         action = None
         if event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
             action = hit(self.buttons(app), event.pos)
@@ -239,7 +244,7 @@ class Provision(Screen):
         elif action == "restart":
             app.restart()
 
-    def draw(self, app: Any, surface: pygame.Surface) -> None:
+    def draw(self, app: KioskApp, surface: pygame.Surface) -> None:
         surface.fill(BG)
         lay = app.layout
         t = app.t
@@ -277,17 +282,17 @@ class SelfTest(Screen):
     name = "selftest"
     audience = "officer"
 
-    def takes(self, app: Any, decoded: Any) -> bool:
+    def takes(self, app: KioskApp, decoded: Decoded) -> bool:
         """Every code while the test runs (its lights are held), and the test card still held
         up after it; a citizen's code after the test is decided and shown as a notice."""
         from kiosk.ops.selftest import TEST_CARD
 
         return self.busy(app) or decoded.text == TEST_CARD
 
-    def enter(self, app: Any, **_kw: Any) -> None:
+    def enter(self, app: KioskApp, **_kw: Any) -> None:
         self.start(app)
 
-    def start(self, app: Any) -> None:
+    def start(self, app: KioskApp) -> None:
         self.order = list(CHECKS)
         self.current: str | None = None
         self.report: Any = None
@@ -307,13 +312,13 @@ class SelfTest(Screen):
             lambda name: job.post("progress", name),
             lambda question: job.ask(question, app.timeouts.light_question)))
 
-    def busy(self, app: Any) -> bool:
+    def busy(self, app: KioskApp) -> bool:
         return self.job is not None and not self.job.finished
 
-    def code(self, app: Any, decoded: Any) -> None:
+    def code(self, app: KioskApp, decoded: Decoded) -> None:
         log.debug("a code read during the self-test is not a check-in")
 
-    def update(self, app: Any) -> None:
+    def update(self, app: KioskApp) -> None:
         if self.job is not None:
             for kind, value in self.job.poll():
                 if kind == "progress":
@@ -332,7 +337,7 @@ class SelfTest(Screen):
                     self.error, self.current, self.question = error_text(app, value), None, None
                     app.touch()
 
-    def deadline(self, app: Any) -> float | None:
+    def deadline(self, app: KioskApp) -> float | None:
         return None if self.busy(app) else app.last_activity + app.timeouts.officer
 
     def results(self) -> dict[str, Any]:
@@ -340,7 +345,7 @@ class SelfTest(Screen):
             return {}
         return {c.name: c for c in self.report.checks}
 
-    def areas(self, app: Any) -> tuple[pygame.Rect, pygame.Rect, pygame.Rect, pygame.Rect]:
+    def areas(self, app: KioskApp) -> tuple[pygame.Rect, pygame.Rect, pygame.Rect, pygame.Rect]:
         """(check list, camera, prompt, buttons)."""
         lay = app.layout
         area = body_area(app)
@@ -352,7 +357,7 @@ class SelfTest(Screen):
             camera, prompt, buttons = lay.rows(right, [2.0, 1.2, 0.9])
         return checks, camera, prompt, buttons
 
-    def buttons(self, app: Any) -> list[Button]:
+    def buttons(self, app: KioskApp) -> list[Button]:
         t = app.t
         area = self.areas(app)[3]
         if self.question is not None:
@@ -367,7 +372,7 @@ class SelfTest(Screen):
                        enabled=app.appliance.selftest is not None),
                 Button(back, t("Back"), "back")]
 
-    def handle(self, app: Any, event: pygame.event.Event) -> None:
+    def handle(self, app: KioskApp, event: pygame.event.Event) -> None:
         action = None
         if event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
             action = hit(self.buttons(app), event.pos)
@@ -387,7 +392,7 @@ class SelfTest(Screen):
         elif action == "back":
             app.go("officer")
 
-    def draw(self, app: Any, surface: pygame.Surface) -> None:
+    def draw(self, app: KioskApp, surface: pygame.Surface) -> None:
         surface.fill(BG)
         lay = app.layout
         t = app.t
@@ -412,7 +417,7 @@ class SelfTest(Screen):
                   wrap=True)
         draw_buttons(app, surface, self.buttons(app))
 
-    def draw_checks(self, app: Any, surface: pygame.Surface, area: pygame.Rect) -> None:
+    def draw_checks(self, app: KioskApp, surface: pygame.Surface, area: pygame.Rect) -> None:
         lay = app.layout
         t = app.t
         results = self.results()
@@ -462,24 +467,24 @@ class Provisioned(Screen):
     name = "provisioned"
     audience = "officer"
 
-    def enter(self, app: Any, result: Any = None, **_kw: Any) -> None:
+    def enter(self, app: KioskApp, result: Any = None, **_kw: Any) -> None:
         self.result = result
         self.until = app.clock() + app.timeouts.provisioned
         app.provision_watch.mark_shown()
         log.info("showing the last provisioning result (%s, %s)",
                  "ok" if result.ok else "failed", result.source or "unknown source")
 
-    def handle(self, app: Any, event: pygame.event.Event) -> None:
+    def handle(self, app: KioskApp, event: pygame.event.Event) -> None:
         if event.type == pygame.MOUSEBUTTONDOWN and not app.layout.status.collidepoint(event.pos):
             app.home()
         elif event.type == pygame.KEYDOWN and event.key in (pygame.K_RETURN, pygame.K_KP_ENTER,
                                                             pygame.K_ESCAPE):
             app.home()
 
-    def deadline(self, app: Any) -> float | None:
+    def deadline(self, app: KioskApp) -> float | None:
         return self.until
 
-    def draw(self, app: Any, surface: pygame.Surface) -> None:
+    def draw(self, app: KioskApp, surface: pygame.Surface) -> None:
         surface.fill(BG)
         lay = app.layout
         t = app.t
