@@ -170,7 +170,8 @@ def enrol(central_db: Path, server_url: str, token_file: Path) -> dict:
               help="Where the demo keeps its frames and databases (default: user data folder).")
 @click.option("--size", default="1024x600", show_default=True, metavar="WxH",
               help="Window size, e.g. 800x480, 1280x720.")
-@click.option("--language", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
+@click.option("--language", type=click.Choice(config_mod.LANGUAGES), default="vi",
+              show_default=True)
 @click.option("--headless", is_flag=True, help="No window: lights and records only.")
 @click.option("--max-seconds", type=click.FloatRange(min=0.1), help="Stop after this long.")
 def demo(folder: Path | None, size: str, language: str, headless: bool,
