@@ -98,6 +98,9 @@ class KioskApp:
         self.pin_failures = 0
         self.pin_locked_until = 0.0
         self._screens = all_screens()
+        confirm = self._screens["confirm_provision"]
+        assert isinstance(confirm, ConfirmProvision)
+        self._confirm = confirm  # the staged-provisioning question, offered when the kiosk rests
         started = clock()
         self.last_activity = started
         self._counts_at = -1e9
@@ -213,7 +216,7 @@ class KioskApp:
             if result is not None:
                 self.go("provisioned", result=result)
             else:  # a USB stick's file for an enrolled kiosk waits for the officer
-                offer_pending_change(self, self._screens["confirm_provision"])
+                offer_pending_change(self, self._confirm)
         if (self._press_started is not None and self.screen.audience == "citizen"
                 and now - self._press_started >= self.timeouts.long_press):
             self._press_started = None

@@ -38,14 +38,10 @@ log = logging.getLogger(__name__)
 ARROW = " » "
 
 
-def offer(app: KioskApp, screen: Screen) -> bool:
+def offer(app: KioskApp, screen: ConfirmProvision) -> bool:
     """Show the staged change on ``screen`` (the machine's ConfirmProvision) if there is one
     and it is not snoozed; the app calls this when the kiosk is free (scanning, idle, fault)."""
     from kiosk.ops import provision as prov
-
-    if not isinstance(screen, ConfirmProvision):
-        raise TypeError(f"offer() shows a staged change on the ConfirmProvision screen, not on "
-                        f"{type(screen).__name__} {screen.name!r}")
 
     appliance = app.appliance
     if appliance.state_dir is None or appliance.config_path is None:
