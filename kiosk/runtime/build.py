@@ -141,7 +141,6 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
         documents = {"trust_list_age": checker.trust_list_age,
                      "document_times": checker.document_times,
                      "stored_document_errors": checker.document_errors}
-    policy = getattr(checker, "policy", None)
     loop = ScanLoop(
         store=store,
         checker=checker,
@@ -153,8 +152,7 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
         direction=cfg.device.direction,
         dedupe_seconds=cfg.decoder.dedupe_seconds,
         result_seconds=cfg.ui.result_seconds,
-        keep_fields=policy.keep_fields if policy is not None else (),
-        accepted_kinds=policy.accepted_kinds if policy is not None else (),
+        # keep_fields and accepted_kinds: the loop reads them from checker.policy at each use
         manual_entry=from_cccd_number,
         disk_path=Path(cfg.store.path).parent,
         disk_warn_bytes=cfg.store.disk_warn_mb * 2**20,

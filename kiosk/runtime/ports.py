@@ -7,7 +7,6 @@ tests and benches may give any object of the same shape.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -55,10 +54,3 @@ class SyncLink(Protocol):
 
     def poke(self) -> None: ...
     def status(self) -> SyncStatus: ...
-
-
-class DocumentState(Protocol):
-    """Where the documents in force came from (``LiveChecker``)."""
-
-    def document_times(self) -> Mapping[str, datetime | None]: ...
-    def document_errors(self) -> Mapping[str, str]: ...

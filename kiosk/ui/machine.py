@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from kiosk.runtime.events import ScanResult
     from kiosk.ui.app import KioskApp
 
-BG = (16, 24, 38)
+BG = (16, 24, 38)  # the screens' background (kiosk.ui.screens draws on it)
 
 #: citizen: a person in the queue reads it (results take over, the PIN pad may be asked for);
 #: officer: an officer works at it (results show as notices); system: start-up and prompts.

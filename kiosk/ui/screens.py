@@ -28,7 +28,7 @@ from kiosk.ui.artwork import (
 )
 from kiosk.ui.i18n import _
 from kiosk.ui.layout import status_line_height
-from kiosk.ui.machine import Screen
+from kiosk.ui.machine import BG, Screen
 from kiosk.ui.text import balance, blit_text
 from kiosk.ui.widgets import ACCENT, DANGER, KEY_ACTIONS, Button, Entry, hit, keypad_buttons
 
@@ -39,7 +39,6 @@ if TYPE_CHECKING:  # the app imports the screens
 
 log = logging.getLogger(__name__)
 
-BG = (16, 24, 38)
 PANEL = (30, 42, 60)
 FG = (255, 255, 255)
 MUTED = (175, 190, 208)
