@@ -10,26 +10,14 @@ the final text, traceback included, and keeps its own layout; letters of any scr
 from __future__ import annotations
 
 import logging
-import re
 
-# C0 controls, DEL and C1 controls; the line and paragraph separators; the bidi
-# embeddings/overrides/isolates and marks (U+061C, U+200E-F, U+202A-E, U+2066-9).
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e"
-                     "\u2066-\u2069]")
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    if char in _NAMED:
-        return _NAMED[char]
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+from offline_queue.untrusted import escaped
 
 
 def escape_controls(text: str) -> str:
-    """``text`` with control, line-separator and bidi characters written as escapes."""
-    return _UNSAFE.sub(_escape, text)
+    """``text`` with control, line-separator, bidi and other unsafe characters written as
+    escapes (the one rule of :mod:`offline_queue.untrusted`)."""
+    return escaped(text)
 
 
 class SafeFormatter(logging.Formatter):

@@ -10,20 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-
-def _escape(char: str) -> str:
-    code = ord(char)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+from offline_queue.untrusted import escaped, is_safe
 
 
 def printable(text: str, *, keep: str = "\n") -> str:
-    """``text`` with every non-printable character (controls, bidi, format) as a \\x/\\u escape;
-    the characters in ``keep`` (newlines by default) stay as they are."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() or c in keep else _escape(c) for c in text)
+    """``text`` with every unsafe character (controls, bidi, format; the rule is
+    :mod:`offline_queue.untrusted`'s) as an escape; those in ``keep`` (newlines by default)
+    stay as they are."""
+    return escaped(text, keep=keep)
 
 
 def _json_escape(char: str) -> str:
@@ -39,4 +33,4 @@ def printable_json(data: Any, **kw: Any) -> str:
     (json.dumps with ensure_ascii=False leaves DEL, C1 controls and bidi overrides raw)."""
     text = json.dumps(data, ensure_ascii=False, **kw)
     # Outside strings json.dumps writes only printable characters, spaces and newlines.
-    return "".join(c if c.isprintable() or c in "\n " else _json_escape(c) for c in text)
+    return "".join(c if is_safe(c) or c in "\n " else _json_escape(c) for c in text)

@@ -31,6 +31,7 @@ from offline_queue.documents import DOCUMENT_NAMES, Document, validate
 from offline_queue.errors import StoreError, SyncError
 from offline_queue.outbox import Outbox
 from offline_queue.serverurl import check_server_url
+from offline_queue.untrusted import escaped
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,9 @@ DATE_RESOLUTION_S = 1.0
 
 def clean(text: object, limit: int = MAX_EXTERNAL_TEXT) -> str:
     """External text made safe for a log line, the database and the screen: newlines,
-    escapes, other control and bidi characters escaped as ``repr`` does; length capped."""
-    text = str(text)
-    escaped = repr(text[:limit])[1:-1]
-    return escaped + "…" if len(text) > limit else escaped
+    escapes, other control and bidi characters escaped (:mod:`offline_queue.untrusted`);
+    length capped."""
+    return escaped(str(text), limit=limit)
 
 
 def quoted(text: object, limit: int = MAX_EXTERNAL_TEXT) -> str:

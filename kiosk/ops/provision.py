@@ -26,7 +26,6 @@ import pwd
 import re
 import tempfile
 import tomllib
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from kiosk import config as config_mod
 from kiosk.errors import ConfigError, ProvisionError, StoreError
 from offline_queue.serverurl import check_server_url
+from offline_queue.untrusted import escaped
 
 if TYPE_CHECKING:  # imported when enrolling: the commands start fast
     import requests
@@ -92,9 +92,9 @@ class Request:
             value = getattr(self, name)
             # Shown to officers and written to the config: no control or bidi characters
             # that could hide what it says (the text may come from a stranger's stick).
-            if not isinstance(value, str) or len(value) > 200 or not value.isprintable() or \
-                    any(unicodedata.category(c) == "Cf" for c in value):
-                raise ProvisionError(f"{name} {value!r} must be one line of plain text")
+            if not isinstance(value, str) or len(value) > 200 or escaped(value) != value:
+                raise ProvisionError(f"{name} {value!r} must be one line of plain text (no "
+                                     "control, bidi or format characters)")
         if self.policy_profile is not None:
             from kiosk.domain.policy import PROFILES
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,7 @@ from kiosk.ui.screens import BG, FG, MUTED, OK, WARN, draw_buttons, title_bar
 from kiosk.ui.technician import GREEN, body_area, draw_report, result_lines
 from kiosk.ui.text import blit_text
 from kiosk.ui.widgets import ACCENT, DANGER, KEY_ACTIONS, Button, Entry, hit, keypad_buttons
+from offline_queue.untrusted import replaced
 
 if TYPE_CHECKING:  # the app imports the screens
     from kiosk.ui.app import KioskApp
@@ -59,8 +59,7 @@ def offer(app: KioskApp, screen: ConfirmProvision) -> bool:
 
 def plain(text: str) -> str:
     """Untrusted text (from the stick) as drawn: no control or bidi characters to hide in."""
-    return "".join(c if c.isprintable() and unicodedata.category(c) != "Cf" else "\ufffd"
-                   for c in text)
+    return replaced(text)
 
 
 def _state_dir(app: KioskApp) -> Path:
