@@ -98,7 +98,7 @@ def main() -> None:
                 app.go("scanning")
                 for screen in ("scanning", "result", "officer"):
                     if screen == "result":
-                        app.go("result", result=result)
+                        app.show_result(result)
                         app.screen.until = time.monotonic() + 3600  # stays up
                     elif screen != "scanning":
                         app.go(screen)

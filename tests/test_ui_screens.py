@@ -144,7 +144,7 @@ def render(scene, screen: str, size: tuple[int, int],  # noqa: C901
         app.handle_event(pygame.event.Event(pygame.MOUSEBUTTONDOWN, button=1,
                                             pos=buttons["provision"].rect.center))
     elif screen.startswith("result-"):
-        app.go("result", result=found[screen.split("-")[1]])
+        app.show_result(found[screen.split("-")[1]])
         app.screen.until = clock() + app.settings.result_seconds * 0.6
     elif screen.startswith("notice-"):
         screen = screen.split("-", 1)[1]
@@ -309,7 +309,7 @@ def render_tech(scene, screen: str, size: tuple[int, int], language: str = "vi"
     app.health = health()
     kind, _, variant = screen.partition("-")
     if kind == "provisioned":
-        app.go("provisioned", result=tech_result(variant == "ok"))
+        app.show_provisioned(tech_result(variant == "ok"))
         app.screen.until = clock() + 12
     elif kind == "provision":
         app.go("provision")

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pygame
 
@@ -35,7 +35,11 @@ from kiosk.ui.machine import Screen, Timeouts
 from kiosk.ui.technician import Provision, Provisioned, SelfTest
 from kiosk.ui.text import Fonts
 
+if TYPE_CHECKING:
+    from kiosk.ops.provision import Result as ProvisionResult
+
 log = logging.getLogger(__name__)
+S = TypeVar("S", bound=Screen)
 
 def all_screens() -> dict[str, Screen]:
     """A fresh set of screens by name: the machine's states."""
@@ -98,9 +102,11 @@ class KioskApp:
         self.pin_failures = 0
         self.pin_locked_until = 0.0
         self._screens = all_screens()
-        confirm = self._screens["confirm_provision"]
-        assert isinstance(confirm, ConfirmProvision)
-        self._confirm = confirm  # the staged-provisioning question, offered when the kiosk rests
+        # The screens shown with something handed to them, each by its own type, so what
+        # they are given is checked by the type checker (the rest are entered by name).
+        self._result = self._typed(screens.Result)
+        self._provisioned = self._typed(Provisioned)
+        self._confirm = self._typed(ConfirmProvision)  # offered when the kiosk rests
         started = clock()
         self.last_activity = started
         self._counts_at = -1e9
@@ -112,7 +118,19 @@ class KioskApp:
 
     # --- transitions -------------------------------------------------------------------
 
-    def go(self, state: str, **kwargs: Any) -> None:
+    def _typed(self, kind: type[S]) -> S:
+        screen = self._screens[kind.name]
+        if not isinstance(screen, kind):
+            raise TypeError(f"all_screens() maps {kind.name!r} to {type(screen).__name__}, "
+                            f"not {kind.__name__}; give each screen class its own name")
+        return screen
+
+    def show_provisioned(self, result: ProvisionResult) -> None:
+        """A provisioning result not shown on this kiosk yet: show it once."""
+        self._provisioned.load(result)
+        self.go(Provisioned.name)
+
+    def go(self, state: str) -> None:
         """Leave the current screen and enter ``state`` (names are in ``all_screens``)."""
         if self.state:
             self.screen.exit(self)
@@ -120,7 +138,7 @@ class KioskApp:
         self.state = state
         self.screen = self._screens[state]
         self.entered_at = self.clock()
-        self.screen.enter(self, **kwargs)
+        self.screen.enter(self)
         if not self.officer_screen:
             self.notice = None  # back on a citizen screen: the result is in the counts
             if self.screen.rest and self.recorded_meanwhile is not None:
@@ -149,7 +167,7 @@ class KioskApp:
         self._provision_polled = self.clock()
         result = self.provision_watch.unseen()
         if result is not None:
-            self.go("provisioned", result=result)
+            self.show_provisioned(result)
         else:
             self.home()
 
@@ -214,7 +232,7 @@ class KioskApp:
             self._provision_polled = now
             result = self.provision_watch.unseen()
             if result is not None:
-                self.go("provisioned", result=result)
+                self.show_provisioned(result)
             else:  # a USB stick's file for an enrolled kiosk waits for the officer
                 offer_pending_change(self, self._confirm)
         if (self._press_started is not None and self.screen.audience == "citizen"
@@ -242,7 +260,8 @@ class KioskApp:
             # say "wait for check": the screen tells the citizen to show a personal code.
             self.sound.play(result.decision.outcome, self.t.language,
                             voice=screens.not_a_person(result) is None)
-        self.go("result", result=result, back_to=back_to)
+        self._result.load(result, back_to)
+        self.go(screens.Result.name)
 
     def show_notice(self, result: ScanResult) -> None:
         """A code decided while an officer screen is open: recorded and signalled by the loop

@@ -31,6 +31,7 @@ from kiosk.ui.widgets import ACCENT, DANGER, KEY_ACTIONS, Button, Entry, hit, ke
 from offline_queue.untrusted import replaced
 
 if TYPE_CHECKING:  # the app imports the screens
+    from kiosk.ops.provision import PendingChange
     from kiosk.ui.app import KioskApp
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ def offer(app: KioskApp, screen: ConfirmProvision) -> bool:
         return False
     log.info("a staged provisioning file (%s) waits for the officer's confirmation",
              pending.source)
-    app.go(ConfirmProvision.name, pending=pending)
+    screen.load(pending)
+    app.go(ConfirmProvision.name)
     return True
 
 
@@ -84,8 +86,12 @@ class ConfirmProvision(Screen):
         stays; while only the question is up, a citizen's code shows its full result."""
         return self.phase != "review"
 
-    def enter(self, app: KioskApp, pending: Any = None, **_kw: Any) -> None:
+    pending: PendingChange
+
+    def load(self, pending: PendingChange) -> None:
         self.pending = pending
+
+    def enter(self, app: KioskApp) -> None:
         self.phase = "review"  # review | pin | working | failed | done
         self.action = ""  # what the PIN is for: confirm | reject
         self.entry = Entry(8)

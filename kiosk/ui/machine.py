@@ -60,8 +60,9 @@ class Screen:
     #: scanning, idle and fault: where the kiosk rests between people
     rest: ClassVar[bool] = False
 
-    def enter(self, app: KioskApp, **kwargs: object) -> None:
-        pass
+    def enter(self, app: KioskApp) -> None:
+        """Called by ``app.go``; a screen that shows something given to it (a result, a
+        staged change) is handed it first by a typed ``load`` method the app calls."""
 
     def exit(self, app: KioskApp) -> None:
         pass

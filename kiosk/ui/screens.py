@@ -574,7 +574,7 @@ class Scanning(Screen):
     name = "scanning"
     rest = True
 
-    def enter(self, app: KioskApp, **_kw: Any) -> None:
+    def enter(self, app: KioskApp) -> None:
         app.touch()  # idle time counts from the moment the screen is ready for the next person
 
     def update(self, app: KioskApp) -> None:
@@ -674,9 +674,15 @@ class Idle(Screen):
 class Result(Screen):
     name = "result"
 
-    def enter(self, app: KioskApp, result: Any = None, back_to: Any = None, **_kw: Any) -> None:
+    result: ScanResult
+    back_to: str | None = None
+
+    def load(self, result: ScanResult, back_to: str | None) -> None:
+        """What to show next: ``back_to`` is the officer screen to return to, if any."""
         self.result = result
-        self.back_to: str | None = back_to
+        self.back_to = back_to
+
+    def enter(self, app: KioskApp) -> None:
         self.until = app.clock() + app.settings.result_seconds
 
     def finish(self, app: KioskApp) -> None:
@@ -846,7 +852,7 @@ class _KeypadScreen(Screen):
 
     max_len = 12
 
-    def enter(self, app: KioskApp, **_kw: Any) -> None:
+    def enter(self, app: KioskApp) -> None:
         self.entry = Entry(self.max_len)
         self.message: str | None = None
 
@@ -985,7 +991,7 @@ class Officer(Screen):
     name = "officer"
     audience = "officer"
 
-    def enter(self, app: KioskApp, **_kw: Any) -> None:
+    def enter(self, app: KioskApp) -> None:
         self.recent = self.load_recent(app)
         self.notice: str | None = None  # a catalogue id, translated when drawn
         self.notice_until = 0.0
@@ -1231,7 +1237,7 @@ class Override(Screen):
     name = "override"
     audience = "officer"
 
-    def enter(self, app: KioskApp, **_kw: Any) -> None:
+    def enter(self, app: KioskApp) -> None:
         self.outcome: Outcome | None = None
         self.reason: str | None = None
         self.message: str | None = None

@@ -138,7 +138,7 @@ class Provision(Screen):
 
         return self.phase in ("waiting", "working") or prov.is_provisioning_qr(decoded.raw)
 
-    def enter(self, app: KioskApp, **_kw: Any) -> None:
+    def enter(self, app: KioskApp) -> None:
         self.phase = "waiting"  # waiting | working | failed | done
         self.message: str | None = None
         self.error = ""
@@ -289,7 +289,7 @@ class SelfTest(Screen):
 
         return self.busy(app) or decoded.text == TEST_CARD
 
-    def enter(self, app: KioskApp, **_kw: Any) -> None:
+    def enter(self, app: KioskApp) -> None:
         self.start(app)
 
     def start(self, app: KioskApp) -> None:
@@ -467,8 +467,13 @@ class Provisioned(Screen):
     name = "provisioned"
     audience = "officer"
 
-    def enter(self, app: KioskApp, result: Any = None, **_kw: Any) -> None:
+    result: ProvisionResult
+
+    def load(self, result: ProvisionResult) -> None:
         self.result = result
+
+    def enter(self, app: KioskApp) -> None:
+        result = self.result
         self.until = app.clock() + app.timeouts.provisioned
         app.provision_watch.mark_shown()
         log.info("showing the last provisioning result (%s, %s)",
