@@ -208,6 +208,25 @@ class KioskApp:
         now = self.clock()
         if self.loop.signals_lent and not any(j.alive for j in self._jobs):
             self.release_signals()  # the self-test is over, even if its screen was left
+        self.take_loop_outputs()
+        if now - self._counts_at >= self.timeouts.counts_poll:
+            self.refresh_counts()
+        if self.screen.rest and now - self._provision_polled >= self.timeouts.provision_poll:
+            self._provision_polled = now
+            self.poll_provisioning()
+        if (self._press_started is not None and self.screen.audience == "citizen"
+                and now - self._press_started >= self.timeouts.long_press):
+            self._press_started = None
+            self.ask_pin()
+        deadline = self.screen.deadline(self)
+        if deadline is not None and now >= deadline:
+            self.screen.expired(self)
+        self.screen.update(self)
+
+    def take_loop_outputs(self) -> None:
+        """One step of the scan loop; each typed output goes where it belongs: a claimed code
+        to the screen that claimed it, a decision to the result screen (or, over an officer's
+        screen, a notice), health to the status bar, a button to the machine."""
         screen = self.screen
 
         def claim(code: Decoded) -> bool:
@@ -219,30 +238,21 @@ class KioskApp:
                     screen.code(self, code)
                 case Health():
                     self.health = item
+                case ScanResult() if self.officer_screen:
+                    self.show_notice(item)
                 case ScanResult():
-                    if self.officer_screen:
-                        self.show_notice(item)
-                    else:
-                        self.show_result(item)
+                    self.show_result(item)
                 case ButtonPress(name=name):
                     self.button(name)
-        if now - self._counts_at >= self.timeouts.counts_poll:
-            self.refresh_counts()
-        if self.screen.rest and now - self._provision_polled >= self.timeouts.provision_poll:
-            self._provision_polled = now
-            result = self.provision_watch.unseen()
-            if result is not None:
-                self.show_provisioned(result)
-            else:  # a USB stick's file for an enrolled kiosk waits for the officer
-                offer_pending_change(self, self._confirm)
-        if (self._press_started is not None and self.screen.audience == "citizen"
-                and now - self._press_started >= self.timeouts.long_press):
-            self._press_started = None
-            self.ask_pin()
-        deadline = self.screen.deadline(self)
-        if deadline is not None and now >= deadline:
-            self.screen.expired(self)
-        self.screen.update(self)
+
+    def poll_provisioning(self) -> None:
+        """While the kiosk rests: a provisioning result not shown yet, else a staged change
+        from a USB stick that waits for the officer's confirmation."""
+        result = self.provision_watch.unseen()
+        if result is not None:
+            self.show_provisioned(result)
+        else:
+            offer_pending_change(self, self._confirm)
 
     def refresh_counts(self) -> None:
         self.counts = self.loop.counts_today()
