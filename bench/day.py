@@ -275,6 +275,7 @@ timeout_seconds = {SYNC_TIMEOUT}
 
 [ui]
 fullscreen = false
+sound = false
 width = 800
 height = 480
 language = "en"

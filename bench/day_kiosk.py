@@ -2,13 +2,14 @@
 
     python -m bench.day_kiosk --config kiosk.toml --state-dir DIR
 
-Builds the kiosk exactly as ``checkpoint-kiosk run`` does (``kiosk.runtime.build.build`` from the
-configuration file: real SQLite store, sync worker, gpiozero mock pins) except for the
-camera: codes arrive as ``Decoded`` events on the loop's queue, either as sent (what the
-decoder thread would post) or from a synthetic camera frame decoded by the real decoder.
-The screen is ``KioskApp`` on SDL's dummy driver, run by the product's own main loop
-(``kiosk.ui.app.main_loop``); officer actions are real pygame events (taps at the centre
-of the current screen's buttons, key presses) posted on SDL's queue.
+Runs the kiosk exactly as ``checkpoint-kiosk run`` does (``kiosk.main.run_kiosk`` from the
+configuration file: real SQLite store, sync worker, gpiozero mock pins, the screen on SDL's
+dummy driver, systemd's notifications) except for the camera: a supplied feed whose codes
+arrive as ``Decoded`` events on the loop's queue, either as sent (what the decoder thread
+would post) or from a synthetic camera frame decoded by the real decoder.  The harness is
+an in-process :class:`kiosk.main.Observer`: ticked after every frame the product's own main
+loop draws; officer actions are real pygame events (taps at the centre of the current
+screen's buttons, key presses) posted on SDL's queue.
 
 Commands come on stdin, one JSON object a line, each with an ``id``:
 ``code`` (raw as latin-1 text), ``frame`` (payload rendered and decoded), ``tap`` (a button
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import logging
 import os
@@ -34,7 +34,6 @@ import sys
 import threading
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 LIGHT_OF = {"pass": "green", "check": "amber", "stop": "red"}
@@ -80,14 +79,33 @@ def _reader(commands: queue.Queue) -> None:
     commands.put({"op": "eof"})
 
 
-class Driver:
-    """Called once per completed frame by the main loop: acts on commands, observes."""
+class Feed:
+    """The camera the day kiosk has (a ``kiosk.runtime.ports.FrameSource``): up from the
+    start, as a camera that delivered its first frame; no preview; its threads are the
+    driver's, which posts the codes."""
 
-    def __init__(self, app: Any, parts: Any, stop: threading.Event,
-                 commands: queue.Queue) -> None:
-        self.app = app
-        self.parts = parts
-        self.stop = stop
+    ok = True
+    message = None
+    frames = 1
+
+    def __init__(self, events: queue.Queue) -> None:
+        self.events = events
+
+    def latest_frame(self) -> None:
+        return None
+
+    def alive(self, *, max_age: float) -> bool:
+        return True
+
+
+class Driver:
+    """The observer (``kiosk.main.Observer``): ticked once per completed frame by the
+    kiosk's main loop, it acts on commands and reports what it observes."""
+
+    def __init__(self, commands: queue.Queue) -> None:
+        self.app: Any = None
+        self.parts: Any = None
+        self.stop = threading.Event()
         self.commands = commands
         self.pending: list[dict] = []  # injected, acknowledged after the next frame
         self.tags: dict[int, str | None] = {}  # by the frame time of the code posted
@@ -101,10 +119,17 @@ class Driver:
         self.frames = 0
         self.ready = False
 
-    # -- results, as the loop produces them (after the lights were set) --------------
+    # -- the observer's hooks ----------------------------------------------------------
 
-    def watch_loop(self) -> None:
-        self.parts.loop.watch(self.report)
+    def started(self, parts: Any, app: Any, stop: threading.Event) -> None:
+        self.parts, self.app, self.stop = parts, app, stop
+        parts.loop.watch(self.report)
+        threading.Thread(target=_reader, args=(self.commands,), daemon=True).start()
+
+    def finished(self, reason: str) -> None:
+        emit(ev="exit", code=0, error=None, reason=reason)
+
+    # -- results, as the loop produces them (after the lights were set) --------------
 
     def report(self, result: Any) -> None:
         tag = self.current_tag
@@ -275,13 +300,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from kiosk import config as config_mod
     from kiosk.errors import KioskError
-    from kiosk.runtime.build import build, setup_logging, stop_on_signals
+    from kiosk.main import run_kiosk
+    from kiosk.runtime.build import Supplied
 
+    # On the packages' loggers: run_kiosk's logging set-up replaces the root's handlers.
+    for name in ("kiosk", "hardware", "offline_queue"):
+        logging.getLogger(name).addHandler(Watch())
     try:
         cfg = config_mod.load(options.config)
-        setup_logging(cfg.log.level)
-        logging.getLogger().addHandler(Watch())
-        return run(cfg, options, build, stop_on_signals)
+        return run_kiosk(cfg, headless=False, config_path=options.config,
+                         state_dir_path=options.state_dir, observer=Driver(queue.Queue()),
+                         card_seconds=options.card_seconds,
+                         supplied=Supplied(pipeline=Feed,
+                                           sync_options=json.loads(options.sync_options)))
     except KioskError as e:
         # What `checkpoint-kiosk run` does with it: one line, exit status 1.
         emit(ev="exit", code=1, error=f"{type(e).__name__}: {e}")
@@ -291,41 +322,6 @@ def main(argv: list[str] | None = None) -> int:
         emit(ev="exit", code=1, error=f"{type(e).__name__}: {e}",
              traceback=traceback.format_exc()[-2000:])
         raise
-
-
-def run(cfg: Any, options: argparse.Namespace, build: Any, stop_on_signals: Any) -> int:
-    import pygame
-
-    from kiosk.main import selftest_runner
-    from kiosk.runtime.build import Supplied
-    from kiosk.ui.app import KioskApp, main_loop
-    from kiosk.ui.appliance import Appliance
-
-    commands: queue.Queue = queue.Queue()
-    with contextlib.ExitStack() as stack:
-        stop = stack.enter_context(stop_on_signals())
-        parts = build(cfg, stack, with_camera=False,
-                      parts=Supplied(sync_options=json.loads(options.sync_options)))
-        settings = dataclasses.replace(cfg.ui, fullscreen=False, voice=False, sound=False)
-        size = settings.size or (800, 480)
-        appliance = Appliance(config_path=Path(options.config),
-                              state_dir=Path(options.state_dir),
-                              selftest=selftest_runner(cfg, parts,
-                                                       card_seconds=options.card_seconds))
-        pygame.display.init()
-        pygame.font.init()
-        stack.callback(pygame.display.quit)
-        display = pygame.display.set_mode(size)
-        app = KioskApp(parts.loop, settings, size, appliance=appliance,
-                       camera_crop=cfg.camera.crop)
-        stack.callback(app.close)
-        driver = Driver(app, parts, stop, commands)
-        driver.watch_loop()
-        threading.Thread(target=_reader, args=(commands,), daemon=True).start()
-        main_loop(app, display, display, False, stop, driver.tick)
-        reason = "restart requested by the screen" if not app.running else "stopped"
-    emit(ev="exit", code=0, error=None, reason=reason)
-    return 0
 
 
 if __name__ == "__main__":

@@ -201,3 +201,36 @@ def test_status_line_has_backlog_and_last_sync_and_faults():
     line = notify.status_line(h)
     assert line.startswith("camera fault: no camera; backlog 12; last sync 2024-05-01 ")
     assert line.endswith("; offline; re-provision needed; disk low")
+
+
+class _SuppliedFeed:
+    """A frame source as ``Supplied(pipeline=...)`` documents it (the ports.FrameSource
+    protocol), not a CapturePipeline: the watchdog must judge it through the protocol."""
+
+    ok = True
+    message = None
+    frames = 0
+
+    def latest_frame(self):
+        return None
+
+    def alive(self, *, max_age: float) -> bool:
+        return True
+
+
+def test_the_watchdog_judges_a_supplied_frame_source_by_its_protocol(caplog):
+    from types import SimpleNamespace
+
+    from kiosk.config import Config
+    from kiosk.ops.notify import kiosk_checks, kiosk_ready
+
+    feed = _SuppliedFeed()
+    parts = SimpleNamespace(pipeline=feed, sync=None)
+    ready = kiosk_ready(parts)
+    checks = kiosk_checks(parts, Config())
+    assert ready() is False  # no frame yet
+    feed.frames = 1
+    assert ready() is True and checks["camera"]() is True
+    feed.ok = False
+    assert ready() is False
+    assert "liveness check failed" not in caplog.text

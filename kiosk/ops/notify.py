@@ -18,7 +18,11 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kiosk.config import Config
+    from kiosk.runtime.build import Parts
 
 log = logging.getLogger(__name__)
 
@@ -264,14 +268,15 @@ def heartbeat_alive(obj: Any, max_age: float, *, clock: Callable[[], float] = ti
     return lambda: clock() - obj.heartbeat < max_age
 
 
-def kiosk_checks(parts: Any, cfg: Any) -> dict[str, Callable[[], bool]]:
+def kiosk_checks(parts: Parts, cfg: Config) -> dict[str, Callable[[], bool]]:
     """Liveness checks for the parts ``kiosk.runtime.build.build`` made (camera threads, sync
     worker)."""
     checks: dict[str, Callable[[], bool]] = {}
-    if parts.pipeline is not None:
+    pipeline = parts.pipeline
+    if pipeline is not None:
         # The camera thread legitimately waits up to retry_max_seconds between reopen attempts.
         camera_age = cfg.camera.retry_max_seconds + GRACE_SECONDS
-        checks["camera"] = lambda: parts.pipeline.alive(max_age=camera_age)
+        checks["camera"] = lambda: pipeline.alive(max_age=camera_age)
     if parts.sync is not None:
         # A request may legitimately take connect + read timeout; the worker's waits turn
         # every 5 s.  A worker silent for longer than that is stuck.
@@ -280,12 +285,13 @@ def kiosk_checks(parts: Any, cfg: Any) -> dict[str, Callable[[], bool]]:
     return checks
 
 
-def kiosk_ready(parts: Any) -> Callable[[], bool]:
-    """Up = the camera has delivered a frame (the caller only ticks once the screen is up)."""
+def kiosk_ready(parts: Parts) -> Callable[[], bool]:
+    """Up = the camera is healthy and has delivered a frame (the caller only ticks once the
+    screen is up)."""
     pipeline = parts.pipeline
     if pipeline is None:
         return lambda: True
-    return lambda: bool(pipeline.camera_ok and pipeline.frames > 0)
+    return lambda: bool(pipeline.ok and pipeline.frames > 0)
 
 
 def status_line(health: Any) -> str:

@@ -39,14 +39,22 @@ class Lights(Protocol):
 
 
 class FrameSource(Protocol):
-    """The camera side (``kiosk.runtime.capture.CapturePipeline``): health and the preview."""
+    """The camera side (``kiosk.runtime.capture.CapturePipeline``): health, the preview, and
+    what the systemd watchdog asks (``kiosk.ops.notify``)."""
 
     @property
     def ok(self) -> bool: ...
     @property
     def message(self) -> str | None: ...
+    @property
+    def frames(self) -> int:
+        """Frames delivered so far (the kiosk is up once the first one arrived)."""
+        ...
 
     def latest_frame(self) -> Frame | None: ...
+    def alive(self, *, max_age: float) -> bool:
+        """Its threads turned within ``max_age`` seconds."""
+        ...
 
 
 class SyncLink(Protocol):

@@ -421,9 +421,11 @@ def run_ui(
     camera_crop: float = 1.0,
     on_tick: Callable[[], None] = lambda: None,
     appliance: Appliance | None = None,
-) -> None:
+    on_start: Callable[[KioskApp], None] | None = None,
+) -> bool:
     """Open the display and run the kiosk screen until ``stop`` is set, the demo closes or
-    the officer panel asks for a restart (after provisioning)."""
+    the officer panel asks for a restart (after provisioning); False in that last case.
+    ``on_start`` is handed the machine before its first frame (an in-process observer)."""
     from kiosk.ui.sound import Sound, voice_dir
 
     pygame.display.init()
@@ -448,9 +450,12 @@ def run_ui(
             app = KioskApp(loop, settings, logical, sound=sound, appliance=appliance,
                            show_lights=show_lights, camera_crop=camera_crop)
             try:
+                if on_start is not None:
+                    on_start(app)
                 main_loop(app, display, canvas, rotate, stop, on_tick)
             finally:
                 app.close()
+            return app.running
     finally:
         pygame.display.quit()
 
