@@ -34,10 +34,12 @@ setup(
         # gettext; the .po files are for translators (python -m kiosk.ui.i18n, docs/ui.md).
         "kiosk": ["locale/*/LC_MESSAGES/*.mo", "*.toml",
                   # The official EU DCC JSON schemas, one per version (their README, LICENSE).
-                  "domain/credentials/dcc_schemas/*"],
+                  "domain/credentials/eu_dcc_schemas/*"],
         "offline_queue": ["*.sql", "*.yaml"],
     },
     install_requires=[
+        # The watchlist's memory-hard hash (Argon2id, RFC 9106): docs/privacy.md.
+        "argon2-cffi>=21.2",
         # EU DCC verification: CBOR/COSE decoding and the signature primitives.
         "cbor2>=5.4",
         "click>=8.1",

@@ -27,7 +27,7 @@ from kiosk.domain.policy import Checker, Policy
 from kiosk.domain.trustlist import TrustList, build_json
 from kiosk.testing import dcc_issue as di
 
-SCHEMAS = REPO / "kiosk" / "domain" / "credentials" / "dcc_schemas"
+SCHEMAS = REPO / "kiosk" / "domain" / "credentials" / "eu_dcc_schemas"
 AT = datetime(2022, 6, 1, 10, 0, tzinfo=UTC)
 
 

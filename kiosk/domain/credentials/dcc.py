@@ -42,6 +42,7 @@ ALG_PS256 = -37
 ALGORITHMS = {ALG_ES256: "ES256", ALG_PS256: "PS256"}
 HEADER_ALG = 1
 HEADER_KID = 4
+MAX_UVCIS = 4
 PARSE_STEPS = ("prefix", "base45", "zlib", "cose", "cwt", "schema")
 VERIFY_STEPS = ("signer", "signature", "key_usage", "expiry", "dsc_validity")
 
@@ -179,7 +180,11 @@ def parse(text: str) -> Credential:
     uvci = entry.get("ci") if isinstance(entry.get("ci"), str) else None
     display = _display(hcert, uvci)
     # Every certificate id the group names (schemas before 1.3.0 allow several entries).
-    uvcis = {c for e in _entries(hcert, cert_type) if isinstance(c := e.get("ci"), str) and c}
+    # Every certificate id the group names (schemas before 1.3.0 allow several entries),
+    # the judged one first; at most MAX_UVCIS, each costs the watchlist a hash per scan.
+    others = [e.get("ci") for e in _entries(hcert, cert_type) if e is not entry]
+    uvcis = {c for c in [uvci, *others] if isinstance(c, str) and c}
+    uvcis = set(sorted(uvcis, key=lambda c: c != uvci)[:MAX_UVCIS])
     return Credential(
         kind=Kind.EU_DCC,
         person_key=uvci,

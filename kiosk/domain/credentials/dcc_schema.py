@@ -1,6 +1,6 @@
 """The EU DCC certificate JSON against the official schema of the version it declares.
 
-The schemas are the eHealth Network's own (``dcc_schemas/``, vendored unchanged, see its
+The schemas are the eHealth Network's own (``eu_dcc_schemas/``, vendored unchanged, see its
 README for the upstream commits). They are package data, read and compiled lazily, once per
 version, by ``fastjsonschema`` (a few microseconds a check; docs/credentials.md has the
 figures against ``jsonschema``, which the tests use as the reference implementation).
@@ -42,6 +42,11 @@ def schema_for(ver: Any) -> str | None:
     """The vendored schema version that validates a certificate declaring ``ver``."""
     if not isinstance(ver, str) or not _VERSION.fullmatch(ver):
         return None
+    return _schema_for(ver)
+
+
+@cache
+def _schema_for(ver: str) -> str | None:
     declared = _key(ver)
     if declared[0] != 1:
         return None
@@ -53,7 +58,7 @@ def load_schema(version: str) -> dict[str, Any]:
     """The official schema of one vendored version, as a dict."""
     if version not in VERSIONS:
         raise ValueError(f"no vendored DCC schema {version!r}; there are {', '.join(VERSIONS)}")
-    path = resources.files("kiosk.domain.credentials").joinpath("dcc_schemas", f"{version}.json")
+    path = resources.files("kiosk.domain.credentials").joinpath("eu_dcc_schemas", f"{version}.json")
     schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return schema
 
