@@ -32,14 +32,20 @@ setup(
         "images": ["*.png", "*.svg", "LICENSES", "fonts/*", "voice/*/*.wav"],
         # Only the compiled catalogues: the kiosk reads them with the standard library's
         # gettext; the .po files are for translators (python -m kiosk.ui.i18n, docs/ui.md).
-        "kiosk": ["locale/*/LC_MESSAGES/*.mo", "*.toml"],
+        "kiosk": ["locale/*/LC_MESSAGES/*.mo", "*.toml",
+                  # The official EU DCC JSON schemas, one per version (their README, LICENSE).
+                  "domain/credentials/eu_dcc_schemas/*"],
         "offline_queue": ["*.sql", "*.yaml"],
     },
     install_requires=[
+        # The watchlist's memory-hard hash (Argon2id, RFC 9106): docs/privacy.md.
+        "argon2-cffi>=21.2",
         # EU DCC verification: CBOR/COSE decoding and the signature primitives.
         "cbor2>=5.4",
         "click>=8.1",
         "cryptography>=42",
+        # The EU DCC JSON schemas compiled to Python (docs/credentials.md has the figures).
+        "fastjsonschema>=2.16",
         "gpiozero>=2.0",
         "numpy>=1.24",
         "pillow>=9.4",
@@ -66,6 +72,9 @@ setup(
             "hypothesis>=6",
             # tests/test_architecture.py: the layer contracts in pyproject.toml.
             "import-linter>=2.1",
+            # tests/test_dcc_schema.py: the reference draft 2020-12 validator, the oracle the
+            # kiosk's compiled schemas must agree with.
+            "jsonschema>=4.18",
             # tests/test_architecture.py: mypy in basic mode ([tool.mypy] in pyproject.toml),
             # with the stubs of the one untyped library whose calls we make the most of.
             "mypy>=1.10",

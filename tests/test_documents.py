@@ -60,11 +60,13 @@ def test_a_trust_list_with_a_usable_signer_is_accepted():
         ("policy", b'["border"]', ["'policy'", "list", "expected an object"]),
         ("policy", b"{", ["'policy'", "not valid JSON"]),
         ("watchlist", b'{"entries": []}', ["'watchlist'", "watchlist.version", "None"]),
-        ("watchlist", b'{"version": 1, "issued_at": "2022-06-01T00:00:00+00:00", '
-                      b'"expires_at": "2022-06-02T00:00:00+00:00", "salt": "00", '
+        ("watchlist", b'{"version": 2, "issued_at": "2022-06-01T00:00:00+00:00", '
+                      b'"expires_at": "2022-06-02T00:00:00+00:00", '
+                      b'"salt": "00000000000000000000000000000000", "kdf": {"name": "argon2id", '
+                      b'"version": 19, "time_cost": 1, "memory_kib": 12288, "parallelism": 1}, '
                       b'"entries": [{"h": "00", "until": "2022-06-09"}]}',
          ["'watchlist'", "watchlist.entries[0]", "'00'"]),
-        ("watchlist", b'{"version": 1, "issued_at": "2022-06-02T00:00:00+00:00", '
+        ("watchlist", b'{"version": 2, "issued_at": "2022-06-02T00:00:00+00:00", '
                       b'"expires_at": "2022-06-01T00:00:00+00:00", "salt": "00", "entries": []}',
          ["watchlist.expires_at", "before issued_at"]),
         ("trust_list", b'{"kid": "x"}', ["'trust_list'", "expected an array"]),

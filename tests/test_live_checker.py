@@ -112,12 +112,12 @@ def test_a_bad_new_version_keeps_the_last_good_one_in_force(tmp_path, caplog):
                                valid_for=timedelta(days=36500))
         store_document(db, "watchlist", good)
         assert live.decide(recognise(CCCD), at=T0).reasons == ("watchlist",)
-        store_document(db, "watchlist", b'{"version": 1}', at=T0 + timedelta(hours=1))
+        store_document(db, "watchlist", b'{"version": 2}', at=T0 + timedelta(hours=1))
         assert live.decide(recognise(CCCD), at=T0).reasons == ("watchlist",)  # still stopped
         assert "watchlist.issued_at" in live.document_errors()["watchlist"]
         assert live.document_times()["watchlist"] == T0
         # Logged once per bad version, not again when only its fetch time moves on.
-        store_document(db, "watchlist", b'{"version": 1}', at=T0 + timedelta(hours=2),
+        store_document(db, "watchlist", b'{"version": 2}', at=T0 + timedelta(hours=2),
                        etag=f"watchlist-{T0 + timedelta(hours=1):%H%M%S}")
         live.refresh()
         bad = [r for r in caplog.records if "not applied" in r.getMessage()

@@ -65,6 +65,10 @@ def test_without_until_the_entries_last_as_long_as_the_document(tmp_path):
     assert local_date(wl.expires_at) == date.fromisoformat(json.loads(out.read_bytes())
                                                            ["entries"][0]["until"])
     assert wl.matches(CCCD, at=datetime.now(UTC))
+    doc = json.loads(out.read_bytes())
+    assert doc["version"] == 2 and doc["kdf"]["name"] == "argon2id"
+    assert CCCD not in out.read_text(encoding="utf-8")
+    assert "argon2id" in proc.stdout
     # A new salt each time: two builds of the same list share no hash.
     again = tmp_path / "w2.json"
     assert kiosk("watchlist", "build", str(src), "-o", str(again)).returncode == 0

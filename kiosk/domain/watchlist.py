@@ -1,9 +1,17 @@
 """People under quarantine orders (F0/F1) whom the checkpoint must stop.
 
-The document holds salted SHA-256 hashes of identity numbers, never the numbers themselves:
-``{"version": 1, "issued_at": ISO8601, "expires_at": ISO8601, "salt": hex,
-"entries": [{"h": hex(sha256(salt + key)), "until": "YYYY-MM-DD"}]}``.
+The document holds a memory-hard hash (Argon2id) of each identity number, never the number:
+``{"version": 2, "issued_at": ISO8601, "expires_at": ISO8601, "salt": hex,
+"kdf": {"name": "argon2id", "version": 19, "time_cost": 1, "memory_kib": 12288,
+"parallelism": 1}, "entries": [{"h": hex(argon2id(number, salt)), "until": "YYYY-MM-DD"}]}``.
 An entry applies through its ``until`` date inclusive (Vietnam local date).
+
+Why Argon2id and these costs: a 12-digit CCCD number whose province and birth year are known
+has about a million candidates, so salted SHA-256 fell in half a second. One Argon2id hash
+costs ~5 ms here, so reversing an entry costs >= 1 CPU-hour even then, while a scan carrying
+four numbers still matches in ~20 ms (docs/privacy.md has the threat model and figures,
+bench/watchlist_kdf.py measures them). The salt is per list: a per-entry salt would make
+every scan hash every entry.
 
 The hash is over the normalised number alone, not its type: the same CCCD number is the
 person's identification number on the CCCD card, in PC-Covid / VNeID and on paper forms, so
@@ -12,16 +20,17 @@ one entry must stop every code that carries it (docs/credentials.md, "Identifier
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+from argon2.low_level import Type, hash_secret_raw
 
 from kiosk.domain.credentials.identifiers import normalize, type_of
 from kiosk.errors import ConfigError
@@ -30,7 +39,82 @@ log = logging.getLogger(__name__)
 
 # Quarantine orders are dated in Vietnam (UTC+7 all year, no daylight saving).
 VIETNAM = timezone(timedelta(hours=7), "ICT")
-VERSION = 1
+VERSION = 2
+HASH_BYTES = 32
+MIN_SALT_BYTES = 16
+# A scan hashes each distinct number it carries (a PC-Covid code: up to four). More than
+# this comes only from a hostile code; the rest are not matched and the scan stays fast.
+MAX_NUMBERS_PER_SCAN = 8
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    """The Argon2id costs a watchlist document was made with (its ``kdf`` member)."""
+
+    name: str = "argon2id"
+    version: int = 19  # Argon2 1.3 (0x13), the one RFC 9106 specifies
+    time_cost: int = 1
+    memory_kib: int = 12 * 1024
+    parallelism: int = 1
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+DEFAULT_KDF = KdfParams()
+# What a kiosk accepts. The floor keeps one reversal >= 1 CPU-hour for a million candidates
+# (docs/privacy.md); the ceiling keeps a scan fast and a hostile list from taking the RAM.
+MIN_MEMORY_KIB = DEFAULT_KDF.memory_kib
+MAX_WORK_KIB = 32 * 1024  # time_cost x memory_kib
+MAX_TIME_COST = 4
+
+
+def _kdf_from(doc: dict[str, Any]) -> KdfParams:
+    """The ``kdf`` member, checked; ConfigError names the field and shows the value."""
+    raw = doc.get("kdf")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"watchlist.kdf is {raw!r}, expected an object with the Argon2id "
+                          f"costs, e.g. {json.dumps(DEFAULT_KDF.as_json())}")
+    unknown = sorted(set(raw) - set(DEFAULT_KDF.as_json()))
+    if unknown:
+        raise ConfigError(f"watchlist.kdf has unknown member(s) {unknown!r}; this kiosk reads "
+                          f"{sorted(DEFAULT_KDF.as_json())}")
+    fixed = {"name": "argon2id", "version": 19, "parallelism": 1}
+    for key, want in fixed.items():
+        if raw.get(key) != want:
+            raise ConfigError(f"watchlist.kdf.{key} is {raw.get(key)!r}; this kiosk computes "
+                              f"only {key} {want!r}")
+    for key in ("time_cost", "memory_kib"):
+        value = raw.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"watchlist.kdf.{key} is {value!r}, expected a positive integer")
+    params = KdfParams(time_cost=raw["time_cost"], memory_kib=raw["memory_kib"])
+    if params.memory_kib < MIN_MEMORY_KIB:
+        raise ConfigError(
+            f"watchlist.kdf.memory_kib is {params.memory_kib!r}: too weak, a list made with it "
+            f"could be reversed in under an hour; the minimum is {MIN_MEMORY_KIB} "
+            "(rebuild the list with checkpoint-kiosk watchlist build)")
+    work = params.time_cost * params.memory_kib
+    if params.time_cost > MAX_TIME_COST or work > MAX_WORK_KIB:
+        raise ConfigError(
+            f"watchlist.kdf time_cost {params.time_cost!r} x memory_kib {params.memory_kib!r} "
+            f"is too costly for a kiosk (at most time_cost {MAX_TIME_COST} and "
+            f"{MAX_WORK_KIB} KiB-passes): every scan would wait for it")
+    return params
+
+
+def derive(number: str, salt: bytes, kdf: KdfParams = DEFAULT_KDF) -> str:
+    """The hex Argon2id hash of a normalised identity number, as a watchlist entry holds it."""
+    return hash_secret_raw(
+        normalize(number).encode("utf-8"),
+        salt,
+        time_cost=kdf.time_cost,
+        memory_cost=kdf.memory_kib,
+        parallelism=kdf.parallelism,
+        hash_len=HASH_BYTES,
+        type=Type.ID,
+        version=kdf.version,
+    ).hex()
 
 
 def local_date(at: datetime) -> date:
@@ -40,7 +124,7 @@ def local_date(at: datetime) -> date:
 
 
 class Watchlist:
-    """Salted hashes of person keys with end dates; ``matches`` is a dict lookup."""
+    """Argon2id hashes of identity numbers with end dates; a match hashes each number once."""
 
     def __init__(
         self,
@@ -49,8 +133,10 @@ class Watchlist:
         entries: dict[str, date],
         issued_at: datetime,
         expires_at: datetime,
+        kdf: KdfParams = DEFAULT_KDF,
     ) -> None:
         self.salt = salt
+        self.kdf = kdf
         self._entries = entries
         self.issued_at = issued_at
         self.expires_at = expires_at
@@ -59,7 +145,7 @@ class Watchlist:
         return len(self._entries)
 
     def digest(self, number: str) -> str:
-        return _digest(self.salt, number)
+        return derive(number, self.salt, self.kdf)
 
     def matches(self, person_key: str | None, *, at: datetime) -> bool:
         """True when ``person_key`` is under an order that has not ended at ``at``."""
@@ -68,8 +154,14 @@ class Watchlist:
     def matches_any(self, numbers: Iterable[str], *, at: datetime) -> bool:
         """True when any of ``numbers`` is under an order that has not ended at ``at``."""
         today = local_date(at)
-        for number in numbers:
-            until = self._entries.get(self.digest(number)) if number else None
+        # Distinct normalised numbers in a stable order (callers pass sets), so the cap
+        # below always keeps the same ones.
+        distinct = sorted({normalize(n) for n in numbers if n})
+        if len(distinct) > MAX_NUMBERS_PER_SCAN:
+            log.warning("a code carries %d numbers; matching the first %d",
+                        len(distinct), MAX_NUMBERS_PER_SCAN)
+        for number in distinct[:MAX_NUMBERS_PER_SCAN]:
+            until = self._entries.get(self.digest(number))
             if until is not None and today <= until:
                 return True
         return False
@@ -88,10 +180,7 @@ class Watchlist:
             raise ConfigError(f"watchlist is not valid JSON: {e}") from e
         if not isinstance(doc, dict):
             raise ConfigError(f"watchlist is a JSON {type(doc).__name__}, expected an object")
-        if doc.get("version") != VERSION:
-            raise ConfigError(
-                f"watchlist.version is {doc.get('version')!r}; this kiosk reads version {VERSION}"
-            )
+        _check_version(doc.get("version"))
         issued_at = _timestamp(doc, "issued_at")
         expires_at = _timestamp(doc, "expires_at")
         if expires_at < issued_at:
@@ -99,32 +188,11 @@ class Watchlist:
                 f"watchlist.expires_at {doc['expires_at']!r} is before issued_at "
                 f"{doc['issued_at']!r}; a list that expired when issued stops nobody"
             )
-        try:
-            salt = bytes.fromhex(doc["salt"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise ConfigError(
-                f"watchlist.salt {doc.get('salt')!r} is not a hex string; "
-                "it must be the hex of the salt bytes"
-            ) from e
-        raw_entries = doc.get("entries")
-        if not isinstance(raw_entries, list):
-            raise ConfigError(f"watchlist.entries is {raw_entries!r}, expected an array")
-        entries: dict[str, date] = {}
-        for i, entry in enumerate(raw_entries):
-            try:
-                digest = str(entry["h"]).lower()
-                # A digest of the wrong length can never match anyone: a silent hole.
-                if len(bytes.fromhex(digest)) != hashlib.sha256().digest_size:
-                    raise ValueError("not a SHA-256 digest")
-                until = date.fromisoformat(entry["until"])
-            except (KeyError, TypeError, ValueError) as e:
-                raise ConfigError(
-                    f"watchlist.entries[{i}] is {entry!r}; expected "
-                    '{"h": "<hex sha256>", "until": "YYYY-MM-DD"}'
-                ) from e
-            # The same person under two orders: the later end date wins.
-            entries[digest] = max(until, entries.get(digest, until))
-        return cls(salt=salt, entries=entries, issued_at=issued_at, expires_at=expires_at)
+        salt = _salt(doc.get("salt"))
+        kdf = _kdf_from(doc)
+        entries = _entries(doc.get("entries"))
+        return cls(salt=salt, entries=entries, issued_at=issued_at, expires_at=expires_at,
+                   kdf=kdf)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Watchlist:
@@ -146,9 +214,13 @@ class Watchlist:
         issued_at: datetime | None = None,
         expires_at: datetime | None = None,
         valid_for: timedelta = timedelta(days=1),
+        kdf: KdfParams = DEFAULT_KDF,
     ) -> bytes:
-        """The JSON document for ``(person_key, until)`` pairs (central server and tests)."""
-        salt = secrets.token_bytes(16) if salt is None else salt
+        """The JSON document for ``(person_key, until)`` pairs (central server and tests).
+
+        Costs one Argon2id hash per entry (~5 ms here): 10 000 entries take about a minute.
+        """
+        salt = secrets.token_bytes(MIN_SALT_BYTES) if salt is None else salt
         issued_at = issued_at or datetime.now(UTC)
         expires_at = expires_at or issued_at + valid_for
         doc: dict[str, Any] = {
@@ -156,12 +228,60 @@ class Watchlist:
             "issued_at": issued_at.isoformat(),
             "expires_at": expires_at.isoformat(),
             "salt": salt.hex(),
+            "kdf": kdf.as_json(),
             "entries": [
-                {"h": _digest(salt, key), "until": until.isoformat()}
+                {"h": derive(key, salt, kdf), "until": until.isoformat()}
                 for key, until in keys_with_until
             ],
         }
         return json.dumps(doc).encode()
+
+
+def _check_version(version: Any) -> None:
+    if version == VERSION:
+        return
+    if version == 1:
+        # Refused, not read during a transition: its salted SHA-256 entries give up their
+        # numbers in seconds, and a list lasts a day (docs/privacy.md, "Old lists").
+        raise ConfigError(
+            "watchlist.version is 1 (salted SHA-256: its numbers can be recovered in seconds); "
+            f"this kiosk reads version {VERSION} only. The province must rebuild the list with "
+            "'checkpoint-kiosk watchlist build' and publish it again")
+    raise ConfigError(f"watchlist.version is {version!r}; this kiosk reads version {VERSION}")
+
+
+def _salt(value: Any) -> bytes:
+    try:
+        salt = bytes.fromhex(value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(
+            f"watchlist.salt {value!r} is not a hex string; it must be the hex of the salt bytes"
+        ) from e
+    if len(salt) < MIN_SALT_BYTES:
+        raise ConfigError(f"watchlist.salt is {len(salt)} byte(s); it must be at least "
+                          f"{MIN_SALT_BYTES} random bytes, new for every list")
+    return salt
+
+
+def _entries(raw_entries: Any) -> dict[str, date]:
+    if not isinstance(raw_entries, list):
+        raise ConfigError(f"watchlist.entries is {raw_entries!r}, expected an array")
+    entries: dict[str, date] = {}
+    for i, entry in enumerate(raw_entries):
+        try:
+            digest = str(entry["h"]).lower()
+            # A hash of the wrong length can never match anyone: a silent hole.
+            if len(bytes.fromhex(digest)) != HASH_BYTES:
+                raise ValueError("not a 32-byte hash")
+            until = date.fromisoformat(entry["until"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(
+                f"watchlist.entries[{i}] is {entry!r}; expected "
+                '{"h": "<hex of the 32-byte Argon2id hash>", "until": "YYYY-MM-DD"}'
+            ) from e
+        # The same person under two orders: the later end date wins.
+        entries[digest] = max(until, entries.get(digest, until))
+    return entries
 
 
 @dataclass(frozen=True)
@@ -202,10 +322,6 @@ def read_numbers(text: str) -> tuple[list[tuple[str, str]], list[BadLine]]:
         else:
             numbers.append((kind, number))
     return numbers, bad
-
-
-def _digest(salt: bytes, number: str) -> str:
-    return hashlib.sha256(salt + normalize(number).encode("utf-8")).hexdigest()
 
 
 def _timestamp(doc: dict[str, Any], key: str) -> datetime:

@@ -130,7 +130,7 @@ def vaccination(
 
 
 def test_result(
-    *, sampled: str = "2022-06-01T08:00:00Z", result: str = "260415000",
+    *, sampled: Any = "2022-06-01T08:00:00Z", result: str = "260415000",
     uvci: str = "URN:UVCI:01:VN:TEST0000000002#X",
 ) -> dict[str, Any]:  # fmt: skip
     return {

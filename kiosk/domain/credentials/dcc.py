@@ -42,6 +42,7 @@ ALG_PS256 = -37
 ALGORITHMS = {ALG_ES256: "ES256", ALG_PS256: "PS256"}
 HEADER_ALG = 1
 HEADER_KID = 4
+MAX_UVCIS = 4
 PARSE_STEPS = ("prefix", "base45", "zlib", "cose", "cwt", "schema")
 VERIFY_STEPS = ("signer", "signature", "key_usage", "expiry", "dsc_validity")
 
@@ -81,6 +82,8 @@ class DccEvidence:
     cose: CoseSign1
     claims: dict[Any, Any] = field(default_factory=dict)
     cert_type: str | None = None
+    # The certificate (claim -260/1) as JSON sees it: what the schema checked (json_view).
+    hcert: dict[Any, Any] = field(default_factory=dict)
 
 
 def looks_like(text: str) -> bool:
@@ -106,7 +109,24 @@ def _cwt(payload: bytes) -> tuple[dict[Any, Any], dict[Any, Any]]:
     hcert = claims[-260].get(1)
     if not isinstance(hcert, dict):
         raise ValueError("no DCC (key 1) in the health certificate claim")
-    return claims, hcert
+    return claims, json_view(hcert)
+
+
+def json_view(value: Any) -> Any:
+    """The certificate as JSON sees it: CBOR date-time tags become RFC 3339 text.
+
+    The DCC specification lets an issuer send a date-time (``t/sc``) as CBOR tag 0 (RFC 3339
+    text) or tag 1 (epoch seconds); cbor2 decodes both to an aware ``datetime``. Everything
+    else is left as decoded, so a byte string where the schema wants text stays invalid.
+    """
+    if isinstance(value, datetime):
+        text = value.isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    if isinstance(value, dict):
+        return {k: json_view(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_view(v) for v in value]
+    return value
 
 
 def parse(text: str) -> Credential:
@@ -159,6 +179,12 @@ def parse(text: str) -> Credential:
     fields.update(_hcert_fields(hcert, cert_type, entry))
     uvci = entry.get("ci") if isinstance(entry.get("ci"), str) else None
     display = _display(hcert, uvci)
+    # Every certificate id the group names (schemas before 1.3.0 allow several entries).
+    # Every certificate id the group names (schemas before 1.3.0 allow several entries),
+    # the judged one first; at most MAX_UVCIS, each costs the watchlist a hash per scan.
+    others = [e.get("ci") for e in _entries(hcert, cert_type) if e is not entry]
+    uvcis = {c for c in [uvci, *others] if isinstance(c, str) and c}
+    uvcis = set(sorted(uvcis, key=lambda c: c != uvci)[:MAX_UVCIS])
     return Credential(
         kind=Kind.EU_DCC,
         person_key=uvci,
@@ -167,8 +193,8 @@ def parse(text: str) -> Credential:
         checks=checks,
         problems=tuple(problems),
         # A UVCI names a certificate, not a person; it is what the central can list.
-        identifiers=frozenset({("uvci", normalize_id(uvci))} if uvci else ()),
-        evidence=DccEvidence(cose=cose, claims=claims, cert_type=cert_type),
+        identifiers=frozenset(("uvci", normalize_id(c)) for c in uvcis),
+        evidence=DccEvidence(cose=cose, claims=claims, cert_type=cert_type, hcert=hcert),
     )
 
 
@@ -210,11 +236,33 @@ def _claim_fields(claims: dict[Any, Any]) -> dict[str, Any]:
     }
 
 
+# The date that orders a group's entries: the newest one is the one the policy judges.
+ENTRY_DATE = {"vaccination": "dt", "test": "sc", "recovery": "fr"}
+
+
+def _entries(hcert: dict[Any, Any], cert_type: str | None) -> list[dict[Any, Any]]:
+    key = next((k for k, name in dcc_schema.ENTRY_TYPES.items() if name == cert_type), None)
+    entries = hcert.get(key) if key else None
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+
 def _entry(hcert: dict[Any, Any]) -> tuple[str | None, dict[Any, Any]]:
-    for key, name in dcc_schema.ENTRY_TYPES.items():
-        entries = hcert.get(key)
-        if isinstance(entries, list) and entries and isinstance(entries[0], dict):
-            return name, entries[0]
+    """The certificate type and the entry the policy judges.
+
+    Schemas before 1.3.0 allow several entries in a group (vector RO/2: dose 1/2 and dose
+    2/2 in one certificate): the newest by its date counts, the later one on a tie or
+    when a date is missing. ISO 8601 dates in one certificate compare as text.
+    """
+    for name in dcc_schema.ENTRY_TYPES.values():
+        entries = _entries(hcert, name)
+        if entries:
+            date = ENTRY_DATE[name]
+
+            def newest(item: tuple[int, dict[Any, Any]], date: str = date) -> tuple[str, int]:
+                value = item[1].get(date)
+                return (value if isinstance(value, str) else "", item[0])
+
+            return name, max(enumerate(entries), key=newest)[1]
     return None, {}
 
 
