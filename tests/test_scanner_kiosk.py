@@ -373,15 +373,16 @@ def test_selftest_reads_the_test_card_from_the_scanner(tmp_path, port):
             threading.Timer(1.0, port.scan, args=(selftest.TEST_CARD,)).start()
 
     check = _scanner_check(selftest.run_selftest(
-        cfg, frames=lambda: None, camera_seconds=0.1, card_seconds=4, progress=scan_card_soon))
+        cfg, camera_seconds=0.1, card_seconds=4, progress=scan_card_soon))
     assert (check.result, check.detail) == (selftest.PASS,
                                             f"test card scanned with serial:{port.link}")
 
 
 def test_selftest_scanner_unplugged_fails_and_none_configured_is_not_checked(tmp_path, port):
     port.unplug()
-    cfg = _cfg(tmp_path, f"serial:{port.link}").replace(signals={"enabled": False})
-    check = _scanner_check(selftest.run_selftest(cfg, frames=lambda: None, camera_seconds=0.1))
+    cfg = _cfg(tmp_path, f"serial:{port.link}").replace(camera={"spec": "replay:/nonexistent"},
+                                                        signals={"enabled": False})
+    check = _scanner_check(selftest.run_selftest(cfg, camera_seconds=0.1))
     assert check.result == selftest.FAIL and "plugged in" in check.detail
     report = selftest.run_selftest(_cfg(tmp_path, "").replace(signals={"enabled": False}),
                                    frames=lambda: None, camera_seconds=0.1)
@@ -396,3 +397,6 @@ def test_selftest_inside_the_kiosk_reports_the_running_feed(tmp_path):
     check = _scanner_check(selftest.run_selftest(cfg, frames=lambda: None, scanner=Feed(),
                                                  camera_seconds=0.1))
     assert check.result == selftest.FAIL and check.detail.startswith(Feed.message)
+    # Inside the kiosk without its feed (the frames are the kiosk's): never opened here.
+    check = _scanner_check(selftest.run_selftest(cfg, frames=lambda: None, camera_seconds=0.1))
+    assert check.result == selftest.SKIP and "held by the running kiosk" in check.detail

@@ -231,7 +231,8 @@ class ScanLoop:
         """A code from the dedicated scanner: the camera's path, recorded with its source.
         A line the scanner could not deliver whole is "not recognised", never a payload."""
         if event.problem is not None:
-            if self._duplicate(event.problem.encode()):
+            # Keyed apart from every payload: a NUL never starts a code's text.
+            if self._duplicate(b"\0rejected:" + event.problem.encode()):
                 return []
             credential = Credential(Kind.UNKNOWN, problems=(event.problem,))
             return [self._decide_and_record(credential, source=event.source,
