@@ -231,7 +231,7 @@ class ScanLoop:
         """A code from the dedicated scanner: the camera's path, recorded with its source.
         A line the scanner could not deliver whole is "not recognised", never a payload."""
         if event.problem is not None:
-            # Keyed apart from every payload: a NUL never starts a code's text.
+            # Keyed apart from the codes: no credential starts with a NUL byte.
             if self._duplicate(b"\0rejected:" + event.problem.encode()):
                 return []
             credential = Credential(Kind.UNKNOWN, problems=(event.problem,))
