@@ -165,7 +165,8 @@ def test_unplugged_is_a_fault_with_the_scanner_named_and_a_replug_clears_it(
         return next((h for h in items if not h.scanner_ok), None)
 
     health = wait_for("the fault", fault)
-    assert health.fault and str(port.link) in health.scanner_message
+    assert health.fault and health.scanner_configured
+    assert str(port.link) in health.scanner_message
     assert health.camera_ok  # the camera (none here) is not blamed
     assert feed.opened == 1
     port.plug()

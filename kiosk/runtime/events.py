@@ -93,7 +93,9 @@ class Health:
     documents: tuple[tuple[str, datetime | None], ...] = ()
     undelivered: int = 0  # rows the central will not take (dead letters, refused/held rows)
     document_errors: tuple[str, ...] = ()  # documents the central sent that were not applied
-    # The dedicated scanner, when one is configured (else ok, no message).
+    # The dedicated scanner: configured at all (the status strip shows it only then), and
+    # its state (ok, no message when there is none).
+    scanner_configured: bool = False
     scanner_ok: bool = True
     scanner_message: str | None = None
 
