@@ -51,6 +51,10 @@ setup(
         "pillow>=9.4",
         "platformdirs>=3",
         "pygame>=2.1",
+        # The dedicated 2D scanner: USB COM (CDC-ACM) mode, and keyboard mode through the
+        # Linux input layer (evdev exists only there; the kiosk is a Linux appliance).
+        "pyserial>=3.5",
+        "evdev>=1.6; sys_platform == 'linux'",
         "pyzbar>=0.1.9",
         "requests>=2.28",
         "segno>=1.5",
@@ -79,6 +83,7 @@ setup(
             # with the stubs of the one untyped library whose calls we make the most of.
             "mypy>=1.10",
             "types-requests>=2.28",
+            "types-pyserial>=3.5",
             # tests/test_api_contract.py checks docs/api.yaml and both sides against it.
             "openapi-spec-validator>=0.7",
             "pyyaml>=6",

@@ -66,7 +66,7 @@ CHROOT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
               "HOME": "/root", "LANG": "C.UTF-8", "TERM": "dumb"}
 UNITS = ("checkpoint-kiosk.service", "checkpoint-kiosk-provision.service",
          "checkpoint-kiosk-provision.path")
-KIOSK_GROUPS = {"kiosk", "video", "render", "input", "gpio"}
+KIOSK_GROUPS = {"kiosk", "video", "render", "input", "gpio", "dialout"}
 # What install.sh installs or owns: compared before and after each re-run.
 INSTALLED = ("opt/checkpoint-kiosk", "etc/checkpoint-kiosk", "etc/systemd/system",
              "etc/systemd/journald.conf.d", "etc/udev/rules.d", "boot/firmware/cmdline.txt",
@@ -483,8 +483,8 @@ def check_user(root: Path, report: Report) -> None:
                  len(pw) == 7 and int(pw[2]) < 1000 and pw[6] == "/usr/sbin/nologin",
                  ":".join(pw))
     groups = set(in_chroot(root, "id", "-nG", "kiosk").stdout.split())
-    report.check("kiosk is in exactly kiosk video render input gpio", groups == KIOSK_GROUPS,
-                 " ".join(sorted(groups)))
+    report.check("kiosk is in exactly kiosk video render input gpio dialout",
+                 groups == KIOSK_GROUPS, " ".join(sorted(groups)))
 
 
 def check_units(root: Path, report: Report) -> None:

@@ -15,6 +15,10 @@ class CameraError(HardwareError):
     """The camera cannot be opened or stopped delivering frames."""
 
 
+class ScannerError(HardwareError):
+    """A 2D scanner cannot be opened or was unplugged (the kiosk retries it with backoff)."""
+
+
 class DecoderError(HardwareError):
     """The QR decoding library is missing or failed to load."""
 

@@ -29,6 +29,7 @@ DEFAULT_PATH = Path("/etc/checkpoint-kiosk/kiosk.toml")
 # Environment variables that override one key each: what a technician or a unit file sets most.
 ENV_OVERRIDES: dict[str, str] = {
     "CHECKPOINT_KIOSK_CAMERA": "camera.spec",
+    "CHECKPOINT_KIOSK_SCANNER": "scanner.spec",
     "CHECKPOINT_KIOSK_DB": "store.path",
     "CHECKPOINT_KIOSK_SERVER_URL": "sync.server_url",
     "CHECKPOINT_KIOSK_LANGUAGE": "ui.language",
@@ -85,6 +86,18 @@ class DecoderConfig:
         "The same code seen again within this many seconds of its last sighting is one scan.",
         default=3.0, low=0.0, high=600,
     )
+
+
+@dataclass(frozen=True)
+class ScannerConfig:
+    spec: str = _doc(
+        "Dedicated 2D scanner beside the camera: '' (none), 'serial:/dev/ttyACM0[,baud=N]' "
+        "(USB COM/CDC mode: every character, Vietnamese names too) or "
+        "'hid:/dev/input/by-id/...-event-kbd' (keyboard mode: ASCII codes only; "
+        "docs/scanner.md).", default="")
+    retry_max_seconds: float = _doc(
+        "Longest wait between attempts to reopen an unplugged scanner (so a replug is "
+        "picked up within this long).", default=5.0, low=0.1, high=3600)
 
 
 @dataclass(frozen=True)
@@ -194,6 +207,7 @@ class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    scanner: ScannerConfig = field(default_factory=ScannerConfig)
     signals: SignalsConfig = field(default_factory=SignalsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
@@ -313,6 +327,7 @@ def value_problems(cfg: Config, origin: Callable[[str], str] = lambda _key: "con
         CameraSpec.parse(cfg.camera.spec)
     except CameraError as e:
         problems.append(ConfigError(f"{origin('camera.spec')}: camera.spec: {e}"))
+    problems += _scanner_problems(cfg, origin)
     table = dict(cfg.policy)
     try:
         Policy.load(str(table.pop("profile", "border")), table)
@@ -327,6 +342,20 @@ def value_problems(cfg: Config, origin: Callable[[str], str] = lambda _key: "con
     if cfg.signals.enabled and "signals.enabled" not in refused:
         problems += _shared_pins(cfg, origin, refused)
     return problems
+
+
+def _scanner_problems(cfg: Config, origin: Callable[[str], str]) -> list[ConfigError]:
+    """A typo in the scanner spec stops start-up; a scanner not plugged in is retried."""
+    from hardware.scanner import ScannerSpec
+    from kiosk.errors import HardwareError
+
+    if not cfg.scanner.spec:
+        return []
+    try:
+        ScannerSpec.parse(cfg.scanner.spec)
+    except HardwareError as e:
+        return [ConfigError(f"{origin('scanner.spec')}: scanner.spec: {e}")]
+    return []
 
 
 def _shared_pins(cfg: Config, origin: Callable[[str], str],

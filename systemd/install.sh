@@ -178,7 +178,8 @@ dev_setup() {
 APP=/opt/checkpoint-kiosk
 ETC=/etc/checkpoint-kiosk
 UNIT=checkpoint-kiosk.service
-KIOSK_GROUPS=(video render input gpio)
+# input: a keyboard-mode scanner (evdev); dialout: a USB COM scanner (/dev/ttyACM*).
+KIOSK_GROUPS=(video render input gpio dialout)
 
 # Install $1 as $2 with mode $3 when missing or different; sets changed=1 when it does.
 put() {
@@ -217,6 +218,7 @@ appliance_packages() {
     # picamera2 runs against the numpy it was built for.
     local pkgs=(python3 python3-venv python3-pip python3-pygame python3-numpy python3-pil
                 python3-gpiozero python3-systemd python3-requests python3-click
+                python3-serial python3-evdev
                 libzbar0 fonts-noto-core fonts-dejavu-core)
     # Only in Raspberry Pi OS's archive (Debian has none of them): the camera stack and the
     # lgpio pin backend.  Without them the kiosk needs a USB camera and gpiozero falls back.

@@ -124,9 +124,12 @@ def loop_options(server_url: str) -> dict:
 
 
 def demo_config(folder: Path, ids: dict, server_url: str, token_file: Path, *,
-                width: int, height: int, language: str) -> config_mod.Config:
-    """The demo kiosk's configuration (replayed camera, mock pins, local central)."""
+                width: int, height: int, language: str,
+                scanner: str = "") -> config_mod.Config:
+    """The demo kiosk's configuration (replayed camera, mock pins, local central; a
+    dedicated scanner when ``scanner`` names one)."""
     return config_mod.Config().replace(
+        scanner={"spec": scanner},
         device={"id": ids["device_id"], "checkpoint_id": ids["checkpoint_id"],
                 "checkpoint_name": "Cổng bệnh viện (demo)"},
         camera={"spec": f"replay:{folder / 'frames'},fps=4,loop"},
@@ -173,8 +176,11 @@ def enrol(central_db: Path, server_url: str, token_file: Path) -> dict:
 @click.option("--language", type=click.Choice(config_mod.LANGUAGES), default="vi",
               show_default=True)
 @click.option("--headless", is_flag=True, help="No window: lights and records only.")
+@click.option("--scanner", "scanner_spec", metavar="SPEC", default="",
+              help="A 2D scanner beside the replayed camera: serial:PATH[,baud=N] (a real "
+                   "one, or a pty: docs/scanner.md) or hid:/dev/input/by-id/...-event-kbd.")
 @click.option("--max-seconds", type=click.FloatRange(min=0.1), help="Stop after this long.")
-def demo(folder: Path | None, size: str, language: str, headless: bool,
+def demo(folder: Path | None, size: str, language: str, headless: bool, scanner_spec: str,
          max_seconds: float | None) -> None:
     """Run the whole kiosk in a window with a replayed camera and a local central server.
 
@@ -184,9 +190,13 @@ def demo(folder: Path | None, size: str, language: str, headless: bool,
     is 1234.
 
     Example: checkpoint-kiosk demo --size 800x480 --language en
+
+    Example: checkpoint-kiosk demo --scanner serial:/tmp/kiosk-scanner (docs/scanner.md)
     """
     require_testing("checkpoint-kiosk demo")
     require_central("checkpoint-kiosk demo")
+    from hardware.errors import ScannerError
+    from hardware.scanner import ScannerSpec
     from kiosk.domain.documents import VALIDATORS
     from kiosk.main import run_kiosk
     from kiosk.runtime.build import Supplied, setup_logging
@@ -197,6 +207,11 @@ def demo(folder: Path | None, size: str, language: str, headless: bool,
     except ValueError:
         raise click.BadParameter(f"{size!r} is not WIDTHxHEIGHT, e.g. 1024x600",
                                  param_hint="--size") from None
+    if scanner_spec:
+        try:
+            ScannerSpec.parse(scanner_spec)
+        except ScannerError as e:
+            raise click.BadParameter(str(e), param_hint="--scanner") from None
     folder = folder or data_dir()
     folder.mkdir(parents=True, exist_ok=True)
     setup_logging("INFO")
@@ -215,7 +230,7 @@ def demo(folder: Path | None, size: str, language: str, headless: bool,
         sync_once(db_path=folder / "checkins.db", server_url=server.url, user_agent=USER_AGENT,
                   token=token_file.read_text().strip())
         cfg = demo_config(folder, ids, server.url, token_file, width=width, height=height,
-                          language=language)
+                          language=language, scanner=scanner_spec)
         code = run_kiosk(cfg, headless=headless, max_seconds=max_seconds, show_lights=True,
                          supplied=Supplied(sync_options=SYNC_OPTIONS,
                                            loop_options=loop_options(server.url)))

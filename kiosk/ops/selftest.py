@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # imported when a check runs: the command starts fast
 
     from hardware.signals import Signals
     from kiosk.config import Config
+    from kiosk.runtime.scanner import DeviceState
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ def run_selftest(
     *,
     frames: FrameSource | None = None,
     signals: Signals | None = None,
+    scanner: DeviceState | None = None,
     confirm: Confirm | None = None,
     card_seconds: float = 0.0,
     camera_seconds: float = 5.0,
@@ -97,8 +99,11 @@ def run_selftest(
 
     ``frames``: the running kiosk's frame source (``lambda: loop.latest_frame()``); None opens
     the configured camera here.  ``signals``: the kiosk's ``Signals``; None opens the pins
-    here.  ``card_seconds`` > 0 waits that long for the printed test card in front of the
-    camera; 0 decodes the card's image directly (the decoder works, the camera is not aimed).
+    here.  ``scanner``: the kiosk's scanner feed (its state is the check); None opens the
+    configured scanner here (checked only when ``[scanner] spec`` names one).
+    ``card_seconds`` > 0 waits that long for the printed test card in front of the
+    camera (and then as long again for it to be scanned with the scanner); 0 decodes the
+    card's image directly (the decoder works, the camera is not aimed).
     ``progress(name)`` is told each check's name before it runs.
     """
     checks: list[Check] = []
@@ -118,6 +123,8 @@ def run_selftest(
     seen: list[Any] = []
     step("camera", lambda: _camera(cfg, frames, camera_seconds, seen))
     step("test card", lambda: _card(cfg, frames, seen, card_seconds))
+    if cfg.scanner.spec:
+        step("scanner", lambda: _scanner(cfg, scanner, card_seconds, inside=frames is not None))
     step("lights and buzzer", lambda: _lights(cfg, signals, confirm))
     step("database", lambda: _database(cfg))
     step("disk", lambda: _disk(cfg))
@@ -191,6 +198,36 @@ def _card(cfg: Config, frames: FrameSource | None, seen: list[Any], seconds: flo
             if camera is not None:
                 camera.close()
     return FAIL, f"test card not seen within {seconds:.0f} s; hold it 20-40 cm from the lens"
+
+
+def _scanner(cfg: Config, feed: DeviceState | None, seconds: float, *,
+             inside: bool) -> tuple[str, str]:
+    spec = cfg.scanner.spec
+    if feed is not None:  # inside the running kiosk, which holds the device
+        if feed.ok:
+            return PASS, f"{spec} connected"
+        return FAIL, f"{feed.message or 'not connected'}; check its USB cable (docs/scanner.md)"
+    if inside:
+        # The running kiosk holds the port (exclusive) or the grabbed keyboard: opening it
+        # here would fail, or steal its scans.  Its state is on the status strip.
+        return SKIP, f"{spec} is held by the running kiosk; its state was not passed in"
+    from hardware.scanner import open_scanner
+
+    with contextlib.closing(open_scanner(spec)) as device:  # ScannerError: a failed check
+        if seconds <= 0:
+            return PASS, f"{spec} opened (no test scan asked for)"
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            line = device.read(timeout=min(0.5, left))
+            if line is None:
+                continue
+            if line.problem is not None:
+                return FAIL, (f"{spec} sent a line that cannot be used ({line.problem}); "
+                              "check its suffix (CR) and mode (docs/scanner.md)")
+            if line.raw == TEST_CARD.encode():
+                return PASS, f"test card scanned with {spec}"
+            return FAIL, f"{spec} sent something other than the test card"
+    return WARN, f"{spec} opened; the test card was not scanned within {seconds:.0f} s"
 
 
 def _lights(cfg: Config, signals: Signals | None, confirm: Confirm | None) -> tuple[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -110,6 +111,32 @@ def service(probes: Probes = Probes()) -> dict[str, Any] | None:
             "status": props.get("StatusText")}
 
 
+def scanner(spec: str) -> dict[str, Any] | None:
+    """Whether the configured scanner's device is there (None: no scanner configured).
+
+    Looked at, never opened: the running kiosk holds it (an open could steal its keys or
+    its bytes), so this says "plugged in", not "working"; the self-test reads a scan.
+    """
+    from hardware.errors import HardwareError
+    from hardware.scanner import ScannerSpec
+
+    if not spec:
+        return None
+    try:
+        device = ScannerSpec.parse(spec).device
+    except HardwareError as e:
+        return {"spec": spec, "device": None, "present": False, "error": str(e)}
+    try:
+        mode = os.stat(device).st_mode  # follows /dev/serial/by-id and /dev/input/by-id links
+    except OSError:
+        return {"spec": spec, "device": device, "present": False,
+                "error": f"scanner {device} is not there: is it plugged in?"}
+    if not stat.S_ISCHR(mode):
+        return {"spec": spec, "device": device, "present": False,
+                "error": f"scanner {device} is not a device; check scanner.spec"}
+    return {"spec": spec, "device": device, "present": True, "error": None}
+
+
 def queue(db_path: str | os.PathLike[str], warn_bytes: int) -> dict[str, Any]:
     """Backlog and last sync from the check-in database (read only: no migration, no write)."""
     path = Path(db_path)
@@ -145,6 +172,7 @@ def collect(cfg: Any, *, probes: Probes = Probes()) -> dict[str, Any]:
                    "device_token": "present" if token_file.exists() else "missing"},
         "queue": queue(cfg.store.path, warn),
         "disk": disk(Path(cfg.store.path).parent, warn),
+        "scanner": scanner(cfg.scanner.spec),
         "clock": clock(probes),
         "under_voltage": under_voltage(probes),
         "last_provisioning": provisioned.as_dict() if provisioned else None,
@@ -165,6 +193,8 @@ def problems(report: dict[str, Any]) -> list[str]:
         out.append(f"disk low: {report['disk']['free_bytes'] // 2**20} MiB free")
     elif report["disk"]["error"]:
         out.append(report["disk"]["error"])
+    if (report.get("scanner") or {}).get("error"):
+        out.append(report["scanner"]["error"])
     if report["under_voltage"]["now"]:
         out.append("under-voltage now: use the official power supply")
     svc = report["service"]
@@ -228,6 +258,7 @@ def format_human(report: dict[str, Any]) -> str:
         ("disk", dk["error"] or
          f"{dk['free_bytes'] // 2**20} MiB free of {dk['total_bytes'] // 2**20} MiB"
          + (" (LOW)" if dk["low"] else "")),
+        ("scanner", _scanner_row(report.get("scanner"))),
         ("clock", f"{ck['now']} ({'NTP synced' if ck['synced'] else 'NOT synced'})"),
         ("under-voltage", "not reported here" if uv["now"] is None and uv["since_boot"] is None
          else f"now {_yes(uv['now'])}, since boot {_yes(uv['since_boot'])}"),
@@ -240,6 +271,12 @@ def format_human(report: dict[str, Any]) -> str:
     # Server errors, provisioning messages and config values are external text: no raw
     # control characters reach the technician's terminal.
     return "\n".join(printable(str(line), keep="") for line in lines)
+
+
+def _scanner_row(sc: dict[str, Any] | None) -> str:
+    if sc is None:
+        return "none configured"
+    return f"{sc['spec']} ({'plugged in' if sc['present'] else sc['error']})"
 
 
 def _yes(value: bool | None) -> str:

@@ -21,18 +21,20 @@ from typing import Any
 
 from hardware.camera import CameraSpec
 from hardware.qr import open_decoder
+from hardware.scanner import ScannerSpec
 from hardware.signals import Buttons, Signals, make_pin_factory
 from kiosk import USER_AGENT, __version__
 from kiosk.config import Config
 from kiosk.domain.credentials import from_cccd_number, recognise
 from kiosk.domain.documents import VALIDATORS
-from kiosk.errors import CameraError, ConfigError, StoreError
+from kiosk.errors import CameraError, ConfigError, HardwareError, StoreError
 from kiosk.logfmt import install as install_safe_formatter
 from kiosk.runtime.capture import CapturePipeline
 from kiosk.runtime.checker import LiveChecker
 from kiosk.runtime.events import Health, LoopInput
 from kiosk.runtime.ports import CheckInStore, DecisionMaker, FrameSource, Lights
 from kiosk.runtime.scanloop import ScanLoop
+from kiosk.runtime.scanner import ScannerFeed
 from offline_queue.store import Store
 from offline_queue.sync import SyncWorker
 
@@ -49,6 +51,7 @@ class Parts:
     pipeline: FrameSource | None
     signals: Lights | None
     sync: SyncWorker | None
+    scanner: ScannerFeed | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
         pipeline = supplied.pipeline(events)
     elif with_camera:
         pipeline = open_pipeline(cfg, stack, events)
+    scanner = open_scanner(cfg, stack, events) if cfg.scanner.spec else None
     documents: dict[str, Any] = {}
     if isinstance(checker, LiveChecker):
         documents = {"trust_list_age": checker.trust_list_age,
@@ -147,6 +151,7 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
         recognise=recognise,
         signals=signals,
         pipeline=pipeline,
+        scanner=scanner,
         events=events,
         sync=sync,
         direction=cfg.device.direction,
@@ -162,9 +167,11 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
         open_buttons(cfg, stack, loop, pin_factory)
     if isinstance(pipeline, CapturePipeline):
         pipeline.start()
+    if scanner is not None:
+        scanner.start()
     if sync is not None:
         sync.start()
-    return Parts(loop, store, checker, pipeline, signals, sync)
+    return Parts(loop, store, checker, pipeline, signals, sync, scanner)
 
 
 def open_store(cfg: Config, stack: contextlib.ExitStack) -> CheckInStore:
@@ -248,6 +255,22 @@ def open_pipeline(cfg: Config, stack: contextlib.ExitStack,
     return pipeline
 
 
+def open_scanner(cfg: Config, stack: contextlib.ExitStack,
+                 events: queue.Queue[LoopInput]) -> ScannerFeed:
+    """The dedicated scanner's thread (started by ``build`` once the loop exists)."""
+    from hardware.scanner import open_scanner as open_device
+
+    spec = cfg.scanner.spec
+    try:
+        ScannerSpec.parse(spec)  # a typo stops start-up; a scanner not plugged in is retried
+    except HardwareError as e:
+        raise ConfigError(f"scanner.spec: {e}") from None
+    feed = ScannerFeed(open_scanner=lambda: open_device(spec), events=events, spec=spec,
+                       retry_max=cfg.scanner.retry_max_seconds)
+    stack.callback(feed.close)
+    return feed
+
+
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[threading.Event]:
     """An event set by SIGTERM/SIGINT, so the loop can finish its turn and close cleanly."""
@@ -278,8 +301,8 @@ def run_headless(parts: Parts, stop: threading.Event, *, max_seconds: float | No
     while not stop.is_set():
         for event in loop.step(timeout=0.1):
             if isinstance(event, Health) and event.fault:
-                log.warning("kiosk fault: camera=%s store=%s", event.camera_message,
-                            event.store_message)
+                log.warning("kiosk fault: camera=%s store=%s scanner=%s",
+                            event.camera_message, event.store_message, event.scanner_message)
         on_tick()
         if loop.ended:
             log.info("replay finished")

@@ -2,7 +2,8 @@
 
 Everything crosses it as one of the frozen dataclasses below, on one path each way:
 
-* **in**: background threads (camera and decoder, sync, GPIO buttons) put a :data:`LoopInput`
+* **in**: background threads (camera and decoder, scanner, sync, GPIO buttons) put a
+  :data:`LoopInput`
   on the loop's one queue (``ScanLoop.events``); nothing else touches that queue;
 * **out**: :meth:`kiosk.runtime.scanloop.ScanLoop.step`, called by the thread that owns the
   screen, returns the :data:`LoopOutput` items the step produced, in order.  The screen reads
@@ -24,6 +25,30 @@ from offline_queue.sync import SyncStatus
 
 
 @dataclass(frozen=True)
+class Scanned(Decoded):
+    """A code read by a device other than the camera (the dedicated 2D scanner).
+
+    The same event as the camera's, so it goes through the same dedupe -> decision ->
+    record -> lights path; ``source`` is what the check-in records.  ``problem`` is set when
+    the device delivered something that cannot be a code (a line too long, a key no
+    character matches): the person is told "not recognised" and nothing is recorded.
+    """
+
+    source: str = "scanner"
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    """A device beside the camera (``source``: "scanner") came or went; like CameraStatus,
+    it wakes the loop, which reads the device's state for :class:`Health`."""
+
+    source: str
+    ok: bool
+    message: str | None = None
+
+
+@dataclass(frozen=True)
 class ButtonPress:
     """An officer button was pressed (GPIO callback thread -> loop -> screen)."""
 
@@ -39,7 +64,7 @@ class ScanResult:
     decision: Decision
     checkin_id: str | None  # None when nothing was recorded (venue / unrecognised codes)
     direction: str
-    source: str  # "scan" | "manual" | "override"
+    source: str  # "scan" | "scanner" | "manual" | "override"
     frame_ns: int | None = None  # when the camera captured the code (monotonic)
     signalled_ns: int | None = None  # when the lights were set (monotonic)
 
@@ -68,11 +93,17 @@ class Health:
     documents: tuple[tuple[str, datetime | None], ...] = ()
     undelivered: int = 0  # rows the central will not take (dead letters, refused/held rows)
     document_errors: tuple[str, ...] = ()  # documents the central sent that were not applied
+    # The dedicated scanner: configured at all (the status strip shows it only then), and
+    # its state (ok, no message when there is none).
+    scanner_configured: bool = False
+    scanner_ok: bool = True
+    scanner_message: str | None = None
 
     @property
     def fault(self) -> bool:
-        """Something that stops the kiosk doing its job: the lights blink amber."""
-        return not self.camera_ok or not self.store_ok
+        """Something that stops the kiosk doing its job: the lights blink amber.  A
+        configured scanner that is unplugged is one: the post counts on it."""
+        return not self.camera_ok or not self.store_ok or not self.scanner_ok
 
 
 @dataclass(frozen=True)
@@ -83,9 +114,9 @@ class CodeClaimed:
 
 
 #: What background threads post to the loop.
-LoopInput = Decoded | CameraStatus | StreamEnded | ButtonPress | SyncStatus
+LoopInput = Decoded | CameraStatus | DeviceStatus | StreamEnded | ButtonPress | SyncStatus
 #: What one ``ScanLoop.step`` hands to the screen, in order.
 LoopOutput = ScanResult | Health | ButtonPress | CodeClaimed
 
-__all__ = ["ButtonPress", "CameraStatus", "CodeClaimed", "Decoded", "Health", "LoopInput",
-           "LoopOutput", "ScanResult", "StreamEnded", "SyncStatus"]
+__all__ = ["ButtonPress", "CameraStatus", "CodeClaimed", "Decoded", "DeviceStatus", "Health",
+           "LoopInput", "LoopOutput", "ScanResult", "Scanned", "StreamEnded", "SyncStatus"]

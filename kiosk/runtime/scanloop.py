@@ -34,12 +34,15 @@ from kiosk.runtime.capture import CameraStatus, Decoded, StreamEnded
 from kiosk.runtime.events import (
     ButtonPress,
     CodeClaimed,
+    DeviceStatus,
     Health,
     LoopInput,
     LoopOutput,
+    Scanned,
     ScanResult,
 )
 from kiosk.runtime.ports import CheckInStore, DecisionMaker, FrameSource, Lights, SyncLink
+from kiosk.runtime.scanner import DeviceState
 from offline_queue.disk import DiskWatch
 from offline_queue.records import CheckIn
 from offline_queue.sync import SyncStatus
@@ -101,6 +104,7 @@ class ScanLoop:
         recognise: Callable[[bytes | str], Credential],
         signals: Lights | None = None,
         pipeline: FrameSource | None = None,
+        scanner: DeviceState | None = None,
         events: queue.Queue[LoopInput] | None = None,
         sync: SyncLink | None = None,
         direction: str = "in",
@@ -124,6 +128,7 @@ class ScanLoop:
         self.recognise = recognise
         self.signals = signals
         self.pipeline = pipeline
+        self.scanner = scanner
         self.events: queue.Queue[LoopInput] = events if events is not None else queue.Queue()
         self.sync = sync
         self._direction = direction
@@ -197,13 +202,15 @@ class ScanLoop:
         try:
             match event:
                 case Decoded():
+                    if isinstance(event, Scanned):
+                        return self._scanned(event, claim)
                     if claim is not None and claim(event):
                         return [CodeClaimed(event)]
                     if self._duplicate(event.raw):
                         return []
                     return [self.process(event.raw, frame_ns=event.frame_ns)]
-                case CameraStatus():
-                    return []  # read from the pipeline in _tick's health check
+                case CameraStatus() | DeviceStatus():
+                    return []  # read from the devices in _tick's health check
                 case StreamEnded():
                     self.ended = True
                     return []
@@ -218,6 +225,23 @@ class ScanLoop:
             _log_failure(f"scan loop: handling {type(event).__name__} failed")
             self._show(Pattern.FAULT)
         return []
+
+    def _scanned(self, event: Scanned,
+                 claim: Callable[[Decoded], bool] | None) -> list[LoopOutput]:
+        """A code from the dedicated scanner: the camera's path, recorded with its source.
+        A line the scanner could not deliver whole is "not recognised", never a payload."""
+        if event.problem is not None:
+            # Keyed apart from the codes: no credential starts with a NUL byte.
+            if self._duplicate(b"\0rejected:" + event.problem.encode()):
+                return []
+            credential = Credential(Kind.UNKNOWN, problems=(event.problem,))
+            return [self._decide_and_record(credential, source=event.source,
+                                            frame_ns=event.frame_ns)]
+        if claim is not None and claim(event):
+            return [CodeClaimed(event)]
+        if self._duplicate(event.raw):
+            return []
+        return [self.process(event.raw, source=event.source, frame_ns=event.frame_ns)]
 
     def _tick(self, out: list[LoopOutput]) -> None:
         now = self.clock()
@@ -443,6 +467,9 @@ class ScanLoop:
             documents=self._documents(),
             undelivered=sync.undeliverable if sync is not None else 0,
             document_errors=self._document_errors(sync),
+            scanner_configured=self.scanner is not None,
+            scanner_ok=self.scanner.ok if self.scanner is not None else True,
+            scanner_message=self.scanner.message if self.scanner is not None else None,
         )
 
     def _document_errors(self, sync: SyncStatus | None) -> tuple[str, ...]:
