@@ -87,8 +87,8 @@ class HealthStatus:
     def merge(self, other: HealthStatus) -> HealthStatus:
         """The same person's two records (found by two numbers): the newest of each fact."""
         out = self
-        if other.declared and _later(other.declared_at, self.declared_at,
-                                     other.declared_until, self.declared_until):
+        if other.declared and (not self.declared or _later(
+                other.declared_at, self.declared_at, other.declared_until, self.declared_until)):
             out = replace(out, declared_at=other.declared_at, declared_until=other.declared_until,
                           origin=other.origin or self.origin)
         if (other.doses, other.last_dose or date.min) > (self.doses, self.last_dose or date.min):
@@ -107,9 +107,10 @@ class HealthStatus:
         """What the decision shows: coarse enough for a screen the queue can see (months,
         not days; the test's day; the risk level, not the commune)."""
         out: dict[str, Any] = {}
-        if self.declared:
-            out["declared_until"] = (self.declared_until.isoformat() if self.declared_until
-                                     else None)
+        if self.declared_at is not None:
+            out["declared_on"] = local_date(self.declared_at).isoformat()
+        if self.declared_until is not None:
+            out["declared_until"] = self.declared_until.isoformat()
         if self.doses:
             out["doses"] = self.doses
             out["last_dose_month"] = self.last_dose.isoformat()[:7] if self.last_dose else None
