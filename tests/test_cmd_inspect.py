@@ -174,7 +174,7 @@ def test_status_shows_which_rule_decided(tmp_path):
                                       "reasons": ["vaccination_incomplete"], "source": "status",
                                       "detail": "", "counted": False}
     assert out["checks"]["status"] is True
-    assert out["fields"]["status"]["doses"] == 1 and "from" not in out["fields"]["status"]
+    assert out["found"]["doses"] == 1 and "from" not in out["found"]
     assert out["lists"]["status"]["entries"] == 1 and out["lists"]["status"]["stale"] is False
     # The same person leaving: only the declaration is asked for.
     out = answer(*docs, "--policy", str(policy), "--direction", "out", "--at", now.isoformat(),

@@ -248,13 +248,18 @@ def test_a_person_is_found_by_any_number_and_two_records_are_merged():
     result = checker.explain(recognise(code), at=AT)
     assert result.decision.outcome is Outcome.PASS
     assert result.credential.checks["status"] is True
-    assert result.credential.fields["status"] == {
+    assert result.decision.found == {
         "declared_on": "2022-05-31", "doses": 2, "last_dose_month": "2022-03"}
 
 
-def test_the_status_found_is_never_a_display_field_the_store_keeps():
+def test_what_was_found_is_shown_with_the_decision_but_not_when_stopped():
     result = explain(only(declaration=DECLARATION), DECLARED)
-    assert "status" not in result.credential.display
+    assert "status" not in result.credential.display  # the store keeps display fields only
+    assert result.decision.found == {"declared_on": "2022-05-31"}
+    assert explain(only(declaration=DECLARATION), None).decision.found == {}
+    assert explain(only(), DECLARED).decision.found is None  # no rule read it
+    stop = only(origin={"use": "required", "stop_from_level": 4})
+    assert explain(stop, replace(DECLARED, origin="00010")).decision.found is None
 
 
 # -- one validator ---------------------------------------------------------------------------

@@ -56,6 +56,8 @@ def to_json(
         "checks": credential.checks,
         "decision": decision.outcome.value,
         "reasons": list(decision.reasons),
+        # What the status document holds about the person, masked, as the screen shows it.
+        "found": decision.found,
     }
     out["lists"] = _lists(checker.trust_list, checker.watchlist, checker.policy, at)
     out["lists"].update(_documents(checker.status, checker.risk_levels, at))

@@ -591,11 +591,11 @@ class Checker:
             reasons += _id_reasons(credential, at)
             if policy.unsigned_id == "check":
                 reasons.append("unsigned_id_only")
-        credential, results = self._rules(credential, certificate, at, direction)
+        credential, results, found = self._rules(credential, certificate, at, direction)
         for result in results:
             if result.counted:
                 reasons += result.reasons
-        return Evaluation(credential, _decision(reasons), tuple(results))
+        return Evaluation(credential, _decision(reasons, found), tuple(results))
 
     def _watchlisted(self, credential: Credential, at: datetime, reasons: list[str]) -> bool:
         """True if any of the person's numbers is on the watchlist; a missing or stale list
@@ -634,10 +634,12 @@ class Checker:
     # -- the rules ---------------------------------------------------------------------------
 
     def _rules(self, credential: Credential, certificate: Mapping[str, Any] | None,
-               at: datetime, direction: str) -> tuple[Credential, list[RuleResult]]:
+               at: datetime, direction: str
+               ) -> tuple[Credential, list[RuleResult], dict[str, Any] | None]:
+        """How each rule came out, and what was found to show with the decision (masked)."""
         in_force = self.policy.rules.in_force()
         if not in_force:
-            return credential, []
+            return credential, [], None
         status, risk = self.status, self.risk_levels
         facts = status.lookup(_numbers(credential)) if status is not None else None
         origin = facts.origin if facts is not None else None
@@ -645,12 +647,9 @@ class Checker:
                        stale=status is not None and status.is_stale(at), risk=risk,
                        origin_level=risk.level_of(origin) if risk is not None else None,
                        certificate=certificate, certificate_shown=credential.kind == Kind.EU_DCC)
-        # What was found shows with the decision, masked (never recorded: not a display field).
         credential = dataclasses.replace(
             credential,
-            checks={**credential.checks, "status": None if status is None else facts is not None},
-            fields={**credential.fields, "status": facts.masked() if facts is not None else None},
-        )
+            checks={**credential.checks, "status": None if status is None else facts is not None})
         ages = _age_bounds(credential.fields, facts, ctx.today)
         results: list[RuleResult] = []
         for name, rule in in_force:
@@ -676,7 +675,7 @@ class Checker:
         proofs = [r for r in results if not r.counted and r.result != "not_applied"]
         if proofs:
             results += _proof(proofs, certificate)
-        return credential, results
+        return credential, results, facts.masked() if facts is not None else {}
 
 
 def _numbers(credential: Credential) -> set[str]:
@@ -931,11 +930,12 @@ def _exempt(rule: Rule, ages: tuple[int, int] | None) -> bool | None:
     return None
 
 
-def _decision(reasons: list[str]) -> Decision:
+def _decision(reasons: list[str], found: dict[str, Any] | None = None) -> Decision:
     unique = tuple(dict.fromkeys(reasons))
     if any(r in STOP_REASONS for r in unique):
+        # What was found is not shown when the person is stopped: the queue is watching.
         return Decision(Outcome.STOP, unique)
-    return Decision(Outcome.CHECK if unique else Outcome.PASS, unique)
+    return Decision(Outcome.CHECK if unique else Outcome.PASS, unique, found)
 
 
 def _id_reasons(credential: Credential, at: datetime) -> list[str]:
