@@ -1,4 +1,5 @@
-"""Down-synced documents the decision needs: policy, trust list, watchlist."""
+"""Down-synced documents the decision needs: policy, trust list, watchlist, the status of
+people (declarations, vaccination, tests, recovery) and the commune risk levels."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from datetime import datetime
 
 # Formats agreed with the credentials engineer; the queue stores them as opaque bytes
 # and only checks that they are JSON of the right outer shape before applying them.
-DOCUMENT_NAMES = ("policy", "trust_list", "watchlist")
-_OUTER_TYPE = {"policy": dict, "trust_list": list, "watchlist": dict}
+DOCUMENT_NAMES = ("policy", "trust_list", "watchlist", "status", "risk_levels")
+_OUTER_TYPE = {"policy": dict, "trust_list": list, "watchlist": dict, "status": dict,
+               "risk_levels": dict}
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -77,8 +77,11 @@ def test_contract_keys_and_dcc_checks(signed):
     assert out["kind"] == "eu_dcc"
     for check in ("prefix", "base45", "zlib", "cose", "signature", "schema", "key_usage", "expiry"):
         assert out["checks"][check] is True, check
-    # The border profile wants a watchlist; none was given.
-    assert out["decision"] == "check" and out["reasons"] == ["watchlist_missing"]
+    # The border profile wants a watchlist, a status and a risk-level list; none was given
+    # (a person showing a certificate is judged on it: the proof rule asks no status).
+    assert out["decision"] == "check"
+    assert out["reasons"] == ["watchlist_missing", "status_missing", "risk_list_missing"]
+    assert out["decided_by"] == ["declaration", "origin"]
     assert out["lists"]["trust_list"]["age_hours"] == 0
 
 
@@ -89,7 +92,7 @@ def test_stale_trust_list_file_by_mtime(signed, tmp_path):
     later = (AT + timedelta(days=4)).isoformat()
     out = answer("--trust-list", str(trust), "--watchlist", str(wl), "--at", later, payload)
     assert out["decision"] == "check"
-    assert out["reasons"] == ["watchlist_stale", "trust_list_stale"]
+    assert out["reasons"][:2] == ["watchlist_stale", "trust_list_stale"]
     assert out["lists"]["trust_list"]["stale"] is True
 
 
@@ -136,3 +139,62 @@ def test_usage_errors_are_one_line_and_nonzero(args, needle):
     assert result.returncode != 0
     assert needle in result.stderr.decode()
     assert result.stdout == b""
+
+
+def status_cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "kiosk", "status-doc", *args], cwd=REPO,
+                          capture_output=True, timeout=60)
+
+
+def test_status_shows_which_rule_decided(tmp_path):
+    """The builder's document, validated by the kiosk's loader, decides; inspect says how."""
+    now = datetime.now(UTC)
+    people = tmp_path / "people.csv"
+    declared = (now - timedelta(hours=20)).astimezone(timezone(timedelta(hours=7)))
+    people.write_text(
+        "ids,declared_at,from,doses,last_dose\n"
+        f"001185012345 162979388586179999,{declared.replace(tzinfo=None).isoformat()},00004,"
+        f"1,{(now - timedelta(days=60)).date().isoformat()}\n", encoding="utf-8")
+    built = status_cli("build", str(people), "-o", str(tmp_path / "status.json"))
+    assert built.returncode == 0, built.stderr.decode()
+    assert b"wrote 1 people (2 numbers)" in built.stdout
+    assert b"001185012345" not in (tmp_path / "status.json").read_bytes()
+    levels = tmp_path / "levels.csv"
+    levels.write_text("commune,level\n00004,1\n", encoding="utf-8")
+    assert status_cli("risk-levels", str(levels), "-o", str(tmp_path / "risk.json")).returncode == 0
+    docs = ("--status", str(tmp_path / "status.json"), "--risk-levels", str(tmp_path / "risk.json"))
+    policy = tmp_path / "p.json"
+    policy.write_text(json.dumps({"profile": "border", "watchlist": False}), encoding="utf-8")
+    out = answer(*docs, "--policy", str(policy), "--at", now.isoformat(), CCCD)
+    assert out["decision"] == "check" and out["reasons"] == ["vaccination_incomplete"]
+    assert out["decided_by"] == ["proof"]
+    by_rule = {r["rule"]: r for r in out["rules"]}
+    assert by_rule["declaration"]["result"] == "met" and by_rule["origin"]["result"] == "met"
+    assert by_rule["vaccination"] == {"rule": "vaccination", "result": "failed",
+                                      "reasons": ["vaccination_incomplete"], "source": "status",
+                                      "detail": "", "counted": False}
+    assert out["checks"]["status"] is True
+    assert out["found"]["doses"] == 1 and "from" not in out["found"]
+    assert out["lists"]["status"]["entries"] == 1 and out["lists"]["status"]["stale"] is False
+    # The same person leaving: only the declaration is asked for.
+    out = answer(*docs, "--policy", str(policy), "--direction", "out", "--at", now.isoformat(),
+                 CCCD)
+    assert out["decision"] == "pass" and out["direction"] == "out"
+
+
+@pytest.mark.parametrize(("row", "needle"), [
+    ("001185012345,,,,,,,2035", "birth_year is '2035'; expected a whole number 1900.."),
+    ("001185012345,,,12,2022-01-01,,,", "doses is '12'; expected a whole number 0..9"),
+    ("001185012345,,,,,antibody,2022-05-01T08:00,",
+     "test.type is 'antibody'; choose one of pcr, rapid_antigen"),
+    ("0011850*****,2022-05-01T08:00,,,,,,", "ids has '0011850*****'"),
+    ("001185012345,,,2,,,,", "last_dose is missing"),
+])
+def test_a_bad_import_row_is_refused_with_the_field_and_value(tmp_path, row, needle):
+    people = tmp_path / "people.csv"
+    people.write_text("ids,declared_at,from,doses,last_dose,test_type,tested_at,birth_year\n"
+                      f"{row}\n", encoding="utf-8")
+    result = status_cli("build", str(people), "-o", str(tmp_path / "s.json"))
+    assert result.returncode == 1
+    assert f"row 2: {needle}" in result.stderr.decode()
+    assert not (tmp_path / "s.json").exists()

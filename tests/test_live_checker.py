@@ -78,7 +78,8 @@ def test_a_bad_stored_document_never_stops_start_up(tmp_path):
         assert "policy.profile is 'airport'" in errors["policy"]
         assert "watchlist.version is None" in errors["watchlist"]
         assert checker.document_times() == {"policy": None, "trust_list": None,
-                                             "watchlist": None}
+                                             "watchlist": None, "status": None,
+                                             "risk_levels": None}
 
         # It decides: the config's hospital policy, no watchlist -> an officer checks.
         results: list[ScanResult] = []

@@ -41,7 +41,9 @@ def test_profiles_shipped():
 @pytest.mark.parametrize(
     ("policy", "overrides", "expected"),
     [
-        ("border", {}, Decision(Outcome.CHECK, ("certificate_required",))),
+        # No status or risk-level document yet: the border's rules cannot be evaluated.
+        ("border", {}, Decision(Outcome.CHECK, ("status_missing", "risk_list_missing"))),
+        ("border", {"rules": {"origin": False}}, Decision(Outcome.CHECK, ("status_missing",))),
         ("hospital", {}, Decision(Outcome.PASS, ())),
         ("hospital", {"unsigned_id": "check"}, Decision(Outcome.CHECK, ("unsigned_id_only",))),
         (
@@ -78,15 +80,17 @@ def test_decide_never_raises_on_odd_credentials():
 
 
 def test_overrides_and_files(tmp_path: Path):
+    # The flat keys of policies written before the rules still load, onto the rules.
     p = Policy.load("border", {"max_test_hours": 48, "certificate_types": ["test", "test"]})
-    assert p.max_test_hours == 48 and p.certificate_types == ("test",)
+    assert p.rules.test.max_hours == (("pcr", 48), ("rapid_antigen", 48))
+    assert p.certificate_types == ("test",) and p.rules.vaccination.use == "off"
     toml = tmp_path / "kiosk.toml"
     toml.write_text('[policy]\nprofile = "hospital"\nunsigned_id = "check"\n', encoding="utf-8")
     assert Policy.load(str(toml)).unsigned_id == "check"
     doc = tmp_path / "policy.json"
     doc.write_text(json.dumps({"profile": "office", "max_test_hours": 24}), encoding="utf-8")
     loaded = Policy.load(str(doc), {"max_test_hours": 12})
-    assert (loaded.profile, loaded.max_test_hours) == ("office", 12)
+    assert (loaded.profile, loaded.rules.test.hours_for("pcr")) == ("office", 12)
 
 
 @pytest.mark.parametrize(
@@ -148,7 +152,7 @@ def test_every_reason_code_in_the_sources_has_messages():
     """Collect every snake_case string literal that is a reason code and look it up."""
     root = Path(__file__).resolve().parents[1] / "kiosk" / "domain"
     used: set[str] = set()
-    for path in [*root.glob("credentials/*.py"), root / "policy.py"]:
+    for path in [*root.glob("credentials/*.py"), root / "policy.py", root / "status.py"]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 v = node.value
@@ -164,6 +168,12 @@ def test_every_reason_code_in_the_sources_has_messages():
                         "test_",
                         "recovery_",
                         "text_",
+                        "declaration_",
+                        "origin_",
+                        "status_",
+                        "risk_list_",
+                        "health_proof",
+                        "age_",
                     )
                 ):
                     used.add(v)

@@ -23,7 +23,7 @@ VENUE = next(s for s in SAMPLES if s.name == "venue").payload.encode()
 class RecognisedPasses:
     """The foundation rule: a recognised ID passes, anything else is checked."""
 
-    def decide(self, credential, *, at):
+    def decide(self, credential, *, at, direction="in"):
         if credential.kind.is_person and not credential.problems:
             return Decision(Outcome.PASS)
         return Decision(Outcome.CHECK, credential.problems or ("unrecognised",))

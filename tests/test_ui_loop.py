@@ -94,6 +94,24 @@ class Kit:
             return [dict(r) for r in db.execute("SELECT * FROM checkins ORDER BY seq")]
 
 
+@dataclass
+class StaticDocuments:
+    """The documents' state as the loop asks it (kiosk.runtime.ports.DocumentState), fixed."""
+
+    age: timedelta | None = None
+    times: dict | None = None
+    errors: dict | None = None
+
+    def trust_list_age(self):
+        return self.age
+
+    def document_times(self):
+        return self.times or {}
+
+    def document_errors(self):
+        return self.errors or {}
+
+
 @contextlib.contextmanager
 def build_kit(tmp_path, *, wall=None, tz=None):
     """The loop and its parts; ``wall`` fixes the store's clock (screenshots need fixed times)."""
@@ -126,7 +144,7 @@ def build_kit(tmp_path, *, wall=None, tz=None):
             parts = build(cfg, stack, parts=Supplied(
                 store=store, checker=checker, signals=signals, pipeline=feed,
                 loop_options={"is_clock_synced": lambda: True,
-                              "trust_list_age": lambda: timedelta(hours=5)}))
+                              "documents": StaticDocuments(timedelta(hours=5))}))
             yield Kit(parts.loop, feeds[0], store, signals, db_path)
     finally:
         decoder.close()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pygame
 import pytest
-from test_ui_loop import build_kit
+from test_ui_loop import StaticDocuments, build_kit
 
 from kiosk.config import UiSettings
 from kiosk.runtime.events import Health
@@ -111,7 +111,7 @@ def test_the_loop_reports_document_times_and_undeliverable_rows(tmp_path):
         from kiosk.runtime.scanloop import ScanLoop
 
         fresh = ScanLoop(store=k.store, checker=loop.checker, recognise=loop.recognise,
-                         document_times=lambda: times)
+                         documents=StaticDocuments(times=times))
         assert fresh.health().documents == (("policy", times["policy"]), ("watchlist", None))
         assert ScanLoop(store=k.store, checker=loop.checker,
                         recognise=loop.recognise).health().documents == ()
@@ -131,7 +131,7 @@ def test_the_loop_reports_document_times_and_undeliverable_rows(tmp_path):
         def broken():
             raise OSError("database is locked")
 
-        fresh._document_times = broken
+        fresh.documents.document_times = broken
         assert fresh.health().documents == ()  # the screen's status never stops the loop
 
 

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("kiosk.cli.appliance", "status"),
     "support-bundle": ("kiosk.cli.appliance", "support_bundle"),
     "watchlist": ("kiosk.cli.watchlist", "watchlist_group"),
+    "status-doc": ("kiosk.cli.status_doc", "status_doc_group"),
 }
 
 

@@ -11,8 +11,9 @@ from typing import Any
 import click
 
 from kiosk.domain.credentials import recognise
-from kiosk.domain.model import Credential, Decision
-from kiosk.domain.policy import Checker, Policy, load_lists
+from kiosk.domain.model import DIRECTIONS, Credential, Decision
+from kiosk.domain.policy import Checker, Evaluation, Policy, load_lists
+from kiosk.domain.status import RiskLevels, StatusList
 from kiosk.domain.trustlist import TrustList
 from kiosk.domain.watchlist import Watchlist
 
@@ -22,10 +23,24 @@ def inspect_payload(
     *,
     checker: Checker,
     at: datetime,
+    direction: str = "in",
 ) -> dict[str, Any]:
     """The JSON object ``inspect`` prints (also used by bench/inspect.py)."""
-    credential, decision = checker.evaluate(recognise(payload), at=at)
-    return to_json(credential, decision, checker=checker, at=at)
+    result = checker.explain(recognise(payload), at=at, direction=direction)
+    out = to_json(result.credential, result.decision, checker=checker, at=at)
+    out["direction"] = direction
+    out.update(_rules(result))
+    return out
+
+
+def _rules(result: Evaluation) -> dict[str, Any]:
+    """Which rule decided: each rule's result, and the rules whose reasons are in the decision."""
+    return {
+        "rules": [{"rule": r.rule, "result": r.result, "reasons": list(r.reasons),
+                   "source": r.source, "detail": r.detail, "counted": r.counted}
+                  for r in result.rules],
+        "decided_by": list(result.decided_by),
+    }
 
 
 def to_json(
@@ -41,9 +56,22 @@ def to_json(
         "checks": credential.checks,
         "decision": decision.outcome.value,
         "reasons": list(decision.reasons),
+        # What the status document holds about the person, masked, as the screen shows it.
+        "found": decision.found,
     }
     out["lists"] = _lists(checker.trust_list, checker.watchlist, checker.policy, at)
+    out["lists"].update(_documents(checker.status, checker.risk_levels, at))
     return out
+
+
+def _documents(status: StatusList | None, risk: RiskLevels | None,
+               at: datetime) -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    for name, doc in (("status", status), ("risk_levels", risk)):
+        if doc is not None:
+            info[name] = {"entries": len(doc), "issued_at": doc.issued_at.isoformat(),
+                          "expires_at": doc.expires_at.isoformat(), "stale": doc.is_stale(at)}
+    return info
 
 
 def _lists(
@@ -95,6 +123,25 @@ def _parse_at(value: str | None) -> datetime:
     help="Quarantine watchlist JSON (salted hashes with end dates).",
 )
 @click.option(
+    "--status",
+    "status_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Status document (declarations and health status, hashed), e.g. from status-doc build.",
+)
+@click.option(
+    "--risk-levels",
+    "risk_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Commune risk-level document.",
+)
+@click.option(
+    "--direction",
+    type=click.Choice(DIRECTIONS),
+    default="in",
+    show_default=True,
+    help="Which way the person goes: rules may differ by direction.",
+)
+@click.option(
     "--policy",
     "policy_name",
     default="border",
@@ -111,6 +158,9 @@ def _parse_at(value: str | None) -> datetime:
 def inspect(
     trust_list: Path | None,
     watchlist: Path | None,
+    status_file: Path | None,
+    risk_file: Path | None,
+    direction: str,
     policy_name: str,
     at_text: str | None,
     payload: str,
@@ -119,13 +169,18 @@ def inspect(
 
     PAYLOAD is the decoded QR text; '-' reads it from stdin as raw bytes.
     Exit status is 0 whenever a JSON answer is printed, also for invalid credentials.
+    "rules" shows how each rule of the policy came out and "decided_by" the rules whose
+    reasons are in the decision.
 
-    Example: checkpoint-kiosk inspect --policy hospital --at 2022-06-01T08:00:00+07:00 -
+    Example: checkpoint-kiosk inspect --status status.json --at 2022-06-01T08:00:00+07:00 -
     """
     at = _parse_at(at_text)
     policy = Policy.load(policy_name)
     trust, watch = load_lists(trust_list, watchlist)
     data: bytes | str = sys.stdin.buffer.read() if payload == "-" else payload
-    answer = inspect_payload(data, checker=Checker(policy=policy, trust_list=trust,
-                                                   watchlist=watch), at=at)  # fmt: skip
+    status = StatusList.from_file(status_file) if status_file else None
+    risk = RiskLevels.from_file(risk_file) if risk_file else None
+    checker = Checker(policy=policy, trust_list=trust, watchlist=watch, status=status,
+                      risk_levels=risk)
+    answer = inspect_payload(data, checker=checker, at=at, direction=direction)
     click.echo(json.dumps(answer, ensure_ascii=False))

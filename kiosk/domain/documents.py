@@ -3,7 +3,8 @@
 "Valid" means "can be applied": each validator runs :func:`load`, the very function
 :class:`kiosk.runtime.checker.LiveChecker` applies a stored document with (over
 :meth:`Policy.from_json`,
-:meth:`TrustList.from_json`, :meth:`Watchlist.from_json`), so the central (on publish) and
+:meth:`TrustList.from_json`, :meth:`Watchlist.from_json`, :meth:`StatusList.from_json`,
+:meth:`RiskLevels.from_json`), so the central (on publish) and
 the sync worker (before storing) refuse exactly what a kiosk could not use.  The queue and the
 central import nothing from ``kiosk``; they are handed ``VALIDATORS`` where they are built.
 """
@@ -17,13 +18,14 @@ from types import MappingProxyType
 from typing import Any
 
 from kiosk.domain.policy import Policy
+from kiosk.domain.status import RiskLevels, StatusList
 from kiosk.domain.trustlist import TrustList
 from kiosk.domain.watchlist import Watchlist
 from kiosk.errors import ConfigError
 
 
 class DocumentError(ConfigError):
-    """A policy, trust list or watchlist document cannot be applied (a ValueError too)."""
+    """A down-synced document cannot be applied (a ValueError too)."""
 
 
 def load_policy(body: bytes) -> Policy:
@@ -60,19 +62,39 @@ def load_watchlist(body: bytes) -> Watchlist:
         raise DocumentError(f"document 'watchlist' cannot be applied: {e}") from None
 
 
+def load_status(body: bytes) -> StatusList:
+    """The status document (people's declarations and health status); raises
+    :class:`DocumentError` naming the bad record and field."""
+    try:
+        return StatusList.from_json(body)
+    except ConfigError as e:
+        raise DocumentError(f"document 'status' cannot be applied: {e}") from None
+
+
+def load_risk_levels(body: bytes) -> RiskLevels:
+    """The commune risk levels; raises :class:`DocumentError` naming the bad commune."""
+    try:
+        return RiskLevels.from_json(body)
+    except ConfigError as e:
+        raise DocumentError(f"document 'risk_levels' cannot be applied: {e}") from None
+
+
+_LOADERS: dict[str, Callable[[bytes], Any]] = {
+    "policy": load_policy, "watchlist": load_watchlist, "status": load_status,
+    "risk_levels": load_risk_levels}
+
+
 def load(name: str, body: bytes, *, fetched_at: datetime | None = None) -> Any:
     """Document ``name`` as the kiosk applies it (``LiveChecker`` calls this)."""
     try:
-        if name == "policy":
-            return load_policy(body)
         if name == "trust_list":
             return load_trust_list(body, fetched_at=fetched_at)
-        if name == "watchlist":
-            return load_watchlist(body)
+        if name in _LOADERS:
+            return _LOADERS[name](body)
     except RecursionError:
         # json.loads of a few thousand nested brackets: an attack, not a document.
         raise DocumentError(f"document {name!r} cannot be applied: its JSON is nested too "
-                            "deeply to be a policy, trust list or watchlist") from None
+                            "deeply to be a document") from None
     raise DocumentError(f"unknown document {name!r}; use one of {', '.join(VALIDATORS)}")
 
 
@@ -97,5 +119,6 @@ def validate(name: str, body: bytes) -> None:
 
 
 VALIDATORS: Mapping[str, Callable[[bytes], None]] = MappingProxyType({
-    name: partial(validate, name) for name in ("policy", "trust_list", "watchlist")
+    name: partial(validate, name)
+    for name in ("policy", "trust_list", "watchlist", "status", "risk_levels")
 })

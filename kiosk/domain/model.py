@@ -55,7 +55,13 @@ class Credential:
 
 @dataclass(frozen=True)
 class Decision:
-    """The checkpoint's answer with machine-readable reason codes."""
+    """The checkpoint's answer with machine-readable reason codes.
+
+    ``found`` is what the status document holds about the person, masked, for the screen
+    (``kiosk.domain.status.HealthStatus.masked``); None when no rule read it.  It is shown,
+    never recorded, and not part of what makes two decisions the same.
+    """
 
     outcome: Outcome
     reasons: tuple[str, ...] = ()
+    found: dict[str, Any] | None = field(default=None, compare=False)

@@ -69,35 +69,36 @@ MAX_WORK_KIB = 32 * 1024  # time_cost x memory_kib
 MAX_TIME_COST = 4
 
 
-def _kdf_from(doc: dict[str, Any]) -> KdfParams:
-    """The ``kdf`` member, checked; ConfigError names the field and shows the value."""
+def read_kdf(doc: dict[str, Any], name: str = "watchlist") -> KdfParams:
+    """The ``kdf`` member of the ``name`` document (the watchlist, the status list), checked;
+    ConfigError names the field and shows the value."""
     raw = doc.get("kdf")
     if not isinstance(raw, dict):
-        raise ConfigError(f"watchlist.kdf is {raw!r}, expected an object with the Argon2id "
+        raise ConfigError(f"{name}.kdf is {raw!r}, expected an object with the Argon2id "
                           f"costs, e.g. {json.dumps(DEFAULT_KDF.as_json())}")
     unknown = sorted(set(raw) - set(DEFAULT_KDF.as_json()))
     if unknown:
-        raise ConfigError(f"watchlist.kdf has unknown member(s) {unknown!r}; this kiosk reads "
+        raise ConfigError(f"{name}.kdf has unknown member(s) {unknown!r}; this kiosk reads "
                           f"{sorted(DEFAULT_KDF.as_json())}")
     fixed = {"name": "argon2id", "version": 19, "parallelism": 1}
     for key, want in fixed.items():
         if raw.get(key) != want:
-            raise ConfigError(f"watchlist.kdf.{key} is {raw.get(key)!r}; this kiosk computes "
+            raise ConfigError(f"{name}.kdf.{key} is {raw.get(key)!r}; this kiosk computes "
                               f"only {key} {want!r}")
     for key in ("time_cost", "memory_kib"):
         value = raw.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"watchlist.kdf.{key} is {value!r}, expected a positive integer")
+            raise ConfigError(f"{name}.kdf.{key} is {value!r}, expected a positive integer")
     params = KdfParams(time_cost=raw["time_cost"], memory_kib=raw["memory_kib"])
     if params.memory_kib < MIN_MEMORY_KIB:
         raise ConfigError(
-            f"watchlist.kdf.memory_kib is {params.memory_kib!r}: too weak, a list made with it "
+            f"{name}.kdf.memory_kib is {params.memory_kib!r}: too weak, a list made with it "
             f"could be reversed in under an hour; the minimum is {MIN_MEMORY_KIB} "
             "(rebuild the list with checkpoint-kiosk watchlist build)")
     work = params.time_cost * params.memory_kib
     if params.time_cost > MAX_TIME_COST or work > MAX_WORK_KIB:
         raise ConfigError(
-            f"watchlist.kdf time_cost {params.time_cost!r} x memory_kib {params.memory_kib!r} "
+            f"{name}.kdf time_cost {params.time_cost!r} x memory_kib {params.memory_kib!r} "
             f"is too costly for a kiosk (at most time_cost {MAX_TIME_COST} and "
             f"{MAX_WORK_KIB} KiB-passes): every scan would wait for it")
     return params
@@ -189,7 +190,7 @@ class Watchlist:
                 f"{doc['issued_at']!r}; a list that expired when issued stops nobody"
             )
         salt = _salt(doc.get("salt"))
-        kdf = _kdf_from(doc)
+        kdf = read_kdf(doc)
         entries = _entries(doc.get("entries"))
         return cls(salt=salt, entries=entries, issued_at=issued_at, expires_at=expires_at,
                    kdf=kdf)

@@ -140,11 +140,7 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
     elif with_camera:
         pipeline = open_pipeline(cfg, stack, events)
     scanner = open_scanner(cfg, stack, events) if cfg.scanner.spec else None
-    documents: dict[str, Any] = {}
-    if isinstance(checker, LiveChecker):
-        documents = {"trust_list_age": checker.trust_list_age,
-                     "document_times": checker.document_times,
-                     "stored_document_errors": checker.document_errors}
+    documents = {"documents": checker} if isinstance(checker, LiveChecker) else {}
     loop = ScanLoop(
         store=store,
         checker=checker,

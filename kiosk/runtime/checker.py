@@ -1,7 +1,9 @@
 """The decision maker in force: the config's policy until the central's documents arrive.
 
 :class:`LiveChecker` wraps :class:`kiosk.domain.policy.Checker` and rebuilds it when the sync
-worker stores a new policy, trust list or watchlist; the scan loop asks it at every decision.
+worker stores a new policy, trust list, watchlist, status or risk-levels document; the scan
+loop asks it at every decision, and asks it about the documents for the status strip
+(:class:`kiosk.runtime.ports.DocumentState`).
 """
 
 from __future__ import annotations
@@ -25,8 +27,7 @@ def _sha256(body: bytes) -> str:
 
 
 class LiveChecker:
-    """The decision maker, rebuilt when the sync worker stores a new policy, trust list or
-    watchlist.
+    """The decision maker, rebuilt when the sync worker stores a new document.
 
     A policy document from the central platform replaces the config's ``[policy]`` table: the
     province sets the rules, the technician's file only seeds them until the first sync.  The
@@ -37,7 +38,7 @@ class LiveChecker:
     officer), and the fault is kept for the status strip until a good version arrives.
     """
 
-    DOCUMENTS = ("policy", "trust_list", "watchlist")
+    DOCUMENTS = ("policy", "trust_list", "watchlist", "status", "risk_levels")
 
     def __init__(self, cfg: Config, store: Any, *, refresh_seconds: float = 2.0) -> None:
         self._store = store
@@ -47,8 +48,7 @@ class LiveChecker:
         # accepts it) was validated at load; were it bad, start-up stops loudly here.
         table = dict(cfg.policy)
         self._seed = Policy.load(str(table.pop("profile", "border")), table)
-        self._in_force: dict[str, Any] = {"policy": self._seed, "trust_list": None,
-                                          "watchlist": None}
+        self._in_force: dict[str, Any] = {**dict.fromkeys(self.DOCUMENTS), "policy": self._seed}
         self._times: dict[str, datetime | None] = dict.fromkeys(self.DOCUMENTS)
         self._errors: dict[str, str] = {}
         self._versions: dict[str, Any] = {}
@@ -60,9 +60,9 @@ class LiveChecker:
     def policy(self) -> Any:
         return self.checker.policy
 
-    def decide(self, credential: Any, *, at: datetime) -> Any:
+    def decide(self, credential: Any, *, at: datetime, direction: str = "in") -> Any:
         self.refresh()
-        return self.checker.decide(credential, at=at)
+        return self.checker.decide(credential, at=at, direction=direction)
 
     def trust_list_age(self) -> timedelta | None:
         fetched_at = self._times["trust_list"]
@@ -98,10 +98,12 @@ class LiveChecker:
             changed = self._apply(name, doc) or changed
         if changed or self.checker is None:
             self.checker = Checker(**self._in_force)
-            log.info("decisions use policy %r, trust list %s, watchlist %s%s",
+            # The first argument is the profile: bench/day_kiosk.py reads it from this record.
+            log.info("decisions use policy %r, trust list %s, watchlist %s, status %s, "
+                     "risk levels %s%s",
                      self._in_force["policy"].profile,
-                     "present" if self._in_force["trust_list"] else "missing",
-                     "present" if self._in_force["watchlist"] else "missing",
+                     *("present" if self._in_force[name] is not None else "missing"
+                       for name in ("trust_list", "watchlist", "status", "risk_levels")),
                      f"; not applied: {', '.join(sorted(self._errors))}" if self._errors else "")
 
     def _apply(self, name: str, doc: Any) -> bool:

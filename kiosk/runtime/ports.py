@@ -7,7 +7,8 @@ tests and benches may give any object of the same shape.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from hardware.camera import Frame
@@ -28,7 +29,17 @@ class CheckInStore(Protocol):
 class DecisionMaker(Protocol):
     """Decides about a credential (``kiosk.runtime.checker.LiveChecker`` or a plain Checker)."""
 
-    def decide(self, credential: Credential, *, at: datetime) -> Decision: ...
+    def decide(self, credential: Credential, *, at: datetime,
+               direction: str = "in") -> Decision: ...
+
+
+class DocumentState(Protocol):
+    """The down-synced documents in force, for the status strip
+    (``kiosk.runtime.checker.LiveChecker``)."""
+
+    def trust_list_age(self) -> timedelta | None: ...
+    def document_times(self) -> Mapping[str, datetime | None]: ...
+    def document_errors(self) -> Mapping[str, str]: ...
 
 
 class Lights(Protocol):

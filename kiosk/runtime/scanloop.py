@@ -41,7 +41,14 @@ from kiosk.runtime.events import (
     Scanned,
     ScanResult,
 )
-from kiosk.runtime.ports import CheckInStore, DecisionMaker, FrameSource, Lights, SyncLink
+from kiosk.runtime.ports import (
+    CheckInStore,
+    DecisionMaker,
+    DocumentState,
+    FrameSource,
+    Lights,
+    SyncLink,
+)
 from kiosk.runtime.scanner import DeviceState
 from offline_queue.disk import DiskWatch
 from offline_queue.records import CheckIn
@@ -116,9 +123,7 @@ class ScanLoop:
         disk_path: str | os.PathLike[str] | None = None,
         disk_warn_bytes: int = 0,
         is_clock_synced: Callable[[], bool] = clock_synced,
-        trust_list_age: Callable[[], timedelta | None] = lambda: None,
-        document_times: Callable[[], Mapping[str, datetime | None]] = lambda: {},
-        stored_document_errors: Callable[[], Mapping[str, str]] = lambda: {},
+        documents: DocumentState | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -143,9 +148,7 @@ class ScanLoop:
         self.clock = clock
         self.now = now
         self._is_clock_synced = Sampled(is_clock_synced, CLOCK_CHECK_SECONDS, clock)
-        self._trust_list_age = trust_list_age
-        self._document_times = document_times
-        self._stored_document_errors = stored_document_errors
+        self.documents = documents
         self._seen: dict[bytes, float] = {}
         self._results: deque[ScanResult] = deque(maxlen=50)
         self._watchers: list[Callable[[ScanResult], None]] = []
@@ -291,7 +294,7 @@ class ScanLoop:
             decision = override.decision
         else:
             try:
-                decision = self.checker.decide(credential, at=at)
+                decision = self.checker.decide(credential, at=at, direction=direction)
             except Exception:
                 _log_failure(f"deciding about a {credential.kind} failed")
                 decision = Decision(Outcome.CHECK, ("internal_error",))
@@ -472,18 +475,31 @@ class ScanLoop:
             scanner_message=self.scanner.message if self.scanner is not None else None,
         )
 
+    def _trust_list_age(self) -> timedelta | None:
+        if self.documents is None:
+            return None
+        try:
+            return self.documents.trust_list_age()
+        except Exception as e:  # the screen's status must not stop the loop
+            log.warning("trust list age unavailable: %s", type(e).__name__)
+            return None
+
     def _document_errors(self, sync: SyncStatus | None) -> tuple[str, ...]:
         """Documents not in force: refused by sync, or stored but not applicable."""
         names = {name for name, _why in sync.document_errors} if sync is not None else set()
         try:
-            names.update(str(name) for name in self._stored_document_errors())
+            if self.documents is not None:
+                names.update(str(name) for name in self.documents.document_errors())
         except Exception as e:  # the screen's status must not stop the loop
             log.warning("document errors unavailable: %s", type(e).__name__)
         return tuple(sorted(names))
 
     def _documents(self) -> tuple[tuple[str, datetime | None], ...]:
+        if self.documents is None:
+            return ()
         try:
-            return tuple((str(name), when) for name, when in self._document_times().items())
+            return tuple((str(name), when)
+                         for name, when in self.documents.document_times().items())
         except Exception as e:  # the screen's status must not stop the loop
             log.warning("document times unavailable: %s", type(e).__name__)
             return ()
