@@ -35,6 +35,7 @@ def selftest_runner(cfg: config_mod.Config, parts: Any, *,
 
     def run(progress: Callable[[str], None], confirm: Callable[[str], bool | None]) -> Any:
         return run_selftest(cfg, frames=parts.loop.latest_frame, signals=parts.signals,
+                            scanner=parts.scanner,
                             confirm=confirm, progress=progress, card_seconds=card_seconds)
 
     return run

@@ -225,7 +225,7 @@ def test_the_watchdog_judges_a_supplied_frame_source_by_its_protocol(caplog):
     from kiosk.ops.notify import kiosk_checks, kiosk_ready
 
     feed = _SuppliedFeed()
-    parts = SimpleNamespace(pipeline=feed, sync=None)
+    parts = SimpleNamespace(pipeline=feed, sync=None, scanner=None)
     ready = kiosk_ready(parts)
     checks = kiosk_checks(parts, Config())
     assert ready() is False  # no frame yet
@@ -234,3 +234,23 @@ def test_the_watchdog_judges_a_supplied_frame_source_by_its_protocol(caplog):
     feed.ok = False
     assert ready() is False
     assert "liveness check failed" not in caplog.text
+
+
+def test_a_configured_scanner_is_watched_and_its_fault_is_in_the_status_line():
+    from types import SimpleNamespace
+
+    from kiosk.config import Config
+    from kiosk.ops.notify import kiosk_checks, status_line
+
+    class Scanner:
+        def alive(self, *, max_age: float) -> bool:
+            return max_age > 5
+
+    checks = kiosk_checks(SimpleNamespace(pipeline=None, sync=None, scanner=Scanner()),
+                          Config())
+    assert checks["scanner"]() is True
+    health = SimpleNamespace(camera_ok=True, store_ok=True, scanner_configured=True,
+                             scanner_ok=False, scanner_message="serial:/dev/ttyACM0 unplugged",
+                             online=None, camera_message=None, store_message=None,
+                             disk_low=False, clock_synced=True)
+    assert "scanner fault: serial:/dev/ttyACM0 unplugged" in status_line(health)

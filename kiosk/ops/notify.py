@@ -282,6 +282,12 @@ def kiosk_checks(parts: Parts, cfg: Config) -> dict[str, Callable[[], bool]]:
         # every 5 s.  A worker silent for longer than that is stuck.
         sync_age = max(60.0, 3 * cfg.sync.timeout_seconds + 2 * GRACE_SECONDS)
         checks["sync"] = heartbeat_alive(parts.sync, sync_age)
+    scanner = parts.scanner
+    if scanner is not None:
+        # Its thread waits up to retry_max_seconds between attempts to reopen an unplugged
+        # scanner: an unplugged scanner is a fault on the screen, not a reason to restart.
+        scanner_age = cfg.scanner.retry_max_seconds + GRACE_SECONDS
+        checks["scanner"] = lambda: scanner.alive(max_age=scanner_age)
     return checks
 
 
@@ -301,6 +307,8 @@ def status_line(health: Any) -> str:
         bits.append(f"camera fault: {health.camera_message or 'unknown'}")
     if not health.store_ok:
         bits.append(f"store fault: {health.store_message or 'unknown'}")
+    if health.scanner_configured and not health.scanner_ok:
+        bits.append(f"scanner fault: {health.scanner_message or 'unknown'}")
     if not bits:
         bits.append("scanning")
     if health.online is None:

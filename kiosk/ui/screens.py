@@ -469,6 +469,9 @@ def status_items(app: KioskApp) -> list[StatusItem]:
     items.append(same(t("Clock OK"), OK) if h.clock_synced else same(t("Clock not synced"),
                                                                        WARN))
     items.append(same(t("Camera OK"), OK) if h.camera_ok else same(t("Camera fault"), BAD))
+    if h.scanner_configured:  # the handheld scanner beside the camera (docs/scanner.md)
+        items.append(same(t("Scanner OK"), OK) if h.scanner_ok
+                     else same(t("Scanner fault"), BAD))
     items += document_items(app, h)
     return items
 
@@ -840,7 +843,7 @@ class Fault(Screen):
         h = app.health
         parts = []
         if h is not None:
-            parts += [m for m in (h.camera_message, h.store_message) if m]
+            parts += [m for m in (h.camera_message, h.store_message, h.scanner_message) if m]
         if app.internal_error:
             parts.append(app.internal_error)
         text = " | ".join(p.splitlines()[0] for p in parts if p.strip())
