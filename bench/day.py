@@ -98,6 +98,10 @@ class Day:
                                  ("cccd", "cccd", "cccd", "cccd", "cmnd", "cmnd"), strict=True):
             person.watch = watch
         self.watchlisted = [p for p in self.population if p.watch]
+        # Who declared their movement (the status document the central publishes with the
+        # border policy); the others have no record and must never pass at the border.
+        self.declared = {p.n for p in self.rng.sample(self.population, int(people * 0.7))}
+        self._status_body: bytes | None = None
         self.codes = Codes(random.Random(seed + 1))
         self.config = work / "kiosk.toml"
         self.state_dir = work / "state"
@@ -206,6 +210,29 @@ class Day:
         return Watchlist.build([(p.watch_key, until) for p in self.watchlisted],
                                valid_for=timedelta(days=3))
 
+    def status_body(self) -> bytes:
+        """The status document: the declared people by all their numbers (built once: its
+        Argon2id hashes cost some seconds)."""
+        from kiosk.domain.status import HealthStatus, StatusList
+
+        if self._status_body is None:
+            now = datetime.now(UTC)
+            # Declared, from a level-1 commune, two doses: what the border profile asks.
+            facts = HealthStatus(declared_at=now - timedelta(hours=2),
+                                 declared_until=now.date() + timedelta(days=3), origin="00001",
+                                 doses=2, last_dose=now.date() - timedelta(days=60))
+            self._status_body = StatusList.build(
+                [([p.cccd, p.cmnd, p.qid, p.insurance], facts)
+                 for p in self.population if p.n in self.declared],
+                issued_at=now - timedelta(minutes=5), valid_for=timedelta(days=3))
+        return self._status_body
+
+    @staticmethod
+    def risk_levels_body() -> bytes:
+        from kiosk.domain.status import RiskLevels
+
+        return RiskLevels.build({"00001": 1, "00002": 3}, valid_for=timedelta(days=3))
+
     # The border policy keeps only names (data minimisation); hospital keeps every field.
     POLICIES = {"hospital": {"profile": "hospital"},
                 "border": {"profile": "border", "keep_fields": ["name"]}}
@@ -215,6 +242,8 @@ class Day:
         self.publish("policy", json.dumps(self.POLICIES[profile]).encode(), valid=True)
         self.publish("watchlist", self.watchlist_body(), valid=True)
         self.publish("trust_list", self.codes.trust_list, valid=True)
+        self.publish("status", self.status_body(), valid=True)
+        self.publish("risk_levels", self.risk_levels_body(), valid=True)
         if wait and self.kiosk.alive:
             # Until the running kiosk decides with it (it fetches every few seconds).
             deadline = time.monotonic() + SYNC_OPTIONS["documents_interval"] * 2 + 2
@@ -223,11 +252,17 @@ class Day:
 
     def publish_one_valid(self, name: str) -> None:
         body = {"policy": json.dumps({"profile": "hospital"}).encode(),
-                "watchlist": self.watchlist_body(), "trust_list": self.codes.trust_list}[name]
+                "watchlist": self.watchlist_body(), "trust_list": self.codes.trust_list,
+                "status": self.status_body(), "risk_levels": self.risk_levels_body()}[name]
         self.publish(name, body, valid=True)
 
+    # The version-1 watchlist is a salted SHA-256 list from before issue 14: refused (rebuild).
     INVALID = (("policy", b'{"profile": "airport"}'), ("watchlist", b'{"entries": []}'),
-               ("trust_list", b'[{"kid": 5}]'))
+               ("trust_list", b'[{"kid": 5}]'),
+               ("watchlist", b'{"version": 1, "issued_at": "2026-01-01T00:00:00+00:00", '
+                             b'"expires_at": "2036-01-01T00:00:00+00:00", "salt": "00ff", '
+                             b'"entries": []}'),
+               ("status", b'{"version": 1, "records": [{"h": ["zz"], "doses": 99}]}'))
 
     def publish_invalid(self, which: int) -> None:
         name, body = self.INVALID[which % len(self.INVALID)]
@@ -760,6 +795,16 @@ profile = "hospital"
             f"{r['outcome']}"
             for t, results in self.by_tag.items() for r in results
             if t in self.tag_person and self.tag_person[t].watch)
+        # At the border a pass needs the person's declaration in the status document.
+        border_passed = [
+            (r["kind"], r["reasons"]) for t, results in self.by_tag.items() for r in results
+            if r.get("policy") == "border" and r["outcome"] == "pass"
+            and r["source"] != "override" and t in self.tag_person
+            and self.tag_person[t].n not in self.declared]
+        border_seen = Counter(
+            f"{'declared' if self.tag_person[t].n in self.declared else 'not declared'}: "
+            f"{r['outcome']}" for t, results in self.by_tag.items() for r in results
+            if r.get("policy") == "border" and t in self.tag_person and r["source"] != "override")
         wrong_override = sum(1 for target, new in self.overrides
                              if overrides.get(new) not in (target, None))
         # A synced policy's keep_fields apply from the moment the kiosk uses the policy.
@@ -786,12 +831,15 @@ profile = "hospital"
             "outcomes": dict(Counter(r["outcome"] for r in results)),
             "codes shown, by kind": dict(self.shown_kinds),
             "decisions, by the kind recognised": dict(Counter(r["kind"] for r in results)),
+            "decisions, by the policy in force": dict(Counter(str(r.get("policy"))
+                                                              for r in results)),
             "repeated codes sent": self.repeats,
             "codes shown as camera frames (real decoder)": dict(self.frames),
             "watchlisted people's codes": sum(1 for t in self.by_tag
                                               if t in self.tag_person
                                               and self.tag_person[t].watch),
             "watchlisted people's decisions": dict(watch_seen),
+            "border decisions, by declaration": dict(border_seen),
             "officer": dict(self.officer),
             "codes read during officer screens that got a decision": sum(
                 1 for t in self.interrupt_tags if self.by_tag.get(t)),
@@ -823,6 +871,7 @@ profile = "hospital"
             "lost": len(signalled - central_set),
             "duplicated": conflicts + (len(central) - len(central_set)) + twice,
             "watchlisted_passed": len(watch_passed),
+            "border_passed_without_declaration": len(border_passed),
             "officer_actions_lost": len(self.officer_lost) + wrong_override,
             "document_exits": len(document_exits),
             "light_mismatches": len(self.mismatches),

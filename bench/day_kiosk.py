@@ -58,8 +58,7 @@ class Watch(logging.Handler):
         super().__init__(logging.INFO)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if (record.name == "kiosk.runtime.build"
-                and str(record.msg).startswith("decisions use policy")):
+        if str(record.msg).startswith("decisions use policy"):
             # Which policy is in force from here on, in the order of the results.
             emit(ev="policy", profile=str(record.args[0]) if record.args else None)
         if record.levelno >= logging.ERROR or record.exc_info:
@@ -141,7 +140,8 @@ class Driver:
              outcome=outcome, reasons=list(result.decision.reasons), source=result.source,
              kind=str(result.credential.kind), person_key=result.credential.person_key,
              direction=result.direction, signalled=result.signalled_ns is not None,
-             lights=self.parts.loop.lights(), state=self.app.state)
+             lights=self.parts.loop.lights(), state=self.app.state,
+             found=dict(result.decision.found) if result.decision.found else None)
 
     # -- the per-frame hook ---------------------------------------------------------------
 

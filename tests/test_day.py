@@ -46,6 +46,8 @@ def test_the_day_played_every_act(day):
     faults = f["network faults injected"]
     assert {"drip", "401", "400"} <= set(faults), figures(day)
     assert any(k.startswith("invalid") for k in f["documents"]), figures(day)
+    # The harness sees which policy decided each result (the policy invariants rest on it).
+    assert "None" not in f["decisions, by the policy in force"], figures(day)
 
 
 def test_every_signalled_check_in_reaches_the_central(day):
@@ -58,6 +60,15 @@ def test_no_check_in_is_stored_twice(day):
 
 def test_no_watchlisted_person_passes(day):
     assert day["invariants"]["watchlisted_passed"] == 0, figures(day)
+
+
+def test_nobody_passes_the_border_without_a_declaration(day):
+    # The status document's seam: the central publishes it, the kiosk syncs and applies it,
+    # and a person it does not list is sent to an officer, never passed.
+    f = day["figures"]
+    assert day["invariants"]["border_passed_without_declaration"] == 0, figures(day)
+    seen = f["border decisions, by declaration"]
+    assert seen.get("declared: pass", 0) > 0, figures(day)  # the document was in force
 
 
 def test_no_officer_action_is_lost(day):
