@@ -13,11 +13,12 @@ from email.utils import format_datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from sqlite_utils import Database
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from offline_queue import wire
 from offline_queue.central import db as central_db
+from offline_queue.central import queries
+from offline_queue.central.backend import CentralDB
 from offline_queue.clock import iso
 from offline_queue.documents import DOCUMENT_NAMES
 
@@ -97,17 +98,22 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
 
 
 class _Connections:
-    """One SQLite connection per server thread, reused across requests: opening SQLite and
-    checking migrations on every request would cost more than the ingest itself."""
+    """One database connection per server thread, reused across requests: opening the
+    database and checking migrations on every request would cost more than the ingest."""
 
     def __init__(self, db_path: str | os.PathLike[str]) -> None:
         self._path = db_path
         self._local = threading.local()
-        self._all: list[Database] = []
+        self._all: list[CentralDB] = []
         self._lock = threading.Lock()
 
-    def get(self) -> Database:
+    def get(self) -> CentralDB:
         conn = getattr(self._local, "db", None)
+        if conn is not None and getattr(conn.conn, "closed", False):
+            # A PostgreSQL connection lost (the server restarted): open a new one.
+            with self._lock:
+                self._all.remove(conn)
+            conn = None
         if conn is None:
             conn = self._local.db = central_db.connect(self._path, migrate=False)
             with self._lock:
@@ -161,7 +167,7 @@ def _unknown_document(name: str) -> Response:
 class _Routes:
     """The contract's routes (``docs/api.yaml``), one method each, over one database."""
 
-    def __init__(self, db: Callable[[], Database], *, admin_token: str | None,
+    def __init__(self, db: Callable[[], CentralDB], *, admin_token: str | None,
                  validators: central_db.Validators | None) -> None:
         self.db = db
         self.admin_token = admin_token
@@ -174,6 +180,7 @@ class _Routes:
         app.add_url_rule("/v1/documents/<name>", view_func=self.document, methods=["GET"])
         app.add_url_rule("/v1/documents/<name>", view_func=self.publish, methods=["PUT"])
         app.add_url_rule("/v1/report/scans", view_func=self.report, methods=["GET"])
+        app.add_url_rule("/v1/report/activity", view_func=self.activity, methods=["GET"])
 
     # --- who is asking ---------------------------------------------------------------------
 
@@ -292,6 +299,12 @@ class _Routes:
             return refused
         return central_db.scans_report(self.db(), days=int_arg("days", 7, 1, 366))
 
+    def activity(self) -> Any:
+        refused = self.admin_refused()
+        if refused is not None:
+            return refused
+        return queries.activity_report(self.db(), days=int_arg("days", 7, 1, 366))
+
 
 def create_app(
     db_path: str | os.PathLike[str],
@@ -299,7 +312,8 @@ def create_app(
     admin_token: str | None = None,
     validators: central_db.Validators | None = None,
 ) -> Flask:
-    """Build the app over the SQLite file at ``db_path`` (created and migrated here).
+    """Build the app over the database ``db_path``, a SQLite path or a postgresql:// URL
+    (created if need be and migrated here).
 
     ``validators`` (document name -> check raising ValueError) are the kiosk's own, so a
     document is refused on publish if a kiosk could not apply it.

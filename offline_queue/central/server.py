@@ -63,6 +63,7 @@ class CentralServer:
         channel_timeout: int = CHANNEL_TIMEOUT,
         cleanup_interval: int = CLEANUP_INTERVAL,
     ) -> None:
+        self.target = db_path
         self.app = create_app(db_path, admin_token=admin_token, validators=validators)
         self._server = create_server(
             self.app, host=host, port=port, threads=threads,
