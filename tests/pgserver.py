@@ -142,6 +142,19 @@ class PgServer:
                                        f"{self.log_tail()}") from None
                 time.sleep(0.1)
 
+    def restart(self) -> None:
+        """Stop and start the server (an empty shared buffer cache: "cold" queries)."""
+        assert self._proc is not None and self.bin is not None
+        self._proc.send_signal(signal.SIGINT)
+        self._proc.wait(timeout=60)
+        log = open(self.root / "server.log", "ab")  # noqa: SIM115 - kept for the process
+        self._proc = subprocess.Popen(
+            [str(self.bin / "postgres"), "-D", str(self.data)], stdout=log,
+            stderr=subprocess.STDOUT, cwd=self.root,
+            preexec_fn=self._demote if self._user else None)
+        log.close()
+        self._wait_ready()
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             text = (self.root / "server.log").read_text(encoding="utf-8", errors="replace")

@@ -6,8 +6,10 @@ import hmac
 import json
 import logging
 import os
+import random
 import re
 import threading
+import time
 from collections.abc import Callable
 from email.utils import format_datetime
 from typing import Any
@@ -97,6 +99,49 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
     return int(raw)
 
 
+class Admission:
+    """Whether a check-in post may start now, and if not, how long the kiosk should wait.
+
+    ``backlog()`` is the number of requests waiting for a server thread (waitress's task
+    queue).  Past ``limit`` a post is answered 503 at once, before any database work,
+    with ``Retry-After``: the time the queue takes to drain at the rate measured over
+    the last posts, times a random factor from 1 to 2, so that a herd of kiosks comes
+    back spread out instead of together (and no connection waits into its timeout).
+    """
+
+    def __init__(self, backlog: Callable[[], int], *, limit: int = 32,
+                 rng: random.Random | None = None) -> None:
+        self.backlog = backlog
+        self.limit = limit
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        self._rate = 20.0  # posts a second, a running average (starts modest)
+        self._last = time.monotonic()
+        self.refused = 0
+
+    def done(self) -> None:
+        """One post finished: update the running rate."""
+        now = time.monotonic()
+        with self._lock:
+            gap = max(now - self._last, 1e-3)
+            self._last = now
+            self._rate = 0.95 * self._rate + 0.05 * min(1.0 / gap, 10_000.0)
+
+    def retry_after(self) -> int | None:
+        """Seconds to tell the kiosk, or None to serve it now."""
+        waiting = self.backlog()
+        if waiting <= self.limit:
+            return None
+        with self._lock:
+            self.refused += 1
+            drain = waiting / max(self._rate, 1.0)
+        return int(min(MAX_RETRY_AFTER, max(1.0, drain) * self._rng.uniform(1.0, 2.0)) + 1)
+
+
+# The longest wait a busy central asks for: kiosks come back within two minutes.
+MAX_RETRY_AFTER = 120
+
+
 class _Connections:
     """One database connection per server thread, reused across requests: opening the
     database and checking migrations on every request would cost more than the ingest."""
@@ -168,8 +213,10 @@ class _Routes:
     """The contract's routes (``docs/api.yaml``), one method each, over one database."""
 
     def __init__(self, db: Callable[[], CentralDB], *, admin_token: str | None,
-                 validators: central_db.Validators | None) -> None:
+                 validators: central_db.Validators | None,
+                 admission: Admission | None = None) -> None:
         self.db = db
+        self.admission = admission
         self.admin_token = admin_token
         self.validators = validators
 
@@ -236,9 +283,22 @@ class _Routes:
         }, 201
 
     def checkins(self) -> Any:
+        if self.admission is not None:
+            wait = self.admission.retry_after()
+            if wait is not None:
+                # Nothing was stored: the kiosk keeps every row and comes back later.
+                return _error(503, f"the central is busy; nothing was stored, retry after "
+                                   f"{wait} s", **{"Retry-After": str(wait)})
         device = self.authenticated_device()
         if isinstance(device, Response):
             return device
+        try:
+            return self._store_checkins(device)
+        finally:
+            if self.admission is not None:
+                self.admission.done()
+
+    def _store_checkins(self, device: central_db.Device) -> Any:
         body = json_body()
         items = body.get("checkins") if isinstance(body, dict) else None
         if not isinstance(items, list):
@@ -311,6 +371,7 @@ def create_app(
     *,
     admin_token: str | None = None,
     validators: central_db.Validators | None = None,
+    admission: Admission | None = None,
 ) -> Flask:
     """Build the app over the database ``db_path``, a SQLite path or a postgresql:// URL
     (created if need be and migrated here).
@@ -324,5 +385,6 @@ def create_app(
     connections = _Connections(db_path)
     app.extensions["checkpoint_kiosk_close"] = connections.close
     _register_error_handlers(app)
-    _Routes(connections.get, admin_token=admin_token, validators=validators).register(app)
+    _Routes(connections.get, admin_token=admin_token, validators=validators,
+            admission=admission).register(app)
     return app
