@@ -82,7 +82,8 @@ def test_person_trace_window_and_contacts(conn):
     trace = queries.trace_person(conn, f"  {case} ", days=14, now=NOW)
     assert [c["checkpoint_id"] for c in trace["checkins"]] == ["CB-01"]
     assert trace["checkins"][0]["decision"] == "pass"
-    assert trace["coverage"]["oldest_checkin"] is not None
+    oldest = NOW - timedelta(days=20)
+    assert trace["coverage"]["data_since"] == f"{oldest:%Y-%m-%dT%H:%M:%S}.000000Z"
     assert queries.trace_person(conn, "079999999999", now=NOW)["checkins"] == []
 
     window = queries.passed_checkpoint(conn, "CB-01", visit - timedelta(minutes=1),
@@ -108,7 +109,7 @@ def test_retention_deletes_old_checkins_keeps_counts_and_says_how_far_back(conn,
     assert queries.trace_person(conn, "001085000009", days=60, now=NOW)["checkins"] == []
     cover = queries.coverage(conn, now=NOW)
     assert cover["retention_days"] == 30
-    assert cover["deleted_before"] == "2026-02-08T05:00:00.000000Z"
+    assert cover["deleted_before"] == cover["data_since"] == "2026-02-08T05:00:00.000000Z"
     assert queries.activity_report(conn, days=60, now=NOW)["checkpoints"][0]["scans"] == 2
     # A resend of a deleted row is stored again (it is a new check-in to the central).
     assert central_db.ingest(conn, d, [old], now=NOW)[0]["status"] == "accepted"
