@@ -137,6 +137,10 @@ def test_enrol_checkins_documents_and_report_keep_to_the_contract(server, tmp_pa
                      headers={"Authorization": "Bearer admin-secret"}, timeout=10)
     assert r.status_code == 200
     check(r.json(), response_schema("/v1/report/scans", "get", 200))
+    r = requests.get(f"{server.url}/v1/report/activity", params={"days": 7},
+                     headers={"Authorization": "Bearer admin-secret"}, timeout=10)
+    assert r.status_code == 200 and r.json()["checkpoints"][0]["scans"] >= 1
+    check(r.json(), response_schema("/v1/report/activity", "get", 200))
     r = requests.get(f"{server.url}/v1/health", timeout=10)
     check(r.json(), response_schema("/v1/health", "get", 200))
 
@@ -173,3 +177,13 @@ def test_reenrol_publish_and_errors_keep_to_the_contract(tmp_path, db_target):
                          timeout=10)
         assert r.status_code == 400
         check(r.json(), response_schema("/v1/report/scans", "get", 400))
+
+
+def test_a_busy_central_answers_503_with_retry_after_by_the_contract(db_target):
+    """Issue 12: past the queue limit a post is refused before any work, as documented."""
+    with CentralServer(db_target, queue_limit=0) as server:
+        server.admission.backlog = lambda: 1  # one request waiting: over a limit of 0
+        r = requests.post(f"{server.url}/v1/checkins", json={"checkins": []}, timeout=10)
+    assert r.status_code == 503
+    assert 1 <= int(r.headers["Retry-After"]) <= 121
+    check(r.json(), response_schema("/v1/checkins", "post", 503))
