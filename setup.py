@@ -64,7 +64,9 @@ setup(
     extras_require={
         # The reference central platform (checkpoint-kiosk central, and the demo's local
         # one): a kiosk never serves HTTP, so the appliance does not install these.
-        "central": ["flask>=3.0", "waitress>=3.0"],
+        # psycopg (binary wheel: no libpq build) when the central's --db is a postgresql://
+        # URL, the province's database; SQLite needs nothing more (docs/central.md).
+        "central": ["flask>=3.0", "waitress>=3.0", "psycopg[binary]>=3.1"],
         # A USB webcam and video-file replay go through OpenCV's capture layer.
         "v4l2": ["opencv-python-headless>=4.6"],
         # systemd-python builds against libsystemd-dev; the kiosk works without it.

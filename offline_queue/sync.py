@@ -778,7 +778,12 @@ class SyncWorker:
             self._record_error(e)
             retry_after = getattr(e, "retry_after", None)
             if retry_after is not None:
-                delay = max(delay, retry_after)
+                # The server said when (a busy central spreads its herd with its own
+                # jitter): come back then, not after our doubled backoff (up to the cap),
+                # which left a whole province waiting minutes after a power cut.  Never
+                # sooner than the first backoff step (a "Retry-After: 0" is no licence
+                # to hammer).
+                delay = max(retry_after, self._backoff.first)
             log.info("sync failed (%d in a row), retrying in %.1f s: %s",
                      self._backoff.failures, delay, e)
         self._publish()

@@ -160,11 +160,27 @@ apt_install() {
     changed=1
 }
 
+# The central's tests start their own PostgreSQL in a temporary folder (tests/pgserver.py):
+# they need the server binaries (/usr/lib/postgresql/*/bin), not the system's cluster.  On
+# a first install, a drop-in tells Debian's postgresql-common not to create (and start)
+# the "main" cluster; a machine that has PostgreSQL already is left as it is.
+PG_NO_CLUSTER=/etc/postgresql-common/createcluster.d/checkpoint-kiosk-dev.conf
+postgres_server_binaries() {
+    if ! installed postgresql-common && [[ ! -e $PG_NO_CLUSTER ]]; then
+        echo "install.sh: $PG_NO_CLUSTER: no 'main' cluster for the dev install"
+        as_root mkdir -p "$(dirname "$PG_NO_CLUSTER")"
+        printf '# checkpoint-kiosk dev install: tests run their own server\ncreate_main_cluster = false\n' \
+            | as_root tee "$PG_NO_CLUSTER" >/dev/null
+    fi
+    apt_install postgresql
+}
+
 dev_setup() {
     # libzbar0: the pyzbar backend; libsystemd-dev + pkg-config + gcc: systemd-python builds
     # from source; fonts: the UI bundles its own, DejaVu is the fallback for tests.
     apt_install python3 python3-venv python3-dev gcc pkg-config libzbar0 libsystemd-dev \
         fonts-dejavu-core shellcheck
+    postgres_server_binaries
     local venv="$here/.venv"
     if [[ ! -x $venv/bin/python ]]; then
         run python3 -m venv "$venv"

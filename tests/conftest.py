@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# The central's PostgreSQL fixtures: pg_server, pg_url, db_target (sqlite and postgresql).
+from tests.pgserver import db_target, pg_server, pg_url  # noqa: F401
+
 # Headless everywhere: set before anything imports pygame or gpiozero.
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")

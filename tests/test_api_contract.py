@@ -76,8 +76,8 @@ def test_the_documented_vocabulary_is_the_code_s():
     assert (model.Direction, model.Kind, model.Outcome) == (Direction, Kind, Outcome)
 
 
-def test_every_route_is_documented_and_every_documented_path_exists(tmp_path):
-    with CentralServer(tmp_path / "c.db") as server:
+def test_every_route_is_documented_and_every_documented_path_exists(tmp_path, db_target):
+    with CentralServer(db_target) as server:
         rules = {(r.rule.replace("<", "{").replace(">", "}"), m.lower())
                  for r in server.app.url_map.iter_rules() if r.endpoint != "static"
                  for m in r.methods - {"HEAD", "OPTIONS"}}
@@ -86,13 +86,13 @@ def test_every_route_is_documented_and_every_documented_path_exists(tmp_path):
 
 
 @pytest.fixture
-def server(tmp_path):
-    with CentralServer(tmp_path / "central.db", admin_token="admin-secret") as s:
+def server(tmp_path, db_target):
+    with CentralServer(db_target, admin_token="admin-secret") as s:
         yield s
 
 
-def test_enrol_checkins_documents_and_report_keep_to_the_contract(server, tmp_path):
-    db = central_db.connect(tmp_path / "central.db")
+def test_enrol_checkins_documents_and_report_keep_to_the_contract(server, tmp_path, db_target):
+    db = central_db.connect(db_target)
     enrolment = central_db.create_enrolment_token(db, checkpoint_id="CP-1", name="Cổng 1")
     central_db.set_document(db, "policy", b'{"profile": "hospital"}')
     db.close()
@@ -137,15 +137,19 @@ def test_enrol_checkins_documents_and_report_keep_to_the_contract(server, tmp_pa
                      headers={"Authorization": "Bearer admin-secret"}, timeout=10)
     assert r.status_code == 200
     check(r.json(), response_schema("/v1/report/scans", "get", 200))
+    r = requests.get(f"{server.url}/v1/report/activity", params={"days": 7},
+                     headers={"Authorization": "Bearer admin-secret"}, timeout=10)
+    assert r.status_code == 200 and r.json()["checkpoints"][0]["scans"] >= 1
+    check(r.json(), response_schema("/v1/report/activity", "get", 200))
     r = requests.get(f"{server.url}/v1/health", timeout=10)
     check(r.json(), response_schema("/v1/health", "get", 200))
 
 
-def test_reenrol_publish_and_errors_keep_to_the_contract(tmp_path):
+def test_reenrol_publish_and_errors_keep_to_the_contract(tmp_path, db_target):
     from kiosk.domain.documents import VALIDATORS
 
-    with CentralServer(tmp_path / "c.db", admin_token="adm", validators=VALIDATORS) as server:
-        db = central_db.connect(tmp_path / "c.db")
+    with CentralServer(db_target, admin_token="adm", validators=VALIDATORS) as server:
+        db = central_db.connect(db_target)
         first = central_db.create_enrolment_token(db, checkpoint_id="CP-1", name="x")
         second = central_db.create_enrolment_token(db, checkpoint_id="CP-1", name="x")
         db.close()
@@ -173,3 +177,13 @@ def test_reenrol_publish_and_errors_keep_to_the_contract(tmp_path):
                          timeout=10)
         assert r.status_code == 400
         check(r.json(), response_schema("/v1/report/scans", "get", 400))
+
+
+def test_a_busy_central_answers_503_with_retry_after_by_the_contract(db_target):
+    """Issue 12: past the queue limit a post is refused before any work, as documented."""
+    with CentralServer(db_target, queue_limit=0) as server:
+        server.admission.backlog = lambda: 1  # one request waiting: over a limit of 0
+        r = requests.post(f"{server.url}/v1/checkins", json={"checkins": []}, timeout=10)
+    assert r.status_code == 503
+    assert 1 <= int(r.headers["Retry-After"]) <= 121
+    check(r.json(), response_schema("/v1/checkins", "post", 503))

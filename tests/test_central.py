@@ -22,13 +22,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def server(tmp_path):
-    with CentralServer(tmp_path / "c.db", admin_token="adm") as s:
+def server(tmp_path, db_target):
+    with CentralServer(db_target, admin_token="adm") as s:
         yield s
 
 
-def enrol(server, tmp_path, checkpoint="CP-1") -> dict:
-    with central_db.connect(tmp_path / "c.db") as cdb:
+def enrol(server, checkpoint="CP-1") -> dict:
+    with central_db.connect(server.target) as cdb:
         token = central_db.create_enrolment_token(cdb, checkpoint_id=checkpoint, name=checkpoint)
     return requests.post(server.url + "/v1/devices/enrol", json={"enrolment_token": token},
                          timeout=5).json()
@@ -53,8 +53,8 @@ def post(server, device, items):
                          headers={"Authorization": f"Bearer {device['device_token']}"})
 
 
-def test_enrolment_token_is_single_use(server, tmp_path):
-    with central_db.connect(tmp_path / "c.db") as cdb:
+def test_enrolment_token_is_single_use(server, tmp_path, db_target):
+    with central_db.connect(db_target) as cdb:
         token = central_db.create_enrolment_token(cdb, checkpoint_id="CP-1", name="x")
     first = requests.post(server.url + "/v1/devices/enrol", json={"enrolment_token": token},
                           timeout=5)
@@ -66,7 +66,7 @@ def test_enrolment_token_is_single_use(server, tmp_path):
 
 
 def test_ingest_statuses(server, tmp_path):
-    device = enrol(server, tmp_path)
+    device = enrol(server)
     a = item(device)
     answer = post(server, device, [a, a, dict(a, decision="stop"), item(device, kind="x"),
                                    item(device, device_id="someone-else")])
@@ -81,12 +81,12 @@ def test_ingest_statuses(server, tmp_path):
     assert bad.status_code == 400
 
 
-def test_documents_have_etags_and_answer_304(server, tmp_path):
-    device = enrol(server, tmp_path)
+def test_documents_have_etags_and_answer_304(server, tmp_path, db_target):
+    device = enrol(server)
     auth = {"Authorization": f"Bearer {device['device_token']}"}
     assert requests.get(server.url + "/v1/documents/policy", headers=auth,
                         timeout=5).status_code == 404
-    with central_db.connect(tmp_path / "c.db") as cdb:
+    with central_db.connect(db_target) as cdb:
         etag = central_db.set_document(cdb, "policy", b'{"profile": "hospital"}')
         with pytest.raises(ValueError, match="JSON object"):
             central_db.set_document(cdb, "policy", b"[]")
@@ -99,8 +99,8 @@ def test_documents_have_etags_and_answer_304(server, tmp_path):
 
 
 def test_report_lists_scans_per_checkpoint_and_those_without(server, tmp_path):
-    busy = enrol(server, tmp_path, "CP-BUSY")
-    enrol(server, tmp_path, "CP-QUIET")
+    busy = enrol(server, "CP-BUSY")
+    enrol(server, "CP-QUIET")
     old = (datetime.now(UTC) - timedelta(days=9)).isoformat()
     post(server, busy, [item(busy), item(busy), item(busy, recorded_at=old)])
     assert requests.get(server.url + "/v1/report/scans", timeout=5).status_code == 401
@@ -110,8 +110,8 @@ def test_report_lists_scans_per_checkpoint_and_those_without(server, tmp_path):
     assert report["without_scans"] == ["CP-QUIET"]
 
 
-def test_cli_enrol_set_document_report_and_export(server, tmp_path):
-    db = str(tmp_path / "c.db")
+def test_cli_enrol_set_document_report_and_export(server, tmp_path, db_target):
+    db = str(db_target)
     runner = CliRunner()
     token = runner.invoke(cli, ["central", "enrol-token", "--db", db, "--checkpoint", "CP-9",
                                 "--name", "Bệnh viện"]).output.strip()

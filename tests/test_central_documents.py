@@ -30,8 +30,8 @@ def refuse_menus(body: bytes) -> None:
     [("policy", b'{"profile": "airport"}'), ("watchlist", b'{"entries": []}'),
      ("trust_list", b"[]")],
 )
-def test_cli_refuses_a_document_no_kiosk_could_apply(tmp_path, name, body):
-    db = tmp_path / "c.db"
+def test_cli_refuses_a_document_no_kiosk_could_apply(tmp_path, name, body, db_target):
+    db = db_target
     doc = tmp_path / "doc.json"
     doc.write_bytes(body)
     result = CliRunner().invoke(cli, ["central", "set-document", "--db", str(db), name,
@@ -42,8 +42,8 @@ def test_cli_refuses_a_document_no_kiosk_could_apply(tmp_path, name, body):
         assert central_db.get_document(conn, name) is None
 
 
-def test_cli_publishes_a_valid_document(tmp_path):
-    db = tmp_path / "c.db"
+def test_cli_publishes_a_valid_document(tmp_path, db_target):
+    db = db_target
     doc = tmp_path / "w.json"
     doc.write_bytes(Watchlist.build([], issued_at=AT))
     result = CliRunner().invoke(cli, ["central", "--db", str(db), "set-document", "watchlist",
@@ -51,8 +51,8 @@ def test_cli_publishes_a_valid_document(tmp_path):
     assert result.exit_code == 0 and len(result.output.strip()) == 32
 
 
-def test_library_takes_injected_validators_and_keeps_the_old_version(tmp_path):
-    with central_db.connect(tmp_path / "c.db") as conn:
+def test_library_takes_injected_validators_and_keeps_the_old_version(tmp_path, db_target):
+    with central_db.connect(db_target) as conn:
         validators = {"policy": refuse_menus}
         etag = central_db.set_document(conn, "policy", b'{"profile": "hospital"}',
                                        validators=validators)
@@ -64,8 +64,8 @@ def test_library_takes_injected_validators_and_keeps_the_old_version(tmp_path):
 
 
 @pytest.fixture
-def server(tmp_path):
-    with CentralServer(tmp_path / "c.db", admin_token="adm", validators=VALIDATORS) as s:
+def server(tmp_path, db_target):
+    with CentralServer(db_target, admin_token="adm", validators=VALIDATORS) as s:
         yield s
 
 
@@ -75,7 +75,7 @@ def put(server, name, body, token="adm", **params):
                                             "Content-Type": "application/json"})
 
 
-def test_http_publish_validates_with_the_injected_validators(server, tmp_path):
+def test_http_publish_validates_with_the_injected_validators(server, tmp_path, db_target):
     bad = put(server, "policy", b'{"profile": "airport"}')
     assert bad.status_code == 400
     assert "policy.profile" in bad.json()["error"] and "'airport'" in bad.json()["error"]
@@ -84,21 +84,21 @@ def test_http_publish_validates_with_the_injected_validators(server, tmp_path):
     good = put(server, "policy", b'{"profile": "hospital"}', expires="2030-01-01T00:00:00Z")
     assert good.status_code == 200
     etag = good.json()["etag"]
-    with central_db.connect(tmp_path / "c.db") as conn:
+    with central_db.connect(db_target) as conn:
         body, stored_etag, expires_at = central_db.get_document(conn, "policy")
     assert (body, stored_etag) == (b'{"profile": "hospital"}', etag)
     assert expires_at == datetime(2030, 1, 1, tzinfo=UTC)
     assert put(server, "policy", b"{}", expires="soon").status_code == 400
 
 
-def test_http_publish_without_an_admin_token_configured_is_refused(tmp_path):
-    with CentralServer(tmp_path / "c.db", validators=VALIDATORS) as s:
+def test_http_publish_without_an_admin_token_configured_is_refused(tmp_path, db_target):
+    with CentralServer(db_target, validators=VALIDATORS) as s:
         assert put(s, "policy", b'{"profile": "hospital"}', token="").status_code == 401
 
 
 # -- the central group's options ----------------------------------------------------------
 
-def test_group_db_reaches_every_sub_command(tmp_path, monkeypatch):
+def test_group_db_reaches_every_sub_command(tmp_path, monkeypatch, db_target):
     monkeypatch.chdir(tmp_path)  # a stray ./central.db would show the option was lost
     db = tmp_path / "x.db"
     runner = CliRunner()
@@ -129,8 +129,8 @@ def test_help_recommends_the_environment_variable_for_the_admin_token():
     assert "CHECKPOINT_CENTRAL_ADMIN_TOKEN" in out and "process list" in out
 
 
-def test_admin_token_on_the_command_line_warns(tmp_path):
-    result = CliRunner().invoke(cli, ["central", "--db", str(tmp_path / "c.db"),
+def test_admin_token_on_the_command_line_warns(tmp_path, db_target):
+    result = CliRunner().invoke(cli, ["central", "--db", str(db_target),
                                       "--admin-token", "s3cret", "enrol-token",
                                       "--checkpoint", "A", "--name", "a"])
     assert result.exit_code == 0

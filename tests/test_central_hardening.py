@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import sqlite3
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,13 +13,14 @@ import pytest
 import requests
 
 from offline_queue import wire
+from offline_queue.central import db as central_db
 from offline_queue.central.server import CentralServer
 from tests.central_helpers import enrol, item, post, statuses
 
 
 @pytest.fixture
-def server(tmp_path):
-    with CentralServer(tmp_path / "c.db", admin_token="adm") as s:
+def server(tmp_path, db_target):
+    with CentralServer(db_target, admin_token="adm") as s:
         yield s
 
 
@@ -48,8 +48,9 @@ def test_deeply_nested_json_is_refused_even_unauthenticated(server, tmp_path, de
     assert_clean_json_error(r, 401)
 
 
-def test_nesting_inside_an_authenticated_batch_is_refused_before_parsing(server, tmp_path):
-    device = enrol(server, tmp_path / "c.db")
+def test_nesting_inside_an_authenticated_batch_is_refused_before_parsing(
+    server, tmp_path, db_target):
+    device = enrol(server, db_target)
     deep = "[" * 5000 + "]" * 5000
     body = '{"checkins": [{"display": ' + deep + "}]}"
     r = requests.post(server.url + "/v1/checkins", data=body, timeout=10,
@@ -58,8 +59,8 @@ def test_nesting_inside_an_authenticated_batch_is_refused_before_parsing(server,
     assert "nest" in assert_clean_json_error(r, 400)
 
 
-def test_body_over_the_limit_is_a_413_json_error(server, tmp_path):
-    device = enrol(server, tmp_path / "c.db")
+def test_body_over_the_limit_is_a_413_json_error(server, tmp_path, db_target):
+    device = enrol(server, db_target)
     body = b'{"checkins": ["' + b"x" * (9 * 1024 * 1024) + b'"]}'
     try:
         r = requests.post(server.url + "/v1/checkins", data=body, timeout=20,
@@ -125,8 +126,8 @@ BAD_FIELDS = [
 
 
 @pytest.mark.parametrize("bad", BAD_FIELDS, ids=lambda b: repr(b)[:40])
-def test_bad_field_types_and_values_are_rejected(server, tmp_path, bad):
-    device = enrol(server, tmp_path / "c.db")
+def test_bad_field_types_and_values_are_rejected(server, tmp_path, bad, db_target):
+    device = enrol(server, db_target)
     answer = post(server, device, [item(device, **bad)])
     assert answer.status_code == 200
     (result,) = answer.json()["results"]
@@ -136,8 +137,8 @@ def test_bad_field_types_and_values_are_rejected(server, tmp_path, bad):
     assert all(len(e) < 400 for e in result["errors"])  # values are shortened, not echoed
 
 
-def test_a_huge_or_odd_id_is_not_echoed(server, tmp_path):
-    device = enrol(server, tmp_path / "c.db")
+def test_a_huge_or_odd_id_is_not_echoed(server, tmp_path, db_target):
+    device = enrol(server, db_target)
     answer = post(server, device, [item(device, id="x" * 100_000), item(device, id=7)])
     assert statuses(answer) == ["rejected", "rejected"]
     assert len(answer.content) < 3000
@@ -157,11 +158,11 @@ def test_validation_keeps_good_rows_and_old_style_rows_without_time_source(tmp_p
 
 
 def test_an_internal_error_is_a_json_500_without_details_or_personal_data(
-    server, tmp_path, caplog
-):
-    device = enrol(server, tmp_path / "c.db")
-    with sqlite3.connect(tmp_path / "c.db") as conn:  # a real fault: the table is gone
-        conn.execute("DROP TABLE checkins")
+    server, tmp_path, caplog, db_target):
+    device = enrol(server, db_target)
+    with central_db.connect(db_target) as conn:  # a real fault: the table is gone
+        conn.execute("DROP TABLE scans CASCADE" if conn.postgres else "DROP TABLE scans")
+        conn.commit()
     caplog.set_level(logging.DEBUG)
     secret = "001185099999"
     r = post(server, device, [item(device, person_key=secret)])
@@ -183,9 +184,9 @@ def _half_sent(port: int, n: int) -> list[socket.socket]:
     return socks
 
 
-def test_150_slowloris_sockets_do_not_block_a_kiosk(tmp_path):
-    with CentralServer(tmp_path / "c.db") as server:
-        device = enrol(server, tmp_path / "c.db")
+def test_150_slowloris_sockets_do_not_block_a_kiosk(tmp_path, db_target):
+    with CentralServer(db_target) as server:
+        device = enrol(server, db_target)
         socks = _half_sent(server.port, 150)
         try:
             time.sleep(0.5)  # let the server accept them all
@@ -201,8 +202,8 @@ def test_150_slowloris_sockets_do_not_block_a_kiosk(tmp_path):
                 s.close()
 
 
-def test_a_half_sent_request_is_dropped_after_the_channel_timeout(tmp_path):
-    with CentralServer(tmp_path / "c.db", channel_timeout=1, cleanup_interval=1) as server:
+def test_a_half_sent_request_is_dropped_after_the_channel_timeout(tmp_path, db_target):
+    with CentralServer(db_target, channel_timeout=1, cleanup_interval=1) as server:
         (sock,) = _half_sent(server.port, 1)
         try:
             sock.settimeout(6)
@@ -215,8 +216,8 @@ def test_a_half_sent_request_is_dropped_after_the_channel_timeout(tmp_path):
             sock.close()
 
 
-def test_server_limits_are_the_documented_ones(tmp_path):
-    with CentralServer(tmp_path / "c.db") as server:
+def test_server_limits_are_the_documented_ones(tmp_path, db_target):
+    with CentralServer(db_target) as server:
         adj = server.adjustments
     assert adj.connection_limit >= 500
     assert adj.channel_timeout <= 30 and adj.cleanup_interval <= 5

@@ -3,8 +3,6 @@ previous device id; a row a device may not post is "forbidden", never "rejected"
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 import requests
 
@@ -14,36 +12,36 @@ from tests.central_helpers import enrol, item, post, statuses
 
 
 @pytest.fixture
-def server(tmp_path):
-    with CentralServer(tmp_path / "c.db") as s:
+def server(tmp_path, db_target):
+    with CentralServer(db_target) as s:
         yield s
 
 
-def revoke(tmp_path, device: dict) -> None:
-    with central_db.connect(tmp_path / "c.db") as cdb:
+def revoke(db_target, device: dict) -> None:
+    with central_db.connect(db_target) as cdb:
         assert central_db.revoke_device(cdb, device["device_id"])
 
 
-def test_backlog_of_the_previous_device_is_accepted_after_reenrolment(server, tmp_path):
-    db = tmp_path / "c.db"
+def test_backlog_of_the_previous_device_is_accepted_after_reenrolment(server, tmp_path, db_target):
+    db = db_target
     old = enrol(server, db)
     backlog = [item(old) for _ in range(81)]
-    revoke(tmp_path, old)
+    revoke(db_target, old)
     assert post(server, old, backlog[:1]).status_code == 401
     new = enrol(server, db, previous_device_ids=[old["device_id"]])
     assert new["linked_device_ids"] == [old["device_id"]]
     answer = post(server, new, backlog + [item(new)])
     assert statuses(answer) == ["accepted"] * 82
-    conn = sqlite3.connect(db)
-    rows = conn.execute("SELECT device_id, posted_by, count(*) FROM checkins "
-                        "GROUP BY device_id, posted_by ORDER BY device_id = ?",
-                        [new["device_id"]]).fetchall()
+    with central_db.connect(db) as conn:
+        seen = [(r["device_id"], r["posted_by"]) for r in central_db.export_checkins(conn)]
+    rows = sorted({(d, p, seen.count((d, p))) for d, p in seen},
+                  key=lambda r: r[0] == new["device_id"])
     assert rows == [(old["device_id"], new["device_id"], 81),
                     (new["device_id"], new["device_id"], 1)]
 
 
-def test_links_are_transitive(server, tmp_path):
-    db = tmp_path / "c.db"
+def test_links_are_transitive(server, tmp_path, db_target):
+    db = db_target
     first = enrol(server, db)
     second = enrol(server, db, previous_device_ids=[first["device_id"]])
     third = enrol(server, db, previous_device_ids=[second["device_id"]])
@@ -53,8 +51,8 @@ def test_links_are_transitive(server, tmp_path):
     assert statuses(post(server, first, [item(third)])) == ["forbidden"]
 
 
-def test_a_row_of_another_device_is_forbidden_not_rejected(server, tmp_path):
-    db = tmp_path / "c.db"
+def test_a_row_of_another_device_is_forbidden_not_rejected(server, tmp_path, db_target):
+    db = db_target
     a = enrol(server, db)
     b = enrol(server, db)  # same checkpoint, no link
     answer = post(server, b, [item(a), item(b, device_id="someone-else"),
@@ -65,8 +63,8 @@ def test_a_row_of_another_device_is_forbidden_not_rejected(server, tmp_path):
     assert "previous_device_ids" in results[0]["errors"][0]
 
 
-def test_only_known_devices_of_the_same_checkpoint_are_linked(server, tmp_path):
-    db = tmp_path / "c.db"
+def test_only_known_devices_of_the_same_checkpoint_are_linked(server, tmp_path, db_target):
+    db = db_target
     elsewhere = enrol(server, db, checkpoint="CP-2")
     mine = enrol(server, db, checkpoint="CP-1")
     new = enrol(server, db, checkpoint="CP-1",
@@ -76,8 +74,9 @@ def test_only_known_devices_of_the_same_checkpoint_are_linked(server, tmp_path):
 
 
 @pytest.mark.parametrize("bad", ["kiosk-a", [1], [None], ["k"] * 17, ["x" * 200], {"a": 1}])
-def test_invalid_previous_device_ids_are_a_400_and_do_not_use_the_token(server, tmp_path, bad):
-    with central_db.connect(tmp_path / "c.db") as cdb:
+def test_invalid_previous_device_ids_are_a_400_and_do_not_use_the_token(
+    server, tmp_path, bad, db_target):
+    with central_db.connect(db_target) as cdb:
         token = central_db.create_enrolment_token(cdb, checkpoint_id="CP-1", name="x")
     r = requests.post(server.url + "/v1/devices/enrol", timeout=5,
                       json={"enrolment_token": token, "previous_device_ids": bad})
@@ -88,13 +87,12 @@ def test_invalid_previous_device_ids_are_a_400_and_do_not_use_the_token(server, 
 
 
 def test_an_admin_links_a_moved_kiosk_and_the_server_logs_forbidden_counts(
-    server, tmp_path, caplog
-):
+    server, tmp_path, caplog, db_target):
     from click.testing import CliRunner
 
     from kiosk.cli import cli
 
-    db = tmp_path / "c.db"
+    db = db_target
     old = enrol(server, db, checkpoint="CP-OLD")
     moved = enrol(server, db, checkpoint="CP-NEW", previous_device_ids=[old["device_id"]])
     assert moved["linked_device_ids"] == []  # never across checkpoints by itself

@@ -193,9 +193,9 @@ ADMIN_TOKEN_ENV = "CHECKPOINT_CENTRAL_ADMIN_TOKEN"
 
 
 @click.group("central", invoke_without_command=True)
-@click.option("--db", "db_path", type=click.Path(dir_okay=False),
-              help="central SQLite database, also for the sub-commands (serving: default "
-                   "central.db)")
+@click.option("--db", "db_path",
+              help="central database: a SQLite path or a postgresql:// URL, also for the "
+                   "sub-commands (serving: default central.db)")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8080, show_default=True, help="0 picks a free port")
 @click.option("--admin-token", envvar=ADMIN_TOKEN_ENV,
@@ -211,6 +211,9 @@ def central(ctx: click.Context, db_path: str | None, host: str, port: int,
 
     Documents are checked on publish with the kiosk's own validators.  Give the admin
     token in the environment (CHECKPOINT_CENTRAL_ADMIN_TOKEN), not with --admin-token.
+
+    --db is a SQLite file (a demo, a single hospital) or a PostgreSQL URL (a province:
+    docs/central.md), e.g. postgresql://central@/central?host=/run/postgresql.
 
     Example: CHECKPOINT_CENTRAL_ADMIN_TOKEN=... checkpoint-kiosk central --db central.db
     """
@@ -243,20 +246,26 @@ def _central_db_path(db_path: str | None, *, must_exist: bool = False) -> str:
     path = db_path or (click.get_current_context().find_object(dict) or {}).get("db_path")
     if not path:
         raise click.UsageError("no database: pass --db PATH (before or after the sub-command)")
-    if must_exist and not Path(path).is_file():
+    if must_exist and not path.startswith(("postgresql://", "postgres://")) \
+            and not Path(path).is_file():
         raise click.UsageError(f"no central database at {path!r}; check --db")
     return path
 
 
 def _central_db(db_path: str):  # noqa: ANN202
     from offline_queue.central import db
+    from offline_queue.errors import StoreError
 
-    return db.connect(db_path)
+    try:
+        return db.connect(db_path)
+    except StoreError as e:
+        raise click.ClickException(str(e)) from e
 
 
 _central_db_option = click.option(
-    "--db", "db_path", type=click.Path(dir_okay=False),
-    help="central SQLite database (default: the --db given to 'central')")
+    "--db", "db_path",
+    help="central database, a SQLite path or a postgresql:// URL (default: the --db "
+         "given to 'central')")
 
 
 @central.command("export")
@@ -350,12 +359,52 @@ def central_set_document(db_path: str | None, name: str, file, expires: str | No
 @central.command("report")
 @_central_db_option
 @click.option("--days", type=click.IntRange(1, 366), default=7, show_default=True)
-def central_report(db_path: str | None, days: int) -> None:
-    """Per checkpoint, scans in the last N days, and checkpoints with none (JSON).
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "html"]), default="json",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="write the report to this file (atomically) instead of stdout")
+def central_report(db_path: str | None, days: int, fmt: str, output: str | None) -> None:
+    """Scans per checkpoint and day over the last N days, and the silent checkpoints.
 
-    Example: checkpoint-kiosk central --db central.db report --days 7
+    Days are local days (UTC+7).  CSV cells that a spreadsheet would run as a formula are
+    neutralised; HTML escapes every value.  For the weekly report, see the systemd
+    timer checkpoint-kiosk-central-report.timer (docs/central.md).
+
+    Example: checkpoint-kiosk central --db central.db report --days 7 --format csv -o week.csv
     """
-    from offline_queue.central import db
+    from offline_queue.central.queries import activity_report
+    from offline_queue.central.render import render_report
 
     with _central_db(_central_db_path(db_path, must_exist=True)) as conn:
-        click.echo(json.dumps(db.scans_report(conn, days=days), ensure_ascii=False, indent=2))
+        text = render_report(activity_report(conn, days=days), fmt)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    target = Path(output)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)
+    except OSError as e:
+        raise click.ClickException(f"cannot write the report to {output!r}: {e}; check "
+                                   "that the folder exists and is writable") from e
+
+
+@central.command("retention")
+@_central_db_option
+@click.option("--days", type=click.IntRange(1, 3660), default=30, show_default=True,
+              help="keep check-ins this many days (by event time)")
+def central_retention(db_path: str | None, days: int) -> None:
+    """Delete check-ins older than N days (and conflicts received before then).
+
+    Prints and logs the counts only.  The per-day counts of the activity report are
+    kept.  Run daily by checkpoint-kiosk-central-retention.timer.
+
+    Example: checkpoint-kiosk central --db central.db retention --days 30
+    """
+    from offline_queue.central.queries import apply_retention
+
+    with _central_db(_central_db_path(db_path, must_exist=True)) as conn:
+        done = apply_retention(conn, days=days)
+    click.echo(f"deleted {done['deleted']} check-ins and {done['conflicts_deleted']} "
+               f"conflicts from before {done['deleted_before']} ({days} days kept)")

@@ -6,18 +6,21 @@ import hmac
 import json
 import logging
 import os
+import random
 import re
 import threading
+import time
 from collections.abc import Callable
 from email.utils import format_datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from sqlite_utils import Database
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from offline_queue import wire
 from offline_queue.central import db as central_db
+from offline_queue.central import queries
+from offline_queue.central.backend import CentralDB
 from offline_queue.clock import iso
 from offline_queue.documents import DOCUMENT_NAMES
 
@@ -96,18 +99,66 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
     return int(raw)
 
 
+class Admission:
+    """Whether a check-in post may start now, and if not, how long the kiosk should wait.
+
+    ``backlog()`` is the number of requests waiting for a server thread (waitress's task
+    queue).  Past ``limit`` a post is answered 503 at once, before any database work,
+    with ``Retry-After``: the time the queue takes to drain at the rate measured over
+    the last posts, times a random factor from 1 to 2, so that a herd of kiosks comes
+    back spread out instead of together (and no connection waits into its timeout).
+    """
+
+    def __init__(self, backlog: Callable[[], int], *, limit: int = 32,
+                 rng: random.Random | None = None) -> None:
+        self.backlog = backlog
+        self.limit = limit
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        self._rate = 20.0  # posts a second, a running average (starts modest)
+        self._last = time.monotonic()
+        self.refused = 0
+
+    def done(self) -> None:
+        """One post finished: update the running rate."""
+        now = time.monotonic()
+        with self._lock:
+            gap = max(now - self._last, 1e-3)
+            self._last = now
+            self._rate = 0.95 * self._rate + 0.05 * min(1.0 / gap, 10_000.0)
+
+    def retry_after(self) -> int | None:
+        """Seconds to tell the kiosk, or None to serve it now."""
+        waiting = self.backlog()
+        if waiting <= self.limit:
+            return None
+        with self._lock:
+            self.refused += 1
+            drain = waiting / max(self._rate, 1.0)
+        return int(min(MAX_RETRY_AFTER, max(1.0, drain) * self._rng.uniform(1.0, 2.0)) + 1)
+
+
+# The longest wait a busy central asks for: kiosks come back within two minutes.
+MAX_RETRY_AFTER = 120
+
+
 class _Connections:
-    """One SQLite connection per server thread, reused across requests: opening SQLite and
-    checking migrations on every request would cost more than the ingest itself."""
+    """One database connection per server thread, reused across requests: opening the
+    database and checking migrations on every request would cost more than the ingest."""
 
     def __init__(self, db_path: str | os.PathLike[str]) -> None:
         self._path = db_path
         self._local = threading.local()
-        self._all: list[Database] = []
+        self._all: list[CentralDB] = []
         self._lock = threading.Lock()
 
-    def get(self) -> Database:
+    def get(self) -> CentralDB:
         conn = getattr(self._local, "db", None)
+        if conn is not None and getattr(conn.conn, "closed", False):
+            # A PostgreSQL connection lost (the server restarted): open a new one.
+            with self._lock:
+                self._all.remove(conn)
+            conn = None
         if conn is None:
             conn = self._local.db = central_db.connect(self._path, migrate=False)
             with self._lock:
@@ -161,9 +212,11 @@ def _unknown_document(name: str) -> Response:
 class _Routes:
     """The contract's routes (``docs/api.yaml``), one method each, over one database."""
 
-    def __init__(self, db: Callable[[], Database], *, admin_token: str | None,
-                 validators: central_db.Validators | None) -> None:
+    def __init__(self, db: Callable[[], CentralDB], *, admin_token: str | None,
+                 validators: central_db.Validators | None,
+                 admission: Admission | None = None) -> None:
         self.db = db
+        self.admission = admission
         self.admin_token = admin_token
         self.validators = validators
 
@@ -174,6 +227,7 @@ class _Routes:
         app.add_url_rule("/v1/documents/<name>", view_func=self.document, methods=["GET"])
         app.add_url_rule("/v1/documents/<name>", view_func=self.publish, methods=["PUT"])
         app.add_url_rule("/v1/report/scans", view_func=self.report, methods=["GET"])
+        app.add_url_rule("/v1/report/activity", view_func=self.activity, methods=["GET"])
 
     # --- who is asking ---------------------------------------------------------------------
 
@@ -229,9 +283,22 @@ class _Routes:
         }, 201
 
     def checkins(self) -> Any:
+        if self.admission is not None:
+            wait = self.admission.retry_after()
+            if wait is not None:
+                # Nothing was stored: the kiosk keeps every row and comes back later.
+                return _error(503, f"the central is busy; nothing was stored, retry after "
+                                   f"{wait} s", **{"Retry-After": str(wait)})
         device = self.authenticated_device()
         if isinstance(device, Response):
             return device
+        try:
+            return self._store_checkins(device)
+        finally:
+            if self.admission is not None:
+                self.admission.done()
+
+    def _store_checkins(self, device: central_db.Device) -> Any:
         body = json_body()
         items = body.get("checkins") if isinstance(body, dict) else None
         if not isinstance(items, list):
@@ -292,14 +359,22 @@ class _Routes:
             return refused
         return central_db.scans_report(self.db(), days=int_arg("days", 7, 1, 366))
 
+    def activity(self) -> Any:
+        refused = self.admin_refused()
+        if refused is not None:
+            return refused
+        return queries.activity_report(self.db(), days=int_arg("days", 7, 1, 366))
+
 
 def create_app(
     db_path: str | os.PathLike[str],
     *,
     admin_token: str | None = None,
     validators: central_db.Validators | None = None,
+    admission: Admission | None = None,
 ) -> Flask:
-    """Build the app over the SQLite file at ``db_path`` (created and migrated here).
+    """Build the app over the database ``db_path``, a SQLite path or a postgresql:// URL
+    (created if need be and migrated here).
 
     ``validators`` (document name -> check raising ValueError) are the kiosk's own, so a
     document is refused on publish if a kiosk could not apply it.
@@ -310,5 +385,6 @@ def create_app(
     connections = _Connections(db_path)
     app.extensions["checkpoint_kiosk_close"] = connections.close
     _register_error_handlers(app)
-    _Routes(connections.get, admin_token=admin_token, validators=validators).register(app)
+    _Routes(connections.get, admin_token=admin_token, validators=validators,
+            admission=admission).register(app)
     return app

@@ -1,4 +1,8 @@
-"""The central platform's SQLite database: schema, enrolment, ingest, documents, report."""
+"""The central platform's database: enrolment, ingest, documents, export.
+
+One module for both engines (``backend``): a SQLite path or a ``postgresql://`` URL; the
+schema and its migrations are in ``schema``, the reports and tracing in ``queries``.
+"""
 
 from __future__ import annotations
 
@@ -6,117 +10,58 @@ import hashlib
 import json
 import os
 import secrets
-import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
-
 from offline_queue import wire
+from offline_queue.central import schema
+from offline_queue.central.backend import (
+    CentralDB,
+    db_errors,
+    describe,
+    is_postgres,
+    open_postgres,
+    open_sqlite,
+)
+from offline_queue.central.schema import migrations  # noqa: F401 - tests apply them
 from offline_queue.clock import iso, parse_iso
 from offline_queue.documents import check_name, sha256, validate
 from offline_queue.errors import StoreError
 
-migrations = Migrations("checkpoint_kiosk.central")
-
 # Which time a check-in's event_time is (see ``ingest``), best first.
-TIME_BASES = ("corrected", "device_synced", "device_unsynced", "received")
+TIME_BASES = schema.TIME_BASIS_CODES
 MAX_PREVIOUS_DEVICES = 16
 MAX_DEVICE_ID = 64
+# Rows per INSERT statement (SQLite allows 32,766 parameters, PostgreSQL 65,535).
+INSERT_CHUNK = 500
 
 Validators = Mapping[str, Callable[[bytes], None]]
 
 
-@migrations()
-def m001_initial(db: Database) -> None:
-    db.execute(
-        "CREATE TABLE checkpoints (id TEXT PRIMARY KEY, name TEXT NOT NULL, "
-        "created_at TEXT NOT NULL)"
-    )
-    # Tokens are stored hashed: a copy of the database does not let anyone enrol or post.
-    db.execute(
-        "CREATE TABLE enrolment_tokens (token_hash TEXT PRIMARY KEY, "
-        "checkpoint_id TEXT NOT NULL REFERENCES checkpoints(id), created_at TEXT NOT NULL, "
-        "used_at TEXT, device_id TEXT)"
-    )
-    db.execute(
-        "CREATE TABLE devices (id TEXT PRIMARY KEY, checkpoint_id TEXT NOT NULL "
-        "REFERENCES checkpoints(id), token_hash TEXT NOT NULL UNIQUE, enrolled_at TEXT NOT NULL, "
-        "revoked INTEGER NOT NULL DEFAULT 0)"
-    )
-    # The permanent dedupe: one row per check-in id, ever.
-    db.execute(
-        "CREATE TABLE checkins (id TEXT PRIMARY KEY, device_id TEXT NOT NULL, "
-        "checkpoint_id TEXT NOT NULL, content_hash TEXT NOT NULL, body TEXT NOT NULL, "
-        "event_time TEXT NOT NULL, clock_synced INTEGER NOT NULL, corrected_at TEXT, "
-        "received_at TEXT NOT NULL)"
-    )
-    db.execute("CREATE INDEX checkins_checkpoint_time ON checkins (checkpoint_id, event_time)")
-    # Same id, other content: kept for a technician, never merged automatically.
-    db.execute(
-        "CREATE TABLE conflicts (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, "
-        "device_id TEXT NOT NULL, content_hash TEXT NOT NULL, body TEXT NOT NULL, "
-        "received_at TEXT NOT NULL)"
-    )
-    db.execute(
-        "CREATE TABLE documents (name TEXT PRIMARY KEY, body BLOB NOT NULL, etag TEXT NOT NULL, "
-        "updated_at TEXT NOT NULL, expires_at TEXT)"
-    )
-
-
-@migrations()
-def m002_time_basis(db: Database) -> None:
-    # Device time, the kiosk's correction and its source, and which of them (or the
-    # receive time) the report uses, so a technician can see how a time was obtained.
-    db.execute("ALTER TABLE checkins ADD COLUMN recorded_at TEXT")
-    db.execute("ALTER TABLE checkins ADD COLUMN time_source TEXT")
-    db.execute(
-        "ALTER TABLE checkins ADD COLUMN time_basis TEXT NOT NULL DEFAULT 'received' "
-        "CHECK (time_basis IN ('corrected', 'device_synced', 'device_unsynced', 'received'))"
-    )
-    # What m001's ingest did: corrected, else device time if synced, else receive time.
-    db.execute(
-        "UPDATE checkins SET recorded_at = json_extract(body, '$.recorded_at'), "
-        "time_basis = CASE WHEN corrected_at IS NOT NULL THEN 'corrected' "
-        "WHEN clock_synced THEN 'device_synced' ELSE 'received' END"
-    )
-
-
-@migrations()
-def m003_device_links(db: Database) -> None:
-    # A re-enrolled kiosk (new device id) may deliver what it recorded under the ids
-    # it replaces; posted_by keeps which device actually delivered each row.
-    db.execute(
-        "CREATE TABLE device_links (device_id TEXT NOT NULL REFERENCES devices(id), "
-        "previous_device_id TEXT NOT NULL REFERENCES devices(id), linked_at TEXT NOT NULL, "
-        "PRIMARY KEY (device_id, previous_device_id))"
-    )
-    db.execute("ALTER TABLE checkins ADD COLUMN posted_by TEXT")
-    db.execute("UPDATE checkins SET posted_by = device_id")
-
-
-def connect(path: str | os.PathLike[str], *, migrate: bool = True) -> Database:
-    path = Path(path)
+def connect(target: str | os.PathLike[str], *, migrate: bool = True) -> CentralDB:
+    """Open the central database ``target`` (a SQLite path or a postgresql:// URL),
+    migrated to the current schema unless ``migrate=False``."""
+    errors: tuple[type[BaseException], ...] = (OSError, *db_errors())
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        # "accepted" is a promise the kiosk acts on: commit it durably.
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        db = Database(conn, execute_plugins=False)
-        if migrate:
-            migrations.apply(db)
-    except (OSError, sqlite3.Error) as e:
+        db = open_postgres(str(target)) if is_postgres(target) else open_sqlite(target)
+    except errors as e:
         raise StoreError(
-            f"cannot open the central database {str(path)!r}: {e}; "
-            "check the path and that the file is a checkpoint-kiosk central database"
+            f"cannot open the central database {describe(target)!r}: {e}; check the path "
+            "and that the file is a checkpoint-kiosk central database"
         ) from e
+    if migrate:
+        try:
+            schema.migrate(db)
+        except db_errors() as e:
+            db.close()
+            raise StoreError(
+                f"cannot bring the central database {describe(target)!r} to the current "
+                f"schema: {e}; check that it is a checkpoint-kiosk central database and "
+                "that the role may create tables"
+            ) from e
     return db
 
 
@@ -128,7 +73,7 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def create_enrolment_token(db: Database, *, checkpoint_id: str, name: str) -> str:
+def create_enrolment_token(db: CentralDB, *, checkpoint_id: str, name: str) -> str:
     """Register the checkpoint if new and return a one-time enrolment token."""
     if not checkpoint_id.strip():
         raise ValueError("checkpoint id is empty; pass --checkpoint with e.g. 'HN-NOIBAI-T2'")
@@ -136,8 +81,8 @@ def create_enrolment_token(db: Database, *, checkpoint_id: str, name: str) -> st
     stamp = iso(now_utc())
     with db.atomic():
         db.execute(
-            "INSERT INTO checkpoints (id, name, created_at) VALUES (?, ?, ?) "
-            "ON CONFLICT(id) DO UPDATE SET name = excluded.name",
+            "INSERT INTO checkpoints (id, name, created_at" + _num_column(db, "checkpoints")
+            + ") ON CONFLICT(id) DO UPDATE SET name = excluded.name",
             [checkpoint_id, name, stamp],
         )
         db.execute(
@@ -145,6 +90,15 @@ def create_enrolment_token(db: Database, *, checkpoint_id: str, name: str) -> st
             [hash_token(token), checkpoint_id, stamp],
         )
     return token
+
+
+def _num_column(db: CentralDB, table: str, values: int = 3) -> str:
+    """The end of an INSERT's column list and its VALUES: PostgreSQL numbers the row
+    itself (an identity column); SQLite takes the next number inside the transaction."""
+    marks = ", ".join("?" * values)
+    if db.postgres:
+        return f") VALUES ({marks}"
+    return f", num) VALUES ({marks}, (SELECT coalesce(max(num), 0) + 1 FROM {table})"
 
 
 @dataclass(frozen=True)
@@ -167,7 +121,7 @@ def check_previous_device_ids(value: Any) -> list[str]:
 
 
 def enrol(
-    db: Database, enrolment_token: str, *, previous_device_ids: list[str] | tuple[str, ...] = ()
+    db: CentralDB, enrolment_token: str, *, previous_device_ids: list[str] | tuple[str, ...] = ()
 ) -> tuple[Device, str] | None:
     """Exchange an unused enrolment token for a device and its token; None if invalid.
 
@@ -194,7 +148,8 @@ def enrol(
             "SELECT checkpoint_id FROM enrolment_tokens WHERE token_hash = ?", [token_hash]
         ).fetchone()
         db.execute(
-            "INSERT INTO devices (id, checkpoint_id, token_hash, enrolled_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO devices (id, checkpoint_id, token_hash, enrolled_at"
+            + _num_column(db, "devices", 4) + ")",
             [device_id, checkpoint_id, hash_token(device_token), stamp],
         )
         # Only devices of the token's own checkpoint: an enrolment token is the admin's
@@ -211,7 +166,7 @@ def enrol(
     return device, device_token
 
 
-def link_devices(db: Database, device_id: str, previous_device_id: str) -> bool:
+def link_devices(db: CentralDB, device_id: str, previous_device_id: str) -> bool:
     """Let ``device_id`` deliver the rows of ``previous_device_id`` (an admin's decision,
     also across checkpoints: a kiosk that was moved).  False if it was linked already."""
     known = {r[0] for r in db.execute(
@@ -235,15 +190,16 @@ def link_devices(db: Database, device_id: str, previous_device_id: str) -> bool:
     return True
 
 
-def linked_devices(db: Database, device_id: str) -> list[str]:
+def linked_devices(db: CentralDB, device_id: str) -> list[str]:
     """The device ids ``device_id`` directly replaces, in link order."""
     return [r[0] for r in db.execute(
-        "SELECT previous_device_id FROM device_links WHERE device_id = ? ORDER BY rowid",
+        "SELECT previous_device_id FROM device_links WHERE device_id = ? "
+        "ORDER BY linked_at, previous_device_id",
         [device_id],
     )]
 
 
-def postable_devices(db: Database, device: Device) -> dict[str, str]:
+def postable_devices(db: CentralDB, device: Device) -> dict[str, str]:
     """Device id -> checkpoint of every device whose rows ``device`` may deliver: itself and,
     transitively, those it replaces."""
     rows = db.execute(
@@ -255,7 +211,25 @@ def postable_devices(db: Database, device: Device) -> dict[str, str]:
     return dict(rows)
 
 
-def device_for_token(db: Database, token: str) -> Device | None:
+@dataclass(frozen=True)
+class _Postable:
+    num: int
+    checkpoint_id: str
+    checkpoint_num: int
+
+
+def _postable_numbers(db: CentralDB, device: Device) -> dict[str, _Postable]:
+    rows = db.execute(
+        "WITH RECURSIVE chain(id) AS (SELECT ? UNION "
+        "SELECT l.previous_device_id FROM device_links AS l JOIN chain ON l.device_id = chain.id) "
+        "SELECT d.id, d.num, d.checkpoint_id, p.num FROM devices AS d "
+        "JOIN chain ON d.id = chain.id JOIN checkpoints AS p ON p.id = d.checkpoint_id",
+        [device.id],
+    ).fetchall()
+    return {r[0]: _Postable(r[1], r[2], r[3]) for r in rows}
+
+
+def device_for_token(db: CentralDB, token: str) -> Device | None:
     row = db.execute(
         "SELECT id, checkpoint_id FROM devices WHERE token_hash = ? AND revoked = 0",
         [hash_token(token)],
@@ -263,33 +237,36 @@ def device_for_token(db: Database, token: str) -> Device | None:
     return Device(*row) if row else None
 
 
-def revoke_device(db: Database, device_id: str) -> bool:
+def revoke_device(db: CentralDB, device_id: str) -> bool:
     with db.atomic():
         return db.execute("UPDATE devices SET revoked = 1 WHERE id = ?", [device_id]).rowcount == 1
 
 
-def _event_time(item: dict[str, Any], received: datetime) -> tuple[str, str]:
-    """(event_time, time_basis): the corrected time, else a plausible device time, else
-    the receive time.  A device time from an unsynced clock is still better than the
-    receive time, which may be days later after an outage; time_basis says which it is."""
+def _event_time(item: dict[str, Any], received: datetime) -> tuple[int, str]:
+    """(event_time in microseconds, time_basis): the corrected time, else a plausible
+    device time, else the receive time.  A device time from an unsynced clock is still
+    better than the receive time, which may be days later after an outage; time_basis
+    says which it is."""
     # validation_errors() refused an unparsable corrected_at; None here means "not given".
     corrected = wire.parse_time(item["corrected_at"]) if item.get("corrected_at") else None
     if corrected is not None:
-        return iso(corrected), "corrected"
+        return schema.to_us(corrected), "corrected"
     recorded = wire.parse_time(item["recorded_at"])
     if recorded is not None and wire.plausible(recorded, received):
-        return iso(recorded), "device_synced" if item["clock_synced"] else "device_unsynced"
-    return iso(received), "received"
+        return schema.to_us(recorded), "device_synced" if item["clock_synced"] else \
+            "device_unsynced"
+    return schema.to_us(received), "received"
 
 
 def _source_rank(source: str | None) -> int:
     return wire.TIME_SOURCES.index(source) if source in wire.TIME_SOURCES else -1
 
 
-def _forbidden(item: dict[str, Any], device: Device, allowed: Mapping[str, str]) -> str | None:
+def _forbidden(item: dict[str, Any], device: Device, allowed: Mapping[str, _Postable]
+               ) -> str | None:
     """Why ``device`` may not deliver ``item``; None if it may."""
     owner = allowed.get(item["device_id"])
-    if owner is not None and owner == item["checkpoint_id"]:
+    if owner is not None and owner.checkpoint_id == item["checkpoint_id"]:
         return None
     return (
         f"check-in names device {wire.short_repr(item['device_id'])} at checkpoint "
@@ -299,76 +276,187 @@ def _forbidden(item: dict[str, Any], device: Device, allowed: Mapping[str, str])
     )
 
 
+def day_offset_us(db: CentralDB) -> int:
+    """The local day's offset from UTC in microseconds (``central_meta``)."""
+    row = db.execute("SELECT value FROM central_meta WHERE key = 'day_offset_minutes'"
+                     ).fetchone()
+    minutes = int(row[0]) if row else schema.DEFAULT_DAY_OFFSET_MINUTES
+    return minutes * 60_000_000
+
+
+def _day(event_time: int, offset_us: int) -> int:
+    return (event_time + offset_us) // schema.US_PER_DAY
+
+
+@dataclass
+class _Pending:
+    """A valid item on its way in: where its answer goes and its ``scans`` values."""
+
+    index: int
+    item: dict[str, Any]
+    digest: str
+    row: tuple[Any, ...]
+
+
+_INSERT_HEAD = "INSERT INTO scans (" + ", ".join(schema.SCAN_COLUMNS) + ") VALUES "
+_ROW_MARKS = "(" + ", ".join("?" * len(schema.SCAN_COLUMNS)) + ")"
+_EVENT, _CHECKPOINT = schema.SCAN_COLUMNS.index("event_time"), \
+    schema.SCAN_COLUMNS.index("checkpoint")
+
+
 def ingest(
-    db: Database, device: Device, items: list[Any], *, now: datetime | None = None
+    db: CentralDB, device: Device, items: list[Any], *, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """Store a batch; one result per item: accepted, duplicate, conflict, forbidden (this
-    device may not deliver it: keep it) or rejected (the row itself is invalid)."""
-    results: list[dict[str, Any]] = []
+    device may not deliver it: keep it) or rejected (the row itself is invalid).
+
+    The batch goes in with a few multi-row ``INSERT ... ON CONFLICT DO NOTHING
+    RETURNING id`` (in id order, so that two requests carrying the same rows lock them
+    in the same order), and ``daily_counts`` grows by what was accepted.
+    """
+    results: list[dict[str, Any] | None] = [None] * len(items)
     received = now or now_utc()
-    stamp = iso(received)
+    received_us = schema.to_us(received)
     with db.atomic():
-        allowed = postable_devices(db, device)
-        for item in items:
+        allowed = _postable_numbers(db, device)
+        me = allowed[device.id].num if device.id in allowed else None
+        pending: list[_Pending] = []
+        for index, item in enumerate(items):
             raw_id = item.get("id") if isinstance(item, dict) else None
             # Echo an id only when it can be the kiosk's: never a huge or odd value.
             item_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= 64 else None
             errors = wire.validation_errors(item, now=received)
             if errors:
-                results.append({"id": item_id, "status": "rejected", "errors": errors})
+                results[index] = {"id": item_id, "status": "rejected", "errors": errors}
                 continue
             why = _forbidden(item, device, allowed)
             if why:
-                results.append({"id": item_id, "status": "forbidden", "errors": [why]})
+                results[index] = {"id": item_id, "status": "forbidden", "errors": [why]}
                 continue
-            results.append(_store(db, device, item, received, stamp))
-    return results
+            # One spelling of the id (PostgreSQL's uuid type would answer another).
+            item = {**item, "id": str(uuid.UUID(item["id"]))}
+            owner = allowed[item["device_id"]]
+            digest = wire.content_hash(item)
+            event_time, basis = _event_time(item, received)
+            row = schema.scan_row(
+                item, digest=schema.hash_code(digest), event_time=event_time, basis=basis,
+                received_us=received_us, checkpoint=owner.checkpoint_num, device=owner.num,
+                posted_by=None if owner.num == me else me)
+            pending.append(_Pending(index, item, digest, row))
+        inserted = _insert(db, sorted(pending, key=lambda p: p.item["id"]))
+        counts: dict[tuple[int, int], int] = {}
+        offset = day_offset_us(db) if pending else 0
+        later: list[_Pending] = []
+        for p in pending:
+            if p.item["id"] in inserted:
+                inserted.discard(p.item["id"])  # a second copy in the batch is a resend
+                results[p.index] = {"id": items[p.index]["id"], "status": "accepted"}
+                key = (p.row[_CHECKPOINT], _day(p.row[_EVENT], offset))
+                counts[key] = counts.get(key, 0) + 1
+            else:
+                later.append(p)
+        if later:
+            _existing(db, device, later, results, items, counts, offset, received)
+        _count(db, counts)
+        if me is not None and items:
+            _seen(db, me, received, items)
+    return [r for r in results if r is not None]
 
 
-def _store(
-    db: Database, device: Device, item: dict[str, Any], received: datetime, stamp: str
-) -> dict[str, Any]:
-    item_id = item["id"]
-    digest = wire.content_hash(item)
-    body = json.dumps(item, ensure_ascii=False, sort_keys=True)
-    event_time, basis = _event_time(item, received)
-    corrected_at, source = item.get("corrected_at"), item.get("time_source")
-    inserted = db.execute(
-        "INSERT INTO checkins (id, device_id, checkpoint_id, content_hash, body, event_time, "
-        "clock_synced, corrected_at, received_at, recorded_at, time_source, time_basis, "
-        "posted_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
-        [item_id, item["device_id"], item["checkpoint_id"], digest, body, event_time,
-         int(item["clock_synced"]), corrected_at, stamp, item["recorded_at"], source, basis,
-         device.id],
-    ).rowcount
-    if inserted:
-        return {"id": item_id, "status": "accepted"}
-    stored_hash, stored_corrected, stored_source = db.execute(
-        "SELECT content_hash, corrected_at, time_source FROM checkins WHERE id = ?", [item_id]
-    ).fetchone()
-    if stored_hash != digest:
-        db.execute(
-            "INSERT INTO conflicts (id, device_id, content_hash, body, received_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [item_id, device.id, digest, body, stamp],
-        )
-        return {"id": item_id, "status": "conflict",
-                "errors": ["the server holds this id with different content"]}
-    # An honest resend may carry a correction made since; a better source (NTP over the
-    # central's clock) replaces an earlier one, a worse one never does.
-    if corrected_at and (
-        stored_corrected is None or _source_rank(source) > _source_rank(stored_source)
-    ):
-        db.execute(
-            "UPDATE checkins SET corrected_at = ?, time_source = ?, time_basis = 'corrected', "
-            "event_time = ? WHERE id = ?",
-            [corrected_at, source, event_time, item_id],
-        )
-    return {"id": item_id, "status": "duplicate"}
+def _insert(db: CentralDB, pending: list[_Pending]) -> set[str]:
+    """Insert the rows; the ids actually inserted (not there before)."""
+    inserted: set[str] = set()
+    for start in range(0, len(pending), INSERT_CHUNK):
+        chunk = pending[start:start + INSERT_CHUNK]
+        params = [value for p in chunk for value in p.row]
+        sql = (_INSERT_HEAD + ", ".join([_ROW_MARKS] * len(chunk))
+               + " ON CONFLICT (id) DO NOTHING RETURNING id")
+        inserted.update(str(r[0]) for r in db.execute(sql, params))
+    return inserted
+
+
+def _existing(db: CentralDB, device: Device, later: list[_Pending],
+              results: list[dict[str, Any] | None], items: list[Any],
+              counts: dict[tuple[int, int], int], offset: int, received: datetime) -> None:
+    """Answer the rows already stored: duplicate, or conflict; take a better correction."""
+    ids = sorted({p.item["id"] for p in later})
+    stored: dict[str, tuple[Any, ...]] = {}
+    for start in range(0, len(ids), INSERT_CHUNK):
+        part = ids[start:start + INSERT_CHUNK]
+        for row in db.execute(
+            "SELECT id, content_hash, corrected_at, time_source, event_time, checkpoint "
+            f"FROM scans WHERE id IN ({', '.join('?' * len(part))})", part):
+            stored[str(row[0])] = row[1:]
+    stamp = iso(received)
+    for p in later:
+        item_id = p.item["id"]
+        answer_id = items[p.index]["id"]
+        found = stored.get(item_id)
+        if found is None:  # deleted by retention meanwhile: nothing to compare
+            results[p.index] = {"id": answer_id, "status": "duplicate"}
+            continue
+        stored_hash, stored_corrected, stored_source, stored_event, checkpoint = found
+        if stored_hash != schema.hash_code(p.digest):
+            db.execute(
+                "INSERT INTO conflicts (id, device_id, content_hash, body, received_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [item_id, device.id, p.digest,
+                 json.dumps(p.item, ensure_ascii=False, sort_keys=True), stamp],
+            )
+            results[p.index] = {"id": answer_id, "status": "conflict",
+                                "errors": ["the server holds this id with different content"]}
+            continue
+        # An honest resend may carry a correction made since; a better source (NTP over
+        # the central's clock) replaces an earlier one, a worse one never does.
+        corrected_at, source = p.item.get("corrected_at"), p.item.get("time_source")
+        stored_word = schema.word(schema.TIME_SOURCE_CODES, stored_source)
+        if corrected_at and (
+            stored_corrected is None or _source_rank(source) > _source_rank(stored_word)
+        ):
+            event_time = p.row[_EVENT]
+            db.execute(
+                "UPDATE scans SET corrected_at = ?, time_source = ?, time_basis = ?, "
+                "event_time = ? WHERE id = ?",
+                [event_time, schema.code(schema.TIME_SOURCE_CODES, source),
+                 schema.code(schema.TIME_BASIS_CODES, "corrected"), event_time, item_id],
+            )
+            old_day, new_day = _day(stored_event, offset), _day(event_time, offset)
+            if old_day != new_day:
+                counts[(checkpoint, old_day)] = counts.get((checkpoint, old_day), 0) - 1
+                counts[(checkpoint, new_day)] = counts.get((checkpoint, new_day), 0) + 1
+            stored[item_id] = (stored_hash, event_time, stored_source, event_time, checkpoint)
+        results[p.index] = {"id": answer_id, "status": "duplicate"}
+
+
+def _count(db: CentralDB, counts: dict[tuple[int, int], int]) -> None:
+    """Add ``counts`` to ``daily_counts`` (in key order: no deadlock between requests)."""
+    changes = sorted((k, n) for k, n in counts.items() if n)
+    if not changes:
+        return
+    params = [value for (checkpoint, day), n in changes for value in (checkpoint, day, n)]
+    db.execute(
+        "INSERT INTO daily_counts (checkpoint, day, scans) VALUES "
+        + ", ".join(["(?, ?, ?)"] * len(changes))
+        + " ON CONFLICT (checkpoint, day) DO UPDATE SET scans = daily_counts.scans + "
+        "excluded.scans", params)
+
+
+SEEN_EVERY = timedelta(seconds=60)
+
+
+def _seen(db: CentralDB, device_num: int, received: datetime, items: list[Any]) -> None:
+    """The device's last contact and app version (written at most once a minute)."""
+    last = items[-1]
+    version = last.get("app_version") if isinstance(last, dict) else None
+    version = version if isinstance(version, str) and len(version) <= 64 else None
+    db.execute(
+        "UPDATE devices SET last_seen_at = ?, app_version = coalesce(?, app_version) "
+        "WHERE num = ? AND (last_seen_at IS NULL OR last_seen_at < ?)",
+        [iso(received), version, device_num, iso(received - SEEN_EVERY)])
 
 
 def set_document(
-    db: Database, name: str, body: bytes, *, expires_at: datetime | None = None,
+    db: CentralDB, name: str, body: bytes, *, expires_at: datetime | None = None,
     validators: Validators | None = None,
 ) -> str:
     """Publish a new version of a document; returns its ETag.
@@ -397,7 +485,7 @@ def set_document(
     return etag
 
 
-def get_document(db: Database, name: str) -> tuple[bytes, str, datetime | None] | None:
+def get_document(db: CentralDB, name: str) -> tuple[bytes, str, datetime | None] | None:
     row = db.execute(
         "SELECT body, etag, expires_at FROM documents WHERE name = ?", [check_name(name)]
     ).fetchone()
@@ -406,32 +494,64 @@ def get_document(db: Database, name: str) -> tuple[bytes, str, datetime | None] 
     return bytes(row[0]), row[1], parse_iso(row[2]) if row[2] else None
 
 
-def scans_report(db: Database, *, days: int = 7, now: datetime | None = None) -> dict[str, Any]:
-    """Per checkpoint, check-ins in the last ``days`` days, and which checkpoints had none."""
-    until = now or now_utc()
-    since = until - timedelta(days=days)
-    rows = db.execute(
-        "SELECT p.id, p.name, count(c.id) FROM checkpoints AS p LEFT JOIN checkins AS c "
-        "ON c.checkpoint_id = p.id AND c.event_time >= ? AND c.event_time < ? "
-        "GROUP BY p.id ORDER BY p.id",
-        [iso(since), iso(until)],
-    ).fetchall()
-    checkpoints = [{"id": r[0], "name": r[1], "scans": r[2]} for r in rows]
+def scans_report(db: CentralDB, *, days: int = 7, now: datetime | None = None
+                 ) -> dict[str, Any]:
+    """Per checkpoint, check-ins in the last ``days`` days, and which checkpoints had none
+    (``queries.activity_report`` has the scans per day as well)."""
+    from offline_queue.central.queries import activity_report
+
+    report = activity_report(db, days=days, now=now)
+    return {key: report[key] for key in ("since", "until", "days", "without_scans")} | {
+        "checkpoints": [{"id": c["id"], "name": c["name"], "scans": c["scans"]}
+                        for c in report["checkpoints"]]}
+
+
+def item_of(row: dict[str, Any]) -> dict[str, Any]:
+    """A check-in as the wire has it, from a ``scans`` row joined with its device,
+    checkpoint and deliverer (the columns of ``EXPORT_SQL``)."""
+    def when(value: int | None) -> str | None:
+        return None if value is None else iso(schema.from_us(value))
+
     return {
-        "since": iso(since),
-        "until": iso(until),
-        "days": days,
-        "checkpoints": checkpoints,
-        "without_scans": [c["id"] for c in checkpoints if c["scans"] == 0],
+        "id": str(row["id"]), "device_id": row["device_id"],
+        "checkpoint_id": row["checkpoint_id"],
+        "direction": schema.word(schema.DIRECTION_CODES, row["direction"]),
+        "kind": schema.word(schema.KIND_CODES, row["kind"]),
+        "person_key": row["person_key"],
+        "display": json.loads(row["display"]) if row["display"] else {},
+        "decision": schema.word(schema.DECISION_CODES, row["decision"]),
+        "reasons": json.loads(row["reasons"]) if row["reasons"] else [],
+        "source": schema.word(schema.SOURCE_CODES, row["source"]),
+        "override_of": str(row["override_of"]) if row["override_of"] else None,
+        "original_decision": schema.word(schema.DECISION_CODES, row["original_decision"]),
+        "override_reason": row["override_reason"],
+        "recorded_at": when(row["recorded_at"]),
+        "clock_synced": bool(row["clock_synced"]),
+        "corrected_at": when(row["corrected_at"]),
+        "time_source": schema.word(schema.TIME_SOURCE_CODES, row["time_source"]),
+        "received_at": when(row["received_at"]),
+        "event_time": when(row["event_time"]),
+        "time_basis": schema.word(schema.TIME_BASIS_CODES, row["time_basis"]),
+        "posted_by": row["posted_by_id"] or row["device_id"],
     }
 
 
-def export_checkins(db: Database) -> Iterator[dict[str, Any]]:
-    """Every received check-in as a dict, in receive order."""
-    # The columns win over the body: a resend may have improved the correction since.
-    columns = ("corrected_at", "time_source", "received_at", "event_time", "time_basis",
-               "posted_by")
-    for row in db.execute(f"SELECT body, {', '.join(columns)} FROM checkins ORDER BY rowid"):
-        item = json.loads(row[0])
-        item.update(zip(columns, row[1:], strict=True))
-        yield item
+EXPORT_SQL = (
+    "SELECT s.*, d.id AS device_id, p.id AS checkpoint_id, b.id AS posted_by_id "
+    "FROM scans AS s JOIN devices AS d ON d.num = s.device "
+    "JOIN checkpoints AS p ON p.num = s.checkpoint "
+    "LEFT JOIN devices AS b ON b.num = s.posted_by"
+)
+
+
+def rows_as_dicts(cursor: Any) -> Iterator[dict[str, Any]]:
+    names = [c[0] for c in cursor.description]
+    for row in cursor:
+        yield dict(zip(names, row, strict=True))
+
+
+def export_checkins(db: CentralDB) -> Iterator[dict[str, Any]]:
+    """Every stored check-in as a dict (the wire fields the central keeps, and its own:
+    received_at, event_time, time_basis, posted_by), in receive order."""
+    yield from map(item_of, rows_as_dicts(db.execute(
+        EXPORT_SQL + " ORDER BY s.received_at, s.id")))

@@ -10,7 +10,7 @@ import threading
 from waitress import wasyncore
 from waitress.server import create_server
 
-from offline_queue.central.app import MAX_BODY, create_app
+from offline_queue.central.app import MAX_BODY, Admission, create_app
 from offline_queue.central.db import Validators
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,9 @@ CONNECTION_LIMIT = 1000
 CHANNEL_TIMEOUT = 20  # seconds without a byte before a connection is dropped
 CLEANUP_INTERVAL = 2  # seconds between those checks
 THREADS = 8  # application threads; SQLite serialises the writes anyway
+# Posts waiting for a thread before the next one is answered 503 + Retry-After: with 8
+# threads at ~20 ms a post, 64 queued is ~0.2 s of work, far inside a kiosk's timeout.
+QUEUE_LIMIT = 64
 MAX_HEADER_BYTES = 64 * 1024
 _SPARE_FILES = 64  # the database, its WAL, logs, the listening socket
 
@@ -62,8 +65,14 @@ class CentralServer:
         connection_limit: int = CONNECTION_LIMIT,
         channel_timeout: int = CHANNEL_TIMEOUT,
         cleanup_interval: int = CLEANUP_INTERVAL,
+        queue_limit: int | None = QUEUE_LIMIT,
     ) -> None:
-        self.app = create_app(db_path, admin_token=admin_token, validators=validators)
+        self.target = db_path
+        # The admission reads the task queue of the server made just below.
+        self.admission = None if queue_limit is None else Admission(
+            lambda: len(self._server.task_dispatcher.queue), limit=queue_limit)
+        self.app = create_app(db_path, admin_token=admin_token, validators=validators,
+                              admission=self.admission)
         self._server = create_server(
             self.app, host=host, port=port, threads=threads,
             connection_limit=_files_for(connection_limit),

@@ -1,0 +1,159 @@
+"""One connection type over the central's two databases: SQLite and PostgreSQL.
+
+The central's SQL is written once, with ``?`` placeholders and the SQL both engines
+share (``ON CONFLICT``, ``RETURNING``, ``WITH RECURSIVE``, integer times); this module
+opens the database a ``--db`` names and hides the few differences:
+
+- a SQLite path (the embedded default: the demo, a single hospital, the tests), opened
+  with WAL and ``synchronous=FULL``;
+- a ``postgresql://`` URL (a province), through psycopg 3, placeholders turned into
+  psycopg's ``%s``.  Why psycopg with hand-written SQL rather than SQLAlchemy Core:
+  docs/central.md, "Choices".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from offline_queue.errors import StoreError
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+SQLITE = "sqlite"
+POSTGRES = "postgresql"
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+def is_postgres(target: str | os.PathLike[str]) -> bool:
+    """True when ``target`` is a PostgreSQL URL rather than a SQLite path."""
+    return isinstance(target, str) and target.startswith(POSTGRES_SCHEMES)
+
+
+def describe(target: str | os.PathLike[str]) -> str:
+    """``target`` for messages and logs: a URL without its password."""
+    text = str(target)
+    if is_postgres(text):
+        return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", text)
+    return text
+
+
+class CentralDB:
+    """An open central database: :meth:`execute`, :meth:`atomic`, :meth:`close`.
+
+    ``dialect`` is ``"sqlite"`` or ``"postgresql"``.  Outside :meth:`atomic` each
+    PostgreSQL statement commits by itself; SQLite keeps Python's default (a write opens
+    a transaction that :meth:`commit` or :meth:`atomic` ends), as sqlite-utils did.
+    """
+
+    def __init__(self, conn: Any, dialect: str, target: str) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self.target = target
+        self._sql_cache: dict[str, str] = {}
+        self._depth = 0
+
+    @property
+    def postgres(self) -> bool:
+        return self.dialect == POSTGRES
+
+    def sql(self, text: str) -> str:
+        """``text`` in this engine's placeholder style."""
+        if not self.postgres:
+            return text
+        cached = self._sql_cache.get(text)
+        if cached is None:
+            cached = self._sql_cache[text] = _PLACEHOLDER.sub("%s", text.replace("%", "%%"))
+        return cached
+
+    def execute(self, text: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement; a cursor (``fetchone``, ``fetchall``, iteration, ``rowcount``)."""
+        return self.conn.execute(self.sql(text), params)
+
+    def executescript(self, statements: Sequence[str]) -> None:
+        for statement in statements:
+            self.conn.execute(statement)
+
+    @contextmanager
+    def atomic(self) -> Iterator[CentralDB]:
+        """A transaction (nested calls join the outer one); rolled back on an exception."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self._depth = 1
+        try:
+            if self.postgres:
+                with self.conn.transaction():
+                    yield self
+            else:
+                if self.conn.in_transaction:
+                    self.conn.commit()
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self
+                except BaseException:
+                    self.conn.rollback()
+                    raise
+                self.conn.commit()
+        finally:
+            self._depth = 0
+
+    def commit(self) -> None:
+        if not self.postgres:
+            self.conn.commit()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> CentralDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_sqlite(path: str | os.PathLike[str]) -> CentralDB:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # "accepted" is a promise the kiosk acts on: commit it durably.
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return CentralDB(conn, SQLITE, str(path))
+
+
+def open_postgres(url: str) -> CentralDB:
+    try:
+        import psycopg
+    except ImportError as e:
+        raise StoreError(
+            "the central's --db is a PostgreSQL URL but psycopg is not installed; "
+            "pip install 'checkpoint-kiosk[central]'") from e
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as e:
+        raise StoreError(f"cannot connect to the central database {describe(url)!r}: "
+                         f"{str(e).strip()}; check the URL, that PostgreSQL runs and that "
+                         "the role may log in (docs/central.md)") from e
+    return CentralDB(conn, POSTGRES, url)
+
+
+def db_errors() -> tuple[type[BaseException], ...]:
+    """The exception types either engine raises for a database problem."""
+    errors: list[type[BaseException]] = [sqlite3.Error]
+    try:
+        import psycopg
+        errors.append(psycopg.Error)
+    except ImportError:
+        pass
+    return tuple(errors)
