@@ -45,7 +45,7 @@ from bench.day_plan import (
     make_people,
     make_plan,
 )
-from bench.day_rig import Disk, KioskProcess
+from bench.day_rig import Disk, KioskProcess, ScannerPort
 
 REPO = Path(__file__).resolve().parent.parent
 PIN = "2468"
@@ -137,6 +137,11 @@ class Day:
         self.drips_before = 0
         self.policy_in_force: str | None = None
         self.timing: Counter[str] = Counter()
+        # The handheld scanner beside the camera: a share of the ID cards go through it.
+        self.scanner_share = 0.2
+        self.scanned: list[str] = []  # tags of complete lines sent
+        self.cut: list[str] = []  # tags of lines cut by an unplug
+        self.scanner_counts: Counter[str] = Counter()
 
     # -- observations ------------------------------------------------------------------
 
@@ -308,6 +313,10 @@ disk_warn_mb = 2
 token_file = "{self.work / 'device-token'}"
 timeout_seconds = {SYNC_TIMEOUT}
 
+[scanner]
+spec = "serial:{self.work / 'ttyACM0'}"
+retry_max_seconds = 1
+
 [ui]
 fullscreen = false
 sound = false
@@ -382,6 +391,50 @@ profile = "hospital"
                 self.last_check_id = got[-1]["checkin_id"]
         return ack
 
+    def scan(self, person: Person, tag: str) -> None:
+        """The ID card read by the handheld scanner: one CR/LF-terminated line of the exact
+        bytes; waits for the decision so the next code cannot take its tag."""
+        raw = self.codes.make(person, "cccd")
+        # As an officer would: scan once the status strip shows the scanner up (just after
+        # a start or a replug it is still being opened; a real scanner's line is lost then).
+        deadline = time.monotonic() + 5.0
+        while True:
+            ack = self.send("probe", tag=tag)  # the driver tags what comes next
+            if ack is None:
+                return
+            if ack.get("scanner_ok"):
+                break
+            if time.monotonic() > deadline:
+                self.note("scanner", "the scanner was not up 5 s after the kiosk started")
+                self.scanner_counts["not up, camera used"] += 1
+                self.show(person, "cccd", tag=tag)
+                return
+            self.kiosk.drain(0.2)
+        self.scanner.send(raw + b"\r\n")
+        self.scanned.append(tag)
+        deadline = time.monotonic() + 5.0
+        while not self.by_tag.get(tag) and time.monotonic() < deadline:
+            self.kiosk.drain(0.05)
+
+    def unplug_scanner(self) -> None:
+        """Half a line, then the cable pulled: the half line must record nothing."""
+        person = self.rng.choice([p for p in self.population if not p.watch])
+        tag = self.tag(person)
+        if self.send("probe", tag=tag) is None:
+            return
+        raw = self.codes.make(person, "cccd")
+        self.scanner.send(raw[: len(raw) // 2])
+        self.kiosk.drain(0.2)
+        self.scanner.unplug()
+        self.cut.append(tag)
+        self.scanner_counts["unplugged"] += 1
+        self.kiosk.drain(1.0)
+        ack = self.send("probe")
+        if ack is not None and ack.get("scanner_ok") is not False:
+            self.note("scanner", f"no scanner fault shown after the unplug: {ack}")
+        else:
+            self.scanner_counts["fault shown"] += 1
+
     def arrival(self) -> None:
         rng = self.rng
         if rng.random() < 0.04:
@@ -395,6 +448,9 @@ profile = "hospital"
             kinds, weights = zip(*KINDS, strict=True)
             kind = rng.choices(kinds, weights)[0]
         tag = self.tag(person)
+        if kind == "cccd" and self.scanner.plugged and rng.random() < self.scanner_share:
+            self.scan(person, tag)
+            return
         self.show(person, kind, tag=tag)
         if rng.random() < 0.06 and tag in self.last_raw:
             # The same code still in front of the camera a moment later: one scan.
@@ -583,6 +639,8 @@ profile = "hospital"
             self.proxy = stack.enter_context(FaultProxy(
                 (server.host, server.port), self.network.choose, slow_s=0.3, retry_after=1,
                 drip_s=1.0, drip_max_s=DRIP_MAX_S))
+            self.scanner = ScannerPort(self.work / "ttyACM0")
+            stack.callback(self.scanner.close)
             self.kiosk = KioskProcess(self)
             stack.callback(self.kiosk.kill)
             self.write_config()
@@ -641,10 +699,15 @@ profile = "hospital"
             self.publish_one_valid(self.INVALID[invalid % len(self.INVALID)][0])
         elif what.startswith("net_"):
             if what == "net_ok" and self.network.mode != "ok":
-                # A fault window the kiosk never met would prove nothing: let it send once.
-                deadline = self.network.since + 4.0
-                while self.network.requests < 1 and time.monotonic() < deadline:
+                # A fault window the kiosk never met would prove nothing: let it meet the
+                # fault once (a kiosk killed in the window is started again first).
+                if self.network.faults < 1:
+                    self.ensure_running()
+                deadline = max(self.network.since, time.monotonic() - 6.0) + 10.0
+                while self.network.faults < 1 and time.monotonic() < deadline:
                     self.kiosk.drain(0.2)
+                if self.network.faults < 1:
+                    self.note("network", f"the {self.network.mode!r} window met no fault")
             self.network.set(what[4:])
             if self.network.mode == "drip":
                 self.drip_started = time.monotonic()
@@ -669,6 +732,11 @@ profile = "hospital"
                 self.arrival()
         elif what == "disk_free":
             self.disk.free()
+        elif what == "scanner_unplug":
+            self.unplug_scanner()
+        elif what == "scanner_plug":
+            self.scanner.plug()
+            self.scanner_counts["plugged in again"] += 1
 
     def let_drip_run_out(self) -> None:
         """A kill would end a slow drip the kiosk may be stuck in, and hide it."""
@@ -805,6 +873,11 @@ profile = "hospital"
             f"{'declared' if self.tag_person[t].n in self.declared else 'not declared'}: "
             f"{r['outcome']}" for t, results in self.by_tag.items() for r in results
             if r.get("policy") == "border" and t in self.tag_person and r["source"] != "override")
+        # The handheld scanner: each complete line decided once, from the scanner; a line
+        # cut by an unplug never.
+        scanner_lost = [t for t in self.scanned
+                        if sum(1 for r in self.by_tag.get(t, ()) if r["source"] == "scanner") != 1]
+        cut_recorded = [t for t in self.cut if self.by_tag.get(t)]
         wrong_override = sum(1 for target, new in self.overrides
                              if overrides.get(new) not in (target, None))
         # A synced policy's keep_fields apply from the moment the kiosk uses the policy.
@@ -840,6 +913,11 @@ profile = "hospital"
                                               and self.tag_person[t].watch),
             "watchlisted people's decisions": dict(watch_seen),
             "border decisions, by declaration": dict(border_seen),
+            "handheld scanner": {"lines": len(self.scanned), **self.scanner_counts,
+                                 "cut lines": len(self.cut)},
+            "scanner lines not decided once (sources, outcomes)": [
+                (t, [(r["source"], r["outcome"], r["reasons"]) for r in self.by_tag.get(t, ())])
+                for t in scanner_lost],
             "officer": dict(self.officer),
             "codes read during officer screens that got a decision": sum(
                 1 for t in self.interrupt_tags if self.by_tag.get(t)),
@@ -872,6 +950,8 @@ profile = "hospital"
             "duplicated": conflicts + (len(central) - len(central_set)) + twice,
             "watchlisted_passed": len(watch_passed),
             "border_passed_without_declaration": len(border_passed),
+            "scanner_lines_not_decided_once": len(scanner_lost),
+            "scanner_cut_lines_recorded": len(cut_recorded),
             "officer_actions_lost": len(self.officer_lost) + wrong_override,
             "document_exits": len(document_exits),
             "light_mismatches": len(self.mismatches),

@@ -206,6 +206,7 @@ class Driver:
              lights=loop.lights(), internal_error=app.internal_error,
              store_ok=getattr(health, "store_ok", None),
              disk_low=getattr(health, "disk_low", None),
+             scanner_ok=getattr(health, "scanner_ok", None),
              backlog=getattr(status, "backlog", None),
              dead_letter=getattr(status, "dead_letter", None),
              online=getattr(status, "online", None),

@@ -180,6 +180,8 @@ def make_plan(rng: random.Random, hours: float, *, rate: float = 1.0) -> list[St
              (0.45, "net_401"), (0.48, "net_ok"), (0.50, "revoke"), (0.58, "reprovision"),
              (0.62, "net_flaky"), (0.66, "net_ok"), (0.70, "disk_fill"), (0.76, "disk_free"),
              (0.80, "kill"), (0.85, "net_down"), (0.88, "net_ok"), (0.90, "officer_direction"),
+             # The handheld scanner's cable pulled mid-line, then plugged in again.
+             (0.32, "scanner_unplug"), (0.37, "scanner_plug"),
              # Watchlisted people: by their listed card, by their phone code carrying the
              # same number, by a card whose old CMND is the listed number; typed by hand.
              (0.05, "watch_cccd"), (0.27, "watch_pc_covid"), (0.42, "watch_cmnd"),
@@ -225,12 +227,13 @@ class Network:
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.requests = 0  # since the mode was set
+        self.faults = 0  # of them, those that met a fault (not "pass")
         self.since = time.monotonic()
 
     def set(self, mode: str) -> None:
         with self.lock:
             self.mode = mode
-            self.requests = 0
+            self.requests = self.faults = 0
             self.since = time.monotonic()
 
     def choose(self) -> str:
@@ -239,6 +242,7 @@ class Network:
             fault = self.rng.choices(faults, weights)[0]
             self.counts[fault] += 1
             self.requests += 1
+            self.faults += fault != "pass"
             return fault
 
 

@@ -241,3 +241,42 @@ class Disk:
             self.mounted = False
 
 
+
+
+class ScannerPort:
+    """The day's handheld 2D scanner in USB COM mode: a pty pair behind a stable path, the
+    harness holding the cable's far end.  ``unplug`` closes that end and removes the path
+    (the kiosk sees the device vanish); ``plug`` makes a new pty at the same path."""
+
+    def __init__(self, link: Path) -> None:
+        self.link = link
+        self.master = -1
+        self.plugged = False
+        self.plug()
+
+    def plug(self) -> None:
+        import tty
+
+        master, slave = os.openpty()
+        tty.setraw(slave)  # a CDC-ACM port: no echo, no CR/LF translation
+        path = os.ttyname(slave)
+        os.close(slave)
+        self.master = master
+        self.link.unlink(missing_ok=True)
+        self.link.symlink_to(path)
+        self.plugged = True
+
+    def unplug(self) -> None:
+        if self.master >= 0:
+            os.close(self.master)
+            self.master = -1
+        self.link.unlink(missing_ok=True)
+        self.plugged = False
+
+    def send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.master, view):]
+
+    def close(self) -> None:
+        self.unplug()

@@ -71,6 +71,15 @@ def test_nobody_passes_the_border_without_a_declaration(day):
     assert seen.get("declared: pass", 0) > 0, figures(day)  # the document was in force
 
 
+def test_the_handheld_scanner_decides_each_line_once_and_a_cut_line_never(day):
+    f, inv = day["figures"], day["invariants"]
+    scanner = f["handheld scanner"]
+    assert scanner["lines"] >= 2 and scanner["unplugged"] == 1, figures(day)
+    assert scanner.get("fault shown") == 1 and scanner["plugged in again"] == 1, figures(day)
+    assert inv["scanner_lines_not_decided_once"] == 0, figures(day)
+    assert inv["scanner_cut_lines_recorded"] == 0, figures(day)
+
+
 def test_no_officer_action_is_lost(day):
     assert day["invariants"]["officer_actions_lost"] == 0, figures(day)
 
