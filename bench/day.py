@@ -546,6 +546,7 @@ profile = "hospital"
         return False
 
     def officer_session(self, what: str, *, person: Person | None = None) -> None:
+        """Open the panel (F2 or the long press, then the PIN), do one thing, close it."""
         self.officer["sessions"] += 1
         if what == "officer_override":
             person = self.rng.choice([p for p in self.population if not p.watch])
@@ -555,62 +556,12 @@ profile = "hospital"
                 return
         if not self.open_panel(long_press=what == "long_press"):
             return
-        if what == "officer_manual":
-            person = person or self.rng.choice(self.population)
-            if self.tap("manual") is None or self.kiosk.alive is False:
-                return
-            tag = self.tag(person)
-            number = person.cccd
-            for i, digit in enumerate(number):
-                if i == 6:
-                    self.maybe_interrupt("manual", 0.4)
-                self.send("tap", action=digit, tag=tag)
-            before = len(self.by_tag.get(tag, []))
-            self.send("tap", action="ok", tag=tag)
-            got = [r for r in self.by_tag.get(tag, [])[before:] if r["source"] == "manual"]
-            if not got:
-                self.lost("manual CCCD entry", self.send("probe"))
-                return
-        elif what == "officer_override":
-            target = self.last_check_id
-            tag = self.tag(None)
-            self.tap("override")
-            self.maybe_interrupt("override", 0.3)
-            self.send("tap", action="outcome:pass", tag=tag)
-            self.send("tap", action="reason:officer_documents_checked", tag=tag)
-            self.send("tap", action="confirm", tag=tag)
-            got = [r for r in self.by_tag.get(tag, []) if r["source"] == "override"]
-            if not got:
-                self.lost("override", self.send("probe"))
-                return
-            self.overrides.append((target, got[-1]["checkin_id"]))
-        elif what == "officer_direction":
-            before = self.send("probe")
-            self.maybe_interrupt("direction", 0.3)
-            ack = self.tap("direction")
-            if before is None or ack is None or ack["direction"] == before["direction"]:
-                self.lost("switch direction", ack)
-                return
-            self.direction = ack["direction"]
-        elif what == "officer_selftest":
-            ack = self.tap("selftest")
-            self.maybe_interrupt("selftest", 0.5)
-            deadline = time.monotonic() + 60
-            while ack is not None and time.monotonic() < deadline:
-                if ack["state"] != "selftest":
-                    break
-                if "yes" in ack["buttons"]:
-                    ack = self.tap("yes")
-                elif "again" in ack["buttons"] and "back" in ack["buttons"]:
-                    self.officer["self-tests finished"] += 1
-                    ack = self.tap("back")
-                    break
-                else:
-                    time.sleep(0.2)
-                    ack = self.send("probe")
-            if ack is None or ack["state"] != "officer":
-                self.lost("self-test", ack)
-                return
+        act = {"officer_manual": lambda: self.officer_manual(person),
+               "officer_override": self.officer_override,
+               "officer_direction": self.officer_direction,
+               "officer_selftest": self.officer_selftest}.get(what)
+        if act is not None and not act():
+            return
         ack = self.back_to_panel()
         if ack is None or ack["state"] != "officer":
             self.lost(f"{what}: back to the panel", ack)
@@ -620,6 +571,69 @@ profile = "hospital"
             self.lost("close the panel", ack)
             return
         self.officer["completed"] += 1
+
+    def officer_manual(self, person: Person | None) -> bool:
+        """Type a person's CCCD number on the keypad; True if it was recorded."""
+        person = person or self.rng.choice(self.population)
+        if self.tap("manual") is None or self.kiosk.alive is False:
+            return False
+        tag = self.tag(person)
+        for i, digit in enumerate(person.cccd):
+            if i == 6:
+                self.maybe_interrupt("manual", 0.4)
+            self.send("tap", action=digit, tag=tag)
+        before = len(self.by_tag.get(tag, []))
+        self.send("tap", action="ok", tag=tag)
+        got = [r for r in self.by_tag.get(tag, [])[before:] if r["source"] == "manual"]
+        if not got:
+            self.lost("manual CCCD entry", self.send("probe"))
+        return bool(got)
+
+    def officer_override(self) -> bool:
+        """Let the last *check* pass, with a reason; True if the override was recorded."""
+        target = self.last_check_id
+        tag = self.tag(None)
+        self.tap("override")
+        self.maybe_interrupt("override", 0.3)
+        self.send("tap", action="outcome:pass", tag=tag)
+        self.send("tap", action="reason:officer_documents_checked", tag=tag)
+        self.send("tap", action="confirm", tag=tag)
+        got = [r for r in self.by_tag.get(tag, []) if r["source"] == "override"]
+        if not got:
+            self.lost("override", self.send("probe"))
+            return False
+        self.overrides.append((target, got[-1]["checkin_id"]))
+        return True
+
+    def officer_direction(self) -> bool:
+        before = self.send("probe")
+        self.maybe_interrupt("direction", 0.3)
+        ack = self.tap("direction")
+        if before is None or ack is None or ack["direction"] == before["direction"]:
+            self.lost("switch direction", ack)
+            return False
+        self.direction = ack["direction"]
+        return True
+
+    def officer_selftest(self) -> bool:
+        """Run the self-test, answering its light questions; True if it ended on the panel."""
+        ack = self.tap("selftest")
+        self.maybe_interrupt("selftest", 0.5)
+        deadline = time.monotonic() + 60
+        while ack is not None and time.monotonic() < deadline and ack["state"] == "selftest":
+            if "yes" in ack["buttons"]:
+                ack = self.tap("yes")
+            elif "again" in ack["buttons"] and "back" in ack["buttons"]:
+                self.officer["self-tests finished"] += 1
+                ack = self.tap("back")
+                break
+            else:
+                time.sleep(0.2)
+                ack = self.send("probe")
+        if ack is None or ack["state"] != "officer":
+            self.lost("self-test", ack)
+            return False
+        return True
 
     # -- the day --------------------------------------------------------------------------------
 
@@ -678,65 +692,67 @@ profile = "hospital"
 
     def play(self, step: Step, published: int, invalid: int) -> None:
         what = step.what
-        if what == "arrival":
-            self.arrival()
-        elif what.startswith("watch_"):
+        if what.startswith("watch_"):
             self.watchlisted_arrival(what[6:])
         elif what.startswith("officer_") or what == "long_press":
             self.officer_session(what)
-        elif what == "kill":
-            self.kill_at_random()
-        elif what == "publish_valid":
-            self.publish_valid(published + 1, wait=True)
-        elif what == "publish_invalid":
-            self.publish_invalid(invalid)
-            # Give the kiosk time to fetch it, then restart as after a power cut.
-            self.kiosk.drain(SYNC_OPTIONS["documents_interval"] * 2 + 1)
-            self.let_drip_run_out()
-            self.kiosk.kill()
-            self.kills += 1
-            self.ensure_running()
-            self.publish_one_valid(self.INVALID[invalid % len(self.INVALID)][0])
         elif what.startswith("net_"):
-            if what == "net_ok" and self.network.mode != "ok":
-                # A fault window the kiosk never met would prove nothing: let it meet the
-                # fault once (a kiosk killed in the window is started again first).
-                if self.network.faults < 1:
-                    self.ensure_running()
-                deadline = max(self.network.since, time.monotonic() - 6.0) + 10.0
-                while self.network.faults < 1 and time.monotonic() < deadline:
-                    self.kiosk.drain(0.2)
-                if self.network.faults < 1:
-                    self.note("network", f"the {self.network.mode!r} window met no fault")
-            self.network.set(what[4:])
-            if self.network.mode == "drip":
-                self.drip_started = time.monotonic()
-                self.drips_before = len(self.proxy.drips) + 1  # the one this window starts
-        elif what == "revoke":
-            self.revoke()
-        elif what == "reprovision":
-            # A technician enrols where the network works: over a dead link provisioning
-            # fails and keeps the old config, which proves nothing about the backlog.
-            mode = self.network.mode
-            self.network.set("ok")
-            done = self.provision()
-            self.network.set(mode)
-            if done:
-                self.kiosk.stop()  # systemctl restart after provisioning
+            self.network_window(what[4:])
+        else:
+            {"arrival": self.arrival, "kill": self.kill_at_random,
+             "publish_valid": lambda: self.publish_valid(published + 1, wait=True),
+             "publish_invalid": lambda: self.invalid_document(invalid),
+             "revoke": self.revoke, "reprovision": self.reprovision,
+             "disk_fill": self.fill_disk, "disk_free": self.disk.free,
+             "scanner_unplug": self.unplug_scanner, "scanner_plug": self.plug_scanner}[what]()
+
+    def invalid_document(self, which: int) -> None:
+        self.publish_invalid(which)
+        # Give the kiosk time to fetch it, then restart as after a power cut.
+        self.kiosk.drain(SYNC_OPTIONS["documents_interval"] * 2 + 1)
+        self.let_drip_run_out()
+        self.kiosk.kill()
+        self.kills += 1
+        self.ensure_running()
+        self.publish_one_valid(self.INVALID[which % len(self.INVALID)][0])
+
+    def network_window(self, mode: str) -> None:
+        if mode == "ok" and self.network.mode != "ok":
+            # A fault window the kiosk never met would prove nothing: let it meet the
+            # fault once (a kiosk killed in the window is started again first).
+            if self.network.faults < 1:
                 self.ensure_running()
-        elif what == "disk_fill":
-            self.note("disk", f"filling: {self.disk.usage()}")
-            if not self.disk.fill():
-                self.note("disk", "no tmpfs (not root, or mount refused): disk fill skipped")
-            for _ in range(3):  # the queue meets the full disk whatever the hour
-                self.arrival()
-        elif what == "disk_free":
-            self.disk.free()
-        elif what == "scanner_unplug":
-            self.unplug_scanner()
-        elif what == "scanner_plug":
-            self.scanner.plug()
-            self.scanner_counts["plugged in again"] += 1
+            deadline = max(self.network.since, time.monotonic() - 6.0) + 10.0
+            while self.network.faults < 1 and time.monotonic() < deadline:
+                self.kiosk.drain(0.2)
+            if self.network.faults < 1:
+                self.note("network", f"the {self.network.mode!r} window met no fault")
+        self.network.set(mode)
+        if self.network.mode == "drip":
+            self.drip_started = time.monotonic()
+            self.drips_before = len(self.proxy.drips) + 1  # the one this window starts
+
+    def reprovision(self) -> None:
+        # A technician enrols where the network works: over a dead link provisioning
+        # fails and keeps the old config, which proves nothing about the backlog.
+        mode = self.network.mode
+        self.network.set("ok")
+        done = self.provision()
+        self.network.set(mode)
+        if done:
+            self.kiosk.stop()  # systemctl restart after provisioning
+            self.ensure_running()
+
+    def fill_disk(self) -> None:
+        self.note("disk", f"filling: {self.disk.usage()}")
+        if not self.disk.fill():
+            self.note("disk", "no tmpfs (not root, or mount refused): disk fill skipped")
+        for _ in range(3):  # the queue meets the full disk whatever the hour
+            self.arrival()
+
+    def plug_scanner(self) -> None:
+        self.scanner.plug()
+        self.scanner_counts["plugged in again"] += 1
 
     def let_drip_run_out(self) -> None:
         """A kill would end a slow drip the kiosk may be stuck in, and hide it."""

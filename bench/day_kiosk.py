@@ -214,55 +214,70 @@ class Driver:
              sync_error=(getattr(status, "last_error", None) or "")[:200])
 
     def inject(self, command: dict) -> None:
-        import pygame
-
-        from kiosk.runtime.capture import Decoded
-
         op = command.get("op")
         self.current_tag = command.get("tag", self.current_tag)
-        if op == "eof" or op == "quit":
+        if op in ("eof", "quit"):
             self.stop.set()
             return
-        if op == "code":
-            raw = command["raw"].encode("latin-1")
-            now = time.monotonic_ns()
-            self.tags[now] = command.get("tag")
-            self.parts.loop.events.put(Decoded(raw, raw.decode("utf-8", "replace"),
-                                               ((0, 0),), now, now))
-        elif op == "frame":
-            self.camera(command)
-        elif op == "tap":
-            buttons = {}
-            with contextlib.suppress(Exception):
-                buttons = {b.action: b for b in self.app.screen.buttons(self.app)}
-            button = buttons.get(command["action"])
-            if button is None:
-                command["error"] = f"no {command['action']!r} button on {self.app.state}"
-            else:
-                if not button.enabled:
-                    command["error"] = f"{command['action']!r} is disabled"
-                pos = button.rect.center
-                pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1))
-                pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONUP, pos=pos, button=1))
-        elif op == "key":
-            key = getattr(pygame, command["key"])
-            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0,
-                                                 unicode=command.get("unicode", "")))
-        elif op == "press":  # press and hold the status strip (the PIN pad's long press)
-            pos = self.app.layout.status.center
-            pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1))
-            if command.get("release"):
-                pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONUP, pos=pos, button=1))
-        elif op == "lights":
-            # The harness's self-check only: set a pattern behind the loop's back, as a
-            # wiring fault or a bug would, so the light check is seen to catch it.
-            from hardware.signals import Pattern
-
-            if self.parts.signals is not None:
-                self.parts.signals.show(Pattern(command["pattern"]))
-        elif op != "probe":
+        act = {"code": self.code, "frame": self.camera, "tap": self.tap, "key": self.key,
+               "press": self.press, "lights": self.set_lights,
+               "probe": lambda command: None}.get(op or "")
+        if act is None:
             command["error"] = f"unknown op {op!r}"
+        else:
+            act(command)
         self.pending.append(command)
+
+    def code(self, command: dict) -> None:
+        """A code as the decoder thread posts it."""
+        from kiosk.runtime.capture import Decoded
+
+        raw = command["raw"].encode("latin-1")
+        now = time.monotonic_ns()
+        self.tags[now] = command.get("tag")
+        self.parts.loop.events.put(Decoded(raw, raw.decode("utf-8", "replace"),
+                                           ((0, 0),), now, now))
+
+    def tap(self, command: dict) -> None:
+        """A tap at the centre of the current screen's button with that action."""
+        import pygame
+
+        buttons = {}
+        with contextlib.suppress(Exception):
+            buttons = {b.action: b for b in self.app.screen.buttons(self.app)}
+        button = buttons.get(command["action"])
+        if button is None:
+            command["error"] = f"no {command['action']!r} button on {self.app.state}"
+            return
+        if not button.enabled:
+            command["error"] = f"{command['action']!r} is disabled"
+        pos = button.rect.center
+        pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1))
+        pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONUP, pos=pos, button=1))
+
+    def key(self, command: dict) -> None:
+        import pygame
+
+        key = getattr(pygame, command["key"])
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0,
+                                             unicode=command.get("unicode", "")))
+
+    def press(self, command: dict) -> None:
+        """Press (and hold) the status strip: the PIN pad's long press."""
+        import pygame
+
+        pos = self.app.layout.status.center
+        pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1))
+        if command.get("release"):
+            pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONUP, pos=pos, button=1))
+
+    def set_lights(self, command: dict) -> None:
+        """The harness's self-check only: set a pattern behind the loop's back, as a wiring
+        fault or a bug would, so the light check is seen to catch it."""
+        from hardware.signals import Pattern
+
+        if self.parts.signals is not None:
+            self.parts.signals.show(Pattern(command["pattern"]))
 
     def camera(self, command: dict) -> None:
         """A synthetic camera frame of the payload, through the real QR decoder."""

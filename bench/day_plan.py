@@ -83,51 +83,62 @@ class Codes:
         self.trust_list = build_json([(self.dsc, "VN")])
 
     def make(self, person: Person, kind: str) -> bytes:
-        p, rng = person, self.rng
+        maker = {"cccd": self._cccd, "cccd_mismatch": self._cccd, "pc_covid": self._pc_covid,
+                 "bhyt": self._bhyt, "eu_dcc": self._eu_dcc, "venue": self._venue,
+                 "garbage": self._garbage}.get(kind)
+        if maker is None:
+            raise ValueError(f"unknown code kind {kind!r}")
+        return maker(person, kind)
+
+    def _cccd(self, p: Person, kind: str) -> bytes:
         sex = "Nữ" if p.female else "Nam"
-        if kind in ("cccd", "cccd_mismatch"):
-            if kind == "cccd_mismatch":  # the number says one sex, the card the other
-                sex = "Nam" if p.female else "Nữ"
-            old = p.cmnd if (p.watch == "cmnd" or rng.random() < 0.6) else ""
-            return (f"{p.cccd}|{old}|{p.name}|{p.born:%d%m%Y}|{sex}|Số {p.n % 200 + 1} Phố Huế,"
-                    f" Hà Nội|{rng.randint(1, 28):02d}0{rng.randint(1, 9)}2021").encode()
-        if kind == "pc_covid":
-            # The person's own phone code: the full CCCD number in its first field.
-            doc = p.cccd if (p.watch or rng.random() < 0.5) else "******" + p.cccd[-6:]
-            name = p.name.translate(ASCII).upper()
-            return (f"{doc}|{name}|{p.born.year}-**-**|0|{p.qid}|"
-                    f"1<GD4790*******<0912******").encode()
-        if kind == "bhyt":
-            name_hex = p.name.encode().hex()
-            addr_hex = "Phố Huế, Hà Nội".encode().hex()
-            return (f"{p.insurance}|{name_hex}|{p.born:%d/%m/%Y}|{1 + p.female}|{addr_hex}|"
-                    f"01 - 043|01/01/2021|31/12/2021|01/01/2021|0103012345|-|4|01/01/2021|"
-                    f"{p.n:x}-7|$").encode()
-        if kind == "eu_dcc":
-            from kiosk.testing import dcc_issue
+        if kind == "cccd_mismatch":  # the number says one sex, the card the other
+            sex = "Nam" if p.female else "Nữ"
+        rng = self.rng
+        old = p.cmnd if (p.watch == "cmnd" or rng.random() < 0.6) else ""
+        return (f"{p.cccd}|{old}|{p.name}|{p.born:%d%m%Y}|{sex}|Số {p.n % 200 + 1} Phố Huế,"
+                f" Hà Nội|{rng.randint(1, 28):02d}0{rng.randint(1, 9)}2021").encode()
 
-            now = datetime.now(UTC)
-            hcert = dcc_issue.vaccination(
-                family=p.name.split()[0], given=" ".join(p.name.split()[1:]),
-                dob=p.born.isoformat(), date=(now - timedelta(days=60)).date().isoformat(),
-                uvci=p.uvci)
-            cose = dcc_issue.sign(hcert, self.key, dsc=self.dsc,
-                                  issued_at=now - timedelta(days=60),
-                                  expires_at=now + timedelta(days=300))
-            return dcc_issue.encode(cose).encode()
-        if kind == "venue":
-            return f"https://tokhaiyte.vn/?page=venue&id=HN-{rng.randint(1, 9999):04d}".encode()
-        if kind == "garbage":
-            choice = rng.randrange(4)
-            if choice == 0:
-                return bytes(rng.randrange(256) for _ in range(rng.randint(1, 300)))
-            if choice == 1:
-                return b"WIFI:S:cafe;T:WPA;P:12345678;;"
-            if choice == 2:
-                return "|".join("x" * rng.randint(0, 5) for _ in range(7)).encode()
-            return f"{p.cccd}|{p.name}".encode()  # a truncated card code
-        raise ValueError(f"unknown code kind {kind!r}")
+    def _pc_covid(self, p: Person, kind: str) -> bytes:
+        # The person's own phone code: the full CCCD number in its first field.
+        doc = p.cccd if (p.watch or self.rng.random() < 0.5) else "******" + p.cccd[-6:]
+        name = p.name.translate(ASCII).upper()
+        return (f"{doc}|{name}|{p.born.year}-**-**|0|{p.qid}|"
+                f"1<GD4790*******<0912******").encode()
 
+    def _bhyt(self, p: Person, kind: str) -> bytes:
+        name_hex = p.name.encode().hex()
+        addr_hex = "Phố Huế, Hà Nội".encode().hex()
+        return (f"{p.insurance}|{name_hex}|{p.born:%d/%m/%Y}|{1 + p.female}|{addr_hex}|"
+                f"01 - 043|01/01/2021|31/12/2021|01/01/2021|0103012345|-|4|01/01/2021|"
+                f"{p.n:x}-7|$").encode()
+
+    def _eu_dcc(self, p: Person, kind: str) -> bytes:
+        from kiosk.testing import dcc_issue
+
+        now = datetime.now(UTC)
+        hcert = dcc_issue.vaccination(
+            family=p.name.split()[0], given=" ".join(p.name.split()[1:]),
+            dob=p.born.isoformat(), date=(now - timedelta(days=60)).date().isoformat(),
+            uvci=p.uvci)
+        cose = dcc_issue.sign(hcert, self.key, dsc=self.dsc,
+                              issued_at=now - timedelta(days=60),
+                              expires_at=now + timedelta(days=300))
+        return dcc_issue.encode(cose).encode()
+
+    def _venue(self, p: Person, kind: str) -> bytes:
+        return f"https://tokhaiyte.vn/?page=venue&id=HN-{self.rng.randint(1, 9999):04d}".encode()
+
+    def _garbage(self, p: Person, kind: str) -> bytes:
+        rng = self.rng
+        choice = rng.randrange(4)
+        if choice == 0:
+            return bytes(rng.randrange(256) for _ in range(rng.randint(1, 300)))
+        if choice == 1:
+            return b"WIFI:S:cafe;T:WPA;P:12345678;;"
+        if choice == 2:
+            return "|".join("x" * rng.randint(0, 5) for _ in range(7)).encode()
+        return f"{p.cccd}|{p.name}".encode()  # a truncated card code
 
 KINDS = (("cccd", 40), ("pc_covid", 20), ("bhyt", 8), ("eu_dcc", 8), ("venue", 5),
          ("garbage", 5), ("cccd_mismatch", 8))
@@ -149,27 +160,7 @@ def make_plan(rng: random.Random, hours: float, *, rate: float = 1.0) -> list[St
     steps: list[Step] = []
     whole = max(1, math.ceil(hours))
     for h in range(whole):
-        span = min(1.0, hours - h)
-        mean = HOURLY[(6 + h) % 24] * rate * span  # the day starts at 06:00
-        count = _poisson(rng, mean)
-        for _ in range(count):
-            steps.append(Step(h + rng.random() * span, "arrival"))
-        # Random acts, scaled by the hour's length.
-        if rng.random() < 0.3 * span:
-            steps.append(Step(h + rng.random() * span, "kill"))
-        for act in ("officer_manual", "officer_override", "officer_direction"):
-            if rng.random() < 0.5 * span:
-                steps.append(Step(h + rng.random() * span, act))
-        if rng.random() < 0.08 * span:
-            steps.append(Step(h + rng.random() * span, "officer_selftest"))
-        if rng.random() < 0.15 * span:
-            steps.append(Step(h + rng.random() * span, "publish_valid"))
-        if rng.random() < 0.05 * span:
-            steps.append(Step(h + rng.random() * span, "publish_invalid"))
-        net = rng.choices(("ok", "flaky", "down"), (70, 20, 10))[0]
-        if net != "ok":
-            steps.append(Step(h + rng.random() * span * 0.5, "net_" + net))
-            steps.append(Step(h + span * 0.9, "net_ok"))
+        steps += _hour(rng, h, min(1.0, hours - h), rate)
     # The acts every day has, at fixed points (fractions of the day) so a short day has all.
     # Ordered so one act does not hide the next: a 401 that stops sync (on main) comes
     # after the middlebox's 400 and the policy change it would keep from the kiosk.
@@ -189,6 +180,31 @@ def make_plan(rng: random.Random, hours: float, *, rate: float = 1.0) -> list[St
     for fraction, what in fixed:
         steps.append(Step(hours * fraction, what))
     steps.sort(key=lambda s: s.hour)
+    return steps
+
+
+def _hour(rng: random.Random, h: int, span: float, rate: float) -> list[Step]:
+    """Hour ``h`` of the day (``span`` of it played): arrivals, then random acts."""
+    steps: list[Step] = []
+    mean = HOURLY[(6 + h) % 24] * rate * span  # the day starts at 06:00
+    for _ in range(_poisson(rng, mean)):
+        steps.append(Step(h + rng.random() * span, "arrival"))
+    # Random acts, scaled by the hour's length.
+    if rng.random() < 0.3 * span:
+        steps.append(Step(h + rng.random() * span, "kill"))
+    for act in ("officer_manual", "officer_override", "officer_direction"):
+        if rng.random() < 0.5 * span:
+            steps.append(Step(h + rng.random() * span, act))
+    if rng.random() < 0.08 * span:
+        steps.append(Step(h + rng.random() * span, "officer_selftest"))
+    if rng.random() < 0.15 * span:
+        steps.append(Step(h + rng.random() * span, "publish_valid"))
+    if rng.random() < 0.05 * span:
+        steps.append(Step(h + rng.random() * span, "publish_invalid"))
+    net = rng.choices(("ok", "flaky", "down"), (70, 20, 10))[0]
+    if net != "ok":
+        steps.append(Step(h + rng.random() * span * 0.5, "net_" + net))
+        steps.append(Step(h + span * 0.9, "net_ok"))
     return steps
 
 
