@@ -10,15 +10,17 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from kiosk import config as config_mod
 from kiosk.runtime.build import Parts, Supplied
 
 if TYPE_CHECKING:
+    from hardware.signals import Signals
+    from kiosk.ops.selftest import SelfTestReport
     from kiosk.ui.app import KioskApp
+    from kiosk.ui.appliance import Confirm, Progress, SelfTestRunner
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +30,17 @@ log = logging.getLogger(__name__)
 PANEL_CARD_SECONDS = 15.0
 
 
-def selftest_runner(cfg: config_mod.Config, parts: Any, *,
-                    card_seconds: float = PANEL_CARD_SECONDS) -> Callable[..., Any]:
+def selftest_runner(cfg: config_mod.Config, parts: Parts, *,
+                    card_seconds: float = PANEL_CARD_SECONDS) -> SelfTestRunner:
     """The officer panel's self-test: the running kiosk's own frames and Signals."""
     from kiosk.ops.selftest import run_selftest
 
-    def run(progress: Callable[[str], None], confirm: Callable[[str], bool | None]) -> Any:
-        return run_selftest(cfg, frames=parts.loop.latest_frame, signals=parts.signals,
+    # The self-test drives each device (lamp, buzzer, gate) of the kiosk's own Signals, which
+    # build() opened from the config; a Lights a test supplies instead has no devices to try.
+    signals = cast("Signals | None", parts.signals)
+
+    def run(progress: Progress, confirm: Confirm) -> SelfTestReport:
+        return run_selftest(cfg, frames=parts.loop.latest_frame, signals=signals,
                             scanner=parts.scanner,
                             confirm=confirm, progress=progress, card_seconds=card_seconds)
 

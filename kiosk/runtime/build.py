@@ -32,7 +32,7 @@ from kiosk.logfmt import install as install_safe_formatter
 from kiosk.runtime.capture import CapturePipeline
 from kiosk.runtime.checker import LiveChecker
 from kiosk.runtime.events import Health, LoopInput
-from kiosk.runtime.ports import CheckInStore, DecisionMaker, FrameSource, Lights
+from kiosk.runtime.ports import DecisionMaker, FrameSource, KioskStore, Lights
 from kiosk.runtime.scanloop import ScanLoop
 from kiosk.runtime.scanner import ScannerFeed
 from offline_queue.store import Store
@@ -46,7 +46,7 @@ class Parts:
     """The running kiosk's pieces, for the runners, the screen and the watchdog."""
 
     loop: ScanLoop
-    store: CheckInStore
+    store: KioskStore
     checker: DecisionMaker
     pipeline: FrameSource | None
     signals: Lights | None
@@ -66,7 +66,7 @@ class Supplied:
     whoever made them closes them.
     """
 
-    store: CheckInStore | None = None
+    store: KioskStore | None = None
     checker: DecisionMaker | None = None
     signals: Lights | None = None
     pipeline: Callable[[queue.Queue[LoopInput]], FrameSource] | None = None
@@ -170,7 +170,7 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
     return Parts(loop, store, checker, pipeline, signals, sync, scanner)
 
 
-def open_store(cfg: Config, stack: contextlib.ExitStack) -> CheckInStore:
+def open_store(cfg: Config, stack: contextlib.ExitStack) -> KioskStore:
     """The check-in database, or a stand-in that refuses every record and says why."""
     try:
         return stack.enter_context(Store(

@@ -16,8 +16,11 @@ from typing import Any
 
 from kiosk.config import Config
 from kiosk.domain.documents import load as load_document
+from kiosk.domain.model import Credential, Decision
 from kiosk.domain.policy import Checker, Policy
 from kiosk.errors import KioskError
+from kiosk.runtime.ports import StoredDocuments
+from offline_queue.documents import Document
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,8 @@ class LiveChecker:
 
     DOCUMENTS = ("policy", "trust_list", "watchlist", "status", "risk_levels")
 
-    def __init__(self, cfg: Config, store: Any, *, refresh_seconds: float = 2.0) -> None:
+    def __init__(self, cfg: Config, store: StoredDocuments, *,
+                 refresh_seconds: float = 2.0) -> None:
         self._store = store
         self.refresh_seconds = refresh_seconds
         self._checked = float("-inf")
@@ -51,16 +55,17 @@ class LiveChecker:
         self._in_force: dict[str, Any] = {**dict.fromkeys(self.DOCUMENTS), "policy": self._seed}
         self._times: dict[str, datetime | None] = dict.fromkeys(self.DOCUMENTS)
         self._errors: dict[str, str] = {}
-        self._versions: dict[str, Any] = {}
+        self._versions: dict[str, tuple[str | None, datetime, int] | None] = {}
         self._bad: dict[str, tuple[str | None, str]] = {}  # the last body that failed, by name
-        self.checker: Any = None
+        self.checker = Checker(**self._in_force)
         self.refresh(force=True)
 
     @property
-    def policy(self) -> Any:
+    def policy(self) -> Policy:
         return self.checker.policy
 
-    def decide(self, credential: Any, *, at: datetime, direction: str = "in") -> Any:
+    def decide(self, credential: Credential, *, at: datetime,
+               direction: str = "in") -> Decision:
         self.refresh()
         return self.checker.decide(credential, at=at, direction=direction)
 
@@ -96,7 +101,7 @@ class LiveChecker:
                 continue
             self._versions[name] = version
             changed = self._apply(name, doc) or changed
-        if changed or self.checker is None:
+        if changed:
             self.checker = Checker(**self._in_force)
             # The first argument is the profile: bench/day_kiosk.py reads it from this record.
             log.info("decisions use policy %r, trust list %s, watchlist %s, status %s, "
@@ -106,7 +111,7 @@ class LiveChecker:
                        for name in ("trust_list", "watchlist", "status", "risk_levels")),
                      f"; not applied: {', '.join(sorted(self._errors))}" if self._errors else "")
 
-    def _apply(self, name: str, doc: Any) -> bool:
+    def _apply(self, name: str, doc: Document | None) -> bool:
         """Put stored document ``name`` in force; False when it cannot be (fault recorded)."""
         if doc is None:
             self._in_force[name] = self._seed if name == "policy" else None

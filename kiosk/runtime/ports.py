@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from hardware.camera import Frame
 from hardware.signals import Pattern
 from kiosk.domain.model import Credential, Decision
+from offline_queue.documents import Document
 from offline_queue.records import CheckIn
 from offline_queue.sync import SyncStatus
 
@@ -31,6 +32,16 @@ class DecisionMaker(Protocol):
 
     def decide(self, credential: Credential, *, at: datetime,
                direction: str = "in") -> Decision: ...
+
+
+class StoredDocuments(Protocol):
+    """Where the sync worker keeps the down-synced documents (``offline_queue.store.Store``)."""
+
+    def document(self, name: str) -> Document | None: ...
+
+
+class KioskStore(CheckInStore, StoredDocuments, Protocol):
+    """The kiosk's one database: check-ins for the loop, documents for the checker."""
 
 
 class DocumentState(Protocol):

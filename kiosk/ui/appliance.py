@@ -20,14 +20,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kiosk.ops.provision import Result as ProvisionResult
+    from kiosk.ops.selftest import SelfTestReport
 
 log = logging.getLogger(__name__)
 
 # progress(check name), confirm(question) -> True / False / None (nobody answered)
 Progress = Callable[[str], None]
 Confirm = Callable[[str], "bool | None"]
-SelfTestRunner = Callable[[Progress, Confirm], Any]
+SelfTestRunner = Callable[[Progress, Confirm], "SelfTestReport"]
 SHOWN_FILE = "provision-result.shown"
 
 
@@ -191,7 +195,7 @@ class ResultWatch:
         except OSError:
             return None
 
-    def unseen(self) -> Any:
+    def unseen(self) -> ProvisionResult | None:
         """The last provisioning result if it was not shown yet, else None."""
         from kiosk.ops.provision import last_result
 
