@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Generic, TypeVar
 
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 SYNCED_FLAG_PATH = Path("/run/systemd/timesync/synchronized")
@@ -25,6 +26,32 @@ def _read_boot_id() -> str:
         # Not Linux (a laptop demo): a per-process id still separates "this run" from
         # earlier ones, which is all the correction needs.
         return f"process-{uuid.uuid4()}"
+
+
+T = TypeVar("T")
+
+
+class Sampled(Generic[T]):
+    """The value of ``read()``, asked again at most every ``seconds`` of ``monotonic``: for a
+    loop that wants a slow fact (the NTP flag, the free disk space) at every turn."""
+
+    def __init__(self, read: Callable[[], T], seconds: float,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._read, self.seconds, self._monotonic = read, seconds, monotonic
+        self._at = float("-inf")
+        self._value: T | None = None
+
+    @property
+    def last(self) -> T | None:
+        """The value read last (None before the first read)."""
+        return self._value
+
+    def __call__(self) -> T:
+        now = self._monotonic()
+        if self._value is None or now - self._at >= self.seconds:
+            self._at = now
+            self._value = self._read()
+        return self._value
 
 
 class Clock:

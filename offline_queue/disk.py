@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from offline_queue.clock import Sampled
+
 log = logging.getLogger(__name__)
 
 MiB = 2**20
@@ -71,19 +73,19 @@ class DiskWatch:
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.path = path
         self.low_below = low_below
-        self.every = every
-        self._monotonic = monotonic
-        self._checked = float("-inf")
-        self._last: DiskSpace | None = None
+        self._sampled = Sampled(self._measure, every, monotonic)
 
-    def check(self) -> DiskSpace | None:
+    @property
+    def every(self) -> float:
+        return self._sampled.seconds
+
+    def check(self) -> DiskSpace:
         """The latest measurement (taken now if the last one is ``every`` seconds old)."""
-        now = self._monotonic()
-        if now - self._checked < self.every:
-            return self._last
-        self._checked = now
+        return self._sampled()
+
+    def _measure(self) -> DiskSpace:
         space = disk_space(self.path, low_below=self.low_below)
-        before = self._last
+        before = self._sampled.last
         if space.low and not (before is not None and before.low):
             log.warning("disk nearly full: %d MiB free at %s (warning below %d MiB)",
                         (space.free_bytes or 0) // MiB, space.path, self.low_below // MiB)
@@ -93,9 +95,7 @@ class DiskWatch:
             # An unreadable moment does not undo what the last reading showed.
             space = DiskSpace(space.path, space.low_below, before.free_bytes,
                               before.total_bytes, error=space.error)
-        self._last = space
         return space
 
     def low(self) -> bool:
-        space = self.check()
-        return space is not None and space.low
+        return self.check().low

@@ -50,6 +50,7 @@ from kiosk.runtime.ports import (
     SyncLink,
 )
 from kiosk.runtime.scanner import DeviceState
+from offline_queue.clock import Sampled
 from offline_queue.disk import DiskWatch
 from offline_queue.records import CheckIn
 from offline_queue.sync import SyncStatus
@@ -77,23 +78,6 @@ def _minutes(age: timedelta | None) -> timedelta | None:
 def clock_synced() -> bool:
     """systemd-timesyncd creates this flag file once NTP has set the clock in this boot."""
     return SYNCED_FLAG.exists()
-
-
-class Sampled:
-    """The value of ``read()``, asked again at most every ``seconds`` (``clock`` seconds)."""
-
-    def __init__(self, read: Callable[[], bool], seconds: float,
-                 clock: Callable[[], float]) -> None:
-        self._read, self._seconds, self._clock = read, seconds, clock
-        self._at = float("-inf")
-        self._value = False
-
-    def __call__(self) -> bool:
-        now = self._clock()
-        if now - self._at >= self._seconds:
-            self._at = now
-            self._value = bool(self._read())
-        return self._value
 
 
 PATTERNS = {Outcome.PASS: Pattern.PASS, Outcome.CHECK: Pattern.CHECK, Outcome.STOP: Pattern.STOP}
@@ -147,7 +131,8 @@ class ScanLoop:
                                 monotonic=clock) if disk_path is not None else None)
         self.clock = clock
         self.now = now
-        self._is_clock_synced = Sampled(is_clock_synced, CLOCK_CHECK_SECONDS, clock)
+        self._is_clock_synced = Sampled(lambda: bool(is_clock_synced()), CLOCK_CHECK_SECONDS,
+                                        clock)
         self.documents = documents
         self._seen: dict[bytes, float] = {}
         self._results: deque[ScanResult] = deque(maxlen=50)
