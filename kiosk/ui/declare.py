@@ -221,6 +221,10 @@ class Declare(Screen):
                           colour=CHOSEN if last else ACCENT))
         return out
 
+    def buttons(self, app: KioskApp) -> list[Button]:
+        """The buttons on screen now: the keyboard's while a field is typed, else the form's."""
+        return self.editor_buttons(app) if self.editing is not None else self.form_buttons(app)
+
     def shown(self, field: str) -> str:
         value = str(self.values.get(field, ""))
         return value or " "

@@ -1039,8 +1039,9 @@ class Pin(_KeypadScreen):
         return "•" * len(self.entry.value)
 
     def deadline(self, app: KioskApp) -> float | None:
-        # A locked pad stays until its countdown is over, so the officer sees when to retry.
-        return max(app.last_activity + app.timeouts.pin, app.pin_locked_until)
+        # A locked pad stays while its countdown runs and as long again as an untouched pad
+        # after it, so the officer who waited can type.
+        return max(app.last_activity, app.pin_locked_until) + app.timeouts.pin
 
     def locked_for(self, app: KioskApp) -> int:
         """Whole seconds until the pad takes PINs again (0: it does)."""
