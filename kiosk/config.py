@@ -179,6 +179,10 @@ class UiSettings:
                        default=True)
     fps: int = _doc("Screen frames per second (lower on a Pi 3 to leave the CPU to decoding).",
                     default=30, low=5, high=120)
+    venue_qr: str = _doc(
+        "The venue QR code the province issued for this checkpoint (the link PC-Covid / "
+        "VNeID scans to check in, e.g. https://tokhaiyte.vn/?page=venue&id=...), drawn on the "
+        "idle screen; empty = none.", default="")
 
     @property
     def size(self) -> tuple[int, int] | None:
@@ -193,7 +197,29 @@ class UiSettings:
             from kiosk.domain.officers import check_pin
 
             check_pin(settings.officer_pin)
+        if settings.venue_qr:
+            check_venue_qr(settings.venue_qr)
         return settings
+
+
+MAX_VENUE_QR = 512  # a venue link is under 100 characters; a QR this long is still readable
+
+
+def check_venue_qr(value: str) -> None:
+    """Raise ConfigError unless ``value`` is a health-declaration venue link the kiosk would
+    itself recognise as a venue poster (an https link on a Vietnamese declaration site)."""
+    from kiosk.domain.credentials.venue import DECLARATION_HOSTS, is_venue_poster, parse
+
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    if len(value) > MAX_VENUE_QR or any(not c.isprintable() or c.isspace() for c in value):
+        raise ConfigError(f"ui.venue_qr {shown!r} is not a link: at most {MAX_VENUE_QR} "
+                          "printable characters without spaces")
+    credential = parse(value)
+    if (not value.lower().startswith("https://") or not is_venue_poster(credential)
+            or credential.fields.get("type") != "health_declaration"):
+        raise ConfigError(f"ui.venue_qr {shown!r} is not the venue code of a declaration site; "
+                          f"expected an https:// link on {', '.join(DECLARATION_HOSTS)}, as the "
+                          "province issued it for this checkpoint")
 
 
 @dataclass(frozen=True)
@@ -339,6 +365,11 @@ def value_problems(cfg: Config, origin: Callable[[str], str] = lambda _key: "con
             check_pin(cfg.ui.officer_pin)
     except ConfigError as e:
         problems.append(ConfigError(f"{origin('ui.officer_pin')}: {e}"))
+    if cfg.ui.venue_qr:
+        try:
+            check_venue_qr(cfg.ui.venue_qr)
+        except ConfigError as e:
+            problems.append(ConfigError(f"{origin('ui.venue_qr')}: {e}"))
     if cfg.signals.enabled and "signals.enabled" not in refused:
         problems += _shared_pins(cfg, origin, refused)
     return problems

@@ -1,5 +1,6 @@
 """Down-synced documents the decision needs: policy, trust list, watchlist, the status of
-people (declarations, vaccination, tests, recovery) and the commune risk levels."""
+people (declarations, vaccination, tests, recovery), the commune risk levels and the named
+officers (who may open the officer panel, each with a PIN of their own)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from datetime import datetime
 
 # Formats agreed with the credentials engineer; the queue stores them as opaque bytes
 # and only checks that they are JSON of the right outer shape before applying them.
-DOCUMENT_NAMES = ("policy", "trust_list", "watchlist", "status", "risk_levels")
+DOCUMENT_NAMES = ("policy", "trust_list", "watchlist", "status", "risk_levels", "officers")
 _OUTER_TYPE = {"policy": dict, "trust_list": list, "watchlist": dict, "status": dict,
-               "risk_levels": dict}
+               "risk_levels": dict, "officers": dict}
 
 
 @dataclass(frozen=True)

@@ -55,10 +55,12 @@ DIRECTIONS: tuple[str, ...] = tuple(d.value for d in Direction)
 KINDS: tuple[str, ...] = tuple(k.value for k in Kind)
 PERSON_KINDS: tuple[str, ...] = tuple(k.value for k in Kind if k.is_person)
 DECISIONS: tuple[str, ...] = tuple(o.value for o in Outcome)
-# How a check-in's code reached the kiosk: the camera, an officer's typing, or the
-# dedicated 2D scanner beside the camera.  No schema constraint holds these (the column is
-# free text), so a new one needs no migration; a central that predates one refuses it.
-SOURCES = ("scan", "manual", "scanner")
+# How a check-in's code reached the kiosk: the camera, an officer's typing, the
+# dedicated 2D scanner beside the camera, or an officer's declaration form for a person
+# with no code or no document (kiosk.domain.declaration).  No schema constraint holds these
+# (the column is free text), so a new one needs no migration; a central that predates one
+# refuses it.
+SOURCES = ("scan", "manual", "scanner", "declared")
 
 # Delivery states of a row.  ``rejected`` is the dead letter (the server refused the
 # content); ``conflict`` means the server already holds this id with other content.

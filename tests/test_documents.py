@@ -26,7 +26,8 @@ def dsc() -> bytes:
 
 
 def test_one_validator_per_document_and_errors_are_both_families():
-    assert set(VALIDATORS) == {"policy", "trust_list", "watchlist", "status", "risk_levels"}
+    assert set(VALIDATORS) == {"policy", "trust_list", "watchlist", "status", "risk_levels",
+                               "officers"}
     assert issubclass(DocumentError, ValueError) and issubclass(DocumentError, KioskError)
 
 

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "support-bundle": ("kiosk.cli.appliance", "support_bundle"),
     "watchlist": ("kiosk.cli.watchlist", "watchlist_group"),
     "status-doc": ("kiosk.cli.status_doc", "status_doc_group"),
+    "officers": ("kiosk.cli.officers", "officers_group"),
 }
 
 

@@ -17,6 +17,7 @@ from functools import partial
 from types import MappingProxyType
 from typing import Any
 
+from kiosk.domain.officers import OfficerList
 from kiosk.domain.policy import Policy
 from kiosk.domain.status import RiskLevels, StatusList
 from kiosk.domain.trustlist import TrustList
@@ -79,9 +80,18 @@ def load_risk_levels(body: bytes) -> RiskLevels:
         raise DocumentError(f"document 'risk_levels' cannot be applied: {e}") from None
 
 
+def load_officers(body: bytes) -> OfficerList:
+    """The named officers and their PINs' hashes; raises :class:`DocumentError` naming the
+    bad officer and field (never a PIN)."""
+    try:
+        return OfficerList.from_json(body)
+    except ConfigError as e:
+        raise DocumentError(f"document 'officers' cannot be applied: {e}") from None
+
+
 _LOADERS: dict[str, Callable[[bytes], Any]] = {
     "policy": load_policy, "watchlist": load_watchlist, "status": load_status,
-    "risk_levels": load_risk_levels}
+    "risk_levels": load_risk_levels, "officers": load_officers}
 
 
 def load(name: str, body: bytes, *, fetched_at: datetime | None = None) -> Any:
@@ -120,5 +130,5 @@ def validate(name: str, body: bytes) -> None:
 
 VALIDATORS: Mapping[str, Callable[[bytes], None]] = MappingProxyType({
     name: partial(validate, name)
-    for name in ("policy", "trust_list", "watchlist", "status", "risk_levels")
+    for name in ("policy", "trust_list", "watchlist", "status", "risk_levels", "officers")
 })

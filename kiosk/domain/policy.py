@@ -17,7 +17,9 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import tomllib
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -134,6 +136,20 @@ RULE_TYPES: dict[str, type[Rule]] = {
 
 
 @dataclass(frozen=True)
+class HealthQuestion:
+    """A yes/no question of the declaration form, in both screen languages."""
+
+    id: str
+    vi: str
+    en: str
+
+
+MAX_QUESTIONS = 4  # one page of the form, each answer button gloves-sized
+MAX_QUESTION_TEXT = 120
+QUESTION_ID = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+@dataclass(frozen=True)
 class Policy:
     """What a checkpoint accepts.  Defaults are the ``border`` profile."""
 
@@ -149,6 +165,9 @@ class Policy:
     # Display fields the store may keep (data minimisation).
     keep_fields: tuple[str, ...] = DISPLAY_FIELDS
     rules: Rules = field(default_factory=lambda: BORDER_RULES)
+    # The yes/no health questions an officer asks a person declared on the kiosk's form
+    # (kiosk.domain.declaration); a "yes" to any gives check (health_answer_yes).
+    health_questions: tuple[HealthQuestion, ...] = ()
 
     @property
     def trust_list_max_age(self) -> timedelta:
@@ -263,6 +282,7 @@ _SETTINGS: dict[str, tuple[str, Any]] = {
     "watchlist": ("bool", None),
     "trust_list_max_age_hours": ("int", (1, 24 * 90)),
     "keep_fields": ("choices", DISPLAY_FIELDS),
+    "health_questions": ("questions", None),
 }
 _COMMON: dict[str, tuple[str, Any]] = {
     "directions": ("choices", DIRECTIONS),
@@ -388,7 +408,43 @@ def _valid_value(name: str, kind: str, spec: Any, value: Any) -> Any:
         return _choices(name, spec, value)
     elif kind == "hours_by_type":
         return _hours_by_type(name, spec, value)
+    elif kind == "questions":
+        return _questions(name, value)
     return value
+
+
+def _questions(name: str, value: Any) -> tuple[HealthQuestion, ...]:
+    """The declaration form's yes/no questions: ``[{id, vi, en}, ...]``, at most four."""
+    example = ('[{id = "fever", vi = "Có sốt, ho, khó thở không?", '
+               'en = "Fever, cough or short of breath?"}]')
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"{name} is {value!r}; expected a list of questions, e.g. {example}")
+    if len(value) > MAX_QUESTIONS:
+        raise ConfigError(f"{name} has {len(value)} questions; at most {MAX_QUESTIONS} fit "
+                          "the form (ask the rest on paper)")
+    out: list[HealthQuestion] = []
+    for i, item in enumerate(value):
+        where = f"{name}[{i}]"
+        if not isinstance(item, Mapping) or set(item) != {"id", "vi", "en"}:
+            raise ConfigError(f"{where} is {item!r}; expected a table with exactly id, vi and "
+                              f"en, e.g. {example}")
+        qid = item["id"]
+        if not isinstance(qid, str) or not QUESTION_ID.fullmatch(qid):
+            raise ConfigError(f"{where}.id is {qid!r}; expected a short code of a-z, 0-9 and _ "
+                              "starting with a letter, e.g. \"fever\"")
+        if any(q.id == qid for q in out):
+            raise ConfigError(f"{where}.id {qid!r} is used twice; give each question its own id")
+        texts = {}
+        for lang in ("vi", "en"):
+            text = item[lang]
+            if (not isinstance(text, str) or not text.strip()
+                    or len(text) > MAX_QUESTION_TEXT
+                    or any(unicodedata.category(c)[0] == "C" for c in text)):
+                raise ConfigError(f"{where}.{lang} is {text!r}; expected the question as "
+                                  f"plain text of 1..{MAX_QUESTION_TEXT} characters")
+            texts[lang] = unicodedata.normalize("NFC", " ".join(text.split()))
+        out.append(HealthQuestion(qid, texts["vi"], texts["en"]))
+    return tuple(out)
 
 
 def _choices(name: str, spec: tuple[str, ...], value: Any) -> tuple[str, ...]:

@@ -87,6 +87,7 @@ REASONS: dict[str, str] = {
     "origin_risk_high": N_("Coming from a high-risk area, an officer will check"),
     "origin_risk_stop": N_("Coming from a very high-risk area, please wait for an officer"),
     "health_proof_missing": N_("No vaccination, recovery or negative test on record"),
+    "health_answer_yes": N_("Answered yes to a health question, an officer will check"),
     "vaccination_missing": N_("No vaccination on record"),
     "test_missing": N_("No negative test on record"),
     "test_type_not_accepted": N_("This kind of test is not accepted here"),

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from kiosk.domain.declaration import Declaration
 from kiosk.domain.model import Credential, Decision
 from kiosk.runtime.capture import CameraStatus, Decoded, StreamEnded
 from offline_queue.sync import SyncStatus
@@ -56,6 +57,15 @@ class ButtonPress:
 
 
 @dataclass(frozen=True)
+class Declared:
+    """A person an officer declared on the kiosk's form (no code, or no document), already
+    checked field by field (:func:`kiosk.domain.declaration.check`): decided by the policy
+    and recorded with source ``declared`` and the officer's id, like a code."""
+
+    declaration: Declaration
+
+
+@dataclass(frozen=True)
 class ScanResult:
     """One processed code, manual entry or override."""
 
@@ -64,7 +74,7 @@ class ScanResult:
     decision: Decision
     checkin_id: str | None  # None when nothing was recorded (venue / unrecognised codes)
     direction: str
-    source: str  # "scan" | "scanner" | "manual" | "override"
+    source: str  # "scan" | "scanner" | "manual" | "override" | "declared"
     frame_ns: int | None = None  # when the camera captured the code (monotonic)
     signalled_ns: int | None = None  # when the lights were set (monotonic)
 
@@ -114,9 +124,11 @@ class CodeClaimed:
 
 
 #: What background threads post to the loop.
-LoopInput = Decoded | CameraStatus | DeviceStatus | StreamEnded | ButtonPress | SyncStatus
+LoopInput = (Decoded | CameraStatus | DeviceStatus | StreamEnded | ButtonPress | SyncStatus
+             | Declared)
 #: What one ``ScanLoop.step`` hands to the screen, in order.
 LoopOutput = ScanResult | Health | ButtonPress | CodeClaimed
 
-__all__ = ["ButtonPress", "CameraStatus", "CodeClaimed", "Decoded", "DeviceStatus", "Health",
+__all__ = ["ButtonPress", "CameraStatus", "CodeClaimed", "Declared", "Decoded", "DeviceStatus",
+           "Health",
            "LoopInput", "LoopOutput", "ScanResult", "Scanned", "StreamEnded", "SyncStatus"]

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pygame
 
 from kiosk.config import UiSettings
+from kiosk.domain.documents import load as load_document
 from kiosk.domain.model import Outcome
-from kiosk.domain.officers import pin_matches
+from kiosk.domain.officers import OFFICER_KEY, SHARED_PIN, OfficerList, pin_matches
+from kiosk.errors import KioskError
 from kiosk.runtime.capture import Decoded
 from kiosk.runtime.events import ButtonPress, CodeClaimed, Health, ScanResult
 from kiosk.runtime.scanloop import ScanLoop
@@ -29,6 +31,7 @@ from kiosk.ui import screens
 from kiosk.ui.appliance import Appliance, Job, ResultWatch
 from kiosk.ui.confirm_provision import ConfirmProvision
 from kiosk.ui.confirm_provision import offer as offer_pending_change
+from kiosk.ui.declare import Declare
 from kiosk.ui.i18n import Translator
 from kiosk.ui.layout import Layout
 from kiosk.ui.machine import Screen, Timeouts
@@ -45,7 +48,8 @@ def all_screens() -> dict[str, Screen]:
     """A fresh set of screens by name: the machine's states."""
     states: list[Screen] = [
         screens.Splash(), screens.Scanning(), screens.Idle(), screens.Result(), screens.Fault(),
-        screens.Pin(), screens.Manual(), screens.Officer(), screens.Override(), Provision(),
+        screens.Pin(), screens.Manual(), screens.Officer(), screens.Override(), Declare(),
+        Provision(),
         SelfTest(), Provisioned(), ConfirmProvision(),
     ]
     return {s.name: s for s in states}
@@ -101,6 +105,13 @@ class KioskApp:
         self._jobs: list[Job] = []
         self.pin_failures = 0
         self.pin_locked_until = 0.0
+        # Who opened the officer panel: a named officer's id (the synced officer list), or
+        # SHARED_PIN / OFFICER_KEY; recorded with each override and declaration, and
+        # forgotten when the kiosk is back on a citizens' screen.
+        self.officer_id = ""
+        self.officer_name = ""
+        self._officers: OfficerList | None = None
+        self._officers_version: Any = None
         self._screens = all_screens()
         # The screens shown with something handed to them, each by its own type, so what
         # they are given is checked by the type checker (the rest are entered by name).
@@ -139,6 +150,8 @@ class KioskApp:
         self.screen = self._screens[state]
         self.entered_at = self.clock()
         self.screen.enter(self)
+        if self.screen.rest:
+            self.officer_id = self.officer_name = ""  # the officer has left the kiosk
         if not self.officer_screen:
             self.notice = None  # back on a citizen screen: the result is in the counts
             if self.screen.rest and self.recorded_meanwhile is not None:
@@ -328,20 +341,56 @@ class KioskApp:
 
     # --- officer access ----------------------------------------------------------------
 
+    def officer_list(self) -> OfficerList | None:
+        """The named officers synced from the central (document ``officers``), or None: then
+        the config's ``ui.officer_pin`` opens the panel.  A list that cannot be applied is
+        logged and the one in force stays (none at start-up)."""
+        read = getattr(self.loop.store, "document", None)
+        if read is None:
+            return None
+        try:
+            doc = read("officers")
+        except Exception as e:  # noqa: BLE001 - a store hiccup must not lock officers out
+            log.warning("cannot read the officer list (%s); keeping the one in force",
+                        type(e).__name__)
+            return self._officers
+        version = None if doc is None else (doc.etag, doc.fetched_at, len(doc.body))
+        if version == self._officers_version:
+            return self._officers
+        self._officers_version = version
+        if doc is None:
+            self._officers = None
+            return None
+        try:
+            self._officers = load_document("officers", doc.body)
+            log.info("officer list in force: %d officers", len(self._officers))
+        except KioskError as e:
+            log.error("the officer list is not applied, the one in force stays: %s", e)
+        return self._officers
+
     def ask_pin(self) -> None:
-        if not self.settings.officer_pin:
+        if not self.settings.officer_pin and self.officer_list() is None:
             log.info("officer PIN requested but none is configured; use the officer key")
             return
         self.go("pin")
 
     def check_pin(self, entered: str) -> bool:
+        """Open the panel for the officer whose PIN this is (the synced list; without one,
+        the config's PIN); wrong PINs in a row lock the pad (``Timeouts.pin_lockout``)."""
         now = self.clock()
         if now < self.pin_locked_until:
             return False
-        if not self.settings.officer_pin:
-            return False
-        if pin_matches(self.settings.officer_pin, entered):
+        officers = self.officer_list()
+        officer = officers.identify(entered) if officers is not None else None
+        if officer is not None:
             self.pin_failures = 0
+            self.officer_id, self.officer_name = officer.id, officer.name
+            log.info("officer panel opened by officer %s", officer.id)
+            return True
+        if (officers is None and self.settings.officer_pin
+                and pin_matches(self.settings.officer_pin, entered)):
+            self.pin_failures = 0
+            self.officer_id, self.officer_name = SHARED_PIN, ""
             log.info("officer panel opened with the PIN")
             return True
         self.pin_failures += 1
@@ -361,6 +410,8 @@ class KioskApp:
         if name == "officer":
             log.info("officer panel opened with the officer key")
             self.go("officer")
+            if not self.officer_id:
+                self.officer_id = OFFICER_KEY
         elif name == "dismiss" and isinstance(self.screen, screens.Result):
             self.screen.finish(self)
         # "direction" and "confirm" are acted on by the loop; the screen shows the new state.

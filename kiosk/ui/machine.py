@@ -39,6 +39,7 @@ class Timeouts:
     splash: float = 1.0
     pin: float = 20.0  # the PIN pad, untouched
     officer: float = 120.0  # an officer who walks away must not leave the panel open
+    declare: float = 180.0  # a declaration form left alone is discarded, nothing recorded
     long_press: float = 2.0  # press and hold the status strip to ask for the PIN
     pin_attempts: int = 5
     pin_lockout: float = 60.0

@@ -73,7 +73,21 @@ SHOW_PERSONAL_CODE = _("Please show your personal QR code")
 NOT_PERSON_REASONS = frozenset({"not_a_person", "unrecognised", "empty", "payload_too_long",
                                 "parser_error"})
 DIRECTION_LABELS: dict[str, str] = {Direction.IN: _("ENTRY"), Direction.OUT: _("EXIT")}
-SOURCES = {"manual": _("Entered by officer"), "override": _("Decision changed by officer")}
+SOURCES = {"manual": _("Entered by officer"), "override": _("Decision changed by officer"),
+           "declared": _("Declared by officer")}
+# What the status document holds about the person (Decision.found, masked), one label each.
+FOUND_LABELS: dict[str, str] = {
+    "declared_on": _("Declared {value}"),
+    "declared_until": _("Declaration valid until {value}"),
+    "doses": _("{value} vaccine doses"),
+    "last_dose_month": _("last dose {value}"),
+    "negative_test": _("Negative test {value}"),
+    "recovered_month": _("Recovered {value}"),
+}
+TEST_TYPE_LABELS = {"pcr": _("PCR"), "rapid_antigen": _("rapid test")}
+NOT_FOUND = _("Not in the status list")
+# The national COVID-19 hotline of the Ministry of Health, on the idle screen.
+HOTLINE = "19001905"
 # Override reasons are recorded as codes; the labels are for the officer.
 OVERRIDE_REASONS: dict[str, str] = {
     "officer_documents_checked": _("Documents checked by officer"),
@@ -111,6 +125,30 @@ def image(path: str, height: int) -> pygame.Surface:
                                             and pygame.display.get_surface() else raw,
                                             (width, height))
         _images[key] = surf
+    return surf
+
+
+_qr_codes: dict[tuple[str, int], pygame.Surface] = {}
+
+
+def venue_qr_surface(payload: str, side: int) -> pygame.Surface:
+    """``payload`` as a black-on-white QR code at most ``side`` pixels square: whole pixels
+    per module (a phone reads sharp edges), a quiet zone of four modules (cached)."""
+    key = (payload, side)
+    surf = _qr_codes.get(key)
+    if surf is None:
+        import segno
+
+        matrix = np.array([list(row) for row in segno.make_qr(payload.encode("utf-8"),
+                                                              error="m").matrix], dtype=bool)
+        modules = np.pad(matrix, 4)
+        scale = max(1, side // modules.shape[0])
+        grey = np.where(modules, 0, 255).astype(np.uint8)
+        grey = np.kron(grey, np.ones((scale, scale), dtype=np.uint8))
+        surf = pygame.surfarray.make_surface(np.stack([grey.T] * 3, axis=-1))
+        if len(_qr_codes) > 8:
+            _qr_codes.clear()
+        _qr_codes[key] = surf
     return surf
 
 
@@ -649,12 +687,18 @@ class Idle(Screen):
         dx = int(math.sin(phase) * lay.pad)
         dy = int(math.cos(phase * 0.7) * lay.pad)
         body = lay.body.inflate(-4 * lay.pad, -4 * lay.pad).move(dx, dy)
-        if lay.portrait:
+        venue = app.settings.venue_qr
+        qr_area: pygame.Rect | None = None
+        if lay.portrait and venue:
+            pic_area, title, steps, qr_area = lay.rows(body, [1.6, 1.1, 3.0, 3.2])
+        elif lay.portrait:
             pic_area, title, steps = lay.rows(body, [3.0, 1.3, 3.2])
         else:
             top, bottom = lay.rows(body, [1.0, 1.25])
             pic_area, title = lay.columns(top, [1.0, 1.6])
             steps = bottom
+            if venue:
+                steps, qr_area = lay.columns(bottom, [2.2, 1.0])
         pic = image(str(splash_path()), pic_area.height)
         if pic.get_width() > pic_area.width:
             pic = image(str(splash_path()),
@@ -667,11 +711,30 @@ class Idle(Screen):
             t("2. Hold it inside the frame in front of the camera"),
             t("3. Wait for GO AHEAD on the screen"),
         ]
-        rows = lay.rows(steps, [1.0, 1.0, 1.0])
+        rows = lay.rows(steps, [1.0, 1.0, 1.0, 0.8])
         size = min(app.fonts.fit_block(s, int(lay.unit * 1.4), r)[0]
-                   for s, r in zip(lines, rows, strict=True))
-        for text, row in zip(lines, rows, strict=True):
+                   for s, r in zip(lines, rows, strict=False))
+        for text, row in zip(lines, rows, strict=False):
             blit_text(app.fonts, surface, text, size, FG, row, wrap=True, align="left")
+        blit_text(app.fonts, surface, t("Health hotline {number}").format(
+            number=f"{HOTLINE[:4]} {HOTLINE[4:]}"), size, WARN, rows[-1], bold=True,
+            align="left")
+        if qr_area is not None:
+            self.draw_venue(app, surface, qr_area, venue)
+
+    @staticmethod
+    def draw_venue(app: KioskApp, surface: pygame.Surface, area: pygame.Rect,
+                   payload: str) -> None:
+        """The checkpoint's own venue QR (config ``ui.venue_qr``) for PC-Covid's check-in."""
+        lay = app.layout
+        caption_h = int(lay.unit * 1.6)
+        side = min(area.width, area.height - caption_h)
+        code = venue_qr_surface(payload, side)
+        box = code.get_rect(midtop=(area.centerx, area.top))
+        surface.blit(code, box)
+        blit_text(app.fonts, surface, app.t("Check in with PC-Covid"), int(lay.unit * 0.9),
+                  FG, pygame.Rect(area.left - lay.pad, box.bottom, area.width + 2 * lay.pad,
+                                  caption_h), wrap=True)
 
 
 class Result(Screen):
@@ -778,6 +841,9 @@ class Result(Screen):
         if res.source in SOURCES:
             meta.append(t(SOURCES[res.source]))
         lines.append(("  ·  ".join(meta), 1.0, False, MUTED))
+        found = found_text(app, res.decision.found)
+        if found:
+            lines.append((found, 1.0, False, FG))
         return lines, [t.reason(code) for code in res.decision.reasons]
 
     def lines(self, app: KioskApp) -> list[str]:
@@ -800,6 +866,40 @@ class Result(Screen):
                       int(lay.unit * 1.25),
                       WARN if self.result.decision.outcome != "pass" else OK,
                       rows[-1], align="left", wrap=True, valign="top")
+
+
+def found_text(app: KioskApp, found: dict[str, Any] | None) -> str:
+    """One line of what the status document holds about the person (masked facts: days,
+    months, a dose count); "" when no rule read it, "not in the status list" when empty."""
+    if found is None:
+        return ""
+    t = app.t
+    if not found:
+        return t(NOT_FOUND)
+    parts = []
+    for key, template in FOUND_LABELS.items():
+        value = found.get(key)
+        if value is None or value == "":
+            continue
+        parts.append(t(template).format(value=_fact(app, key, value)))
+    return "  ·  ".join(parts)
+
+
+def _fact(app: KioskApp, key: str, value: Any) -> str:
+    """A masked fact as the screen shows it: 31/05/2022, 03/2022, "PCR 31/05/2022"."""
+    text = str(value)
+    if key == "negative_test":
+        kind, _sep, day = text.partition(" ")
+        return f"{app.t(TEST_TYPE_LABELS.get(kind, kind))} {_day(day)}".strip()
+    if key in ("declared_on", "declared_until"):
+        return _day(text)
+    if key in ("last_dose_month", "recovered_month") and len(text) == 7:
+        return f"{text[5:7]}/{text[:4]}"
+    return text
+
+
+def _day(iso: str) -> str:
+    return f"{iso[8:10]}/{iso[5:7]}/{iso[:4]}" if len(iso) == 10 else iso
 
 
 class Fault(Screen):
@@ -939,7 +1039,30 @@ class Pin(_KeypadScreen):
         return "•" * len(self.entry.value)
 
     def deadline(self, app: KioskApp) -> float | None:
-        return app.last_activity + app.timeouts.pin
+        # A locked pad stays while its countdown runs and as long again as an untouched pad
+        # after it, so the officer who waited can type.
+        return max(app.last_activity, app.pin_locked_until) + app.timeouts.pin
+
+    def locked_for(self, app: KioskApp) -> int:
+        """Whole seconds until the pad takes PINs again (0: it does)."""
+        return max(0, math.ceil(app.pin_locked_until - app.clock()))
+
+    def update(self, app: KioskApp) -> None:
+        wait = self.locked_for(app)
+        if wait:
+            self.entry.clear()
+            self.message = app.t("Too many wrong PINs. Try again in {s} s.").format(s=wait)
+            self.was_locked = True
+        elif getattr(self, "was_locked", False):
+            self.was_locked = False
+            self.message = None
+
+    def buttons(self, app: KioskApp) -> list[Button]:
+        buttons = super().buttons(app)
+        if self.locked_for(app):
+            for b in buttons:
+                b.enabled = b.action == "cancel"
+        return buttons
 
     def submit(self, app: KioskApp) -> None:
         entered, self.entry.value = self.entry.value, ""
@@ -948,10 +1071,10 @@ class Pin(_KeypadScreen):
             app.go("officer")
             return
         if app.clock() < app.pin_locked_until:
-            wait = math.ceil(app.pin_locked_until - app.clock())
-            self.message = app.t("Too many wrong PINs. Try again in {s} s.").format(s=wait)
+            self.update(app)
         else:
-            self.message = app.t("Wrong PIN")
+            left = app.timeouts.pin_attempts - app.pin_failures
+            self.message = app.t("Wrong PIN ({n} tries left)").format(n=left)
 
 
 class Manual(_KeypadScreen):
@@ -1035,6 +1158,7 @@ class Officer(Screen):
         can_override = last is not None and getattr(last, "checkin_id", None) is not None
         specs = [
             (t("Type a CCCD number"), "manual", ACCENT, True),
+            (t("Declare a person"), "declare", ACCENT, True),
             (t("Switch to {direction}").format(direction=t(DIRECTION_LABELS[other])), "direction",
              IN_COLOUR if other == "in" else OUT_COLOUR, True),
             (t("Change last decision"), "override", (52, 64, 84), can_override),
@@ -1067,6 +1191,8 @@ class Officer(Screen):
             self.notice = None
         if action == "manual":
             app.go("manual")
+        elif action == "declare":
+            app.go("declare")
         elif action == "direction":
             app.toggle_direction()
         elif action == "override":
@@ -1100,6 +1226,8 @@ class Officer(Screen):
         t = app.t
         if self.notice is not None and app.clock() < self.notice_until:
             title_bar(app, surface, t(self.notice), WARN)
+        elif app.officer_name:
+            title_bar(app, surface, t("Officer panel") + "  ·  " + app.officer_name)
         else:
             title_bar(app, surface, t("Officer panel"))
         _buttons, counts_area, recent_area = self.areas(app)
@@ -1301,7 +1429,8 @@ class Override(Screen):
         if last is None or last.checkin_id is None or self.outcome is None or not self.reason:
             return
         try:
-            result = app.loop.override(last.checkin_id, self.outcome, self.reason)
+            result = app.loop.override(last.checkin_id, self.outcome, self.reason,
+                                       officer=app.officer_id)
         except (KioskError, ValueError) as e:
             log.warning("override refused: %s", e)
             self.message = app.t("The decision could not be changed.")

@@ -35,7 +35,7 @@ from offline_queue.records import DECISIONS, DIRECTIONS, KINDS, SOURCES
 KIND_CODES = ("cccd", "pc_covid", "bhyt", "eu_dcc", "venue", "unknown")
 DECISION_CODES = ("pass", "check", "stop")
 DIRECTION_CODES = ("in", "out")
-SOURCE_CODES = ("scan", "manual", "scanner")  # append only: the index is stored
+SOURCE_CODES = ("scan", "manual", "scanner", "declared")  # append only: the index is stored
 TIME_BASIS_CODES = ("corrected", "device_synced", "device_unsynced", "received")
 TIME_SOURCE_CODES = ("none", "central", "ntp")
 assert set(KINDS) <= set(KIND_CODES) and set(DECISIONS) <= set(DECISION_CODES)
