@@ -28,12 +28,19 @@ __all__ = ["BACKENDS", "QR_CODE", "Code", "Decoder", "Point", "box_corners", "ch
            "code_text", "open_decoder", "unique"]
 
 
-def open_decoder(backend: str = "auto", **options: Any) -> Decoder:
+def open_decoder(backend: str = "auto", *, stream: bool = False, **options: Any) -> Decoder:
     """Build a decoder: "auto" (the measured best, see docs/decoding.md), "zxing" or "pyzbar".
 
-    ``options`` go to the backend's constructor (e.g. ``passes=`` for "auto").
+    ``stream=True`` is for the frames of one camera, in order: "auto" then decodes the
+    stream (``hardware.qr.stream``: the costly passes spread over consecutive frames);
+    "stream" is the same decoder by name.  The plain backends stay one call a frame.
+    ``options`` go to the backend's constructor (e.g. ``region_passes=`` for "auto").
     Raises DeviceSettingError for an unknown backend and DecoderError when its library is missing.
     """
+    if backend == "stream" or (backend == "auto" and stream):
+        from hardware.qr.stream import StreamDecoder
+
+        return StreamDecoder(**options)
     if backend == "auto":
         from hardware.qr.zxing import MultiPassDecoder
 
