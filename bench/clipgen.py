@@ -5,9 +5,10 @@ brakes to where the person holds it and then holds it with a shaking hand.  Ever
 follows from a physical model, in millimetres and seconds, through the optics of
 ``bench.framegen`` (docs/decoding.md, "Presentation clips"):
 
-* **approach**: position and distance move from where the code entered to where it is held
-  as a critically damped hand, ``x(t) = x_rest + Δ (1 + t/τ) e^(−t/τ)``; τ 60–150 ms, so
-  the code settles within 0.3–0.75 s, with a peak speed of Δ / (e τ) (0.1–0.6 m/s);
+* **approach**: position and distance move from where the hand started to where it holds
+  the code as a critically damped hand, ``x(t) = x_rest + Δ (1 + t/τ) e^(−t/τ)``; τ 60–150
+  ms, peak speed Δ / (e τ) at t = τ; the clip starts 0.5–1.2 τ into the move (the code
+  enters the view moving, near its top speed) and it settles within about 0.2–0.6 s;
 * **hand shake**: physiological tremor (8–12 Hz, 0.02–0.2 mm peak to peak) on a slow
   sway (0.3–1.5 Hz, 0.5–2.5 mm), in both directions, plus a slow turn of a degree or two;
 * **motion blur**: the code's speed in the image during the exposure (1/60 s, 1/30 s in a
@@ -94,7 +95,10 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30) -> Clip:
     rng = np.random.default_rng(list(key.encode()))
     w, h = fg.SIZES[0] if prng.random() < 0.7 else fg.SIZES[1]
     webcam = w == fg.SIZES[1][0]
-    t = np.arange(n_frames) / FPS
+    tau = rng.uniform(0.06, 0.15)
+    # The clip starts when the code is in view, already moving: 0.5-1.2 time constants
+    # into the hand's move, around its top speed (at one time constant).
+    t = np.arange(n_frames) / FPS + rng.uniform(0.5, 1.2) * tau
 
     # What is shown, and where it is held.
     payload: bytes | None = None
@@ -133,7 +137,6 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30) -> Clip:
     ang = rng.uniform(0, 2 * np.pi)
     travel = rng.uniform(0.5, 1.0) * float(np.hypot(*room))
     start_xy = rest_xy + travel * np.array([np.cos(ang), np.sin(ang)])
-    tau = rng.uniform(0.06, 0.15)
     d_start = rest_d + rng.uniform(-0.2, 0.4) * rest_d
     xs, vx = _approach(t, start_xy[0], rest_xy[0], tau)
     ys, vy = _approach(t, start_xy[1], rest_xy[1], tau)
@@ -219,7 +222,8 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30) -> Clip:
         blur_px.append(round(length, 1))
         defocus_px.append(round(radius, 1))
     params = {"size": (w, h), "family": family, "like": like, "autofocus": autofocus,
-              "dim": dim, "tau_s": round(tau, 3), "px_per_module": round(ppm_rest * code_mm / n, 2),
+              "dim": dim, "tau_s": round(tau, 3),
+              "px_per_module": round(ppm_rest * code_mm / n, 2),
               "motion_blur_px": blur_px, "defocus_radius_px": defocus_px}
     return Clip(kind, index, frames, payload, params)
 

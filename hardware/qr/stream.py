@@ -12,10 +12,11 @@ frames), and the *pixels* (the ``stack`` pass averages the candidate's crop over
 frames, aligned by phase correlation, which halves sensor noise in dim light).  Every code
 returned was decoded in full, with its error correction, from one image.
 
-The decoder keeps up with its camera: a costly pass runs only when its measured cost fits
-in what is left of the frame period after the plain call, and no pass runs on the frame
-after one that overran the period.  On a slow or busy CPU the costly passes go first and
-the plain call stays.
+The decoder keeps up with its camera: each frame earns one frame period of time, the plain
+call spends its part, and a costly pass runs only when the time saved (at most two frame
+periods) covers its measured cost.  So on average a decode never takes longer than a
+frame period: on a slow or busy CPU the costly passes run less often, then not at all,
+and the plain call stays.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ from hardware.qr.zxing import _TEXTURE_MAX_SIDE, Box, MultiPassDecoder, texture_
 log = logging.getLogger(__name__)
 
 # Measured with bench/stream.py on seed 1 (docs/decoding.md, "Stream decoding").
-DEFAULT_STREAM_PASSES: tuple[str, ...] = ("up3_hard", "stack", "up3_hard", "up2_sharpen")
+DEFAULT_STREAM_PASSES: tuple[str, ...] = ("up3_hard", "stack", "up3_hard", "up2_sharpen", "zbar")
 STREAM_PASSES = ("up3_hard", "up2_sharpen", "up2_soft", "stack", "zbar")
+# Passes that look at the whole frame and need no candidate.
+_FRAME_PASSES = frozenset({"zbar"})
 _STACK = 3            # frames averaged by the stack pass
 _FOCUS_TTL = 6        # frames a candidate box is kept without being seen again
 _STACK_MAX_SIDE = 320  # crops larger than this are not stacked (a big code needs no help)
@@ -99,7 +102,7 @@ class StreamDecoder(MultiPassDecoder):
         self._history: deque[np.ndarray] = deque(maxlen=_STACK)
         self._turn = 0
         self._since_pass = 0
-        self._overran = False
+        self._credit = 0.0     # seconds of frame time saved for costly passes
         # Measured cost of each pass in seconds (start pessimistic: one frame period).
         self._cost: dict[str, float] = {}
 
@@ -110,6 +113,7 @@ class StreamDecoder(MultiPassDecoder):
         if frame.size == 0:
             return []
         start = self._clock()
+        self._credit = min(self._credit + self.frame_period, 2 * self.frame_period)
         codes, located = self._read_located(frame)
         if self._history and self._history[-1].shape != frame.shape:
             self.reset()
@@ -122,13 +126,15 @@ class StreamDecoder(MultiPassDecoder):
         self._age_focus(located)
         self._since_pass += 1
         found: list[Code] = []
-        if self._since_pass >= self.every:
-            found = self._costly(frame, start)
+        # A symbol zxing located in this very frame is the best moment for a pass: its
+        # finder patterns are sharp enough to be found.
+        if self._since_pass >= self.every or located:
+            found = self._costly(frame)
         self._finish(start)
         return unique(found)
 
     def _finish(self, start: float) -> None:
-        self._overran = self._clock() - start > self.frame_period
+        self._credit -= self._clock() - start
 
     def _age_focus(self, located: list[Box]) -> None:
         kept = [f for f in self._focus if f.age < _FOCUS_TTL]
@@ -138,10 +144,10 @@ class StreamDecoder(MultiPassDecoder):
             kept.insert(0, _Focus(box))
         self._focus = kept[:3]
 
-    def _costly(self, frame: np.ndarray, start: float) -> list[Code]:
-        """One costly pass, the next in turn, if the frame period has room for it."""
-        if self._overran:
-            # The last frame took longer than the camera gives: this one stays plain.
+    def _costly(self, frame: np.ndarray) -> list[Code]:
+        """One costly pass, the next in turn, if the time saved covers it."""
+        if self._credit <= 0:
+            # Earlier frames took all the time the camera gives: this one stays plain.
             self.shed += 1
             return []
         if not self._focus or self._focus[0].age > 1:
@@ -150,18 +156,17 @@ class StreamDecoder(MultiPassDecoder):
             for box in texture_boxes(frame, max_side=_TEXTURE_MAX_SIDE):
                 self._focus.insert(0, _Focus(box))
             self._focus = self._focus[:3]
-        if not self._focus:
-            return []
         name = self.stream_passes[self._turn % len(self.stream_passes)]
-        left = self.frame_period - (self._clock() - start)
-        if self._cost.get(name, 0.0) > left:
+        if not self._focus and name not in _FRAME_PASSES:
+            return []
+        if self._cost.get(name, 0.0) > self._credit:
             self.shed += 1
             return []
         self._turn += 1
         self._since_pass = 0
         self.passes_run += 1
         t = self._clock()
-        box = self._focus[0].box
+        box = self._focus[0].box if self._focus else (0, 0, frame.shape[1], frame.shape[0])
         try:
             codes = self._run(name, frame, box)
         finally:
@@ -176,9 +181,11 @@ class StreamDecoder(MultiPassDecoder):
         x0, y0, x1, y1 = box
         if name == "stack":
             return self._stack(box)
-        crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
         if name == "zbar":
-            return self._zbar_read(crop, (x0, y0))
+            # zbar's own locator on the whole frame: it reads some curved and wrinkled
+            # codes zxing-cpp cannot, and a crop would cut them (measured on real photos).
+            return self._zbar_read(frame, (0, 0))
+        crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
         return self._passes(crop, (name,), (x0, y0))
 
     def _stack(self, box: Box) -> list[Code]:
