@@ -1,9 +1,10 @@
 """Reading QR codes from camera frames: the interface the kiosk uses and the factory.
 
 A decoder takes a 2-D uint8 grayscale frame (the Y plane of the camera's lores stream)
-and returns the QR codes in it with their exact bytes.  Backends live in
-``hardware.qr.zxing`` (zxing-cpp, the default) and ``hardware.qr.zbar`` (pyzbar/zbar);
-each imports its library lazily, so importing this package costs nothing.  What they share
+and returns the QR codes in it with their exact bytes and their text.  Backends live in
+``hardware.qr.zxing`` (zxing-cpp, the default) and ``hardware.qr.zbar`` (pyzbar/zbar); the
+camera's frames go to ``hardware.qr.stream`` (the same passes spread over consecutive
+frames).  Each imports its library lazily, so importing this package costs nothing.  What they share
 is in ``hardware.qr.base``; this module only chooses one.
 """
 

@@ -70,15 +70,17 @@ class StreamDecoder(MultiPassDecoder):
     Call :meth:`decode` with the frames of one camera in order (dropped frames are fine),
     and :meth:`reset` when the camera changes.  ``frame_period`` is the camera's (1/30 s);
     ``every`` = 3 runs a costly pass on at most one frame in three, so two frames in three
-    cost one plain call; ``clock`` measures what a decode costs (wall time: what matters
-    for keeping up with the camera).
+    cost one plain call; a candidate pass tries the ``boxes`` freshest candidates (2: what
+    zxing located is often a fragment, the code being in the texture beside it); ``clock``
+    measures what a decode costs (wall time: what matters for keeping up with the camera).
     """
 
     name = "stream"
 
     def __init__(self, *, frame_period: float = 1 / 30,
                  stream_passes: Sequence[str] = DEFAULT_STREAM_PASSES, every: int = 3,
-                 clock: Callable[[], float] = time.perf_counter, **options: Any) -> None:
+                 boxes: int = 2, clock: Callable[[], float] = time.perf_counter,
+                 **options: Any) -> None:
         unknown = [p for p in stream_passes if p not in STREAM_PASSES]
         if unknown:
             raise DeviceSettingError(f"unknown stream decoder passes {unknown!r}; choose from "
@@ -88,10 +90,13 @@ class StreamDecoder(MultiPassDecoder):
                 f"frame_period must be in (0, 1] seconds, got {frame_period!r}")
         if every < 1:
             raise DeviceSettingError(f"every must be 1 or more, got {every!r}")
+        if boxes < 1:
+            raise DeviceSettingError(f"boxes must be 1 or more, got {boxes!r}")
         super().__init__(**options)
         self.frame_period = frame_period
         self.stream_passes = tuple(stream_passes)
         self.every = every
+        self.boxes = boxes
         self._clock = clock
         self._zbar: Any = None
         self.reset()
@@ -166,9 +171,14 @@ class StreamDecoder(MultiPassDecoder):
         self._since_pass = 0
         self.passes_run += 1
         t = self._clock()
-        box = self._focus[0].box if self._focus else (0, 0, frame.shape[1], frame.shape[0])
+        boxes = [f.box for f in self._focus[:self.boxes]] or [(0, 0, frame.shape[1],
+                                                                  frame.shape[0])]
+        codes: list[Code] = []
         try:
-            codes = self._run(name, frame, box)
+            for box in boxes:
+                codes = self._run(name, frame, box)
+                if codes or name in _FRAME_PASSES:
+                    break
         finally:
             spent = self._clock() - t
             old = self._cost.get(name)
