@@ -2,10 +2,11 @@
 
 Consecutive frames of a held code are nearly the same picture, so the costly passes of
 ``MultiPassDecoder`` need not all run on every frame: :class:`StreamDecoder` makes one
-plain zxing-cpp call a frame and, on every ``every``-th frame that read nothing, *one*
-costly pass, the next in turn, on the place where recent frames showed a candidate (a
-symbol zxing located but could not decode, or a patch of QR-like texture).  A code held
-for half a second has been tried every way; a frame costs about one plain call.
+plain zxing-cpp call a frame and, on every ``every``-th frame that read nothing (and at
+once on a frame where zxing located a symbol it could not decode), *one* costly pass, the
+next in turn, on the places where recent frames showed a candidate (such a symbol, or a
+patch of QR-like texture), or on the whole frame for ``zbar``.  A code held for half a
+second has been tried every way; most frames cost one plain call.
 
 What frames show is combined, never voted on: the *where* (candidate boxes live for a few
 frames), and the *pixels* (the ``stack`` pass averages the candidate's crop over the last
