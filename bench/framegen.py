@@ -158,14 +158,17 @@ def _background(rng: np.random.Generator, w: int, h: int, busy: float) -> np.nda
 
 def _place(frame: np.ndarray, code: np.ndarray, width_px: float, rng: np.random.Generator,
            rotate: float, tilt: float, focal_px: float, dark: float, light: float,
-           card_margin: float) -> None:
+           card_margin: float, centre: tuple[float, float] | None = None,
+           tilt_axis: float | None = None) -> None:
     """Warp ``code`` into ``frame`` in place, as a pinhole camera sees a card.
 
     ``width_px`` is the code's width face-on, ``rotate`` its angle in its own plane,
     ``tilt`` the angle between the card and the sensor plane (about an axis in a random
     direction), ``focal_px`` the focal length in frame pixels (px_per_mm * distance).
     Tilt mostly foreshortens the code (cos tilt); keystone grows with the card's size
-    relative to its distance.
+    relative to its distance.  ``centre`` (frame pixels) and ``tilt_axis`` (radians) place
+    it where a clip's motion put it instead of at random (bench/clipgen.py); a code that
+    does not fit is moved inside, as in a single frame.
     """
     h, w = frame.shape
     ch, cw = code.shape
@@ -178,7 +181,7 @@ def _place(frame: np.ndarray, code: np.ndarray, width_px: float, rng: np.random.
     flat = np.float32([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * half
     c, s = np.cos(rotate), np.sin(rotate)
     flat = flat @ np.float32([[c, s], [-s, c]])
-    phi = rng.uniform(0, np.pi)
+    phi = rng.uniform(0, np.pi) if tilt_axis is None else tilt_axis
     axis = np.float32([np.cos(phi), np.sin(phi)])
     normal = np.float32([-axis[1], axis[0]])
     along, across = flat @ axis, flat @ normal
@@ -197,7 +200,10 @@ def _place(frame: np.ndarray, code: np.ndarray, width_px: float, rng: np.random.
         base *= 0.9
         inner *= 0.9
         scale *= 0.9
-    centre = np.float32([rng.uniform(lo[0], hi[0]), rng.uniform(lo[1], hi[1])])
+    if centre is None:
+        centre = np.float32([rng.uniform(lo[0], hi[0]), rng.uniform(lo[1], hi[1])])
+    else:
+        centre = np.clip(np.float32(centre), lo, hi)
     dst = base + centre
     m = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
     # Anti-alias before shrinking, as a lens and sensor would.

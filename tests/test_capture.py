@@ -136,3 +136,51 @@ def test_a_missing_decoder_library_is_reported_and_retried(folder):
         assert not pipeline.ok and "libzbar0" in pipeline.message
         assert pipeline.latest_frame() is not None  # the preview keeps running
     assert len(attempts) >= 3
+
+
+def test_the_kiosk_decodes_the_stream_and_reads_every_code(folder):
+    path, readable = folder
+    events = queue.Queue()
+    opened = []
+
+    def stream_decoder():
+        opened.append(open_decoder("auto", stream=True))
+        return opened[-1]
+
+    with CapturePipeline(open_camera=lambda: ReplayCamera(path), open_decoder=stream_decoder,
+                         events=events):
+        got = drain(events, StreamEnded)
+    assert opened[0].name == "stream"
+    assert [d.raw.decode("utf-8") for d in got if isinstance(d, Decoded)] == [
+        s.payload for s in readable]
+
+
+def test_a_reopened_camera_starts_a_new_stream():
+    image = frame(SAMPLES[0], random.Random(1))
+
+    class Recording:
+        def __init__(self):
+            self.resets = 0
+            self.frames = 0
+
+        def decode(self, image):
+            self.frames += 1
+            return []
+
+        def reset(self):
+            self.resets += 1
+
+        def close(self):
+            pass
+
+    decoder = Recording()
+    events = queue.Queue()
+    FlakyCamera.opened = 0
+    with CapturePipeline(open_camera=lambda: FlakyCamera(image), open_decoder=lambda: decoder,
+                         events=events, retry_initial=0.05, retry_max=0.1):
+        deadline = time.monotonic() + 10
+        while FlakyCamera.opened < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    # Each reopened camera numbers its frames from 1 again: the decoder forgets the old one.
+    assert decoder.frames >= 2
+    assert decoder.resets >= 1

@@ -79,3 +79,66 @@ def test_missing_libzbar_is_one_clear_line(tmp_path: Path):
     assert out.returncode == 1
     assert "apt-get install libzbar0" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def _stream_frames(tmp_path: Path) -> list[str]:
+    """Blank, code, code, blank, code: a code shown, taken away, shown again."""
+    import numpy as np
+    from PIL import Image
+
+    from hardware.images import qr_image
+
+    code = qr_image("Lê Hạnh", module_px=5)
+    canvas = Image.new("L", (320, 240), 190)
+    with_code = canvas.copy()
+    with_code.paste(code, (40, 20))
+    files = []
+    for i, image in enumerate((canvas, with_code, with_code, canvas, with_code)):
+        path = tmp_path / f"{i:03d}.png"
+        Image.fromarray(np.asarray(image)).save(path)
+        files.append(str(path))
+    return files
+
+
+def test_stream_prints_one_line_a_frame_with_the_codes_the_kiosk_acts_on(tmp_path: Path):
+    files = _stream_frames(tmp_path)
+    result = CliRunner().invoke(cli, ["decode", "--stream", "--json", *files])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [list(line) for line in lines] == [["frame", "file", "codes", "ms"]] * 5
+    assert [line["frame"] for line in lines] == [0, 1, 2, 3, 4]
+    assert [line["file"] for line in lines] == files
+    # Acted on once: the same code again within 3 s (at 30 fps) is the same scan.
+    assert [[c["text"] for c in line["codes"]] for line in lines] == [[], ["Lê Hạnh"], [], [], []]
+    assert all(line["ms"] >= 0 for line in lines)
+    every = CliRunner().invoke(cli, ["decode", "--stream", "--dedupe", "0", *files])
+    texts = [[c["text"] for c in json.loads(line)["codes"]] for line in every.output.splitlines()]
+    assert texts == [[], ["Lê Hạnh"], ["Lê Hạnh"], [], ["Lê Hạnh"]]
+
+
+def test_stream_reads_a_video_file_frame_by_frame(tmp_path: Path):
+    cv2 = pytest.importorskip("cv2")
+    import numpy as np
+
+    files = _stream_frames(tmp_path)
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, (320, 240),
+                             False)
+    for f in files:
+        writer.write(np.asarray(cv2.imread(f, cv2.IMREAD_GRAYSCALE)))
+    writer.release()
+    result = CliRunner().invoke(cli, ["decode", "--stream", "--dedupe", "0", str(video)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [(line["frame"], line["file"]) for line in lines] == [(i, str(video)) for i in range(5)]
+    assert [bool(line["codes"]) for line in lines] == [False, True, True, False, True]
+
+
+def test_stream_reports_a_bad_frame_and_goes_on(tmp_path: Path):
+    files = _stream_frames(tmp_path)
+    files.insert(2, str(DATA / "not_an_image.png"))
+    result = CliRunner().invoke(cli, ["decode", "--stream", *files])
+    assert result.exit_code == 1
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert set(lines[2]) == {"frame", "file", "error"} and lines[2]["frame"] == 2
+    assert len(lines) == 6

@@ -26,8 +26,10 @@ Point = tuple[int, int]
 class Code:
     """One QR symbol found in a frame."""
 
-    text: str          # raw decoded as UTF-8 when valid, else as ISO-8859-1 (see code_text)
-    raw: bytes         # the exact bytes stored in the symbol
+    # The payload as text, in the character set the symbol declares (ECI, Kanji/Hanzi mode);
+    # undeclared bytes are UTF-8 when valid (a CCCD), else the decoder's reading of them.
+    text: str
+    raw: bytes         # the exact bytes stored in the symbol, for the parsers
     format: str        # always "QR_CODE"
     # 4 corners in frame pixels, clockwise from the symbol's top-left
     position: tuple[Point, ...]
@@ -47,12 +49,12 @@ class Decoder(Protocol):
 
 
 def code_text(raw: bytes) -> str:
-    """The payload as text: exact UTF-8 when it is valid UTF-8.
+    """Bytes with no declared character set as text: exact UTF-8 when valid UTF-8.
 
-    Anything else (binary payloads, legacy 8-bit text) is decoded as ISO-8859-1, the QR
-    standard's default character set: every byte maps to one character, so ``raw`` can
-    always be recovered from ``text`` and nothing is guessed (zbar's guessing is what
-    turns ``Lê Hạnh`` into CJK).
+    Only for what a backend could not read itself: anything else is decoded as ISO-8859-1,
+    the QR standard's default character set, one character a byte (so ``raw`` can be
+    recovered from ``text``).  Backends take the symbol's own declaration first; see
+    ``ZxingDecoder`` and ``PyzbarDecoder``.
     """
     try:
         return raw.decode("utf-8")

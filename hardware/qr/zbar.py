@@ -4,6 +4,11 @@ zbar guesses the character set of QR byte-mode text and turns short Vietnamese U
 (``Lê Hạnh``) into Shift-JIS/Big5 look-alikes.  zbar >= 0.23 has ``ZBAR_CFG_BINARY``,
 which returns the symbol's raw bytes instead; pyzbar 0.1.9 does not expose it, so this
 module drives zbar through pyzbar's ctypes bindings itself and decodes UTF-8 here.
+
+Binary mode also drops what the symbol declares (ECI, Kanji mode).  So a payload that is
+valid UTF-8 is UTF-8 (byte-exact Vietnamese), and only for one that is not (Shift_JIS,
+GB2312, a Latin-2 ECI...) the frame is scanned a second time with zbar's own character
+set handling (ECI first, then its guess), and that text is taken.
 """
 
 from __future__ import annotations
@@ -52,6 +57,14 @@ def _binary_config(w: Any) -> int:
     return cfg.value
 
 
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class PyzbarDecoder:
     """zbar, QR only, in binary mode: exact bytes, UTF-8 decoded by us."""
 
@@ -60,20 +73,33 @@ class PyzbarDecoder:
     def __init__(self, *, binary: bool = True) -> None:
         # binary=False gives zbar's own character-set guessing: only the benchmark and the
         # test that shows what goes wrong without the fix should ask for it.
-        w = self._w = load_zbar()
+        self._w = load_zbar()
         self._lock = threading.Lock()
-        self._scanner = w.zbar_image_scanner_create()
-        if not self._scanner:
-            raise DecoderError("zbar could not create an image scanner (out of memory?)")
+        self._scanner: Any = None
+        self._texts: Any = None
         try:
-            qr = int(w.ZBarSymbol.QRCODE)
-            w.zbar_image_scanner_set_config(self._scanner, 0, w.ZBarConfig.CFG_ENABLE, 0)  # all off
-            w.zbar_image_scanner_set_config(self._scanner, qr, w.ZBarConfig.CFG_ENABLE, 1)
-            if binary:
-                w.zbar_image_scanner_set_config(self._scanner, qr, _binary_config(w), 1)
+            self._scanner = self._new_scanner(binary)
+            # For payloads that are not UTF-8: zbar's own reading of the same symbol.
+            self._texts = self._new_scanner(False) if binary else None
         except BaseException:
             self.close()
             raise
+
+    def _new_scanner(self, binary: bool) -> Any:
+        w = self._w
+        scanner = w.zbar_image_scanner_create()
+        if not scanner:
+            raise DecoderError("zbar could not create an image scanner (out of memory?)")
+        try:
+            qr = int(w.ZBarSymbol.QRCODE)
+            w.zbar_image_scanner_set_config(scanner, 0, w.ZBarConfig.CFG_ENABLE, 0)  # all off
+            w.zbar_image_scanner_set_config(scanner, qr, w.ZBarConfig.CFG_ENABLE, 1)
+            if binary:
+                w.zbar_image_scanner_set_config(scanner, qr, _binary_config(w), 1)
+        except BaseException:
+            w.zbar_image_scanner_destroy(scanner)
+            raise
+        return scanner
 
     def decode(self, frame: np.ndarray) -> list[Code]:
         frame = check_frame(frame)
@@ -83,12 +109,20 @@ class PyzbarDecoder:
             if not self._scanner:
                 raise RuntimeError("PyzbarDecoder.decode() called after close()")
             try:
-                return self._scan(frame)
+                found = self._scan(frame, self._scanner)
+                if self._texts is None or all(_is_utf8(raw) for raw, _ in found):
+                    return [Code(code_text(raw), raw, QR_CODE, pos) for raw, pos in found]
+                # zbar's text of the same symbols; zbar returns text as UTF-8.
+                texts = {pos: raw.decode("utf-8", "replace")
+                         for raw, pos in self._scan(frame, self._texts)}
+                return [Code(code_text(raw) if _is_utf8(raw) else texts.get(pos, code_text(raw)),
+                             raw, QR_CODE, pos) for raw, pos in found]
             except Exception as e:   # noqa: BLE001 - a library failure on odd pixels is "no code"
                 log.warning("zbar failed on a %dx%d frame: %s", frame.shape[1], frame.shape[0], e)
                 return []
 
-    def _scan(self, frame: np.ndarray) -> list[Code]:
+    def _scan(self, frame: np.ndarray, scanner: Any) -> list[tuple[bytes, tuple[Point, ...]]]:
+        """(data, corners) of each symbol ``scanner`` finds."""
         w = self._w
         h, wd = frame.shape
         pixels = frame.tobytes()   # kept alive until the image is destroyed
@@ -100,9 +134,9 @@ class PyzbarDecoder:
             w.zbar_image_set_size(image, wd, h)
             data = ctypes.cast(ctypes.c_char_p(pixels), ctypes.c_void_p)   # no copy
             w.zbar_image_set_data(image, data, len(pixels), None)
-            if w.zbar_scan_image(self._scanner, image) <= 0:
+            if w.zbar_scan_image(scanner, image) <= 0:
                 return []
-            codes = []
+            codes: list[tuple[bytes, tuple[Point, ...]]] = []
             symbol = w.zbar_image_first_symbol(image)
             while symbol:
                 raw = ctypes.string_at(w.zbar_symbol_get_data(symbol),
@@ -117,7 +151,7 @@ class PyzbarDecoder:
                     corners = (pts[0], pts[3], pts[2], pts[1])
                 else:
                     corners = box_corners(pts or [(0, 0)])
-                codes.append(Code(code_text(raw), raw, QR_CODE, corners))
+                codes.append((raw, corners))
                 symbol = w.zbar_symbol_next(symbol)
             return codes
         finally:
@@ -125,9 +159,10 @@ class PyzbarDecoder:
 
     def close(self) -> None:
         with self._lock:
-            if getattr(self, "_scanner", None):
-                self._w.zbar_image_scanner_destroy(self._scanner)
-            self._scanner = None
+            for name in ("_scanner", "_texts"):
+                if getattr(self, name, None):
+                    self._w.zbar_image_scanner_destroy(getattr(self, name))
+                setattr(self, name, None)
 
     def __enter__(self) -> PyzbarDecoder:
         return self

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from hardware.errors import DecoderError, DeviceSettingError
-from hardware.qr.base import QR_CODE, Code, check_frame, code_text, unique
+from hardware.qr.base import QR_CODE, Code, check_frame, unique
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,16 @@ def _import_zxing() -> Any:
             f"the zxing-cpp QR library cannot be loaded ({e}); install it with "
             "'pip install zxing-cpp' or choose the decoder backend 'pyzbar'") from e
     return zxingcpp
+
+
+def _code(barcode: Any, corners: tuple[tuple[int, int], ...]) -> Code:
+    """Our Code from a zxing-cpp Barcode read with ``text_mode=Plain`` (see _READ_TEXT)."""
+    # zxing-cpp decodes each segment in the character set the symbol declares (ECI), Kanji
+    # mode as Shift_JIS, Hanzi mode as GB2312, and guesses only for undeclared byte
+    # segments, where valid multi-byte UTF-8 wins (a CCCD's Vietnamese stays byte-exact;
+    # tests/test_qr_charsets.py).  Plain, not the default HRI: HRI writes control
+    # characters as "<GS>" and would change the text of the payload.
+    return Code(barcode.text, bytes(barcode.bytes), QR_CODE, corners)
 
 
 # A preparation turns the frame into the image zxing reads and says how many image
@@ -169,7 +179,7 @@ class ZxingDecoder:
                  try_invert: bool = True) -> None:
         self._zx = _import_zxing()
         self._options = {"try_rotate": try_rotate, "try_downscale": try_downscale,
-                         "try_invert": try_invert}
+                         "try_invert": try_invert, "text_mode": self._zx.TextMode.Plain}
         self._closed = False
 
     def _read(self, image: np.ndarray, scale: float, binarizer: str | None = None,
@@ -194,8 +204,7 @@ class ZxingDecoder:
             p = b.position
             corners = tuple((round(pt.x / scale), round(pt.y / scale))
                             for pt in (p.top_left, p.top_right, p.bottom_right, p.bottom_left))
-            raw = bytes(b.bytes)
-            codes.append(Code(code_text(raw), raw, QR_CODE, corners))
+            codes.append(_code(b, corners))
         return codes
 
     def decode(self, frame: np.ndarray) -> list[Code]:
@@ -362,8 +371,7 @@ class MultiPassDecoder(ZxingDecoder):
             p = b.position
             pts = [(pt.x, pt.y) for pt in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)]
             if b.valid:
-                raw = bytes(b.bytes)
-                codes.append(Code(code_text(raw), raw, QR_CODE, tuple(pts)))
+                codes.append(_code(b, tuple(pts)))
                 continue
             xs, ys = [x for x, _ in pts], [y for _, y in pts]
             m = self.region_margin * max(max(xs) - min(xs), max(ys) - min(ys), 8)

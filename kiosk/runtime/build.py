@@ -243,7 +243,8 @@ def open_pipeline(cfg: Config, stack: contextlib.ExitStack,
         raise ConfigError(f"camera.spec: {e}") from None
     pipeline = CapturePipeline(
         open_camera=lambda: configured_camera(cfg),
-        open_decoder=lambda: open_decoder(cfg.decoder.backend),
+        # The camera's frames are a stream: "auto" becomes the stream decoder there.
+        open_decoder=lambda: open_decoder(cfg.decoder.backend, stream=True),
         events=events,
         retry_max=cfg.camera.retry_max_seconds,
     )

@@ -6,7 +6,10 @@ Two threads, so that neither a slow decode nor a slow camera stalls the screen:
   decoder; a camera that fails is closed and reopened with capped exponential backoff, and its
   state is posted as a :class:`CameraStatus` event — it never kills the process;
 * the decode thread always takes the *newest* frame (a live camera's stale frames are dropped:
-  latency matters more than throughput) and posts a :class:`Decoded` event per code.
+  latency matters more than throughput) and posts a :class:`Decoded` event per code.  The
+  kiosk's decoder decodes the stream, not single frames (``hardware.qr.stream``: its costly
+  passes are spread over consecutive frames and shed when a frame takes too long); it is
+  reset whenever the camera is reopened, since what it remembers is of the old one.
 
 A replay with no ``fps`` runs in lock-step instead (every frame is decoded), so a recording
 replays the same way every time.  Both threads wait on events and stop within a fraction of a
@@ -80,6 +83,7 @@ class CapturePipeline:
         self._pending: Frame | None = None
         self._lockstep = False
         self._ended = False
+        self._last_index = 0
         self.camera_ok = False
         self.camera_message: str | None = "starting"
         self.frames = 0
@@ -223,6 +227,10 @@ class CapturePipeline:
                 self._frame_ready.set()  # drain: come round once more to post StreamEnded
 
     def _decode(self, frame: Frame, failures: dict[str, int]) -> None:
+        # A reopened camera counts its frames from 1 again: a new stream.
+        if frame.index <= self._last_index and hasattr(self._decoder, "reset"):
+            self._decoder.reset()
+        self._last_index = frame.index
         try:
             codes = self._decoder.decode(frame.image)
         except Exception as e:

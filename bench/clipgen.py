@@ -1,0 +1,258 @@
+"""Presentation clips: what a 30 fps kiosk camera sees while a person shows a code.
+
+A clip starts when the whole code is first inside the field, still moving in; the hand
+brakes to where the person holds it and then holds it with a shaking hand.  Everything
+follows from a physical model, in millimetres and seconds, through the optics of
+``bench.framegen`` (docs/decoding.md, "Presentation clips"):
+
+* **approach**: position and distance move from where the hand started to where it holds
+  the code as a critically damped hand, ``x(t) = x_rest + Δ (1 + t/τ) e^(−t/τ)``; τ 60–150
+  ms, peak speed Δ / (e τ) at t = τ; the clip starts 0.5–1.2 τ into the move (the code
+  enters the view moving, near its top speed) and it settles within about 0.2–0.6 s;
+* **hand shake**: physiological tremor (8–12 Hz, 0.02–0.2 mm peak to peak) on a slow
+  sway (0.3–1.5 Hz, 0.5–2.5 mm), in both directions, plus a slow turn of a degree or two;
+* **motion blur**: the code's speed in the image during the exposure (1/60 s, 1/30 s in a
+  dim entrance), along its direction of travel;
+* **focus**: a Camera Module 3 in continuous autofocus (phase detection notices the new
+  subject 2–4 frames late, then focus moves from the room behind, 0.6–2 m, to the code
+  with a time constant of 50–120 ms), or a Module 2 whose lens was turned to 25 cm; the
+  defocus disk follows from aperture and distance;
+* sensor noise is new in every frame; a 1280x720 webcam sends MJPEG.
+
+Kinds: ``card`` (the 11 mm code of a 2024 CCCD through the native-resolution centre
+window), ``phone`` (a code on a phone screen: moiré, glare, screen gamma), ``paper`` (a
+printed code, sometimes faded, uneven light), and ``no_code`` (a card without a code: text
+and a photo, shown the same way).  The same (kind, index, seed) always gives the same clip.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from bench import framegen as fg
+
+FPS = 30.0
+CLIP_KINDS = ("card", "phone", "paper", "no_code")
+_KINDS_FOR = {
+    "card": ("cccd", "cccd", "cccd", "short_vi"),
+    "phone": ("hc1", "pc_covid", "short_vi", "venue", "cccd"),
+    "paper": ("cccd", "bhyt", "hc1", "venue", "short_vi"),
+}
+
+
+@dataclass(frozen=True)
+class Clip:
+    kind: str
+    index: int
+    frames: list[np.ndarray]
+    payload: bytes | None
+    params: dict = field(default_factory=dict)
+
+
+def _approach(t: np.ndarray, start: float, rest: float,
+              tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """Critically damped move from ``start`` to ``rest``: position and speed at times ``t``."""
+    e = np.exp(-t / tau)
+    d = start - rest
+    return rest + d * (1 + t / tau) * e, -d * (t / tau ** 2) * e
+
+
+def _shake(t: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Hand shake along one axis (mm): tremor on a slow sway; position and speed."""
+    pos = np.zeros_like(t)
+    vel = np.zeros_like(t)
+    for f_lo, f_hi, a_lo, a_hi in ((8.0, 12.0, 0.02, 0.2), (0.3, 1.5, 0.5, 2.5)):
+        f = rng.uniform(f_lo, f_hi)
+        a = rng.uniform(a_lo, a_hi) / 2           # peak-to-peak -> amplitude
+        ph = rng.uniform(0, 2 * np.pi)
+        pos += a * np.sin(2 * np.pi * f * t + ph)
+        vel += a * 2 * np.pi * f * np.cos(2 * np.pi * f * t + ph)
+    return pos, vel
+
+
+def _blank_card(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A card face without a code (0 dark .. 1 light), as big as a code of ``n`` modules."""
+    side = n * 8
+    ink = np.zeros((side, side), np.uint8)
+    for k in range(int(rng.integers(4, 9))):
+        txt = "".join(chr(int(rng.integers(65, 91))) for _ in range(int(rng.integers(6, 14))))
+        cv2.putText(ink, txt, (4, 20 + k * side // 9), cv2.FONT_HERSHEY_SIMPLEX,
+                    float(rng.uniform(0.5, 0.9)), 255, 2, cv2.LINE_AA)
+    cv2.ellipse(ink, (side * 3 // 4, side * 3 // 4), (side // 8, side // 6), 0, 0, 360, 160, -1)
+    return 1.0 - ink.astype(np.float32) / 255 * 0.85
+
+
+def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30) -> Clip:  # noqa: C901
+    """Clip ``index`` of ``kind``; the same arguments always give the same pixels."""
+    if kind not in CLIP_KINDS:
+        raise ValueError(f"unknown clip kind {kind!r}; choose one of {CLIP_KINDS}")
+    key = f"clip:{seed}:{kind}:{index}"
+    prng = random.Random(key)
+    rng = np.random.default_rng(list(key.encode()))
+    w, h = fg.SIZES[0] if prng.random() < 0.7 else fg.SIZES[1]
+    webcam = w == fg.SIZES[1][0]
+    tau = rng.uniform(0.06, 0.15)
+    # The clip starts when the code is in view, already moving: 0.5-1.2 time constants
+    # into the hand's move, around its top speed (at one time constant).
+    t = np.arange(n_frames) / FPS + rng.uniform(0.5, 1.2) * tau
+
+    # What is shown, and where it is held.
+    payload: bytes | None = None
+    family = ""
+    if kind == "no_code":
+        n = 33
+        face = _blank_card(rng, n)
+        like = prng.choice(("card", "phone", "paper"))
+    else:
+        family = prng.choice(_KINDS_FOR[kind])
+        payload = fg.make_payload(prng, family)
+        modules = fg._modules(payload, prng)
+        n = modules.shape[0]
+        face = fg._render(modules, 8)
+        like = kind
+    if like == "card":
+        size_mm, rest_d = rng.uniform(10.5, 11.5), rng.uniform(200.0, 300.0)
+        zoom = fg.SENSOR_PX / w          # native-resolution centre window (docs/decoding.md)
+    elif like == "phone":
+        size_mm, rest_d = rng.uniform(40.0, 65.0), rng.uniform(120.0, 250.0)
+        zoom = 1.0
+    else:
+        size_mm, rest_d = rng.uniform(30.0, 70.0), rng.uniform(150.0, 320.0)
+        zoom = 1.0
+    symbol = n - 8 if kind != "no_code" else n
+    autofocus = prng.random() < 0.5
+    dim = prng.random() < 0.25
+    exposure = 1 / 30 if dim else 1 / 60
+
+    # Motion, in mm in the plane of the code and mm of distance.
+    ppm_rest = fg.px_per_mm(rest_d, w, zoom)
+    field_mm = np.array([w, h]) / ppm_rest
+    code_mm = size_mm * n / symbol
+    room = np.maximum(field_mm - code_mm, 1.0) / 2
+    rest_xy = rng.uniform(-0.6, 0.6, 2) * room
+    ang = rng.uniform(0, 2 * np.pi)
+    travel = rng.uniform(0.5, 1.0) * float(np.hypot(*room))
+    start_xy = rest_xy + travel * np.array([np.cos(ang), np.sin(ang)])
+    d_start = rest_d + rng.uniform(-0.2, 0.4) * rest_d
+    xs, vx = _approach(t, start_xy[0], rest_xy[0], tau)
+    ys, vy = _approach(t, start_xy[1], rest_xy[1], tau)
+    ds, _ = _approach(t, d_start, rest_d, tau * rng.uniform(0.8, 1.5))
+    for axis_pos, axis_vel in ((xs, vx), (ys, vy)):
+        p, v = _shake(t, rng)
+        axis_pos += p
+        axis_vel += v
+    turn0 = rng.normal(0, 0.12) if like != "phone" else rng.normal(0, 0.3)
+    turn = turn0 + np.radians(rng.uniform(-2, 2)) * np.sin(2 * np.pi * rng.uniform(0.3, 1) * t)
+    tilt0 = min(abs(rng.normal(0, np.radians(15))), np.radians(45))
+    tilt = np.clip(tilt0 + np.radians(rng.uniform(-3, 3)) * np.sin(
+        2 * np.pi * rng.uniform(0.3, 1) * t + rng.uniform(0, 6)), 0, np.radians(60))
+    tilt_axis = rng.uniform(0, np.pi)
+
+    # Focus: Module 3 hunting from the room behind, or a Module 2 turned to 25 cm.
+    if autofocus:
+        late = int(rng.integers(2, 5))
+        lag = rng.uniform(0.05, 0.12)
+        f = rng.uniform(600.0, 2000.0)
+        focus = np.empty_like(t)
+        for i, d in enumerate(ds):
+            if i >= late:
+                f += (d - f) * (1 - np.exp(-1 / (FPS * lag)))
+            focus[i] = f
+    else:
+        focus = np.full_like(t, fg.KIOSK_FOCUS_MM)
+
+    # The look of the surface.
+    dark, light = rng.uniform(0.05, 0.15), rng.uniform(0.75, 0.95)
+    margin = 0.15
+    screen = None
+    shade = 0.0
+    if like == "phone":
+        dark, light = rng.uniform(0.1, 0.3), rng.uniform(0.7, 1.0)
+        margin = 0.3
+        screen = (rng.uniform(2.2, 4.5), rng.uniform(0, np.pi), rng.uniform(0.1, 0.35),
+                  rng.uniform(0.5, 1.8), rng.uniform(0.3, 1.0), rng.uniform(0.08, 0.2) * w)
+    elif like == "paper":
+        if prng.random() < 0.4:            # faded print
+            mid, span = rng.uniform(0.45, 0.7), rng.uniform(0.15, 0.35)
+            dark, light = mid - span / 2, mid + span / 2
+        shade = rng.uniform(0.1, 0.4)
+    noise = rng.uniform(0.01, 0.04) * (2.5 if dim else 1.0)
+    jpeg = int(rng.integers(50, 90)) if webcam else None
+    background = fg._background(rng, w, h, busy=0.6)
+    system = fg._SYSTEM_SIGMA_SENSOR_PX * w * zoom / fg.SENSOR_PX
+    k_bin = fg.SENSOR_PX / (w * zoom)
+    gx, gy = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h
+    shade_ang = rng.uniform(0, 2 * np.pi)
+
+    frames = []
+    blur_px = []
+    defocus_px = []
+    for i in range(n_frames):
+        ppm = fg.px_per_mm(ds[i], w, zoom)
+        frame = background.copy()
+        centre = (w / 2 + xs[i] * ppm, h / 2 + ys[i] * ppm)
+        width = min(ppm * code_mm, 0.95 * h)
+        fg._place(frame, face, width, rng, float(turn[i]), float(tilt[i]), ppm * ds[i], dark,
+                  light, margin, centre=centre, tilt_axis=tilt_axis)
+        if screen is not None:
+            period, s_ang, depth, gamma, gain, gr = screen
+            yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+            phase = 2 * np.pi * (np.cos(s_ang) * xx + np.sin(s_ang) * yy) / period
+            moire = 1 - depth * (0.5 + 0.5 * np.cos(phase))
+            glare = gain * np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * gr * gr))
+            frame = np.clip(frame * moire, 0, 1) ** gamma + glare
+        if shade:
+            yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+            ramp = 0.5 + 0.5 * np.cos(shade_ang) * xx / w + 0.5 * np.sin(shade_ang) * yy / h
+            frame = frame * (1 - shade * ramp)
+        # Motion blur: the code's travel in the image during the exposure.
+        speed = float(np.hypot(vx[i], vy[i]))
+        length = speed * exposure * ppm
+        if length > 0.7:
+            frame = fg._motion(frame, length, float(np.arctan2(vy[i], vx[i])))
+        radius = fg.blur_diameter_px(ds[i], focus[i], w, zoom) / 2
+        if radius > 0.3:
+            frame = fg._defocus(frame, radius)
+        frame = cv2.GaussianBlur(frame, (0, 0), system)
+        frames.append(fg._finish(frame, rng, noise / k_bin, jpeg))
+        blur_px.append(round(length, 1))
+        defocus_px.append(round(radius, 1))
+    params = {"size": (w, h), "family": family, "like": like, "autofocus": autofocus,
+              "dim": dim, "tau_s": round(tau, 3),
+              "px_per_module": round(ppm_rest * code_mm / n, 2),
+              "motion_blur_px": blur_px, "defocus_radius_px": defocus_px}
+    return Clip(kind, index, frames, payload, params)
+
+
+def clips(per_kind: int, seed: int = 0, kinds: tuple[str, ...] = CLIP_KINDS,
+          n_frames: int = 30):
+    """``per_kind`` clips of each kind, kind by kind."""
+    for kind in kinds:
+        for i in range(per_kind):
+            yield make_clip(kind, i, seed, n_frames)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bench.clipgen OUTDIR [PER_KIND]``: write clips as folders of PNG frames."""
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog="python -m bench.clipgen",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("outdir", type=Path, help="folder for the clips (created)")
+    parser.add_argument("per_kind", type=int, nargs="?", default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for clip in clips(args.per_kind, args.seed):
+        folder = args.outdir / f"{clip.kind}-{clip.index:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, frame in enumerate(clip.frames):
+            cv2.imwrite(str(folder / f"{i:03d}.png"), frame)
+
+
+if __name__ == "__main__":
+    main()

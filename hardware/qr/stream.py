@@ -1,0 +1,239 @@
+"""Decoding a camera stream rather than single frames (issue 11).
+
+Consecutive frames of a held code are nearly the same picture, so the costly passes of
+``MultiPassDecoder`` need not all run on every frame: :class:`StreamDecoder` makes one
+plain zxing-cpp call a frame and, on every ``every``-th frame that read nothing (and at
+once on a frame where zxing located a symbol it could not decode), *one* costly pass, the
+next in turn, on the places where recent frames showed a candidate (such a symbol, or a
+patch of QR-like texture), or on the whole frame for ``zbar``.  A code held for half a
+second has been tried every way; most frames cost one plain call.
+
+What frames show is combined, never voted on: the *where* (candidate boxes live for a few
+frames), and the *pixels* (the ``stack`` pass averages the candidate's crop over the last
+frames, aligned by phase correlation, which halves sensor noise in dim light).  Every code
+returned was decoded in full, with its error correction, from one image.
+
+The decoder keeps up with its camera: each frame earns one frame period of time, the plain
+call spends its part, and a costly pass runs only when the time saved (at most two frame
+periods) covers its measured cost.  So on average a decode never takes longer than a
+frame period: on a slow or busy CPU the costly passes run less often, then not at all,
+and the plain call stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hardware.errors import DeviceSettingError
+from hardware.qr.base import Code, check_frame, unique
+from hardware.qr.zxing import _TEXTURE_MAX_SIDE, Box, MultiPassDecoder, texture_boxes
+
+log = logging.getLogger(__name__)
+
+# Measured with bench/stream.py on seed 1 (docs/decoding.md, "Stream decoding").
+DEFAULT_STREAM_PASSES: tuple[str, ...] = ("up3_hard", "stack", "up3_hard", "up2_sharpen", "zbar")
+STREAM_PASSES = ("up3_hard", "up2_sharpen", "up2_soft", "stack", "zbar")
+# Passes that look at the whole frame and need no candidate.
+_FRAME_PASSES = frozenset({"zbar"})
+_STACK = 3            # frames averaged by the stack pass
+_FOCUS_TTL = 6        # frames a candidate box is kept without being seen again
+_STACK_MAX_SIDE = 320  # crops larger than this are not stacked (a big code needs no help)
+
+
+@dataclass
+class _Focus:
+    box: Box
+    age: int = 0
+
+
+def _phase_shift(ref: np.ndarray, img: np.ndarray) -> tuple[int, int]:
+    """Integer (dy, dx) such that ``img`` shifted by it best matches ``ref``."""
+    a = np.fft.rfft2(ref - ref.mean())
+    b = np.fft.rfft2(img - img.mean())
+    r = a * np.conj(b)
+    r /= np.abs(r) + 1e-6
+    corr = np.fft.irfft2(r, ref.shape)
+    dy, dx = np.unravel_index(int(np.argmax(corr)), corr.shape)
+    h, w = ref.shape
+    return (int(dy) - h if dy > h // 2 else int(dy)), (int(dx) - w if dx > w // 2 else int(dx))
+
+
+class StreamDecoder(MultiPassDecoder):
+    """One plain zxing-cpp call a frame; the costly passes spread over consecutive frames.
+
+    Call :meth:`decode` with the frames of one camera in order (dropped frames are fine),
+    and :meth:`reset` when the camera changes.  ``frame_period`` is the camera's (1/30 s);
+    ``every`` = 3 runs a costly pass on at most one frame in three, so two frames in three
+    cost one plain call; a candidate pass tries the ``boxes`` freshest candidates (2: what
+    zxing located is often a fragment, the code being in the texture beside it); ``clock``
+    measures what a decode costs (wall time: what matters for keeping up with the camera).
+    """
+
+    name = "stream"
+
+    def __init__(self, *, frame_period: float = 1 / 30,
+                 stream_passes: Sequence[str] = DEFAULT_STREAM_PASSES, every: int = 3,
+                 boxes: int = 2, clock: Callable[[], float] = time.perf_counter,
+                 **options: Any) -> None:
+        unknown = [p for p in stream_passes if p not in STREAM_PASSES]
+        if unknown:
+            raise DeviceSettingError(f"unknown stream decoder passes {unknown!r}; choose from "
+                                     f"{', '.join(STREAM_PASSES)}")
+        if not 0 < frame_period <= 1:
+            raise DeviceSettingError(
+                f"frame_period must be in (0, 1] seconds, got {frame_period!r}")
+        if every < 1:
+            raise DeviceSettingError(f"every must be 1 or more, got {every!r}")
+        if boxes < 1:
+            raise DeviceSettingError(f"boxes must be 1 or more, got {boxes!r}")
+        super().__init__(**options)
+        self.frame_period = frame_period
+        self.stream_passes = tuple(stream_passes)
+        self.every = every
+        self.boxes = boxes
+        self._clock = clock
+        self._zbar: Any = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream so far (a new camera, a scene change)."""
+        self._focus: list[_Focus] = []
+        self._history: deque[np.ndarray] = deque(maxlen=_STACK)
+        self._turn = 0
+        self._since_pass = 0
+        self._credit = 0.0     # seconds of frame time saved for costly passes
+        # Measured cost of each pass in seconds (start pessimistic: one frame period).
+        self._cost: dict[str, float] = {}
+
+    shed = 0         # costly passes skipped to keep up with the camera (since construction)
+    passes_run = 0   # costly passes run
+    def decode(self, frame: np.ndarray) -> list[Code]:
+        frame = check_frame(frame)
+        if frame.size == 0:
+            return []
+        start = self._clock()
+        self._credit = min(self._credit + self.frame_period, 2 * self.frame_period)
+        codes, located = self._read_located(frame)
+        if self._history and self._history[-1].shape != frame.shape:
+            self.reset()
+        self._history.append(frame)
+        if codes:
+            self._focus = []
+            self._since_pass = 0
+            self._finish(start)
+            return unique(codes)
+        self._age_focus(located)
+        self._since_pass += 1
+        found: list[Code] = []
+        # A symbol zxing located in this very frame is the best moment for a pass: its
+        # finder patterns are sharp enough to be found.
+        if self._since_pass >= self.every or located:
+            found = self._costly(frame)
+        self._finish(start)
+        return unique(found)
+
+    def _finish(self, start: float) -> None:
+        self._credit -= self._clock() - start
+
+    def _age_focus(self, located: list[Box]) -> None:
+        kept = [f for f in self._focus if f.age < _FOCUS_TTL]
+        for f in kept:
+            f.age += 1
+        for box in located:
+            kept.insert(0, _Focus(box))
+        self._focus = kept[:3]
+
+    def _costly(self, frame: np.ndarray) -> list[Code]:
+        """One costly pass, the next in turn, if the time saved covers it."""
+        if self._credit <= 0:
+            # Earlier frames took all the time the camera gives: this one stays plain.
+            self.shed += 1
+            return []
+        if not self._focus or self._focus[0].age > 1:
+            # Scouting for QR-like texture costs about one plain call; done only when the
+            # candidates are stale, and it is itself a pass in the sense of the budget.
+            for box in texture_boxes(frame, max_side=_TEXTURE_MAX_SIDE):
+                self._focus.insert(0, _Focus(box))
+            self._focus = self._focus[:3]
+        name = self.stream_passes[self._turn % len(self.stream_passes)]
+        if not self._focus and name not in _FRAME_PASSES:
+            return []
+        if self._cost.get(name, 0.0) > self._credit:
+            self.shed += 1
+            return []
+        self._turn += 1
+        self._since_pass = 0
+        self.passes_run += 1
+        t = self._clock()
+        boxes = [f.box for f in self._focus[:self.boxes]] or [(0, 0, frame.shape[1],
+                                                                  frame.shape[0])]
+        codes: list[Code] = []
+        try:
+            for box in boxes:
+                codes = self._run(name, frame, box)
+                if codes or name in _FRAME_PASSES:
+                    break
+        finally:
+            spent = self._clock() - t
+            old = self._cost.get(name)
+            self._cost[name] = spent if old is None else 0.7 * old + 0.3 * spent
+        if codes:
+            log.debug("stream pass %r found %d code(s)", name, len(codes))
+        return codes
+
+    def _run(self, name: str, frame: np.ndarray, box: Box) -> list[Code]:
+        x0, y0, x1, y1 = box
+        if name == "stack":
+            return self._stack(box)
+        if name == "zbar":
+            # zbar's own locator on the whole frame: it reads some curved and wrinkled
+            # codes zxing-cpp cannot, and a crop would cut them (measured on real photos).
+            return self._zbar_read(frame, (0, 0))
+        crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
+        return self._passes(crop, (name,), (x0, y0))
+
+    def _stack(self, box: Box) -> list[Code]:
+        """The candidate's crop averaged over the last frames, aligned; then read."""
+        if len(self._history) < 2:
+            return []
+        x0, y0, x1, y1 = box
+        if max(x1 - x0, y1 - y0) > _STACK_MAX_SIDE:
+            return []
+        frames = list(self._history)
+        ref = frames[-1][y0:y1, x0:x1].astype(np.float32)
+        total, n = ref.copy(), 1
+        h, w = frames[-1].shape
+        for old in frames[:-1]:
+            dy, dx = _phase_shift(ref, old[y0:y1, x0:x1].astype(np.float32))
+            # The same box, moved with the code; skipped where it would leave the frame.
+            oy0, ox0 = y0 - dy, x0 - dx
+            if oy0 < 0 or ox0 < 0 or oy0 + (y1 - y0) > h or ox0 + (x1 - x0) > w:
+                continue
+            total += old[oy0:oy0 + (y1 - y0), ox0:ox0 + (x1 - x0)]
+            n += 1
+        if n < 2:
+            return []
+        mean = np.clip(total / n + 0.5, 0, 255).astype(np.uint8)
+        return self._passes(mean, ("plain", "up2_sharpen"), (x0, y0))
+
+    def _zbar_read(self, crop: np.ndarray, offset: tuple[int, int]) -> list[Code]:
+        if self._zbar is None:
+            from hardware.qr.zbar import PyzbarDecoder
+
+            self._zbar = PyzbarDecoder()
+        ox, oy = offset
+        return [Code(c.text, c.raw, c.format, tuple((x + ox, y + oy) for x, y in c.position))
+                for c in self._zbar.decode(crop)]
+
+    def close(self) -> None:
+        if self._zbar is not None:
+            self._zbar.close()
+            self._zbar = None
+        super().close()
