@@ -46,6 +46,7 @@ from bench.day_plan import (
     make_plan,
 )
 from bench.day_rig import Disk, KioskProcess, ScannerPort
+from kiosk.domain.policy import DISPLAY_FIELDS
 
 REPO = Path(__file__).resolve().parent.parent
 PIN = "2468"
@@ -142,6 +143,10 @@ class Day:
         self.scanned: list[str] = []  # tags of complete lines sent
         self.cut: list[str] = []  # tags of lines cut by an unplug
         self.scanner_counts: Counter[str] = Counter()
+        # People recorded on the officer's declaration form (no code, no document), and forms
+        # abandoned half-filled.
+        self.declared_tags: list[str] = []
+        self.abandoned: list[str] = []
 
     # -- observations ------------------------------------------------------------------
 
@@ -559,6 +564,7 @@ profile = "hospital"
         act = {"officer_manual": lambda: self.officer_manual(person),
                "officer_override": self.officer_override,
                "officer_direction": self.officer_direction,
+               "officer_declare": self.officer_declare,
                "officer_selftest": self.officer_selftest}.get(what)
         if act is not None and not act():
             return
@@ -603,6 +609,47 @@ profile = "hospital"
             self.lost("override", self.send("probe"))
             return False
         self.overrides.append((target, got[-1]["checkin_id"]))
+        return True
+
+    def officer_declare(self) -> bool:
+        """Record a person with no code and no document on the declaration form (USB-keyboard
+        text into each field); one form in four is abandoned half-filled."""
+        person = self.rng.choice([p for p in self.population if not p.watch])
+        ack = self.tap("declare")
+        if ack is None or ack["state"] != "declare":
+            return self.lost("open the declaration form", ack)
+
+        def fill(field: str, text: str) -> None:
+            self.tap(f"edit:{field}")
+            self.send("text", text=text)
+            self.send("key", key="K_RETURN")
+
+        fill("name", person.name)
+        fill("birth_year", str(person.born.year))
+        self.tap(f"choose:sex:{'female' if person.female else 'male'}")
+        fill("phone", f"09{self.rng.randint(0, 99_999_999):08d}")
+        if self.rng.random() < 0.25:
+            tag = self.tag(None)
+            ack = self.send("tap", action="cancel", tag=tag)
+            self.send("probe", tag=None)
+            self.abandoned.append(tag)
+            self.officer["declarations abandoned"] += 1
+            if ack is None or ack["state"] != "officer":
+                return self.lost("abandon the declaration form", ack)
+            return True
+        self.tap("next")
+        fill("origin", "Phường Phương Lâm, TP Hòa Bình")
+        fill("destination", "Xã Đồng Văn, Hà Giang")
+        tag = self.tag(None)
+        self.send("tap", action="save", tag=tag)
+        deadline = time.monotonic() + 3.0
+        while not self.by_tag.get(tag) and time.monotonic() < deadline:
+            self.kiosk.drain(0.1)
+        self.send("probe", tag=None)
+        if not self.by_tag.get(tag):
+            return self.lost("save the declaration", self.send("probe"))
+        self.declared_tags.append(tag)
+        self.officer["declarations saved"] += 1
         return True
 
     def officer_direction(self) -> bool:
@@ -848,6 +895,9 @@ profile = "hospital"
             overrides = dict(db.execute(
                 "SELECT id, json_extract(body, '$.override_of') FROM checkins "
                 "WHERE json_extract(body, '$.override_of') IS NOT NULL"))
+            officers = dict(db.execute(
+                "SELECT id, json_extract(body, '$.display.officer') FROM checkins "
+                "WHERE json_extract(body, '$.source') = 'declared'"))
         kiosk_db = self.disk.path / "checkins.db"
         kiosk_states: dict[str, int] = {}
         dead: Counter[str] = Counter()
@@ -894,14 +944,24 @@ profile = "hospital"
         scanner_lost = [t for t in self.scanned
                         if sum(1 for r in self.by_tag.get(t, ()) if r["source"] == "scanner") != 1]
         cut_recorded = [t for t in self.cut if self.by_tag.get(t)]
+        # The declaration form: each saved form decided once as source "declared", recorded
+        # with the officer who opened the panel; an abandoned form never.
+        declared_ids = {r["checkin_id"] for t in self.declared_tags
+                        for r in self.by_tag.get(t, ()) if r.get("checkin_id")}
+        declared_wrong = [t for t in self.declared_tags
+                          if [r["source"] for r in self.by_tag.get(t, ())] != ["declared"]]
+        abandoned_recorded = [t for t in self.abandoned if self.by_tag.get(t)]
+        declared_officers = Counter(officers.get(i) for i in declared_ids if i in central_set)
         wrong_override = sum(1 for target, new in self.overrides
                              if overrides.get(new) not in (target, None))
-        # A synced policy's keep_fields apply from the moment the kiosk uses the policy.
+        # A synced policy's keep_fields apply from the moment the kiosk uses the policy.  They
+        # minimise the citizen's fields; the officer who made an override or a declaration
+        # is kept whatever the policy (display["officer"], the officer's own id).
         kept_more = 0
         for r in self.results:
             keep = self.POLICIES.get(r.get("policy") or "", {}).get("keep_fields")
             if keep and r.get("checkin_id") in displays and \
-                    displays[r["checkin_id"]] - set(keep):
+                    displays[r["checkin_id"]] & set(DISPLAY_FIELDS) - set(keep):
                 kept_more += 1
         document_exits = [e for e in self.exits if e["code"] not in (None, 0, -9)
                           and _about_document(e.get("error") or "")]
@@ -934,6 +994,7 @@ profile = "hospital"
             "scanner lines not decided once (sources, outcomes)": [
                 (t, [(r["source"], r["outcome"], r["reasons"]) for r in self.by_tag.get(t, ())])
                 for t in scanner_lost],
+            "declarations at the central, by officer": dict(declared_officers),
             "officer": dict(self.officer),
             "codes read during officer screens that got a decision": sum(
                 1 for t in self.interrupt_tags if self.by_tag.get(t)),
@@ -968,6 +1029,10 @@ profile = "hospital"
             "border_passed_without_declaration": len(border_passed),
             "scanner_lines_not_decided_once": len(scanner_lost),
             "scanner_cut_lines_recorded": len(cut_recorded),
+            "declarations_not_decided_once": len(declared_wrong),
+            "declarations_without_officer": sum(
+                n for officer, n in declared_officers.items() if not officer),
+            "abandoned_forms_recorded": len(abandoned_recorded),
             "officer_actions_lost": len(self.officer_lost) + wrong_override,
             "document_exits": len(document_exits),
             "light_mismatches": len(self.mismatches),

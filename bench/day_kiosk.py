@@ -14,9 +14,9 @@ screen's buttons, key presses) posted on SDL's queue.
 Commands come on stdin, one JSON object a line, each with an ``id``:
 ``code`` (raw as latin-1 text), ``frame`` (payload rendered and decoded), ``tap`` (a button
 action), ``key`` (a pygame key name), ``press`` (a long press on the status strip),
-``probe``, and ``lights`` (the harness's self-check: set a light pattern behind the loop's
-back, as a wiring fault would).  Every command is acknowledged after the first frame that
-handled it.
+``text`` (typed into the field being edited), ``probe``, and ``lights`` (the harness's
+self-check: set a light pattern behind the loop's back, as a wiring fault would).  Every
+command is acknowledged after the first frame that handled it.
 Observations go to stdout, one flushed JSON object a line (``ev``): ``ready``, ``ack``,
 ``result`` (after the lights were set), ``screen``, ``mismatch``, ``log`` (an error or a
 traceback logged), ``exit``.  Logs go to stderr as under systemd.
@@ -220,6 +220,7 @@ class Driver:
             self.stop.set()
             return
         act = {"code": self.code, "frame": self.camera, "tap": self.tap, "key": self.key,
+               "text": self.text,
                "press": self.press, "lights": self.set_lights,
                "probe": lambda command: None}.get(op or "")
         if act is None:
@@ -261,6 +262,12 @@ class Driver:
         key = getattr(pygame, command["key"])
         pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0,
                                              unicode=command.get("unicode", "")))
+
+    def text(self, command: dict) -> None:
+        """Text typed on a USB keyboard into the field being edited (SDL's TEXTINPUT)."""
+        import pygame
+
+        pygame.event.post(pygame.event.Event(pygame.TEXTINPUT, text=command["text"]))
 
     def press(self, command: dict) -> None:
         """Press (and hold) the status strip: the PIN pad's long press."""

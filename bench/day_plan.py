@@ -173,6 +173,8 @@ def make_plan(rng: random.Random, hours: float, *, rate: float = 1.0) -> list[St
              (0.80, "kill"), (0.85, "net_down"), (0.88, "net_ok"), (0.90, "officer_direction"),
              # The handheld scanner's cable pulled mid-line, then plugged in again.
              (0.32, "scanner_unplug"), (0.37, "scanner_plug"),
+             # People with no code or document, declared on the officer's form.
+             (0.46, "officer_declare"), (0.74, "officer_declare"), (0.95, "officer_declare"),
              # Watchlisted people: by their listed card, by their phone code carrying the
              # same number, by a card whose old CMND is the listed number; typed by hand.
              (0.05, "watch_cccd"), (0.27, "watch_pc_covid"), (0.42, "watch_cmnd"),
@@ -192,7 +194,7 @@ def _hour(rng: random.Random, h: int, span: float, rate: float) -> list[Step]:
     # Random acts, scaled by the hour's length.
     if rng.random() < 0.3 * span:
         steps.append(Step(h + rng.random() * span, "kill"))
-    for act in ("officer_manual", "officer_override", "officer_direction"):
+    for act in ("officer_manual", "officer_override", "officer_direction", "officer_declare"):
         if rng.random() < 0.5 * span:
             steps.append(Step(h + rng.random() * span, act))
     if rng.random() < 0.08 * span:

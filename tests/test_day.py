@@ -80,6 +80,15 @@ def test_the_handheld_scanner_decides_each_line_once_and_a_cut_line_never(day):
     assert inv["scanner_cut_lines_recorded"] == 0, figures(day)
 
 
+def test_each_declaration_is_recorded_once_with_its_officer_and_an_abandoned_one_never(day):
+    f, inv = day["figures"], day["invariants"]
+    assert f["officer"].get("declarations saved", 0) >= 2, figures(day)
+    assert inv["declarations_not_decided_once"] == 0, figures(day)
+    assert inv["declarations_without_officer"] == 0, figures(day)
+    assert inv["abandoned_forms_recorded"] == 0, figures(day)
+    assert sum(f["declarations at the central, by officer"].values()) >= 2, figures(day)
+
+
 def test_no_officer_action_is_lost(day):
     assert day["invariants"]["officer_actions_lost"] == 0, figures(day)
 
