@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import queue
 import random
 import statistics
 import sys
@@ -215,17 +214,18 @@ class _TimedStore:
         return getattr(self._store, name)
 
 
-class _TapQueue(queue.Queue):  # type: ignore[type-arg]
-    """The loop's event queue, also keeping the Decoded events (they carry decoded_ns)."""
+class _Tap:
+    """Between the camera pipeline and the loop's event queue: keeps the Decoded events
+    (they carry decoded_ns) and passes everything on."""
 
     def __init__(self) -> None:
-        super().__init__()
+        self.events: Any = None
         self.decoded: dict[int, Any] = {}
 
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+    def put(self, item: Any, /) -> None:
         if type(item).__name__ == "Decoded":
             self.decoded.setdefault(item.frame_ns, item)
-        super().put(item, block, timeout)
+        self.events.put(item)
 
 
 def _rises(pin: Any, base: float) -> list[int]:
@@ -277,7 +277,7 @@ def run_latency(workdir: Path, *, fps: float = 30.0, passes: int = 1,
     from hardware.camera import ReplayCamera
     from hardware.qr import open_decoder
     from kiosk.config import Config
-    from kiosk.runtime.build import build
+    from kiosk.runtime.build import Supplied, build, open_store
     from kiosk.runtime.capture import CapturePipeline
     from kiosk.runtime.events import ScanResult
 
@@ -292,27 +292,33 @@ def run_latency(workdir: Path, *, fps: float = 30.0, passes: int = 1,
     )
     times: dict[int, int] = {}
     results: list[ScanResult] = []
+    tap = _Tap()
     with contextlib.ExitStack() as stack:
-        parts = build(cfg, stack, with_camera=False)
+
+        def timed_camera(events: Any) -> CapturePipeline:
+            # The kiosk's pipeline and decoder (a stream, as build() opens it) on a replay
+            # camera that notes when each frame was taken; build() starts it.
+            tap.events = events
+            pipeline = CapturePipeline(
+                open_camera=lambda: _TimedCamera(ReplayCamera(folder, fps=fps, loop=True),
+                                                 limit, times),
+                open_decoder=lambda: open_decoder(cfg.decoder.backend, stream=True),
+                events=tap,
+                retry_max=cfg.camera.retry_max_seconds,
+            )
+            stack.callback(pipeline.close)
+            return pipeline
+
+        store = _TimedStore(open_store(cfg, stack))
+        parts = build(cfg, stack, parts=Supplied(store=store, pipeline=timed_camera))
         loop = parts.loop
-        store = _TimedStore(parts.store)
-        tap = _TapQueue()
-        loop.store, loop.events = store, tap
-        pipeline = CapturePipeline(
-            open_camera=lambda: _TimedCamera(ReplayCamera(folder, fps=fps, loop=True),
-                                             limit, times),
-            open_decoder=lambda: open_decoder(cfg.decoder.backend),
-            events=tap,
-            retry_max=cfg.camera.retry_max_seconds,
-        )
-        stack.callback(pipeline.close)
-        loop.pipeline = pipeline
+        assert isinstance(parts.pipeline, CapturePipeline)
+        pipeline = parts.pipeline
         pins = {name: getattr(parts.signals.lights, name).pin for name in LIGHT_OF.values()}
         before = time.monotonic()
         for pin in pins.values():
             pin.clear_states()
         base = (before + time.monotonic()) / 2  # within microseconds of the pins' own stamp
-        pipeline.start()
         deadline = time.monotonic() + limit / fps + 30
         while not loop.ended and time.monotonic() < deadline:
             for event in loop.step(timeout=0.1):
