@@ -50,5 +50,7 @@ def bar_chart(labels: list[str], values: list[int], *, width: int = 720,
         bars.append(Bar(x=round(left + i * slot + slot * 0.15, 1),
                         y=round(top_pad + plot_h - h, 1), width=round(slot * 0.7, 1),
                         height=round(h, 1), label=label, value=int(value)))
-    grid = [(round(top_pad + plot_h * (1 - k / 4), 1), top * k // 4) for k in range(5)]
+    lines = 5 if top >= 5 else top  # 5, 10, 20, 50 ... divide by 5: whole grid values
+    grid = [(round(top_pad + plot_h * (1 - k / lines), 1), top * k // lines)
+            for k in range(lines + 1)]
     return Chart(width, height, bars, top, grid, baseline=top_pad + plot_h, left=left)
