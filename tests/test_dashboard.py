@@ -377,3 +377,35 @@ def test_user_commands_read_the_password_from_stdin_never_argv(db_target, tmp_pa
     assert stored.startswith("$argon2id$") and "long enough" not in stored
     r = runner.invoke(cli, [*base, "disable", "nobody"])
     assert r.exit_code == 1 and "no user 'nobody'" in r.output
+
+
+def test_the_dashboard_migration_reaches_both_engines_once(db_target):
+    """m005 on SQLite, version 2 on PostgreSQL: applied to a new database, idempotent,
+    and an existing checkpoint gains district and commune (empty)."""
+    from offline_queue.central import schema
+
+    with central_db.connect(db_target) as conn:
+        central_db.create_enrolment_token(conn, checkpoint_id="CB-01", name="x")
+        schema.migrate(conn)  # a second start changes nothing
+        assert conn.execute("SELECT district, commune FROM checkpoints").fetchall() == [
+            (None, None)]
+        if conn.postgres:
+            assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == 2
+        else:
+            applied = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations")]
+            assert applied.count("m005_dashboard") == 1
+
+
+def test_a_postgresql_central_of_the_previous_version_is_upgraded(pg_url):
+    """A database made before the dashboard (schema version 1) gains its tables."""
+    from offline_queue.central import schema
+    from offline_queue.central.backend import open_postgres
+
+    with open_postgres(pg_url) as old:  # what the previous release created
+        old.executescript(schema._pg_ddl())
+        old.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        old.execute("INSERT INTO schema_version VALUES (1)")
+    with central_db.connect(pg_url) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == 2
+        add_user(conn, "ada", "administrator", PASSWORD)
+        assert conn.execute("SELECT count(*) FROM dashboard_users").fetchone()[0] == 1
