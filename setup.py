@@ -35,7 +35,7 @@ setup(
         "kiosk": ["locale/*/LC_MESSAGES/*.mo", "*.toml",
                   # The official EU DCC JSON schemas, one per version (their README, LICENSE).
                   "domain/credentials/eu_dcc_schemas/*"],
-        "offline_queue": ["*.sql", "*.yaml"],
+        "offline_queue": ["*.sql", "*.yaml", "central/dashboard/templates/*.html"],
     },
     install_requires=[
         # The watchlist's memory-hard hash (Argon2id, RFC 9106): docs/privacy.md.
@@ -95,6 +95,9 @@ setup(
             "pytest-timeout>=2",
             "psutil>=5",
             "ruff>=0.5",
+            # tests/test_dashboard_browser.py drives headless Chromium (Debian's chromium
+            # and chromium-driver, installed by systemd/install.sh --dev).
+            "selenium>=4.10",
             # tests/test_packaging.py builds the wheel offline (no build isolation).
             "wheel>=0.40",
         ],

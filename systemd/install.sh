@@ -181,6 +181,9 @@ dev_setup() {
     apt_install python3 python3-venv python3-dev gcc pkg-config libzbar0 libsystemd-dev \
         fonts-dejavu-core shellcheck
     postgres_server_binaries
+    # The dashboard's browser test (tests/test_dashboard_browser.py): headless Chromium
+    # driven by Selenium through chromedriver.
+    apt_install chromium chromium-driver
     local venv="$here/.venv"
     if [[ ! -x $venv/bin/python ]]; then
         run python3 -m venv "$venv"

@@ -187,3 +187,32 @@ def test_a_busy_central_answers_503_with_retry_after_by_the_contract(db_target):
     assert r.status_code == 503
     assert 1 <= int(r.headers["Retry-After"]) <= 121
     check(r.json(), response_schema("/v1/checkins", "post", 503))
+
+
+def test_dashboard_pages_answer_what_the_contract_documents(db_target):
+    """Issue 12: each documented dashboard GET page answers a documented status and
+    content type, without a session (the login redirect) and with an administrator's."""
+    from offline_queue.central.dashboard.users import add_user
+
+    with central_db.connect(db_target) as conn:
+        add_user(conn, "ada", "administrator", "a long password")
+    pages = [p for p, ops in SPEC["paths"].items() if p.startswith("/dashboard/")
+             and "get" in ops]
+    with CentralServer(db_target) as server:
+        anonymous = requests.Session()
+        for page in pages:
+            r = anonymous.get(server.url + page, allow_redirects=False, timeout=10)
+            assert str(r.status_code) in SPEC["paths"][page]["get"]["responses"], page
+        session = requests.Session()
+        form = session.get(f"{server.url}/dashboard/login", timeout=10).text
+        token = form.split('name="csrf_token" value="')[1].split('"')[0]
+        r = session.post(f"{server.url}/dashboard/login", timeout=10, data={
+            "username": "ada", "password": "a long password", "csrf_token": token})
+        assert r.url.endswith("/dashboard/activity")
+        for page in pages:
+            r = session.get(server.url + page, allow_redirects=False, timeout=10)
+            answers = resolve(SPEC["paths"][page]["get"]["responses"])
+            assert str(r.status_code) in answers, page
+            content = answers[str(r.status_code)].get("content")
+            if content:
+                assert r.headers["Content-Type"].split(";")[0] in content, page

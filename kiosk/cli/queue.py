@@ -408,3 +408,86 @@ def central_retention(db_path: str | None, days: int) -> None:
         done = apply_retention(conn, days=days)
     click.echo(f"deleted {done['deleted']} check-ins and {done['conflicts_deleted']} "
                f"conflicts from before {done['deleted_before']} ({days} days kept)")
+
+
+# --- dashboard users (docs/central.md, "Dashboard") -------------------------------------------
+
+@central.group("user")
+def central_user() -> None:
+    """Manage the dashboard's users: add, list, disable.
+
+    Example: checkpoint-kiosk central --db central.db user add hoa --role official
+    """
+
+
+def _read_password() -> str:
+    """The new password: prompted twice on a terminal, else the first line of stdin (never
+    from the command line, where ps and the shell history would show it)."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    line = sys.stdin.readline()
+    if not line:
+        raise click.UsageError("no password on stdin; type it at the prompt or pipe one line")
+    return line.rstrip("\r\n")
+
+
+@central_user.command("add")
+@_central_db_option
+@click.argument("username")
+@click.option("--role", required=True,
+              type=click.Choice(["administrator", "official", "viewer"]),
+              help="administrator: checkpoints, devices, tokens, documents, audit log; "
+                   "official: reports and tracing; viewer: reports")
+def central_user_add(db_path: str | None, username: str, role: str) -> None:
+    """Add a dashboard user; the password is read from a prompt (or one line of stdin).
+
+    Example: checkpoint-kiosk central --db central.db user add admin --role administrator
+    """
+    from offline_queue.central.dashboard.users import add_user, check_password, check_username
+
+    try:
+        name = check_username(username)
+        password = check_password(_read_password())
+    except ValueError as e:
+        raise _usage(e) from e
+    with _central_db(_central_db_path(db_path)) as conn:
+        try:
+            user = add_user(conn, name, role, password)
+        except ValueError as e:
+            raise _usage(e) from e
+    click.echo(f"added {user.username} ({user.role})")
+
+
+@central_user.command("list")
+@_central_db_option
+def central_user_list(db_path: str | None) -> None:
+    """List the dashboard users as JSON lines (no password hashes).
+
+    Example: checkpoint-kiosk central --db central.db user list
+    """
+    from offline_queue.central.dashboard.users import list_users
+
+    with _central_db(_central_db_path(db_path, must_exist=True)) as conn:
+        for row in list_users(conn):
+            click.echo(json.dumps(row, ensure_ascii=False, sort_keys=True))
+
+
+@central_user.command("disable")
+@_central_db_option
+@click.argument("username")
+@click.option("--enable", is_flag=True, help="enable the user again instead")
+def central_user_disable(db_path: str | None, username: str, enable: bool) -> None:
+    """Disable a dashboard user (their sessions end at once), or --enable again.
+
+    Example: checkpoint-kiosk central --db central.db user disable hoa
+    """
+    from offline_queue.central.dashboard.users import set_disabled
+
+    with _central_db(_central_db_path(db_path, must_exist=True)) as conn:
+        try:
+            found = set_disabled(conn, username, disabled=not enable)
+        except ValueError as e:
+            raise _usage(e) from e
+    if not found:
+        raise click.ClickException(f"no user {username!r}; see 'central user list'")
+    click.echo(f"{'enabled' if enable else 'disabled'} {username.strip().lower()}")

@@ -21,6 +21,7 @@ from offline_queue import wire
 from offline_queue.central import db as central_db
 from offline_queue.central import queries
 from offline_queue.central.backend import CentralDB
+from offline_queue.central.dashboard import register_dashboard
 from offline_queue.clock import iso
 from offline_queue.documents import DOCUMENT_NAMES
 
@@ -204,6 +205,15 @@ def _register_error_handlers(app: Flask) -> None:
         return _error(500, "internal server error; retry later")
 
 
+BACKLOG_HEADER = "X-Kiosk-Backlog"
+
+
+def _backlog_header() -> int | None:
+    """The rows the kiosk says it still holds (optional; shown on the fleet page)."""
+    raw = request.headers.get(BACKLOG_HEADER, "")
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
+
+
 def _unknown_document(name: str) -> Response:
     return _error(404, f"unknown document {wire.short_repr(name)}; one of "
                        f"{', '.join(DOCUMENT_NAMES)}")
@@ -306,7 +316,8 @@ class _Routes:
         if len(items) > wire.MAX_BATCH:
             return _error(413, f"at most {wire.MAX_BATCH} check-ins per request, got {len(items)}")
         now = central_db.now_utc()
-        results = central_db.ingest(self.db(), device, items, now=now)
+        results = central_db.ingest(self.db(), device, items, now=now,
+                                    backlog=_backlog_header())
         forbidden = sum(1 for r in results if r["status"] == "forbidden")
         if forbidden:
             # Counts only: the rows carry personal data.  A technician links the devices
@@ -387,4 +398,5 @@ def create_app(
     _register_error_handlers(app)
     _Routes(connections.get, admin_token=admin_token, validators=validators,
             admission=admission).register(app)
+    register_dashboard(app, connections.get, validators=validators)
     return app

@@ -305,7 +305,8 @@ _EVENT, _CHECKPOINT = schema.SCAN_COLUMNS.index("event_time"), \
 
 
 def ingest(
-    db: CentralDB, device: Device, items: list[Any], *, now: datetime | None = None
+    db: CentralDB, device: Device, items: list[Any], *, now: datetime | None = None,
+    backlog: int | None = None,
 ) -> list[dict[str, Any]]:
     """Store a batch; one result per item: accepted, duplicate, conflict, forbidden (this
     device may not deliver it: keep it) or rejected (the row itself is invalid).
@@ -359,7 +360,8 @@ def ingest(
             _existing(db, device, later, results, items, counts, offset, received)
         _count(db, counts)
         if me is not None and items:
-            _seen(db, me, received, items)
+            _seen(db, me, received, items, backlog)
+            _note_errors(db, me, received, results)
     return [r for r in results if r is not None]
 
 
@@ -444,15 +446,50 @@ def _count(db: CentralDB, counts: dict[tuple[int, int], int]) -> None:
 SEEN_EVERY = timedelta(seconds=60)
 
 
-def _seen(db: CentralDB, device_num: int, received: datetime, items: list[Any]) -> None:
-    """The device's last contact and app version (written at most once a minute)."""
+MAX_BACKLOG = 10**9
+
+
+def _clock_offset_ms(items: list[Any]) -> int | None:
+    """The kiosk's clock error as it measured it: corrected_at - recorded_at of the newest
+    corrected row of the batch (the kiosk corrects with the offset it measured)."""
+    for item in reversed(items):
+        if isinstance(item, dict) and isinstance(item.get("corrected_at"), str) \
+                and isinstance(item.get("recorded_at"), str):
+            corrected, recorded = (wire.parse_time(item["corrected_at"]),
+                                   wire.parse_time(item["recorded_at"]))
+            if corrected is not None and recorded is not None:
+                return round((corrected - recorded).total_seconds() * 1000)
+    return None
+
+
+def _seen(db: CentralDB, device_num: int, received: datetime, items: list[Any],
+          backlog: int | None = None) -> None:
+    """The device's last contact, app version, backlog (the rows it said it still holds,
+    when it says) and clock offset (written at most once a minute): the fleet page."""
     last = items[-1]
     version = last.get("app_version") if isinstance(last, dict) else None
     version = version if isinstance(version, str) and len(version) <= 64 else None
+    backlog = backlog if backlog is not None and 0 <= backlog <= MAX_BACKLOG else None
     db.execute(
-        "UPDATE devices SET last_seen_at = ?, app_version = coalesce(?, app_version) "
+        "UPDATE devices SET last_seen_at = ?, app_version = coalesce(?, app_version), "
+        "backlog = coalesce(?, backlog), clock_offset_ms = coalesce(?, clock_offset_ms) "
         "WHERE num = ? AND (last_seen_at IS NULL OR last_seen_at < ?)",
-        [iso(received), version, device_num, iso(received - SEEN_EVERY)])
+        [iso(received), version, backlog, _clock_offset_ms(items), device_num,
+         iso(received - SEEN_EVERY)])
+
+
+def _note_errors(db: CentralDB, device_num: int, received: datetime,
+                 results: list[dict[str, Any] | None]) -> None:
+    """The last problem with the device's posts, as counts only (the rows' errors may
+    quote personal data): the fleet page's "last error"."""
+    tally: dict[str, int] = {}
+    for r in results:
+        if r is not None and r["status"] in ("rejected", "forbidden", "conflict"):
+            tally[r["status"]] = tally.get(r["status"], 0) + 1
+    if tally:
+        text = ", ".join(f"{n} {status}" for status, n in sorted(tally.items()))
+        db.execute("UPDATE devices SET last_error = ?, last_error_at = ? WHERE num = ?",
+                   [f"{text} of {len(results)} check-ins", iso(received), device_num])
 
 
 def set_document(

@@ -46,7 +46,7 @@ DEFAULT_DAY_OFFSET_MINUTES = 7 * 60
 US_PER_DAY = 86_400_000_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-PG_SCHEMA_VERSION = 1
+PG_SCHEMA_VERSION = 1  # what _pg_ddl() creates; PG_MIGRATIONS go on from it
 
 
 def code(vocabulary: Sequence[str], word: str | None) -> int | None:
@@ -255,6 +255,41 @@ def m004_scans(db: Database) -> None:
     db.execute(_sqlite_checkins_view())
 
 
+def dashboard_ddl(pg: bool) -> list[str]:
+    """The dashboard's tables (``offline_queue.central.dashboard``): its users (Argon2id
+    password hashes), their sessions (the cookie's token hashed), the audit log of
+    tracing; the district and commune of a checkpoint (set by an administrator: the
+    kiosks do not know them) and what the fleet page shows of a device."""
+    key = ("bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY" if pg
+           else "INTEGER PRIMARY KEY AUTOINCREMENT")
+    big = "bigint" if pg else "INTEGER"
+    return [
+        f"CREATE TABLE dashboard_users (id {key}, username TEXT NOT NULL UNIQUE, "
+        "role TEXT NOT NULL CHECK (role IN ('administrator', 'official', 'viewer')), "
+        "password_hash TEXT NOT NULL, created_at TEXT NOT NULL, disabled_at TEXT, "
+        "last_login_at TEXT)",
+        "CREATE TABLE dashboard_sessions (token_hash TEXT PRIMARY KEY, "
+        f"user_id {big} NOT NULL REFERENCES dashboard_users(id), csrf TEXT NOT NULL, "
+        f"created_at {big} NOT NULL, last_seen {big} NOT NULL)",
+        "CREATE INDEX dashboard_sessions_user ON dashboard_sessions (user_id)",
+        f"CREATE TABLE audit_log (seq {key}, at TEXT NOT NULL, username TEXT NOT NULL, "
+        "role TEXT NOT NULL, action TEXT NOT NULL, params TEXT NOT NULL, "
+        "result_rows INTEGER, client TEXT)",
+        "ALTER TABLE checkpoints ADD COLUMN district TEXT",
+        "ALTER TABLE checkpoints ADD COLUMN commune TEXT",
+        "ALTER TABLE devices ADD COLUMN backlog INTEGER",
+        f"ALTER TABLE devices ADD COLUMN clock_offset_ms {big}",
+        "ALTER TABLE devices ADD COLUMN last_error TEXT",
+        "ALTER TABLE devices ADD COLUMN last_error_at TEXT",
+    ]
+
+
+@migrations()
+def m005_dashboard(db: Database) -> None:
+    for statement in dashboard_ddl(pg=False):
+        db.execute(statement)
+
+
 def _utc(iso_text: str) -> datetime:
     return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).astimezone(UTC)
 
@@ -336,8 +371,9 @@ def _pg_ddl() -> list[str]:
     ]
 
 
-# Later PostgreSQL migrations: version -> statements (none yet).
-PG_MIGRATIONS: dict[int, list[str]] = {}
+# Later PostgreSQL migrations: version -> statements (a new database gets version 1,
+# then these in order, as an existing one does).
+PG_MIGRATIONS: dict[int, list[str]] = {2: dashboard_ddl(pg=True)}
 
 
 def migrate(db: CentralDB) -> None:
@@ -353,7 +389,6 @@ def migrate(db: CentralDB) -> None:
             db.executescript(_pg_ddl())
             db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
             db.execute("INSERT INTO schema_version VALUES (?)", [PG_SCHEMA_VERSION])
-            return
         (version,) = db.execute("SELECT version FROM schema_version").fetchone()
         for target in sorted(v for v in PG_MIGRATIONS if v > version):
             db.executescript(PG_MIGRATIONS[target])
