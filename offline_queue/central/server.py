@@ -12,6 +12,8 @@ from waitress.server import create_server
 
 from offline_queue.central.app import MAX_BODY, Admission, create_app
 from offline_queue.central.db import Validators
+from offline_queue.central.keys import CentralKey, KeyFile
+from offline_queue.central.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +68,16 @@ class CentralServer:
         channel_timeout: int = CHANNEL_TIMEOUT,
         cleanup_interval: int = CLEANUP_INTERVAL,
         queue_limit: int | None = QUEUE_LIMIT,
+        signing_key: CentralKey | KeyFile | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         self.target = db_path
         # The admission reads the task queue of the server made just below.
         self.admission = None if queue_limit is None else Admission(
             lambda: len(self._server.task_dispatcher.queue), limit=queue_limit)
         self.app = create_app(db_path, admin_token=admin_token, validators=validators,
-                              admission=self.admission)
+                              admission=self.admission, signing_key=signing_key,
+                              throttle=throttle)
         self._server = create_server(
             self.app, host=host, port=port, threads=threads,
             connection_limit=_files_for(connection_limit),
