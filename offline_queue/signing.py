@@ -165,19 +165,22 @@ def rotation_statement(previous: str, new_public: bytes, created_at: str) -> byt
 
 @dataclass(frozen=True)
 class Rotation:
-    """``public_key`` replaces the key whose fingerprint is ``previous``, which signed this."""
+    """``public_key`` replaces ``previous_key`` (fingerprint ``previous``), which signed this."""
 
     previous: str
     public_key: bytes
     created_at: str
     signature: bytes
+    previous_key: bytes  # so a fingerprint from a provisioning QR finds its key
+
 
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.public_key)
 
     def as_json(self) -> dict[str, str]:
-        return {"previous": self.previous, "public_key": key_text(self.public_key),
+        return {"previous": self.previous, "previous_key": key_text(self.previous_key),
+                "public_key": key_text(self.public_key),
                 "fingerprint": self.fingerprint, "created_at": self.created_at,
                 "signature": base64.b64encode(self.signature).decode("ascii")}
 
@@ -188,15 +191,32 @@ class Rotation:
         created_at = value.get("created_at")
         if not isinstance(created_at, str) or len(created_at) > 64:
             raise SignatureError("a key rotation has no created_at text")
-        return cls(check_fingerprint(value.get("previous"), "previous key"),
-                   parse_key(value.get("public_key"), "rotated key"), created_at,
-                   _b64(str(value.get("signature", "")), "a key rotation's signature"))
+        previous = check_fingerprint(value.get("previous"), "previous key")
+        previous_key = parse_key(value.get("previous_key"), "previous key")
+        if fingerprint(previous_key) != previous:
+            raise SignatureError(f"a key rotation's previous key is not {previous[:16]}…")
+        return cls(previous, parse_key(value.get("public_key"), "rotated key"), created_at,
+                   _b64(str(value.get("signature", "")), "a key rotation's signature"),
+                   previous_key)
 
 
 def sign_rotation(old: Ed25519PrivateKey, new_public: bytes, created_at: str) -> Rotation:
     previous = fingerprint(public_bytes(old))
     return Rotation(previous, new_public, created_at,
-                    old.sign(rotation_statement(previous, new_public, created_at)))
+                    old.sign(rotation_statement(previous, new_public, created_at)),
+                    public_bytes(old))
+
+
+def key_of(fingerprint_: str, current: bytes, rotations: Sequence[Rotation]) -> bytes | None:
+    """The public key with this fingerprint among a central's keys (current or earlier)."""
+    if fingerprint(current) == fingerprint_:
+        return current
+    for r in rotations:
+        if r.previous == fingerprint_:
+            return r.previous_key
+        if r.fingerprint == fingerprint_:
+            return r.public_key
+    return None
 
 
 def follow_rotations(pinned: bytes, rotations: Sequence[Rotation], target: str) -> bytes:
