@@ -157,6 +157,7 @@ def load_or_create(path: str | os.PathLike[str]) -> CentralKey:
     if not path.exists():
         private = Ed25519PrivateKey.generate()
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:  # another process created it meanwhile
             return load_or_create(path)
@@ -208,6 +209,7 @@ class KeyFile:
         self._stamp = self._stat()
         self._checked = time.monotonic()
         self._lock = threading.Lock()
+        self.check_every = 1.0  # seconds between looks at the file
 
     def _stat(self) -> tuple[int, int] | None:
         try:
@@ -218,7 +220,7 @@ class KeyFile:
 
     def current(self) -> CentralKey:
         now = time.monotonic()
-        if now - self._checked < 1.0:
+        if now - self._checked < self.check_every:
             return self._key
         with self._lock:
             self._checked = now
