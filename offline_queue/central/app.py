@@ -450,5 +450,5 @@ def create_app(
     _register_error_handlers(app)
     _Routes(connections.get, admin_token=admin_token, validators=validators,
             admission=admission, signing_key=signing_key,
-            throttle=throttle or Throttle()).register(app)
+            throttle=Throttle() if throttle is None else throttle).register(app)
     return app
