@@ -20,8 +20,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from offline_queue import wire
 from offline_queue.central import db as central_db
 from offline_queue.central import queries
-from offline_queue.central.backend import CentralDB
-from offline_queue.central.keys import CentralKey, KeyFile
+from offline_queue.central.backend import CentralDB, is_postgres
+from offline_queue.central.keys import CentralKey, KeyFile, default_path
 from offline_queue.central.throttle import Throttle
 from offline_queue.clock import iso
 from offline_queue.documents import DOCUMENT_NAMES
@@ -435,10 +435,13 @@ def create_app(
 
     ``validators`` (document name -> check raising ValueError) are the kiosk's own, so a
     document is refused on publish if a kiosk could not apply it.  ``signing_key`` signs
-    every document served (default: a key in memory only, which kiosks can pin only on
-    first use: the command line always passes the key file's).
+    every document served; by default the key file beside a SQLite database (created on
+    the first start), and for a PostgreSQL URL a key in memory only, which kiosks can pin
+    only on first use (the command line always passes a key file).
     """
-    if signing_key is None:
+    if signing_key is None and not is_postgres(db_path):
+        signing_key = KeyFile(default_path(db_path))
+    elif signing_key is None:
         signing_key = CentralKey.generate()
         log.info("signing documents with a temporary key, fingerprint %s",
                  signing_key.fingerprint)
