@@ -62,16 +62,28 @@ class PinnedKey:
     def pinned(self) -> bytes | None:
         """The key documents must be signed by now; None before any pin."""
         meta = self._meta()
-        stored = meta.get("central_key")
+        stored = self._stored(meta.get("central_key"))
         if self.anchor is None:
-            return parse_key(stored) if stored and meta.get("central_key_anchor") == TOFU \
-                else None
-        if stored and meta.get("central_key_anchor") == self.anchor:
-            return parse_key(stored)
+            return stored if meta.get("central_key_anchor") == TOFU else None
+        if stored is not None and meta.get("central_key_anchor") == self.anchor:
+            return stored
         # Provisioned (again): start from the config's key, with no version in force.
         self.outbox.set_meta(central_key=self.anchor, central_key_anchor=self.anchor,
                              central_key_warning=None, document_versions=None)
         return parse_key(self.anchor)
+
+    @staticmethod
+    def _stored(text: str | None) -> bytes | None:
+        """The pin kept in the database; None (with a warning) if it was damaged: the
+        kiosk then starts again from the config's key, or pins on first use."""
+        if not text:
+            return None
+        try:
+            return parse_key(text)
+        except SignatureError as e:
+            log.warning("sync: the pinned central key in the queue database is unreadable "
+                        "(%s); starting again from the configured key", e)
+            return None
 
     def warning(self) -> str | None:
         return self._meta().get("central_key_warning")

@@ -161,3 +161,21 @@ def test_a_rotation_list_that_does_not_check_out_is_refused():
     keys = {"public_key": "ed25519:" + "A" * 44, "rotations": [{"previous": "0" * 64}]}
     with pytest.raises(SignatureError):
         read_keys(keys)
+
+
+def test_a_damaged_pin_in_the_database_starts_again_from_the_config_key(central, tmp_path,
+                                                                       db_target):
+    """A damaged ``sync_meta`` never stops sync (it raised out of sync_once before)."""
+    device = enrol(central, db_target)
+    pin = device["central_key"]["public_key"]
+    db = kiosk(tmp_path, device)
+    publish(db_target, b'{"profile": "border"}')
+    assert sync_once(db_path=db, server_url=central.url, token=device["device_token"],
+                     central_key=pin).ok
+    with Outbox(db) as outbox:
+        outbox.set_meta(central_key="ed25519:not-base64!")
+    publish(db_target, b'{"profile": "hospital"}')
+    result = sync_once(db_path=db, server_url=central.url, token=device["device_token"],
+                       central_key=pin)
+    assert result.ok and result.documents_changed == ["policy"], result.error
+    assert pinned(db) == pin
