@@ -294,7 +294,8 @@ def test_only_bearer_is_accepted_for_admin_and_device_tokens(server, db_target):
     assert r.status_code == 401 and "Bearer" in r.json()["error"]
 
 
-def _get_from(address: str, url: str, token: str) -> tuple[int, dict[str, str]]:
+def _get_from(address: str, url: str, token: str, forwarded_for: str | None = None
+              ) -> tuple[int, dict[str, str]]:
     """GET ``url`` from the local address ``address`` (127.0.0.x: another client)."""
     import http.client
     from urllib.parse import urlsplit
@@ -303,7 +304,10 @@ def _get_from(address: str, url: str, token: str) -> tuple[int, dict[str, str]]:
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5,
                                       source_address=(address, 0))
     try:
-        conn.request("GET", parts.path, headers={"Authorization": f"Bearer {token}"})
+        headers = {"Authorization": f"Bearer {token}"}
+        if forwarded_for:
+            headers["X-Forwarded-For"] = forwarded_for
+        conn.request("GET", parts.path, headers=headers)
         response = conn.getresponse()
         response.read()
         return response.status, dict(response.getheaders())
@@ -331,6 +335,23 @@ def test_wrong_tokens_are_throttled_per_client_address(tmp_path):
         r = requests.post(server.url + "/v1/devices/enrol",
                           json={"enrolment_token": "enrol-guess"}, timeout=5)
         assert r.status_code == 429
+
+
+def test_behind_a_local_reverse_proxy_the_forwarded_address_is_throttled(tmp_path):
+    """The documented set-up: a TLS proxy on this machine, every peer 127.0.0.1.  One
+    client's wrong tokens must not lock every kiosk out; a client's own X-Forwarded-For
+    entries (before the proxy's) change nothing."""
+    from offline_queue.central.throttle import Throttle
+
+    path = tmp_path / "c.db"
+    with CentralServer(path, throttle=Throttle(limit=3)) as server:
+        device = enrol(server, path)
+        url = server.url + "/v1/documents/policy"
+        for _ in range(3):
+            assert _get_from("127.0.0.1", url, "dev-wrong", "203.0.113.5")[0] == 401
+        assert _get_from("127.0.0.1", url, "dev-wrong", "198.51.100.1, 203.0.113.5")[0] == 429
+        assert _get_from("127.0.0.1", url, device["device_token"], "203.0.113.6")[0] == 404
+        assert _get_from("127.0.0.1", url, device["device_token"])[0] == 404
 
 
 def test_the_throttle_keeps_bounded_memory_and_forgets_after_its_window():

@@ -29,6 +29,10 @@ THREADS = 8  # application threads; SQLite serialises the writes anyway
 # threads at ~20 ms a post, 64 queued is ~0.2 s of work, far inside a kiosk's timeout.
 QUEUE_LIMIT = 64
 MAX_HEADER_BYTES = 64 * 1024
+# The documented TLS reverse proxy runs on this machine: behind it every peer is
+# 127.0.0.1, and the last X-Forwarded-For entry (the one that proxy wrote) is the client.
+# Entries a client wrote itself come before it and are ignored.
+TRUSTED_PROXY = "127.0.0.1"
 _SPARE_FILES = 64  # the database, its WAL, logs, the listening socket
 
 
@@ -70,6 +74,7 @@ class CentralServer:
         queue_limit: int | None = QUEUE_LIMIT,
         signing_key: CentralKey | KeyFile | None = None,
         throttle: Throttle | None = None,
+        trusted_proxy: str | None = TRUSTED_PROXY,
     ) -> None:
         self.target = db_path
         # The admission reads the task queue of the server made just below.
@@ -85,6 +90,9 @@ class CentralServer:
             # select() cannot watch descriptors above 1024; poll() can.
             asyncore_use_poll=True,
             max_request_body_size=MAX_BODY, max_request_header_size=MAX_HEADER_BYTES,
+            # The client's address (the wrong-token throttle) as the TLS proxy saw it.
+            **({"trusted_proxy": trusted_proxy, "trusted_proxy_count": 1,
+                "trusted_proxy_headers": "x-forwarded-for"} if trusted_proxy else {}),
         )
         self.adjustments = self._server.adj
         self.host = host
