@@ -150,6 +150,9 @@ class SyncConfig:
                           default="")
     timeout_seconds: float = _doc("Timeout of every request to the server.", default=10.0,
                                   low=0.5, high=300)
+    central_key: str = _doc(
+        "The central's document-signing key pinned at enrolment ('ed25519:' + base64, written "
+        "by provisioning); empty = pinned on first use (docs/trust.md).", default="")
 
 
 LANGUAGES = ("vi", "en")  # the screen's languages; kiosk/locale has a catalogue for each but
@@ -326,6 +329,27 @@ def check_values(cfg: Config, origin: Callable[[str], str] = lambda _key: "confi
         raise ConfigProblems(problems)
 
 
+def _sync_problems(cfg: Config, origin: Callable[[str], str]) -> list[ConfigError]:
+    """The central's address and pinned key (``[sync]``)."""
+    problems: list[ConfigError] = []
+    url = cfg.sync.server_url
+    if url:
+        try:
+            check_server_url(url, "sync.server_url =")
+        except ValueError as e:
+            problems.append(ConfigError(f"{origin('sync.server_url')}: {e}, e.g. "
+                                        "'https://kiosk.example.vn'"))
+    if cfg.sync.central_key:
+        from offline_queue.signing import parse_key
+
+        try:
+            parse_key(cfg.sync.central_key, "sync.central_key")
+        except ValueError as e:
+            problems.append(ConfigError(f"{origin('sync.central_key')}: {e}; provision the "
+                                        "kiosk again, or empty it to pin on first use"))
+    return problems
+
+
 def value_problems(cfg: Config, origin: Callable[[str], str] = lambda _key: "config", *,
                    refused: Collection[str] = ()) -> list[ConfigError]:
     """The checks one key's type and range cannot express, so start-up cannot fail later.
@@ -341,14 +365,7 @@ def value_problems(cfg: Config, origin: Callable[[str], str] = lambda _key: "con
     from kiosk.domain.policy import Policy
     from kiosk.errors import CameraError, KioskError
 
-    problems: list[ConfigError] = []
-    url = cfg.sync.server_url
-    if url:
-        try:
-            check_server_url(url, "sync.server_url =")
-        except ValueError as e:
-            problems.append(ConfigError(f"{origin('sync.server_url')}: {e}, e.g. "
-                                        "'https://kiosk.example.vn'"))
+    problems = _sync_problems(cfg, origin)
     try:
         CameraSpec.parse(cfg.camera.spec)
     except CameraError as e:

@@ -25,12 +25,18 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def _without_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@``: the value an error shows."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@", r"\1***@", url)
+
+
 def check_server_url(url: str, what: str = "server URL") -> str:
-    """The URL without a trailing slash; ValueError naming ``what``, showing the value and
-    saying what to write instead."""
+    """The URL without a trailing slash; ValueError naming ``what``, showing the value
+    (never a password in it) and saying what to write instead."""
     if not isinstance(url, str):
         raise ValueError(f"{what} {url!r} is not text; write it as https://host[:port]")
     text = url.strip()
+    url = _without_userinfo(url)  # from here on, only what a message may show
     if not (text.isascii() and text.isprintable()):
         # Control, escape and bidi characters could forge a log line or hide the real host.
         raise ValueError(f"{what} {url!r} has characters a URL may not have; write it as "
@@ -40,9 +46,12 @@ def check_server_url(url: str, what: str = "server URL") -> str:
         raise ValueError(f"{what} {url!r} is not valid; write it as https://host[:port]")
     parts = urlsplit(text)
     if "@" in parts.netloc:
-        # A user name or password in the URL would end up in logs and status.
-        raise ValueError(f"{what} {url!r} holds a user name or password; write it as "
-                         "https://host[:port] (the kiosk authenticates with its device token)")
+        # A user name or password in the URL would end up in logs, status and the config,
+        # and requests would send it as Basic credentials to whoever answers.
+        raise ValueError(f"{what} {url!r} holds a user name or password (user:password@), "
+                         "which is refused; write it as https://host[:port] (the kiosk "
+                         "authenticates with its device token, never with a password in "
+                         "the URL)")
     try:
         parts.port  # noqa: B018 - raises on a port outside 0..65535
     except ValueError:

@@ -226,7 +226,19 @@ def queue_stats(
         "last_success": meta.get("last_success"),
         "last_error": meta.get("last_error"),
         "reprovision_needed": meta.get("reprovision_needed") == "1",
+        # Documents the last pull refused ([name, why], escaped) and a note on the central
+        # key (offline_queue.pinned): the kiosk decides with the last good ones meanwhile.
+        "document_errors": _json_list(meta.get("document_errors")),
+        "central_key_warning": meta.get("central_key_warning"),
     }
+
+
+def _json_list(text: str | None) -> list[Any]:
+    try:
+        value = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return value if isinstance(value, list) else []
 
 
 def read_stats(

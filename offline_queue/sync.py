@@ -27,10 +27,12 @@ import requests
 from offline_queue.backoff import Backoff
 from offline_queue.clock import Clock, iso
 from offline_queue.deadline import Deadline, DeadlineAdapter
-from offline_queue.documents import DOCUMENT_NAMES, Document, validate
+from offline_queue.documents import DOCUMENT_NAMES, Document, sha256, validate
 from offline_queue.errors import StoreError, SyncError
 from offline_queue.outbox import Outbox
+from offline_queue.pinned import PinnedKey
 from offline_queue.serverurl import check_server_url
+from offline_queue.signing import Envelope, SignatureError, read_envelope, verify_document
 from offline_queue.untrusted import escaped
 
 log = logging.getLogger(__name__)
@@ -259,6 +261,17 @@ class SyncClient:
         headers = {"If-None-Match": f'"{etag}"'} if etag else {}
         return self._request("GET", f"/v1/documents/{name}", headers=headers)
 
+    def get_keys(self) -> Any:
+        """The central's signing key and its rotations (``GET /v1/keys``)."""
+        response = self._request("GET", "/v1/keys")
+        if response.status_code != 200:
+            raise SignatureError(f"the central answered {response.status_code} for its keys; "
+                                 "a document from an unknown key is refused")
+        try:
+            return response.json()
+        except ValueError:
+            raise SignatureError("the central's key list is not JSON; refused") from None
+
 
 def _verdicts(results: list[Any], ids: list[str]
               ) -> tuple[dict[str, tuple[str, str | None]], dict[str, str]]:
@@ -367,7 +380,7 @@ class Syncer:
 
     def __init__(
         self, outbox: Outbox, client: SyncClient, *, clock: Clock, batch_size: int = 500,
-        validators: Mapping[str, Validator] | None = None,
+        validators: Mapping[str, Validator] | None = None, central_key: str | None = None,
     ) -> None:
         if not 1 <= batch_size <= 1000:
             raise ValueError(f"batch_size is {batch_size!r}; use 1 to 1000")
@@ -380,6 +393,9 @@ class Syncer:
         self.clock = clock
         self.batch_size = batch_size
         self.validators: Mapping[str, Validator] = dict(validators or {})
+        # Documents are applied only when signed by the pinned central key (docs/trust.md).
+        self.pin = PinnedKey(outbox, central_key, client.get_keys)
+        self.key_warning: str | None = None  # escaped; set by each pull
         # (name, escaped reason) of each document of the last pull that was not applied
         self.document_errors: tuple[tuple[str, str], ...] = ()
         self._reduced = batch_size
@@ -482,6 +498,9 @@ class Syncer:
         changed: list[Document] = []
         unchanged: list[str] = []
         errors: list[tuple[str, str]] = []
+        self.pin.begin_pull()
+        self.pin.pinned()  # a new anchor in the config resets the versions first
+        versions = self.pin.versions()
         for name in DOCUMENT_NAMES:
             current = self.outbox.document(name)
             response = self.client.get_document(name, current.etag if current else None)
@@ -492,6 +511,7 @@ class Syncer:
                 continue
             body = response.content
             try:
+                envelope = self._verified(name, body, response, current, versions.get(name))
                 validate(name, body)
                 validator = self.validators.get(name)
                 if validator is not None:
@@ -501,18 +521,39 @@ class Syncer:
                 log.warning("document %s: the central's new version was not applied: %s",
                             name, errors[-1][1])
                 continue
-            expires = response.headers.get("Expires")
-            try:
-                expires_at = parsedate_to_datetime(expires) if expires else None
+            try:  # the signed Expires, never one added on the way
+                expires_at = parsedate_to_datetime(envelope.expires) if envelope.expires \
+                    else None
             except (TypeError, ValueError):
                 expires_at = None
             etag = (response.headers.get("ETag") or "").strip('"') or None
             changed.append(Document(name, body, etag, now, expires_at))
+            versions[name] = envelope.version
         self.outbox.apply_documents(changed, unchanged, now)
+        # After the bodies: a crash between leaves a version older than the body in force,
+        # never a version whose body was not applied (that would refuse the next fetch).
         self.document_errors = tuple(errors)
+        self.pin.record(versions, self.document_errors)
+        warning = self.pin.warning()
+        self.key_warning = clean(warning) if warning else None
         if changed:
             log.info("applied documents: %s", ", ".join(d.name for d in changed))
         return [d.name for d in changed]
+
+    def _verified(self, name: str, body: bytes, response: requests.Response,
+                  current: Document | None, in_force: int | None) -> Envelope:
+        """The document's envelope once its signature, key and version are good;
+        SignatureError (or SyncError fetching the keys) says why not."""
+        envelope = read_envelope(response.headers)
+        verify_document(self.pin.key_for(envelope.key), name, body, envelope)
+        if in_force is not None and envelope.version < in_force:
+            raise SignatureError(f"version {envelope.version} is older than version "
+                                 f"{in_force} in force (a replayed document); refused")
+        if in_force == envelope.version and current is not None and \
+                sha256(current.body) != sha256(body):
+            raise SignatureError(f"version {envelope.version} is the version in force but "
+                                 "with other bytes; refused")
+        return envelope
 
 
 @dataclass(frozen=True)
@@ -537,6 +578,8 @@ class SyncStatus:
     # (document name, escaped reason) for each document of the last pull not applied
     document_errors: tuple[tuple[str, str], ...] = ()
     clock_source: str = "none"  # how this boot's times are corrected: ntp, central, none
+    # why the pinned central key deserves a look (trusted on first use), escaped
+    key_warning: str | None = None
 
     @property
     def undeliverable(self) -> int:
@@ -579,6 +622,7 @@ class SyncWorker:
         documents_interval: float = 900.0,
         retention_days: int = 30,
         validators: Mapping[str, Validator] | None = None,
+        central_key: str | None = None,
         clock: Clock | None = None,
         session: requests.Session | None = None,
         rng: random.Random | None = None,
@@ -594,7 +638,8 @@ class SyncWorker:
         )
         self._outbox = Outbox(db_path)
         self._syncer = Syncer(self._outbox, self._client, clock=self.clock,
-                              batch_size=batch_size, validators=validators)
+                              batch_size=batch_size, validators=validators,
+                              central_key=central_key)
         self._on_status = on_status
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.boot_jitter, self.link_jitter = boot_jitter, link_jitter
@@ -669,6 +714,7 @@ class SyncWorker:
             forbidden=counts["forbidden"],
             token_refused=self._token_refused,
             document_errors=self._syncer.document_errors,
+            key_warning=self._syncer.key_warning,
             clock_source="ntp" if self.clock.synced() else (anchor.source if anchor else "none"),
         )
 
@@ -830,6 +876,7 @@ class SyncOnceResult:
     error: str | None
     forbidden: int = 0
     document_errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # worth a look, not a failure (a key trusted on first use)
 
     @property
     def ok(self) -> bool:
@@ -842,7 +889,8 @@ class SyncOnceResult:
             {"ok": self.ok, "delivered": self.delivered, "documents_changed":
              self.documents_changed, "remaining": self.remaining,
              "dead_letter": self.dead_letter, "forbidden": self.forbidden,
-             "document_errors": list(self.document_errors), "error": self.error},
+             "document_errors": list(self.document_errors), "error": self.error,
+             "warnings": list(self.warnings)},
             ensure_ascii=False,
         )
 
@@ -860,6 +908,7 @@ def sync_once(
     total_timeout: float | None = None,
     validators: Mapping[str, Validator] | None = None,
     user_agent: str = USER_AGENT,
+    central_key: str | None = None,
 ) -> SyncOnceResult:
     """Push everything pending and pull the documents once (``checkpoint-kiosk sync --once``).
 
@@ -874,7 +923,7 @@ def sync_once(
         try:
             outbox.reset_in_flight()
             syncer = Syncer(outbox, client, clock=clock, batch_size=batch_size,
-                            validators=validators)
+                            validators=validators, central_key=central_key)
             error = None
             refused = False
             delivered, changed = 0, []
@@ -918,4 +967,5 @@ def sync_once(
         problems.extend(document_texts)
         error = "; ".join(problems) or None
     return SyncOnceResult(delivered, changed, remaining, dead, error, forbidden,
-                          document_texts)
+                          document_texts,
+                          (syncer.key_warning,) if syncer.key_warning else ())

@@ -8,6 +8,14 @@ acts, then RST: the client never learns the outcome), ``401`` (a proxy or captiv
 refusing the request, the server never sees it), ``400`` (a middlebox's HTML error page
 for the whole request), ``drip`` (forward, then send the answer one byte every
 ``drip_s`` seconds, for at most ``drip_max_s``, then cut it: a slow-drip server).
+
+Tampering with signed documents (issue 14), on a document's 200 answer only (any other
+request passes untouched, so these mix with the faults above): ``tamper`` (other bytes,
+the signature headers kept: ``rewrite(name, body)`` makes them, default a changed byte),
+``cut_body`` (the body cut short, Content-Length fixed so the answer looks whole),
+``strip_signature`` (the Checkpoint-* headers removed), ``replay`` (the first answer this
+proxy saw for that document, an older signed version), ``foreign_key`` (the rewritten body
+signed, at a higher version, by a key of the proxy's own).
 """
 
 from __future__ import annotations
@@ -19,10 +27,45 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from offline_queue.signing import KEY_HEADER, SIGNATURE_HEADER, VERSION_HEADER, sign_document
+
 # The faults a sync client must ride out on its own (tests draw from these at random) ...
 FAULTS = ("pass", "drop", "reset", "500", "429", "slow", "truncate", "reset_after")
 # ... and those that need the client to keep trying or to give up in time (issue 9, #4 and #5).
 PATH_FAULTS = ("401", "400", "drip")
+# ... and those that change what a document says: the kiosk must refuse every one (issue 14).
+TAMPER_FAULTS = ("tamper", "cut_body", "strip_signature", "replay", "foreign_key")
+_SIGNATURE_HEADERS = tuple(h.lower().encode() for h in (VERSION_HEADER, KEY_HEADER,
+                                                        SIGNATURE_HEADER))
+DOCUMENT_PREFIX = b"/v1/documents/"
+
+
+def flip_a_byte(name: str, body: bytes) -> bytes:
+    """The default rewrite: the same length, one byte changed (a digit or a letter)."""
+    for i in range(len(body) // 2, len(body)):
+        if chr(body[i]).isalnum():
+            return body[:i] + (b"1" if body[i:i + 1] != b"1" else b"2") + body[i + 1:]
+    return body + b" "
+
+
+def _split(response: bytes) -> tuple[list[bytes], bytes]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    return head.split(b"\r\n"), body
+
+
+def _join(lines: list[bytes], body: bytes) -> bytes:
+    kept = [line for line in lines if not line.lower().startswith(b"content-length:")]
+    return b"\r\n".join([*kept, b"Content-Length: %d" % len(body)]) + b"\r\n\r\n" + body
+
+
+def _header(lines: list[bytes], name: bytes) -> bytes | None:
+    for line in lines[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name.lower():
+            return value.strip()
+    return None
 
 
 def _read_request(conn: socket.socket) -> bytes | None:
@@ -62,9 +105,16 @@ class FaultProxy:
         self, upstream: tuple[str, int], choose: Callable[[], str] = lambda: "pass",
         *, slow_s: float = 0.5, retry_after: int = 1, drip_s: float = 8.0,
         drip_max_s: float = 60.0,
+        rewrite: Callable[[str, bytes], bytes] = flip_a_byte,
+        foreign_version_offset: int = 1000,
     ) -> None:
         self.upstream = upstream
         self.choose = choose
+        self.rewrite = rewrite
+        self.attacker_key = Ed25519PrivateKey.generate()  # foreign_key signs with it
+        self.foreign_version_offset = foreign_version_offset
+        self.first_answers: dict[bytes, bytes] = {}  # path -> the first 200 seen (replay)
+        self.tampered: Counter[str] = Counter()  # fault -> document answers changed
         self.slow_s = slow_s
         self.retry_after = retry_after
         self.drip_s, self.drip_max_s = drip_s, drip_max_s
@@ -155,6 +205,8 @@ class FaultProxy:
                 if fault == "slow":
                     time.sleep(self.slow_s)
                 response = self._forward(request)
+                if method == b"GET" and path.startswith(DOCUMENT_PREFIX):
+                    response = self._document(path, response, fault)
                 if fault == "drip":
                     self._drip(conn, response)
                 elif fault == "reset_after":
@@ -168,6 +220,36 @@ class FaultProxy:
                     conn.close()
         except OSError:
             conn.close()
+
+    def _document(self, path: bytes, response: bytes, fault: str) -> bytes:
+        """A document's answer as the fault has it (only a 200 is changed)."""
+        lines, body = _split(response)
+        if b" 200 " not in lines[0] + b" ":
+            return response
+        self.first_answers.setdefault(path, response)
+        if fault not in TAMPER_FAULTS:
+            return response
+        name = path[len(DOCUMENT_PREFIX):].decode("latin-1")
+        self.tampered[fault] += 1
+        if fault == "tamper":
+            return _join(lines, self.rewrite(name, body))
+        if fault == "cut_body":
+            return _join(lines, body[: len(body) // 2])
+        unsigned = [line for line in lines
+                    if not line.lower().startswith(_SIGNATURE_HEADERS)]
+        if fault == "strip_signature":
+            return _join(unsigned, body)
+        if fault == "replay":
+            return self.first_answers[path]
+        # foreign_key: another body, signed properly, by a key the central never had.
+        version = int(_header(lines, VERSION_HEADER.encode()) or b"1") + \
+            self.foreign_version_offset
+        expires = _header(lines, b"Expires")
+        new_body = self.rewrite(name, body)
+        signed = sign_document(self.attacker_key, name, version, new_body,
+                               expires.decode("latin-1") if expires else None)
+        return _join([*unsigned, *(f"{k}: {v}".encode() for k, v in signed.items())],
+                     new_body)
 
     def _drip(self, conn: socket.socket, response: bytes) -> None:
         started = time.monotonic()

@@ -15,6 +15,7 @@ import requests
 from offline_queue import wire
 from offline_queue.central import db as central_db
 from offline_queue.central.server import CentralServer
+from offline_queue.clock import iso
 from tests.central_helpers import enrol, item, post, statuses
 
 
@@ -236,3 +237,248 @@ def test_enrolment_without_a_token_takes_only_a_small_body(server):
     r = requests.post(server.url + "/v1/devices/enrol", data=body, timeout=10,
                       headers={"Content-Type": "application/json"})
     assert_clean_json_error(r, 413)
+
+
+# --- issue 14 #5: hardening the central ----------------------------------------------------
+
+
+def test_the_sqlite_database_and_its_journal_are_created_0600(tmp_path):
+    path = tmp_path / "fresh" / "central.db"
+    with CentralServer(path) as server:
+        device = enrol(server, path)
+        assert statuses(post(server, device, [item(device)])) == ["accepted"]
+        for name in ("central.db", "central.db-wal", "central.db-shm"):
+            mode = (tmp_path / "fresh" / name).stat().st_mode & 0o777
+            assert mode == 0o600, f"{name} is {mode:o}"
+
+
+def _enrol_with(server, token: str) -> requests.Response:
+    return requests.post(server.url + "/v1/devices/enrol", json={"enrolment_token": token},
+                         timeout=5)
+
+
+def test_enrolment_tokens_expire(server, db_target, monkeypatch):
+    with central_db.connect(db_target) as db:
+        short = central_db.create_enrolment_token(db, checkpoint_id="CP-1", name="a",
+                                                  valid_for=timedelta(minutes=5))
+        week = central_db.create_enrolment_token(db, checkpoint_id="CP-1", name="a")
+        old = central_db.create_enrolment_token(db, checkpoint_id="CP-1", name="a")
+        # A token made before tokens expired: no expiry stored, made 8 days ago.
+        db.execute("UPDATE enrolment_tokens SET expires_at = NULL, created_at = ? "
+                   "WHERE token_hash = ?", [iso(datetime.now(UTC) - timedelta(days=8)),
+                                            central_db.hash_token(old)])
+        db.commit()
+        with pytest.raises(ValueError, match="from a minute to 366 days"):
+            central_db.create_enrolment_token(db, checkpoint_id="CP-1", name="a",
+                                              valid_for=timedelta(days=400))
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    monkeypatch.setattr(central_db, "now_utc", lambda: later)  # the central's clock moves on
+    refused = _enrol_with(server, short)
+    assert refused.status_code == 403 and "expired" in refused.json()["error"]
+    assert _enrol_with(server, old).status_code == 403
+    assert _enrol_with(server, week).status_code == 201
+
+
+def test_only_bearer_is_accepted_for_admin_and_device_tokens(server, db_target):
+    device = enrol(server, db_target)
+    report = server.url + "/v1/report/scans"
+    # Before: any scheme was read as the token ("Basic adm" opened the report).
+    for header in ("Basic adm", "Token adm", "adm", "Bearer"):
+        r = requests.get(report, headers={"Authorization": header}, timeout=5)
+        assert r.status_code == 401, header
+        assert "Bearer" in r.json()["error"] or r.json()["error"] == "admin token required"
+    assert requests.get(report, headers={"Authorization": "bearer adm"},
+                        timeout=5).status_code == 200  # the scheme's case is free (RFC 9110)
+    r = requests.post(server.url + "/v1/checkins", json={"checkins": [item(device)]},
+                      headers={"Authorization": f"Token {device['device_token']}"}, timeout=5)
+    assert r.status_code == 401 and "Bearer" in r.json()["error"]
+
+
+def _get_from(address: str, url: str, token: str, forwarded_for: str | None = None
+              ) -> tuple[int, dict[str, str]]:
+    """GET ``url`` from the local address ``address`` (127.0.0.x: another client)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5,
+                                      source_address=(address, 0))
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        if forwarded_for:
+            headers["X-Forwarded-For"] = forwarded_for
+        conn.request("GET", parts.path, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status, dict(response.getheaders())
+    finally:
+        conn.close()
+
+
+def test_wrong_tokens_are_throttled_per_client_address(tmp_path):
+    from offline_queue.central.throttle import Throttle
+
+    path = tmp_path / "c.db"
+    with CentralServer(path, admin_token="adm", throttle=Throttle(limit=5)) as server:
+        device = enrol(server, path)
+        url = server.url + "/v1/documents/policy"
+        for _ in range(5):
+            assert _get_from("127.0.0.1", url, "dev-wrong")[0] == 401
+        status, headers = _get_from("127.0.0.1", url, "dev-wrong")
+        assert status == 429 and 1 <= int(headers["Retry-After"]) <= 61
+        # The answer says nothing about a guess: a right token from there waits too ...
+        assert _get_from("127.0.0.1", url, device["device_token"])[0] == 429
+        assert _get_from("127.0.0.1", server.url + "/v1/report/scans", "adm")[0] == 429
+        # ... while another address is served.
+        assert _get_from("127.0.0.2", url, device["device_token"])[0] == 404  # unpublished
+        assert _get_from("127.0.0.2", server.url + "/v1/report/scans", "adm")[0] == 200
+        r = requests.post(server.url + "/v1/devices/enrol",
+                          json={"enrolment_token": "enrol-guess"}, timeout=5)
+        assert r.status_code == 429
+
+
+def test_behind_a_local_reverse_proxy_the_forwarded_address_is_throttled(tmp_path):
+    """The documented set-up: a TLS proxy on this machine, every peer 127.0.0.1.  One
+    client's wrong tokens must not lock every kiosk out; a client's own X-Forwarded-For
+    entries (before the proxy's) change nothing."""
+    from offline_queue.central.throttle import Throttle
+
+    path = tmp_path / "c.db"
+    with CentralServer(path, throttle=Throttle(limit=3)) as server:
+        device = enrol(server, path)
+        url = server.url + "/v1/documents/policy"
+        for _ in range(3):
+            assert _get_from("127.0.0.1", url, "dev-wrong", "203.0.113.5")[0] == 401
+        assert _get_from("127.0.0.1", url, "dev-wrong", "198.51.100.1, 203.0.113.5")[0] == 429
+        assert _get_from("127.0.0.1", url, device["device_token"], "203.0.113.6")[0] == 404
+        assert _get_from("127.0.0.1", url, device["device_token"])[0] == 404
+
+
+def test_the_throttle_keeps_bounded_memory_and_forgets_after_its_window():
+    from offline_queue.central.throttle import Throttle
+
+    now = [0.0]
+    throttle = Throttle(limit=3, window_s=60, max_addresses=100, clock=lambda: now[0])
+    for i in range(10_000):
+        throttle.failed(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}")
+    assert len(throttle) == 100
+    for _ in range(3):
+        throttle.failed("192.0.2.1")
+    assert throttle.blocked("192.0.2.1") == 61
+    assert throttle.blocked("192.0.2.2") is None
+    now[0] = 59.5
+    assert throttle.blocked("192.0.2.1") == 1
+    now[0] = 60.0
+    assert throttle.blocked("192.0.2.1") is None
+
+
+def test_one_device_cannot_pre_empt_another_device_s_check_in_id(server, db_target):
+    """Check-in ids are unique per device: a device that posts another's id first (a
+    guess, or a copied id) takes nothing from it.  Before: the second, genuine check-in was
+    answered "conflict" and never stored."""
+    honest = enrol(server, db_target, checkpoint="CP-1")
+    other = enrol(server, db_target, checkpoint="CP-2")
+    genuine = item(honest)
+    squat = item(other, id=genuine["id"], person_key="079190000000")
+    assert statuses(post(server, other, [squat])) == ["accepted"]
+    assert statuses(post(server, honest, [genuine])) == ["accepted"]
+    assert statuses(post(server, honest, [genuine])) == ["duplicate"]
+    assert statuses(post(server, other, [squat])) == ["duplicate"]
+    changed = {**genuine, "decision": "stop"}
+    assert statuses(post(server, honest, [changed])) == ["conflict"]
+    with central_db.connect(db_target) as db:
+        rows = sorted((r["device_id"], r["person_key"]) for r in
+                      central_db.export_checkins(db) if r["id"] == genuine["id"])
+    assert rows == sorted([(honest["device_id"], genuine["person_key"]),
+                           (other["device_id"], "079190000000")])
+
+
+def test_an_m004_sqlite_database_is_migrated_with_its_rows(tmp_path):
+    from sqlite_utils import Database
+
+    from offline_queue.central import schema
+
+    path = tmp_path / "old.db"
+    db = central_db.connect(path, migrate=False)
+    central_db.migrations.apply(Database(db.conn), stop_before="m006_signed_and_scoped")
+    db.execute("INSERT INTO checkpoints VALUES ('CP', 'cp', '2021-01-01T00:00:00Z', 1)")
+    db.execute("INSERT INTO devices (id, checkpoint_id, token_hash, enrolled_at, num) "
+               "VALUES ('kiosk-a', 'CP', 'h', '2021-01-01T00:00:00Z', 1)")
+    device = {"device_id": "kiosk-a", "checkpoint_id": "CP"}
+    body = item(device)
+    row = schema.scan_row({**body, "time_source": None}, digest=1, event_time=1,
+                          basis="received", received_us=1, checkpoint=1, device=1,
+                          posted_by=None)
+    db.execute("INSERT INTO scans (" + ", ".join(schema.SCAN_COLUMNS) + ") VALUES ("
+               + ", ".join("?" * len(schema.SCAN_COLUMNS)) + ")", row)
+    db.execute("INSERT INTO documents VALUES ('policy', ?, 'e', '2021-01-01T00:00:00Z', NULL)",
+               [b'{"profile": "border"}'])
+    db.conn.commit()
+    db.close()
+    with central_db.connect(path) as db:
+        assert [r["id"] for r in central_db.export_checkins(db)] == [body["id"]]
+        assert central_db.get_document_record(db, "policy").version == 1
+        key = [r[0] for r in db.execute(
+            "SELECT name FROM pragma_table_info('scans') WHERE pk > 0 ORDER BY pk")]
+        assert db.execute("SELECT count(*) FROM checkins").fetchone()[0] == 1  # the view
+        indexes = {r[0] for r in db.execute("SELECT name FROM pragma_index_list('scans')")}
+    assert key == ["device", "id"]
+    assert {"scans_checkpoint_time", "scans_person_time"} <= indexes
+
+
+def test_a_version_1_postgresql_database_is_migrated(pg_url):
+    from offline_queue.central import schema
+    from offline_queue.central.backend import open_postgres
+
+    db = open_postgres(pg_url)
+    db.executescript(schema._pg_ddl())
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    db.execute("INSERT INTO schema_version VALUES (1)")
+    db.execute("INSERT INTO documents VALUES ('policy', ?, 'e', '2021-01-01T00:00:00Z', NULL)",
+               [b'{"profile": "border"}'])
+    db.close()
+    with central_db.connect(pg_url) as db:
+        (version,) = db.execute("SELECT version FROM schema_version").fetchone()
+        assert version == max(schema.PG_MIGRATIONS)
+        assert central_db.get_document_record(db, "policy").version == 1
+        columns = [r[0] for r in db.execute(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'scans'::regclass "
+            "AND i.indisprimary")]
+    assert sorted(columns) == ["device", "id"]
+    with central_db.connect(pg_url) as db:  # idempotent
+        assert db.execute("SELECT version FROM schema_version").fetchone()[0] == 2
+
+
+def test_the_admin_token_comes_from_a_file_and_the_flag_warns(tmp_path):
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from kiosk.cli import cli
+    from tests.conftest import REPO
+
+    token_file = tmp_path / "admin-token"
+    token_file.write_text("file-secret\n")
+    result = CliRunner().invoke(cli, ["central", "--db", str(tmp_path / "a.db"),
+                                      "--admin-token", "s3cret", "enrol-token",
+                                      "--checkpoint", "A", "--name", "a"])
+    assert result.exit_code == 0 and "removed in the next release" in result.output
+    env = {k: v for k, v in __import__("os").environ.items()
+           if not k.startswith("CHECKPOINT_CENTRAL_")}
+    env["CHECKPOINT_CENTRAL_ADMIN_TOKEN_FILE"] = str(token_file)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kiosk", "central", "--db", str(tmp_path / "s.db"), "--port",
+         "0"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        url = proc.stdout.readline().strip().removeprefix("listening on ")
+        ok = requests.get(url + "/v1/report/scans", timeout=5,
+                          headers={"Authorization": "Bearer file-secret"})
+        assert ok.status_code == 200
+        assert (tmp_path / "s.db.signing-key").stat().st_mode & 0o777 == 0o600
+        assert requests.get(url + "/v1/keys", timeout=5).json()["fingerprint"]
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+    assert "file-secret" not in proc.stderr.read()

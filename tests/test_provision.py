@@ -78,8 +78,8 @@ def test_a_wrong_token_via_the_cli_is_one_clear_line(central, etc):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         f"checkpoint-kiosk: error: the central platform at {central.url} refused the "
-        "enrolment token (403: 'enrolment token unknown or already used; ask for a new one'); "
-        "tokens work once: ask for a new one"]
+        "enrolment token (403: 'enrolment token unknown, already used or expired; ask for a "
+        "new one'); tokens work once: ask for a new one"]
     assert "enrol-not-a-real-one" not in proc.stderr + proc.stdout
     assert snapshot(etc) == before
 

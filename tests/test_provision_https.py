@@ -81,3 +81,22 @@ def test_the_sync_client_refuses_plain_http_to_another_host():
     with pytest.raises(ValueError, match="plain http.*use https://"):
         SyncClient("http://rogue.example", "dev-x")
     SyncClient("http://127.0.0.1:9", "dev-x").close()
+
+
+@pytest.mark.parametrize("url", ["http://officer:S3cretPw@127.0.0.1:8080",
+                                 "https://officer:S3cretPw@kiosk.example.vn/",
+                                 "https://S3cretPw@kiosk.example.vn",
+                                 "https://officer:S3cretPw@kiosk example.vn"])
+def test_a_url_with_a_password_is_refused_without_repeating_it(url, tmp_path):
+    """Issue 14 #5: ``http://user:pw@`` is refused with a message that says why and never
+    shows the password (it reaches the screen, the log and status)."""
+    with pytest.raises(ValueError) as e:
+        check_server_url(url, "sync.server_url")
+    assert "S3cretPw" not in str(e.value) and "***@" in str(e.value)
+    if " " not in url:
+        assert "user name or password" in str(e.value)
+    path = tmp_path / prov.FILE_NAME
+    path.write_text(f'server_url = "{url}"\nenrolment_token = "enrol-x"\n', encoding="utf-8")
+    with pytest.raises(ProvisionError) as p:
+        prov.parse_file(path)
+    assert "S3cretPw" not in str(p.value)

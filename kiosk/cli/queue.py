@@ -150,7 +150,8 @@ def sync(config_path: str | None, db_path: str | None, server: str | None,
         if once:
             result = sync_once(db_path=db_path, server_url=server, token=token,
                                user_agent=USER_AGENT, ca_bundle=ca_bundle,
-                               validators=VALIDATORS)
+                               validators=VALIDATORS,
+                               central_key=cfg.sync.central_key or None)
             click.echo(result.as_json())
             if not result.ok:
                 click.echo(f"sync: not everything was delivered: {result.error}", err=True)
@@ -160,7 +161,7 @@ def sync(config_path: str | None, db_path: str | None, server: str | None,
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with SyncWorker(db_path=db_path, server_url=server, token=token, user_agent=USER_AGENT,
                         token_file=cfg.sync.token_file, ca_bundle=ca_bundle,
-                        validators=VALIDATORS,
+                        validators=VALIDATORS, central_key=cfg.sync.central_key or None,
                         on_status=lambda s: click.echo(_status_line(s), err=True),
                         boot_jitter=0):
             try:
@@ -184,12 +185,26 @@ def _status_line(status) -> str:  # noqa: ANN001 - offline_queue.sync.SyncStatus
     elif status.reprovision_needed:
         parts.append("rows forbidden for this token: re-provision")
     parts.extend(f"{name} not applied: {why}" for name, why in status.document_errors)
+    if getattr(status, "key_warning", None):
+        parts.append(status.key_warning)
     if status.last_error:
         parts.append(f"error: {status.last_error}")
     return "sync: " + "; ".join(parts)
 
 
 ADMIN_TOKEN_ENV = "CHECKPOINT_CENTRAL_ADMIN_TOKEN"
+ADMIN_TOKEN_FILE_ENV = "CHECKPOINT_CENTRAL_ADMIN_TOKEN_FILE"
+KEY_FILE_ENV = "CHECKPOINT_CENTRAL_KEY_FILE"
+
+
+def _admin_token_from_file(path: str) -> str:
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise click.UsageError(f"cannot read the admin token file {path!r}: {e}") from None
+    if not token:
+        raise click.UsageError(f"the admin token file {path!r} is empty; write the token in it")
+    return token
 
 
 @click.group("central", invoke_without_command=True)
@@ -202,15 +217,23 @@ ADMIN_TOKEN_ENV = "CHECKPOINT_CENTRAL_ADMIN_TOKEN"
               help=f"token for the report and publish endpoints; set it in the environment "
                    f"variable {ADMIN_TOKEN_ENV} instead: a value given here is visible to "
                    "every user in the process list")
+@click.option("--admin-token-file", envvar=ADMIN_TOKEN_FILE_ENV, type=click.Path(dir_okay=False),
+              help=f"file holding the admin token (or {ADMIN_TOKEN_FILE_ENV})")
+@click.option("--key-file", envvar=KEY_FILE_ENV, type=click.Path(dir_okay=False),
+              help="the central's document-signing key, created (0600) if missing (default: "
+                   "beside a SQLite database as DB.signing-key, else ./central-signing.key)")
 @click.option("--threads", type=int, default=None,
               help="application threads (default: offline_queue.central.server.THREADS)")
 @click.pass_context
 def central(ctx: click.Context, db_path: str | None, host: str, port: int,
-            admin_token: str | None, threads: int | None) -> None:
+            admin_token: str | None, admin_token_file: str | None, key_file: str | None,
+            threads: int | None) -> None:
     """Run the reference central platform (waitress), or manage it with a sub-command.
 
-    Documents are checked on publish with the kiosk's own validators.  Give the admin
-    token in the environment (CHECKPOINT_CENTRAL_ADMIN_TOKEN), not with --admin-token.
+    Documents are checked on publish with the kiosk's own validators, and signed with the
+    central's key when served (docs/trust.md).  Give the admin token in a file
+    (--admin-token-file) or the environment (CHECKPOINT_CENTRAL_ADMIN_TOKEN), not with
+    --admin-token (still accepted in this release, with a warning; it will go).
 
     --db is a SQLite file (a demo, a single hospital) or a PostgreSQL URL (a province:
     docs/central.md), e.g. postgresql://central@/central?host=/run/postgresql.
@@ -218,19 +241,25 @@ def central(ctx: click.Context, db_path: str | None, host: str, port: int,
     Example: CHECKPOINT_CENTRAL_ADMIN_TOKEN=... checkpoint-kiosk central --db central.db
     """
     require_central("checkpoint-kiosk central")
-    ctx.obj = {"db_path": db_path}
+    ctx.obj = {"db_path": db_path, "key_file": key_file}
     source = ctx.get_parameter_source("admin_token")
     if admin_token and source == click.core.ParameterSource.COMMANDLINE:
-        click.echo(f"warning: --admin-token is visible in the process list; set "
+        click.echo(f"warning: --admin-token is visible in the process list and will be "
+                   f"removed in the next release; use --admin-token-file or set "
                    f"{ADMIN_TOKEN_ENV} in the environment instead", err=True)
+    if admin_token_file:
+        admin_token = _admin_token_from_file(admin_token_file)
     if ctx.invoked_subcommand is not None:
         return
     from kiosk.domain.documents import VALIDATORS
+    from offline_queue.central.keys import KeyFile
     from offline_queue.central.server import THREADS, CentralServer
 
-    server = CentralServer(db_path or "central.db", host=host, port=port,
+    target = db_path or "central.db"
+    keys = _key_file(target)
+    server = CentralServer(target, host=host, port=port,
                            admin_token=admin_token, validators=VALIDATORS,
-                           threads=threads or THREADS)
+                           threads=threads or THREADS, signing_key=KeyFile(keys))
     # The first line tells scripts and tests which port was picked.
     click.echo(f"listening on {server.url}", err=False)
     sys.stdout.flush()
@@ -252,6 +281,14 @@ def _central_db_path(db_path: str | None, *, must_exist: bool = False) -> str:
     return path
 
 
+def _key_file(db_path: str) -> str:
+    """The group's --key-file, else the default beside the database."""
+    from offline_queue.central.keys import default_path
+
+    given = (click.get_current_context().find_object(dict) or {}).get("key_file")
+    return given or str(default_path(db_path))
+
+
 def _central_db(db_path: str):  # noqa: ANN202
     from offline_queue.central import db
     from offline_queue.errors import StoreError
@@ -266,6 +303,48 @@ _central_db_option = click.option(
     "--db", "db_path",
     help="central database, a SQLite path or a postgresql:// URL (default: the --db "
          "given to 'central')")
+
+
+@central.command("key")
+@_central_db_option
+def central_key(db_path: str | None) -> None:
+    """Print the fingerprint of the central's signing key (created if missing).
+
+    Put it in provisioning files and QR codes as central_key: a kiosk then enrols only
+    with a central that holds this key.
+
+    Example: checkpoint-kiosk central --db central.db key
+    """
+    from offline_queue.central.keys import load_or_create
+    from offline_queue.errors import StoreError
+
+    path = _key_file(_central_db_path(db_path))
+    try:
+        key = load_or_create(path)
+    except StoreError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(key.fingerprint)
+
+
+@central.command("rotate-key")
+@_central_db_option
+def central_rotate_key(db_path: str | None) -> None:
+    """Replace the signing key by a new one signed by the old; kiosks follow by themselves.
+
+    A running central signs with the new key within a second.  Back up the key file and
+    its .rotations.json together.  Prints the new fingerprint.
+
+    Example: checkpoint-kiosk central --db central.db rotate-key
+    """
+    from offline_queue.central.keys import rotate
+    from offline_queue.errors import StoreError
+
+    path = _key_file(_central_db_path(db_path))
+    try:
+        key = rotate(path)
+    except (StoreError, OSError) as e:
+        raise click.ClickException(f"the key was not rotated: {e}") from e
+    click.echo(key.fingerprint)
 
 
 @central.command("export")
@@ -286,16 +365,22 @@ def central_export(db_path: str | None) -> None:
 @_central_db_option
 @click.option("--checkpoint", required=True, help="checkpoint id, e.g. LS-HUUNGHI")
 @click.option("--name", required=True, help="checkpoint name shown in reports")
-def central_enrol_token(db_path: str | None, checkpoint: str, name: str) -> None:
-    """Print a one-time enrolment token for a kiosk at this checkpoint.
+@click.option("--valid-days", type=click.FloatRange(0.001, 366), default=7.0, show_default=True,
+              help="the token is refused after this many days")
+def central_enrol_token(db_path: str | None, checkpoint: str, name: str,
+                        valid_days: float) -> None:
+    """Print a one-time enrolment token for a kiosk at this checkpoint (it expires).
 
     Example: checkpoint-kiosk central --db c.db enrol-token --checkpoint LS-1 --name "Hữu Nghị"
     """
+    from datetime import timedelta
+
     from offline_queue.central import db
 
     with _central_db(_central_db_path(db_path)) as conn:
         try:
-            click.echo(db.create_enrolment_token(conn, checkpoint_id=checkpoint, name=name))
+            click.echo(db.create_enrolment_token(conn, checkpoint_id=checkpoint, name=name,
+                                                 valid_for=timedelta(days=valid_days)))
         except ValueError as e:
             raise _usage(e) from e
 

@@ -7,8 +7,12 @@ panel (:func:`from_qr_payload`).  Each builds a :class:`Request`; :func:`provisi
 
 1. validates everything, including the config file it is going to write, *before* spending
    the single-use enrolment token;
-2. exchanges the token for a device token (``POST /v1/devices/enrol``);
-3. writes the device token (mode 0600) and the config atomically, so a failure at any step
+2. checks that the server holds the central key the request names (``central_key``, a
+   fingerprint from the platform's QR or file: ``GET /v1/keys``), before the token is spent;
+3. exchanges the token for a device token (``POST /v1/devices/enrol``), whose answer carries
+   the central's public key: the kiosk pins it (``sync.central_key``) and from then on
+   applies only documents signed by it or by a key it rotated to (docs/trust.md);
+4. writes the device token (mode 0600) and the config atomically, so a failure at any step
    leaves the old configuration exactly as it was.
 
 Secrets (the enrolment and device tokens) never appear in logs, errors, ``repr`` or results.
@@ -35,6 +39,16 @@ from typing import TYPE_CHECKING, Any
 from kiosk import config as config_mod
 from kiosk.errors import ConfigError, ProvisionError, StoreError
 from offline_queue.serverurl import check_server_url
+from offline_queue.signing import (
+    SignatureError,
+    check_fingerprint,
+    fingerprint,
+    follow_rotations,
+    key_of,
+    key_text,
+    parse_key,
+    read_keys,
+)
 from offline_queue.untrusted import escaped
 
 if TYPE_CHECKING:  # imported when enrolling: the commands start fast
@@ -57,7 +71,7 @@ MAX_DEVICE_ID = 64  # and refuses the whole enrolment for a longer id
 SIGNAL_PINS = ("red", "amber", "green", "buzzer", "gate", "confirm_button", "direction_button",
                "officer_button")
 REQUEST_KEYS = ("server_url", "enrolment_token", "checkpoint_id", "checkpoint_name",
-                "policy_profile", "camera", "direction", "ca_bundle", "pins")
+                "policy_profile", "camera", "direction", "ca_bundle", "pins", "central_key")
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,9 @@ class Request:
     direction: str | None = None
     ca_bundle: str | None = None
     pins: Mapping[str, int | None] = field(default_factory=dict)
+    # The fingerprint of the central's signing key ('checkpoint-kiosk central key'): the
+    # kiosk enrols only with a central holding it.  Empty: the key is taken on trust.
+    central_key: str = ""
 
     def __post_init__(self) -> None:
         try:
@@ -88,6 +105,12 @@ class Request:
                 "'checkpoint-kiosk central enrol-token'); ask the platform for a new one"
             )
         object.__setattr__(self, "enrolment_token", token)
+        if self.central_key:
+            try:
+                object.__setattr__(self, "central_key", check_fingerprint(
+                    self.central_key, "central_key"))
+            except SignatureError as e:
+                raise ProvisionError(str(e)) from None
         for name in ("checkpoint_name", "checkpoint_id"):
             value = getattr(self, name)
             # Shown to officers and written to the config: no control or bidi characters
@@ -129,6 +152,8 @@ class Result:
     previous_device_ids: tuple[str, ...] = ()  # sent to the central so it accepts the backlog
     unlinked_device_ids: tuple[str, ...] = ()  # of those, the ones the central did not link
     pending: bool = False  # staged for the officer's confirmation on screen, nothing changed
+    central_key: str = ""  # the fingerprint of the central key pinned
+    central_key_checked: bool = False  # it matched the fingerprint the request named
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -156,7 +181,7 @@ def request_from_mapping(data: Mapping[str, Any], *, source: str) -> Request:
             isinstance(v, int) and not isinstance(v, bool) for v in pins.values()):
         raise ProvisionError(f"{source}: pins = {pins!r} must be a table of BCM pin numbers")
     values = {k: v for k, v in data.items() if k != "pins"}
-    for key in ("policy_profile", "camera", "direction", "ca_bundle"):
+    for key in ("policy_profile", "camera", "direction", "ca_bundle", "central_key"):
         if values.get(key) == "":
             values.pop(key)
     try:
@@ -225,6 +250,7 @@ class Enrolment:
     server_time: str | None = None
     # The previous ids the central linked (their rows are accepted); None: not said.
     linked_device_ids: tuple[str, ...] | None = None
+    central_key: bytes | None = None  # the central's signing key; None: an older central
 
 
 def enrol(request: Request, *, timeout: float = 10.0, session: requests.Session | None = None,
@@ -271,15 +297,62 @@ def enrol(request: Request, *, timeout: float = 10.0, session: requests.Session 
     try:
         body = response.json()
         linked = body.get("linked_device_ids")
+        keys = body.get("central_key")
         enrolment = Enrolment(str(body["device_id"]), str(body["checkpoint_id"]),
                               str(body["device_token"]), body.get("server_time"),
                               tuple(str(i) for i in linked) if isinstance(linked, list)
-                              else None)
-    except (ValueError, KeyError, TypeError):
+                              else None,
+                              read_keys(keys)[0] if keys is not None else None)
+    except SignatureError as e:
+        raise ProvisionError(f"the enrolment answer from {url} carries no usable central "
+                             f"key ({e}); the token is now used: ask for a new one once the "
+                             "central is fixed") from None
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise ProvisionError(f"the answer from {url} is not an enrolment answer") from None
     if not enrolment.device_token or "\n" in enrolment.device_token:
         raise ProvisionError(f"the answer from {url} has no usable device token")
     return enrolment
+
+
+def check_central_key(request: Request, *, timeout: float = 10.0,
+                      session: requests.Session | None = None) -> bytes:
+    """The central's current signing key, once it is shown to be the key ``request`` names
+    or one that key rotated to (``GET /v1/keys``); ProvisionError before the token is spent.
+    """
+    import requests
+
+    url = request.server_url + "/v1/keys"
+    http = session or requests.Session()
+    try:
+        response = http.get(url, timeout=timeout, verify=request.ca_bundle or True)
+    except requests.RequestException as e:
+        raise ProvisionError(
+            f"cannot read the central's key at {url}: {type(e).__name__}; check the URL, the "
+            "network and that the server is up (the enrolment token was not used)") from None
+    finally:
+        if session is None:
+            http.close()
+    if response.status_code != 200:
+        raise ProvisionError(
+            f"the central at {request.server_url} shows no signing key ({url}: "
+            f"{response.status_code} {_error_text(response)}): it is older than signed "
+            "documents, or not the central; upgrade it, or leave central_key out of the "
+            "provisioning file (the enrolment token was not used)")
+    wanted = request.central_key
+    try:
+        current, rotations = read_keys(response.json())
+        start = key_of(wanted, current, rotations)
+        if start is None:
+            raise SignatureError(f"its key is {fingerprint(current)}, not {wanted}, and no "
+                                 "rotation leads from one to the other")
+        follow_rotations(start, rotations, fingerprint(current))
+    except (SignatureError, ValueError) as e:
+        raise ProvisionError(
+            f"the server at {request.server_url} is not the central the provisioning names: "
+            f"{e}. Check the server URL and the central_key fingerprint ('checkpoint-kiosk "
+            "central key' on the central); nothing changed and the enrolment token was not "
+            "used") from None
+    return current
 
 
 def _error_text(response: requests.Response) -> str:
@@ -327,7 +400,14 @@ def provision(
     store = Path(store_path) if store_path is not None else _store_path(current)
     previous = _previous_device_ids(current, store)
 
+    checked = check_central_key(request, timeout=timeout, session=session) \
+        if request.central_key else None
     enrolment = enrol(request, timeout=timeout, session=session, previous_device_ids=previous)
+    pin = _pinned_key(request, checked, enrolment)
+    if pin is None:
+        new["sync"].pop("central_key", None)  # an older central: pinned on first use
+    else:
+        new["sync"]["central_key"] = key_text(pin)
     if request.checkpoint_id and enrolment.checkpoint_id != request.checkpoint_id:
         raise ProvisionError(
             f"the enrolment token belongs to checkpoint {enrolment.checkpoint_id!r}, not "
@@ -367,7 +447,30 @@ def provision(
         requeued=requeued,
         previous_device_ids=tuple(previous),
         unlinked_device_ids=tuple(unlinked),
+        central_key=fingerprint(pin) if pin is not None else "",
+        central_key_checked=checked is not None,
     )
+
+
+def _pinned_key(request: Request, checked: bytes | None,
+                enrolment: Enrolment) -> bytes | None:
+    """The key the kiosk pins: the one checked against the request's fingerprint, which the
+    enrolment answer must carry too; without a fingerprint, the answer's (logged)."""
+    if checked is not None:
+        if enrolment.central_key != checked:
+            raise ProvisionError(
+                f"the enrolment answer from {request.server_url} carries another central key "
+                f"than the one checked ({fingerprint(checked)}); something on the path "
+                "changed it. The token is now used: ask for a new one and check the network")
+        return checked
+    if enrolment.central_key is None:
+        log.warning("the central at %s sent no signing key: documents from it are refused "
+                    "until it signs them (upgrade the central)", request.server_url)
+        return None
+    log.warning("enrolled without a central key fingerprint: pinned the key the central sent "
+                "(%s) on trust; put central_key = \"%s\" in the provisioning file or QR to "
+                "check it", fingerprint(enrolment.central_key), fingerprint(enrolment.central_key))
+    return enrolment.central_key
 
 
 def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -749,7 +852,8 @@ class PendingChange:
         rows = [("server_url", self.current.get("server_url", ""), r.server_url),
                 ("checkpoint_id", self.current.get("checkpoint_id", ""), r.checkpoint_id)]
         optional = [("checkpoint_name", r.checkpoint_name), ("policy_profile", r.policy_profile),
-                    ("camera", r.camera), ("direction", r.direction), ("ca_bundle", r.ca_bundle)]
+                    ("camera", r.camera), ("direction", r.direction), ("ca_bundle", r.ca_bundle),
+                    ("central_key", r.central_key)]
         for name, value in optional:
             if value:
                 rows.append((name, self.current.get(name, ""), value))
@@ -771,6 +875,11 @@ def _current_summary(current: Mapping[str, Any]) -> dict[str, str]:
            "device_id": device.get("id", ""), "direction": device.get("direction", ""),
            "policy_profile": _table(current, "policy").get("profile", ""),
            "camera": _table(current, "camera").get("spec", "")}
+    try:
+        out["central_key"] = fingerprint(parse_key(sync["central_key"])) \
+            if sync.get("central_key") else ""
+    except SignatureError:
+        out["central_key"] = "(unreadable)"
     out.update({f"pins.{k}": v for k, v in _table(current, "signals").items()})
     return {k: str(v) for k, v in out.items() if v is not None}
 

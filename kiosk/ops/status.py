@@ -151,7 +151,9 @@ def queue(db_path: str | os.PathLike[str], warn_bytes: int) -> dict[str, Any]:
             "oldest_pending_age_s": stats["oldest_pending_age_s"],
             "db_size_bytes": stats["db_size_bytes"], "last_sync": stats["last_success"],
             "last_error": stats["last_error"],
-            "reprovision_needed": stats["reprovision_needed"]}
+            "reprovision_needed": stats["reprovision_needed"],
+            "document_errors": stats.get("document_errors", []),
+            "central_key_warning": stats.get("central_key_warning")}
 
 
 def collect(cfg: Any, *, probes: Probes = Probes()) -> dict[str, Any]:
@@ -222,7 +224,13 @@ def _queue_problems(q: dict[str, Any]) -> list[str]:
 def warnings(report: dict[str, Any]) -> list[str]:
     """Worth a look, but the kiosk works: a border post can be without NTP for days (times
     are corrected later), and a past under-voltage is history, not a fault now."""
-    out = []
+    out: list[str] = []
+    q = report["queue"]
+    # A refused document (unsigned, tampered, rolled back): the last good one decides.
+    out.extend(f"document {e[0]} refused, the previous one stays: {e[1]}"
+               for e in q.get("document_errors") or [] if isinstance(e, list) and len(e) == 2)
+    if q.get("central_key_warning"):
+        out.append(q["central_key_warning"])
     if not report["clock"]["synced"]:
         out.append("clock not synced by NTP since boot")
     if not report["under_voltage"]["now"] and report["under_voltage"]["since_boot"]:

@@ -225,6 +225,7 @@ def open_sync(cfg: Config, stack: contextlib.ExitStack, events: queue.Queue[Loop
             # stored only when this kiosk can apply it.
             token_file=cfg.sync.token_file,
             validators=VALIDATORS,
+            central_key=cfg.sync.central_key or None,  # documents signed by it only
             user_agent=USER_AGENT,
             **options,
         )

@@ -20,8 +20,10 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from offline_queue import wire
 from offline_queue.central import db as central_db
 from offline_queue.central import queries
-from offline_queue.central.backend import CentralDB
+from offline_queue.central.backend import CentralDB, is_postgres
 from offline_queue.central.dashboard import register_dashboard
+from offline_queue.central.keys import CentralKey, KeyFile, default_path
+from offline_queue.central.throttle import Throttle
 from offline_queue.clock import iso
 from offline_queue.documents import DOCUMENT_NAMES
 
@@ -224,15 +226,23 @@ class _Routes:
 
     def __init__(self, db: Callable[[], CentralDB], *, admin_token: str | None,
                  validators: central_db.Validators | None,
-                 admission: Admission | None = None) -> None:
+                 admission: Admission | None = None, signing_key: CentralKey | KeyFile,
+                 throttle: Throttle) -> None:
         self.db = db
         self.admission = admission
         self.admin_token = admin_token
         self.validators = validators
+        self._signing_key = signing_key
+        self.throttle = throttle
+
+    @property
+    def signing_key(self) -> CentralKey:
+        return self._signing_key.current()
 
     def register(self, app: Flask) -> None:
         app.add_url_rule("/v1/health", view_func=self.health, methods=["GET"])
         app.add_url_rule("/v1/devices/enrol", view_func=self.enrol, methods=["POST"])
+        app.add_url_rule("/v1/keys", view_func=self.keys, methods=["GET"])
         app.add_url_rule("/v1/checkins", view_func=self.checkins, methods=["POST"])
         app.add_url_rule("/v1/documents/<name>", view_func=self.document, methods=["GET"])
         app.add_url_rule("/v1/documents/<name>", view_func=self.publish, methods=["PUT"])
@@ -241,24 +251,45 @@ class _Routes:
 
     # --- who is asking ---------------------------------------------------------------------
 
+    def throttled(self) -> Response | None:
+        """A 429 when this address sent too many wrong tokens lately (before any check)."""
+        wait = self.throttle.blocked(_client_address())
+        if wait is None:
+            return None
+        return _error(429, f"too many wrong tokens from this address; retry after {wait} s",
+                      **{"Retry-After": str(wait)})
+
+    def wrong_token(self, status: int, message: str, **headers: str) -> Response:
+        self.throttle.failed(_client_address())
+        return _error(status, message, **headers)
+
     def authenticated_device(self) -> central_db.Device | Response:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return _error(401, "missing device token", **{"WWW-Authenticate": "Bearer"})
-        device = central_db.device_for_token(self.db(), token.strip())
+        refused = self.throttled()
+        if refused is not None:
+            return refused
+        token = _bearer()
+        if not token:
+            return _error(401, "missing device token (send Authorization: Bearer <token>)",
+                          **{"WWW-Authenticate": "Bearer"})
+        device = central_db.device_for_token(self.db(), token)
         if device is None:
-            return _error(
+            return self.wrong_token(
                 401, "device token unknown or revoked; re-provision the kiosk",
                 **{"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
         return device
 
     def admin_refused(self) -> Response | None:
-        given = request.headers.get("Authorization", "").partition(" ")[2].strip()
-        if not self.admin_token or not hmac.compare_digest(given.encode(),
-                                                           self.admin_token.encode()):
-            return _error(401, "admin token required", **{"WWW-Authenticate": "Bearer"})
+        refused = self.throttled()
+        if refused is not None:
+            return refused
+        given = _bearer()
+        if not self.admin_token or not given:
+            return _error(401, "admin token required (send Authorization: Bearer <token>)",
+                          **{"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(given.encode(), self.admin_token.encode()):
+            return self.wrong_token(401, "admin token required", **{"WWW-Authenticate":
+                                                                     "Bearer"})
         return None
 
     # --- kiosks -----------------------------------------------------------------------------
@@ -267,7 +298,14 @@ class _Routes:
         stamp = iso(central_db.now_utc())
         return {"status": "ok", "time": stamp, "server_time": stamp}
 
+    def keys(self) -> Any:
+        """The central's public signing key and its rotations (public: no token)."""
+        return self.signing_key.keys_answer()
+
     def enrol(self) -> Any:
+        refused = self.throttled()
+        if refused is not None:
+            return refused
         body = json_body(MAX_ENROL_BODY)
         token = body.get("enrolment_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not 0 < len(token) <= MAX_ENROLMENT_TOKEN:
@@ -279,7 +317,8 @@ class _Routes:
             raise RequestError(str(e)) from None
         result = central_db.enrol(self.db(), token, previous_device_ids=previous)
         if result is None:
-            return _error(403, "enrolment token unknown or already used; ask for a new one")
+            return self.wrong_token(403, "enrolment token unknown, already used or expired; "
+                                         "ask for a new one")
         device, device_token = result
         linked = central_db.linked_devices(self.db(), device.id)
         log.info("enrolled device %s at checkpoint %r, replacing %s", device.id,
@@ -290,6 +329,8 @@ class _Routes:
             "device_token": device_token,
             "linked_device_ids": linked,
             "server_time": iso(central_db.now_utc()),
+            # The key the kiosk pins: its documents must be signed by it (docs/trust.md).
+            "central_key": self.signing_key.keys_answer(),
         }, 201
 
     def checkins(self) -> Any:
@@ -332,16 +373,18 @@ class _Routes:
             return device
         if name not in DOCUMENT_NAMES:
             return _unknown_document(name)
-        found = central_db.get_document(self.db(), name)
+        found = central_db.get_document_record(self.db(), name)
         if found is None:
             return _error(404, f"document {name!r} has not been published yet")
-        body, etag, expires_at = found
-        headers = {"ETag": f'"{etag}"', "Cache-Control": "no-cache"}
-        if expires_at is not None:
-            headers["Expires"] = format_datetime(expires_at, usegmt=True)
-        if etag in request.if_none_match:
+        headers = {"ETag": f'"{found.etag}"', "Cache-Control": "no-cache"}
+        if found.expires_at is not None:
+            headers["Expires"] = format_datetime(found.expires_at, usegmt=True)
+        if found.etag in request.if_none_match:
             return Response(status=304, headers=headers)
-        return Response(body, status=200, headers=headers, mimetype="application/json")
+        # Signed as served, with the key in force now: a rotation needs no re-publishing.
+        headers.update(self.signing_key.sign_document(name, found.version, found.body,
+                                                      headers.get("Expires")))
+        return Response(found.body, status=200, headers=headers, mimetype="application/json")
 
     # --- the platform's operators -----------------------------------------------------------
 
@@ -377,19 +420,42 @@ class _Routes:
         return queries.activity_report(self.db(), days=int_arg("days", 7, 1, 366))
 
 
+def _client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _bearer() -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; None for any other scheme
+    (the scheme's case does not matter, RFC 9110 11.1)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def create_app(
     db_path: str | os.PathLike[str],
     *,
     admin_token: str | None = None,
     validators: central_db.Validators | None = None,
     admission: Admission | None = None,
+    signing_key: CentralKey | KeyFile | None = None,
+    throttle: Throttle | None = None,
 ) -> Flask:
     """Build the app over the database ``db_path``, a SQLite path or a postgresql:// URL
     (created if need be and migrated here).
 
     ``validators`` (document name -> check raising ValueError) are the kiosk's own, so a
-    document is refused on publish if a kiosk could not apply it.
+    document is refused on publish if a kiosk could not apply it.  ``signing_key`` signs
+    every document served; by default the key file beside a SQLite database (created on
+    the first start), and for a PostgreSQL URL a key in memory only, which kiosks can pin
+    only on first use (the command line always passes a key file).
     """
+    if signing_key is None and not is_postgres(db_path):
+        signing_key = KeyFile(default_path(db_path))
+    elif signing_key is None:
+        signing_key = CentralKey.generate()
+        log.info("signing documents with a temporary key, fingerprint %s",
+                 signing_key.fingerprint)
     central_db.connect(db_path).close()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
@@ -397,6 +463,7 @@ def create_app(
     app.extensions["checkpoint_kiosk_close"] = connections.close
     _register_error_handlers(app)
     _Routes(connections.get, admin_token=admin_token, validators=validators,
-            admission=admission).register(app)
+            admission=admission, signing_key=signing_key,
+            throttle=Throttle() if throttle is None else throttle).register(app)
     register_dashboard(app, connections.get, validators=validators)
     return app

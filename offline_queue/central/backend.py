@@ -124,6 +124,12 @@ class CentralDB:
 def open_sqlite(path: str | os.PathLike[str]) -> CentralDB:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Created 0600 (it holds every check-in): SQLite would make it 0644 under the usual
+    # umask, and its -wal and -shm files copy the database's mode.
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
     conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     # "accepted" is a promise the kiosk acts on: commit it durably.

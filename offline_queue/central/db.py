@@ -73,12 +73,22 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def create_enrolment_token(db: CentralDB, *, checkpoint_id: str, name: str) -> str:
-    """Register the checkpoint if new and return a one-time enrolment token."""
+ENROLMENT_TOKEN_LIFETIME = timedelta(days=7)
+MAX_ENROLMENT_TOKEN_LIFETIME = timedelta(days=366)
+
+
+def create_enrolment_token(db: CentralDB, *, checkpoint_id: str, name: str,
+                           valid_for: timedelta = ENROLMENT_TOKEN_LIFETIME) -> str:
+    """Register the checkpoint if new and return a one-time enrolment token that expires
+    after ``valid_for`` (default 7 days)."""
     if not checkpoint_id.strip():
         raise ValueError("checkpoint id is empty; pass --checkpoint with e.g. 'HN-NOIBAI-T2'")
+    if not timedelta(minutes=1) <= valid_for <= MAX_ENROLMENT_TOKEN_LIFETIME:
+        raise ValueError(f"an enrolment token valid for {valid_for} is refused; give from a "
+                         "minute to 366 days")
     token = "enrol-" + secrets.token_urlsafe(24)
-    stamp = iso(now_utc())
+    now = now_utc()
+    stamp = iso(now)
     with db.atomic():
         db.execute(
             "INSERT INTO checkpoints (id, name, created_at" + _num_column(db, "checkpoints")
@@ -86,8 +96,8 @@ def create_enrolment_token(db: CentralDB, *, checkpoint_id: str, name: str) -> s
             [checkpoint_id, name, stamp],
         )
         db.execute(
-            "INSERT INTO enrolment_tokens (token_hash, checkpoint_id, created_at) VALUES (?, ?, ?)",
-            [hash_token(token), checkpoint_id, stamp],
+            "INSERT INTO enrolment_tokens (token_hash, checkpoint_id, created_at, expires_at) "
+            "VALUES (?, ?, ?, ?)", [hash_token(token), checkpoint_id, stamp, iso(now + valid_for)],
         )
     return token
 
@@ -123,7 +133,8 @@ def check_previous_device_ids(value: Any) -> list[str]:
 def enrol(
     db: CentralDB, enrolment_token: str, *, previous_device_ids: list[str] | tuple[str, ...] = ()
 ) -> tuple[Device, str] | None:
-    """Exchange an unused enrolment token for a device and its token; None if invalid.
+    """Exchange an unused, unexpired enrolment token for a device and its token; None if
+    invalid.  Tokens made before expiry existed last ENROLMENT_TOKEN_LIFETIME from creation.
 
     ``previous_device_ids`` are ids this kiosk had before; those the central knows at the
     same checkpoint are linked, so the new device may deliver their backlog
@@ -136,11 +147,14 @@ def enrol(
     with db.atomic():
         # The conditional UPDATE makes a token single-use even under concurrent requests.
         device_id = f"kiosk-{uuid.uuid4().hex[:12]}"
-        stamp = iso(now_utc())
+        now = now_utc()
+        stamp = iso(now)
+        # iso() writes one fixed format, so the text comparison is a time comparison.
         cursor = db.execute(
             "UPDATE enrolment_tokens SET used_at = ?, device_id = ? "
-            "WHERE token_hash = ? AND used_at IS NULL",
-            [stamp, device_id, token_hash],
+            "WHERE token_hash = ? AND used_at IS NULL AND (expires_at > ? OR "
+            "(expires_at IS NULL AND created_at > ?))",
+            [stamp, device_id, token_hash, stamp, iso(now - ENROLMENT_TOKEN_LIFETIME)],
         )
         if cursor.rowcount != 1:
             return None
@@ -302,6 +316,7 @@ _INSERT_HEAD = "INSERT INTO scans (" + ", ".join(schema.SCAN_COLUMNS) + ") VALUE
 _ROW_MARKS = "(" + ", ".join("?" * len(schema.SCAN_COLUMNS)) + ")"
 _EVENT, _CHECKPOINT = schema.SCAN_COLUMNS.index("event_time"), \
     schema.SCAN_COLUMNS.index("checkpoint")
+_DEVICE = schema.SCAN_COLUMNS.index("device")
 
 
 def ingest(
@@ -349,8 +364,8 @@ def ingest(
         offset = day_offset_us(db) if pending else 0
         later: list[_Pending] = []
         for p in pending:
-            if p.item["id"] in inserted:
-                inserted.discard(p.item["id"])  # a second copy in the batch is a resend
+            if _key(p) in inserted:
+                inserted.discard(_key(p))  # a second copy in the batch is a resend
                 results[p.index] = {"id": items[p.index]["id"], "status": "accepted"}
                 key = (p.row[_CHECKPOINT], _day(p.row[_EVENT], offset))
                 counts[key] = counts.get(key, 0) + 1
@@ -365,15 +380,21 @@ def ingest(
     return [r for r in results if r is not None]
 
 
-def _insert(db: CentralDB, pending: list[_Pending]) -> set[str]:
-    """Insert the rows; the ids actually inserted (not there before)."""
-    inserted: set[str] = set()
+def _key(p: _Pending) -> tuple[int, str]:
+    """A check-in's identity at the central: its device and its id (issue 14: an id alone
+    let one device take another's)."""
+    return p.row[_DEVICE], p.item["id"]
+
+
+def _insert(db: CentralDB, pending: list[_Pending]) -> set[tuple[int, str]]:
+    """Insert the rows; the (device, id) actually inserted (not there before)."""
+    inserted: set[tuple[int, str]] = set()
     for start in range(0, len(pending), INSERT_CHUNK):
         chunk = pending[start:start + INSERT_CHUNK]
         params = [value for p in chunk for value in p.row]
         sql = (_INSERT_HEAD + ", ".join([_ROW_MARKS] * len(chunk))
-               + " ON CONFLICT (id) DO NOTHING RETURNING id")
-        inserted.update(str(r[0]) for r in db.execute(sql, params))
+               + " ON CONFLICT (device, id) DO NOTHING RETURNING device, id")
+        inserted.update((int(r[0]), str(r[1])) for r in db.execute(sql, params))
     return inserted
 
 
@@ -381,19 +402,24 @@ def _existing(db: CentralDB, device: Device, later: list[_Pending],
               results: list[dict[str, Any] | None], items: list[Any],
               counts: dict[tuple[int, int], int], offset: int, received: datetime) -> None:
     """Answer the rows already stored: duplicate, or conflict; take a better correction."""
-    ids = sorted({p.item["id"] for p in later})
-    stored: dict[str, tuple[Any, ...]] = {}
-    for start in range(0, len(ids), INSERT_CHUNK):
-        part = ids[start:start + INSERT_CHUNK]
-        for row in db.execute(
-            "SELECT id, content_hash, corrected_at, time_source, event_time, checkpoint "
-            f"FROM scans WHERE id IN ({', '.join('?' * len(part))})", part):
-            stored[str(row[0])] = row[1:]
+    by_device: dict[int, set[str]] = {}
+    for p in later:
+        by_device.setdefault(p.row[_DEVICE], set()).add(p.item["id"])
+    stored: dict[tuple[int, str], tuple[Any, ...]] = {}
+    for device_num, id_set in sorted(by_device.items()):
+        ids = sorted(id_set)
+        for start in range(0, len(ids), INSERT_CHUNK):
+            part = ids[start:start + INSERT_CHUNK]
+            for row in db.execute(
+                "SELECT id, content_hash, corrected_at, time_source, event_time, checkpoint "
+                f"FROM scans WHERE device = ? AND id IN ({', '.join('?' * len(part))})",
+                [device_num, *part]):
+                stored[(device_num, str(row[0]))] = row[1:]
     stamp = iso(received)
     for p in later:
         item_id = p.item["id"]
         answer_id = items[p.index]["id"]
-        found = stored.get(item_id)
+        found = stored.get(_key(p))
         if found is None:  # deleted by retention meanwhile: nothing to compare
             results[p.index] = {"id": answer_id, "status": "duplicate"}
             continue
@@ -418,15 +444,16 @@ def _existing(db: CentralDB, device: Device, later: list[_Pending],
             event_time = p.row[_EVENT]
             db.execute(
                 "UPDATE scans SET corrected_at = ?, time_source = ?, time_basis = ?, "
-                "event_time = ? WHERE id = ?",
+                "event_time = ? WHERE device = ? AND id = ?",
                 [event_time, schema.code(schema.TIME_SOURCE_CODES, source),
-                 schema.code(schema.TIME_BASIS_CODES, "corrected"), event_time, item_id],
+                 schema.code(schema.TIME_BASIS_CODES, "corrected"), event_time,
+                 p.row[_DEVICE], item_id],
             )
             old_day, new_day = _day(stored_event, offset), _day(event_time, offset)
             if old_day != new_day:
                 counts[(checkpoint, old_day)] = counts.get((checkpoint, old_day), 0) - 1
                 counts[(checkpoint, new_day)] = counts.get((checkpoint, new_day), 0) + 1
-            stored[item_id] = (stored_hash, event_time, stored_source, event_time, checkpoint)
+            stored[_key(p)] = (stored_hash, event_time, stored_source, event_time, checkpoint)
         results[p.index] = {"id": answer_id, "status": "duplicate"}
 
 
@@ -511,24 +538,49 @@ def set_document(
         check(body)
     validate(name, body)
     etag = sha256(body)[:32]
+    now = now_utc()
     with db.atomic():
+        row = db.execute("SELECT version FROM documents WHERE name = ?", [name]).fetchone()
         db.execute(
-            "INSERT INTO documents (name, body, etag, updated_at, expires_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET body = excluded.body, "
+            "INSERT INTO documents (name, body, etag, updated_at, expires_at, version) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET body = excluded.body, "
             "etag = excluded.etag, updated_at = excluded.updated_at, "
-            "expires_at = excluded.expires_at",
-            [name, body, etag, iso(now_utc()), iso(expires_at) if expires_at else None],
+            "expires_at = excluded.expires_at, version = excluded.version",
+            [name, body, etag, iso(now), iso(expires_at) if expires_at else None,
+             next_version(row[0] if row else 0, now)],
         )
     return etag
 
 
-def get_document(db: CentralDB, name: str) -> tuple[bytes, str, datetime | None] | None:
+def next_version(previous: int, now: datetime) -> int:
+    """The signed version of a new publication: above the last one, and at least the
+    time in milliseconds, so that a central restored from an old backup (or set up again
+    with the same key) still publishes versions the kiosks take as newer."""
+    return max(int(previous) + 1, int(now.timestamp() * 1000))
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    body: bytes
+    etag: str
+    expires_at: datetime | None
+    version: int
+
+
+def get_document_record(db: CentralDB, name: str) -> StoredDocument | None:
+    """The published document ``name`` with its signed version, or None."""
     row = db.execute(
-        "SELECT body, etag, expires_at FROM documents WHERE name = ?", [check_name(name)]
-    ).fetchone()
+        "SELECT body, etag, expires_at, version FROM documents WHERE name = ?",
+        [check_name(name)]).fetchone()
     if row is None:
         return None
-    return bytes(row[0]), row[1], parse_iso(row[2]) if row[2] else None
+    return StoredDocument(bytes(row[0]), row[1], parse_iso(row[2]) if row[2] else None,
+                          int(row[3]))
+
+
+def get_document(db: CentralDB, name: str) -> tuple[bytes, str, datetime | None] | None:
+    found = get_document_record(db, name)
+    return None if found is None else (found.body, found.etag, found.expires_at)
 
 
 def scans_report(db: CentralDB, *, days: int = 7, now: datetime | None = None

@@ -67,13 +67,16 @@ def from_us(value: int) -> datetime:
     return EPOCH + timedelta(microseconds=value)
 
 
-def _scans_ddl(pg: bool) -> list[str]:
+def _scans_ddl(pg: bool, *, table: str = "scans", device_key: bool = False) -> list[str]:
+    """``device_key``: the key is (device, id) (m006), so that one device cannot take
+    another's check-in id; before m006 it was the id alone."""
     uuid_type = "uuid" if pg else "TEXT"
     big = "bigint" if pg else "INTEGER"
     small = "smallint" if pg else "INTEGER"
+    key = ("NOT NULL", ", PRIMARY KEY (device, id)") if device_key else ("PRIMARY KEY", "")
     # Fixed-width columns first, widest first: PostgreSQL pads each to its alignment.
     return [
-        f"CREATE TABLE scans (id {uuid_type} PRIMARY KEY, "
+        f"CREATE TABLE {table} (id {uuid_type} {key[0]}, "
         f"event_time {big} NOT NULL, recorded_at {big} NOT NULL, received_at {big} NOT NULL, "
         f"corrected_at {big}, content_hash {big} NOT NULL, "
         "checkpoint INTEGER NOT NULL, device INTEGER NOT NULL, posted_by INTEGER, "
@@ -81,7 +84,7 @@ def _scans_ddl(pg: bool) -> list[str]:
         f"source {small} NOT NULL, time_basis {small} NOT NULL, time_source {small}, "
         f"clock_synced {small} NOT NULL, original_decision {small}, "
         f"person_key TEXT, display TEXT, reasons TEXT, override_of {uuid_type}, "
-        "override_reason TEXT)" + ("" if pg else " WITHOUT ROWID"),
+        f"override_reason TEXT{key[1]})" + ("" if pg else " WITHOUT ROWID"),
         # PostgreSQL: single-column B-trees, which it stores deduplicated (a checkpoint
         # or a person named once per page, then only row pointers), ANDed with a BRIN
         # index on event_time (a few pages for millions of rows, which arrive roughly in
@@ -290,6 +293,26 @@ def m005_dashboard(db: Database) -> None:
         db.execute(statement)
 
 
+@migrations()
+def m006_signed_and_scoped(db: Database) -> None:
+    """Issue 14: documents carry a signed version; enrolment tokens expire; a check-in id
+    is unique per device (one device can no longer pre-empt another's id)."""
+    db.execute("ALTER TABLE documents ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
+    db.execute("ALTER TABLE enrolment_tokens ADD COLUMN expires_at TEXT")
+    # SQLite cannot change a WITHOUT ROWID table's key: copy into a new table.  The view
+    # goes first (a rename checks the views that name the table).
+    db.execute("DROP VIEW IF EXISTS checkins")
+    statements = _scans_ddl(pg=False, table="scans_m006", device_key=True)
+    db.execute(statements[0])
+    db.execute("INSERT INTO scans_m006 (" + ", ".join(SCAN_COLUMNS) + ") SELECT "
+               + ", ".join(SCAN_COLUMNS) + " FROM scans")
+    db.execute("DROP TABLE scans")
+    db.execute("ALTER TABLE scans_m006 RENAME TO scans")
+    for statement in _scans_ddl(pg=False)[1:3]:  # its two indexes
+        db.execute(statement)
+    db.execute(_sqlite_checkins_view())
+
+
 def _utc(iso_text: str) -> datetime:
     return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).astimezone(UTC)
 
@@ -371,9 +394,16 @@ def _pg_ddl() -> list[str]:
     ]
 
 
-# Later PostgreSQL migrations: version -> statements (a new database gets version 1,
-# then these in order, as an existing one does).
-PG_MIGRATIONS: dict[int, list[str]] = {2: dashboard_ddl(pg=True)}
+# Later PostgreSQL migrations: version -> statements.  A new database is made at version 1
+# by ``_pg_ddl`` and then brought up by these in order, like an old one.
+PG_MIGRATIONS: dict[int, list[str]] = {
+    2: dashboard_ddl(pg=True),  # m005 of SQLite
+    3: [  # m006 of SQLite (issue 14)
+        "ALTER TABLE documents ADD COLUMN version bigint NOT NULL DEFAULT 1",
+        "ALTER TABLE enrolment_tokens ADD COLUMN expires_at TEXT",
+        "ALTER TABLE scans DROP CONSTRAINT scans_pkey, ADD PRIMARY KEY (device, id)",
+    ],
+}
 
 
 def migrate(db: CentralDB) -> None:

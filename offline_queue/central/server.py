@@ -12,6 +12,8 @@ from waitress.server import create_server
 
 from offline_queue.central.app import MAX_BODY, Admission, create_app
 from offline_queue.central.db import Validators
+from offline_queue.central.keys import CentralKey, KeyFile
+from offline_queue.central.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,10 @@ THREADS = 8  # application threads; SQLite serialises the writes anyway
 # threads at ~20 ms a post, 64 queued is ~0.2 s of work, far inside a kiosk's timeout.
 QUEUE_LIMIT = 64
 MAX_HEADER_BYTES = 64 * 1024
+# The documented TLS reverse proxy runs on this machine: behind it every peer is
+# 127.0.0.1, and the last X-Forwarded-For entry (the one that proxy wrote) is the client.
+# Entries a client wrote itself come before it and are ignored.
+TRUSTED_PROXY = "127.0.0.1"
 _SPARE_FILES = 64  # the database, its WAL, logs, the listening socket
 
 
@@ -66,13 +72,17 @@ class CentralServer:
         channel_timeout: int = CHANNEL_TIMEOUT,
         cleanup_interval: int = CLEANUP_INTERVAL,
         queue_limit: int | None = QUEUE_LIMIT,
+        signing_key: CentralKey | KeyFile | None = None,
+        throttle: Throttle | None = None,
+        trusted_proxy: str | None = TRUSTED_PROXY,
     ) -> None:
         self.target = db_path
         # The admission reads the task queue of the server made just below.
         self.admission = None if queue_limit is None else Admission(
             lambda: len(self._server.task_dispatcher.queue), limit=queue_limit)
         self.app = create_app(db_path, admin_token=admin_token, validators=validators,
-                              admission=self.admission)
+                              admission=self.admission, signing_key=signing_key,
+                              throttle=throttle)
         self._server = create_server(
             self.app, host=host, port=port, threads=threads,
             connection_limit=_files_for(connection_limit),
@@ -80,6 +90,9 @@ class CentralServer:
             # select() cannot watch descriptors above 1024; poll() can.
             asyncore_use_poll=True,
             max_request_body_size=MAX_BODY, max_request_header_size=MAX_HEADER_BYTES,
+            # The client's address (the wrong-token throttle) as the TLS proxy saw it.
+            **({"trusted_proxy": trusted_proxy, "trusted_proxy_count": 1,
+                "trusted_proxy_headers": "x-forwarded-for"} if trusted_proxy else {}),
         )
         self.adjustments = self._server.adj
         self.host = host

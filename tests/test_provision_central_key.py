@@ -1,0 +1,100 @@
+"""Issue 14 #1: the provisioning QR and file carry the central's key fingerprint; the kiosk
+enrols only with a central that holds that key (or a key it rotated to), checked before
+the one-time token is spent, and pins the key in its config."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import requests
+from conftest import snapshot
+
+from kiosk import config as config_mod
+from kiosk.errors import ProvisionError
+from kiosk.ops import provision as prov
+from offline_queue.central import db as central_db
+from offline_queue.central.keys import KeyFile, rotate
+from offline_queue.central.server import CentralServer
+from offline_queue.signing import fingerprint, parse_key
+
+
+@pytest.fixture
+def central(tmp_path):
+    keys = KeyFile(tmp_path / "central.key")
+    keys.check_every = 0.0
+    with CentralServer(tmp_path / "central.db", signing_key=keys) as server:
+        server.keys = keys
+        yield server
+
+
+def token(central, tmp_path) -> str:
+    with central_db.connect(tmp_path / "central.db") as cdb:
+        return central_db.create_enrolment_token(cdb, checkpoint_id="LS-1", name="LS 1")
+
+
+def qr(central, tmp_path, fp: str) -> prov.Request:
+    text = prov.qr_payload(prov.Request(central.url, token(central, tmp_path),
+                                        checkpoint_name="Cổng 1", central_key=fp))
+    assert '"central_key":"' + fp.replace(":", "").lower() + '"' in text
+    return prov.from_qr_payload(text)
+
+
+def test_a_qr_with_the_central_s_fingerprint_enrols_and_pins_the_key(central, tmp_path, etc):
+    fp = central.keys.fingerprint
+    # Printed in groups, as a person might copy it: still the same fingerprint.
+    grouped = ":".join(fp[i:i + 4] for i in range(0, 64, 4)).upper()
+    result = prov.provision(qr(central, tmp_path, grouped), config_path=etc / "kiosk.toml",
+                            store_path=tmp_path / "none.db")
+    assert result.ok and result.central_key == fp and result.central_key_checked
+    cfg = config_mod.load(etc / "kiosk.toml", environ={})
+    assert fingerprint(parse_key(cfg.sync.central_key)) == fp
+
+
+def test_the_wrong_central_is_refused_before_the_token_is_spent(central, tmp_path, etc):
+    before = snapshot(etc)
+    request = qr(central, tmp_path, "ab" * 32)
+    with pytest.raises(ProvisionError) as e:
+        prov.provision(request, config_path=etc / "kiosk.toml", store_path=tmp_path / "n.db")
+    text = str(e.value)
+    assert "is not the central the provisioning names" in text and "ab" * 32 in text
+    assert "token was not used" in text and request.enrolment_token not in text
+    assert snapshot(etc) == before
+    # Indeed unused: the right central's technician can still use it.
+    answer = requests.post(central.url + "/v1/devices/enrol",
+                           json={"enrolment_token": request.enrolment_token}, timeout=5)
+    assert answer.status_code == 201
+
+
+def test_a_qr_printed_before_a_rotation_still_enrols_and_pins_the_new_key(central, tmp_path,
+                                                                          etc):
+    first = central.keys.fingerprint
+    rotate(tmp_path / "central.key")
+    newest = rotate(tmp_path / "central.key")
+    result = prov.provision(qr(central, tmp_path, first), config_path=etc / "kiosk.toml",
+                            store_path=tmp_path / "n.db")
+    assert result.central_key == newest.fingerprint and result.central_key_checked
+    cfg = config_mod.load(etc / "kiosk.toml", environ={})
+    assert fingerprint(parse_key(cfg.sync.central_key)) == newest.fingerprint
+
+
+def test_without_a_fingerprint_the_key_is_pinned_on_trust_and_logged(central, tmp_path, etc,
+                                                                     caplog):
+    request = prov.Request(central.url, token(central, tmp_path))
+    with caplog.at_level(logging.WARNING, logger="kiosk.ops.provision"):
+        result = prov.provision(request, config_path=etc / "kiosk.toml",
+                                store_path=tmp_path / "n.db")
+    assert result.ok and not result.central_key_checked
+    assert result.central_key == central.keys.fingerprint
+    assert any("without a central key fingerprint" in r.getMessage()
+               and central.keys.fingerprint in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("value", ["abc", "z" * 64, "ab" * 33])
+def test_a_malformed_fingerprint_is_named_before_anything_is_sent(value, tmp_path):
+    path = tmp_path / prov.FILE_NAME
+    path.write_text(f'server_url = "https://central.example"\nenrolment_token = "enrol-x"\n'
+                    f'central_key = "{value}"\n', encoding="utf-8")
+    with pytest.raises(ProvisionError, match="central_key") as e:
+        prov.parse_file(path)
+    assert "64 hex digits" in str(e.value)
