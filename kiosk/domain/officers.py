@@ -26,6 +26,7 @@ from kiosk.domain.watchlist import (
     MIN_SALT_BYTES,
     KdfParams,
     derive,
+    json_object,
     read_kdf,
 )
 from kiosk.errors import ConfigError
@@ -129,12 +130,7 @@ class OfficerList:
     @classmethod
     def from_json(cls, data: bytes | str) -> OfficerList:
         """Parse and check the document; :class:`ConfigError` names the bad member."""
-        try:
-            doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ConfigError(f"officers is not valid JSON: {e}") from e
-        if not isinstance(doc, dict):
-            raise ConfigError(f"officers is a JSON {type(doc).__name__}, expected an object")
+        doc = json_object(data, "officers")
         unknown = sorted(set(doc) - {"version", "issued_at", "salt", "kdf", "officers"})
         if unknown:
             raise ConfigError(f"officers has unknown member(s) {unknown!r}; expected version, "

@@ -48,6 +48,7 @@ from kiosk.domain.watchlist import (
     VIETNAM,
     KdfParams,
     derive,
+    json_object,
     local_date,
     read_kdf,
 )
@@ -539,12 +540,7 @@ def _read(path: str | os.PathLike[str], what: str) -> bytes:
 
 
 def _object(data: bytes | str, name: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{name} is not valid JSON: {e}") from e
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{name} is a JSON {type(doc).__name__}, expected an object")
+    doc = json_object(data, name)
     if doc.get("version") != VERSION:
         raise ConfigError(f"{name}.version is {doc.get('version')!r}; this kiosk reads "
                           f"version {VERSION}")

@@ -118,6 +118,18 @@ def derive(number: str, salt: bytes, kdf: KdfParams = DEFAULT_KDF) -> str:
     ).hex()
 
 
+def json_object(data: bytes | str, name: str) -> dict[str, Any]:
+    """A down-synced document's JSON object (the watchlist, status, risk levels, officers);
+    :class:`ConfigError` names the document when it is not JSON or not an object."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{name} is not valid JSON: {e}") from e
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{name} is a JSON {type(doc).__name__}, expected an object")
+    return doc
+
+
 def local_date(at: datetime) -> date:
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
@@ -175,12 +187,7 @@ class Watchlist:
     @classmethod
     def from_json(cls, data: bytes | str) -> Watchlist:
         """Parse the document; raises :class:`ConfigError` naming the bad member."""
-        try:
-            doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ConfigError(f"watchlist is not valid JSON: {e}") from e
-        if not isinstance(doc, dict):
-            raise ConfigError(f"watchlist is a JSON {type(doc).__name__}, expected an object")
+        doc = json_object(data, "watchlist")
         _check_version(doc.get("version"))
         issued_at = _timestamp(doc, "issued_at")
         expires_at = _timestamp(doc, "expires_at")
