@@ -25,6 +25,7 @@ from kiosk.errors import KioskError
 from kiosk.ui import vietnamese as vn
 from kiosk.ui.i18n import _
 from kiosk.ui.machine import BG, Screen
+from kiosk.ui.screens import BAD, MUTED, WARN, draw_buttons, title_bar
 from kiosk.ui.text import blit_text
 from kiosk.ui.widgets import ACCENT, BUTTON, DANGER, Button, hit, keypad_buttons
 
@@ -33,11 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PANEL = (30, 42, 60)
-FG = (255, 255, 255)
-MUTED = (175, 190, 208)
-WARN = (250, 185, 40)
-BAD = (255, 95, 95)
 FIELD_BG = (255, 255, 255)
 FIELD_TEXT = (10, 10, 10)
 CHOSEN = (22, 122, 52)
@@ -370,8 +366,6 @@ class Declare(Screen):
         return f"{self.label(app, field)}: {app.t(PROBLEMS.get(code, code))}"
 
     def draw(self, app: KioskApp, surface: pygame.Surface) -> None:
-        from kiosk.ui.screens import draw_buttons, title_bar
-
         surface.fill(BG)
         if self.editing is not None:
             self.draw_editor(app, surface)
@@ -401,7 +395,6 @@ class Declare(Screen):
         draw_buttons(app, surface, buttons)
 
     def draw_editor(self, app: KioskApp, surface: pygame.Surface) -> None:
-        from kiosk.ui.screens import draw_buttons
 
         assert self.editing is not None
         lay = app.layout
