@@ -395,7 +395,6 @@ class Declare(Screen):
         draw_buttons(app, surface, buttons)
 
     def draw_editor(self, app: KioskApp, surface: pygame.Surface) -> None:
-
         assert self.editing is not None
         lay = app.layout
         field, _keys = self.editor_areas(app)
