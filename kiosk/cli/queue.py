@@ -202,11 +202,15 @@ ADMIN_TOKEN_ENV = "CHECKPOINT_CENTRAL_ADMIN_TOKEN"
               help=f"token for the report and publish endpoints; set it in the environment "
                    f"variable {ADMIN_TOKEN_ENV} instead: a value given here is visible to "
                    "every user in the process list")
-@click.option("--threads", type=int, default=None,
-              help="application threads (default: offline_queue.central.server.THREADS)")
+@click.option("--threads", type=click.IntRange(1, 256), default=None,
+              help="application threads per worker process (default: "
+                   "offline_queue.central.server.THREADS)")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="server processes sharing the port (default: "
+                   "offline_queue.central.server.WORKERS; docs/central.md, herd)")
 @click.pass_context
 def central(ctx: click.Context, db_path: str | None, host: str, port: int,
-            admin_token: str | None, threads: int | None) -> None:
+            admin_token: str | None, threads: int | None, workers: int | None) -> None:
     """Run the reference central platform (waitress), or manage it with a sub-command.
 
     Documents are checked on publish with the kiosk's own validators.  Give the admin
@@ -226,19 +230,22 @@ def central(ctx: click.Context, db_path: str | None, host: str, port: int,
     if ctx.invoked_subcommand is not None:
         return
     from kiosk.domain.documents import VALIDATORS
-    from offline_queue.central.server import THREADS, CentralServer
+    from offline_queue.central.server import THREADS, WORKERS, serve
 
-    server = CentralServer(db_path or "central.db", host=host, port=port,
-                           admin_token=admin_token, validators=VALIDATORS,
-                           threads=threads or THREADS)
-    # The first line tells scripts and tests which port was picked.
-    click.echo(f"listening on {server.url}", err=False)
-    sys.stdout.flush()
+    def listening(url: str) -> None:
+        # The first line tells scripts and tests which port was picked.
+        click.echo(f"listening on {url}", err=False)
+        sys.stdout.flush()
+
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        server.serve_forever()
+        serve(db_path or "central.db", host=host, port=port, admin_token=admin_token,
+              validators=VALIDATORS, threads=threads or THREADS, workers=workers or WORKERS,
+              on_listening=listening)
     except KeyboardInterrupt:
         pass
+    except OSError as e:
+        raise click.ClickException(str(e)) from None
 
 
 def _central_db_path(db_path: str | None, *, must_exist: bool = False) -> str:

@@ -142,6 +142,11 @@ class Admission:
 MAX_RETRY_AFTER = 120
 
 
+def busy_message(wait: int) -> str:
+    """The error text of a busy central's 503 (also sent by ``server`` before the body)."""
+    return f"the central is busy; nothing was stored, retry after {wait} s"
+
+
 class _Connections:
     """One database connection per server thread, reused across requests: opening the
     database and checking migrations on every request would cost more than the ingest."""
@@ -287,8 +292,7 @@ class _Routes:
             wait = self.admission.retry_after()
             if wait is not None:
                 # Nothing was stored: the kiosk keeps every row and comes back later.
-                return _error(503, f"the central is busy; nothing was stored, retry after "
-                                   f"{wait} s", **{"Retry-After": str(wait)})
+                return _error(503, busy_message(wait), **{"Retry-After": str(wait)})
         device = self.authenticated_device()
         if isinstance(device, Response):
             return device

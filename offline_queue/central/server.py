@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import resource
+import signal
+import socket
+import sys
 import threading
+import time
+from typing import Any, cast
 
 from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.receiver import FixedStreamReceiver
 from waitress.server import create_server
 
-from offline_queue.central.app import MAX_BODY, Admission, create_app
+from offline_queue.central import db as central_db
+from offline_queue.central.app import MAX_BODY, Admission, busy_message, create_app
 from offline_queue.central.db import Validators
 
 log = logging.getLogger(__name__)
@@ -27,7 +36,61 @@ THREADS = 8  # application threads; SQLite serialises the writes anyway
 # threads at ~20 ms a post, 64 queued is ~0.2 s of work, far inside a kiosk's timeout.
 QUEUE_LIMIT = 64
 MAX_HEADER_BYTES = 64 * 1024
+# Server processes sharing one listening socket (the ingest path keeps no state between
+# requests): Python runs one thread at a time per process, so one process cannot use a
+# second core for JSON and validation.  Measured: docs/central.md, "Herd and ingest".
+WORKERS = 2
+# Connections the kernel queues before a worker accepts them (a herd connects by the
+# thousand within seconds); capped by net.core.somaxconn.
+BACKLOG = 4096
+# A batch of 200 check-ins is ~110 kB: read it in 2 calls, not 14 of waitress's 8 kB.
+RECV_BYTES = 64 * 1024
 _SPARE_FILES = 64  # the database, its WAL, logs, the listening socket
+
+
+class _EarlyBusyChannel(HTTPChannel):
+    """waitress's connection, answering a busy check-in post as soon as its headers are in.
+
+    waitress hands a request to the application only once the whole body has arrived, so
+    a refused post (the central is busy) still uploaded its ~110 kB and was parsed before
+    its 503.  This answers 503 + Retry-After (:class:`Admission`) after the headers, then
+    reads and drops the rest of the body without buffering it (closing with the body
+    unread would reset the connection, and the kiosk could lose the answer), and closes.
+    """
+
+    admission: Admission | None = None
+    _discard = 0  # body bytes still to read and drop after an early answer
+
+    def received(self, data: bytes) -> bool:
+        if self._discard:
+            self._discard = max(0, self._discard - len(data))
+            if not self._discard:
+                self.close_when_flushed = True
+            return True
+        taken = super().received(data)
+        request: Any = cast(Any, self).request  # waitress has no type hints
+        if (self.admission is None or request is None or not request.headers_finished
+                or request.completed or self.requests or request.command != "POST"
+                or request.path != "/v1/checkins"
+                or not isinstance(request.body_rcv, FixedStreamReceiver)):
+            return taken
+        wait = self.admission.retry_after()
+        if wait is None:
+            return taken
+        self._discard = request.body_rcv.remain
+        request.close()  # its buffer
+        self.request = None
+        body = json.dumps({"error": busy_message(wait)}).encode()
+        answer = (f"HTTP/1.1 503 Service Unavailable\r\nRetry-After: {wait}\r\n"
+                  f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                  "Connection: close\r\n\r\n").encode("ascii") + body
+        with self.outbuf_lock:
+            self.outbufs[-1].append(answer)
+            self.current_outbuf_count += len(answer)
+            self.total_outbufs_len += len(answer)
+        if not self._discard:
+            self.close_when_flushed = True
+        return True
 
 
 def _files_for(connections: int) -> int:
@@ -66,6 +129,9 @@ class CentralServer:
         channel_timeout: int = CHANNEL_TIMEOUT,
         cleanup_interval: int = CLEANUP_INTERVAL,
         queue_limit: int | None = QUEUE_LIMIT,
+        early_busy: bool = True,
+        sock: socket.socket | None = None,
+        backlog: int = BACKLOG,
     ) -> None:
         self.target = db_path
         # The admission reads the task queue of the server made just below.
@@ -73,18 +139,24 @@ class CentralServer:
             lambda: len(self._server.task_dispatcher.queue), limit=queue_limit)
         self.app = create_app(db_path, admin_token=admin_token, validators=validators,
                               admission=self.admission)
+        where: dict[str, Any] = {"sockets": [sock]} if sock is not None else {
+            "host": host, "port": port}
         self._server = create_server(
-            self.app, host=host, port=port, threads=threads,
+            self.app, threads=threads,
             connection_limit=_files_for(connection_limit),
             channel_timeout=channel_timeout, cleanup_interval=cleanup_interval,
             # select() cannot watch descriptors above 1024; poll() can.
-            asyncore_use_poll=True,
+            asyncore_use_poll=True, backlog=backlog, recv_bytes=RECV_BYTES,
             max_request_body_size=MAX_BODY, max_request_header_size=MAX_HEADER_BYTES,
+            **where,
         )
+        if early_busy and self.admission is not None:
+            self._server.channel_class = type(
+                "CentralChannel", (_EarlyBusyChannel,), {"admission": self.admission})
         self.adjustments = self._server.adj
-        self.host = host
+        self.host = host if sock is None else sock.getsockname()[0]
         self.port = self._server.effective_port
-        self.url = f"http://{host}:{self.port}"
+        self.url = f"http://{_url_host(self.host)}:{self.port}"
         self._thread: threading.Thread | None = None
         self._closed = False
         self._stop = threading.Event()
@@ -130,3 +202,151 @@ class CentralServer:
             if self._thread.is_alive():
                 log.warning("central server thread did not stop within 5 s")
         self.app.extensions["checkpoint_kiosk_close"]()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def listening_socket(host: str, port: int, backlog: int = BACKLOG) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` (0: a free port) and listening."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise OSError(f"cannot resolve the central's --host {host!r}: {e}; give an IP "
+                      "address such as 127.0.0.1") from e
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as e:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {e.strerror or e}; pick another "
+                      "--port or stop what uses it") from e
+    return sock
+
+
+def serve(
+    db_path: str | os.PathLike[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = WORKERS,
+    threads: int = THREADS,
+    connection_limit: int = CONNECTION_LIMIT,
+    queue_limit: int | None = QUEUE_LIMIT,
+    admin_token: str | None = None,
+    validators: Validators | None = None,
+    on_listening: Any = None,
+) -> None:
+    """Serve the central in the foreground: ``workers`` processes (forked) sharing one
+    listening socket, each a waitress server with ``threads`` threads and its own
+    admission (``queue_limit`` posts waiting); ``workers=1`` serves in this process.
+
+    The database is migrated once here, before the workers start.  A worker that dies is
+    started again; SIGTERM or SIGINT stops them all.  ``on_listening(url)`` is called
+    once the socket listens (the CLI prints the URL: port 0 picks one).
+    """
+    if workers < 1:
+        raise ValueError(f"workers is {workers!r}; use 1 or more server processes")
+    central_db.connect(db_path).close()  # migrations, once
+    sock = listening_socket(host, port)
+    options: dict[str, Any] = dict(
+        threads=threads, connection_limit=connection_limit, queue_limit=queue_limit,
+        admin_token=admin_token, validators=validators, sock=sock)
+    url = f"http://{_url_host(sock.getsockname()[0])}:{sock.getsockname()[1]}"
+    if workers == 1:
+        server = CentralServer(db_path, **options)
+        if on_listening is not None:
+            on_listening(url)
+        server.serve_forever()
+        return
+    if on_listening is not None:
+        on_listening(url)
+    log.info("central server listening on %s with %d worker processes", url, workers)
+    _Supervisor(lambda: _worker(db_path, options), workers).run()
+    sock.close()
+
+
+def _worker(db_path: str | os.PathLike[str], options: dict[str, Any]) -> None:
+    """A worker process's life: serve until SIGTERM."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    CentralServer(db_path, **options).serve_forever()
+
+
+class _Supervisor:
+    """Forks ``count`` workers, starts a dead one again (at most one a second), stops
+    them all on SIGTERM/SIGINT."""
+
+    def __init__(self, work: Any, count: int) -> None:
+        self.work = work
+        self.count = count
+        self.children: set[int] = set()
+        self.stopping = False
+
+    def _spawn(self) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                self.work()
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else 0
+            except BaseException:
+                log.exception("central worker %d failed", os.getpid())
+                code = 1
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        self.children.add(pid)
+
+    def _stop(self, *_: object) -> None:
+        self.stopping = True
+        for pid in self.children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def run(self) -> None:
+        previous = {sig: signal.signal(sig, self._stop)
+                    for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            for _ in range(self.count):
+                self._spawn()
+            last_restart = 0.0
+            while self.children:
+                try:
+                    pid, status = os.wait()
+                except ChildProcessError:
+                    break
+                except InterruptedError:
+                    continue
+                self.children.discard(pid)
+                if self.stopping:
+                    continue
+                log.error("central worker %d ended (%s); starting another", pid,
+                          _exit_text(status))
+                time.sleep(max(0.0, last_restart + 1.0 - time.monotonic()))
+                last_restart = time.monotonic()
+                if not self.stopping:
+                    self._spawn()
+        finally:
+            self._stop()
+            for pid in list(self.children):
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _exit_text(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
