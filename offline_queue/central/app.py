@@ -10,6 +10,7 @@ import random
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from email.utils import format_datetime
 from typing import Any
@@ -104,38 +105,66 @@ class Admission:
 
     ``backlog()`` is the number of requests waiting for a server thread (waitress's task
     queue).  Past ``limit`` a post is answered 503 at once, before any database work,
-    with ``Retry-After``: the time the queue takes to drain at the rate measured over
-    the last posts, times a random factor from 1 to 2, so that a herd of kiosks comes
-    back spread out instead of together (and no connection waits into its timeout).
+    with ``Retry-After``: a place in a virtual queue.  Each refused kiosk is given the
+    next free slot, slots ``1/rate`` apart (``rate``: posts finished a second over the
+    last ``RATE_WINDOW`` seconds), so that a herd comes back spread out at the pace the
+    central serves it, instead of together (a second refusal, and a third) or into its
+    timeouts.  A random factor of 1 to 1.2 keeps kiosks refused at the same instant by
+    two worker processes apart.
     """
 
+    RATE_WINDOW = 10.0  # seconds of finished posts behind the rate
+    START_RATE = 20.0  # posts a second assumed before any has finished
+
     def __init__(self, backlog: Callable[[], int], *, limit: int = 32,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.backlog = backlog
         self.limit = limit
         self._rng = rng or random.Random()
+        self._clock = clock
         self._lock = threading.Lock()
-        self._rate = 20.0  # posts a second, a running average (starts modest)
-        self._last = time.monotonic()
+        self._finished: deque[float] = deque()
+        self._started = clock()
+        self._next_slot = 0.0
         self.refused = 0
 
     def done(self) -> None:
-        """One post finished: update the running rate."""
-        now = time.monotonic()
+        """One post finished (its time feeds the rate)."""
+        now = self._clock()
         with self._lock:
-            gap = max(now - self._last, 1e-3)
-            self._last = now
-            self._rate = 0.95 * self._rate + 0.05 * min(1.0 / gap, 10_000.0)
+            self._finished.append(now)
+            self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while self._finished and self._finished[0] < now - self.RATE_WINDOW:
+            self._finished.popleft()
+
+    def rate(self) -> float:
+        """Posts finished a second, over the last ``RATE_WINDOW`` seconds."""
+        now = self._clock()
+        with self._lock:
+            self._trim(now)
+            if len(self._finished) < 5:
+                return self.START_RATE
+            span = min(self.RATE_WINDOW, max(now - self._started, 1.0))
+            return max(len(self._finished) / span, 1.0)
 
     def retry_after(self) -> int | None:
         """Seconds to tell the kiosk, or None to serve it now."""
         waiting = self.backlog()
         if waiting <= self.limit:
             return None
+        rate = self.rate()
+        now = self._clock()
         with self._lock:
             self.refused += 1
-            drain = waiting / max(self._rate, 1.0)
-        return int(min(MAX_RETRY_AFTER, max(1.0, drain) * self._rng.uniform(1.0, 2.0)) + 1)
+            # After the queue in front of it has drained, and after every kiosk already
+            # told to come back.
+            slot = max(self._next_slot, now + waiting / rate)
+            self._next_slot = slot + 1.0 / rate
+        wait = (slot - now) * self._rng.uniform(1.0, 1.2)
+        return int(min(MAX_RETRY_AFTER, max(1.0, wait)) + 0.5)
 
 
 # The longest wait a busy central asks for: kiosks come back within two minutes.

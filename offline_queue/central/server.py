@@ -11,6 +11,7 @@ import socket
 import sys
 import threading
 import time
+import types
 from typing import Any, cast
 
 from waitress import wasyncore
@@ -43,6 +44,10 @@ WORKERS = 2
 # Connections the kernel queues before a worker accepts them (a herd connects by the
 # thousand within seconds); capped by net.core.somaxconn.
 BACKLOG = 4096
+# Connections a worker takes from the listening socket per turn of its event loop
+# (waitress takes one: with the loop's thread waiting for the interpreter lock behind the
+# application threads, a herd's connections then wait in the backlog into their timeouts).
+ACCEPT_BATCH = 64
 # A batch of 200 check-ins is ~110 kB: read it in 2 calls, not 14 of waitress's 8 kB.
 RECV_BYTES = 64 * 1024
 _SPARE_FILES = 64  # the database, its WAL, logs, the listening socket
@@ -91,6 +96,24 @@ class _EarlyBusyChannel(HTTPChannel):
         if not self._discard:
             self.close_when_flushed = True
         return True
+
+
+def _accept_many(server: Any) -> None:
+    """waitress's ``handle_accept``, taking up to ``ACCEPT_BATCH`` waiting connections
+    (within the connection limit) instead of one."""
+    room = server.adj.connection_limit - len(server._map)
+    for _ in range(max(1, min(ACCEPT_BATCH, room))):
+        try:
+            accepted = server.accept()
+            if accepted is None:  # none left (another worker took it)
+                return
+            conn, addr = accepted
+            server.set_socket_options(conn)
+        except OSError:
+            log.debug("accept() failed", exc_info=True)
+            return
+        server.channel_class(server, conn, server.fix_addr(addr), server.adj,
+                             map=server._map)
 
 
 def _files_for(connections: int) -> int:
@@ -153,6 +176,7 @@ class CentralServer:
         if early_busy and self.admission is not None:
             self._server.channel_class = type(
                 "CentralChannel", (_EarlyBusyChannel,), {"admission": self.admission})
+        self._server.handle_accept = types.MethodType(_accept_many, self._server)
         self.adjustments = self._server.adj
         self.host = host if sock is None else sock.getsockname()[0]
         self.port = self._server.effective_port
