@@ -32,15 +32,20 @@ log = logging.getLogger(__name__)
 CONNECTION_LIMIT = 1000
 CHANNEL_TIMEOUT = 20  # seconds without a byte before a connection is dropped
 CLEANUP_INTERVAL = 2  # seconds between those checks
-THREADS = 8  # application threads; SQLite serialises the writes anyway
-# Posts waiting for a thread before the next one is answered 503 + Retry-After: with 8
-# threads at ~20 ms a post, 64 queued is ~0.2 s of work, far inside a kiosk's timeout.
+# Application threads per worker process: two overlap one post's database round trips
+# with another's Python; more only contend for the interpreter lock (measured: 4 threads
+# cost 10-25 % more CPU a check-in than 1 or 2, docs/central.md "Herd and ingest").
+THREADS = 2
+# Posts waiting for a thread (per worker) before the next one is answered 503 +
+# Retry-After: at 10-30 ms a post, 64 queued is well under a second of work, far inside
+# a kiosk's 30 s timeout.
 QUEUE_LIMIT = 64
 MAX_HEADER_BYTES = 64 * 1024
 # Server processes sharing one listening socket (the ingest path keeps no state between
 # requests): Python runs one thread at a time per process, so one process cannot use a
-# second core for JSON and validation.  Measured: docs/central.md, "Herd and ingest".
-WORKERS = 2
+# second core for JSON and validation.  One a core (2 to 8): PostgreSQL's own work is
+# short next to the Python per check-in.  Measured: docs/central.md, "Herd and ingest".
+WORKERS = max(2, min(8, os.cpu_count() or 2))
 # Connections the kernel queues before a worker accepts them (a herd connects by the
 # thousand within seconds); capped by net.core.somaxconn.
 BACKLOG = 4096
@@ -262,13 +267,16 @@ def serve(
     threads: int = THREADS,
     connection_limit: int = CONNECTION_LIMIT,
     queue_limit: int | None = QUEUE_LIMIT,
+    early_busy: bool = True,
     admin_token: str | None = None,
     validators: Validators | None = None,
     on_listening: Any = None,
 ) -> None:
     """Serve the central in the foreground: ``workers`` processes (forked) sharing one
-    listening socket, each a waitress server with ``threads`` threads and its own
-    admission (``queue_limit`` posts waiting); ``workers=1`` serves in this process.
+    listening socket, each a waitress server with ``threads`` threads, at most
+    ``connection_limit`` connections and its own admission (``queue_limit`` posts
+    waiting; ``early_busy``: answered on their headers); ``workers=1`` serves in this
+    process.
 
     The database is migrated once here, before the workers start.  A worker that dies is
     started again; SIGTERM or SIGINT stops them all.  ``on_listening(url)`` is called
@@ -280,7 +288,7 @@ def serve(
     sock = listening_socket(host, port)
     options: dict[str, Any] = dict(
         threads=threads, connection_limit=connection_limit, queue_limit=queue_limit,
-        admin_token=admin_token, validators=validators, sock=sock)
+        early_busy=early_busy, admin_token=admin_token, validators=validators, sock=sock)
     url = f"http://{_url_host(sock.getsockname()[0])}:{sock.getsockname()[1]}"
     if workers == 1:
         server = CentralServer(db_path, **options)
