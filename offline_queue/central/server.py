@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import types
+from collections.abc import Callable
 from typing import Any, cast
 
 from waitress import wasyncore
@@ -237,8 +238,11 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def listening_socket(host: str, port: int, backlog: int = BACKLOG) -> socket.socket:
-    """A TCP socket bound to ``host``:``port`` (0: a free port) and listening."""
+def listening_socket(host: str, port: int, backlog: int = BACKLOG, *,
+                     reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` (0: a free port) and listening;
+    ``reuse_port``: one of a group on the same port among which the kernel spreads the
+    connections (SO_REUSEPORT)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                    flags=socket.AI_PASSIVE)
@@ -249,6 +253,8 @@ def listening_socket(host: str, port: int, backlog: int = BACKLOG) -> socket.soc
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(backlog)
     except OSError as e:
@@ -272,60 +278,78 @@ def serve(
     validators: Validators | None = None,
     on_listening: Any = None,
 ) -> None:
-    """Serve the central in the foreground: ``workers`` processes (forked) sharing one
-    listening socket, each a waitress server with ``threads`` threads, at most
-    ``connection_limit`` connections and its own admission (``queue_limit`` posts
-    waiting; ``early_busy``: answered on their headers); ``workers=1`` serves in this
-    process.
+    """Serve the central in the foreground: ``workers`` processes (forked), each a
+    waitress server on its own listening socket of the same port, with ``threads``
+    threads, at most ``connection_limit`` connections and its own admission
+    (``queue_limit`` posts waiting; ``early_busy``: answered on their headers);
+    ``workers=1`` serves in this process.
 
-    The database is migrated once here, before the workers start.  A worker that dies is
-    started again; SIGTERM or SIGINT stops them all.  ``on_listening(url)`` is called
-    once the socket listens (the CLI prints the URL: port 0 picks one).
+    The sockets are an SO_REUSEPORT group: the kernel spreads the connections evenly
+    over the workers.  (One shared socket does not: the worker whose loop is idle takes
+    every connection of a burst, and kiosks that keep their connection open then all
+    land on one process: measured, docs/central.md.)  The database is migrated once
+    here, before the workers start.  A worker that dies is started again on a new
+    socket; SIGTERM or SIGINT stops them all.  ``on_listening(url)`` is called once the
+    port listens (the CLI prints the URL: port 0 picks one).
     """
     if workers < 1:
         raise ValueError(f"workers is {workers!r}; use 1 or more server processes")
     central_db.connect(db_path).close()  # migrations, once
-    sock = listening_socket(host, port)
+    first = listening_socket(host, port, reuse_port=workers > 1)
+    bound_host, bound_port = first.getsockname()[:2]
     options: dict[str, Any] = dict(
         threads=threads, connection_limit=connection_limit, queue_limit=queue_limit,
-        early_busy=early_busy, admin_token=admin_token, validators=validators, sock=sock)
-    url = f"http://{_url_host(sock.getsockname()[0])}:{sock.getsockname()[1]}"
+        early_busy=early_busy, admin_token=admin_token, validators=validators)
+    url = f"http://{_url_host(bound_host)}:{bound_port}"
     if workers == 1:
-        server = CentralServer(db_path, **options)
+        server = CentralServer(db_path, sock=first, **options)
         if on_listening is not None:
             on_listening(url)
         server.serve_forever()
         return
+    # Made one at a time, just before its worker is forked, so that no worker inherits
+    # another's socket (which would keep a dead worker's socket, and the connections the
+    # kernel gives it, alive).
+    sockets = [first]
     if on_listening is not None:
         on_listening(url)
     log.info("central server listening on %s with %d worker processes", url, workers)
-    _Supervisor(lambda: _worker(db_path, options), workers).run()
-    sock.close()
+
+    def next_socket() -> socket.socket:
+        return sockets.pop() if sockets else listening_socket(host, bound_port,
+                                                              reuse_port=True)
+
+    _Supervisor(lambda sock: _worker(db_path, sock, options), next_socket, workers).run()
 
 
-def _worker(db_path: str | os.PathLike[str], options: dict[str, Any]) -> None:
+def _worker(db_path: str | os.PathLike[str], sock: socket.socket,
+            options: dict[str, Any]) -> None:
     """A worker process's life: serve until SIGTERM."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
-    CentralServer(db_path, **options).serve_forever()
+    CentralServer(db_path, sock=sock, **options).serve_forever()
 
 
 class _Supervisor:
-    """Forks ``count`` workers, starts a dead one again (at most one a second), stops
-    them all on SIGTERM/SIGINT."""
+    """Forks ``count`` workers, each with a socket of its own (``make_socket``; closed in
+    this process once forked: a socket nobody accepts on would strand its connections),
+    starts a dead one again (at most one a second), stops them all on SIGTERM/SIGINT."""
 
-    def __init__(self, work: Any, count: int) -> None:
+    def __init__(self, work: Callable[[socket.socket], None],
+                 make_socket: Callable[[], socket.socket], count: int) -> None:
         self.work = work
+        self.make_socket = make_socket
         self.count = count
         self.children: set[int] = set()
         self.stopping = False
 
     def _spawn(self) -> None:
+        sock = self.make_socket()
         pid = os.fork()
         if pid == 0:  # the worker
             code = 0
             try:
-                self.work()
+                self.work(sock)
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else 0
             except BaseException:
@@ -334,6 +358,7 @@ class _Supervisor:
             finally:
                 logging.shutdown()
                 os._exit(code)
+        sock.close()
         self.children.add(pid)
 
     def _stop(self, *_: object) -> None:
@@ -356,8 +381,6 @@ class _Supervisor:
                     pid, status = os.wait()
                 except ChildProcessError:
                     break
-                except InterruptedError:
-                    continue
                 self.children.discard(pid)
                 if self.stopping:
                     continue
