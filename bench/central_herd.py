@@ -195,7 +195,8 @@ def run_herd(target: str, *, kiosks: int, rows: int, window: float, batch: int =
              connect_timeout: float = 5.0, read_timeout: float = 30.0,
              max_seconds: float = 600.0, threads: int | None = None,
              queue_limit: int | None = None, workers: int | None = None, clients: int = 2,
-             early_busy: bool = True, pg: PgServer | None = None, print_=print) -> dict:
+             early_busy: bool | None = None, pg: PgServer | None = None,
+             print_=print) -> dict:
     """The herd against a central on ``target``; the figures as a dict."""
     from offline_queue.central import server as central_server
 
@@ -211,8 +212,8 @@ def run_herd(target: str, *, kiosks: int, rows: int, window: float, batch: int =
                      "connection_limit": central_server.CONNECTION_LIMIT}
     if queue_limit is not None:
         options["queue_limit"] = queue_limit
-    if not early_busy:
-        options["early_busy"] = False
+    if early_busy is not None:
+        options["early_busy"] = early_busy
     delays = [random.uniform(0, window) for _ in devices]
     tally = Tally()
     pg_cpu0 = central_load.postgres_cpu(pg) if pg is not None else 0.0
@@ -263,8 +264,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--queue-limit", type=int, default=None)
     parser.add_argument("--clients", type=int, default=2, help="load processes")
-    parser.add_argument("--late-busy", action="store_true",
-                        help="answer a busy post only after its body (to measure the early 503)")
+    parser.add_argument("--early-busy", action="store_true", default=None,
+                        help="answer a busy post on its headers, before its body (measured: "
+                             "does not pay, off by default)")
     parser.add_argument("--max-seconds", type=float, default=600.0)
     parser.add_argument("--pg", action="append", default=[], metavar="NAME=VALUE",
                         help="a PostgreSQL setting for this run (e.g. synchronous_commit=off "
@@ -276,7 +278,7 @@ def main() -> None:
                            window=args.window, batch=args.batch, threads=args.threads,
                            workers=args.workers, queue_limit=args.queue_limit,
                            clients=args.clients, max_seconds=args.max_seconds,
-                           early_busy=not args.late_busy, pg=pg)
+                           early_busy=args.early_busy, pg=pg)
     figures["postgres_settings"] = settings
     print(json.dumps(figures, indent=2))
 

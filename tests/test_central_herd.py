@@ -76,7 +76,8 @@ def test_a_busy_post_is_answered_before_its_body_is_sent(tmp_path):
     from offline_queue.central.server import CentralServer
 
     # queue_limit=-1: every post is over the limit (an empty queue is "busy").
-    with CentralServer(tmp_path / "c.db", queue_limit=-1, threads=1) as server, \
+    with CentralServer(tmp_path / "c.db", queue_limit=-1, threads=1,
+                       early_busy=True) as server, \
             socket.create_connection((server.host, server.port), timeout=10) as conn:
         length = 5_000_000
         conn.sendall(b"POST /v1/checkins HTTP/1.1\r\nHost: c\r\nAuthorization: Bearer x\r\n"

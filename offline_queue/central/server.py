@@ -54,13 +54,20 @@ BACKLOG = 4096
 # (waitress takes one: with the loop's thread waiting for the interpreter lock behind the
 # application threads, a herd's connections then wait in the backlog into their timeouts).
 ACCEPT_BATCH = 64
+# Answer a busy check-in post 503 on its headers, before its body (_EarlyBusyChannel)?
+# Measured, it does not pay: the 6,000-kiosk herd took longer with it (77-85 s, ~4,400
+# refusals) than without (docs/central.md, "Herd and ingest"): deciding on the queue as
+# the headers arrive refuses more kiosks than deciding when a thread takes the post, and
+# reading a refused body is cheap.  Kept as an option (CentralServer(early_busy=True)).
+EARLY_BUSY = False
 # A batch of 200 check-ins is ~110 kB: read it in 2 calls, not 14 of waitress's 8 kB.
 RECV_BYTES = 64 * 1024
 _SPARE_FILES = 64  # the database, its WAL, logs, the listening socket
 
 
 class _EarlyBusyChannel(HTTPChannel):
-    """waitress's connection, answering a busy check-in post as soon as its headers are in.
+    """waitress's connection, answering a busy check-in post as soon as its headers are in
+    (used with ``early_busy=True``; off by default, see ``EARLY_BUSY``).
 
     waitress hands a request to the application only once the whole body has arrived, so
     a refused post (the central is busy) still uploaded its ~110 kB and was parsed before
@@ -158,7 +165,7 @@ class CentralServer:
         channel_timeout: int = CHANNEL_TIMEOUT,
         cleanup_interval: int = CLEANUP_INTERVAL,
         queue_limit: int | None = QUEUE_LIMIT,
-        early_busy: bool = True,
+        early_busy: bool = EARLY_BUSY,
         sock: socket.socket | None = None,
         backlog: int = BACKLOG,
     ) -> None:
@@ -273,7 +280,7 @@ def serve(
     threads: int = THREADS,
     connection_limit: int = CONNECTION_LIMIT,
     queue_limit: int | None = QUEUE_LIMIT,
-    early_busy: bool = True,
+    early_busy: bool = EARLY_BUSY,
     admin_token: str | None = None,
     validators: Validators | None = None,
     on_listening: Any = None,
