@@ -3,18 +3,22 @@
 N kiosks, each with R check-ins, come back within a window of W seconds (uniformly
 spread, as the kiosks' own jitter does) and post their backlog in batches, as the sync
 worker does: a 200 answer marks the batch delivered; a 503 with Retry-After waits that
-long (the kiosk's rule since issue 12); a timeout or a refused connection waits with
-capped exponential backoff (full jitter) and resends the batch, which is what makes
-resends.  Counts: rows posted, resends (rows posted again that the central had stored
-already: its "duplicate" answers), lost (never accepted) and duplicated (rows stored
-twice: the central's row count against the distinct ids).
+long (at least the first backoff step, 4 s: the kiosk's rule since issue 12); a timeout
+or a refused connection waits with capped exponential backoff (full jitter, 4 s doubling
+to 300 s) and resends the batch, which is what makes resends.  The kiosk's own timeouts:
+5 s to connect, 30 s for the answer.  Counts: rows posted, resends (rows posted again
+that the central had stored already: its "duplicate" answers), lost (never stored) and
+duplicated (stored twice: the row count against the distinct ids and rows per device).
 
     .venv/bin/python bench/central_herd.py --kiosks 6000 --rows 200 --window 60
     .venv/bin/python bench/central_herd.py --kiosks 200 --rows 50 --window 5   # quick
 
-Starts its own PostgreSQL (tests/pgserver.py, fsync on) and the central (waitress) in
-this process; the load client is asyncio with raw HTTP/1.1 on 127.0.0.1.  Bounded: at
-most ``--max-seconds`` (default 600) and the given counts.
+Starts its own PostgreSQL (tests/pgserver.py, fsync and synchronous_commit on) and the
+central as ``checkpoint-kiosk central`` runs it (``serve``: worker processes on one
+listening socket) in a child process; the load client runs in ``--clients`` other
+processes (asyncio, raw HTTP/1.1 on 127.0.0.1), so the three share the cores but no
+Python interpreter.  CPU seconds of each side are reported.  Bounded: at most
+``--max-seconds`` (default 600) and the given counts.
 """
 
 from __future__ import annotations
@@ -28,10 +32,9 @@ sys.path[:] = [p for p in sys.path if not p.rstrip("/").endswith("/bench")]
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import json  # noqa: E402
-import logging  # noqa: E402
 import random  # noqa: E402
 import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
+from dataclasses import asdict, dataclass, field  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -41,8 +44,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from pgserver import PgServer  # noqa: E402
 
-from offline_queue.central import db as central_db  # noqa: E402
-from offline_queue.central.server import CentralServer  # noqa: E402
+from bench import central_load  # noqa: E402
 from offline_queue.records import uuid7  # noqa: E402
 
 MAX_KIOSKS = 20_000
@@ -55,11 +57,22 @@ class Tally:
     accepted: int = 0
     duplicate: int = 0
     other: int = 0
-    answers: dict[int, int] = field(default_factory=dict)
+    answers: dict[str, int] = field(default_factory=dict)
     timeouts: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
     errors: int = 0
-    retry_after: list[int] = field(default_factory=list)
+    retry_after_max: int = 0
     finished: list[float] = field(default_factory=list)
+
+    def add(self, other: dict) -> None:
+        for name in ("posted", "accepted", "duplicate", "other", "timeouts", "errors"):
+            setattr(self, name, getattr(self, name) + other[name])
+        for status, n in other["answers"].items():
+            self.answers[status] = self.answers.get(status, 0) + n
+        for kind, n in other["failures"].items():
+            self.failures[kind] = self.failures.get(kind, 0) + n
+        self.retry_after_max = max(self.retry_after_max, other["retry_after_max"])
+        self.finished.extend(other["finished"])
 
 
 def make_rows(device: dict, count: int, start: datetime) -> list[dict]:
@@ -74,45 +87,66 @@ def make_rows(device: dict, count: int, start: datetime) -> list[dict]:
     } for i in range(count)]
 
 
-async def post(host: str, port: int, token: str, body: bytes, timeout: float
-               ) -> tuple[int, dict[str, str], bytes]:
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+async def post(host: str, port: int, token: str, body: bytes, *, connect_timeout: float,
+               read_timeout: float) -> tuple[int, dict[str, str], bytes]:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
+                                                connect_timeout)
+    except TimeoutError:
+        raise ConnectTimeout() from None
     try:
         writer.write(b"POST /v1/checkins HTTP/1.1\r\nHost: central\r\n"
                      b"Content-Type: application/json\r\nConnection: close\r\n"
                      b"Authorization: Bearer " + token.encode() + b"\r\n"
                      b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-        await writer.drain()
-        raw = await asyncio.wait_for(reader.read(-1), timeout)
+        await asyncio.wait_for(writer.drain(), read_timeout)
+        raw = await asyncio.wait_for(reader.read(-1), read_timeout)
     finally:
         writer.close()
     head, _, payload = raw.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
+    if not lines[0].startswith("HTTP/1.1 "):
+        raise ConnectionResetError("no HTTP answer")
     status = int(lines[0].split()[1])
     headers = {k.strip().lower(): v.strip() for k, _, v in
                (line.partition(":") for line in lines[1:])}
     return status, headers, payload
 
 
-async def kiosk(host: str, port: int, device: dict, rows: list[dict], *, delay: float,
-                batch: int, timeout: float, tally: Tally, t0: float) -> None:
+class ConnectTimeout(TimeoutError):
+    """No connection within the connect timeout (the listen backlog was full)."""
+
+
+def backoff(rng: random.Random, failures: int) -> float:
+    """The kiosk's wait after ``failures`` failures in a row (offline_queue.sync: first
+    step 4 s, doubling, cap 300 s, full jitter)."""
+    return rng.uniform(0, min(300.0, 4.0 * 2 ** (failures - 1)))
+
+
+async def kiosk(host: str, port: int, device: dict, rows: int, *, delay: float,
+                batch: int, connect_timeout: float, read_timeout: float, tally: Tally,
+                t0: float, start: datetime) -> None:
     await asyncio.sleep(delay)
     rng = random.Random()
     failures = 0
-    pending = list(rows)
+    pending = make_rows(device, rows, start)  # what the kiosk's queue holds
     while pending:
         chunk = pending[:batch]
         body = json.dumps({"checkins": chunk}).encode()
         tally.posted += len(chunk)
         try:
-            status, headers, payload = await post(host, port, device["device_token"], body,
-                                                  timeout)
-        except (TimeoutError, OSError):
+            status, headers, payload = await post(
+                host, port, device["device_token"], body, connect_timeout=connect_timeout,
+                read_timeout=read_timeout)
+        except (TimeoutError, OSError) as e:
             tally.timeouts += 1
+            kind = ("connect_timeouts" if isinstance(e, ConnectTimeout) else "read_timeouts"
+                    if isinstance(e, TimeoutError) else "connection_errors")
+            tally.failures[kind] = tally.failures.get(kind, 0) + 1
             failures += 1
-            await asyncio.sleep(rng.uniform(0, min(300.0, 4.0 * 2 ** (failures - 1))))
+            await asyncio.sleep(backoff(rng, failures))
             continue
-        tally.answers[status] = tally.answers.get(status, 0) + 1
+        tally.answers[str(status)] = tally.answers.get(str(status), 0) + 1
         if status == 200:
             failures = 0
             for result in json.loads(payload)["results"]:
@@ -127,80 +161,97 @@ async def kiosk(host: str, port: int, device: dict, rows: list[dict], *, delay: 
         failures += 1
         wait = headers.get("retry-after")
         if status == 503 and wait and wait.isdigit():
-            tally.retry_after.append(int(wait))
+            tally.retry_after_max = max(tally.retry_after_max, int(wait))
             await asyncio.sleep(max(int(wait), 4.0))
         else:
             tally.errors += 1
-            await asyncio.sleep(rng.uniform(0, min(300.0, 4.0 * 2 ** (failures - 1))))
+            await asyncio.sleep(backoff(rng, failures))
     tally.finished.append(time.monotonic() - t0)
 
 
-def enrol_all(server: CentralServer, target: str, kiosks: int) -> list[dict]:
-    import requests
+def client_process(host: str, port: int, devices: list[dict], delays: list[float], *,
+                   rows: int, batch: int, connect_timeout: float, read_timeout: float,
+                   t0_wall: float, max_seconds: float) -> dict:
+    """One load process: its kiosks on one asyncio loop; its tally as a dict."""
+    tally = Tally()
+    start = datetime.now(UTC) - timedelta(hours=2)
 
-    devices = []
-    with central_db.connect(target) as conn:
-        tokens = [central_db.create_enrolment_token(conn, checkpoint_id=f"CP-{i:05d}",
-                                                    name=f"checkpoint {i}")
-                  for i in range(kiosks)]
-    session = requests.Session()
-    for token in tokens:
-        answer = session.post(server.url + "/v1/devices/enrol",
-                              json={"enrolment_token": token}, timeout=30)
-        answer.raise_for_status()
-        devices.append(answer.json())
-    return devices
+    async def herd() -> None:
+        # Every process measures from the same instant (the parent's wall clock).
+        t0 = time.monotonic() - (time.time() - t0_wall)
+        tasks = [asyncio.create_task(kiosk(
+            host, port, d, rows, delay=max(0.0, delay - (time.monotonic() - t0)),
+            batch=batch, connect_timeout=connect_timeout, read_timeout=read_timeout,
+            tally=tally, t0=t0, start=start)) for d, delay in zip(devices, delays, strict=True)]
+        await asyncio.wait(tasks, timeout=max(1.0, max_seconds - (time.monotonic() - t0)))
+        for task in tasks:
+            task.cancel()
+
+    asyncio.run(herd())
+    return asdict(tally)
 
 
 def run_herd(target: str, *, kiosks: int, rows: int, window: float, batch: int = 500,
-             timeout: float = 30.0, max_seconds: float = 600.0, threads: int | None = None,
-             queue_limit: int | None = None, print_=print) -> dict:
+             connect_timeout: float = 5.0, read_timeout: float = 30.0,
+             max_seconds: float = 600.0, threads: int | None = None,
+             queue_limit: int | None = None, workers: int | None = None, clients: int = 2,
+             early_busy: bool | None = None, pg: PgServer | None = None,
+             print_=print) -> dict:
     """The herd against a central on ``target``; the figures as a dict."""
-    if not (0 < kiosks <= MAX_KIOSKS and 0 < rows <= MAX_ROWS):
-        raise ValueError(f"kiosks 1..{MAX_KIOSKS}, rows 1..{MAX_ROWS}")
-    # waitress warns at every queued task; the bench counts the 503s itself.
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    kw = {} if threads is None else {"threads": threads}
+    from offline_queue.central import server as central_server
+
+    if not (0 < kiosks <= MAX_KIOSKS and 0 < rows <= MAX_ROWS and 0 < clients <= 16):
+        raise ValueError(f"kiosks 1..{MAX_KIOSKS}, rows 1..{MAX_ROWS}, clients 1..16")
+    conditions = central_load.machine()
+    t_enrol = time.monotonic()
+    devices = central_load.enrol_devices(target, kiosks)
+    print_(f"enrolled {kiosks} kiosks in {time.monotonic() - t_enrol:.1f} s")
+    # The settings of ``checkpoint-kiosk central`` unless told otherwise.
+    options: dict = {"threads": threads or central_server.THREADS,
+                     "workers": workers or central_server.WORKERS,
+                     "connection_limit": central_server.CONNECTION_LIMIT}
     if queue_limit is not None:
-        kw["queue_limit"] = queue_limit
-    with CentralServer(target, connection_limit=max(1000, kiosks + 100), **kw) as server:
-        t_enrol = time.monotonic()
-        devices = enrol_all(server, target, kiosks)
-        print_(f"enrolled {kiosks} kiosks in {time.monotonic() - t_enrol:.1f} s")
-        start = datetime.now(UTC) - timedelta(hours=2)
-        backlog = [make_rows(d, rows, start) for d in devices]
-        tally = Tally()
-
-        async def herd() -> None:
-            t0 = time.monotonic()
-            tasks = [asyncio.create_task(kiosk(
-                server.host, server.port, d, b, delay=random.uniform(0, window),
-                batch=batch, timeout=timeout, tally=tally, t0=t0))
-                for d, b in zip(devices, backlog, strict=True)]
-            await asyncio.wait(tasks, timeout=max_seconds)
-            for task in tasks:
-                task.cancel()
-
+        options["queue_limit"] = queue_limit
+    if early_busy is not None:
+        options["early_busy"] = early_busy
+    delays = [random.uniform(0, window) for _ in devices]
+    tally = Tally()
+    pg_cpu0 = central_load.postgres_cpu(pg) if pg is not None else 0.0
+    with central_load.Server(target, **options) as server:
+        t0_wall = time.time()
         t0 = time.monotonic()
-        asyncio.run(herd())
+        children = [central_load.fork(lambda part=part: client_process(
+            server.host, server.port, devices[part::clients], delays[part::clients],
+            rows=rows, batch=batch, connect_timeout=connect_timeout,
+            read_timeout=read_timeout, t0_wall=t0_wall, max_seconds=max_seconds))
+            for part in range(clients)]
+        client_cpu = 0.0
+        for pid, read_end in children:
+            result, cpu = central_load.collect(pid, read_end)
+            tally.add(result)
+            client_cpu += cpu
         elapsed = time.monotonic() - t0
-        with central_db.connect(target) as conn:
-            stored = conn.execute("SELECT count(*), count(DISTINCT id) FROM scans").fetchone()
-        refused = server.admission.refused if server.admission else 0
+        server_cpu = server.stop()
+    pg_cpu = central_load.postgres_cpu(pg) - pg_cpu0 if pg is not None else None
+    counts = central_load.stored_counts(target)
     total = kiosks * rows
-    ids = {r["id"] for b in backlog for r in b}
-    figures = {
+    return {
         "kiosks": kiosks, "rows_each": rows, "rows": total, "window_s": window,
         "all_stored_s": round(max(tally.finished), 1) if len(tally.finished) == kiosks
         else None,
         "elapsed_s": round(elapsed, 1), "kiosks_done": len(tally.finished),
-        "stored": stored[0], "distinct_stored": stored[1], "lost": len(ids) - stored[1],
-        "duplicated": stored[0] - stored[1], "posted": tally.posted,
+        **counts, "lost": total - counts["distinct_stored"],
+        "duplicated": counts["stored"] - counts["distinct_stored"],
+        "accepted": tally.accepted, "posted": tally.posted,
         "resends": tally.duplicate, "resend_pct": round(100 * tally.duplicate / total, 2),
-        "answers": tally.answers, "timeouts": tally.timeouts, "refused_503": refused,
-        "retry_after_max": max(tally.retry_after, default=None),
+        "answers": tally.answers, "timeouts": tally.timeouts,
+        "failures": tally.failures, "errors": tally.errors,
+        "refused_503": tally.answers.get("503", 0), "retry_after_max": tally.retry_after_max,
+        "server": options, "clients": clients,
+        "cpu_s": {"server": round(server_cpu, 1), "postgres": None if pg_cpu is None
+                  else round(pg_cpu, 1), "clients": round(client_cpu, 1)},
+        "conditions": conditions,
     }
-    return figures
 
 
 def main() -> None:
@@ -210,12 +261,25 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--queue-limit", type=int, default=None)
+    parser.add_argument("--clients", type=int, default=2, help="load processes")
+    parser.add_argument("--early-busy", action="store_true", default=None,
+                        help="answer a busy post on its headers, before its body (measured: "
+                             "does not pay, off by default)")
     parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument("--pg", action="append", default=[], metavar="NAME=VALUE",
+                        help="a PostgreSQL setting for this run (e.g. synchronous_commit=off "
+                             "to measure its cost; the shipped advice keeps it on)")
     args = parser.parse_args()
-    with PgServer(durable=True, settings={"max_connections": "100"}) as pg:
+    settings = {"max_connections": "200"} | dict(s.split("=", 1) for s in args.pg)
+    with PgServer(durable=True, settings=settings) as pg:
         figures = run_herd(pg.new_database("herd"), kiosks=args.kiosks, rows=args.rows,
                            window=args.window, batch=args.batch, threads=args.threads,
-                           max_seconds=args.max_seconds)
+                           workers=args.workers, queue_limit=args.queue_limit,
+                           clients=args.clients, max_seconds=args.max_seconds,
+                           early_busy=args.early_busy, pg=pg)
+    figures["postgres_settings"] = settings
     print(json.dumps(figures, indent=2))
 
 

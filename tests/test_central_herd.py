@@ -1,12 +1,20 @@
 """Issue 12: a small power-cut herd against the central on PostgreSQL (bench/central_herd.py
-in seconds): everything stored once, a busy central answers 503 + Retry-After, few resends."""
+in seconds): everything stored once, a busy central answers 503 + Retry-After (before
+the body is read), few resends; the worker processes of ``checkpoint-kiosk central``."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
+import socket
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
+import requests
 
 from tests.conftest import REPO
 
@@ -20,15 +28,16 @@ def load_bench():
     return module
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(60)
 def test_a_small_herd_is_stored_exactly_once_with_few_resends(pg_url):
     run_herd = load_bench().run_herd
 
-    # One application thread and a short queue: the central is "busy" at once.
-    figures = run_herd(pg_url, kiosks=120, rows=50, window=0.3, threads=1, queue_limit=4,
-                       max_seconds=120, print_=lambda *_: None)
+    # One application thread a worker and a short queue: the central is "busy" at once.
+    figures = run_herd(pg_url, kiosks=120, rows=50, window=0.3, threads=1, queue_limit=2,
+                       max_seconds=45, print_=lambda *_: None)
     assert figures["kiosks_done"] == 120, figures
     assert figures["lost"] == 0 and figures["duplicated"] == 0, figures
+    assert figures["device_min"] == figures["device_max"] == 50, figures
     assert figures["refused_503"] > 0 and figures["retry_after_max"] >= 1, figures
     assert figures["timeouts"] == 0, figures
     assert figures["resend_pct"] <= 5, figures
@@ -41,6 +50,94 @@ def test_busy_answer_says_when_to_come_back():
     admission = Admission(lambda: waiting[0], limit=10)
     assert admission.retry_after() is None
     waiting[0] = 500
-    waits = {admission.retry_after() for _ in range(200)}
-    assert all(1 <= w <= MAX_RETRY_AFTER + 1 for w in waits)
-    assert len(waits) > 5  # jittered: a herd comes back spread out
+    waits = [admission.retry_after() for _ in range(200)]
+    assert all(1 <= w <= MAX_RETRY_AFTER for w in waits)
+    assert len(set(waits)) > 5  # spread: a herd comes back spread out
+
+
+def test_refused_kiosks_get_later_and_later_slots_at_the_measured_pace():
+    from offline_queue.central.app import Admission
+
+    now = [1000.0]
+    admission = Admission(lambda: 100, limit=10, clock=lambda: now[0])
+    for _ in range(200):  # 20 posts a second finished over the last 10 s
+        now[0] += 0.05
+        admission.done()
+    assert admission.rate() == pytest.approx(20, rel=0.05)
+    waits = [admission.retry_after() for _ in range(100)]
+    # The queue (100 at 20/s: 5 s) first, then one slot each 1/20 s: the 100th kiosk
+    # is told about 10 s (jitter x1-1.2), not the same few seconds as the first.
+    assert 5 <= waits[0] <= 7, waits[:5]
+    assert 9 <= waits[-1] <= 13, waits[-5:]
+    assert sum(waits[-10:]) / 10 > sum(waits[:10]) / 10 + 3  # later kiosks, later slots
+
+
+def test_a_busy_post_is_answered_before_its_body_is_sent(tmp_path):
+    from offline_queue.central.server import CentralServer
+
+    # queue_limit=-1: every post is over the limit (an empty queue is "busy").
+    with CentralServer(tmp_path / "c.db", queue_limit=-1, threads=1,
+                       early_busy=True) as server, \
+            socket.create_connection((server.host, server.port), timeout=10) as conn:
+        length = 5_000_000
+        conn.sendall(b"POST /v1/checkins HTTP/1.1\r\nHost: c\r\nAuthorization: Bearer x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: "
+                     + str(length).encode() + b"\r\n\r\n" + b"[" * 1000)
+        # Before this fix the server waited for the 5 MB it was promised.
+        head = conn.recv(4096)
+        assert head.startswith(b"HTTP/1.1 503 "), head[:200]
+        assert b"Retry-After: " in head and b"Connection: close" in head
+        assert b"nothing was stored" in head
+        # The rest of the body is read and dropped (no reset), then the connection closes.
+        conn.sendall(b" " * (length - 1000))
+        conn.settimeout(10)
+        assert conn.recv(4096) == b""
+        # A post that was not busy is untouched: the same server answers health.
+        assert requests.get(server.url + "/v1/health", timeout=5).status_code == 200
+
+
+def test_scan_column_types_of_the_ingest_match_the_postgres_schema(pg_url):
+    from offline_queue.central import db as central_db
+    from offline_queue.central import schema
+
+    with central_db.connect(pg_url) as conn:
+        types = dict(conn.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = 'scans'::regclass AND attnum > 0 AND NOT attisdropped"
+        ).fetchall())
+    expected = {c: central_db.SCAN_PG_TYPES.get(c, "smallint") for c in schema.SCAN_COLUMNS}
+    assert {c: types[c] for c in schema.SCAN_COLUMNS} == expected
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        found.update(int(p) for p in task.read_text().split())
+    return found
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_central_command_runs_workers_and_replaces_one_that_dies(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kiosk", "central", "--db", str(tmp_path / "s.db"), "--port",
+         "0", "--workers", "2", "--threads", "1"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip().removeprefix("listening on ")
+        assert requests.get(url + "/v1/health", timeout=5).json()["status"] == "ok"
+        deadline = time.monotonic() + 20
+        while len(workers := _children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(workers) == 2, workers
+        os.kill(next(iter(workers)), signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while (len(now := _children(proc.pid)) < 2 or now == workers) \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(now) == 2 and now != workers, (workers, now)
+        for _ in range(10):  # whichever worker answers
+            assert requests.get(url + "/v1/health", timeout=5).status_code == 200
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in now), "workers left running"

@@ -222,12 +222,16 @@ def _admin_token_from_file(path: str) -> str:
 @click.option("--key-file", envvar=KEY_FILE_ENV, type=click.Path(dir_okay=False),
               help="the central's document-signing key, created (0600) if missing (default: "
                    "beside a SQLite database as DB.signing-key, else ./central-signing.key)")
-@click.option("--threads", type=int, default=None,
-              help="application threads (default: offline_queue.central.server.THREADS)")
+@click.option("--threads", type=click.IntRange(1, 256), default=None,
+              help="application threads per worker process (default: "
+                   "offline_queue.central.server.THREADS)")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="server processes sharing the port (default: "
+                   "offline_queue.central.server.WORKERS; docs/central.md, herd)")
 @click.pass_context
 def central(ctx: click.Context, db_path: str | None, host: str, port: int,
             admin_token: str | None, admin_token_file: str | None, key_file: str | None,
-            threads: int | None) -> None:
+            threads: int | None, workers: int | None) -> None:
     """Run the reference central platform (waitress), or manage it with a sub-command.
 
     Documents are checked on publish with the kiosk's own validators, and signed with the
@@ -253,21 +257,25 @@ def central(ctx: click.Context, db_path: str | None, host: str, port: int,
         return
     from kiosk.domain.documents import VALIDATORS
     from offline_queue.central.keys import KeyFile
-    from offline_queue.central.server import THREADS, CentralServer
+    from offline_queue.central.server import THREADS, WORKERS, serve
 
     target = db_path or "central.db"
-    keys = _key_file(target)
-    server = CentralServer(target, host=host, port=port,
-                           admin_token=admin_token, validators=VALIDATORS,
-                           threads=threads or THREADS, signing_key=KeyFile(keys))
-    # The first line tells scripts and tests which port was picked.
-    click.echo(f"listening on {server.url}", err=False)
-    sys.stdout.flush()
+    keys = KeyFile(_key_file(target))
+
+    def listening(url: str) -> None:
+        # The first line tells scripts and tests which port was picked.
+        click.echo(f"listening on {url}", err=False)
+        sys.stdout.flush()
+
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        server.serve_forever()
+        serve(target, host=host, port=port, admin_token=admin_token,
+              validators=VALIDATORS, threads=threads or THREADS, workers=workers or WORKERS,
+              signing_key=keys, on_listening=listening)
     except KeyboardInterrupt:
         pass
+    except OSError as e:
+        raise click.ClickException(str(e)) from None
 
 
 def _central_db_path(db_path: str | None, *, must_exist: bool = False) -> str:

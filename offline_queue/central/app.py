@@ -10,6 +10,7 @@ import random
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from email.utils import format_datetime
 from typing import Any
@@ -107,42 +108,75 @@ class Admission:
 
     ``backlog()`` is the number of requests waiting for a server thread (waitress's task
     queue).  Past ``limit`` a post is answered 503 at once, before any database work,
-    with ``Retry-After``: the time the queue takes to drain at the rate measured over
-    the last posts, times a random factor from 1 to 2, so that a herd of kiosks comes
-    back spread out instead of together (and no connection waits into its timeout).
+    with ``Retry-After``: a place in a virtual queue.  Each refused kiosk is given the
+    next free slot, slots ``1/rate`` apart (``rate``: posts finished a second over the
+    last ``RATE_WINDOW`` seconds), so that a herd comes back spread out at the pace the
+    central serves it, instead of together (a second refusal, and a third) or into its
+    timeouts.  A random factor of 1 to 1.2 keeps kiosks refused at the same instant by
+    two worker processes apart.
     """
 
+    RATE_WINDOW = 10.0  # seconds of finished posts behind the rate
+    START_RATE = 20.0  # posts a second assumed before any has finished
+
     def __init__(self, backlog: Callable[[], int], *, limit: int = 32,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.backlog = backlog
         self.limit = limit
         self._rng = rng or random.Random()
+        self._clock = clock
         self._lock = threading.Lock()
-        self._rate = 20.0  # posts a second, a running average (starts modest)
-        self._last = time.monotonic()
+        self._finished: deque[float] = deque()
+        self._started = clock()
+        self._next_slot = 0.0
         self.refused = 0
 
     def done(self) -> None:
-        """One post finished: update the running rate."""
-        now = time.monotonic()
+        """One post finished (its time feeds the rate)."""
+        now = self._clock()
         with self._lock:
-            gap = max(now - self._last, 1e-3)
-            self._last = now
-            self._rate = 0.95 * self._rate + 0.05 * min(1.0 / gap, 10_000.0)
+            self._finished.append(now)
+            self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while self._finished and self._finished[0] < now - self.RATE_WINDOW:
+            self._finished.popleft()
+
+    def rate(self) -> float:
+        """Posts finished a second, over the last ``RATE_WINDOW`` seconds."""
+        now = self._clock()
+        with self._lock:
+            self._trim(now)
+            if len(self._finished) < 5:
+                return self.START_RATE
+            span = min(self.RATE_WINDOW, max(now - self._started, 1.0))
+            return max(len(self._finished) / span, 1.0)
 
     def retry_after(self) -> int | None:
         """Seconds to tell the kiosk, or None to serve it now."""
         waiting = self.backlog()
         if waiting <= self.limit:
             return None
+        rate = self.rate()
+        now = self._clock()
         with self._lock:
             self.refused += 1
-            drain = waiting / max(self._rate, 1.0)
-        return int(min(MAX_RETRY_AFTER, max(1.0, drain) * self._rng.uniform(1.0, 2.0)) + 1)
+            # After the queue in front of it has drained, and after every kiosk already
+            # told to come back.
+            slot = max(self._next_slot, now + waiting / rate)
+            self._next_slot = slot + 1.0 / rate
+        wait = (slot - now) * self._rng.uniform(1.0, 1.2)
+        return int(min(MAX_RETRY_AFTER, max(1.0, wait)) + 0.5)
 
 
 # The longest wait a busy central asks for: kiosks come back within two minutes.
 MAX_RETRY_AFTER = 120
+
+
+def busy_message(wait: int) -> str:
+    """The error text of a busy central's 503 (also sent by ``server`` before the body)."""
+    return f"the central is busy; nothing was stored, retry after {wait} s"
 
 
 class _Connections:
@@ -338,8 +372,7 @@ class _Routes:
             wait = self.admission.retry_after()
             if wait is not None:
                 # Nothing was stored: the kiosk keeps every row and comes back later.
-                return _error(503, f"the central is busy; nothing was stored, retry after "
-                                   f"{wait} s", **{"Retry-After": str(wait)})
+                return _error(503, busy_message(wait), **{"Retry-After": str(wait)})
         device = self.authenticated_device()
         if isinstance(device, Response):
             return device
@@ -432,6 +465,16 @@ def _bearer() -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
+def default_signing_key(db_path: str | os.PathLike[str]) -> CentralKey | KeyFile:
+    """The key file beside a SQLite database (created on the first start); for a
+    PostgreSQL URL a key in memory only, which kiosks can pin only on first use."""
+    if not is_postgres(db_path):
+        return KeyFile(default_path(db_path))
+    key = CentralKey.generate()
+    log.info("signing documents with a temporary key, fingerprint %s", key.fingerprint)
+    return key
+
+
 def create_app(
     db_path: str | os.PathLike[str],
     *,
@@ -450,12 +493,8 @@ def create_app(
     the first start), and for a PostgreSQL URL a key in memory only, which kiosks can pin
     only on first use (the command line always passes a key file).
     """
-    if signing_key is None and not is_postgres(db_path):
-        signing_key = KeyFile(default_path(db_path))
-    elif signing_key is None:
-        signing_key = CentralKey.generate()
-        log.info("signing documents with a temporary key, fingerprint %s",
-                 signing_key.fingerprint)
+    if signing_key is None:
+        signing_key = default_signing_key(db_path)
     central_db.connect(db_path).close()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY

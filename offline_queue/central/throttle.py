@@ -17,12 +17,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+LIMIT = 20  # wrong tokens an address may send in a window
+
 
 class Throttle:
     """``blocked(address)`` -> seconds to wait or None; ``failed(address)`` after a wrong
     token.  At most ``max_addresses`` are remembered (the least recently failing go first)."""
 
-    def __init__(self, *, limit: int = 20, window_s: float = 60.0,
+    def __init__(self, *, limit: int = LIMIT, window_s: float = 60.0,
                  max_addresses: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if limit < 1 or window_s <= 0 or max_addresses < 1:
