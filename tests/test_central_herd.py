@@ -5,6 +5,7 @@ the body is read), few resends; the worker processes of ``checkpoint-kiosk centr
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -141,3 +143,31 @@ def test_central_command_runs_workers_and_replaces_one_that_dies(tmp_path):
         proc.terminate()
         assert proc.wait(timeout=20) == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in now), "workers left running"
+
+
+def _serve_two_workers(db: str, pipe: Any) -> None:
+    from offline_queue.central.server import serve
+
+    serve(db, port=0, workers=2, threads=1, on_listening=pipe.send)
+
+
+@pytest.mark.timeout(60)
+def test_every_worker_signs_with_the_same_key(pg_url):
+    """A PostgreSQL central given no key file keeps its key in memory: made once, before
+    the workers fork (each worker making its own would sign with keys kiosks cannot pin)."""
+    parent, child = multiprocessing.Pipe()
+    proc = multiprocessing.get_context("fork").Process(
+        target=_serve_two_workers, args=(pg_url, child))
+    proc.start()
+    try:
+        assert parent.poll(30), "the central did not start listening"
+        url = parent.recv()
+        seen = set()
+        for _ in range(40):  # a new connection each time: the kernel spreads them
+            with requests.Session() as session:
+                seen.add(session.get(url + "/v1/keys", timeout=5).json()["fingerprint"])
+        assert len(seen) == 1, seen
+    finally:
+        proc.terminate()
+        proc.join(20)
+    assert proc.exitcode == 0
