@@ -24,6 +24,7 @@ from typing import Any
 
 import requests
 
+from offline_queue import wire
 from offline_queue.backoff import Backoff
 from offline_queue.clock import Clock, iso
 from offline_queue.deadline import Deadline, DeadlineAdapter
@@ -172,6 +173,12 @@ class SyncClient:
         self.abort()
         self.session.close()
 
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _request(
         self, method: str, path: str, *, time_in_body: bool = False, **kw: Any
     ) -> requests.Response:
@@ -248,9 +255,13 @@ class SyncClient:
     def health(self) -> None:
         self._request("GET", "/v1/health", time_in_body=True)
 
-    def post_checkins(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def post_checkins(self, items: list[dict[str, Any]], *,
+                      backlog: int | None = None) -> list[dict[str, Any]]:
+        """Post a batch; ``backlog``: the rows this kiosk holds besides this batch (the
+        X-Kiosk-Backlog header: the central's fleet page shows which kiosks are behind)."""
+        headers = {} if backlog is None else {wire.BACKLOG_HEADER: str(max(0, backlog))}
         response = self._request("POST", "/v1/checkins", json={"checkins": items},
-                                 time_in_body=True)
+                                 headers=headers, time_in_body=True)
         body = self._json(response)
         results = body.get("results") if isinstance(body, dict) else None
         if response.status_code != 200 or not isinstance(results, list):
@@ -448,6 +459,8 @@ class Syncer:
         self.outbox.correct_times(self.clock)
         delivered = 0
         after = 0
+        counts = self.outbox.counts()
+        held = counts["pending"] + counts["in_flight"]
         while not (stop and stop.is_set()):
             on_batch()
             items, after = self.outbox.claim_batch(
@@ -455,15 +468,16 @@ class Syncer:
             )
             if not items:
                 break
-            delivered += self._send(items)
+            held = max(0, held - len(items))
+            delivered += self._send(items, backlog=held)
             if self._take_time():
                 self.outbox.correct_times(self.clock)
         return delivered
 
-    def _send(self, items: list[dict[str, Any]]) -> int:
+    def _send(self, items: list[dict[str, Any]], *, backlog: int) -> int:
         ids = [i["id"] for i in items]
         try:
-            results = self.client.post_checkins(items)
+            results = self.client.post_checkins(items, backlog=backlog)
         except BatchRejectedError as e:
             # Not the server's verdict on these rows: keep them, and try smaller batches
             # for a while in case the path limits the request size.

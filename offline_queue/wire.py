@@ -16,6 +16,9 @@ from typing import Any
 from offline_queue.records import DECISIONS, DIRECTIONS, KINDS, SOURCES
 
 MAX_BATCH = 1000
+# Optional header of a check-in post: the rows the kiosk holds besides this batch (digits
+# only; the central's fleet page shows which kiosks are behind).
+BACKLOG_HEADER = "X-Kiosk-Backlog"
 
 # Time sources the kiosk names for ``corrected_at`` (how its clock was set right), worst
 # first: a later correction from a better source replaces an earlier one on the server.

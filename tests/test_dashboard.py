@@ -411,3 +411,24 @@ def test_a_postgresql_central_of_the_previous_version_is_upgraded(pg_url):
         assert version == max(schema.PG_MIGRATIONS)
         add_user(conn, "ada", "administrator", PASSWORD)
         assert conn.execute("SELECT count(*) FROM dashboard_users").fetchone()[0] == 1
+
+
+def test_fleet_shows_a_drained_kiosk_as_drained_at_once(db_target):
+    """The device row is written at most once a minute, but a kiosk saying it has
+    drained is written now: a quiet kiosk would show its old backlog for hours."""
+    with central_db.connect(db_target) as conn:
+        token = central_db.create_enrolment_token(conn, checkpoint_id="CB-01", name="x")
+        device, _ = central_db.enrol(conn, token)
+        now = central_db.now_utc()
+
+        def post(backlog: int, seconds: int) -> int:
+            central_db.ingest(conn, device, [wire_row(device, now, CASE)],
+                              now=now + timedelta(seconds=seconds), backlog=backlog)
+            return conn.execute("SELECT backlog FROM devices WHERE id = ?",
+                                [device.id]).fetchone()[0]
+
+        assert post(42, 0) == 42
+        assert post(30, 5) == 42  # within the minute: not written
+        assert post(0, 10) == 0  # drained: written at once
+        assert post(7, 15) == 0  # within the minute again
+        assert post(7, 75) == 7

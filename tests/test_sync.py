@@ -22,6 +22,7 @@ from offline_queue.store import Store
 from offline_queue.sync import (
     SyncClient,
     SyncStatus,
+    Syncer,
     SyncWorker,
     parse_retry_after,
     sync_once,
@@ -411,3 +412,25 @@ def test_continuous_sync_command_prints_readable_status_and_stops_on_sigterm(tmp
     assert proc.returncode == 0, err
     assert line.startswith("sync: online; backlog 0; dead letter 0; last sync 20"), line
     assert "SyncStatus(" not in line + err and enrolled["device_token"] not in line + err
+
+
+def test_each_batch_tells_the_central_what_the_kiosk_still_holds(central, enrolled, tmp_path):
+    """The X-Kiosk-Backlog header: the fleet page shows who is behind."""
+    with kiosk_store(tmp_path, enrolled) as store:
+        for i in range(7):
+            store.record(entry(i))
+    stop = threading.Event()  # set before the first batch: the loop ends after it
+    client = SyncClient(central.url, enrolled["device_token"])
+    with Outbox(tmp_path / "kiosk.db") as outbox, client:
+        assert Syncer(outbox, client, clock=Clock(), batch_size=3).push(stop, stop.set) == 3
+
+    def backlog() -> int | None:
+        with central_db.connect(tmp_path / "central.db") as cdb:
+            return cdb.execute("SELECT backlog FROM devices WHERE id = ?",
+                               [enrolled["device_id"]]).fetchone()[0]
+
+    assert backlog() == 4  # 7 held, 3 in the batch
+    result = sync_once(db_path=tmp_path / "kiosk.db", server_url=central.url,
+                       token=enrolled["device_token"], batch_size=3)
+    assert result.ok and result.delivered == 4
+    assert backlog() == 0

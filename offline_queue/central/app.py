@@ -241,12 +241,9 @@ def _register_error_handlers(app: Flask) -> None:
         return _error(500, "internal server error; retry later")
 
 
-BACKLOG_HEADER = "X-Kiosk-Backlog"
-
-
 def _backlog_header() -> int | None:
     """The rows the kiosk says it still holds (optional; shown on the fleet page)."""
-    raw = request.headers.get(BACKLOG_HEADER, "")
+    raw = request.headers.get(wire.BACKLOG_HEADER, "")
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
 
 

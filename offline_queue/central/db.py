@@ -526,7 +526,9 @@ def _clock_offset_ms(items: list[Any]) -> int | None:
 def _seen(db: CentralDB, device_num: int, received: datetime, items: list[Any],
           backlog: int | None = None) -> None:
     """The device's last contact, app version, backlog (the rows it said it still holds,
-    when it says) and clock offset (written at most once a minute): the fleet page."""
+    when it says) and clock offset: the fleet page.  Written at most once a minute, and
+    when the kiosk says it has drained (else a quiet kiosk would show a backlog it no
+    longer has until its next post)."""
     last = items[-1]
     version = last.get("app_version") if isinstance(last, dict) else None
     version = version if isinstance(version, str) and len(version) <= 64 else None
@@ -534,9 +536,10 @@ def _seen(db: CentralDB, device_num: int, received: datetime, items: list[Any],
     db.execute(
         "UPDATE devices SET last_seen_at = ?, app_version = coalesce(?, app_version), "
         "backlog = coalesce(?, backlog), clock_offset_ms = coalesce(?, clock_offset_ms) "
-        "WHERE num = ? AND (last_seen_at IS NULL OR last_seen_at < ?)",
+        "WHERE num = ? AND (last_seen_at IS NULL OR last_seen_at < ? "
+        "OR (? = 0 AND backlog <> 0))",
         [iso(received), version, backlog, _clock_offset_ms(items), device_num,
-         iso(received - SEEN_EVERY)])
+         iso(received - SEEN_EVERY), backlog])
 
 
 def _note_errors(db: CentralDB, device_num: int, received: datetime,
