@@ -21,8 +21,8 @@ from offline_queue.records import CheckIn
 from offline_queue.store import Store
 from offline_queue.sync import (
     SyncClient,
-    SyncStatus,
     Syncer,
+    SyncStatus,
     SyncWorker,
     parse_retry_after,
     sync_once,
