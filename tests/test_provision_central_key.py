@@ -5,6 +5,9 @@ the one-time token is spent, and pins the key in its config."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import requests
@@ -17,6 +20,8 @@ from offline_queue.central import db as central_db
 from offline_queue.central.keys import KeyFile, rotate
 from offline_queue.central.server import CentralServer
 from offline_queue.signing import fingerprint, parse_key
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -98,3 +103,31 @@ def test_a_malformed_fingerprint_is_named_before_anything_is_sent(value, tmp_pat
     with pytest.raises(ProvisionError, match="central_key") as e:
         prov.parse_file(path)
     assert "64 hex digits" in str(e.value)
+
+
+def _provision_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kiosk", "provision", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_the_technician_names_the_central_s_key_on_the_command_line(central, tmp_path, etc):
+    """--central-key with --server: the same check as a QR's fingerprint."""
+    common = ["--server", central.url, "--name", "Cổng 1", "--config", str(etc / "kiosk.toml"),
+              "--state-dir", str(tmp_path / "state")]
+    before = snapshot(etc)
+    wrong = _provision_cli(*common, "--token", token(central, tmp_path),
+                           "--central-key", "cd" * 32)
+    assert wrong.returncode != 0
+    assert "is not the central the provisioning names" in wrong.stderr, wrong.stderr
+    assert snapshot(etc) == before
+    fp = central.keys.fingerprint
+    right = _provision_cli(*common, "--token", token(central, tmp_path), "--central-key", fp)
+    assert right.returncode == 0, right.stderr
+    cfg = config_mod.load(etc / "kiosk.toml", environ={})
+    assert fingerprint(parse_key(cfg.sync.central_key)) == fp
+
+
+def test_a_qr_and_a_central_key_flag_together_are_refused(tmp_path, etc):
+    proc = _provision_cli("--qr", "{}", "--central-key", "ab" * 32,
+                          "--config", str(etc / "kiosk.toml"))
+    assert proc.returncode == 2 and "--central-key goes with --server" in proc.stderr

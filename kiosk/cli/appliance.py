@@ -78,6 +78,10 @@ def _parse_pin(_ctx: click.Context, _param: click.Parameter, values: tuple[str, 
 @click.option("--camera", help="Camera spec: picamera2, v4l2:/dev/video0, replay:PATH.")
 @click.option("--direction", type=click.Choice(DIRECTIONS), help="Start-up direction.")
 @click.option("--ca-bundle", help="Extra CA bundle (PEM) for the server's certificate.")
+@click.option("--central-key", metavar="FINGERPRINT", default="",
+              help="The central's key fingerprint (64 hex digits, from 'checkpoint-kiosk "
+                   "central key' or the province's enrolment sheet): enrolment stops if the "
+                   "server holds another key (docs/trust.md).")
 @click.option("--pin", "pins", multiple=True, callback=_parse_pin, metavar="NAME=BCM",
               help="A GPIO pin: red, amber, green, buzzer, gate, confirm_button, ... (repeat).")
 @click.option("--file", "file_path", type=click.Path(dir_okay=False),
@@ -106,7 +110,8 @@ def _parse_pin(_ctx: click.Context, _param: click.Parameter, values: tuple[str, 
 @_config_option
 def provision(server_url: str | None, token: str | None, checkpoint_name: str,
               checkpoint_id: str, policy_profile: str | None, camera: str | None,
-              direction: str | None, ca_bundle: str | None, pins: dict, file_path: str | None,
+              direction: str | None, ca_bundle: str | None, central_key: str, pins: dict,
+              file_path: str | None,
               qr_text: str | None, from_media: bool, media_globs: tuple[str, ...],
               restart_kiosk: bool,
               token_file: str | None, replace_token: bool, owner: str | None,
@@ -146,7 +151,8 @@ def provision(server_url: str | None, token: str | None, checkpoint_name: str,
         results = [result]
     else:
         request, source = _request(qr_text, server_url, token, checkpoint_name, checkpoint_id,
-                                   policy_profile, camera, direction, ca_bundle, pins)
+                                   policy_profile, camera, direction, ca_bundle, central_key,
+                                   pins)
         try:
             result = prov.provision(request, config_path=config_path, token_path=token_file,
                                     replace_token=replace_token, owner=owner,
@@ -166,11 +172,14 @@ def provision(server_url: str | None, token: str | None, checkpoint_name: str,
 def _request(qr_text: str | None, server_url: str | None, token: str | None,
              checkpoint_name: str, checkpoint_id: str, policy_profile: str | None,
              camera: str | None, direction: str | None, ca_bundle: str | None,
-             pins: dict) -> tuple[Request, str]:
+             central_key: str, pins: dict) -> tuple[Request, str]:
     """The enrolment asked for by a QR's text or by the flags, and where it came from."""
     from kiosk.ops import provision as prov
 
     if qr_text:
+        if central_key:
+            raise click.UsageError("--central-key goes with --server; a provisioning QR "
+                                   "carries its own")
         return prov.from_qr_payload(qr_text), "QR text"
     if token == "-":
         token = sys.stdin.readline().strip()
@@ -180,7 +189,7 @@ def _request(qr_text: str | None, server_url: str | None, token: str | None,
         server_url=server_url or "", enrolment_token=token,
         checkpoint_name=checkpoint_name, checkpoint_id=checkpoint_id,
         policy_profile=policy_profile, camera=camera, direction=direction,
-        ca_bundle=ca_bundle, pins=pins), "command line"
+        ca_bundle=ca_bundle, pins=pins, central_key=central_key), "command line"
 
 
 def _echo_result(result: Result, as_json: bool) -> None:
