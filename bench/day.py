@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -69,8 +70,16 @@ INVARIANTS = (
     ("lost", "signalled check-ins missing at the central"),
     ("duplicated", "check-ins stored twice (conflicts, or one scan recorded twice)"),
     ("watchlisted_passed", "watchlisted people who got 'pass'"),
+    ("border_passed_without_declaration", "passes at the border for people not declared"),
+    ("scanner_lines_not_decided_once", "handheld-scanner lines not decided exactly once"),
+    ("scanner_cut_lines_recorded", "scanner lines cut by an unplug that were decided"),
+    ("declarations_not_decided_once", "saved declaration forms not decided exactly once"),
+    ("declarations_without_officer", "declared check-ins at the central without an officer"),
+    ("abandoned_forms_recorded", "abandoned declaration forms that were recorded"),
     ("officer_actions_lost", "officer actions that did not take effect"),
     ("document_exits", "kiosk exits caused by a document"),
+    ("decided_under_unpublished_policy", "decisions under a policy the province never published"),
+    ("tampered_documents_held", "documents held by the kiosk that the central never published"),
     ("light_mismatches", "frames where the lights contradicted the screen"),
     ("tracebacks", "tracebacks on screen or in the INFO log"),
     ("not_recorded_with_disk_space", "check-ins refused by the store while the disk had room"),
@@ -124,6 +133,10 @@ class Day:
         self.officer_lost: list[str] = []
         self.overrides: list[tuple[str, str]] = []  # (intended original id, override tag)
         self.documents: Counter[str] = Counter()
+        # sha256 of every body the central took, by document: the kiosk holds no other.
+        self.published: dict[str, set[str]] = {}
+        self.tampered_before: dict[str, int] = {}
+        self.last_policy: str | None = None  # the profile of the last policy published
         self.not_recorded = Counter()
         self.kills = 0
         self.n = 0
@@ -207,6 +220,8 @@ class Day:
         done = self.cli("central", "set-document", "--db", str(self.central_db), name,
                         str(path))
         taken = done.returncode == 0
+        if taken:
+            self.published.setdefault(name, set()).add(hashlib.sha256(body).hexdigest())
         self.documents[f"{'valid' if valid else 'invalid'} {name} "
                        f"{'published' if taken else 'refused'}"] += 1
         if valid and not taken:
@@ -250,6 +265,7 @@ class Day:
     def publish_valid(self, which: int, *, wait: bool = False) -> None:
         profile = ("hospital", "border")[which % 2] if which else "hospital"
         self.publish("policy", json.dumps(self.POLICIES[profile]).encode(), valid=True)
+        self.last_policy = profile
         self.publish("watchlist", self.watchlist_body(), valid=True)
         self.publish("trust_list", self.codes.trust_list, valid=True)
         self.publish("status", self.status_body(), valid=True)
@@ -260,11 +276,27 @@ class Day:
             while self.policy_in_force != profile and time.monotonic() < deadline:
                 self.kiosk.drain(0.2)
 
+    def rewrite_document(self, name: str, body: bytes) -> bytes:
+        """What a tampering middlebox makes of a document: the permissive office policy, an
+        empty watchlist (both well-formed: only the signature can tell), else a changed
+        byte."""
+        from faultproxy import flip_a_byte
+
+        from kiosk.domain.watchlist import Watchlist
+
+        if name == "policy":
+            return json.dumps({"profile": "office"}).encode()
+        if name == "watchlist":
+            return Watchlist.build([], valid_for=timedelta(days=3))
+        return flip_a_byte(name, body)
+
     def publish_one_valid(self, name: str) -> None:
         body = {"policy": json.dumps({"profile": "hospital"}).encode(),
                 "watchlist": self.watchlist_body(), "trust_list": self.codes.trust_list,
                 "status": self.status_body(), "risk_levels": self.risk_levels_body()}[name]
         self.publish(name, body, valid=True)
+        if name == "policy":
+            self.last_policy = "hospital"
 
     # The version-1 watchlist is a salted SHA-256 list from before issue 14: refused (rebuild).
     INVALID = (("policy", b'{"profile": "airport"}'), ("watchlist", b'{"entries": []}'),
@@ -699,7 +731,7 @@ profile = "hospital"
             server = stack.enter_context(CentralServer(self.central_db, threads=8))
             self.proxy = stack.enter_context(FaultProxy(
                 (server.host, server.port), self.network.choose, slow_s=0.3, retry_after=1,
-                drip_s=1.0, drip_max_s=DRIP_MAX_S))
+                drip_s=1.0, drip_max_s=DRIP_MAX_S, rewrite=self.rewrite_document))
             self.scanner = ScannerPort(self.work / "ttyACM0")
             stack.callback(self.scanner.close)
             self.kiosk = KioskProcess(self)
@@ -764,7 +796,9 @@ profile = "hospital"
         self.publish_one_valid(self.INVALID[which % len(self.INVALID)][0])
 
     def network_window(self, mode: str) -> None:
-        if mode == "ok" and self.network.mode != "ok":
+        if mode == "ok" and self.network.mode == "tamper":
+            self.wait_tampered()
+        elif mode == "ok" and self.network.mode != "ok":
             # A fault window the kiosk never met would prove nothing: let it meet the
             # fault once (a kiosk killed in the window is started again first).
             if self.network.faults < 1:
@@ -775,9 +809,32 @@ profile = "hospital"
             if self.network.faults < 1:
                 self.note("network", f"the {self.network.mode!r} window met no fault")
         self.network.set(mode)
+        self.tampered_before = dict(self.proxy.tampered)
         if self.network.mode == "drip":
             self.drip_started = time.monotonic()
             self.drips_before = len(self.proxy.drips) + 1  # the one this window starts
+
+    def wait_tampered(self) -> None:
+        """A tamper window proves something only if document answers were changed in it
+        (check-in posts pass untouched; unchanged documents are answered 304): held open
+        until each way of tampering has met the kiosk, or for a bounded time."""
+        from faultproxy import TAMPER_FAULTS
+
+        self.ensure_running()
+        deadline = time.monotonic() + SYNC_OPTIONS["documents_interval"] * 15 + 5
+        while set(TAMPER_FAULTS) - self.tampered_since() and time.monotonic() < deadline:
+            if self.policy_in_force == self.last_policy:
+                # The last policy got through: a new one, so that the next fetches are
+                # whole documents (200) to tamper with, not 304s.
+                other = next(p for p in self.POLICIES if p != self.last_policy)
+                self.publish("policy", json.dumps(self.POLICIES[other]).encode(), valid=True)
+                self.last_policy = other
+            self.kiosk.drain(0.2)
+        if missing := set(TAMPER_FAULTS) - self.tampered_since():
+            self.note("network", f"the tamper window never tried {sorted(missing)}")
+
+    def tampered_since(self) -> set[str]:
+        return {k for k, n in self.proxy.tampered.items() if n > self.tampered_before.get(k, 0)}
 
     def reprovision(self) -> None:
         # A technician enrols where the network works: over a dead link provisioning
@@ -902,6 +959,7 @@ profile = "hospital"
         kiosk_states: dict[str, int] = {}
         dead: Counter[str] = Counter()
         kiosk_ids: set[str] = set()
+        foreign_documents: list[str] = []
         if kiosk_db.exists():
             with contextlib.closing(sqlite3.connect(kiosk_db)) as db:
                 kiosk_states = dict(db.execute(
@@ -910,6 +968,12 @@ profile = "hospital"
                 dead = Counter(
                     _shorten(r[0]) for r in db.execute(
                         "SELECT last_error FROM checkins WHERE state IN ('rejected', 'conflict')"))
+                # Documents the kiosk holds that the central never published: a tampered
+                # answer was taken for the real one.
+                held = [(r[0], hashlib.sha256(r[1]).hexdigest()) for r in db.execute(
+                    "SELECT name, body FROM documents")]
+                foreign_documents = [name for name, digest in held
+                                     if digest not in self.published.get(name, set())]
         # One scan, one check-in: a tag (one code shown) never yields two records.
         twice = sum(1 for results in self.by_tag.values()
                     if len({r["checkin_id"] for r in results
@@ -963,6 +1027,10 @@ profile = "hospital"
             if keep and r.get("checkin_id") in displays and \
                     displays[r["checkin_id"]] & set(DISPLAY_FIELDS) - set(keep):
                 kept_more += 1
+        # Every decision under a policy the province published (a tampered "office" policy
+        # would pass everyone).
+        unpublished_policy = sum(1 for r in self.results
+                                 if r.get("policy") not in (None, *self.POLICIES))
         document_exits = [e for e in self.exits if e["code"] not in (None, 0, -9)
                           and _about_document(e.get("error") or "")]
         tracebacks = self.log_text().count("Traceback (most recent call last)")
@@ -1001,6 +1069,8 @@ profile = "hospital"
             "officer actions lost (list)": self.officer_lost[:20],
             "overrides applied to another person": wrong_override,
             "documents": dict(self.documents),
+            "documents tampered in transit (by fault)": dict(self.proxy.tampered),
+            "documents held that the central never published": foreign_documents,
             "network faults injected": dict(self.network.counts),
             "requests through the proxy": dict(self.proxy.paths.most_common(6)),
             f"most requests in {STORM_WINDOW_S:.0f} s": _busiest([t for t, _ in self.proxy.log]),
@@ -1035,6 +1105,8 @@ profile = "hospital"
             "abandoned_forms_recorded": len(abandoned_recorded),
             "officer_actions_lost": len(self.officer_lost) + wrong_override,
             "document_exits": len(document_exits),
+            "decided_under_unpublished_policy": unpublished_policy,
+            "tampered_documents_held": len(foreign_documents),
             "light_mismatches": len(self.mismatches),
             "tracebacks": tracebacks + len(self.internal_errors),
             "not_recorded_with_disk_space": self.not_recorded["room"],

@@ -169,6 +169,8 @@ def make_plan(rng: random.Random, hours: float, *, rate: float = 1.0) -> list[St
              (0.20, "officer_override"), (0.22, "publish_valid"), (0.25, "officer_direction"),
              (0.30, "kill"), (0.35, "officer_selftest"), (0.40, "publish_invalid"),
              (0.45, "net_401"), (0.48, "net_ok"), (0.50, "revoke"), (0.58, "reprovision"),
+             # Documents tampered with in transit while the province publishes new ones.
+             (0.595, "net_tamper"), (0.60, "publish_valid"), (0.615, "net_ok"),
              (0.62, "net_flaky"), (0.66, "net_ok"), (0.70, "disk_fill"), (0.76, "disk_free"),
              (0.80, "kill"), (0.85, "net_down"), (0.88, "net_ok"), (0.90, "officer_direction"),
              # The handheld scanner's cable pulled mid-line, then plugged in again.
@@ -237,6 +239,10 @@ class Network:
         "401": (("401", 1),),
         "400": (("400", 1), ("pass", 1)),
         "drip": (("drip", 1),),
+        # A middlebox that changes documents in transit (tests/faultproxy.py): each way of
+        # tampering, with untouched answers between (a kiosk must still get the real ones).
+        "tamper": (("pass", 1), ("tamper", 1), ("cut_body", 1), ("strip_signature", 1),
+                   ("replay", 1), ("foreign_key", 1)),
     }
 
     def __init__(self, seed: int) -> None:

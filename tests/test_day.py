@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def day(tmp_path_factory):
     report = run_day(tmp_path_factory.mktemp("day"), seed=3, hours=1.0, rate=1.5, quiet=True,
-                     drain_seconds=25.0, max_wall=120.0)
+                     drain_seconds=25.0, max_wall=180.0)
     print_report(report, out=sys.stderr)
     return report
 
@@ -91,6 +91,19 @@ def test_each_declaration_is_recorded_once_with_its_officer_and_an_abandoned_one
 
 def test_no_officer_action_is_lost(day):
     assert day["invariants"]["officer_actions_lost"] == 0, figures(day)
+
+
+def test_a_tampering_middlebox_changes_no_decision(day):
+    """Documents changed in transit (other bytes, cut, unsigned, replayed, signed by a
+    stranger's key) are refused: every decision is under a policy the province published,
+    and every document the kiosk holds is one the central published."""
+    f, inv = day["figures"], day["invariants"]
+    tampered = f["documents tampered in transit (by fault)"]
+    # The rewrites that matter most: a permissive policy and an empty watchlist, under the
+    # central's signature headers and under a stranger's key.
+    assert {"tamper", "foreign_key"} <= set(tampered), figures(day)
+    assert inv["decided_under_unpublished_policy"] == 0, figures(day)
+    assert inv["tampered_documents_held"] == 0, figures(day)
 
 
 def test_the_kiosk_never_exits_because_of_a_document(day):
