@@ -8,7 +8,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TextIO
 
 from offline_queue.clock import iso
 from offline_queue.errors import StoreError
@@ -22,7 +22,7 @@ COLUMNS = (
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def neutralise(value: Any) -> str:
+def neutralise(value: object) -> str:
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(_FORMULA_START) else text
 

@@ -66,20 +66,20 @@ class Outbox:
         with self._lock:
             return reset_in_flight(self._db)
 
-    def claim(self, limit: int) -> list[dict[str, Any]]:
+    def claim(self, limit: int) -> list[wire.CheckIn]:
         """Mark the oldest ``limit`` pending rows in flight and return them in wire form."""
         return self.claim_batch(limit)[0]
 
     def claim_batch(
         self, limit: int, *, after_seq: int = 0, include_forbidden: bool = True
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[wire.CheckIn], int]:
         """Claim the next pending rows after ``after_seq``; returns them and the last seq.
 
         A pass of the queue moves its cursor on, so a row released in this pass (no
         answer, forbidden) is not claimed again until the next pass.
         """
 
-        def claim() -> tuple[list[dict[str, Any]], int]:
+        def claim() -> tuple[list[wire.CheckIn], int]:
             rows = self._db.execute(
                 "SELECT * FROM checkins WHERE state = 'pending' AND seq > ? "
                 "AND (forbidden = 0 OR ?) ORDER BY seq LIMIT ?",

@@ -24,6 +24,7 @@ from typing import Any
 
 import requests
 
+from offline_queue import wire
 from offline_queue.backoff import Backoff
 from offline_queue.clock import Clock, iso
 from offline_queue.deadline import Deadline, DeadlineAdapter
@@ -238,7 +239,8 @@ class SyncClient:
             "deadline (a slow or stalled link); retrying later"
         )
 
-    def _json(self, response: requests.Response) -> Any:
+    def _json(self, response: requests.Response) -> object:
+        """The answer's JSON, not yet trusted: the caller checks its shape."""
         try:
             return response.json()
         except ValueError as e:
@@ -248,7 +250,8 @@ class SyncClient:
     def health(self) -> None:
         self._request("GET", "/v1/health", time_in_body=True)
 
-    def post_checkins(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def post_checkins(self, items: list[wire.CheckIn]) -> list[object]:
+        """The central's per-row answers (each still to be checked: ``_verdicts``)."""
         response = self._request("POST", "/v1/checkins", json={"checkins": items},
                                  time_in_body=True)
         body = self._json(response)
@@ -261,8 +264,9 @@ class SyncClient:
         headers = {"If-None-Match": f'"{etag}"'} if etag else {}
         return self._request("GET", f"/v1/documents/{name}", headers=headers)
 
-    def get_keys(self) -> Any:
-        """The central's signing key and its rotations (``GET /v1/keys``)."""
+    def get_keys(self) -> object:
+        """The central's signing key and its rotations (``GET /v1/keys``), as parsed JSON
+        (``signing.read_keys`` checks it)."""
         response = self._request("GET", "/v1/keys")
         if response.status_code != 200:
             raise SignatureError(f"the central answered {response.status_code} for its keys; "
@@ -273,7 +277,7 @@ class SyncClient:
             raise SignatureError("the central's key list is not JSON; refused") from None
 
 
-def _verdicts(results: list[Any], ids: list[str]
+def _verdicts(results: list[object], ids: list[str]
               ) -> tuple[dict[str, tuple[str, str | None]], dict[str, str]]:
     """The central's per-row answers to a batch of ``ids``: (id -> (state, error)) for the
     rows it decided, (id -> why) for the rows this device token may not deliver."""
@@ -460,7 +464,7 @@ class Syncer:
                 self.outbox.correct_times(self.clock)
         return delivered
 
-    def _send(self, items: list[dict[str, Any]]) -> int:
+    def _send(self, items: list[wire.CheckIn]) -> int:
         ids = [i["id"] for i in items]
         try:
             results = self.client.post_checkins(items)
