@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
 from offline_queue import wire
 from offline_queue.clock import Anchor, Clock, iso
@@ -28,6 +28,8 @@ from offline_queue.store import (
     reset_in_flight,
     trusted_now,
 )
+
+T = TypeVar("T")
 
 
 class Outbox:
@@ -52,7 +54,7 @@ class Outbox:
                 self._closed = True
                 self._db.close()
 
-    def _run(self, fn, *args: Any) -> Any:  # noqa: ANN001 - internal helper
+    def _run(self, fn: Callable[..., T], *args: object) -> T:
         with self._lock:
             if self._closed:
                 raise StoreError(f"the outbox on {str(self.path)!r} is closed")
@@ -244,7 +246,8 @@ class Outbox:
         with self._lock:
             return read_document(self._db, name)
 
-    def apply_documents(self, documents: list[Document], touched: list[str], now: datetime):
+    def apply_documents(self, documents: list[Document], touched: list[str],
+                        now: datetime) -> None:
         """Store new versions together (one transaction); refresh fetch time of unchanged."""
 
         def apply() -> None:

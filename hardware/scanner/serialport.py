@@ -13,8 +13,8 @@ import logging
 from typing import Protocol
 
 from hardware.errors import ScannerError
-from hardware.scanner.lines import LineFramer
-from hardware.scanner.reader import POLL, FramedScanner, Line, reason
+from hardware.scanner.lines import Line, LineFramer
+from hardware.scanner.reader import POLL, FramedScanner, reason
 
 log = logging.getLogger(__name__)
 
