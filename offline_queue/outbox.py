@@ -19,6 +19,7 @@ from offline_queue.clock import Anchor, Clock, iso
 from offline_queue.documents import Document, sha256
 from offline_queue.errors import StoreError
 from offline_queue.store import (
+    Connection,
     boot_anchor,
     connect,
     get_meta,
@@ -32,7 +33,7 @@ from offline_queue.store import (
 T = TypeVar("T")
 
 
-class Outbox:
+class Outbox(Connection):
     """Delivery bookkeeping on a dedicated connection; context manager."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -41,18 +42,6 @@ class Outbox:
         self._db.conn.row_factory = sqlite3.Row
         self._lock = threading.Lock()
         self._closed = False
-
-    def __enter__(self) -> Outbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._db.close()
 
     def _run(self, fn: Callable[..., T], *args: object) -> T:
         with self._lock:
