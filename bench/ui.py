@@ -2,17 +2,21 @@
 
     python -m bench.ui [--frames 120] [--sizes 800x480,1920x1080]
 
-Runs the real ``KioskApp`` over the real ``ScanLoop`` (SQLite store in a temp folder,
-real parsers and policy) on SDL's dummy video driver.  Every frame gets a *new* 640×480
-camera frame (``kiosk.testing.samples``), as on the appliance, so the preview conversion is
-paid each time.  Reports update+draw+flip time per screen and size (mean, p95, max in
-ms) and the share of a 33.3 ms frame budget.  The dummy driver has no vsync and no GPU:
-numbers are CPU drawing cost, which is what the Pi 4 budget is about.
+The kiosk is assembled by :func:`kiosk.runtime.build.build`, as ``run_kiosk`` assembles it
+(its SQLite store in a temp folder, the live checker and policy, mock pins), with one part
+supplied: the camera.  Every frame gets a *new* 640×480 camera frame
+(``kiosk.testing.samples``), as on the appliance, so the preview conversion is paid each
+time.  The real ``KioskApp`` runs on SDL's dummy video driver, each frame through the
+kiosk's own ``run_frame`` (events, update, draw, flip).  Reports the frame time per screen
+and size (mean, p95, max in ms) and the share of a 33.3 ms frame budget.  The dummy driver
+has no vsync and no GPU: numbers are CPU drawing cost, which is what the Pi 4 budget is
+about.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import statistics
@@ -29,31 +33,42 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pygame  # noqa: E402
 
 from hardware.camera import Frame  # noqa: E402
-from kiosk.config import UiSettings  # noqa: E402
-from kiosk.domain.credentials import recognise  # noqa: E402
-from kiosk.domain.policy import Checker, Policy  # noqa: E402
-from kiosk.runtime.scanloop import ScanLoop  # noqa: E402
+from kiosk.config import Config, UiSettings  # noqa: E402
+from kiosk.runtime.build import Parts, Supplied, build  # noqa: E402
 from kiosk.testing.samples import SAMPLES, frame  # noqa: E402
-from kiosk.ui.app import KioskApp  # noqa: E402
-from offline_queue.store import Store  # noqa: E402
+from kiosk.ui.app import KioskApp, run_frame  # noqa: E402
 
 BUDGET_MS = 1000 / 30
 
 
 class CyclingCamera:
-    """The pipeline seam: a new frame on every call, like a 30 fps camera."""
+    """The kiosk's FrameSource port: a new frame on every call, like a 30 fps camera."""
 
     ok = True
     message = None
 
     def __init__(self, count: int = 30) -> None:
         rng = random.Random(3)
-        self.frames = [frame(SAMPLES[i % 2] if i % 3 == 0 else None, rng) for i in range(count)]
-        self.i = 0
+        self.images = [frame(SAMPLES[i % 2] if i % 3 == 0 else None, rng) for i in range(count)]
+        self.frames = 0
 
     def latest_frame(self) -> Frame:
-        self.i += 1
-        return Frame(self.frames[self.i % len(self.frames)], time.monotonic_ns(), self.i)
+        self.frames += 1
+        return Frame(self.images[self.frames % len(self.images)], time.monotonic_ns(),
+                     self.frames)
+
+    def alive(self, *, max_age: float = 10.0) -> bool:
+        return True
+
+
+def kiosk(stack: contextlib.ExitStack, workdir: Path) -> Parts:
+    """The kiosk's parts as ``run_kiosk`` builds them, the camera supplied."""
+    cfg = Config().replace(
+        store={"path": str(workdir / "bench.db")},
+        signals={"pin_factory": "mock"},
+        policy={"profile": "hospital", "watchlist": False},
+    )
+    return build(cfg, stack, parts=Supplied(pipeline=lambda events: CyclingCamera()))
 
 
 def measure(app: KioskApp, display: pygame.Surface, canvas: pygame.Surface, rotate: bool,
@@ -61,11 +76,7 @@ def measure(app: KioskApp, display: pygame.Surface, canvas: pygame.Surface, rota
     times = []
     for _ in range(frames):
         t0 = time.perf_counter()
-        app.update()
-        app.draw(canvas)
-        if rotate:
-            display.blit(pygame.transform.rotate(canvas, -90), (0, 0))
-        pygame.display.flip()
+        run_frame(app, display, canvas, rotate)
         times.append((time.perf_counter() - t0) * 1000)
     return times
 
@@ -79,11 +90,8 @@ def main() -> None:
 
     pygame.display.init()
     pygame.font.init()
-    checker = Checker(policy=Policy.load("hospital", {"watchlist": False}))
-    with tempfile.TemporaryDirectory() as tmp, \
-            Store(Path(tmp) / "bench.db", device_id="bench", checkpoint_id="bench") as store:
-        loop = ScanLoop(store=store, checker=checker, recognise=recognise,
-                        pipeline=CyclingCamera(), accepted_kinds=checker.policy.accepted_kinds)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        loop = kiosk(stack, Path(tmp)).loop
         result = loop.process(SAMPLES[0].payload)
         print(f"{'size':>14} {'screen':>9} {'mean':>6} {'p95':>6} {'max':>6}  budget")
         for w, h in sizes:

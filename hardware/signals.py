@@ -57,7 +57,7 @@ def _bounded_mock_pin() -> type:
 
     class BoundedMockPin(MockPWMPin):
         def _change_state(self, value: Any) -> bool:
-            changed = super()._change_state(value)
+            changed = bool(super()._change_state(value))
             if len(self.states) > MOCK_HISTORY:
                 del self.states[: MOCK_HISTORY // 2]
             return changed

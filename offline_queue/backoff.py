@@ -43,7 +43,7 @@ class Backoff:
         if self.failures == 0:
             return 0.0
         # The exponent is bounded: past 2**62 every ceiling is the cap anyway.
-        return min(self.cap, self.first * 2 ** min(self.failures - 1, 62))
+        return min(self.cap, self.first * 2.0 ** min(self.failures - 1, 62))
 
     def failed(self) -> float:
         """Count one more failure; the seconds to wait before trying again."""

@@ -109,7 +109,7 @@ class _Watched:
 
     def _new_conn(self) -> socket.socket:
         # mypy checks a mixin against its base, object; at run time super() is urllib3's.
-        sock = super()._new_conn()  # type: ignore[misc]
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
         self._close_handle()
         self._deadline_handle = sock.dup()
         _attach(self)

@@ -22,7 +22,7 @@ COLUMNS = (
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def neutralise(value: Any) -> str:
+def neutralise(value: object) -> str:
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(_FORMULA_START) else text
 
@@ -36,7 +36,8 @@ def parse_when(value: str) -> datetime:
     return when if when.tzinfo else when.astimezone()
 
 
-def rows(db_path: str | os.PathLike[str], since: datetime, until: datetime) -> Iterator[dict]:
+def rows(db_path: str | os.PathLike[str], since: datetime, until: datetime
+         ) -> Iterator[dict[str, Any]]:
     if not os.path.isfile(db_path):
         raise StoreError(f"no check-in database at {os.fspath(db_path)!r}; pass --db PATH")
     conn = sqlite3.connect(f"file:{os.fspath(db_path)}?mode=ro", uri=True)
@@ -60,7 +61,7 @@ def rows(db_path: str | os.PathLike[str], since: datetime, until: datetime) -> I
         conn.close()
 
 
-def write_csv(items: Iterator[dict], out: TextIO) -> int:
+def write_csv(items: Iterator[dict[str, Any]], out: TextIO) -> int:
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     n = 0
@@ -78,7 +79,7 @@ def write_csv(items: Iterator[dict], out: TextIO) -> int:
     return n
 
 
-def write_jsonl(items: Iterator[dict], out: TextIO) -> int:
+def write_jsonl(items: Iterator[dict[str, Any]], out: TextIO) -> int:
     n = 0
     for item in items:
         out.write(json.dumps(item, ensure_ascii=False, sort_keys=True) + "\n")

@@ -10,15 +10,16 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
 from offline_queue import wire
 from offline_queue.clock import Anchor, Clock, iso
 from offline_queue.documents import Document, sha256
 from offline_queue.errors import StoreError
 from offline_queue.store import (
+    Connection,
     boot_anchor,
     connect,
     get_meta,
@@ -29,8 +30,10 @@ from offline_queue.store import (
     trusted_now,
 )
 
+T = TypeVar("T")
 
-class Outbox:
+
+class Outbox(Connection):
     """Delivery bookkeeping on a dedicated connection; context manager."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -40,19 +43,7 @@ class Outbox:
         self._lock = threading.Lock()
         self._closed = False
 
-    def __enter__(self) -> Outbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._db.close()
-
-    def _run(self, fn, *args: Any) -> Any:  # noqa: ANN001 - internal helper
+    def _run(self, fn: Callable[..., T], *args: object) -> T:
         with self._lock:
             if self._closed:
                 raise StoreError(f"the outbox on {str(self.path)!r} is closed")
@@ -66,20 +57,20 @@ class Outbox:
         with self._lock:
             return reset_in_flight(self._db)
 
-    def claim(self, limit: int) -> list[dict[str, Any]]:
+    def claim(self, limit: int) -> list[wire.CheckIn]:
         """Mark the oldest ``limit`` pending rows in flight and return them in wire form."""
         return self.claim_batch(limit)[0]
 
     def claim_batch(
         self, limit: int, *, after_seq: int = 0, include_forbidden: bool = True
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[wire.CheckIn], int]:
         """Claim the next pending rows after ``after_seq``; returns them and the last seq.
 
         A pass of the queue moves its cursor on, so a row released in this pass (no
         answer, forbidden) is not claimed again until the next pass.
         """
 
-        def claim() -> tuple[list[dict[str, Any]], int]:
+        def claim() -> tuple[list[wire.CheckIn], int]:
             rows = self._db.execute(
                 "SELECT * FROM checkins WHERE state = 'pending' AND seq > ? "
                 "AND (forbidden = 0 OR ?) ORDER BY seq LIMIT ?",
@@ -244,7 +235,8 @@ class Outbox:
         with self._lock:
             return read_document(self._db, name)
 
-    def apply_documents(self, documents: list[Document], touched: list[str], now: datetime):
+    def apply_documents(self, documents: list[Document], touched: list[str],
+                        now: datetime) -> None:
         """Store new versions together (one transaction); refresh fetch time of unchanged."""
 
         def apply() -> None:

@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from offline_queue.outbox import Outbox
 from offline_queue.signing import (
+    Rotation,
     SignatureError,
     fingerprint,
     follow_rotations,
@@ -45,11 +45,11 @@ class PinnedKey:
     """
 
     def __init__(self, outbox: Outbox, anchor: str | None,
-                 fetch_keys: Callable[[], Any]) -> None:
+                 fetch_keys: Callable[[], object]) -> None:
         self.outbox = outbox
         self.anchor = anchor or None
         self.fetch_keys = fetch_keys
-        self._keys: tuple[bytes, list[Any]] | None = None  # one fetch per pull
+        self._keys: tuple[bytes, list[Rotation]] | None = None  # one fetch per pull
         if self.anchor is not None:
             parse_key(self.anchor, "sync.central_key")  # a bad config stops start-up
 
@@ -88,7 +88,7 @@ class PinnedKey:
     def warning(self) -> str | None:
         return self._meta().get("central_key_warning")
 
-    def _central_keys(self) -> tuple[bytes, list[Any]]:
+    def _central_keys(self) -> tuple[bytes, list[Rotation]]:
         if self._keys is None:
             self._keys = read_keys(self.fetch_keys())
         return self._keys

@@ -21,7 +21,6 @@ import binascii
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -185,7 +184,7 @@ class Rotation:
                 "signature": base64.b64encode(self.signature).decode("ascii")}
 
     @classmethod
-    def from_json(cls, value: Any) -> Rotation:
+    def from_json(cls, value: object) -> Rotation:
         if not isinstance(value, Mapping):
             raise SignatureError(f"a key rotation must be an object, got {_short(value)}")
         created_at = value.get("created_at")
@@ -245,7 +244,7 @@ def follow_rotations(pinned: bytes, rotations: Sequence[Rotation], target: str) 
     return key
 
 
-def read_keys(value: Any) -> tuple[bytes, list[Rotation]]:
+def read_keys(value: object) -> tuple[bytes, list[Rotation]]:
     """The current key and the rotations of a ``GET /v1/keys`` answer."""
     if not isinstance(value, Mapping):
         raise SignatureError("the central's key list is not a JSON object")

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from sqlite_utils import Database
 
@@ -276,7 +276,28 @@ def read_document(db: Database, name: str) -> Document | None:
     )
 
 
-class Store:
+class Connection:
+    """One SQLite connection behind a lock, closed once, as a context manager: what
+    :class:`Store` and ``offline_queue.outbox.Outbox`` (each on its own connection) share."""
+
+    _db: Database
+    _lock: threading.Lock
+    _closed: bool
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._db.close()
+
+
+class Store(Connection):
     """The kiosk's check-in queue; safe to call from any thread (one lock, one connection).
 
     Opening runs ``PRAGMA quick_check`` and raises :class:`StoreIntegrityError` (a
@@ -336,18 +357,6 @@ class Store:
             "check-in store %s open: %d in-flight rows back to pending, %d delivered rows purged",
             self.path, reset, purged,
         )
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._db.close()
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r}, device_id={self.device_id!r})"

@@ -245,7 +245,8 @@ class SyncClient:
             "deadline (a slow or stalled link); retrying later"
         )
 
-    def _json(self, response: requests.Response) -> Any:
+    def _json(self, response: requests.Response) -> object:
+        """The answer's JSON, not yet trusted: the caller checks its shape."""
         try:
             return response.json()
         except ValueError as e:
@@ -255,9 +256,10 @@ class SyncClient:
     def health(self) -> None:
         self._request("GET", "/v1/health", time_in_body=True)
 
-    def post_checkins(self, items: list[dict[str, Any]], *,
-                      backlog: int | None = None) -> list[dict[str, Any]]:
-        """Post a batch; ``backlog``: the rows this kiosk holds besides this batch (the
+    def post_checkins(self, items: list[wire.CheckIn], *,
+                      backlog: int | None = None) -> list[object]:
+        """Post a batch; the central's per-row answers (each still to be checked:
+        ``_verdicts``).  ``backlog``: the rows this kiosk holds besides this batch (the
         X-Kiosk-Backlog header: the central's fleet page shows which kiosks are behind)."""
         headers = {} if backlog is None else {wire.BACKLOG_HEADER: str(max(0, backlog))}
         response = self._request("POST", "/v1/checkins", json={"checkins": items},
@@ -272,8 +274,9 @@ class SyncClient:
         headers = {"If-None-Match": f'"{etag}"'} if etag else {}
         return self._request("GET", f"/v1/documents/{name}", headers=headers)
 
-    def get_keys(self) -> Any:
-        """The central's signing key and its rotations (``GET /v1/keys``)."""
+    def get_keys(self) -> object:
+        """The central's signing key and its rotations (``GET /v1/keys``), as parsed JSON
+        (``signing.read_keys`` checks it)."""
         response = self._request("GET", "/v1/keys")
         if response.status_code != 200:
             raise SignatureError(f"the central answered {response.status_code} for its keys; "
@@ -284,7 +287,7 @@ class SyncClient:
             raise SignatureError("the central's key list is not JSON; refused") from None
 
 
-def _verdicts(results: list[Any], ids: list[str]
+def _verdicts(results: list[object], ids: list[str]
               ) -> tuple[dict[str, tuple[str, str | None]], dict[str, str]]:
     """The central's per-row answers to a batch of ``ids``: (id -> (state, error)) for the
     rows it decided, (id -> why) for the rows this device token may not deliver."""
@@ -474,7 +477,7 @@ class Syncer:
                 self.outbox.correct_times(self.clock)
         return delivered
 
-    def _send(self, items: list[dict[str, Any]], *, backlog: int) -> int:
+    def _send(self, items: list[wire.CheckIn], *, backlog: int) -> int:
         ids = [i["id"] for i in items]
         try:
             results = self.client.post_checkins(items, backlog=backlog)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal, TypedDict, cast
 
 from offline_queue.records import DECISIONS, DIRECTIONS, KINDS, SOURCES
 
@@ -40,6 +41,54 @@ MAX_MONOTONIC_NS = 2**63 - 1  # SQLite's INTEGER
 # without an RTC may start in 1970) and only used as the event time when plausible.
 EARLIEST_TIME = datetime(2020, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)
+
+
+
+class _Recorded(TypedDict):
+    """The fields of a check-in the kiosk always sends (see :class:`CheckIn`)."""
+
+    id: str
+    device_id: str
+    checkpoint_id: str
+    direction: str
+    kind: str
+    person_key: str | None
+    display: dict[str, str]
+    decision: str
+    reasons: list[str]
+    source: str
+    override_of: str | None
+    original_decision: str | None
+    override_reason: str | None
+    recorded_at: str
+    monotonic_ns: int
+    boot_id: str
+    clock_synced: bool
+    app_version: str
+
+
+class CheckIn(_Recorded, total=False):
+    """One check-in on the wire (``POST /v1/checkins``): what :func:`from_row` sends and
+    what :func:`parse` lets into the central.  ``_FIELDS`` below checks the same fields
+    (a test holds the two together).  The time correction may be missing (older kiosks)."""
+
+    corrected_at: str | None
+    time_source: str | None
+
+
+Status = Literal["accepted", "duplicate", "conflict", "forbidden", "rejected"]
+
+
+class _Answer(TypedDict):
+    id: str | None  # the check-in's id; None when the item had no usable one
+    status: Status
+
+
+class RowResult(_Answer, total=False):
+    """The central's answer for one check-in of a batch (``results`` of the post)."""
+
+    errors: list[str]
+
 
 # field -> (types allowed, required)
 _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
@@ -71,8 +120,8 @@ _MAX_LENGTH = {"override_reason": MAX_OVERRIDE_REASON, "recorded_at": 64, "corre
 _NOT_CONTENT = frozenset({"corrected_at", "time_source"})
 
 
-def from_row(row: dict[str, Any]) -> dict[str, Any]:
-    """The wire form of a ``checkins`` row of the kiosk database."""
+def from_row(row: Mapping[str, Any]) -> CheckIn:
+    """The wire form of a ``checkins`` row of the kiosk database (its own, trusted)."""
     return {
         "id": row["id"],
         "device_id": row["device_id"],
@@ -98,13 +147,13 @@ def from_row(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def content_hash(item: dict[str, Any]) -> str:
+def content_hash(item: CheckIn) -> str:
     content = {k: v for k, v in item.items() if k not in _NOT_CONTENT}
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def short_repr(value: Any, limit: int = 60) -> str:
+def short_repr(value: object, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters: error texts never echo a huge value."""
     if isinstance(value, (dict, list)) and len(value) > 8:
         return f"<{type(value).__name__} of {len(value)} items>"
@@ -133,7 +182,7 @@ def plausible(when: datetime, received: datetime) -> bool:
     return EARLIEST_TIME <= when <= received + FUTURE_SLACK
 
 
-def _display_errors(display: dict[Any, Any]) -> list[str]:
+def _display_errors(display: dict[object, object]) -> list[str]:
     if len(display) > MAX_DISPLAY_FIELDS:
         return [f"display has {len(display)} fields; at most {MAX_DISPLAY_FIELDS}"]
     errors = []
@@ -144,13 +193,13 @@ def _display_errors(display: dict[Any, Any]) -> list[str]:
         elif len(value) > MAX_DISPLAY_VALUE:
             errors.append(f"display[{short_repr(key)}] is {len(value)} characters long; "
                           f"at most {MAX_DISPLAY_VALUE}")
-        if len(key) > MAX_DISPLAY_KEY:  # JSON object keys are always strings
-            errors.append(f"display key {short_repr(key)} is {len(key)} characters long; "
+        if len(str(key)) > MAX_DISPLAY_KEY:  # JSON object keys are always strings
+            errors.append(f"display key {short_repr(key)} is {len(str(key))} characters long; "
                           f"at most {MAX_DISPLAY_KEY}")
     return errors
 
 
-def _reasons_errors(reasons: list[Any]) -> list[str]:
+def _reasons_errors(reasons: list[object]) -> list[str]:
     if len(reasons) > MAX_REASONS:
         return [f"reasons has {len(reasons)} items; at most {MAX_REASONS}"]
     errors = []
@@ -163,7 +212,7 @@ def _reasons_errors(reasons: list[Any]) -> list[str]:
     return errors
 
 
-def _time_errors(item: dict[str, Any], now: datetime) -> list[str]:
+def _time_errors(item: Mapping[object, object], now: datetime) -> list[str]:
     errors = []
     for name in ("recorded_at", "corrected_at"):
         value = item.get(name)
@@ -179,7 +228,14 @@ def _time_errors(item: dict[str, Any], now: datetime) -> list[str]:
     return errors
 
 
-def validation_errors(item: Any, *, now: datetime | None = None) -> list[str]:
+def parse(item: object, *, now: datetime | None = None) -> CheckIn | list[str]:
+    """``item`` (untrusted JSON) as a check-in, or why the server must refuse it."""
+    errors = validation_errors(item, now=now)
+    # validation_errors() checked every field of CheckIn, its type and its bounds.
+    return errors if errors else cast(CheckIn, item)
+
+
+def validation_errors(item: object, *, now: datetime | None = None) -> list[str]:
     """Why the server must refuse ``item`` (received at ``now``); empty when it is valid."""
     if not isinstance(item, dict):
         return [f"a check-in must be a JSON object, got {type(item).__name__}"]
@@ -217,7 +273,7 @@ def _field_errors(name: str, value: object, types: tuple[type, ...]) -> list[str
     return []
 
 
-def _uuid_errors(item: dict[str, Any]) -> list[str]:
+def _uuid_errors(item: Mapping[object, object]) -> list[str]:
     errors = []
     for name in ("id", "override_of"):
         value = item.get(name)

@@ -115,14 +115,30 @@ class PgServer:
         with open(self.data / "postgresql.auto.conf", "a", encoding="utf-8") as conf:
             for key, value in options.items():
                 conf.write(f"{key} = {value}\n")
-        log = open(self.root / "server.log", "wb")  # noqa: SIM115 - kept for the process
-        self._proc = subprocess.Popen(
-            [str(self.bin / "postgres"), "-D", str(self.data)], stdout=log,
-            stderr=subprocess.STDOUT, cwd=self.root,
-            preexec_fn=self._demote if self._user else None)
-        log.close()
-        self._wait_ready()
+        self._launch()
         return self
+
+    def _launch(self) -> None:
+        """Start ``postgres`` on the initialised folder (its output appended to server.log)
+        and wait until it takes connections: the one way the server is started."""
+        assert self.bin is not None
+        with open(self.root / "server.log", "ab") as log:  # the child keeps its own copy
+            self._proc = subprocess.Popen(
+                [str(self.bin / "postgres"), "-D", str(self.data)], stdout=log,
+                stderr=subprocess.STDOUT, cwd=self.root,
+                preexec_fn=self._demote if self._user else None)
+        self._wait_ready()
+
+    def _halt(self) -> None:
+        """Stop the server if it runs: SIGINT is the "fast" shutdown (SIGTERM, "smart",
+        waits for every client); killed if it has not stopped in 20 s."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGINT)
+            try:
+                self._proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
 
     def _wait_ready(self, timeout: float = 30.0) -> None:
         import psycopg
@@ -144,16 +160,9 @@ class PgServer:
 
     def restart(self) -> None:
         """Stop and start the server (an empty shared buffer cache: "cold" queries)."""
-        assert self._proc is not None and self.bin is not None
-        self._proc.send_signal(signal.SIGINT)
-        self._proc.wait(timeout=60)
-        log = open(self.root / "server.log", "ab")  # noqa: SIM115 - kept for the process
-        self._proc = subprocess.Popen(
-            [str(self.bin / "postgres"), "-D", str(self.data)], stdout=log,
-            stderr=subprocess.STDOUT, cwd=self.root,
-            preexec_fn=self._demote if self._user else None)
-        log.close()
-        self._wait_ready()
+        assert self._proc is not None
+        self._halt()
+        self._launch()
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -175,14 +184,7 @@ class PgServer:
         return self.url(name)
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            # SIGINT is the "fast" shutdown (SIGTERM, "smart", waits for every client).
-            self._proc.send_signal(signal.SIGINT)
-            try:
-                self._proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        self._halt()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> PgServer:

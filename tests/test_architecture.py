@@ -74,3 +74,22 @@ def test_ruff_refuses_a_tangled_function(tmp_path):
                str(tangled))
     assert done.returncode == 1
     assert "C901 `pick` is too complex (12 > 10)" in done.stdout
+
+
+def test_mypy_is_stricter_on_the_libraries_and_the_domain(tmp_path):
+    """pyproject.toml's overrides hold: in hardware/, offline_queue/ (not its central) and
+    kiosk/domain/, an unannotated function and a bare ``dict`` are errors; elsewhere the
+    basic mode lets them pass."""
+    scratch = "def f(x):\n    return x\n\n\ndef g() -> dict:\n    return {}\n"
+    for package in ("hardware", "offline_queue", "offline_queue/central", "kiosk",
+                    "kiosk/domain", "kiosk/runtime"):
+        (tmp_path / package).mkdir(parents=True, exist_ok=True)
+        (tmp_path / package / "__init__.py").write_text("", encoding="utf-8")
+        (tmp_path / package / "scratch.py").write_text(scratch, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
+         "--no-incremental", "hardware", "offline_queue", "kiosk"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    flagged = {line.split(":")[0] for line in done.stdout.splitlines() if "error:" in line}
+    assert flagged == {"hardware/scratch.py", "offline_queue/scratch.py",
+                       "kiosk/domain/scratch.py"}, done.stdout

@@ -484,3 +484,17 @@ def test_the_admin_token_comes_from_a_file_and_the_flag_warns(tmp_path):
         proc.terminate()
         assert proc.wait(timeout=10) == 0
     assert "file-secret" not in proc.stderr.read()
+
+
+def test_the_typed_check_in_and_the_validator_name_the_same_fields(tmp_path):
+    """wire.CheckIn (what the code is typed against) and wire._FIELDS (what the central
+    checks) are one shape: a field added to one and not the other fails here."""
+    typed = wire.CheckIn.__annotations__.keys()
+    assert set(typed) == set(wire._FIELDS)
+    assert wire.CheckIn.__required_keys__ == {
+        name for name, (_, required) in wire._FIELDS.items() if required}
+    good = item({"device_id": "kiosk-1", "checkpoint_id": "CP"})
+    assert wire.parse(good) == good
+    assert wire.parse([good]) == ["a check-in must be a JSON object, got list"]
+    assert wire.parse({**good, "monotonic_ns": True}) == [
+        "monotonic_ns has type bool, value True"]

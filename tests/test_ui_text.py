@@ -102,17 +102,36 @@ def test_every_glyph_of_every_shown_string_is_in_the_bundled_font(fonts):
         assert not gaps, f"bold={bold}: no glyph for {gaps}"
 
 
-def test_every_vietnamese_letter_is_in_the_font_but_not_in_pygames_default(fonts):
-    vowels = "aăâeêioôơuưy"
-    letters = {unicodedata.normalize("NFC", v + m) for v in vowels + vowels.upper()
-               for m in ("", "\u0300", "\u0301", "\u0303", "\u0309", "\u0323")}
-    letters |= {"đ", "Đ"}
-    assert len(letters) == 146  # 134 precomposed + 12 plain vowels (both cases)
-    for font in fonts.values():
-        assert not missing_glyphs(font, "".join(letters))
-    # The control: pygame's own font lacks most of them, so this test can fail.
-    default = pygame.freetype.Font(None, 24)
-    assert len(missing_glyphs(default, "".join(letters))) > 50
+VIETNAMESE = "".join(sorted(
+    {unicodedata.normalize("NFC", v + m) for v in "aăâeêioôơuưyAĂÂEÊIOÔƠUƯY"
+     for m in ("", "\u0300", "\u0301", "\u0303", "\u0309", "\u0323")} | {"đ", "Đ"}))
+# Letters the kiosk's font (Noto Sans: Latin, Greek, Cyrillic) has no glyph for: a Han
+# character and a private-use code point.  Each is drawn as the font's fallback box.
+NOT_IN_FONT = "中\ue000"
+
+
+def drawn(font: pygame.font.Font, letter: str) -> bytes:
+    """The pixels pygame.font (what the screen draws with) gives for ``letter``."""
+    surface = font.render(letter, True, (255, 255, 255), (0, 0, 0))
+    return bytes(surface.get_size()) + pygame.image.tobytes(surface, "RGB")
+
+
+def test_every_vietnamese_letter_is_drawn_from_the_kiosk_font_not_a_fallback_box(fonts):
+    """Checked against the kiosk's own font file, whichever pygame build runs the test (PyPI's
+    wheel, or Debian's python3-pygame on the appliance, whose default font differs)."""
+    assert len(VIETNAMESE) == 146  # 134 precomposed + 12 plain vowels (both cases)
+    pygame.font.init()
+    for bold, font in fonts.items():
+        # FreeType: the font file maps every letter to a glyph of its own.
+        assert not missing_glyphs(font, VIETNAMESE), f"bold={bold}"
+        # The screen's renderer: no letter comes out as the fallback box.
+        screen_font = pygame.font.Font(str(font_path(bold)), 24)
+        box = drawn(screen_font, NOT_IN_FONT[-1])
+        boxed = [c for c in VIETNAMESE if drawn(screen_font, c) == box]
+        assert not boxed, f"bold={bold}: drawn as the fallback box: {boxed}"
+        # The control: letters the font lacks are noticed both ways, so this test can fail.
+        assert missing_glyphs(font, NOT_IN_FONT) == set(NOT_IN_FONT)
+        assert all(drawn(screen_font, c) == box for c in NOT_IN_FONT)
 
 
 def test_babel_extracts_exactly_what_the_code_shows():

@@ -7,7 +7,8 @@
 Every scanner's ``read()`` returns a :class:`Line` (the code's bytes, or a rejection saying
 why it cannot be used) or None when nothing ended in time, and raises :class:`ScannerError`
 when the device is gone (the kiosk reopens it with backoff).  Each backend imports its
-library lazily, so importing this package costs nothing.  docs/scanner.md has the setup.
+library lazily, so importing this package costs nothing; both share one read loop
+(``reader.FramedScanner``: framing, timeouts, unplug).  docs/scanner.md has the setup.
 """
 
 from __future__ import annotations

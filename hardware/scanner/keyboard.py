@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import logging
 import select
-import time
-from collections import deque
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Protocol
 
 from hardware.errors import ScannerError
 from hardware.scanner.lines import Line, LineFramer
+from hardware.scanner.reader import FramedScanner
 
 log = logging.getLogger(__name__)
 
-POLL = 0.1
 UNTYPEABLE = "scanner_untypeable_key"
 
 # evdev's constants, written out so the decoder needs no evdev (and runs off Linux).
@@ -106,18 +104,29 @@ class KeyDecoder:
         return pair[1] if upper else pair[0]
 
 
+class KeyEvent(Protocol):
+    """What the decoder reads of an ``evdev.InputEvent``."""
+
+    @property
+    def type(self) -> int: ...
+    @property
+    def code(self) -> int: ...
+    @property
+    def value(self) -> int: ...
+
+
 class InputDevice(Protocol):
     """What :class:`HidScanner` uses of ``evdev.InputDevice``."""
 
     def fileno(self) -> int: ...
-    def read(self) -> Iterable[Any]: ...
+    def read(self) -> Iterable[KeyEvent]: ...
     def grab(self) -> None: ...
     def ungrab(self) -> None: ...
     def close(self) -> None: ...
 
 
 def key_lines(decoder: KeyDecoder, framer: LineFramer,
-              events: Iterable[Any]) -> list[Line]:
+              events: Iterable[KeyEvent]) -> list[Line]:
     """Feed evdev events (anything with ``type``, ``code``, ``value``) through the decoder
     into the framer; the lines they complete."""
     out: list[Line] = []
@@ -130,75 +139,46 @@ def key_lines(decoder: KeyDecoder, framer: LineFramer,
     return out
 
 
-class HidScanner:
+class HidScanner(FramedScanner[InputDevice]):
     """Lines from a keyboard-mode scanner, its keys grabbed away from everything else."""
+
+    unit = "characters"
 
     def __init__(self, path: str, *, spec: str | None = None,
                  device: InputDevice | None = None, framer: LineFramer | None = None) -> None:
-        self.spec = spec or f"hid:{path}"
-        self._device: InputDevice | None = device or _open_device(path, self.spec)
+        spec = spec or f"hid:{path}"
+        opened = device or _open_device(path, spec)
         try:
             # Grabbed, the keys reach no one else: not the screen, not the PIN pad.
-            self._device.grab()
+            opened.grab()
         except OSError as e:
-            self._device.close()
-            self._device = None
+            opened.close()
             raise ScannerError(
-                f"scanner {self.spec!r} cannot be grabbed ({e}); another program holds it "
+                f"scanner {spec!r} cannot be grabbed ({e}); another program holds it "
                 "(a second kiosk, or a desktop session's input handler)") from e
+        super().__init__(spec, opened, framer)
         self._decoder = KeyDecoder()
-        self._framer = framer or LineFramer()
-        self._ready: deque[Line] = deque()
 
-    def read(self, timeout: float = 1.0) -> Line | None:
-        device = self._device
-        if device is None:
-            raise ScannerError(f"scanner {self.spec!r} is closed")
-        deadline = time.monotonic() + timeout
-        while not self._ready:
-            wait = max(0.0, min(POLL, deadline - time.monotonic()))
-            try:
-                readable, _, _ = select.select([device.fileno()], [], [], wait)
-                events = list(device.read()) if readable else []
-            except BlockingIOError:
-                events = []
-            except OSError as e:  # ENODEV: unplugged
-                dropped = self._framer.drop()
-                if dropped:
-                    log.info("scanner %s: %d characters of an unfinished line dropped",
-                             self.spec, dropped)
-                raise ScannerError(f"scanner {self.spec!r} stopped answering ({e}); "
-                                   "unplugged?") from e
-            lines = key_lines(self._decoder, self._framer, events)
-            if self._decoder.unknown is not None:
-                log.warning("scanner %s typed key %d, which no US-keyboard character "
-                            "matches: line rejected (serial mode reads every character; "
-                            "docs/scanner.md)", self.spec, self._decoder.unknown)
-                self._decoder.unknown = None
-            self._ready.extend(lines)
-            if not self._ready:
-                stale = self._framer.expire()
-                if stale is not None:
-                    self._ready.append(stale)
-                elif time.monotonic() >= deadline:
-                    return None
-        return self._ready.popleft()
+    def _take(self, device: InputDevice, wait: float) -> list[Line]:
+        try:
+            readable, _, _ = select.select([device.fileno()], [], [], wait)
+            events = list(device.read()) if readable else []
+        except BlockingIOError:
+            events = []
+        lines = key_lines(self._decoder, self._framer, events)
+        if self._decoder.unknown is not None:
+            log.warning("scanner %s typed key %d, which no US-keyboard character matches: "
+                        "line rejected (serial mode reads every character; docs/scanner.md)",
+                        self.spec, self._decoder.unknown)
+            self._decoder.unknown = None
+        return lines
 
-    def close(self) -> None:
-        device, self._device = self._device, None
-        if device is None:
-            return
+    def _release(self, device: InputDevice) -> None:
         try:
             device.ungrab()
         except OSError:  # already gone (unplugged): nothing left to release
             pass
         device.close()
-
-    def __enter__(self) -> HidScanner:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _open_device(path: str, spec: str) -> InputDevice:

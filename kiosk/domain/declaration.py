@@ -107,7 +107,7 @@ def check(values: Mapping[str, Any], *, questions: tuple[str, ...] = (), today: 
                        tuple(answers), officer)
 
 
-def _text(field_name: str, value: Any, limit: int) -> str:
+def _text(field_name: str, value: object, limit: int) -> str:
     if not isinstance(value, str):
         raise FieldError(field_name, "unsafe", "is not text")
     if any(is_unsafe(c) for c in value):
@@ -118,7 +118,7 @@ def _text(field_name: str, value: Any, limit: int) -> str:
     return text
 
 
-def check_name(value: Any) -> str:
+def check_name(value: object) -> str:
     """A full name: letters (any script, with their marks), spaces, ``-``, ``'`` and ``.``."""
     name = _text("name", value, MAX_NAME)
     if not name:
@@ -130,7 +130,7 @@ def check_name(value: Any) -> str:
     return name
 
 
-def check_birth_year(value: Any, today: date) -> int:
+def check_birth_year(value: object, today: date) -> int:
     text = str(value).strip()
     if not (text.isascii() and text.isdigit() and len(text) == 4):
         raise FieldError("birth_year", "not_year", "must be a year of four digits")
@@ -142,7 +142,7 @@ def check_birth_year(value: Any, today: date) -> int:
     return year
 
 
-def check_phone(value: Any) -> str:
+def check_phone(value: object) -> str:
     """A Vietnamese phone number as ``0…`` (empty: the person has none)."""
     text = "".join(str(value).split()).replace(".", "").replace("-", "")
     if not text:
@@ -157,7 +157,7 @@ def check_phone(value: Any) -> str:
     return text
 
 
-def check_document(value: Any) -> str:
+def check_document(value: object) -> str:
     """A CCCD (12 digits), CMND (9 digits) or passport number; empty when there is none."""
     if not isinstance(value, str):
         raise FieldError("document", "unsafe", "is not text")
@@ -171,7 +171,7 @@ def check_document(value: Any) -> str:
     return number
 
 
-def check_place(field_name: str, value: Any) -> str:
+def check_place(field_name: str, value: object) -> str:
     """Where from or where to: a commune (ward) and district or province, as typed."""
     place = _text(field_name, value, MAX_PLACE)
     if not place:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
 from types import MappingProxyType
-from typing import Any
+from typing import Literal, overload
 
 from kiosk.domain.officers import OfficerList
 from kiosk.domain.policy import Policy
@@ -89,12 +89,37 @@ def load_officers(body: bytes) -> OfficerList:
         raise DocumentError(f"document 'officers' cannot be applied: {e}") from None
 
 
-_LOADERS: dict[str, Callable[[bytes], Any]] = {
+Applied = Policy | TrustList | Watchlist | StatusList | RiskLevels | OfficerList
+"""A document as the kiosk applies it."""
+
+_LOADERS: dict[str, Callable[[bytes], Applied]] = {
     "policy": load_policy, "watchlist": load_watchlist, "status": load_status,
     "risk_levels": load_risk_levels, "officers": load_officers}
 
 
-def load(name: str, body: bytes, *, fetched_at: datetime | None = None) -> Any:
+@overload
+def load(name: Literal["policy"], body: bytes, *,
+         fetched_at: datetime | None = None) -> Policy: ...
+@overload
+def load(name: Literal["trust_list"], body: bytes, *,
+         fetched_at: datetime | None = None) -> TrustList: ...
+@overload
+def load(name: Literal["watchlist"], body: bytes, *,
+         fetched_at: datetime | None = None) -> Watchlist: ...
+@overload
+def load(name: Literal["status"], body: bytes, *,
+         fetched_at: datetime | None = None) -> StatusList: ...
+@overload
+def load(name: Literal["risk_levels"], body: bytes, *,
+         fetched_at: datetime | None = None) -> RiskLevels: ...
+@overload
+def load(name: Literal["officers"], body: bytes, *,
+         fetched_at: datetime | None = None) -> OfficerList: ...
+@overload
+def load(name: str, body: bytes, *, fetched_at: datetime | None = None) -> Applied: ...
+
+
+def load(name: str, body: bytes, *, fetched_at: datetime | None = None) -> Applied:
     """Document ``name`` as the kiosk applies it (``LiveChecker`` calls this)."""
     try:
         if name == "trust_list":

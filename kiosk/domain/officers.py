@@ -191,12 +191,12 @@ def build_officers(rows: Iterable[tuple[str, str, str, str]], *, salt: bytes | N
     return doc
 
 
-def _short(value: Any) -> str:
+def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _issued_at(value: Any) -> datetime:
+def _issued_at(value: object) -> datetime:
     problem = f"officers.issued_at is {_short(value)}, expected an ISO 8601 time"
     if not isinstance(value, str):
         raise ConfigError(problem)
@@ -207,8 +207,10 @@ def _issued_at(value: Any) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def _officers_salt(value: Any) -> bytes:
+def _officers_salt(value: object) -> bytes:
     try:
+        if not isinstance(value, str):
+            raise TypeError(f"a {type(value).__name__}")
         salt = bytes.fromhex(value)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"officers.salt {_short(value)} is not a hex string") from e
@@ -218,7 +220,7 @@ def _officers_salt(value: Any) -> bytes:
     return salt
 
 
-def _officer(i: int, row: Any) -> tuple[Officer, str]:
+def _officer(i: int, row: object) -> tuple[Officer, str]:
     where = f"officers.officers[{i}]"
     if not isinstance(row, dict) or set(row) != {"id", "name", "role", "pin"}:
         raise ConfigError(f"{where} is {_short(row)}; expected an object with exactly id, "

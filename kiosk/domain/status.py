@@ -162,7 +162,7 @@ def _later(at_a: datetime | None, at_b: datetime | None,
 # -- one validator for every record, from a spreadsheet or over the network ----------------
 
 
-def parse_facts(raw: Mapping[str, Any], *, where: str, now: datetime,
+def parse_facts(raw: Mapping[str, object], *, where: str, now: datetime,
                 naive: tzinfo = UTC) -> HealthStatus:
     """The facts of one record; :class:`ConfigError` naming ``where.<field>`` and the value.
 
@@ -204,7 +204,7 @@ def parse_facts(raw: Mapping[str, Any], *, where: str, now: datetime,
 class _Fields:
     """Reads one record's fields, each refused with its name and value."""
 
-    def __init__(self, raw: Mapping[str, Any], where: str, now: datetime,
+    def __init__(self, raw: Mapping[str, object], where: str, now: datetime,
                  naive: tzinfo) -> None:
         self.raw, self.where, self.now, self.naive = raw, where, now, naive
         self.today = local_date(now)
@@ -212,7 +212,7 @@ class _Fields:
     def name(self, key: str) -> str:
         return f"{self.where}.{key}" if self.where else key
 
-    def bad(self, key: str, expected: str, value: Any = None) -> ConfigError:
+    def bad(self, key: str, expected: str, value: object = None) -> ConfigError:
         shown = self.raw.get(key) if value is None else value
         return ConfigError(f"{self.name(key)} is {shown!r}; expected {expected}")
 
@@ -231,7 +231,7 @@ class _Fields:
             raise self.bad(key, f"a date from {earliest.isoformat()} to {self.today.isoformat()}")
         return d
 
-    def moment(self, key: str, value: Any) -> datetime | None:
+    def moment(self, key: str, value: object) -> datetime | None:
         if value in (None, ""):
             return None
         try:
@@ -417,7 +417,7 @@ def read_import(text: str, *, fmt: str, now: datetime
     return people, bad
 
 
-def _import_row(row: Any, now: datetime) -> tuple[list[str], HealthStatus]:
+def _import_row(row: object, now: datetime) -> tuple[list[str], HealthStatus]:
     if not isinstance(row, Mapping):
         raise ConfigError(f"is {_short(row)}, expected an object")
     unknown = [k for k in row if k not in IMPORT_COLUMNS]
@@ -547,7 +547,7 @@ def _object(data: bytes | str, name: str) -> dict[str, Any]:
     return doc
 
 
-def _times(doc: dict[str, Any], name: str) -> tuple[datetime, datetime]:
+def _times(doc: Mapping[str, object], name: str) -> tuple[datetime, datetime]:
     out = []
     for key in ("issued_at", "expires_at"):
         value = doc.get(key)
@@ -565,10 +565,11 @@ def _times(doc: dict[str, Any], name: str) -> tuple[datetime, datetime]:
     return out[0], out[1]
 
 
-def _salt(doc: dict[str, Any], name: str) -> bytes:
+def _salt(doc: Mapping[str, object], name: str) -> bytes:
+    value = doc.get("salt")
     try:
-        salt = bytes.fromhex(doc["salt"])
-    except (KeyError, TypeError, ValueError):
+        salt = bytes.fromhex(value) if isinstance(value, str) else b""
+    except ValueError:
         salt = b""
     if len(salt) < MIN_SALT_BYTES:
         raise ConfigError(f"{name}.salt is {_short(doc.get('salt'))}; expected the hex of at "
@@ -576,7 +577,7 @@ def _salt(doc: dict[str, Any], name: str) -> bytes:
     return salt
 
 
-def _is_digest(value: Any) -> bool:
+def _is_digest(value: object) -> bool:
     if not isinstance(value, str) or len(value) != _DIGEST_HEX:
         return False
     try:
@@ -586,7 +587,7 @@ def _is_digest(value: Any) -> bool:
     return True
 
 
-def _short(value: Any) -> str:
+def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 

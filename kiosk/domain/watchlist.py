@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -69,7 +69,7 @@ MAX_WORK_KIB = 32 * 1024  # time_cost x memory_kib
 MAX_TIME_COST = 4
 
 
-def read_kdf(doc: dict[str, Any], name: str = "watchlist") -> KdfParams:
+def read_kdf(doc: Mapping[str, object], name: str = "watchlist") -> KdfParams:
     """The ``kdf`` member of the ``name`` document (the watchlist, the status list), checked;
     ConfigError names the field and shows the value."""
     raw = doc.get("kdf")
@@ -118,7 +118,7 @@ def derive(number: str, salt: bytes, kdf: KdfParams = DEFAULT_KDF) -> str:
     ).hex()
 
 
-def json_object(data: bytes | str, name: str) -> dict[str, Any]:
+def json_object(data: bytes | str, name: str) -> dict[str, object]:
     """A down-synced document's JSON object (the watchlist, status, risk levels, officers);
     :class:`ConfigError` names the document when it is not JSON or not an object."""
     try:
@@ -231,7 +231,7 @@ class Watchlist:
         salt = secrets.token_bytes(MIN_SALT_BYTES) if salt is None else salt
         issued_at = issued_at or datetime.now(UTC)
         expires_at = expires_at or issued_at + valid_for
-        doc: dict[str, Any] = {
+        doc = {
             "version": VERSION,
             "issued_at": issued_at.isoformat(),
             "expires_at": expires_at.isoformat(),
@@ -245,7 +245,7 @@ class Watchlist:
         return json.dumps(doc).encode()
 
 
-def _check_version(version: Any) -> None:
+def _check_version(version: object) -> None:
     if version == VERSION:
         return
     if version == 1:
@@ -258,8 +258,10 @@ def _check_version(version: Any) -> None:
     raise ConfigError(f"watchlist.version is {version!r}; this kiosk reads version {VERSION}")
 
 
-def _salt(value: Any) -> bytes:
+def _salt(value: object) -> bytes:
     try:
+        if not isinstance(value, str):
+            raise TypeError(f"a {type(value).__name__}")
         salt = bytes.fromhex(value)
     except (TypeError, ValueError) as e:
         raise ConfigError(
@@ -271,7 +273,7 @@ def _salt(value: Any) -> bytes:
     return salt
 
 
-def _entries(raw_entries: Any) -> dict[str, date]:
+def _entries(raw_entries: object) -> dict[str, date]:
     if not isinstance(raw_entries, list):
         raise ConfigError(f"watchlist.entries is {raw_entries!r}, expected an array")
     entries: dict[str, date] = {}
@@ -332,7 +334,7 @@ def read_numbers(text: str) -> tuple[list[tuple[str, str]], list[BadLine]]:
     return numbers, bad
 
 
-def _timestamp(doc: dict[str, Any], key: str) -> datetime:
+def _timestamp(doc: Mapping[str, object], key: str) -> datetime:
     value = doc.get(key)
     problem = f"watchlist.{key} is {value!r}, expected an ISO 8601 time"
     if not isinstance(value, str):

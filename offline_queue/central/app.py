@@ -13,9 +13,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from email.utils import format_datetime
-from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from offline_queue import wire
@@ -75,8 +75,9 @@ def _too_deep(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def json_body(max_bytes: int = MAX_BODY) -> Any:
-    """The request body as JSON; :class:`RequestError` if it is not, or nests too deep."""
+def json_body(max_bytes: int = MAX_BODY) -> object:
+    """The request body as JSON, untrusted (the caller checks its shape);
+    :class:`RequestError` if it is not JSON, or nests too deep."""
     if (request.content_length or 0) > max_bytes:
         raise RequestEntityTooLarge()
     data = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: a 413 from werkzeug
@@ -325,20 +326,22 @@ class _Routes:
 
     # --- kiosks -----------------------------------------------------------------------------
 
-    def health(self) -> Any:
+    def health(self) -> ResponseReturnValue:
         stamp = iso(central_db.now_utc())
         return {"status": "ok", "time": stamp, "server_time": stamp}
 
-    def keys(self) -> Any:
+    def keys(self) -> ResponseReturnValue:
         """The central's public signing key and its rotations (public: no token)."""
         return self.signing_key.keys_answer()
 
-    def enrol(self) -> Any:
+    def enrol(self) -> ResponseReturnValue:
         refused = self.throttled()
         if refused is not None:
             return refused
         body = json_body(MAX_ENROL_BODY)
-        token = body.get("enrolment_token") if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            raise RequestError('send {"enrolment_token": "..."} as JSON')
+        token = body.get("enrolment_token")
         if not isinstance(token, str) or not 0 < len(token) <= MAX_ENROLMENT_TOKEN:
             raise RequestError('send {"enrolment_token": "..."} as JSON')
         try:
@@ -364,7 +367,7 @@ class _Routes:
             "central_key": self.signing_key.keys_answer(),
         }, 201
 
-    def checkins(self) -> Any:
+    def checkins(self) -> ResponseReturnValue:
         if self.admission is not None:
             wait = self.admission.retry_after()
             if wait is not None:
@@ -379,7 +382,7 @@ class _Routes:
             if self.admission is not None:
                 self.admission.done()
 
-    def _store_checkins(self, device: central_db.Device) -> Any:
+    def _store_checkins(self, device: central_db.Device) -> ResponseReturnValue:
         body = json_body()
         items = body.get("checkins") if isinstance(body, dict) else None
         if not isinstance(items, list):
@@ -397,7 +400,7 @@ class _Routes:
                         device.id, forbidden)
         return {"results": results, "server_time": iso(now)}
 
-    def document(self, name: str) -> Any:
+    def document(self, name: str) -> ResponseReturnValue:
         device = self.authenticated_device()
         if isinstance(device, Response):
             return device
@@ -418,7 +421,7 @@ class _Routes:
 
     # --- the platform's operators -----------------------------------------------------------
 
-    def publish(self, name: str) -> Any:
+    def publish(self, name: str) -> ResponseReturnValue:
         refused = self.admin_refused()
         if refused is not None:
             return refused
@@ -437,13 +440,13 @@ class _Routes:
         log.info("published document %s, ETag %s", name, etag)
         return {"name": name, "etag": etag}
 
-    def report(self) -> Any:
+    def report(self) -> ResponseReturnValue:
         refused = self.admin_refused()
         if refused is not None:
             return refused
         return central_db.scans_report(self.db(), days=int_arg("days", 7, 1, 366))
 
-    def activity(self) -> Any:
+    def activity(self) -> ResponseReturnValue:
         refused = self.admin_refused()
         if refused is not None:
             return refused

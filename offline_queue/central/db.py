@@ -117,7 +117,7 @@ class Device:
     checkpoint_id: str
 
 
-def check_previous_device_ids(value: Any) -> list[str]:
+def check_previous_device_ids(value: object) -> list[str]:
     """The ``previous_device_ids`` of an enrol request; ValueError says what is wrong."""
     if not isinstance(value, list) or len(value) > MAX_PREVIOUS_DEVICES or not all(
         isinstance(v, str) and 0 < len(v) <= MAX_DEVICE_ID for v in value
@@ -256,13 +256,14 @@ def revoke_device(db: CentralDB, device_id: str) -> bool:
         return db.execute("UPDATE devices SET revoked = 1 WHERE id = ?", [device_id]).rowcount == 1
 
 
-def _event_time(item: dict[str, Any], received: datetime) -> tuple[int, str]:
+def _event_time(item: wire.CheckIn, received: datetime) -> tuple[int, str]:
     """(event_time in microseconds, time_basis): the corrected time, else a plausible
     device time, else the receive time.  A device time from an unsynced clock is still
     better than the receive time, which may be days later after an outage; time_basis
     says which it is."""
     # validation_errors() refused an unparsable corrected_at; None here means "not given".
-    corrected = wire.parse_time(item["corrected_at"]) if item.get("corrected_at") else None
+    corrected_at = item.get("corrected_at")
+    corrected = wire.parse_time(corrected_at) if corrected_at else None
     if corrected is not None:
         return schema.to_us(corrected), "corrected"
     recorded = wire.parse_time(item["recorded_at"])
@@ -276,7 +277,7 @@ def _source_rank(source: str | None) -> int:
     return wire.TIME_SOURCES.index(source) if source in wire.TIME_SOURCES else -1
 
 
-def _forbidden(item: dict[str, Any], device: Device, allowed: Mapping[str, _Postable]
+def _forbidden(item: wire.CheckIn, device: Device, allowed: Mapping[str, _Postable]
                ) -> str | None:
     """Why ``device`` may not deliver ``item``; None if it may."""
     owner = allowed.get(item["device_id"])
@@ -307,7 +308,8 @@ class _Pending:
     """A valid item on its way in: where its answer goes and its ``scans`` values."""
 
     index: int
-    item: dict[str, Any]
+    answer_id: str  # the id as the kiosk sent it (``item`` has it in one spelling)
+    item: wire.CheckIn
     digest: str
     row: tuple[Any, ...]
 
@@ -320,9 +322,9 @@ _DEVICE = schema.SCAN_COLUMNS.index("device")
 
 
 def ingest(
-    db: CentralDB, device: Device, items: list[Any], *, now: datetime | None = None,
+    db: CentralDB, device: Device, items: list[object], *, now: datetime | None = None,
     backlog: int | None = None,
-) -> list[dict[str, Any]]:
+) -> list[wire.RowResult]:
     """Store a batch; one result per item: accepted, duplicate, conflict, forbidden (this
     device may not deliver it: keep it) or rejected (the row itself is invalid).
 
@@ -330,7 +332,7 @@ def ingest(
     RETURNING id`` (in id order, so that two requests carrying the same rows lock them
     in the same order), and ``daily_counts`` grows by what was accepted.
     """
-    results: list[dict[str, Any] | None] = [None] * len(items)
+    results: list[wire.RowResult | None] = [None] * len(items)
     received = now or now_utc()
     received_us = schema.to_us(received)
     with db.atomic():
@@ -341,24 +343,24 @@ def ingest(
             raw_id = item.get("id") if isinstance(item, dict) else None
             # Echo an id only when it can be the kiosk's: never a huge or odd value.
             item_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= 64 else None
-            errors = wire.validation_errors(item, now=received)
-            if errors:
-                results[index] = {"id": item_id, "status": "rejected", "errors": errors}
+            checkin = wire.parse(item, now=received)
+            if isinstance(checkin, list):
+                results[index] = {"id": item_id, "status": "rejected", "errors": checkin}
                 continue
-            why = _forbidden(item, device, allowed)
+            why = _forbidden(checkin, device, allowed)
             if why:
                 results[index] = {"id": item_id, "status": "forbidden", "errors": [why]}
                 continue
             # One spelling of the id (PostgreSQL's uuid type would answer another).
-            item = {**item, "id": str(uuid.UUID(item["id"]))}
-            owner = allowed[item["device_id"]]
-            digest = wire.content_hash(item)
-            event_time, basis = _event_time(item, received)
+            spelled: wire.CheckIn = {**checkin, "id": str(uuid.UUID(checkin["id"]))}
+            owner = allowed[spelled["device_id"]]
+            digest = wire.content_hash(spelled)
+            event_time, basis = _event_time(spelled, received)
             row = schema.scan_row(
-                item, digest=schema.hash_code(digest), event_time=event_time, basis=basis,
+                spelled, digest=schema.hash_code(digest), event_time=event_time, basis=basis,
                 received_us=received_us, checkpoint=owner.checkpoint_num, device=owner.num,
                 posted_by=None if owner.num == me else me)
-            pending.append(_Pending(index, item, digest, row))
+            pending.append(_Pending(index, checkin["id"], spelled, digest, row))
         inserted = _insert(db, sorted(pending, key=lambda p: p.item["id"]))
         counts: dict[tuple[int, int], int] = {}
         offset = day_offset_us(db) if pending else 0
@@ -366,13 +368,13 @@ def ingest(
         for p in pending:
             if _key(p) in inserted:
                 inserted.discard(_key(p))  # a second copy in the batch is a resend
-                results[p.index] = {"id": items[p.index]["id"], "status": "accepted"}
+                results[p.index] = {"id": p.answer_id, "status": "accepted"}
                 key = (p.row[_CHECKPOINT], _day(p.row[_EVENT], offset))
                 counts[key] = counts.get(key, 0) + 1
             else:
                 later.append(p)
         if later:
-            _existing(db, device, later, results, items, counts, offset, received)
+            _existing(db, device, later, results, counts, offset, received)
         _count(db, counts)
         if me is not None and items:
             _seen(db, me, received, items, backlog)
@@ -427,7 +429,7 @@ def _insert_postgres(db: CentralDB, pending: list[_Pending]) -> set[tuple[int, s
 
 
 def _existing(db: CentralDB, device: Device, later: list[_Pending],
-              results: list[dict[str, Any] | None], items: list[Any],
+              results: list[wire.RowResult | None],
               counts: dict[tuple[int, int], int], offset: int, received: datetime) -> None:
     """Answer the rows already stored: duplicate, or conflict; take a better correction."""
     by_device: dict[int, set[str]] = {}
@@ -452,7 +454,7 @@ def _existing(db: CentralDB, device: Device, later: list[_Pending],
     stamp = iso(received)
     for p in later:
         item_id = p.item["id"]
-        answer_id = items[p.index]["id"]
+        answer_id = p.answer_id
         found = stored.get(_key(p))
         if found is None:  # deleted by retention meanwhile: nothing to compare
             results[p.index] = {"id": answer_id, "status": "duplicate"}
@@ -510,20 +512,21 @@ SEEN_EVERY = timedelta(seconds=60)
 MAX_BACKLOG = 10**9
 
 
-def _clock_offset_ms(items: list[Any]) -> int | None:
+def _clock_offset_ms(items: list[object]) -> int | None:
     """The kiosk's clock error as it measured it: corrected_at - recorded_at of the newest
     corrected row of the batch (the kiosk corrects with the offset it measured)."""
     for item in reversed(items):
-        if isinstance(item, dict) and isinstance(item.get("corrected_at"), str) \
-                and isinstance(item.get("recorded_at"), str):
-            corrected, recorded = (wire.parse_time(item["corrected_at"]),
-                                   wire.parse_time(item["recorded_at"]))
+        if not isinstance(item, dict):
+            continue
+        corrected_at, recorded_at = item.get("corrected_at"), item.get("recorded_at")
+        if isinstance(corrected_at, str) and isinstance(recorded_at, str):
+            corrected, recorded = wire.parse_time(corrected_at), wire.parse_time(recorded_at)
             if corrected is not None and recorded is not None:
                 return round((corrected - recorded).total_seconds() * 1000)
     return None
 
 
-def _seen(db: CentralDB, device_num: int, received: datetime, items: list[Any],
+def _seen(db: CentralDB, device_num: int, received: datetime, items: list[object],
           backlog: int | None = None) -> None:
     """The device's last contact, app version, backlog (the rows it said it still holds,
     when it says) and clock offset: the fleet page.  Written at most once a minute, and
@@ -543,7 +546,7 @@ def _seen(db: CentralDB, device_num: int, received: datetime, items: list[Any],
 
 
 def _note_errors(db: CentralDB, device_num: int, received: datetime,
-                 results: list[dict[str, Any] | None]) -> None:
+                 results: list[wire.RowResult | None]) -> None:
     """The last problem with the device's posts, as counts only (the rows' errors may
     quote personal data): the fleet page's "last error"."""
     tally: dict[str, int] = {}

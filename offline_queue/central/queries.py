@@ -148,13 +148,22 @@ def trace_person(db: CentralDB, person_key: str, *, days: int = 14,
     key = _checked_key(person_key)
     until = now or now_utc()
     since = until - timedelta(days=days)
-    rows = list(rows_as_dicts(db.execute(
-        EXPORT_SQL + " WHERE s.person_key = ? AND s.event_time >= ? AND s.event_time <= ? "
+    return {"person_key": key, **_trace(db, "person_key", key, since, until),
+            "coverage": coverage(db, now=until)}
+
+
+def _trace(db: CentralDB, column: str, value: str | int | None, since: datetime,
+           until: datetime) -> dict[str, Any]:
+    """The check-ins whose ``column`` (a name of ours, never a caller's) is ``value``
+    between ``since`` and ``until``, oldest first, at most MAX_ROWS: a trace's body.
+    ``value`` None (an unknown checkpoint) matches nothing."""
+    rows = [] if value is None else list(rows_as_dicts(db.execute(
+        EXPORT_SQL + f" WHERE s.{column} = ? AND s.event_time >= ? AND s.event_time <= ? "
         "ORDER BY s.event_time LIMIT ?",
-        [key, schema.to_us(since), schema.to_us(until), MAX_ROWS + 1])))
-    return {"person_key": key, "since": iso(since), "until": iso(until),
+        [value, schema.to_us(since), schema.to_us(until), MAX_ROWS + 1])))
+    return {"since": iso(since), "until": iso(until),
             "checkins": _traced(rows[:MAX_ROWS], _names(db)),
-            "truncated": len(rows) > MAX_ROWS, "coverage": coverage(db, now=until)}
+            "truncated": len(rows) > MAX_ROWS}
 
 
 def _checkpoint_num(db: CentralDB, checkpoint_id: str) -> int | None:
@@ -170,13 +179,8 @@ def passed_checkpoint(db: CentralDB, checkpoint_id: str, since: datetime, until:
         raise ValueError(f"window {iso(since)} .. {iso(until)}; the end must follow the "
                          f"start, at most {MAX_WINDOW.days} days later")
     num = _checkpoint_num(db, checkpoint_id)
-    rows = [] if num is None else list(rows_as_dicts(db.execute(
-        EXPORT_SQL + " WHERE s.checkpoint = ? AND s.event_time >= ? AND s.event_time <= ? "
-        "ORDER BY s.event_time LIMIT ?",
-        [num, schema.to_us(since), schema.to_us(until), MAX_ROWS + 1])))
-    return {"checkpoint_id": checkpoint_id, "since": iso(since), "until": iso(until),
-            "checkins": _traced(rows[:MAX_ROWS], _names(db)),
-            "truncated": len(rows) > MAX_ROWS, "coverage": coverage(db, now=now)}
+    return {"checkpoint_id": checkpoint_id, **_trace(db, "checkpoint", num, since, until),
+            "coverage": coverage(db, now=now)}
 
 
 def contacts(db: CentralDB, person_key: str, *, days: int = 14, minutes: int = 15,

@@ -27,6 +27,7 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from offline_queue import wire
 from offline_queue.central.backend import CentralDB
 from offline_queue.records import DECISIONS, DIRECTIONS, KINDS, SOURCES
 
@@ -335,7 +336,7 @@ SCAN_COLUMNS = (
 )
 
 
-def scan_row(item: dict[str, Any], *, digest: int, event_time: int, basis: str,
+def scan_row(item: wire.CheckIn, *, digest: int, event_time: int, basis: str,
              received_us: int, checkpoint: int, device: int, posted_by: int | None
              ) -> tuple[Any, ...]:
     """The ``scans`` values (in SCAN_COLUMNS order) of a valid wire check-in."""

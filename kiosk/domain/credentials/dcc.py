@@ -293,7 +293,8 @@ def _names(hcert: dict[Any, Any]) -> dict[Any, Any]:
     return nam if isinstance(nam, dict) else {}
 
 
-def _hcert_fields(hcert: dict[Any, Any], cert_type: str | None, entry: dict[Any, Any]) -> dict:
+def _hcert_fields(hcert: dict[Any, Any], cert_type: str | None, entry: dict[Any, Any]
+                  ) -> dict[str, Any]:
     nam = _names(hcert)
     out: dict[str, Any] = {
         "schema_version": _plain(hcert.get("ver")),

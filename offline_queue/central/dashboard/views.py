@@ -106,6 +106,14 @@ def _csv_response(rows: list[list[Any]], filename: str) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
+def _trace_csv(result: dict[str, Any], kind: str) -> Response:
+    """A trace's check-ins as the CSV download, named by its kind and last day."""
+    fields = queries.TRACE_FIELDS
+    return _csv_response([list(fields), *([c.get(f) for f in fields]
+                                          for c in result["checkins"])],
+                         f"trace-{kind}-{result['until'][:10]}.csv")
+
+
 def _safe_next(target: str | None) -> str | None:
     """A redirect target after login: a path of this dashboard, never another site."""
     if not target:
@@ -469,10 +477,7 @@ class _Dashboard:
         self._audit("trace_person", {"identifier": key, "days": days, "format": fmt},
                     len(result["checkins"]))
         if fmt == "csv":
-            fields = queries.TRACE_FIELDS
-            return _csv_response([list(fields), *([c.get(f) for f in fields]
-                                                  for c in result["checkins"])],
-                                 f"trace-person-{result['until'][:10]}.csv")
+            return _trace_csv(result, "person")
         return render_template("trace_result.html", kind="person", result=result,
                                params={"identifier": key, "days": days})
 
@@ -496,10 +501,7 @@ class _Dashboard:
                                          "until": result["until"], "format": fmt},
                     len(result["checkins"]))
         if fmt == "csv":
-            fields = queries.TRACE_FIELDS
-            return _csv_response([list(fields), *([c.get(f) for f in fields]
-                                                  for c in result["checkins"])],
-                                 f"trace-checkpoint-{result['until'][:10]}.csv")
+            return _trace_csv(result, "checkpoint")
         return render_template("trace_result.html", kind="checkpoint", result=result,
                                params={"checkpoint": checkpoint,
                                        "since": form.get("since", ""),
