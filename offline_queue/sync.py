@@ -560,6 +560,9 @@ class Syncer:
         (docs/privacy.md).  A failure is logged and tried again at a later pull: until a
         key is known, identities wait in the kiosk's RAM."""
         meta = self.outbox.meta()
+        if meta.get(SEALING_KEY_META) and not self._sealing_next:
+            # A key is kept: look for a rotation in a few hours, not at start-up.
+            self._sealing_next = time.monotonic() + SEALING_REFRESH_S
         if meta.get(SEALING_KEY_META) and time.monotonic() < self._sealing_next:
             return
         self._sealing_next = time.monotonic() + SEALING_REFRESH_S
