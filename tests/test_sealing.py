@@ -27,8 +27,8 @@ from offline_queue.outbox import Outbox
 from offline_queue.records import CheckIn
 from offline_queue.sealing import (
     Opener,
-    SealError,
     Sealer,
+    SealError,
     SealingKey,
     aad_for,
     key_id,
