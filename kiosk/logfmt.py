@@ -10,8 +10,28 @@ the final text, traceback included, and keeps its own layout; letters of any scr
 from __future__ import annotations
 
 import logging
+import re
 
 from offline_queue.untrusted import escaped
+
+# Full identifiers never reach a log file, whatever the level (issue 14, docs/privacy.md):
+# a DEBUG line or a traceback may quote a payload, so the formatter masks what looks like
+# one.  ID, insurance, QID and phone numbers (nine digits or more) keep their last three;
+# a UVCI, an EU DCC and a passport number are replaced.
+_IDENTIFIERS: tuple[tuple[re.Pattern[str], str | object], ...] = (
+    (re.compile(r"HC1:\S+"), "HC1:<masked>"),
+    (re.compile(r"(?i)URN:UVCI:[^\s\"',;|]+"), "URN:UVCI:<masked>"),
+    (re.compile(r"\b01[:/][A-Z]{2}[:/][A-Z0-9][A-Z0-9/:#]{7,}"), "<masked uvci>"),
+    (re.compile(r"\b[A-Z]\d{7,8}\b"), "<masked passport>"),
+    (re.compile(r"\d{6,}(\d{3})"), lambda m: "*" * (len(m.group(0)) - 3) + m.group(1)),
+)
+
+
+def mask_identifiers(text: str) -> str:
+    """``text`` with every full identifier it seems to hold masked (see above)."""
+    for pattern, repl in _IDENTIFIERS:
+        text = pattern.sub(repl, text)  # type: ignore[arg-type]
+    return text
 
 
 def escape_controls(text: str) -> str:
@@ -22,10 +42,11 @@ def escape_controls(text: str) -> str:
 
 class SafeFormatter(logging.Formatter):
     """A :class:`logging.Formatter` whose every record is one line with no control
-    characters: the message, exception and stack text are escaped after formatting."""
+    characters and no full identifier: the message, exception and stack text are escaped
+    and masked (:func:`mask_identifiers`) after formatting."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return escape_controls(super().format(record))
+        return mask_identifiers(escape_controls(super().format(record)))
 
 
 def install(fmt: str) -> None:

@@ -120,5 +120,29 @@ def m005_boot_clock(db: Database) -> None:
     )
 
 
+@migrations()
+def m006_sealed_identity(db: Database) -> None:
+    # Issue 14: no identity in clear at rest.  ``sealed`` holds the identity sealed to the
+    # central's key (offline_queue.sealing); ``identity`` says where a row's identity is:
+    # 'none' (it has none), 'sealed', 'waiting' (no sealing key yet: held in the kiosk's
+    # RAM, the row is not sent), 'lost' (the process ended while it waited) or 'clear'
+    # (a row of an earlier release, sealed as soon as the key is known).
+    db.execute("ALTER TABLE checkins ADD COLUMN sealed TEXT")
+    db.execute(
+        "ALTER TABLE checkins ADD COLUMN identity TEXT NOT NULL DEFAULT 'none' "
+        "CHECK (identity IN ('none', 'sealed', 'waiting', 'lost', 'clear'))"
+    )
+    # Delivered rows: the central has the identity, the kiosk needs none.
+    db.execute("UPDATE checkins SET person_key = NULL WHERE state = 'sent'")
+    db.execute("UPDATE checkins SET override_reason = NULL "
+               "WHERE state = 'sent' AND override_reason GLOB '*[0-9]*'")
+    db.execute(
+        "UPDATE checkins SET identity = 'clear' WHERE person_key IS NOT NULL "
+        "OR override_reason GLOB '*[0-9]*'"
+    )
+    db.execute("CREATE INDEX checkins_identity ON checkins (identity) "
+               "WHERE identity IN ('waiting', 'clear')")
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)

@@ -18,7 +18,9 @@ from offline_queue import wire
 from offline_queue.clock import Anchor, Clock, iso
 from offline_queue.documents import Document, sha256
 from offline_queue.errors import StoreError
+from offline_queue.sealing import Sealer
 from offline_queue.store import (
+    SEALING_KEY_META,
     Connection,
     boot_anchor,
     connect,
@@ -26,7 +28,10 @@ from offline_queue.store import (
     immediate,
     purge_delivered,
     read_document,
+    read_sealing_key,
     reset_in_flight,
+    seal_clear_rows,
+    seal_held,
     trusted_now,
 )
 
@@ -53,6 +58,20 @@ class Outbox(Connection):
             except sqlite3.Error as e:
                 raise StoreError(f"queue database {str(self.path)!r}: {e}") from e
 
+    def seal_clear(self) -> int:
+        """Once the central's sealing key is in ``sync_meta``: seal the identities this
+        process holds in memory for want of it, and rows an earlier release wrote with a
+        clear identity (``store.seal_held``, ``store.seal_clear_rows``); returns how many."""
+        with self._lock:
+            key = read_sealing_key(get_meta(self._db).get(SEALING_KEY_META))
+            if key is None:
+                return 0
+            sealer = Sealer(key)
+            try:
+                return seal_held(self._db, self.path, sealer) + seal_clear_rows(self._db, sealer)
+            except sqlite3.Error as e:
+                raise StoreError(f"queue database {str(self.path)!r}: {e}") from e
+
     def reset_in_flight(self) -> int:
         with self._lock:
             return reset_in_flight(self._db)
@@ -73,7 +92,8 @@ class Outbox(Connection):
         def claim() -> tuple[list[wire.CheckIn], int]:
             rows = self._db.execute(
                 "SELECT * FROM checkins WHERE state = 'pending' AND seq > ? "
-                "AND (forbidden = 0 OR ?) ORDER BY seq LIMIT ?",
+                "AND (forbidden = 0 OR ?) AND identity NOT IN ('waiting', 'clear') "
+                "ORDER BY seq LIMIT ?",
                 [after_seq, int(include_forbidden), limit],
             ).fetchall()
             if rows:

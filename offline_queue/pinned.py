@@ -50,11 +50,18 @@ class PinnedKey:
         self.anchor = anchor or None
         self.fetch_keys = fetch_keys
         self._keys: tuple[bytes, list[Rotation]] | None = None  # one fetch per pull
+        self._answer: object = None  # the raw answer of that fetch
         if self.anchor is not None:
             parse_key(self.anchor, "sync.central_key")  # a bad config stops start-up
 
     def begin_pull(self) -> None:
         self._keys = None
+        self._answer = None
+
+    def answer(self) -> object:
+        """The central's ``GET /v1/keys`` answer of this pull (fetched once per pull)."""
+        self._central_keys()
+        return self._answer
 
     def _meta(self) -> dict[str, str]:
         return self.outbox.meta()
@@ -90,7 +97,9 @@ class PinnedKey:
 
     def _central_keys(self) -> tuple[bytes, list[Rotation]]:
         if self._keys is None:
-            self._keys = read_keys(self.fetch_keys())
+            answer = self.fetch_keys()
+            self._keys = read_keys(answer)
+            self._answer = answer
         return self._keys
 
     def key_for(self, signer: str) -> bytes:

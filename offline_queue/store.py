@@ -27,6 +27,7 @@ from offline_queue.disk import disk_space
 from offline_queue.documents import Document, check_name
 from offline_queue.errors import StoreError
 from offline_queue.records import DECISIONS, DIRECTIONS, CheckIn, uuid7
+from offline_queue.sealing import Sealer, SealError, SealingKey, aad_for, needs_sealing
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ def connect(
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+        # Deleted and overwritten content is zeroed, not left in free space: a row whose
+        # identity is sealed or purged leaves no clear copy in the file (docs/privacy.md).
+        conn.execute("PRAGMA secure_delete=ON")
         # A bounded page cache (256 KiB): the kiosk's memory stays flat over months of
         # check-ins; commit latency measured the same (bench/memory.py notes).
         conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
@@ -230,7 +234,125 @@ def queue_stats(
         # key (offline_queue.pinned): the kiosk decides with the last good ones meanwhile.
         "document_errors": _json_list(meta.get("document_errors")),
         "central_key_warning": meta.get("central_key_warning"),
+        # Identities held in RAM until the central's sealing key arrives (docs/privacy.md),
+        # and rows whose identity a restart lost while it waited.
+        **identity_counts(db),
+        "sealing_key_id": _sealing_key_id(meta.get(SEALING_KEY_META)),
     }
+
+
+def identity_counts(db: Database) -> dict[str, int]:
+    rows = dict(db.execute(
+        "SELECT identity, count(*) FROM checkins WHERE identity IN ('waiting', 'lost', 'clear') "
+        "GROUP BY identity").fetchall())
+    return {"identities_waiting": rows.get("waiting", 0),
+            "identities_lost": rows.get("lost", 0),
+            "identities_clear": rows.get("clear", 0)}
+
+
+SEALING_KEY_META = "sealing_key"
+
+
+class _Held:
+    """Identities recorded before the central's sealing key was known, per database file,
+    in this process's memory only (never on disk).  The store that recorded them and the
+    sync worker's outbox (same process, own connection) both seal them into their rows as
+    soon as the key is in ``sync_meta``; a restart loses them (docs/privacy.md)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_db: dict[str, dict[str, dict[str, str]]] = {}
+
+    @staticmethod
+    def _name(path: str | os.PathLike[str]) -> str:
+        return os.path.realpath(os.fspath(path))
+
+    def hold(self, path: str | os.PathLike[str], checkin_id: str,
+             identity: dict[str, str]) -> None:
+        with self._lock:
+            self._by_db.setdefault(self._name(path), {})[checkin_id] = identity
+
+    def ids(self, path: str | os.PathLike[str]) -> set[str]:
+        with self._lock:
+            return set(self._by_db.get(self._name(path), {}))
+
+    def take(self, path: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
+        with self._lock:
+            return self._by_db.pop(self._name(path), {})
+
+    def put_back(self, path: str | os.PathLike[str], held: dict[str, dict[str, str]]) -> None:
+        with self._lock:
+            self._by_db.setdefault(self._name(path), {}).update(held)
+
+
+HELD = _Held()
+
+
+def seal_held(db: Database, path: str | os.PathLike[str], sealer: Sealer) -> int:
+    """Seal the identities this process holds for ``path`` into their rows; how many."""
+    held = HELD.take(path)
+    if not held:
+        return 0
+    try:
+        rows = dict(db.execute(
+            "SELECT id, device_id FROM checkins WHERE identity = 'waiting'").fetchall())
+        updates = [(sealer.seal(identity, aad_for(i, rows[i])), i)
+                   for i, identity in held.items() if i in rows]
+        with immediate(db):
+            db.conn.executemany("UPDATE checkins SET sealed = ?, identity = 'sealed' "
+                                "WHERE id = ? AND identity = 'waiting'", updates)
+    except BaseException:
+        HELD.put_back(path, held)
+        raise
+    return len(updates)
+
+
+def read_sealing_key(text: str | None) -> SealingKey | None:
+    """The central's sealing key kept in ``sync_meta`` (verified when it was fetched)."""
+    if not text:
+        return None
+    try:
+        return SealingKey.from_json(json.loads(text))
+    except (ValueError, SealError) as e:
+        log.warning("the sealing key in the queue database is unreadable (%s); identities "
+                    "wait in memory until the next sync fetches it again", e)
+        return None
+
+
+def seal_clear_rows(db: Database, sealer: Sealer) -> int:
+    """Seal the rows an earlier release wrote with a clear identity, overwrite the clear
+    values (``secure_delete`` zeroes them) and truncate the WAL; returns how many."""
+    rows = []
+    for checkin_id, device_id, person_key, reason in db.execute(
+            "SELECT id, device_id, person_key, override_reason FROM checkins "
+            "WHERE identity = 'clear'").fetchall():
+        identity = _identity(person_key, reason)
+        rows.append((sealer.seal(identity, aad_for(checkin_id, device_id)) if identity
+                     else None, "sealed" if identity else "none",
+                     None if "override_reason" in identity else reason, checkin_id))
+    if not rows:
+        return 0
+    with immediate(db):
+        db.conn.executemany(
+            "UPDATE checkins SET sealed = ?, identity = ?, person_key = NULL, "
+            "override_reason = ? WHERE id = ? AND identity = 'clear'", rows)
+    truncate_wal(db)  # the clear values were in pages the WAL copied
+    return len(rows)
+
+
+def truncate_wal(db: Database) -> None:
+    """Copy the WAL into the file and cut it to nothing (its old frames may hold what a
+    sealing just overwrote).  A reader holding a snapshot may keep it: done again at the
+    next sealing."""
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except sqlite3.Error as e:
+        log.warning("WAL checkpoint failed: %s", e)
+
+
+def _sealing_key_id(text: str | None) -> str | None:
+    key = read_sealing_key(text)
+    return key.id if key else None
 
 
 def _json_list(text: str | None) -> list[Any]:
@@ -332,6 +454,10 @@ class Store(Connection):
         self.app_version = app_version  # recorded with each check-in (the kiosk's version)
         self._lock = threading.Lock()
         self._closed = False
+        self._sealer: Sealer | None = None
+        self._sealer_text: str | None = None
+        self._legacy = False  # rows of an earlier release still hold a clear identity
+        self._waiting = False  # identities of this store held in memory (HELD)
         self._db = connect(self.path, synchronous="FULL", migrate=False)
         try:
             problems = quick_check(self._db)
@@ -344,6 +470,7 @@ class Store(Connection):
             migrations.apply(self._db)
             reset = reset_in_flight(self._db)
             purged = purge_delivered(self._db, retention_days=retention_days, clock=self.clock)
+            lost = self._open_identities()
         except sqlite3.DatabaseError as e:
             self._db.close()
             raise StoreIntegrityError(
@@ -357,6 +484,85 @@ class Store(Connection):
             "check-in store %s open: %d in-flight rows back to pending, %d delivered rows purged",
             self.path, reset, purged,
         )
+        if lost:
+            log.warning("%d check-in(s) recorded before the central's sealing key was known "
+                        "lost their identity in a restart (kept in memory only); they are "
+                        "sent without it, marked identity_not_kept", lost)
+
+    # -- identities at rest (docs/privacy.md) ------------------------------------------------
+
+    def _open_identities(self) -> int:
+        """At open: identities a previous process held in RAM are gone (marked); rows of an
+        earlier release are sealed if the key is known; a file never cleaned since the
+        upgrade is vacuumed once, so no deleted clear row survives in free pages.  Returns
+        how many rows lost their identity."""
+        held = HELD.ids(self.path)  # this process's, still in memory: not lost
+        with immediate(self._db):
+            lost = 0
+            for (checkin_id,) in self._db.execute(
+                    "SELECT id FROM checkins WHERE identity = 'waiting'").fetchall():
+                if checkin_id not in held:
+                    lost += self._db.execute(
+                        "UPDATE checkins SET identity = 'lost', "
+                        "reasons = json_insert(reasons, '$[#]', 'identity_not_kept') "
+                        "WHERE id = ?", [checkin_id]).rowcount
+        self._legacy = self._db.execute(
+            "SELECT 1 FROM checkins WHERE identity = 'clear' LIMIT 1").fetchone() is not None
+        self._seal_pending()
+        if get_meta(self._db).get("at_rest") != "sealed":
+            self._db.execute("VACUUM")
+            with immediate(self._db):
+                self._db.execute("INSERT INTO sync_meta (key, value) VALUES ('at_rest', "
+                                 "'sealed') ON CONFLICT(key) DO UPDATE SET value = 'sealed'")
+            truncate_wal(self._db)
+        return lost
+
+    def _current_sealer(self) -> Sealer | None:
+        """The sealer of the central key in ``sync_meta`` (the sync worker keeps it)."""
+        row = self._db.execute("SELECT value FROM sync_meta WHERE key = ?",
+                               [SEALING_KEY_META]).fetchone()
+        text = row[0] if row else None
+        if text != self._sealer_text:
+            key = read_sealing_key(text)
+            self._sealer = Sealer(key) if key is not None else None
+            self._sealer_text = text
+        return self._sealer
+
+    def _seal_pending(self) -> int:
+        """Seal what waits (identities in RAM, clear rows of an earlier release) once the
+        central's key is known; returns how many rows were sealed.  Caller holds the lock
+        (or is the constructor)."""
+        if not (self._waiting or self._legacy):
+            return 0
+        sealer = self._current_sealer()
+        if sealer is None:
+            return 0
+        held = seal_held(self._db, self.path, sealer)
+        self._waiting = False
+        legacy = 0
+        if self._legacy:
+            legacy = seal_clear_rows(self._db, sealer)
+            self._legacy = False
+        if held or legacy:
+            log.info("sealed %d identities to the central's key %s", held + legacy,
+                     sealer.key.id)
+        return held + legacy
+
+    def protect(self) -> int:
+        """Seal identities waiting for the central's key, if it has arrived (the scan loop
+        calls this now and then; a check-in does too).  Returns how many were sealed."""
+        with self._lock:
+            self._check_open()
+            try:
+                return self._seal_pending()
+            except sqlite3.Error as e:
+                raise StoreError(f"could not seal waiting identities in {str(self.path)!r}: "
+                                 f"{e}; check free space and the SD card") from e
+
+    @property
+    def identities_waiting(self) -> int:
+        """Identities held in RAM for want of the central's sealing key."""
+        return len(HELD.ids(self.path))
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r}, device_id={self.device_id!r})"
@@ -371,16 +577,28 @@ class Store(Connection):
         mono = self.clock.monotonic_ns()
         synced = self.clock.synced()
         checkin_id = uuid7()
-        row = (
-            checkin_id, self.device_id, self.checkpoint_id, entry.direction, entry.kind,
-            entry.person_key, json.dumps(dict(entry.display), ensure_ascii=False, sort_keys=True),
-            entry.decision, json.dumps(list(entry.reasons)), entry.source, entry.override_of,
-            entry.original_decision, entry.override_reason, iso(now), mono,
-            self.clock.boot_id, int(synced), self.app_version, "ntp" if synced else "none",
-        )
+        identity = _identity(entry.person_key, entry.override_reason)
+        reason = None if "override_reason" in identity else entry.override_reason
         with self._lock:
             self._check_open()
             try:
+                if self._waiting or self._legacy:
+                    self._waiting = bool(HELD.ids(self.path))
+                    self._seal_pending()
+                sealer = self._current_sealer() if identity else None
+                sealed = sealer.seal(identity, aad_for(checkin_id, self.device_id)) \
+                    if sealer is not None else None
+                state = "none" if not identity else "sealed" if sealed else "waiting"
+                # The identity is never written in clear: sealed, or held in RAM.
+                row = (
+                    checkin_id, self.device_id, self.checkpoint_id, entry.direction,
+                    entry.kind, None,
+                    json.dumps(dict(entry.display), ensure_ascii=False, sort_keys=True),
+                    entry.decision, json.dumps(list(entry.reasons)), entry.source,
+                    entry.override_of, entry.original_decision, reason, iso(now), mono,
+                    self.clock.boot_id, int(synced), self.app_version,
+                    "ntp" if synced else "none", sealed, state,
+                )
                 with immediate(self._db):
                     if entry.override_of is not None:
                         found = self._db.execute(
@@ -395,10 +613,13 @@ class Store(Connection):
                         "INSERT INTO checkins (id, device_id, checkpoint_id, direction, kind, "
                         "person_key, display, decision, reasons, source, override_of, "
                         "original_decision, override_reason, wall_time, mono_ns, boot_id, "
-                        "clock_synced, app_version, time_source) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "clock_synced, app_version, time_source, sealed, identity) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         row,
                     )
+                if state == "waiting":
+                    HELD.hold(self.path, checkin_id, identity)
+                    self._waiting = True
             except sqlite3.Error as e:
                 raise StoreError(
                     f"could not record the check-in in {str(self.path)!r}: {e}; "
@@ -455,3 +676,14 @@ class Store(Connection):
         with self._lock:
             self._check_open()
             return read_document(self._db, name)
+
+
+def _identity(person_key: str | None, override_reason: str | None) -> dict[str, str]:
+    """What of a check-in is sealed: its person key, and an override reason holding a
+    digit (an officer may type a document number there); empty when there is nothing."""
+    identity = {}
+    if person_key:
+        identity["person_key"] = person_key
+    if override_reason and needs_sealing(override_reason):
+        identity["override_reason"] = override_reason
+    return identity

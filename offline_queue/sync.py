@@ -32,8 +32,10 @@ from offline_queue.documents import DOCUMENT_NAMES, Document, sha256, validate
 from offline_queue.errors import StoreError, SyncError
 from offline_queue.outbox import Outbox
 from offline_queue.pinned import PinnedKey
+from offline_queue.sealing import SealError, read_signed_key, verify_signed_key
 from offline_queue.serverurl import check_server_url
 from offline_queue.signing import Envelope, SignatureError, read_envelope, verify_document
+from offline_queue.store import SEALING_KEY_META
 from offline_queue.untrusted import escaped
 
 log = logging.getLogger(__name__)
@@ -378,7 +380,13 @@ def _time_sample(response: requests.Response, wall0: datetime, mono0: int, mono1
 
 _STATE_OF = {
     "accepted": "sent", "duplicate": "sent", "conflict": "conflict", "rejected": "rejected",
+    # The central could not open the sealed identity and kept the row aside for its
+    # administrator (docs/privacy.md): delivered, the kiosk can do nothing more about it.
+    "unopened": "sent",
 }
+# The sealing key is looked at again this often once one is kept, this often until then.
+SEALING_REFRESH_S = 6 * 3600.0
+SEALING_RETRY_S = 10.0
 # A whole-request 4xx halves the batch (a body-size limit on the path) for this long.
 SHRINK_S = 3600.0
 
@@ -415,6 +423,8 @@ class Syncer:
         self._reduced = batch_size
         self._reduced_until = 0.0
         self._anchor_uncertainty: float | None = None
+        self._sealing_next = 0.0  # monotonic time of the next look at the sealing key
+        self.sealing_error: str | None = None  # escaped; why the last look took no key
 
     def _limit(self) -> int:
         return self._reduced if time.monotonic() < self._reduced_until else self.batch_size
@@ -460,6 +470,9 @@ class Syncer:
             self.client.health()
             self._take_time()
         self.outbox.correct_times(self.clock)
+        if not self.outbox.meta().get(SEALING_KEY_META):
+            self._refresh_sealing_key(fresh=True)
+        self.outbox.seal_clear()  # identities that waited for the sealing key go out too
         delivered = 0
         after = 0
         counts = self.outbox.counts()
@@ -547,6 +560,7 @@ class Syncer:
             changed.append(Document(name, body, etag, now, expires_at))
             versions[name] = envelope.version
         self.outbox.apply_documents(changed, unchanged, now)
+        self._refresh_sealing_key()
         # After the bodies: a crash between leaves a version older than the body in force,
         # never a version whose body was not applied (that would refuse the next fetch).
         self.document_errors = tuple(errors)
@@ -556,6 +570,41 @@ class Syncer:
         if changed:
             log.info("applied documents: %s", ", ".join(d.name for d in changed))
         return [d.name for d in changed]
+
+    def _refresh_sealing_key(self, *, fresh: bool = False) -> None:
+        """Fetch the central's sealing key when none is kept, else every few hours (a
+        rotation), and keep it once the pinned signing key vouches for it
+        (docs/privacy.md).  A failure is logged and tried again at a later pull: until a
+        key is known, identities wait in the kiosk's RAM."""
+        meta = self.outbox.meta()
+        if meta.get(SEALING_KEY_META) and not self._sealing_next:
+            # A key is kept: look for a rotation in a few hours, not at start-up.
+            self._sealing_next = time.monotonic() + SEALING_REFRESH_S
+        if meta.get(SEALING_KEY_META) and time.monotonic() < self._sealing_next:
+            return
+        self._sealing_next = time.monotonic() + SEALING_REFRESH_S
+        try:
+            if fresh:  # outside a pull: ask the central now, not a pull's earlier answer
+                self.pin.begin_pull()
+            value = self.pin.answer()
+            value = value.get("sealing_key") if isinstance(value, dict) else None
+            if value is None:
+                raise SealError("the central publishes no sealing key; upgrade the central "
+                                "(identities wait in memory meanwhile)")
+            key, signer, signature = read_signed_key(value)
+            verify_signed_key(self.pin.key_for(signer), key, signature)
+        except (SealError, SignatureError, SyncError) as e:
+            self.sealing_error = clean(e)
+            if meta.get(SEALING_KEY_META) is None:
+                self._sealing_next = time.monotonic() + SEALING_RETRY_S
+            log.warning("sync: the central's sealing key was not taken: %s", self.sealing_error)
+            return
+        self.sealing_error = None
+        text = json.dumps(key.as_json(), sort_keys=True)
+        if meta.get(SEALING_KEY_META) != text:
+            self.outbox.set_meta(**{SEALING_KEY_META: text})
+            log.info("sync: identities are sealed to the central's key %s from now on", key.id)
+        self.outbox.seal_clear()
 
     def _verified(self, name: str, body: bytes, response: requests.Response,
                   current: Document | None, in_force: int | None) -> Envelope:
@@ -947,6 +996,8 @@ def sync_once(
             try:
                 delivered = syncer.push()
                 changed = syncer.pull()
+                # Rows of an earlier release wait for the sealing key the pull may bring.
+                delivered += syncer.push()
             except SyncError as e:
                 error = str(e)
                 refused = isinstance(e, AuthSyncError)

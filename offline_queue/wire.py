@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypedDict, cast
 
 from offline_queue.records import DECISIONS, DIRECTIONS, KINDS, SOURCES
+from offline_queue.sealing import MAX_SEALED
 
 MAX_BATCH = 1000
 # Optional header of a check-in post: the rows the kiosk holds besides this batch (digits
@@ -74,9 +75,10 @@ class CheckIn(_Recorded, total=False):
 
     corrected_at: str | None
     time_source: str | None
+    sealed: str | None  # the identity sealed to the central's key (offline_queue.sealing)
 
 
-Status = Literal["accepted", "duplicate", "conflict", "forbidden", "rejected"]
+Status = Literal["accepted", "duplicate", "conflict", "forbidden", "rejected", "unopened"]
 
 
 class _Answer(TypedDict):
@@ -112,17 +114,21 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "corrected_at": ((str, type(None)), False),
     "time_source": ((str, type(None)), False),
     "app_version": ((str,), True),
+    # The identity (person_key, an override reason with a digit) sealed to the central's
+    # key (offline_queue.sealing); person_key is null then.  The central opens it on ingest.
+    "sealed": ((str, type(None)), False),
 }
 _CHOICES = {"direction": DIRECTIONS, "kind": KINDS, "decision": DECISIONS, "source": SOURCES,
             "original_decision": DECISIONS, "time_source": TIME_SOURCES}
-_MAX_LENGTH = {"override_reason": MAX_OVERRIDE_REASON, "recorded_at": 64, "corrected_at": 64}
+_MAX_LENGTH = {"override_reason": MAX_OVERRIDE_REASON, "recorded_at": 64, "corrected_at": 64,
+               "sealed": MAX_SEALED}
 # Filled in or improved by the kiosk after the first send; never part of the content.
 _NOT_CONTENT = frozenset({"corrected_at", "time_source"})
 
 
 def from_row(row: Mapping[str, Any]) -> CheckIn:
     """The wire form of a ``checkins`` row of the kiosk database (its own, trusted)."""
-    return {
+    item: CheckIn = {
         "id": row["id"],
         "device_id": row["device_id"],
         "checkpoint_id": row["checkpoint_id"],
@@ -145,6 +151,9 @@ def from_row(row: Mapping[str, Any]) -> CheckIn:
         "time_source": row["time_source"],
         "app_version": row["app_version"],
     }
+    if row.get("sealed") is not None:  # absent otherwise: a central of before knows no such field
+        item["sealed"] = row["sealed"]
+    return item
 
 
 def content_hash(item: CheckIn) -> str:
@@ -251,6 +260,9 @@ def validation_errors(item: object, *, now: datetime | None = None) -> list[str]
             errors.append(f"missing field {name!r}")
     errors.extend(_uuid_errors(item))
     errors.extend(_time_errors(item, now))
+    if item.get("sealed") is not None and item.get("person_key") is not None:
+        errors.append("person_key is given in clear beside a sealed identity; send one or "
+                      "the other (person_key null when sealed)")
     return errors
 
 

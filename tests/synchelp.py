@@ -155,3 +155,26 @@ class ScriptedServer:
                 _answer(conn, status, json.dumps(answer).encode(), headers)
             except OSError:
                 return
+
+
+def give_sealing_key(db_path, central_url: str | None = None) -> None:
+    """What a kiosk's first sync does before it records (docs/privacy.md): keep the
+    central's sealing key, so identities are sealed at once rather than held in this
+    process's memory (which a ``sync --once`` in another process cannot reach).  Without
+    ``central_url`` (a scripted server that opens nothing) a key of the test's own."""
+    import json as json_
+
+    import requests as requests_
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from offline_queue.outbox import Outbox
+    from offline_queue.sealing import SealingKey, raw_public
+    from offline_queue.store import SEALING_KEY_META
+
+    if central_url is None:
+        key = SealingKey(raw_public(X25519PrivateKey.generate()), "2026-01-01T00:00:00Z")
+    else:
+        answer = requests_.get(central_url + "/v1/keys", timeout=5).json()
+        key = SealingKey.from_json(answer["sealing_key"])
+    with Outbox(db_path) as outbox:
+        outbox.set_meta(**{SEALING_KEY_META: json_.dumps(key.as_json(), sort_keys=True)})

@@ -27,6 +27,7 @@ from offline_queue.records import (
     Outcome,
 )
 from offline_queue.store import Store
+from tests.synchelp import give_sealing_key
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = yaml.safe_load((REPO / "docs" / "api.yaml").read_text(encoding="utf-8"))
@@ -108,6 +109,7 @@ def test_enrol_checkins_documents_and_report_keep_to_the_contract(server, tmp_pa
     check(again.json(), response_schema("/v1/devices/enrol", "post", 403))
 
     kiosk_db = tmp_path / "kiosk.db"
+    give_sealing_key(kiosk_db, server.url)  # what the kiosk's first sync keeps
     with Store(kiosk_db, device_id=enrolled["device_id"],
                checkpoint_id=enrolled["checkpoint_id"]) as store:
         first = store.record(CheckIn("in", "cccd", "001185012345",
@@ -119,6 +121,7 @@ def test_enrol_checkins_documents_and_report_keep_to_the_contract(server, tmp_pa
                              source="manual"))
     with Outbox(kiosk_db) as outbox:
         items = outbox.claim(10)
+    assert all(i["person_key"] is None and i["sealed"].startswith("seal1.") for i in items)
     body = {"checkins": items}
     check(body, request_schema("/v1/checkins", "post"))
     headers = {"Authorization": f"Bearer {enrolled['device_token']}"}

@@ -75,7 +75,9 @@ def test_record_is_committed_with_every_field(db_path):
     assert row["id"] == checkin_id
     assert (row["device_id"], row["checkpoint_id"]) == ("dev-1", "cp-7")
     assert (row["direction"], row["kind"], row["decision"]) == ("in", "cccd", "pass")
-    assert row["person_key"] == "001085012345"
+    # Never in clear (issue 14): no sealing key yet, so the identity waits in memory.
+    assert row["person_key"] is None and row["sealed"] is None
+    assert row["identity"] == "waiting" and store.identities_waiting == 1
     assert row["reasons"] == '["cccd_ok"]'
     assert row["wall_time"] == "2021-09-20T03:00:00.000000Z"
     assert row["mono_ns"] == 5_000_000_000
@@ -97,7 +99,8 @@ def test_migrations_are_recorded_once(db_path):
     open_store(db_path).close()
     names = [r[0] for r in raw(db_path).execute("SELECT name FROM _sqlite_migrations")]
     assert names == ["m001_checkins", "m002_documents", "m003_sync_meta",
-                     "m004_time_source_and_forbidden", "m005_boot_clock"]
+                     "m004_time_source_and_forbidden", "m005_boot_clock",
+                     "m006_sealed_identity"]
 
 
 def test_uuid7_is_time_ordered_and_never_goes_back():

@@ -28,7 +28,7 @@ from offline_queue.sync import (
     sync_once,
 )
 from tests.faultproxy import FAULTS, FaultProxy
-from tests.synchelp import queue_stats
+from tests.synchelp import give_sealing_key, queue_stats
 
 FAST = dict(backoff_base=0.02, backoff_cap=0.2, boot_jitter=0, link_jitter=0.01,
             idle_interval=0.2, connect_timeout=2, read_timeout=5)
@@ -157,6 +157,7 @@ def test_retry_after_is_honoured(central, enrolled, tmp_path):
 
 def test_answer_lost_after_server_acted_is_a_duplicate_not_a_double(central, enrolled, tmp_path):
     faults = iter(["reset_after", "truncate"])
+    give_sealing_key(tmp_path / "kiosk.db", central.url)  # the faults hit the posts
     with FaultProxy((central.host, central.port), lambda: next(faults, "pass")) as proxy, \
             kiosk_store(tmp_path, enrolled) as store:
         ids = [store.record(entry(i)) for i in range(10)]
@@ -323,6 +324,7 @@ def test_tls_verification_cannot_be_turned_off(tmp_path):
 def test_outbox_claims_in_creation_order_even_when_the_clock_steps_back(tmp_path):
     wall = [datetime(2021, 9, 20, 3, 0, tzinfo=UTC)]
     clock = Clock(wall=lambda: wall[0], synced=lambda: True, boot_id="b")
+    give_sealing_key(tmp_path / "k.db")
     with Store(tmp_path / "k.db", device_id="d", checkpoint_id="c", clock=clock) as store:
         first = store.record(entry(1))
         wall[0] -= timedelta(days=1)
@@ -361,6 +363,7 @@ def test_sync_once_command_uses_the_kiosk_config_and_token_file(tmp_path, centra
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
+    give_sealing_key(tmp_path / "kiosk.db", central.url)  # sync --once runs in another process
     with kiosk_store(tmp_path, enrolled) as store:
         for i in range(3):
             store.record(entry(i))
@@ -393,6 +396,7 @@ def test_continuous_sync_command_prints_readable_status_and_stops_on_sigterm(tmp
     import sys
     from pathlib import Path
 
+    give_sealing_key(tmp_path / "kiosk.db", central.url)  # the command runs in another process
     with kiosk_store(tmp_path, enrolled) as store:
         store.record(entry(1))
     token_file = tmp_path / "device-token"

@@ -16,7 +16,7 @@ from offline_queue.central import db as central_db
 from offline_queue.outbox import Outbox
 from offline_queue.sync import SyncWorker, sync_once
 from tests import test_sync as base
-from tests.synchelp import ScriptedServer, StatusProxy, queue_stats
+from tests.synchelp import ScriptedServer, StatusProxy, give_sealing_key, queue_stats
 from tests.test_sync import (
     FAST,
     entry,
@@ -88,6 +88,7 @@ def _forbidding_server(allowed: set[str]):
 
 
 def test_forbidden_rows_stay_pending_and_sync_once_says_so(enrolled, tmp_path):
+    give_sealing_key(tmp_path / "kiosk.db")
     with kiosk_store(tmp_path, enrolled) as store:
         ids = [store.record(entry(i)) for i in range(3)]
     with sqlite3.connect(tmp_path / "kiosk.db") as conn:  # recorded before re-provisioning
@@ -139,6 +140,7 @@ def test_requeue_puts_dead_letter_back_and_keeps_conflicts(tmp_path, enrolled):
 
 def test_sync_once_command_exits_non_zero_when_rows_stay_in_dead_letter(tmp_path, central,
                                                                         enrolled):
+    give_sealing_key(tmp_path / "kiosk.db", central.url)
     with kiosk_store(tmp_path, enrolled) as store:
         store.record(entry(1))
         bad = store.record(entry(2))
@@ -208,6 +210,7 @@ def test_a_verdict_with_a_non_text_status_keeps_that_row_and_delivers_the_rest(e
     """A status that is a list or an object (a broken central) is no verdict: like an unknown
     word, the row stays to be sent again, and the other rows of the batch are still marked."""
     for odd in ("pondering", ["accepted"], {"state": "sent"}):
+        give_sealing_key(tmp_path / "kiosk.db")
         with kiosk_store(tmp_path, enrolled) as store:
             for i in range(3):
                 store.record(entry(i))

@@ -12,7 +12,7 @@ from offline_queue.outbox import Outbox
 from offline_queue.store import Store
 from offline_queue.sync import sync_once
 from tests import test_sync as base
-from tests.synchelp import ScriptedServer
+from tests.synchelp import ScriptedServer, give_sealing_key
 from tests.test_sync import entry, kiosk_store
 
 central, enrolled = base.central, base.enrolled  # the same fixtures
@@ -129,6 +129,7 @@ def test_server_time_is_preferred_to_the_date_header(tmp_path):
         return 404, {"error": "none"}, {}
 
     path = tmp_path / "k.db"
+    give_sealing_key(path)
     with Store(path, device_id="d", checkpoint_id="c", clock=stale) as store:
         row = store.record(entry(1))
     with ScriptedServer(answer) as server:

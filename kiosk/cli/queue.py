@@ -358,15 +358,92 @@ def central_rotate_key(db_path: str | None) -> None:
 @central.command("export")
 @_central_db_option
 def central_export(db_path: str | None) -> None:
-    """Print every received check-in as JSON lines.
+    """Print every received check-in as JSON lines, full identities included (the export
+    for the authorities: the kiosks' own exports are masked).  Written to the audit log
+    first, as the operating-system user who ran it.
 
     Example: checkpoint-kiosk central --db central.db export > checkins.jsonl
+    """
+    import getpass
+
+    from offline_queue.central import db
+    from offline_queue.central.dashboard import audit
+    from offline_queue.central.dashboard.users import User
+
+    with _central_db(_central_db_path(db_path, must_exist=True)) as conn:
+        (count,) = conn.execute("SELECT count(*) FROM scans").fetchone()
+        try:
+            who = getpass.getuser()
+        except (KeyError, OSError):
+            who = "unknown"
+        # No answer without its audit row (as the dashboard's exports).
+        audit.record(conn, User(0, f"cli:{who}"[:64], "administrator"), "export_full",
+                     {"format": "jsonl"}, rows=count, client="command line")
+        for item in db.export_checkins(conn):
+            click.echo(json.dumps(item, ensure_ascii=False, sort_keys=True))
+
+
+@central.command("rotate-sealing-key")
+@_central_db_option
+def central_rotate_sealing_key(db_path: str | None) -> None:
+    """Make a new sealing key; kiosks seal to it after their next key check (within 6 h).
+
+    The earlier keys stay in the file: they open the backlog of kiosks that were offline.
+    Back up the .sealing file with the signing key.  Prints the new key id.
+
+    Example: checkpoint-kiosk central --db central.db rotate-sealing-key
+    """
+    from offline_queue.central.keys import rotate_sealing
+    from offline_queue.errors import StoreError
+
+    path = _key_file(_central_db_path(db_path))
+    try:
+        keys = rotate_sealing(path)
+    except (StoreError, OSError) as e:
+        raise click.ClickException(f"the sealing key was not rotated: {e}") from e
+    click.echo(keys.current_id)
+
+
+@central.command("unopened")
+@_central_db_option
+def central_unopened(db_path: str | None) -> None:
+    """List check-ins kept aside because their sealed identity could not be opened
+    (unknown key, changed or cut in transit), as JSON lines; exit 1 if there are any.
+
+    Example: checkpoint-kiosk central --db central.db unopened
     """
     from offline_queue.central import db
 
     with _central_db(_central_db_path(db_path, must_exist=True)) as conn:
-        for item in db.export_checkins(conn):
-            click.echo(json.dumps(item, ensure_ascii=False, sort_keys=True))
+        rows = db.unopened_rows(conn)
+    for row in rows:
+        click.echo(json.dumps(row, ensure_ascii=False, sort_keys=True))
+    if rows:
+        click.echo(f"{len(rows)} check-in(s) kept aside; restore the sealing key they name "
+                   "(key_id) from the backup, then run: checkpoint-kiosk central reopen",
+                   err=True)
+        sys.exit(1)
+
+
+@central.command("reopen")
+@_central_db_option
+def central_reopen(db_path: str | None) -> None:
+    """Try the kept-aside check-ins again with the sealing keys in the key file (after a
+    key was restored); those that open are stored as if just received.
+
+    Example: checkpoint-kiosk central --db central.db reopen
+    """
+    from offline_queue.central import db
+    from offline_queue.central.keys import load_or_create
+    from offline_queue.errors import StoreError
+
+    target = _central_db_path(db_path, must_exist=True)
+    try:
+        opener = load_or_create(_key_file(target)).sealing.opener
+    except StoreError as e:
+        raise click.ClickException(str(e)) from e
+    with _central_db(target) as conn:
+        click.echo(json.dumps(db.reopen(conn, opener), sort_keys=True))
 
 
 @central.command("enrol-token")

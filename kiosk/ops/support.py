@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kiosk.logfmt import mask_identifiers
+
 log = logging.getLogger(__name__)
 
 REDACTED = "<redacted>"
@@ -44,13 +46,15 @@ _MASKS: tuple[tuple[re.Pattern[str], Any], ...] = (
 
 
 def mask_line(line: str, secrets: Iterable[str] = ()) -> str:
-    """``line`` with tokens, payloads and long numbers masked; ``secrets`` removed verbatim."""
+    """``line`` with tokens, payloads, long numbers and every other identifier the log
+    formatter masks (:func:`kiosk.logfmt.mask_identifiers`: a UVCI, a passport number)
+    masked; ``secrets`` removed verbatim."""
     for secret in secrets:
         if secret:
             line = line.replace(secret, REDACTED)
     for pattern, repl in _MASKS:
         line = pattern.sub(repl, line)
-    return line
+    return mask_identifiers(line)
 
 
 def redact_config(data: Any) -> Any:

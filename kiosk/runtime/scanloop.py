@@ -138,6 +138,7 @@ class ScanLoop:
                                         clock)
         self.documents = documents
         self._seen: dict[bytes, float] = {}
+        self._seen_key = os.urandom(32)
         self._results: deque[ScanResult] = deque(maxlen=50)
         self._watchers: list[Callable[[ScanResult], None]] = []
         self._idle_at: float | None = None
@@ -256,7 +257,9 @@ class ScanLoop:
     def _duplicate(self, raw: bytes) -> bool:
         """The same code seen again within the window of its last sighting is the same scan."""
         now = self.clock()
-        key = hashlib.blake2b(raw, digest_size=16).digest()  # keep no payload in memory
+        # Keep no payload in memory, nor a hash anyone could recompute: keyed, the key made
+        # at start and never written (docs/privacy.md).
+        key = hashlib.blake2b(raw, digest_size=16, key=self._seen_key).digest()
         last = self._seen.get(key)
         self._seen[key] = now
         if len(self._seen) > 256:

@@ -391,7 +391,14 @@ class _Routes:
             return _error(413, f"at most {wire.MAX_BATCH} check-ins per request, got {len(items)}")
         now = central_db.now_utc()
         results = central_db.ingest(self.db(), device, items, now=now,
-                                    backlog=_backlog_header())
+                                    backlog=_backlog_header(),
+                                    opener=self.signing_key.sealing.opener)
+        unopened = sum(1 for r in results if r["status"] == "unopened")
+        if unopened:
+            # Counts only; the rows are in the unopened table (``central unopened``).
+            log.error("device %s sent %d check-in(s) whose sealed identity this central "
+                      "cannot open; kept aside (checkpoint-kiosk central unopened)",
+                      device.id, unopened)
         forbidden = sum(1 for r in results if r["status"] == "forbidden")
         if forbidden:
             # Counts only: the rows carry personal data.  A technician links the devices

@@ -30,6 +30,7 @@ from offline_queue.central.schema import migrations  # noqa: F401 - tests apply 
 from offline_queue.clock import iso, parse_iso
 from offline_queue.documents import check_name, sha256, validate
 from offline_queue.errors import StoreError
+from offline_queue.sealing import Opener, SealError, aad_for, sealed_key_id
 
 # Which time a check-in's event_time is (see ``ingest``), best first.
 TIME_BASES = schema.TIME_BASIS_CODES
@@ -321,12 +322,45 @@ _EVENT, _CHECKPOINT = schema.SCAN_COLUMNS.index("event_time"), \
 _DEVICE = schema.SCAN_COLUMNS.index("device")
 
 
+def _open_sealed(item: wire.CheckIn, opener: Opener | None) -> wire.CheckIn:
+    """``item`` with its sealed identity opened into ``person_key`` (and
+    ``override_reason``) and no ``sealed`` member: the content the kiosk recorded, so its
+    content hash is the same whether a row travelled sealed or (an earlier release) clear.
+    SealError says why it cannot be opened."""
+    opened = item.copy()
+    sealed = opened.pop("sealed", None)
+    if sealed is None:
+        return opened
+    if opener is None:
+        raise SealError("this central was started without its sealing keys; start it with "
+                        "its key file (--key-file), then run 'checkpoint-kiosk central reopen'")
+    identity = opener.open(sealed, aad_for(item["id"], item["device_id"]))
+    opened["person_key"] = identity.get("person_key")
+    if "override_reason" in identity:
+        opened["override_reason"] = identity["override_reason"]
+    return opened
+
+
+def _keep_unopened(db: CentralDB, device_num: int, item: wire.CheckIn, error: str,
+                   received: str) -> None:
+    """Keep a row whose identity could not be opened, with why, for the administrator
+    (``central unopened``, ``central reopen``): never dropped silently."""
+    db.execute(
+        "INSERT INTO unopened (device, id, device_id, key_id, error, body, received_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device, id) DO UPDATE SET "
+        "error = excluded.error, received_at = excluded.received_at",
+        [device_num, item["id"], item["device_id"], sealed_key_id(item.get("sealed") or ""), error,
+         json.dumps(item, ensure_ascii=False, sort_keys=True), received])
+
+
 def ingest(
     db: CentralDB, device: Device, items: list[object], *, now: datetime | None = None,
-    backlog: int | None = None,
+    backlog: int | None = None, opener: Opener | None = None,
 ) -> list[wire.RowResult]:
     """Store a batch; one result per item: accepted, duplicate, conflict, forbidden (this
-    device may not deliver it: keep it) or rejected (the row itself is invalid).
+    device may not deliver it: keep it), rejected (the row itself is invalid) or unopened
+    (its sealed identity cannot be opened with ``opener``, the central's sealing keys: kept
+    aside in ``unopened`` with the error, the kiosk stops sending it).
 
     The batch goes in with a few multi-row ``INSERT ... ON CONFLICT DO NOTHING
     RETURNING id`` (in id order, so that two requests carrying the same rows lock them
@@ -354,6 +388,12 @@ def ingest(
             # One spelling of the id (PostgreSQL's uuid type would answer another).
             spelled: wire.CheckIn = {**checkin, "id": str(uuid.UUID(checkin["id"]))}
             owner = allowed[spelled["device_id"]]
+            try:
+                spelled = _open_sealed(spelled, opener)
+            except SealError as e:
+                _keep_unopened(db, owner.num, spelled, str(e), iso(received))
+                results[index] = {"id": item_id, "status": "unopened", "errors": [str(e)]}
+                continue
             digest = wire.content_hash(spelled)
             event_time, basis = _event_time(spelled, received)
             row = schema.scan_row(
@@ -551,7 +591,7 @@ def _note_errors(db: CentralDB, device_num: int, received: datetime,
     quote personal data): the fleet page's "last error"."""
     tally: dict[str, int] = {}
     for r in results:
-        if r is not None and r["status"] in ("rejected", "forbidden", "conflict"):
+        if r is not None and r["status"] in ("rejected", "forbidden", "conflict", "unopened"):
             tally[r["status"]] = tally.get(r["status"], 0) + 1
     if tally:
         text = ", ".join(f"{n} {status}" for status, n in sorted(tally.items()))
@@ -684,3 +724,30 @@ def export_checkins(db: CentralDB) -> Iterator[dict[str, Any]]:
     received_at, event_time, time_basis, posted_by), in receive order."""
     yield from map(item_of, rows_as_dicts(db.execute(
         EXPORT_SQL + " ORDER BY s.received_at, s.id")))
+
+
+def unopened_rows(db: CentralDB) -> list[dict[str, Any]]:
+    """The check-ins kept aside because their sealed identity could not be opened (no
+    identity in them: the sealed text stays sealed), oldest first."""
+    return [{"device_id": r[0], "id": str(r[1]), "key_id": r[2], "error": r[3],
+             "received_at": r[4]} for r in db.execute(
+        "SELECT device_id, id, key_id, error, received_at FROM unopened "
+        "ORDER BY received_at, device_id, id")]
+
+
+def reopen(db: CentralDB, opener: Opener, *, now: datetime | None = None) -> dict[str, int]:
+    """Try the kept-aside check-ins again with ``opener`` (a restored or older key): each
+    that opens is ingested as its device had sent it and leaves the table.  Returns counts
+    by the ingest's answer."""
+    rows = db.execute("SELECT d.id, d.checkpoint_id, u.id, u.body FROM unopened AS u "
+                      "JOIN devices AS d ON d.num = u.device ORDER BY u.received_at").fetchall()
+    tally: dict[str, int] = {}
+    for device_id, checkpoint_id, checkin_id, body in rows:
+        item = json.loads(body)
+        (result,) = ingest(db, Device(device_id, checkpoint_id), [item], now=now, opener=opener)
+        tally[result["status"]] = tally.get(result["status"], 0) + 1
+        if result["status"] != "unopened":
+            with db.atomic():
+                db.execute("DELETE FROM unopened WHERE device = (SELECT num FROM devices "
+                           "WHERE id = ?) AND id = ?", [device_id, checkin_id])
+    return tally

@@ -314,6 +314,22 @@ def m006_signed_and_scoped(db: Database) -> None:
     db.execute(_sqlite_checkins_view())
 
 
+def unopened_ddl() -> list[str]:
+    """Check-ins whose sealed identity the central could not open (unknown key, changed or
+    cut ciphertext): kept with the error until a key is restored (``central reopen``)."""
+    return [
+        "CREATE TABLE unopened (device INTEGER NOT NULL, id TEXT NOT NULL, "
+        "device_id TEXT NOT NULL, key_id TEXT, error TEXT NOT NULL, body TEXT NOT NULL, "
+        "received_at TEXT NOT NULL, PRIMARY KEY (device, id))",
+    ]
+
+
+@migrations()
+def m007_unopened(db: Database) -> None:
+    for statement in unopened_ddl():
+        db.execute(statement)
+
+
 def _utc(iso_text: str) -> datetime:
     return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).astimezone(UTC)
 
@@ -404,6 +420,7 @@ PG_MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE enrolment_tokens ADD COLUMN expires_at TEXT",
         "ALTER TABLE scans DROP CONSTRAINT scans_pkey, ADD PRIMARY KEY (device, id)",
     ],
+    4: unopened_ddl(),  # m007 of SQLite (issue 14: sealed identities)
 }
 
 

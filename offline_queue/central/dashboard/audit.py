@@ -21,7 +21,7 @@ from offline_queue.central.backend import CentralDB
 from offline_queue.central.dashboard.users import User
 from offline_queue.clock import iso
 
-ACTIONS = ("trace_person", "trace_checkpoint", "trace_contacts")
+ACTIONS = ("trace_person", "trace_checkpoint", "trace_contacts", "export_full")
 # Parameters written as given (no personal data); every other one is masked.
 PLAIN = frozenset({"days", "minutes", "checkpoint", "since", "until", "format"})
 
