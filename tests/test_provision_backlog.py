@@ -7,6 +7,7 @@ Real central server on 127.0.0.1, real queue database in tmp_path.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 
@@ -77,13 +78,17 @@ def test_reenrolment_names_the_backlogs_device_ids_and_requeues_dead_letter(cent
     assert states(db) == {"pending": 5, "sent": 1}
 
 
-def test_a_fresh_kiosk_sends_no_previous_ids_and_creates_no_database(central, etc, tmp_path):
+def test_a_fresh_kiosk_sends_no_previous_ids(central, etc, tmp_path):
+    """No queue yet: no previous ids.  The queue made afterwards holds only the central's
+    sealing key (the first check-in is sealed), no check-in."""
     session, sent = capturing_session()
     db = tmp_path / "nothing-here.db"
     prov.provision(prov.Request(central.url, new_token(central)), config_path=etc / "kiosk.toml",
                    store_path=db, session=session)
     assert sent == [{"enrolment_token": sent[0]["enrolment_token"]}]
-    assert not db.exists()
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT count(*) FROM checkins").fetchone() == (0,)
+        assert [k for (k,) in conn.execute("SELECT key FROM sync_meta")] == ["sealing_key"]
 
 
 def test_revoked_then_reprovisioned_every_row_reaches_the_central(central, etc, kiosk):

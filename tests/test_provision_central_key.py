@@ -5,6 +5,7 @@ the one-time token is spent, and pins the key in its config."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,10 @@ from kiosk.ops import provision as prov
 from offline_queue.central import db as central_db
 from offline_queue.central.keys import KeyFile, rotate
 from offline_queue.central.server import CentralServer
+from offline_queue.outbox import Outbox
+from offline_queue.records import CheckIn
 from offline_queue.signing import fingerprint, parse_key
+from offline_queue.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -131,3 +135,33 @@ def test_a_qr_and_a_central_key_flag_together_are_refused(tmp_path, etc):
     proc = _provision_cli("--qr", "{}", "--central-key", "ab" * 32,
                           "--config", str(etc / "kiosk.toml"))
     assert proc.returncode == 2 and "--central-key goes with --server" in proc.stderr
+
+
+def test_the_first_check_in_after_enrolment_is_sealed_without_a_sync(central, tmp_path, etc):
+    """The enrolment answer carries the central's sealing key, signed by the key just
+    pinned: provisioning keeps it in the queue, so no identity waits in RAM (where a
+    restart before the first sync would lose it)."""
+    store_path = tmp_path / "state" / "checkins.db"
+    result = prov.provision(qr(central, tmp_path, central.keys.fingerprint),
+                            config_path=etc / "kiosk.toml", store_path=store_path)
+    assert result.ok
+    cfg = config_mod.load(etc / "kiosk.toml", environ={})
+    with Store(store_path, device_id=cfg.device.id,
+               checkpoint_id=cfg.device.checkpoint_id) as store:
+        store.record(CheckIn(direction="in", kind="cccd", person_key="001085012345",
+                             decision="pass"))
+    with sqlite3.connect(store_path) as db:
+        assert db.execute("SELECT identity, person_key FROM checkins").fetchall() == [
+            ("sealed", None)]
+
+
+def test_a_sealing_key_not_signed_by_the_pinned_key_is_not_kept(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from offline_queue.central.keys import CentralKey
+
+    store_path = tmp_path / "checkins.db"
+    stranger = CentralKey.generate().keys_answer()["sealing_key"]
+    pin = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+    assert prov._keep_sealing_key(store_path, stranger, pin, owner=None) is None
+    assert not store_path.exists() or "sealing_key" not in Outbox(store_path).meta()

@@ -251,6 +251,9 @@ class Enrolment:
     # The previous ids the central linked (their rows are accepted); None: not said.
     linked_device_ids: tuple[str, ...] | None = None
     central_key: bytes | None = None  # the central's signing key; None: an older central
+    # The central's sealing key as the answer carries it, signed (offline_queue.sealing);
+    # None: a central of before sealing.
+    sealing_key: object = None
 
 
 def enrol(request: Request, *, timeout: float = 10.0, session: requests.Session | None = None,
@@ -302,7 +305,8 @@ def enrol(request: Request, *, timeout: float = 10.0, session: requests.Session 
                               str(body["device_token"]), body.get("server_time"),
                               tuple(str(i) for i in linked) if isinstance(linked, list)
                               else None,
-                              read_keys(keys)[0] if keys is not None else None)
+                              read_keys(keys)[0] if keys is not None else None,
+                              keys.get("sealing_key") if isinstance(keys, dict) else None)
     except SignatureError as e:
         raise ProvisionError(f"the enrolment answer from {url} carries no usable central "
                              f"key ({e}); the token is now used: ask for a new one once the "
@@ -432,6 +436,7 @@ def provision(
                     "recorded under them cannot be delivered by this enrolment",
                     ", ".join(unlinked), enrolment.device_id)
     requeued = _requeue_dead_letter(store, owner=uid_gid) if previous else 0
+    _keep_sealing_key(store, enrolment.sealing_key, pin, owner=uid_gid)
     return Result(
         ok=True,
         message=f"enrolled as {enrolment.device_id} at {enrolment.checkpoint_id}",
@@ -554,6 +559,48 @@ def _plain_id(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_DEVICE_ID and value.isprintable()
 
 
+def _keep_sealing_key(store: Path, value: object, pin: bytes | None, *,
+                      owner: tuple[int, int] | None) -> str | None:
+    """Keep the central's sealing key from the enrolment answer in the queue, so the very
+    first check-in is sealed (without it, identities wait in RAM until the first sync,
+    and a restart before it loses them: docs/privacy.md).  Only a key the pinned signing
+    key signed; anything else is left to the sync worker, which asks again.  Returns its id."""
+    if value is None or pin is None:
+        return None
+    from offline_queue.outbox import Outbox
+    from offline_queue.sealing import SealError, read_signed_key, verify_signed_key
+    from offline_queue.store import SEALING_KEY_META
+
+    try:
+        key, signer, signature = read_signed_key(value)
+        if signer != fingerprint(pin):
+            raise SealError(f"it is signed by {signer[:16]}…, not by the pinned key "
+                            f"{fingerprint(pin)[:16]}…")
+        verify_signed_key(pin, key, signature)
+        store.parent.mkdir(parents=True, exist_ok=True)
+        with Outbox(store) as outbox:
+            outbox.set_meta(**{SEALING_KEY_META: json.dumps(key.as_json(), sort_keys=True)})
+    except (SealError, StoreError, OSError) as e:
+        log.warning("enrolled, but the central's sealing key was not kept (%s); the kiosk "
+                    "asks for it at its first sync", e)
+        return None
+    finally:
+        _give_to_owner(store, owner)
+    log.info("identities will be sealed to the central's key %s", key.id)
+    return key.id
+
+
+def _give_to_owner(store: Path, owner: tuple[int, int] | None) -> None:
+    """Root made or touched the queue: the kiosk user must still open it."""
+    if owner is None:
+        return
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            path = Path(f"{store}{suffix}")
+            if path.stat().st_uid == 0:
+                os.chown(path, *owner)
+
+
 def _requeue_dead_letter(store: Path, *, owner: tuple[int, int] | None) -> int:
     """After a re-enrolment, dead-lettered rows go back to pending (best effort, logged)."""
     if not store.is_file():
@@ -568,12 +615,7 @@ def _requeue_dead_letter(store: Path, *, owner: tuple[int, int] | None) -> int:
                     "in the queue (%s); they stay dead-lettered in the database", store, e)
         return 0
     finally:
-        if owner is not None:  # root made these: the kiosk user must still open the queue
-            for suffix in ("-wal", "-shm"):
-                with contextlib.suppress(OSError):
-                    extra = Path(f"{store}{suffix}")
-                    if extra.stat().st_uid == 0:
-                        os.chown(extra, *owner)
+        _give_to_owner(store, owner)
     if count:
         log.info("put %d dead-lettered check-ins back in the queue for the new enrolment",
                  count)
