@@ -80,6 +80,8 @@ INVARIANTS = (
     ("document_exits", "kiosk exits caused by a document"),
     ("decided_under_unpublished_policy", "decisions under a policy the province never published"),
     ("tampered_documents_held", "documents held by the kiosk that the central never published"),
+    ("identifiers_at_rest", "full identifiers in the kiosk's files, logs or support bundle"),
+    ("sealed_rows_not_opened", "rows whose identity the central could not open, or lost"),
     ("light_mismatches", "frames where the lights contradicted the screen"),
     ("tracebacks", "tracebacks on screen or in the INFO log"),
     ("not_recorded_with_disk_space", "check-ins refused by the store while the disk had room"),
@@ -823,7 +825,7 @@ profile = "hospital"
         self.ensure_running()
         deadline = time.monotonic() + SYNC_OPTIONS["documents_interval"] * 15 + 5
         while set(TAMPER_FAULTS) - self.tampered_since() and time.monotonic() < deadline:
-            if self.policy_in_force == self.last_policy:
+            if self.kiosk_document("policy") == self.last_policy_body:
                 # The last policy got through: a new one, so that the next fetches are
                 # whole documents (200) to tamper with, not 304s.
                 other = next(p for p in self.POLICIES if p != self.last_policy)
@@ -832,6 +834,23 @@ profile = "hospital"
             self.kiosk.drain(0.2)
         if missing := set(TAMPER_FAULTS) - self.tampered_since():
             self.note("network", f"the tamper window never tried {sorted(missing)}")
+
+    @property
+    def last_policy_body(self) -> bytes | None:
+        return json.dumps(self.POLICIES[self.last_policy]).encode() \
+            if self.last_policy else None
+
+    def kiosk_document(self, name: str) -> bytes | None:
+        """The body of document ``name`` the kiosk holds now (read-only), None if none."""
+        try:
+            with contextlib.closing(sqlite3.connect(
+                    f"file:{self.disk.path / 'checkins.db'}?mode=ro", uri=True,
+                    timeout=5)) as db:
+                row = db.execute("SELECT body FROM documents WHERE name = ?",
+                                 [name]).fetchone()
+        except sqlite3.Error:
+            return None
+        return bytes(row[0]) if row else None
 
     def tampered_since(self) -> set[str]:
         return {k for k, n in self.proxy.tampered.items() if n > self.tampered_before.get(k, 0)}
@@ -955,6 +974,12 @@ profile = "hospital"
             officers = dict(db.execute(
                 "SELECT id, json_extract(body, '$.display.officer') FROM checkins "
                 "WHERE json_extract(body, '$.source') = 'declared'"))
+        with contextlib.closing(sqlite3.connect(self.central_db)) as db:
+            unopened = db.execute("SELECT count(*) FROM unopened").fetchone()[0]
+            identity_lost = db.execute(
+                "SELECT count(*) FROM scans WHERE reasons LIKE '%identity_not_kept%'"
+            ).fetchone()[0]
+        looked_for, at_rest = self.identifiers_at_rest()
         kiosk_db = self.disk.path / "checkins.db"
         kiosk_states: dict[str, int] = {}
         dead: Counter[str] = Counter()
@@ -1071,6 +1096,10 @@ profile = "hospital"
             "documents": dict(self.documents),
             "documents tampered in transit (by fault)": dict(self.proxy.tampered),
             "documents held that the central never published": foreign_documents,
+            "identifiers looked for at rest on the kiosk": looked_for,
+            "full identifiers found at rest (file: first digits)": at_rest[:20],
+            "rows the central could not open / identities lost in RAM": (unopened,
+                                                                         identity_lost),
             "network faults injected": dict(self.network.counts),
             "requests through the proxy": dict(self.proxy.paths.most_common(6)),
             f"most requests in {STORM_WINDOW_S:.0f} s": _busiest([t for t, _ in self.proxy.log]),
@@ -1107,6 +1136,8 @@ profile = "hospital"
             "document_exits": len(document_exits),
             "decided_under_unpublished_policy": unpublished_policy,
             "tampered_documents_held": len(foreign_documents),
+            "identifiers_at_rest": len(at_rest),
+            "sealed_rows_not_opened": unopened + identity_lost,
             "light_mismatches": len(self.mismatches),
             "tracebacks": tracebacks + len(self.internal_errors),
             "not_recorded_with_disk_space": self.not_recorded["room"],
@@ -1117,6 +1148,32 @@ profile = "hospital"
         return {"figures": figures, "invariants": invariants, "notes": self.notes[-40:],
                 "mismatch_examples": self.mismatches[:5],
                 "error_examples": [e["message"] for e in self.logs[:8]]}
+
+    def identifiers_at_rest(self) -> tuple[int, list[str]]:
+        """Issue 14: an SD card taken from the kiosk reveals no document number.  Searches
+        the kiosk's state folder (its queue database, WAL and SHM on their tmpfs), its logs
+        and a support bundle made now for every full identifier the central holds and every
+        identifier of the people who showed a code (tests/privacy_scan.py).  Returns how
+        many identifiers were looked for and where any was found."""
+        from privacy_scan import find_identifiers
+
+        with contextlib.closing(sqlite3.connect(self.central_db)) as db:
+            held = {r[0] for r in db.execute(
+                "SELECT DISTINCT person_key FROM scans WHERE person_key IS NOT NULL")}
+        # Not the 9-digit CMND numbers: short enough to turn up by chance in a log's digits.
+        shown = {i for p in self.tag_person.values()
+                 for i in (p.cccd, p.qid, p.insurance, p.uvci)}
+        identifiers = sorted(held | shown)
+        bundle = self.work / "support-bundle.tar.gz"
+        made = self.cli("support-bundle", "--config", str(self.config), "-o", str(bundle),
+                        "--state-dir", str(self.state_dir),
+                        *(a for path in self.kiosk.log_paths for a in ("--log-file", str(path))))
+        if made.returncode != 0:
+            self.note("privacy", f"support-bundle failed: {made.stderr.strip()[-300:]}")
+        paths = [self.state_dir, *self.kiosk.log_paths, *([bundle] if bundle.exists() else [])]
+        hits = find_identifiers(paths, identifiers)
+        return len(identifiers), sorted({f"{Path(h.where).name}: {h.spelling[:3]}…"
+                                         for h in hits})
 
     def log_text(self) -> str:
         if not hasattr(self, "_log_text"):

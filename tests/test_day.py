@@ -106,6 +106,16 @@ def test_a_tampering_middlebox_changes_no_decision(day):
     assert inv["tampered_documents_held"] == 0, figures(day)
 
 
+def test_a_stolen_kiosk_reveals_no_identifier(day):
+    """Identities are sealed to the central's key before they touch the disk: after the
+    day, no full identifier in the kiosk's database, WAL, logs or support bundle; and the
+    central opened every sealed row."""
+    f, inv = day["figures"], day["invariants"]
+    assert f["identifiers looked for at rest on the kiosk"] >= 20, figures(day)
+    assert inv["identifiers_at_rest"] == 0, figures(day)
+    assert inv["sealed_rows_not_opened"] == 0, figures(day)
+
+
 def test_the_kiosk_never_exits_because_of_a_document(day):
     assert day["invariants"]["document_exits"] == 0, figures(day)
 
