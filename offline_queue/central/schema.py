@@ -313,6 +313,29 @@ def m006_signed_and_scoped(db: Database) -> None:
     db.execute(_sqlite_checkins_view())
 
 
+DECLARED = SOURCE_CODES.index("declared") + 1
+
+
+def people_ddl(pg: bool) -> list[str]:
+    """Issue 13: the status the province imported, kept apart from the ``status`` document
+    published (which also holds the declarations made at kiosks:
+    ``offline_queue.central.people``), and a partial index of the declared check-ins, so
+    that finding them reads only those rows (ingest updates it for declared rows only)."""
+    blob = "bytea" if pg else "BLOB"
+    return [
+        f"CREATE TABLE document_imports (name TEXT PRIMARY KEY, body {blob} NOT NULL, "
+        "updated_at TEXT NOT NULL, expires_at TEXT)",
+        "CREATE INDEX scans_declared ON scans (event_time, received_at) "
+        f"WHERE source = {DECLARED} AND person_key IS NOT NULL AND override_of IS NULL",
+    ]
+
+
+@migrations()
+def m007_people(db: Database) -> None:
+    for statement in people_ddl(pg=False):
+        db.execute(statement)
+
+
 def _utc(iso_text: str) -> datetime:
     return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).astimezone(UTC)
 
@@ -403,6 +426,7 @@ PG_MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE enrolment_tokens ADD COLUMN expires_at TEXT",
         "ALTER TABLE scans DROP CONSTRAINT scans_pkey, ADD PRIMARY KEY (device, id)",
     ],
+    4: people_ddl(pg=True),  # m007 of SQLite (issue 13)
 }
 
 
