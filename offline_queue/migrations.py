@@ -120,5 +120,21 @@ def m005_boot_clock(db: Database) -> None:
     )
 
 
+@migrations()
+def m006_officer(db: Database) -> None:
+    # Issue 13: the officer who made an override or a declaration, a field of its own (it
+    # was kept as display["officer"]).  Rows no send attempt has carried yet, and rows the
+    # central already holds, are moved to the column; a row that may have reached the
+    # central in an attempt whose answer was lost keeps it in display, so its resend has
+    # the same content (the central reads display.officer of such rows as the officer).
+    db.execute("ALTER TABLE checkins ADD COLUMN officer TEXT")
+    db.execute(
+        "UPDATE checkins SET officer = json_extract(display, '$.officer'), "
+        "display = json_remove(display, '$.officer') "
+        "WHERE json_type(display, '$.officer') = 'text' "
+        "AND (state = 'sent' OR (state = 'pending' AND attempts = 0))"
+    )
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)

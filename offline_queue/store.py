@@ -368,6 +368,7 @@ class Store:
             entry.decision, json.dumps(list(entry.reasons)), entry.source, entry.override_of,
             entry.original_decision, entry.override_reason, iso(now), mono,
             self.clock.boot_id, int(synced), self.app_version, "ntp" if synced else "none",
+            entry.officer,
         )
         with self._lock:
             self._check_open()
@@ -386,8 +387,8 @@ class Store:
                         "INSERT INTO checkins (id, device_id, checkpoint_id, direction, kind, "
                         "person_key, display, decision, reasons, source, override_of, "
                         "original_decision, override_reason, wall_time, mono_ns, boot_id, "
-                        "clock_synced, app_version, time_source) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "clock_synced, app_version, time_source, officer) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         row,
                     )
             except sqlite3.Error as e:

@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from offline_queue.records import DECISIONS, DIRECTIONS, KINDS, SOURCES
+from offline_queue.records import DECISIONS, DIRECTIONS, KINDS, OFFICER_ID, SOURCES
 
 MAX_BATCH = 1000
 
@@ -60,10 +60,14 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "corrected_at": ((str, type(None)), False),
     "time_source": ((str, type(None)), False),
     "app_version": ((str,), True),
+    # Left out when nobody made the row (so a row recorded before the field has the same
+    # content hash when it is sent again).
+    "officer": ((str, type(None)), False),
 }
 _CHOICES = {"direction": DIRECTIONS, "kind": KINDS, "decision": DECISIONS, "source": SOURCES,
             "original_decision": DECISIONS, "time_source": TIME_SOURCES}
-_MAX_LENGTH = {"override_reason": MAX_OVERRIDE_REASON, "recorded_at": 64, "corrected_at": 64}
+_MAX_LENGTH = {"override_reason": MAX_OVERRIDE_REASON, "recorded_at": 64, "corrected_at": 64,
+               "officer": 32}
 # Filled in or improved by the kiosk after the first send; never part of the content.
 _NOT_CONTENT = frozenset({"corrected_at", "time_source"})
 
@@ -92,6 +96,7 @@ def from_row(row: dict[str, Any]) -> dict[str, Any]:
         # How corrected_at was found: 'ntp', 'central' (the central's clock) or 'none'.
         "time_source": row["time_source"],
         "app_version": row["app_version"],
+        **({"officer": row["officer"]} if row.get("officer") else {}),
     }
 
 
@@ -211,6 +216,9 @@ def _field_errors(name: str, value: object, types: tuple[type, ...]) -> list[str
         return _display_errors(value)
     if name == "reasons" and isinstance(value, list):
         return _reasons_errors(value)
+    if name == "officer" and isinstance(value, str) and not OFFICER_ID.fullmatch(value):
+        return [f"officer is {short_repr(value)}; an officer id is 1-32 ASCII letters, "
+                "digits, '.', '_' or '-', starting with a letter or digit"]
     return []
 
 
