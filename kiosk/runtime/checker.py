@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +40,12 @@ class LiveChecker:
     kiosk (a restart loop would leave every checkpoint dark); it is skipped, the one in force stays
     (at start-up the config's policy, or no list: ``*_missing`` reasons send people to an
     officer), and the fault is kept for the status strip until a good version arrives.
+
+    Once :meth:`start` ed (``kiosk.runtime.build`` does), a thread of its own reads and
+    applies new documents and swaps the checker in whole; :meth:`decide` then only uses the
+    one in force, so a scan never waits for a large status document to be parsed (2.6 s for
+    200,000 people here: docs/policy.md, "A large status document").  Not started (the
+    ``inspect`` command, tests), :meth:`decide` refreshes on the caller's thread.
     """
 
     DOCUMENTS = ("policy", "trust_list", "watchlist", "status", "risk_levels")
@@ -58,7 +65,39 @@ class LiveChecker:
         self._versions: dict[str, tuple[str | None, datetime, int] | None] = {}
         self._bad: dict[str, tuple[str | None, str]] = {}  # the last body that failed, by name
         self.checker = Checker(**self._in_force)
+        self._lock = threading.Lock()  # one refresh at a time
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self.refresh(force=True)
+
+    def start(self) -> LiveChecker:
+        """Apply new documents on a thread of its own from now on (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="documents", daemon=True)
+            self._thread.start()
+        return self
+
+    def poke(self) -> None:
+        """Look for new documents now (the sync worker stored one)."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh(force=True)
+            except Exception:  # noqa: BLE001 - the thread must outlive one bad turn
+                log.exception("applying the stored documents failed; the ones in force stay")
+            self._wake.wait(self.refresh_seconds or 0.5)
+            self._wake.clear()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            if self._thread.is_alive():
+                log.warning("the documents thread did not stop within 10 s")
 
     @property
     def policy(self) -> Policy:
@@ -66,7 +105,9 @@ class LiveChecker:
 
     def decide(self, credential: Credential, *, at: datetime,
                direction: str = "in") -> Decision:
-        self.refresh()
+        if self._thread is None:
+            self.refresh()
+        # One read of the attribute: the documents thread swaps in a whole new checker.
         return self.checker.decide(credential, at=at, direction=direction)
 
     def trust_list_age(self) -> timedelta | None:
@@ -82,6 +123,10 @@ class LiveChecker:
         return dict(self._times)
 
     def refresh(self, *, force: bool = False) -> None:
+        with self._lock:
+            self._refresh(force)
+
+    def _refresh(self, force: bool) -> None:
         now = time.monotonic()
         if not force and now - self._checked < self.refresh_seconds:
             return
