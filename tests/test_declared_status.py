@@ -268,7 +268,7 @@ def test_the_republisher_runs_on_its_own_and_on_a_poke(tmp_path):
         device = enrol(server, target, "CP-A")
         post(server, device, [declared_row(device, DECLARED_CCCD, datetime.now(UTC))])
     with people.Republisher(target, DeclarationFolder(), validators=VALIDATORS,
-                            every=60.0) as republisher:
+                            every=60.0, min_gap=0.0) as republisher:
         assert wait_for(lambda: republisher.published == 1)
         with CentralServer(target, validators=VALIDATORS) as server:
             post(server, device, [declared_row(device, OTHER_CCCD, datetime.now(UTC),

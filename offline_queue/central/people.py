@@ -16,9 +16,9 @@ partial index holds only those rows, so ingest pays for it on declared rows alon
 :class:`Republisher` republishes on a schedule: every ``every`` seconds it compares the
 declared rows (their count and newest receive time), the import and the policy with what
 the published document was made from, and folds again when they differ, or when the
-document is older than ``refresh`` (declarations expire).  ``serve`` runs one in the
-supervisor process, away from the workers' interpreter locks; ``poke`` (after an ingest that
-took a declaration) makes it look at once.
+document is older than ``refresh`` (declarations expire).  ``serve`` runs one in a process
+of its own beside the workers, away from their interpreter locks; in a one-process central
+(tests, ``CentralServer``) an ingest that took a declaration pokes it to look at once.
 """
 
 from __future__ import annotations
@@ -46,7 +46,11 @@ from offline_queue.clock import iso, parse_iso
 log = logging.getLogger(__name__)
 
 NAME = "status"
-CHECK_EVERY = 10.0  # seconds between looks for new declarations
+# Seconds between looks for new declarations.  Kiosks fetch documents every 15 minutes, and
+# a folding with a 200,000-record import costs ~4 s of CPU (docs/policy.md): a minute keeps
+# that under a tenth of a core while declarations keep coming.
+CHECK_EVERY = 60.0
+MIN_GAP = 10.0  # seconds at least between two foldings, pokes or not
 REFRESH = timedelta(hours=1)  # folded again at least this often (expiries, freshness)
 _BUILT = "status_built"  # central_meta: what the published document was made from
 _DECLARED_WHERE = (f"source = {schema.DECLARED} AND person_key IS NOT NULL "
@@ -191,17 +195,18 @@ def republish(db: CentralDB, fold: Folder, *, validators: Validators | None = No
 
 class Republisher:
     """Folds the kiosks' declarations into the status document on a thread: every
-    ``every`` seconds, and at once after :meth:`poke`."""
+    ``every`` seconds, and at once after :meth:`poke` (at most once in ``min_gap``)."""
 
     def __init__(self, db_path: str | os.PathLike[str], fold: Folder, *,
                  validators: Validators | None = None, every: float = CHECK_EVERY,
-                 refresh: timedelta = REFRESH,
+                 refresh: timedelta = REFRESH, min_gap: float = MIN_GAP,
                  now: Callable[[], datetime] = now_utc) -> None:
         self.db_path = db_path
         self.fold = fold
         self.validators = validators
         self.every = every
         self.refresh = refresh
+        self.min_gap = min_gap
         self.now = now
         self.published = 0
         self._wake = threading.Event()
@@ -230,7 +235,8 @@ class Republisher:
             try:
                 if db is None or getattr(db.conn, "closed", False):
                     db = connect(self.db_path, migrate=False)
-                self.run_once(db)
+                if self.run_once(db) is not None:
+                    self._stop.wait(self.min_gap)  # a burst of pokes folds once
             except Exception as e:  # noqa: BLE001 - the thread must outlive one bad turn
                 # Kept running: the published document stays, and the next turn tries again.
                 log.error("the status document could not be republished: %s", e)
