@@ -76,6 +76,7 @@ INVARIANTS = (
     ("declarations_not_decided_once", "saved declaration forms not decided exactly once"),
     ("declarations_without_officer", "declared check-ins at the central without an officer"),
     ("abandoned_forms_recorded", "abandoned declaration forms that were recorded"),
+    ("declared_not_known_on_return", "people declared here refused for no declaration later"),
     ("officer_actions_lost", "officer actions that did not take effect"),
     ("document_exits", "kiosk exits caused by a document"),
     ("decided_under_unpublished_policy", "decisions under a policy the province never published"),
@@ -161,6 +162,10 @@ class Day:
         # People recorded on the officer's declaration form (no code, no document), and forms
         # abandoned half-filled.
         self.declared_tags: list[str] = []
+        # (check-in id, person) of declarations saved with a document number, and the tags of
+        # those people's ID cards shown when they came back.
+        self.declared_numbers: list[tuple[str, Person]] = []
+        self.returned: list[str] = []
         self.abandoned: list[str] = []
 
     # -- observations ------------------------------------------------------------------
@@ -648,7 +653,11 @@ profile = "hospital"
     def officer_declare(self) -> bool:
         """Record a person with no code and no document on the declaration form (USB-keyboard
         text into each field); one form in four is abandoned half-filled."""
-        person = self.rng.choice([p for p in self.population if not p.watch])
+        # Someone the province's status import does not hold: a number typed here is then
+        # the only way the next checkpoint can know them.
+        person = self.rng.choice([p for p in self.population
+                                  if not p.watch and p.n not in self.declared])
+        with_number = not self.declared_numbers or self.rng.random() < 0.5
         ack = self.tap("declare")
         if ack is None or ack["state"] != "declare":
             return self.lost("open the declaration form", ack)
@@ -662,6 +671,8 @@ profile = "hospital"
         fill("birth_year", str(person.born.year))
         self.tap(f"choose:sex:{'female' if person.female else 'male'}")
         fill("phone", f"09{self.rng.randint(0, 99_999_999):08d}")
+        if with_number:
+            fill("document", person.cccd)
         if self.rng.random() < 0.25:
             tag = self.tag(None)
             ack = self.send("tap", action="cancel", tag=tag)
@@ -684,7 +695,50 @@ profile = "hospital"
             return self.lost("save the declaration", self.send("probe"))
         self.declared_tags.append(tag)
         self.officer["declarations saved"] += 1
+        if with_number and self.by_tag[tag][-1].get("checkin_id"):
+            self.declared_numbers.append((self.by_tag[tag][-1]["checkin_id"], person))
         return True
+
+    def declared_return(self) -> None:
+        """The last person declared here with a document number comes back with their ID
+        card under the border policy, once the central has folded the declaration into
+        its status document and the kiosk holds that document (issue 13: declared at one
+        checkpoint, known at the next)."""
+        if not self.declared_numbers:
+            self.note("declared", "no declaration with a document number was saved today")
+            return
+        checkin_id, person = self.declared_numbers[-1]
+        border = json.dumps(self.POLICIES["border"]).encode()
+        self.publish("policy", border, valid=True)
+        self.last_policy = "border"
+        self.ensure_running()
+        deadline = time.monotonic() + 45.0
+        while not (self.kiosk_document("policy") == border and self.status_folded(checkin_id)):
+            if time.monotonic() > deadline:
+                self.note("declared", "the kiosk did not get the folded status document in "
+                                      "45 s; the person comes back anyway")
+                break
+            self.kiosk.drain(0.3)
+        tag = self.tag(person)
+        self.returned.append(tag)
+        self.show(person, "cccd", tag=tag)
+        deadline = time.monotonic() + 3.0
+        while not self.by_tag.get(tag) and time.monotonic() < deadline:
+            self.kiosk.drain(0.1)
+
+    def status_folded(self, checkin_id: str) -> bool:
+        """The central holds the check-in, has published a status document made after it
+        arrived, and the kiosk holds that document."""
+        with contextlib.closing(sqlite3.connect(self.central_db, timeout=5)) as db:
+            row = db.execute("SELECT received_at FROM scans WHERE id = ?",
+                             [checkin_id]).fetchone()
+            doc = db.execute("SELECT body, updated_at FROM documents WHERE name = 'status'"
+                             ).fetchone()
+        if row is None or doc is None:
+            return False
+        self.published.setdefault("status", set()).add(hashlib.sha256(doc[0]).hexdigest())
+        folded_us = datetime.fromisoformat(doc[1]).timestamp() * 1e6
+        return folded_us >= row[0] and self.kiosk_document("status") == bytes(doc[0])
 
     def officer_direction(self) -> bool:
         before = self.send("probe")
@@ -721,6 +775,7 @@ profile = "hospital"
     def run(self, *, drain_seconds: float = 60.0, max_wall: float | None = None) -> dict:
         from faultproxy import FaultProxy
 
+        from kiosk.domain.declared_status import DeclarationFolder
         from offline_queue.central.server import CentralServer
 
         started = time.monotonic()
@@ -730,7 +785,8 @@ profile = "hospital"
         with contextlib.ExitStack() as stack:
             self.disk = Disk(self.state_dir / "db")
             stack.callback(self.disk.close)
-            server = stack.enter_context(CentralServer(self.central_db, threads=8))
+            server = stack.enter_context(CentralServer(self.central_db, threads=8,
+                                                       fold=DeclarationFolder()))
             self.proxy = stack.enter_context(FaultProxy(
                 (server.host, server.port), self.network.choose, slow_s=0.3, retry_after=1,
                 drip_s=1.0, drip_max_s=DRIP_MAX_S, rewrite=self.rewrite_document))
@@ -785,7 +841,8 @@ profile = "hospital"
              "publish_invalid": lambda: self.invalid_document(invalid),
              "revoke": self.revoke, "reprovision": self.reprovision,
              "disk_fill": self.fill_disk, "disk_free": self.disk.free,
-             "scanner_unplug": self.unplug_scanner, "scanner_plug": self.plug_scanner}[what]()
+             "scanner_unplug": self.unplug_scanner, "scanner_plug": self.plug_scanner,
+             "declared_return": self.declared_return}[what]()
 
     def invalid_document(self, which: int) -> None:
         self.publish_invalid(which)
@@ -972,7 +1029,7 @@ profile = "hospital"
                 "SELECT id, json_extract(body, '$.override_of') FROM checkins "
                 "WHERE json_extract(body, '$.override_of') IS NOT NULL"))
             officers = dict(db.execute(
-                "SELECT id, json_extract(body, '$.display.officer') FROM checkins "
+                "SELECT id, json_extract(body, '$.officer') FROM checkins "
                 "WHERE json_extract(body, '$.source') = 'declared'"))
         with contextlib.closing(sqlite3.connect(self.central_db)) as db:
             unopened = db.execute("SELECT count(*) FROM unopened").fetchone()[0]
@@ -985,6 +1042,7 @@ profile = "hospital"
         dead: Counter[str] = Counter()
         kiosk_ids: set[str] = set()
         foreign_documents: list[str] = []
+        held: list[tuple[str, str]] = []
         if kiosk_db.exists():
             with contextlib.closing(sqlite3.connect(kiosk_db)) as db:
                 kiosk_states = dict(db.execute(
@@ -999,6 +1057,15 @@ profile = "hospital"
                     "SELECT name, body FROM documents")]
                 foreign_documents = [name for name, digest in held
                                      if digest not in self.published.get(name, set())]
+        if foreign_documents:
+            # The status document kiosks get is the import folded with the declarations:
+            # the central's own (current) bodies are published too.
+            with contextlib.closing(sqlite3.connect(self.central_db)) as db:
+                for name, body in db.execute("SELECT name, body FROM documents"):
+                    self.published.setdefault(name, set()).add(
+                        hashlib.sha256(bytes(body)).hexdigest())
+            foreign_documents = [name for name, digest in held
+                                 if digest not in self.published.get(name, set())]
         # One scan, one check-in: a tag (one code shown) never yields two records.
         twice = sum(1 for results in self.by_tag.values()
                     if len({r["checkin_id"] for r in results
@@ -1023,7 +1090,7 @@ profile = "hospital"
             (r["kind"], r["reasons"]) for t, results in self.by_tag.items() for r in results
             if r.get("policy") == "border" and r["outcome"] == "pass"
             and r["source"] != "override" and t in self.tag_person
-            and self.tag_person[t].n not in self.declared]
+            and self.tag_person[t].n not in self.declared and t not in self.returned]
         border_seen = Counter(
             f"{'declared' if self.tag_person[t].n in self.declared else 'not declared'}: "
             f"{r['outcome']}" for t, results in self.by_tag.items() for r in results
@@ -1040,12 +1107,15 @@ profile = "hospital"
         declared_wrong = [t for t in self.declared_tags
                           if [r["source"] for r in self.by_tag.get(t, ())] != ["declared"]]
         abandoned_recorded = [t for t in self.abandoned if self.by_tag.get(t)]
+        # Declared here with a number, back with their card: never "no declaration".
+        not_known = [t for t in self.returned if not self.by_tag.get(t) or any(
+            "declaration_missing" in r["reasons"] for r in self.by_tag[t])]
         declared_officers = Counter(officers.get(i) for i in declared_ids if i in central_set)
         wrong_override = sum(1 for target, new in self.overrides
                              if overrides.get(new) not in (target, None))
         # A synced policy's keep_fields apply from the moment the kiosk uses the policy.  They
         # minimise the citizen's fields; the officer who made an override or a declaration
-        # is kept whatever the policy (display["officer"], the officer's own id).
+        # is its own field, kept whatever the policy.
         kept_more = 0
         for r in self.results:
             keep = self.POLICIES.get(r.get("policy") or "", {}).get("keep_fields")
@@ -1088,6 +1158,9 @@ profile = "hospital"
                 (t, [(r["source"], r["outcome"], r["reasons"]) for r in self.by_tag.get(t, ())])
                 for t in scanner_lost],
             "declarations at the central, by officer": dict(declared_officers),
+            "declared with a number, back with their card (outcome, reasons)": [
+                (r["outcome"], r["reasons"]) for t in self.returned
+                for r in self.by_tag.get(t, ())],
             "officer": dict(self.officer),
             "codes read during officer screens that got a decision": sum(
                 1 for t in self.interrupt_tags if self.by_tag.get(t)),
@@ -1132,6 +1205,7 @@ profile = "hospital"
             "declarations_without_officer": sum(
                 n for officer, n in declared_officers.items() if not officer),
             "abandoned_forms_recorded": len(abandoned_recorded),
+            "declared_not_known_on_return": len(not_known),
             "officer_actions_lost": len(self.officer_lost) + wrong_override,
             "document_exits": len(document_exits),
             "decided_under_unpublished_policy": unpublished_policy,

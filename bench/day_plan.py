@@ -177,6 +177,8 @@ def make_plan(rng: random.Random, hours: float, *, rate: float = 1.0) -> list[St
              (0.32, "scanner_unplug"), (0.37, "scanner_plug"),
              # People with no code or document, declared on the officer's form.
              (0.46, "officer_declare"), (0.74, "officer_declare"), (0.95, "officer_declare"),
+             # The last one declared with a number comes back with their card: known now.
+             (0.97, "declared_return"),
              # Watchlisted people: by their listed card, by their phone code carrying the
              # same number, by a card whose old CMND is the listed number; typed by hand.
              (0.05, "watch_cccd"), (0.27, "watch_pc_covid"), (0.42, "watch_cmnd"),

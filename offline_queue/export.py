@@ -16,7 +16,7 @@ from offline_queue.errors import StoreError
 COLUMNS = (
     "id", "time", "corrected_time", "clock_synced", "device_id", "checkpoint_id", "direction",
     "kind", "decision", "reasons", "source", "override_of", "original_decision",
-    "override_reason", "display", "state",
+    "override_reason", "officer", "display", "state",
 )
 # A spreadsheet runs cells that start like a formula (OWASP "CSV injection").
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -54,7 +54,8 @@ def rows(db_path: str | os.PathLike[str], since: datetime, until: datetime
                 "kind": r["kind"], "decision": r["decision"], "reasons": json.loads(r["reasons"]),
                 "source": r["source"], "override_of": r["override_of"],
                 "original_decision": r["original_decision"],
-                "override_reason": r["override_reason"], "display": json.loads(r["display"]),
+                "override_reason": r["override_reason"], "officer": r["officer"],
+                "display": json.loads(r["display"]),
                 "state": r["state"],
             }
     finally:

@@ -144,5 +144,21 @@ def m006_sealed_identity(db: Database) -> None:
                "WHERE identity IN ('waiting', 'clear')")
 
 
+@migrations()
+def m007_officer(db: Database) -> None:
+    # Issue 13: the officer who made an override or a declaration, a field of its own (it
+    # was kept as display["officer"]).  Rows no send attempt has carried yet, and rows the
+    # central already holds, are moved to the column; a row that may have reached the
+    # central in an attempt whose answer was lost keeps it in display, so its resend has
+    # the same content (the central reads display.officer of such rows as the officer).
+    db.execute("ALTER TABLE checkins ADD COLUMN officer TEXT")
+    db.execute(
+        "UPDATE checkins SET officer = json_extract(display, '$.officer'), "
+        "display = json_remove(display, '$.officer') "
+        "WHERE json_type(display, '$.officer') = 'text' "
+        "AND (state = 'sent' OR (state = 'pending' AND attempts = 0))"
+    )
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)

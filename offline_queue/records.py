@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import threading
 import time
 import uuid
@@ -62,6 +63,22 @@ DECISIONS: tuple[str, ...] = tuple(o.value for o in Outcome)
 # refuses it.
 SOURCES = ("scan", "manual", "scanner", "declared")
 
+# Who made an override or recorded a declaration: an officer's id from the officers document
+# (kiosk.domain.officers checks the document's ids with this), printable and short.
+OFFICER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+
+
+def check_officer(value: object, what: str = "officer") -> str:
+    """``value`` if it is an officer id (ASCII letters and digits, then ``.``, ``_`` or ``-``,
+    1-32 characters); ValueError naming ``what`` otherwise."""
+    if not isinstance(value, str) or not OFFICER_ID.fullmatch(value):
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise ValueError(f"{what} is {shown}; an officer id is 1-32 ASCII letters, digits, "
+                         "'.', '_' or '-', starting with a letter or digit (the id in the "
+                         "officers document)")
+    return value
+
+
 # Delivery states of a row.  ``rejected`` is the dead letter (the server refused the
 # content); ``conflict`` means the server already holds this id with other content.
 STATES = ("pending", "in_flight", "sent", "rejected", "conflict")
@@ -81,6 +98,8 @@ class CheckIn:
     override_of: str | None = None
     original_decision: str | None = None
     override_reason: str | None = None
+    # The officer who made the override or recorded the declaration (None: nobody did).
+    officer: str | None = None
 
     def __post_init__(self) -> None:
         for name, value, choices in (
@@ -98,6 +117,8 @@ class CheckIn:
             )
         if self.override_of is not None:
             check_uuid(self.override_of, "CheckIn.override_of")
+        if self.officer is not None:
+            check_officer(self.officer, "CheckIn.officer")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.display.items()):
             raise ValueError(f"CheckIn.display must map str to str, got {dict(self.display)!r}")
         # Accept any iterable of strings but store an immutable tuple.

@@ -597,7 +597,7 @@ class Store(Connection):
                     entry.decision, json.dumps(list(entry.reasons)), entry.source,
                     entry.override_of, entry.original_decision, reason, iso(now), mono,
                     self.clock.boot_id, int(synced), self.app_version,
-                    "ntp" if synced else "none", sealed, state,
+                    "ntp" if synced else "none", sealed, state, entry.officer,
                 )
                 with immediate(self._db):
                     if entry.override_of is not None:
@@ -613,8 +613,8 @@ class Store(Connection):
                         "INSERT INTO checkins (id, device_id, checkpoint_id, direction, kind, "
                         "person_key, display, decision, reasons, source, override_of, "
                         "original_decision, override_reason, wall_time, mono_ns, boot_id, "
-                        "clock_synced, app_version, time_source, sealed, identity) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "clock_synced, app_version, time_source, sealed, identity, officer) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         row,
                     )
                 if state == "waiting":

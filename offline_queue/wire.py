@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypedDict, cast
 
-from offline_queue.records import DECISIONS, DIRECTIONS, KINDS, SOURCES
+from offline_queue.records import DECISIONS, DIRECTIONS, KINDS, OFFICER_ID, SOURCES
 from offline_queue.sealing import MAX_SEALED
 
 MAX_BATCH = 1000
@@ -76,6 +76,7 @@ class CheckIn(_Recorded, total=False):
     corrected_at: str | None
     time_source: str | None
     sealed: str | None  # the identity sealed to the central's key (offline_queue.sealing)
+    officer: str | None  # who made an override or recorded a declaration (not a citizen's)
 
 
 Status = Literal["accepted", "duplicate", "conflict", "forbidden", "rejected", "unopened"]
@@ -117,11 +118,14 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     # The identity (person_key, an override reason with a digit) sealed to the central's
     # key (offline_queue.sealing); person_key is null then.  The central opens it on ingest.
     "sealed": ((str, type(None)), False),
+    # Left out when nobody made the row (so a row recorded before the field has the same
+    # content hash when it is sent again).
+    "officer": ((str, type(None)), False),
 }
 _CHOICES = {"direction": DIRECTIONS, "kind": KINDS, "decision": DECISIONS, "source": SOURCES,
             "original_decision": DECISIONS, "time_source": TIME_SOURCES}
 _MAX_LENGTH = {"override_reason": MAX_OVERRIDE_REASON, "recorded_at": 64, "corrected_at": 64,
-               "sealed": MAX_SEALED}
+               "sealed": MAX_SEALED, "officer": 32}
 # Filled in or improved by the kiosk after the first send; never part of the content.
 _NOT_CONTENT = frozenset({"corrected_at", "time_source"})
 
@@ -151,6 +155,8 @@ def from_row(row: Mapping[str, Any]) -> CheckIn:
         "time_source": row["time_source"],
         "app_version": row["app_version"],
     }
+    if row.get("officer"):  # absent otherwise: a row of before hashes as it did
+        item["officer"] = row["officer"]
     if row.get("sealed") is not None:  # absent otherwise: a central of before knows no such field
         item["sealed"] = row["sealed"]
     return item
@@ -282,6 +288,9 @@ def _field_errors(name: str, value: object, types: tuple[type, ...]) -> list[str
         return _display_errors(value)
     if name == "reasons" and isinstance(value, list):
         return _reasons_errors(value)
+    if name == "officer" and isinstance(value, str) and not OFFICER_ID.fullmatch(value):
+        return [f"officer is {short_repr(value)}; an officer id is 1-32 ASCII letters, "
+                "digits, '.', '_' or '-', starting with a letter or digit"]
     return []
 
 

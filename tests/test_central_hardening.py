@@ -410,8 +410,9 @@ def test_an_m004_sqlite_database_is_migrated_with_its_rows(tmp_path):
     row = schema.scan_row({**body, "time_source": None}, digest=1, event_time=1,
                           basis="received", received_us=1, checkpoint=1, device=1,
                           posted_by=None)
-    db.execute("INSERT INTO scans (" + ", ".join(schema.SCAN_COLUMNS) + ") VALUES ("
-               + ", ".join("?" * len(schema.SCAN_COLUMNS)) + ")", row)
+    columns = schema.M006_COLUMNS  # the table as m004 made it
+    db.execute("INSERT INTO scans (" + ", ".join(columns) + ") VALUES ("
+               + ", ".join("?" * len(columns)) + ")", row[:len(columns)])
     db.execute("INSERT INTO documents VALUES ('policy', ?, 'e', '2021-01-01T00:00:00Z', NULL)",
                [b'{"profile": "border"}'])
     db.conn.commit()

@@ -127,16 +127,17 @@ def test_central_command_runs_workers_and_replaces_one_that_dies(tmp_path):
     try:
         url = proc.stdout.readline().strip().removeprefix("listening on ")
         assert requests.get(url + "/v1/health", timeout=5).json()["status"] == "ok"
+        # Two workers and the status republisher (offline_queue.central.people).
         deadline = time.monotonic() + 20
-        while len(workers := _children(proc.pid)) < 2 and time.monotonic() < deadline:
+        while len(workers := _children(proc.pid)) < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert len(workers) == 2, workers
+        assert len(workers) == 3, workers
         os.kill(next(iter(workers)), signal.SIGKILL)
         deadline = time.monotonic() + 20
-        while (len(now := _children(proc.pid)) < 2 or now == workers) \
+        while (len(now := _children(proc.pid)) < 3 or now == workers) \
                 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert len(now) == 2 and now != workers, (workers, now)
+        assert len(now) == 3 and now != workers, (workers, now)
         for _ in range(10):  # whichever worker answers
             assert requests.get(url + "/v1/health", timeout=5).status_code == 200
     finally:

@@ -89,6 +89,15 @@ def test_each_declaration_is_recorded_once_with_its_officer_and_an_abandoned_one
     assert sum(f["declarations at the central, by officer"].values()) >= 2, figures(day)
 
 
+def test_a_person_declared_here_is_known_when_they_come_back(day):
+    """The central folds the kiosk's declaration into the status document it publishes:
+    back with their ID card under the border policy, the person is not refused for lack
+    of a declaration (the same seam as declared at one checkpoint, known at the next)."""
+    f, inv = day["figures"], day["invariants"]
+    assert f["declared with a number, back with their card (outcome, reasons)"], figures(day)
+    assert inv["declared_not_known_on_return"] == 0, figures(day)
+
+
 def test_no_officer_action_is_lost(day):
     assert day["invariants"]["officer_actions_lost"] == 0, figures(day)
 

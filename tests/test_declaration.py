@@ -268,14 +268,15 @@ def test_a_declared_person_reaches_the_central_with_source_and_officer(tmp_path)
 
             def delivered() -> list:
                 with central_db.connect(central) as cdb:
-                    return list(cdb.execute("SELECT source, display, person_key FROM scans "
-                                            "WHERE id = ?", [result.checkin_id]))
+                    return list(cdb.execute("SELECT source, display, person_key, officer "
+                                            "FROM scans WHERE id = ?", [result.checkin_id]))
 
             assert wait_for(lambda: bool(delivered()))
-    ((source, display, person_key),) = delivered()
+    ((source, display, person_key, officer),) = delivered()
     assert SOURCE_CODES[source - 1] == "declared"
-    assert json.loads(display) == {"name": "Nguyễn T*** H*", "birth_year": "1958",
-                                   "officer": "hn-021"}
+    # The officer is a field of its own now, no longer a display entry.
+    assert json.loads(display) == {"name": "Nguyễn T*** H*", "birth_year": "1958"}
+    assert officer == "hn-021"
     assert person_key is None
 
 

@@ -95,6 +95,12 @@ def test_a_bad_stored_document_never_stops_start_up(tmp_path):
         checker.refresh_seconds = 0
         later = T0 + timedelta(hours=1)
         store_document(db, "policy", b'{"profile": "hospital", "watchlist": false}', at=later)
+        # Applied by the checker's own thread (build starts it), not by the scan.
+        checker.poke()
+        deadline = time.monotonic() + 10
+        while checker.document_times()["policy"] != later:
+            assert time.monotonic() < deadline, "the new policy was never applied"
+            time.sleep(0.01)
         assert parts.loop.process(CCCD).decision.outcome is Outcome.PASS
         assert set(checker.document_errors()) == {"watchlist"}
         assert checker.document_times()["policy"] == later

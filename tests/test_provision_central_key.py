@@ -142,6 +142,7 @@ def test_the_first_check_in_after_enrolment_is_sealed_without_a_sync(central, tm
     pinned: provisioning keeps it in the queue, so no identity waits in RAM (where a
     restart before the first sync would lose it)."""
     store_path = tmp_path / "state" / "checkins.db"
+    store_path.parent.mkdir()  # made by systemd (StateDirectory) on the appliance
     result = prov.provision(qr(central, tmp_path, central.keys.fingerprint),
                             config_path=etc / "kiosk.toml", store_path=store_path)
     assert result.ok

@@ -100,7 +100,7 @@ def test_migrations_are_recorded_once(db_path):
     names = [r[0] for r in raw(db_path).execute("SELECT name FROM _sqlite_migrations")]
     assert names == ["m001_checkins", "m002_documents", "m003_sync_meta",
                      "m004_time_source_and_forbidden", "m005_boot_clock",
-                     "m006_sealed_identity"]
+                     "m006_sealed_identity", "m007_officer"]
 
 
 def test_uuid7_is_time_ordered_and_never_goes_back():

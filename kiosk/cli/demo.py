@@ -197,6 +197,7 @@ def demo(folder: Path | None, size: str, language: str, headless: bool, scanner_
     require_central("checkpoint-kiosk demo")
     from hardware.errors import ScannerError
     from hardware.scanner import ScannerSpec
+    from kiosk.domain.declared_status import DeclarationFolder
     from kiosk.domain.documents import VALIDATORS
     from kiosk.main import run_kiosk
     from kiosk.runtime.build import Supplied, setup_logging
@@ -219,7 +220,9 @@ def demo(folder: Path | None, size: str, language: str, headless: bool, scanner_
     central_db = folder / "central.db"
     token_file = folder / "device-token"
     with contextlib.ExitStack() as stack:
-        server = stack.enter_context(CentralServer(central_db, validators=VALIDATORS))
+        # Declarations made on the demo kiosk's form are folded into its status document.
+        server = stack.enter_context(CentralServer(central_db, validators=VALIDATORS,
+                                                   fold=DeclarationFolder()))
         publish_documents(central_db)
         ids = enrol(central_db, server.url, token_file)
         log.info("demo: central server on %s, data in %s", server.url, folder)

@@ -255,6 +255,7 @@ def central(ctx: click.Context, db_path: str | None, host: str, port: int,
         admin_token = _admin_token_from_file(admin_token_file)
     if ctx.invoked_subcommand is not None:
         return
+    from kiosk.domain.declared_status import DeclarationFolder
     from kiosk.domain.documents import VALIDATORS
     from offline_queue.central.keys import KeyFile
     from offline_queue.central.server import THREADS, WORKERS, serve
@@ -271,7 +272,7 @@ def central(ctx: click.Context, db_path: str | None, host: str, port: int,
     try:
         serve(target, host=host, port=port, admin_token=admin_token,
               validators=VALIDATORS, threads=threads or THREADS, workers=workers or WORKERS,
-              signing_key=keys, on_listening=listening)
+              signing_key=keys, on_listening=listening, fold=DeclarationFolder())
     except KeyboardInterrupt:
         pass
     except OSError as e:
@@ -499,15 +500,19 @@ def central_link_device(db_path: str | None, device_id: str, previous_device_id:
 @click.argument("file", type=click.File("rb"))
 @click.option("--expires", help="expiry (ISO date-time) sent as the Expires header")
 def central_set_document(db_path: str | None, name: str, file, expires: str | None) -> None:  # noqa: ANN001
-    """Publish a policy, trust_list or watchlist document; prints its ETag.
+    """Publish a policy, trust_list, watchlist, status, risk_levels or officers document;
+    prints its ETag.
 
     The document is checked with the kiosk's own validators first: one no kiosk could
-    apply is refused (exit 1) and the published version stays.
+    apply is refused (exit 1) and the published version stays.  A status document is the
+    province's import: it is kept, and published with the declarations recorded at kiosks
+    folded in (docs/policy.md, "Declared at one kiosk, known at the next").
 
     Example: checkpoint-kiosk central --db central.db set-document policy policy.json
     """
+    from kiosk.domain.declared_status import DeclarationFolder
     from kiosk.domain.documents import VALIDATORS
-    from offline_queue.central import db
+    from offline_queue.central import db, people
     from offline_queue.documents import check_name
     from offline_queue.export import parse_when
 
@@ -520,10 +525,35 @@ def central_set_document(db_path: str | None, name: str, file, expires: str | No
     body = file.read()
     with _central_db(path) as conn:
         try:
-            click.echo(db.set_document(conn, name, body, expires_at=expires_at,
-                                       validators=VALIDATORS))
+            if name == people.NAME:
+                click.echo(people.set_import(conn, body, fold=DeclarationFolder(),
+                                             expires_at=expires_at, validators=VALIDATORS))
+            else:
+                click.echo(db.set_document(conn, name, body, expires_at=expires_at,
+                                           validators=VALIDATORS))
         except ValueError as e:
             raise click.ClickException(f"{e}; nothing was published") from e
+
+
+@central.command("publish-status")
+@_central_db_option
+def central_publish_status(db_path: str | None) -> None:
+    """Publish the status document again now: the province's import with the declarations
+    recorded at kiosks folded in (the running central does it by itself within seconds).
+
+    Example: checkpoint-kiosk central --db central.db publish-status
+    """
+    from kiosk.domain.declared_status import DeclarationFolder
+    from kiosk.domain.documents import VALIDATORS
+    from offline_queue.central import people
+
+    with _central_db(_central_db_path(db_path, must_exist=True)) as conn:
+        try:
+            etag = people.republish(conn, DeclarationFolder(), validators=VALIDATORS,
+                                    force=True)
+        except ValueError as e:
+            raise click.ClickException(f"{e}; nothing was published") from e
+    click.echo(etag or "nothing to publish: no status import and no declarations")
 
 
 @central.command("report")

@@ -16,13 +16,15 @@ from offline_queue.records import (
     DECISIONS,
     DIRECTIONS,
     KINDS,
+    OFFICER_ID,
     PERSON_KINDS,
     Direction,
     Kind,
     Outcome,
 )
 
-__all__ = ["DECISIONS", "DIRECTIONS", "KINDS", "PERSON_KINDS", "Credential", "Decision",
+__all__ = ["DECISIONS", "DIRECTIONS", "KINDS", "OFFICER_ID", "PERSON_KINDS", "Credential",
+           "Decision",
            "Direction", "Kind", "Outcome"]
 
 

@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import secrets
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from kiosk.domain import model
 from kiosk.domain.watchlist import (
     DEFAULT_KDF,
     HASH_BYTES,
@@ -93,7 +93,7 @@ OFFICERS_VERSION = 1
 ROLES = ("officer", "supervisor")
 MAX_OFFICERS = 1000
 MAX_OFFICER_NAME = 80
-OFFICER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+OFFICER_ID = model.OFFICER_ID  # what a check-in's officer field takes (offline_queue.records)
 # What a record says when the panel was opened without a named officer.
 SHARED_PIN = "shared-pin"  # the config's ui.officer_pin (no officer list synced yet)
 OFFICER_KEY = "officer-key"  # the GPIO officer key

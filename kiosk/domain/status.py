@@ -539,8 +539,89 @@ def _read(path: str | os.PathLike[str], what: str) -> bytes:
         raise ConfigError(f"cannot read the {what} {os.fspath(path)!r}: {e.strerror}") from e
 
 
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def json_object_in_steps(data: bytes | str, name: str) -> dict[str, Any]:
+    """:func:`kiosk.domain.watchlist.json_object`, with each element of an array member
+    decoded on its own (``json``'s own decoder, one call an element): a document of 200,000
+    records never holds the interpreter lock in one call for half a second, so the scan
+    loop keeps its frame rate while a worker thread applies it (docs/policy.md, "A large
+    status document").  The same value as ``json.loads``, the same errors."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return _members(text, json.JSONDecoder())
+    except _NotAnObject:
+        return json_object(data, name)  # its message names what the document is instead
+    except IndexError:
+        raise ConfigError(f"{name} is not valid JSON: it ends before its object does") \
+            from None
+    except (ValueError, RecursionError) as e:
+        raise ConfigError(f"{name} is not valid JSON: {e}") from None
+
+
+def _skip(text: str, i: int) -> int:
+    """The index after JSON whitespace from ``i``."""
+    space = _SPACE.match(text, i)
+    assert space is not None  # the pattern matches the empty string
+    return space.end()
+
+
+class _NotAnObject(ValueError):
+    pass
+
+
+def _members(text: str, decoder: json.JSONDecoder) -> dict[str, Any]:
+    i = _skip(text, 0)
+    if i >= len(text) or text[i] != "{":
+        raise _NotAnObject
+    out: dict[str, Any] = {}
+    i = _skip(text, i + 1)
+    if text[i] == "}":
+        return _ended(text, i, out)
+    while True:
+        if text[i] != '"':
+            raise ValueError(f"expected a member name at character {i}")
+        key, i = decoder.raw_decode(text, i)
+        i = _skip(text, i)
+        if text[i] != ":":
+            raise ValueError(f"expected ':' at character {i}")
+        i = _skip(text, i + 1)
+        value, i = (_elements(text, i, decoder) if text[i] == "["
+                    else decoder.raw_decode(text, i))
+        out[key] = value
+        i = _skip(text, i)
+        if text[i] == "}":
+            return _ended(text, i, out)
+        if text[i] != ",":
+            raise ValueError(f"expected ',' or '}}' at character {i}")
+        i = _skip(text, i + 1)
+
+
+def _elements(text: str, i: int, decoder: json.JSONDecoder) -> tuple[list[Any], int]:
+    out: list[Any] = []
+    i = _skip(text, i + 1)
+    if text[i] == "]":
+        return out, i + 1
+    while True:
+        value, i = decoder.raw_decode(text, i)
+        out.append(value)
+        i = _skip(text, i)
+        if text[i] == "]":
+            return out, i + 1
+        if text[i] != ",":
+            raise ValueError(f"expected ',' or ']' at character {i}")
+        i = _skip(text, i + 1)
+
+
+def _ended(text: str, i: int, out: dict[str, Any]) -> dict[str, Any]:
+    if _skip(text, i + 1) != len(text):
+        raise ValueError(f"extra data at character {i + 1}")
+    return out
+
+
 def _object(data: bytes | str, name: str) -> dict[str, Any]:
-    doc = json_object(data, name)
+    doc = json_object_in_steps(data, name) if name == "status" else json_object(data, name)
     if doc.get("version") != VERSION:
         raise ConfigError(f"{name}.version is {doc.get('version')!r}; this kiosk reads "
                           f"version {VERSION}")

@@ -577,7 +577,9 @@ def _keep_sealing_key(store: Path, value: object, pin: bytes | None, *,
             raise SealError(f"it is signed by {signer[:16]}…, not by the pinned key "
                             f"{fingerprint(pin)[:16]}…")
         verify_signed_key(pin, key, signature)
-        store.parent.mkdir(parents=True, exist_ok=True)
+        if not store.parent.is_dir():
+            # Not made here: systemd makes the kiosk's state directory, owned by its user.
+            raise SealError(f"the queue's folder {str(store.parent)!r} does not exist yet")
         with Outbox(store) as outbox:
             outbox.set_meta(**{SEALING_KEY_META: json.dumps(key.as_json(), sort_keys=True)})
     except (SealError, StoreError, OSError) as e:

@@ -127,7 +127,13 @@ def build(cfg: Config, stack: contextlib.ExitStack, *, with_camera: bool = True,
     supplied = parts or Supplied()
     events: queue.Queue[LoopInput] = queue.Queue()
     store = supplied.store if supplied.store is not None else open_store(cfg, stack)
-    checker = supplied.checker if supplied.checker is not None else LiveChecker(cfg, store)
+    checker = supplied.checker
+    if checker is None:
+        # Documents are applied on its own thread, never on the loop's (a large status
+        # document takes seconds to parse).
+        live = LiveChecker(cfg, store).start()
+        stack.callback(live.close)
+        checker = live
     pin_factory = None
     signals = supplied.signals
     if signals is None and cfg.signals.enabled:

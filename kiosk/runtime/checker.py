@@ -8,9 +8,13 @@ loop asks it at every decision, and asks it about the documents for the status s
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import logging
+import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +43,12 @@ class LiveChecker:
     kiosk (a restart loop would leave every checkpoint dark); it is skipped, the one in force stays
     (at start-up the config's policy, or no list: ``*_missing`` reasons send people to an
     officer), and the fault is kept for the status strip until a good version arrives.
+
+    Once :meth:`start` ed (``kiosk.runtime.build`` does), a thread of its own reads and
+    applies new documents and swaps the checker in whole; :meth:`decide` then only uses the
+    one in force, so a scan never waits for a large status document to be parsed (2.6 s for
+    200,000 people here: docs/policy.md, "A large status document").  Not started (the
+    ``inspect`` command, tests), :meth:`decide` refreshes on the caller's thread.
     """
 
     DOCUMENTS = ("policy", "trust_list", "watchlist", "status", "risk_levels")
@@ -58,7 +68,39 @@ class LiveChecker:
         self._versions: dict[str, tuple[str | None, datetime, int] | None] = {}
         self._bad: dict[str, tuple[str | None, str]] = {}  # the last body that failed, by name
         self.checker = Checker(**self._in_force)
+        self._lock = threading.Lock()  # one refresh at a time
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self.refresh(force=True)
+
+    def start(self) -> LiveChecker:
+        """Apply new documents on a thread of its own from now on (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="documents", daemon=True)
+            self._thread.start()
+        return self
+
+    def poke(self) -> None:
+        """Look for new documents now (the sync worker stored one)."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh(force=True)
+            except Exception:  # noqa: BLE001 - the thread must outlive one bad turn
+                log.exception("applying the stored documents failed; the ones in force stay")
+            self._wake.wait(self.refresh_seconds or 0.5)
+            self._wake.clear()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            if self._thread.is_alive():
+                log.warning("the documents thread did not stop within 10 s")
 
     @property
     def policy(self) -> Policy:
@@ -66,7 +108,9 @@ class LiveChecker:
 
     def decide(self, credential: Credential, *, at: datetime,
                direction: str = "in") -> Decision:
-        self.refresh()
+        if self._thread is None:
+            self.refresh()
+        # One read of the attribute: the documents thread swaps in a whole new checker.
         return self.checker.decide(credential, at=at, direction=direction)
 
     def trust_list_age(self) -> timedelta | None:
@@ -82,6 +126,10 @@ class LiveChecker:
         return dict(self._times)
 
     def refresh(self, *, force: bool = False) -> None:
+        with self._lock:
+            self._refresh(force)
+
+    def _refresh(self, force: bool) -> None:
         now = time.monotonic()
         if not force and now - self._checked < self.refresh_seconds:
             return
@@ -111,6 +159,25 @@ class LiveChecker:
                        for name in ("trust_list", "watchlist", "status", "risk_levels")),
                      f"; not applied: {', '.join(sorted(self._errors))}" if self._errors else "")
 
+    @contextlib.contextmanager
+    def _collector_paused(self) -> Iterator[None]:
+        """On the documents thread: no cyclic garbage collection while a document is
+        parsed, and what it made is then left out of later collections (``gc.freeze``).
+        A 200,000-person status list is millions of objects: the collector walking them
+        stopped every thread, the loop's too, for ~0.2 s (bench/status_apply.py).  Its
+        records hold no cycles; reference counting frees an old list when it is replaced."""
+        if self._thread is None or threading.current_thread() is not self._thread:
+            yield
+            return
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            yield
+        finally:
+            gc.freeze()
+            if enabled:
+                gc.enable()
+
     def _apply(self, name: str, doc: Document | None) -> bool:
         """Put stored document ``name`` in force; False when it cannot be (fault recorded)."""
         if doc is None:
@@ -119,7 +186,8 @@ class LiveChecker:
             self._errors.pop(name, None)
             return True
         try:
-            self._in_force[name] = load_document(name, doc.body, fetched_at=doc.fetched_at)
+            with self._collector_paused():
+                self._in_force[name] = load_document(name, doc.body, fetched_at=doc.fetched_at)
         except Exception as e:  # noqa: BLE001 - no stored document may stop the kiosk
             if not isinstance(e, KioskError):
                 log.debug("loading the stored %s document failed", name, exc_info=True)

@@ -330,11 +330,8 @@ class ScanLoop:
                 officer: str = "") -> tuple[str | None, Decision]:
         keep = self.keep_fields
         display = {k: v for k, v in credential.display.items() if k in keep}
-        if officer:
-            # Who made an override or a declaration: an officer id (kiosk.domain.officers),
-            # not the citizen's data, so kept whatever keep_fields says.  The record has no
-            # column for it; the display map travels to the central as it is.
-            display["officer"] = officer
+        # Who made an override or a declaration: an officer id (kiosk.domain.officers), not
+        # the citizen's data, so kept whatever keep_fields says, in a field of its own.
         entry = CheckIn(
             direction=direction,
             kind=str(credential.kind),
@@ -343,6 +340,7 @@ class ScanLoop:
             decision=str(decision.outcome),
             reasons=tuple(decision.reasons),
             source=source,
+            officer=officer or None,
             **override,
         )
         try:

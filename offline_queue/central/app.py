@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from offline_queue import wire
 from offline_queue.central import db as central_db
-from offline_queue.central import queries
+from offline_queue.central import people, queries
 from offline_queue.central.backend import CentralDB, is_postgres
 from offline_queue.central.dashboard import register_dashboard
 from offline_queue.central.keys import CentralKey, KeyFile, default_path
@@ -259,8 +259,11 @@ class _Routes:
     def __init__(self, db: Callable[[], CentralDB], *, admin_token: str | None,
                  validators: central_db.Validators | None,
                  admission: Admission | None = None, signing_key: CentralKey | KeyFile,
-                 throttle: Throttle) -> None:
+                 throttle: Throttle, fold: people.Folder | None = None,
+                 republisher: people.Republisher | None = None) -> None:
         self.db = db
+        self.fold = fold
+        self.republisher = republisher
         self.admission = admission
         self.admin_token = admin_token
         self.validators = validators
@@ -399,6 +402,10 @@ class _Routes:
             log.error("device %s sent %d check-in(s) whose sealed identity this central "
                       "cannot open; kept aside (checkpoint-kiosk central unopened)",
                       device.id, unopened)
+        if self.republisher is not None and any(
+                r["status"] == "accepted" and item.get("source") == "declared"
+                for r, item in zip(results, items, strict=False) if isinstance(item, dict)):
+            self.republisher.poke()  # a declaration: the next kiosk should know it soon
         forbidden = sum(1 for r in results if r["status"] == "forbidden")
         if forbidden:
             # Counts only: the rows carry personal data.  A technician links the devices
@@ -439,9 +446,15 @@ class _Routes:
         if expires is not None and expires_at is None:
             raise RequestError(f"expires is {wire.short_repr(expires)}; use an ISO-8601 "
                                "date-time with a time zone, e.g. 2030-01-01T00:00:00Z")
+        body = request.get_data(cache=False)
         try:
-            etag = central_db.set_document(self.db(), name, request.get_data(cache=False),
-                                           expires_at=expires_at, validators=self.validators)
+            if name == people.NAME and self.fold is not None:
+                # The province's import: published with the kiosks' declarations folded in.
+                etag = people.set_import(self.db(), body, fold=self.fold,
+                                         expires_at=expires_at, validators=self.validators)
+            else:
+                etag = central_db.set_document(self.db(), name, body, expires_at=expires_at,
+                                               validators=self.validators)
         except ValueError as e:
             raise RequestError(str(e)) from None
         log.info("published document %s, ETag %s", name, etag)
@@ -490,6 +503,8 @@ def create_app(
     admission: Admission | None = None,
     signing_key: CentralKey | KeyFile | None = None,
     throttle: Throttle | None = None,
+    fold: people.Folder | None = None,
+    republisher: people.Republisher | None = None,
 ) -> Flask:
     """Build the app over the database ``db_path``, a SQLite path or a postgresql:// URL
     (created if need be and migrated here).
@@ -499,6 +514,10 @@ def create_app(
     every document served; by default the key file beside a SQLite database (created on
     the first start), and for a PostgreSQL URL a key in memory only, which kiosks can pin
     only on first use (the command line always passes a key file).
+
+    ``fold`` makes the published ``status`` document from the province's import and the
+    kiosks' declarations (``offline_queue.central.people``); ``republisher`` is poked when
+    an ingest took a declaration.
     """
     if signing_key is None:
         signing_key = default_signing_key(db_path)
@@ -510,6 +529,7 @@ def create_app(
     _register_error_handlers(app)
     _Routes(connections.get, admin_token=admin_token, validators=validators,
             admission=admission, signing_key=signing_key,
-            throttle=Throttle() if throttle is None else throttle).register(app)
+            throttle=Throttle() if throttle is None else throttle, fold=fold,
+            republisher=republisher).register(app)
     register_dashboard(app, connections.get, validators=validators)
     return app

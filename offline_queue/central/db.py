@@ -449,6 +449,7 @@ SCAN_PG_TYPES = {
     "corrected_at": "bigint", "content_hash": "bigint", "checkpoint": "integer",
     "device": "integer", "posted_by": "integer", "person_key": "text", "display": "text",
     "reasons": "text", "override_of": "uuid", "override_reason": "text",
+    "officer": "text",
 }
 # One statement whatever the batch size, its arrays sent in binary: psycopg parses a
 # statement's text on every call when it is long (a 500-row VALUES list has 11,000
@@ -694,6 +695,7 @@ def item_of(row: dict[str, Any]) -> dict[str, Any]:
         "override_of": str(row["override_of"]) if row["override_of"] else None,
         "original_decision": schema.word(schema.DECISION_CODES, row["original_decision"]),
         "override_reason": row["override_reason"],
+        "officer": row.get("officer"),
         "recorded_at": when(row["recorded_at"]),
         "clock_synced": bool(row["clock_synced"]),
         "corrected_at": when(row["corrected_at"]),

@@ -37,7 +37,8 @@ MAX_CASE_VISITS = 500
 
 # The fields of a traced check-in, in the order CSV and HTML show them.
 TRACE_FIELDS = ("event_time", "checkpoint_id", "checkpoint_name", "direction", "decision",
-                "kind", "person_key", "display", "reasons", "time_basis", "device_id", "id")
+                "kind", "person_key", "display", "reasons", "source", "officer", "override_of",
+                "time_basis", "device_id", "id")
 
 
 def _local_day(when: datetime, offset_us: int) -> int:
@@ -122,7 +123,8 @@ def _traced(rows: list[dict[str, Any]], names: dict[str, str]) -> list[dict[str,
             "kind": item["kind"], "person_key": item["person_key"],
             "display": item["display"], "reasons": item["reasons"],
             "time_basis": item["time_basis"], "device_id": item["device_id"],
-            "id": item["id"],
+            "id": item["id"], "source": item["source"], "officer": item["officer"],
+            "override_of": item["override_of"],
         })
     return out
 

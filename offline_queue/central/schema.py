@@ -29,7 +29,7 @@ from sqlite_utils.migrations import Migrations
 
 from offline_queue import wire
 from offline_queue.central.backend import CentralDB
-from offline_queue.records import DECISIONS, DIRECTIONS, KINDS, SOURCES
+from offline_queue.records import DECISIONS, DIRECTIONS, KINDS, OFFICER_ID, SOURCES
 
 # Codes stored for each vocabulary: the 1-based position in these tuples.  Append only:
 # a stored code never changes meaning (test_central_store checks every word has one).
@@ -122,8 +122,9 @@ def _word_sql(column: str, vocabulary: Sequence[str]) -> str:
     return f"CASE {column} {cases} END"
 
 
-def _sqlite_checkins_view() -> str:
-    """The pre-m004 ``checkins`` table as a view (body rebuilt from the columns)."""
+def _sqlite_checkins_view(officer: bool = False) -> str:
+    """The pre-m004 ``checkins`` table as a view (body rebuilt from the columns; with the
+    ``officer`` column from m007 on)."""
     kind, decision = _word_sql("s.kind", KIND_CODES), _word_sql("s.decision", DECISION_CODES)
     direction, source = (_word_sql("s.direction", DIRECTION_CODES),
                          _word_sql("s.source", SOURCE_CODES))
@@ -137,7 +138,9 @@ def _sqlite_checkins_view() -> str:
         "'display', json(coalesce(s.display, '{}')), "
         f"'decision', {decision}, 'reasons', json(coalesce(s.reasons, '[]')), "
         f"'source', {source}, 'override_of', s.override_of, 'original_decision', {original}, "
-        f"'override_reason', s.override_reason, 'recorded_at', {_iso_sql('s.recorded_at')}, "
+        f"'override_reason', s.override_reason, "
+        + ("'officer', s.officer, " if officer else "")
+        + f"'recorded_at', {_iso_sql('s.recorded_at')}, "
         f"'clock_synced', json(CASE s.clock_synced WHEN 1 THEN 'true' ELSE 'false' END)) "
         f"AS body, {_iso_sql('s.event_time')} AS event_time, s.clock_synced AS clock_synced, "
         f"{_iso_sql('s.corrected_at')} AS corrected_at, "
@@ -241,8 +244,8 @@ def m004_scans(db: Database) -> None:
     rows = db.execute("SELECT body, content_hash, event_time, corrected_at, received_at, "
                       "time_source, time_basis, posted_by, checkpoint_id, device_id "
                       "FROM checkins ORDER BY rowid")
-    insert = ("INSERT INTO scans (" + ", ".join(SCAN_COLUMNS) + ") VALUES ("
-              + ", ".join("?" * len(SCAN_COLUMNS)) + ")")
+    insert = ("INSERT INTO scans (" + ", ".join(M006_COLUMNS) + ") VALUES ("
+              + ", ".join("?" * len(M006_COLUMNS)) + ")")
     for body, digest, event, corrected, received, source, basis, posted, cp, dev in rows:
         item = json.loads(body)
         item["corrected_at"], item["time_source"] = corrected, source
@@ -250,7 +253,7 @@ def m004_scans(db: Database) -> None:
                        basis=basis, received_us=to_us(_utc(received)),
                        checkpoint=checkpoints[cp], device=devices[dev],
                        posted_by=devices.get(posted) if posted != dev else None)
-        db.execute(insert, row)
+        db.execute(insert, row[:len(M006_COLUMNS)])
     db.execute("DROP TABLE checkins")
     db.execute(
         "INSERT INTO daily_counts (checkpoint, day, scans) SELECT checkpoint, "
@@ -305,8 +308,8 @@ def m006_signed_and_scoped(db: Database) -> None:
     db.execute("DROP VIEW IF EXISTS checkins")
     statements = _scans_ddl(pg=False, table="scans_m006", device_key=True)
     db.execute(statements[0])
-    db.execute("INSERT INTO scans_m006 (" + ", ".join(SCAN_COLUMNS) + ") SELECT "
-               + ", ".join(SCAN_COLUMNS) + " FROM scans")
+    db.execute("INSERT INTO scans_m006 (" + ", ".join(M006_COLUMNS) + ") SELECT "
+               + ", ".join(M006_COLUMNS) + " FROM scans")
     db.execute("DROP TABLE scans")
     db.execute("ALTER TABLE scans_m006 RENAME TO scans")
     for statement in _scans_ddl(pg=False)[1:3]:  # its two indexes
@@ -324,10 +327,49 @@ def unopened_ddl() -> list[str]:
     ]
 
 
+DECLARED = SOURCE_CODES.index("declared") + 1
+
+
+def people_ddl(pg: bool) -> list[str]:
+    """Issue 13: the officer of an override or a declaration as a column; the status the
+    province imported, kept apart from the ``status`` document published (which also holds
+    the declarations made at kiosks: ``offline_queue.central.people``); a partial index of
+    the declared check-ins, so that finding them reads only those rows (ingest updates it
+    for declared rows only)."""
+    blob = "bytea" if pg else "BLOB"
+    # The officer who made an override or recorded a declaration: a column of its own
+    # (it was display.officer; those rows are moved).
+    officer_from_display = (
+        "UPDATE scans SET officer = display::jsonb ->> 'officer', display = CASE WHEN "
+        "(display::jsonb - 'officer') = '{}'::jsonb THEN NULL ELSE "
+        "(display::jsonb - 'officer')::text END WHERE display LIKE '%\"officer\"%' "
+        "AND jsonb_typeof(display::jsonb -> 'officer') = 'string'" if pg else
+        "UPDATE scans SET officer = json_extract(display, '$.officer'), display = CASE WHEN "
+        "json_remove(display, '$.officer') = '{}' THEN NULL ELSE "
+        "json_remove(display, '$.officer') END WHERE display LIKE '%\"officer\"%' "
+        "AND json_type(display, '$.officer') = 'text'")
+    return [
+        "ALTER TABLE scans ADD COLUMN officer TEXT",
+        officer_from_display,
+        f"CREATE TABLE document_imports (name TEXT PRIMARY KEY, body {blob} NOT NULL, "
+        "updated_at TEXT NOT NULL, expires_at TEXT)",
+        "CREATE INDEX scans_declared ON scans (event_time, received_at) "
+        f"WHERE source = {DECLARED} AND person_key IS NOT NULL AND override_of IS NULL",
+    ]
+
+
 @migrations()
 def m007_unopened(db: Database) -> None:
     for statement in unopened_ddl():
         db.execute(statement)
+
+
+@migrations()
+def m008_people(db: Database) -> None:
+    db.execute("DROP VIEW IF EXISTS checkins")
+    for statement in people_ddl(pg=False):
+        db.execute(statement)
+    db.execute(_sqlite_checkins_view(officer=True))
 
 
 def _utc(iso_text: str) -> datetime:
@@ -344,12 +386,14 @@ def hash_code(hex_digest: str) -> int:
     return int(hex_digest[:16], 16) - 2**63
 
 
-SCAN_COLUMNS = (
+# The columns m004 and m006 copy (the table as they leave it); later ones are added after.
+M006_COLUMNS = (
     "id", "event_time", "recorded_at", "received_at", "corrected_at", "content_hash",
     "checkpoint", "device", "posted_by", "kind", "decision", "direction", "source",
     "time_basis", "time_source", "clock_synced", "original_decision", "person_key",
     "display", "reasons", "override_of", "override_reason",
 )
+SCAN_COLUMNS = (*M006_COLUMNS, "officer")
 
 
 def scan_row(item: wire.CheckIn, *, digest: int, event_time: int, basis: str,
@@ -358,6 +402,12 @@ def scan_row(item: wire.CheckIn, *, digest: int, event_time: int, basis: str,
     """The ``scans`` values (in SCAN_COLUMNS order) of a valid wire check-in."""
     recorded = _us(item["recorded_at"])
     display = item.get("display") or None
+    officer = item.get("officer")
+    if officer is None and display is not None and isinstance(display.get("officer"), str) \
+            and OFFICER_ID.fullmatch(display["officer"]):
+        # A kiosk from before the officer field kept it in display: the same column.
+        officer = display["officer"]
+        display = {k: v for k, v in display.items() if k != "officer"} or None
     reasons = item.get("reasons") or None
     return (
         item["id"], event_time, recorded, received_us, _us(item.get("corrected_at")), digest,
@@ -368,7 +418,7 @@ def scan_row(item: wire.CheckIn, *, digest: int, event_time: int, basis: str,
         code(DECISION_CODES, item.get("original_decision")), item.get("person_key"),
         json.dumps(display, ensure_ascii=False, separators=(",", ":")) if display else None,
         json.dumps(reasons, ensure_ascii=False, separators=(",", ":")) if reasons else None,
-        item.get("override_of"), item.get("override_reason"),
+        item.get("override_of"), item.get("override_reason"), officer,
     )
 
 
@@ -421,6 +471,7 @@ PG_MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE scans DROP CONSTRAINT scans_pkey, ADD PRIMARY KEY (device, id)",
     ],
     4: unopened_ddl(),  # m007 of SQLite (issue 14: sealed identities)
+    5: people_ddl(pg=True),  # m008 of SQLite (issue 13)
 }
 
 

@@ -21,6 +21,7 @@ from waitress.receiver import FixedStreamReceiver
 from waitress.server import create_server
 
 from offline_queue.central import db as central_db
+from offline_queue.central import people
 from offline_queue.central.app import (
     MAX_BODY,
     Admission,
@@ -184,14 +185,20 @@ class CentralServer:
         early_busy: bool = EARLY_BUSY,
         sock: socket.socket | None = None,
         backlog: int = BACKLOG,
+        fold: people.Folder | None = None,
+        republish: bool = True,
     ) -> None:
         self.target = db_path
+        # ``fold``: the status document holds the kiosks' declarations; this server also
+        # republishes it (a thread) unless ``republish`` is off (``serve`` runs one apart).
+        self.republisher = people.Republisher(db_path, fold, validators=validators) \
+            if fold is not None and republish else None
         # The admission reads the task queue of the server made just below.
         self.admission = None if queue_limit is None else Admission(
             lambda: len(self._server.task_dispatcher.queue), limit=queue_limit)
         self.app = create_app(db_path, admin_token=admin_token, validators=validators,
                               admission=self.admission, signing_key=signing_key,
-                              throttle=throttle)
+                              throttle=throttle, fold=fold, republisher=self.republisher)
         where: dict[str, Any] = {"sockets": [sock]} if sock is not None else {
             "host": host, "port": port}
         self._server = create_server(
@@ -221,6 +228,8 @@ class CentralServer:
     def start(self) -> CentralServer:
         self._thread = threading.Thread(target=self._run, name="central", daemon=True)
         self._thread.start()
+        if self.republisher is not None:
+            self.republisher.start()
         return self
 
     def _run(self) -> None:
@@ -234,6 +243,8 @@ class CentralServer:
 
     def serve_forever(self) -> None:
         log.info("central server listening on %s", self.url)
+        if self.republisher is not None:
+            self.republisher.start()
         try:
             self._server.run()
         finally:
@@ -252,6 +263,8 @@ class CentralServer:
             return
         self._closed = True
         self._stop.set()
+        if self.republisher is not None:
+            self.republisher.close()
         if self._thread is None:
             wasyncore.close_all(self._server._map)
         else:
@@ -306,6 +319,7 @@ def serve(
     signing_key: CentralKey | KeyFile | None = None,
     trusted_proxy: str | None = TRUSTED_PROXY,
     on_listening: Callable[[str], None] | None = None,
+    fold: people.Folder | None = None,
 ) -> None:
     """Serve the central in the foreground: ``workers`` processes (forked), each a
     waitress server on its own listening socket of the same port, with ``threads``
@@ -323,6 +337,9 @@ def serve(
 
     Each worker keeps its own wrong-token budget (the kernel spreads one address's
     connections over the workers), so each gets ``1/workers`` of the throttle's limit.
+
+    ``fold`` (``offline_queue.central.people``): the published status document holds the
+    kiosks' declarations, republished by one more process (with ``workers=1``, a thread).
     """
     if workers < 1:
         raise ValueError(f"workers is {workers!r}; use 1 or more server processes")
@@ -335,7 +352,7 @@ def serve(
         threads=threads, connection_limit=connection_limit, queue_limit=queue_limit,
         early_busy=early_busy, admin_token=admin_token, validators=validators,
         signing_key=signing_key, trusted_proxy=trusted_proxy,
-        throttle=Throttle(limit=max(1, THROTTLE_LIMIT // workers)))
+        throttle=Throttle(limit=max(1, THROTTLE_LIMIT // workers)), fold=fold)
     url = f"http://{_url_host(bound_host)}:{bound_port}"
     if workers == 1:
         server = CentralServer(db_path, sock=first, **options)
@@ -355,7 +372,13 @@ def serve(
         return sockets.pop() if sockets else listening_socket(host, bound_port,
                                                               reuse_port=True)
 
-    _Supervisor(lambda sock: _worker(db_path, sock, options), next_socket, workers).run()
+    side = None
+    if fold is not None:
+        def side() -> None:
+            assert fold is not None
+            _republisher(db_path, fold, validators)
+    _Supervisor(lambda sock: _worker(db_path, sock, {**options, "republish": False}),
+                next_socket, workers, side).run()
 
 
 def _worker(db_path: str | os.PathLike[str], sock: socket.socket,
@@ -366,26 +389,44 @@ def _worker(db_path: str | os.PathLike[str], sock: socket.socket,
     CentralServer(db_path, sock=sock, **options).serve_forever()
 
 
+def _republisher(db_path: str | os.PathLike[str], fold: people.Folder,
+                 validators: Validators | None) -> None:
+    """The status republisher's process: until SIGTERM."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with people.Republisher(db_path, fold, validators=validators):
+        stop.wait()
+
+
 class _Supervisor:
     """Forks ``count`` workers, each with a socket of its own (``make_socket``; closed in
     this process once forked: a socket nobody accepts on would strand its connections),
-    starts a dead one again (at most one a second), stops them all on SIGTERM/SIGINT."""
+    and, given ``side``, one more process that runs it (the status republisher: its work
+    never takes a worker's interpreter lock); starts a dead one again (at most one a
+    second), stops them all on SIGTERM/SIGINT."""
 
     def __init__(self, work: Callable[[socket.socket], None],
-                 make_socket: Callable[[], socket.socket], count: int) -> None:
+                 make_socket: Callable[[], socket.socket], count: int,
+                 side: Callable[[], None] | None = None) -> None:
         self.work = work
         self.make_socket = make_socket
         self.count = count
-        self.children: set[int] = set()
+        self.side = side
+        self.children: dict[int, bool] = {}  # pid -> is the side process
         self.stopping = False
 
-    def _spawn(self) -> None:
-        sock = self.make_socket()
+    def _spawn(self, side: bool = False) -> None:
+        sock = None if side else self.make_socket()
         pid = os.fork()
         if pid == 0:  # the worker
             code = 0
             try:
-                self.work(sock)
+                if sock is None:
+                    assert self.side is not None
+                    self.side()
+                else:
+                    self.work(sock)
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else 0
             except BaseException:
@@ -394,8 +435,9 @@ class _Supervisor:
             finally:
                 logging.shutdown()
                 os._exit(code)
-        sock.close()
-        self.children.add(pid)
+        if sock is not None:
+            sock.close()
+        self.children[pid] = side
 
     def _stop(self, *_: object) -> None:
         self.stopping = True
@@ -411,21 +453,23 @@ class _Supervisor:
         try:
             for _ in range(self.count):
                 self._spawn()
+            if self.side is not None:
+                self._spawn(side=True)
             last_restart = 0.0
             while self.children:
                 try:
                     pid, status = os.wait()
                 except ChildProcessError:
                     break
-                self.children.discard(pid)
+                side = self.children.pop(pid, False)
                 if self.stopping:
                     continue
-                log.error("central worker %d ended (%s); starting another", pid,
-                          _exit_text(status))
+                log.error("central %s %d ended (%s); starting another",
+                          "status republisher" if side else "worker", pid, _exit_text(status))
                 time.sleep(max(0.0, last_restart + 1.0 - time.monotonic()))
                 last_restart = time.monotonic()
                 if not self.stopping:
-                    self._spawn()
+                    self._spawn(side=side)
         finally:
             self._stop()
             for pid in list(self.children):
