@@ -191,11 +191,13 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30) -> Clip:
     frames = []
     blur_px = []
     defocus_px = []
+    where = []          # (x, y, width) of the code in frame pixels, face-on width
     for i in range(n_frames):
         ppm = fg.px_per_mm(ds[i], w, zoom)
         frame = background.copy()
         centre = (w / 2 + xs[i] * ppm, h / 2 + ys[i] * ppm)
         width = min(ppm * code_mm, 0.95 * h)
+        where.append((round(centre[0]), round(centre[1]), round(width)))
         fg._place(frame, face, width, rng, float(turn[i]), float(tilt[i]), ppm * ds[i], dark,
                   light, margin, centre=centre, tilt_axis=tilt_axis)
         if screen is not None:
@@ -224,7 +226,8 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30) -> Clip:
     params = {"size": (w, h), "family": family, "like": like, "autofocus": autofocus,
               "dim": dim, "tau_s": round(tau, 3),
               "px_per_module": round(ppm_rest * code_mm / n, 2),
-              "motion_blur_px": blur_px, "defocus_radius_px": defocus_px}
+              "motion_blur_px": blur_px, "defocus_radius_px": defocus_px,
+              "where_px": where}
     return Clip(kind, index, frames, payload, params)
 
 
