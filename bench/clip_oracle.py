@@ -103,6 +103,8 @@ def _psf(params: dict, i: int) -> np.ndarray | None:
 def _wiener(img: np.ndarray, k: np.ndarray, snr: float = 0.01) -> np.ndarray:
     f = img.astype(np.float32) / 255
     kh, kw = k.shape
+    if kh > f.shape[0] or kw > f.shape[1]:
+        return img      # a blur longer than the crop: nothing to undo it with
     pad = np.zeros_like(f)
     pad[:kh, :kw] = k
     pad = np.roll(pad, (-(kh // 2), -(kw // 2)), axis=(0, 1))
