@@ -13,10 +13,11 @@ follows from a physical model, in millimetres and seconds, through the optics of
   sway (0.3–1.5 Hz, 0.5–2.5 mm), in both directions, plus a slow turn of a degree or two;
 * **motion blur**: the code's speed in the image during the exposure (1/60 s, 1/30 s in a
   dim entrance), along its direction of travel;
-* **focus**: a Camera Module 3 in continuous autofocus (phase detection notices the new
-  subject 2–4 frames late, then focus moves from the room behind, 0.6–2 m, to the code
-  with a time constant of 50–120 ms), or a Module 2 whose lens was turned to 25 cm; the
-  defocus disk follows from aperture and distance;
+* **focus**: a Camera Module 3 (its own lens and sensor) in continuous autofocus (phase
+  detection notices the new subject 2–4 frames late, then the lens moves from the room
+  behind, 0.6–2 m, to the code with a time constant of 50–120 ms, in dioptres), or a
+  Module 2 whose lens was turned to 25 cm; the defocus disk follows from aperture and
+  distance;
 * sensor noise is new in every frame; a 1280x720 webcam sends MJPEG.
 
 Kinds: ``card`` (the 11 mm code of a 2024 CCCD through the native-resolution centre
@@ -116,20 +117,22 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30) -> Clip:
         like = kind
     if like == "card":
         size_mm, rest_d = rng.uniform(10.5, 11.5), rng.uniform(200.0, 300.0)
-        zoom = fg.SENSOR_PX / w          # native-resolution centre window (docs/decoding.md)
     elif like == "phone":
         size_mm, rest_d = rng.uniform(40.0, 65.0), rng.uniform(120.0, 250.0)
-        zoom = 1.0
     else:
         size_mm, rest_d = rng.uniform(30.0, 70.0), rng.uniform(150.0, 320.0)
-        zoom = 1.0
     symbol = n - 8 if kind != "no_code" else n
     autofocus = prng.random() < 0.5
+    # The autofocus clips are a Camera Module 3, with its own lens and sensor; the others
+    # a Module 2.
+    optics = fg.MODULE3 if autofocus else fg.MODULE2
+    # A card is seen through the native-resolution centre window (docs/decoding.md).
+    zoom = optics.sensor_px / w if like == "card" else 1.0
     dim = prng.random() < 0.25
     exposure = 1 / 30 if dim else 1 / 60
 
     # Motion, in mm in the plane of the code and mm of distance.
-    ppm_rest = fg.px_per_mm(rest_d, w, zoom)
+    ppm_rest = fg.px_per_mm(rest_d, w, zoom, optics)
     field_mm = np.array([w, h]) / ppm_rest
     code_mm = size_mm * n / symbol
     room = np.maximum(field_mm - code_mm, 1.0) / 2
@@ -156,12 +159,16 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30) -> Clip:
     if autofocus:
         late = int(rng.integers(2, 5))
         lag = rng.uniform(0.05, 0.12)
-        f = rng.uniform(600.0, 2000.0)
+        # The lens moves in dioptres (1/distance): its travel from the sensor is
+        # proportional to them, and libcamera's autofocus (rpi.af) works in them.  An
+        # approach that is exponential in distance would leave the focus far too long
+        # beyond a close code (at 2 time constants: 1.7 D behind, not 0.4 D).
+        inv = 1 / rng.uniform(600.0, 2000.0)
         focus = np.empty_like(t)
         for i, d in enumerate(ds):
             if i >= late:
-                f += (d - f) * (1 - np.exp(-1 / (FPS * lag)))
-            focus[i] = f
+                inv += (1 / d - inv) * (1 - np.exp(-1 / (FPS * lag)))
+            focus[i] = 1 / inv
     else:
         focus = np.full_like(t, fg.KIOSK_FOCUS_MM)
 
@@ -183,28 +190,33 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30) -> Clip:
     noise = rng.uniform(0.01, 0.04) * (2.5 if dim else 1.0)
     jpeg = int(rng.integers(50, 90)) if webcam else None
     background = fg._background(rng, w, h, busy=0.6)
-    system = fg._SYSTEM_SIGMA_SENSOR_PX * w * zoom / fg.SENSOR_PX
-    k_bin = fg.SENSOR_PX / (w * zoom)
+    system = fg._SYSTEM_SIGMA_SENSOR_PX * w * zoom / optics.sensor_px
+    k_bin = optics.sensor_px / (w * zoom)
     gx, gy = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h
     shade_ang = rng.uniform(0, 2 * np.pi)
 
     frames = []
     blur_px = []
     defocus_px = []
+    where = []          # (x, y, width) of the code in frame pixels, face-on width
     for i in range(n_frames):
-        ppm = fg.px_per_mm(ds[i], w, zoom)
+        ppm = fg.px_per_mm(ds[i], w, zoom, optics)
         frame = background.copy()
         centre = (w / 2 + xs[i] * ppm, h / 2 + ys[i] * ppm)
         width = min(ppm * code_mm, 0.95 * h)
-        fg._place(frame, face, width, rng, float(turn[i]), float(tilt[i]), ppm * ds[i], dark,
-                  light, margin, centre=centre, tilt_axis=tilt_axis)
+        where.append((round(centre[0]), round(centre[1]), round(width)))
+        glass = fg._place(frame, face, width, rng, float(turn[i]), float(tilt[i]), ppm * ds[i],
+                          dark, light, margin, centre=centre, tilt_axis=tilt_axis)
         if screen is not None:
+            # Moiré (the screen's pixel grid against the sensor's) and glare (a lamp seen
+            # in the glass) are on the phone's screen only, never on the room behind it.
             period, s_ang, depth, gamma, gain, gr = screen
             yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
             phase = 2 * np.pi * (np.cos(s_ang) * xx + np.sin(s_ang) * yy) / period
             moire = 1 - depth * (0.5 + 0.5 * np.cos(phase))
             glare = gain * np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * gr * gr))
-            frame = np.clip(frame * moire, 0, 1) ** gamma + glare
+            lit = np.clip(frame * moire, 0, 1) ** gamma + glare
+            frame = frame * (1 - glass) + lit * glass
         if shade:
             yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
             ramp = 0.5 + 0.5 * np.cos(shade_ang) * xx / w + 0.5 * np.sin(shade_ang) * yy / h
@@ -214,7 +226,7 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30) -> Clip:
         length = speed * exposure * ppm
         if length > 0.7:
             frame = fg._motion(frame, length, float(np.arctan2(vy[i], vx[i])))
-        radius = fg.blur_diameter_px(ds[i], focus[i], w, zoom) / 2
+        radius = fg.blur_diameter_px(ds[i], focus[i], w, zoom, optics) / 2
         if radius > 0.3:
             frame = fg._defocus(frame, radius)
         frame = cv2.GaussianBlur(frame, (0, 0), system)
@@ -222,9 +234,10 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30) -> Clip:
         blur_px.append(round(length, 1))
         defocus_px.append(round(radius, 1))
     params = {"size": (w, h), "family": family, "like": like, "autofocus": autofocus,
-              "dim": dim, "tau_s": round(tau, 3),
+              "camera": "module3" if autofocus else "module2", "dim": dim, "tau_s": round(tau, 3),
               "px_per_module": round(ppm_rest * code_mm / n, 2),
-              "motion_blur_px": blur_px, "defocus_radius_px": defocus_px}
+              "motion_blur_px": blur_px, "defocus_radius_px": defocus_px,
+              "where_px": where}
     return Clip(kind, index, frames, payload, params)
 
 

@@ -159,8 +159,8 @@ def _background(rng: np.random.Generator, w: int, h: int, busy: float) -> np.nda
 def _place(frame: np.ndarray, code: np.ndarray, width_px: float, rng: np.random.Generator,
            rotate: float, tilt: float, focal_px: float, dark: float, light: float,
            card_margin: float, centre: tuple[float, float] | None = None,
-           tilt_axis: float | None = None) -> None:
-    """Warp ``code`` into ``frame`` in place, as a pinhole camera sees a card.
+           tilt_axis: float | None = None) -> np.ndarray:
+    """Warp ``code`` into ``frame`` in place, as a pinhole camera sees a card; return its mask.
 
     ``width_px`` is the code's width face-on, ``rotate`` its angle in its own plane,
     ``tilt`` the angle between the card and the sensor plane (about an axis in a random
@@ -214,6 +214,7 @@ def _place(frame: np.ndarray, code: np.ndarray, width_px: float, rng: np.random.
                                borderValue=0.0)
     shaded = dark + (light - dark) * warped
     frame[:] = frame * (1 - mask) + shaded * mask
+    return mask
 
 
 def _defocus(img: np.ndarray, radius: float) -> np.ndarray:
@@ -264,25 +265,47 @@ FACTORY_FOCUS_MM = 2000.0
 KIOSK_FOCUS_MM = 250.0
 
 
-def px_per_mm(distance_mm: float, frame_w: int, zoom: float = 1.0) -> float:
+@dataclass(frozen=True)
+class Optics:
+    """A camera module's lens and sensor, as its datasheet gives them."""
+
+    sensor_px: int      # sensor pixels across the 4:3 field the lores frame is made from
+    pixel_mm: float
+    focal_mm: float
+    f_number: float
+
+    @property
+    def aperture_mm(self) -> float:
+        return self.focal_mm / self.f_number
+
+
+MODULE2 = Optics(SENSOR_PX, PIXEL_MM, FOCAL_MM, 2.0)
+# Camera Module 3 (Sony IMX708, Raspberry Pi's camera documentation): 4608x2592 pixels of
+# 1.4 um, f = 4.74 mm, f/1.8, 66 degrees across, phase-detect autofocus from 10 cm.  A 4:3
+# frame keeps the middle 3456 pixels of its 16:9 sensor.
+MODULE3 = Optics(3456, 0.0014, 4.74, 1.8)
+
+
+def px_per_mm(distance_mm: float, frame_w: int, zoom: float = 1.0,
+              optics: Optics = MODULE2) -> float:
     """Frame pixels per millimetre of an object ``distance_mm`` from the lens.
 
     ``zoom`` > 1 is a centre crop of the sensor (picamera2 ``ScalerCrop``) scaled to the
     frame: the same frame size over a smaller field.
     """
-    field_mm = distance_mm * SENSOR_PX * PIXEL_MM / FOCAL_MM
+    field_mm = distance_mm * optics.sensor_px * optics.pixel_mm / optics.focal_mm
     return frame_w * zoom / field_mm
 
 
 def blur_diameter_px(distance_mm: float, focus_mm: float, frame_w: int,
-                     zoom: float = 1.0) -> float:
+                     zoom: float = 1.0, optics: Optics = MODULE2) -> float:
     """Diameter in frame pixels of the defocus disk of a point at ``distance_mm``.
 
     Thin lens: the disk is APERTURE * |focus - d| / focus in object space (about 1.5 mm
-    for anything close to a lens focused far away), seen at px_per_mm(d).
+    for anything close to a Module 2 lens focused far away), seen at px_per_mm(d).
     """
-    object_mm = APERTURE_MM * abs(focus_mm - distance_mm) / focus_mm
-    return object_mm * px_per_mm(distance_mm, frame_w, zoom)
+    object_mm = optics.aperture_mm * abs(focus_mm - distance_mm) / focus_mm
+    return object_mm * px_per_mm(distance_mm, frame_w, zoom, optics)
 
 
 # Frame pixels per sensor pixel is at most 1/1.28 in these frames: demosaicing, the lens's

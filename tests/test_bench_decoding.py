@@ -52,3 +52,17 @@ def test_a_clip_is_the_same_every_time_and_settles():
     assert blur[0] > 1.0 and max(blur[-5:]) < blur[0]
     empty = make_clip("no_code", 0, seed=5, n_frames=3)
     assert empty.payload is None
+
+
+def test_the_autofocus_clips_see_through_a_camera_module_3():
+    from bench import framegen as fg
+    from bench.clipgen import make_clip
+
+    # IMX708 behind a 4.74 mm lens: 1.4 um pixels, so a native-resolution window sees
+    # focal / (distance * pixel) pixels a millimetre, a quarter more than a Module 2.
+    assert abs(fg.px_per_mm(250, 640, fg.MODULE3.sensor_px / 640, fg.MODULE3) - 13.54) < 0.01
+    assert abs(fg.px_per_mm(250, 640, fg.SENSOR_PX / 640) - 10.86) < 0.01
+    assert fg.MODULE3.aperture_mm > fg.MODULE2.aperture_mm
+    clips = [make_clip("card", i, seed=5, n_frames=2) for i in range(6)]
+    assert {c.params["camera"] for c in clips if c.params["autofocus"]} == {"module3"}
+    assert {c.params["camera"] for c in clips if not c.params["autofocus"]} == {"module2"}

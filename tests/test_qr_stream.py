@@ -24,7 +24,7 @@ def held_card():
     from bench.clipgen import make_clip
 
     # An 11 mm CCCD code shown, braked and held (seed 1 is the clip bench's tuning seed).
-    return make_clip("card", 12, seed=1)
+    return make_clip("card", 10, seed=1)
 
 
 def test_a_held_card_plain_zxing_never_reads_is_read_within_half_a_second(held_card):

@@ -33,13 +33,19 @@ import numpy as np
 
 from hardware.errors import DeviceSettingError
 from hardware.qr.base import Code, check_frame, unique
-from hardware.qr.zxing import _TEXTURE_MAX_SIDE, Box, MultiPassDecoder, texture_boxes
+from hardware.qr.zxing import (
+    _TEXTURE_MAX_SIDE,
+    Box,
+    MultiPassDecoder,
+    _check_passes,
+    texture_boxes,
+)
 
 log = logging.getLogger(__name__)
 
 # Measured with bench/stream.py on seed 1 (docs/decoding.md, "Stream decoding").
-DEFAULT_STREAM_PASSES: tuple[str, ...] = ("up3_hard", "stack", "up3_hard", "up2_sharpen", "zbar")
-STREAM_PASSES = ("up3_hard", "up2_sharpen", "up2_soft", "stack", "zbar")
+DEFAULT_STREAM_PASSES: tuple[str, ...] = ("up3_hard", "stack", "up3", "up2_sharpen", "zbar")
+STREAM_PASSES = ("up3_hard", "up2_sharpen", "up2_soft", "up3", "sharp_up3", "stack", "zbar")
 # Passes that look at the whole frame and need no candidate.
 _FRAME_PASSES = frozenset({"zbar"})
 _STACK = 3            # frames averaged by the stack pass
@@ -80,8 +86,9 @@ class StreamDecoder(MultiPassDecoder):
 
     def __init__(self, *, frame_period: float = 1 / 30,
                  stream_passes: Sequence[str] = DEFAULT_STREAM_PASSES, every: int = 3,
-                 boxes: int = 2, clock: Callable[[], float] = time.perf_counter,
-                 **options: Any) -> None:
+                 boxes: int = 2, zbar_every: int = 0,
+                 stack_passes: Sequence[str] = ("plain", "up2_sharpen"),
+                 clock: Callable[[], float] = time.perf_counter, **options: Any) -> None:
         unknown = [p for p in stream_passes if p not in STREAM_PASSES]
         if unknown:
             raise DeviceSettingError(f"unknown stream decoder passes {unknown!r}; choose from "
@@ -93,11 +100,15 @@ class StreamDecoder(MultiPassDecoder):
             raise DeviceSettingError(f"every must be 1 or more, got {every!r}")
         if boxes < 1:
             raise DeviceSettingError(f"boxes must be 1 or more, got {boxes!r}")
+        if zbar_every < 0:
+            raise DeviceSettingError(f"zbar_every must be 0 (never) or more, got {zbar_every!r}")
         super().__init__(**options)
         self.frame_period = frame_period
         self.stream_passes = tuple(stream_passes)
         self.every = every
         self.boxes = boxes
+        self.zbar_every = zbar_every
+        self.stack_passes = _check_passes("stack_passes", stack_passes)
         self._clock = clock
         self._zbar: Any = None
         self.reset()
@@ -108,6 +119,7 @@ class StreamDecoder(MultiPassDecoder):
         self._history: deque[np.ndarray] = deque(maxlen=_STACK)
         self._turn = 0
         self._since_pass = 0
+        self._since_zbar = 0
         self._credit = 0.0     # seconds of frame time saved for costly passes
         # Measured cost of each pass in seconds (start pessimistic: one frame period).
         self._cost: dict[str, float] = {}
@@ -131,6 +143,7 @@ class StreamDecoder(MultiPassDecoder):
             return unique(codes)
         self._age_focus(located)
         self._since_pass += 1
+        self._since_zbar += 1
         found: list[Code] = []
         # A symbol zxing located in this very frame is the best moment for a pass: its
         # finder patterns are sharp enough to be found.
@@ -156,19 +169,17 @@ class StreamDecoder(MultiPassDecoder):
             # Earlier frames took all the time the camera gives: this one stays plain.
             self.shed += 1
             return []
-        if not self._focus or self._focus[0].age > 1:
-            # Scouting for QR-like texture costs about one plain call; done only when the
-            # candidates are stale, and it is itself a pass in the sense of the budget.
-            for box in texture_boxes(frame, max_side=_TEXTURE_MAX_SIDE):
-                self._focus.insert(0, _Focus(box))
-            self._focus = self._focus[:3]
-        name = self.stream_passes[self._turn % len(self.stream_passes)]
-        if not self._focus and name not in _FRAME_PASSES:
+        self._scout(frame)
+        name = self._next_pass()
+        if name is None:
             return []
         if self._cost.get(name, 0.0) > self._credit:
             self.shed += 1
             return []
-        self._turn += 1
+        if name == "zbar":
+            self._since_zbar = 0
+        if name == self.stream_passes[self._turn % len(self.stream_passes)]:
+            self._turn += 1
         self._since_pass = 0
         self.passes_run += 1
         t = self._clock()
@@ -187,6 +198,24 @@ class StreamDecoder(MultiPassDecoder):
         if codes:
             log.debug("stream pass %r found %d code(s)", name, len(codes))
         return codes
+
+    def _scout(self, frame: np.ndarray) -> None:
+        if not self._focus or self._focus[0].age > 1:
+            # Scouting for QR-like texture costs about one plain call; done only when the
+            # candidates are stale, and it is itself a pass in the sense of the budget.
+            for box in texture_boxes(frame, max_side=_TEXTURE_MAX_SIDE):
+                self._focus.insert(0, _Focus(box))
+            self._focus = self._focus[:3]
+
+    def _next_pass(self) -> str | None:
+        """The pass due on this frame: zbar when its cadence says so, else the next in turn."""
+        if self.zbar_every and self._since_zbar >= self.zbar_every:
+            # zbar on the whole frame on its own cadence (what pays on real photos).
+            return "zbar"
+        name = self.stream_passes[self._turn % len(self.stream_passes)]
+        if not self._focus and name not in _FRAME_PASSES:
+            return None
+        return name
 
     def _run(self, name: str, frame: np.ndarray, box: Box) -> list[Code]:
         x0, y0, x1, y1 = box
@@ -221,7 +250,7 @@ class StreamDecoder(MultiPassDecoder):
         if n < 2:
             return []
         mean = np.clip(total / n + 0.5, 0, 255).astype(np.uint8)
-        return self._passes(mean, ("plain", "up2_sharpen"), (x0, y0))
+        return self._passes(mean, self.stack_passes, (x0, y0))
 
     def _zbar_read(self, crop: np.ndarray, offset: tuple[int, int]) -> list[Code]:
         if self._zbar is None:
