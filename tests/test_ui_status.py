@@ -192,3 +192,25 @@ def test_health_defaults_keep_older_callers_working():
                reprovision_needed=False, clock_synced=True, trust_list_age=None)
     assert (h.documents, h.undelivered, h.document_errors) == ((), 0, ())
     assert replace(h, undelivered=2).undelivered == 2
+
+
+def test_a_central_key_pinned_on_trust_is_shown_until_confirmed(tmp_path, kit):
+    """A kiosk enrolled without the central's fingerprint (or by an older version) trusts the
+    first key it saw: the strip says so until it is re-provisioned with the fingerprint."""
+    with build_kit(tmp_path) as k:
+        from kiosk.runtime.scanloop import ScanLoop
+
+        loop = ScanLoop(store=k.store, checker=k.loop.checker, recognise=k.loop.recognise)
+        status = SyncStatus(online=True, backlog=0, dead_letter=0, last_success=WALL,
+                            last_error=None, reprovision_needed=False)
+        loop.events.put(replace(status, key_warning="pinned on first use"))
+        loop.step()
+        assert loop.health().key_unconfirmed
+        loop.events.put(status)
+        loop.step()
+        assert not loop.health().key_unconfirmed
+    assert items(make_app(kit, language="en", health=healthy(key_unconfirmed=True)))[
+        "Central key not confirmed"] == WARN
+    assert items(make_app(kit, health=healthy(key_unconfirmed=True)))[
+        "Khóa máy chủ chưa xác nhận"] == WARN
+    assert "Central key not confirmed" not in items(make_app(kit, language="en"))

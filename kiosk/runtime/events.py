@@ -103,6 +103,9 @@ class Health:
     documents: tuple[tuple[str, datetime | None], ...] = ()
     undelivered: int = 0  # rows the central will not take (dead letters, refused/held rows)
     document_errors: tuple[str, ...] = ()  # documents the central sent that were not applied
+    # The central's key was pinned on trust (no fingerprint at enrolment): documents are
+    # checked against a key nobody confirmed (docs/trust.md).
+    key_unconfirmed: bool = False
     # The dedicated scanner: configured at all (the status strip shows it only then), and
     # its state (ok, no message when there is none).
     scanner_configured: bool = False

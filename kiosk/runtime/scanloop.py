@@ -475,6 +475,7 @@ class ScanLoop:
             documents=self._documents(),
             undelivered=sync.undeliverable if sync is not None else 0,
             document_errors=self._document_errors(sync),
+            key_unconfirmed=bool(sync.key_warning) if sync is not None else False,
             scanner_configured=self.scanner is not None,
             scanner_ok=self.scanner.ok if self.scanner is not None else True,
             scanner_message=self.scanner.message if self.scanner is not None else None,

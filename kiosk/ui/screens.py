@@ -511,6 +511,8 @@ def status_items(app: KioskApp) -> list[StatusItem]:
         items.append(same(t("Scanner OK"), OK) if h.scanner_ok
                      else same(t("Scanner fault"), BAD))
     items += document_items(app, h)
+    if getattr(h, "key_unconfirmed", False):
+        items.append(same(t("Central key not confirmed"), WARN))
     return items
 
 
