@@ -125,21 +125,31 @@ def loop_options(server_url: str) -> dict:
 
 def demo_config(folder: Path, ids: dict, server_url: str, token_file: Path, *,
                 width: int, height: int, language: str,
-                scanner: str = "") -> config_mod.Config:
-    """The demo kiosk's configuration (replayed camera, mock pins, local central; a
-    dedicated scanner when ``scanner`` names one)."""
+                scanner: str = "", central_key: str = "") -> config_mod.Config:
+    """The demo kiosk's configuration (replayed camera, mock pins, local central whose
+    signing key ``central_key`` it pins; a dedicated scanner when ``scanner`` names one)."""
     return config_mod.Config().replace(
         scanner={"spec": scanner},
         device={"id": ids["device_id"], "checkpoint_id": ids["checkpoint_id"],
                 "checkpoint_name": "Cổng bệnh viện (demo)"},
         camera={"spec": f"replay:{folder / 'frames'},fps=4,loop"},
         store={"path": str(folder / "checkins.db")},
-        sync={"server_url": server_url, "token_file": str(token_file)},
+        sync={"server_url": server_url, "token_file": str(token_file),
+              "central_key": central_key},
         signals={"pin_factory": "mock", "gate": 24},
         ui={"fullscreen": False, "width": width, "height": height, "language": language,
             "officer_pin": "1234"},
         policy={"profile": "hospital"},
     )
+
+
+def _local_key(server_url: str) -> str:
+    """The signing key of the demo's own central (in this process, on 127.0.0.1)."""
+    import requests
+
+    answer = requests.get(f"{server_url}/v1/keys", timeout=10)
+    answer.raise_for_status()
+    return str(answer.json()["public_key"])
 
 
 def enrol(central_db: Path, server_url: str, token_file: Path) -> dict:
@@ -230,10 +240,12 @@ def demo(folder: Path | None, size: str, language: str, headless: bool, scanner_
         # kiosk would have them from its last sync.
         from offline_queue.sync import sync_once
 
+        # The central runs in this process: its key is known, not trusted on first use.
+        central_key = _local_key(server.url)
         sync_once(db_path=folder / "checkins.db", server_url=server.url, user_agent=USER_AGENT,
-                  token=token_file.read_text().strip())
+                  token=token_file.read_text().strip(), central_key=central_key)
         cfg = demo_config(folder, ids, server.url, token_file, width=width, height=height,
-                          language=language, scanner=scanner_spec)
+                          language=language, scanner=scanner_spec, central_key=central_key)
         code = run_kiosk(cfg, headless=headless, max_seconds=max_seconds, show_lights=True,
                          supplied=Supplied(sync_options=SYNC_OPTIONS,
                                            loop_options=loop_options(server.url)))
