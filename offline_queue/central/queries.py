@@ -102,7 +102,7 @@ def coverage(db: CentralDB, *, now: datetime | None = None) -> dict[str, Any]:
     if run is not None:
         since: int | None = run[1]
     else:
-        since = db.execute("SELECT min(event_time) FROM scans").fetchone()[0]
+        since = db.one("SELECT min(event_time) FROM scans")[0]
     return {
         "data_since": iso(schema.from_us(since)) if since is not None else None,
         "retention_days": run[2] if run else None,
