@@ -263,3 +263,14 @@ def test_any_structure_gives_a_verdict_not_an_exception(value):
         {"ver": "1.3.0", "x": value} if not isinstance(value, dict) else {"ver": "1.3.0", **value}
     )
     assert isinstance(dcc_schema.validate(hcert), list)
+
+
+def test_certificate_types_only_what_the_schema_accepts():
+    """dcc_schema.certificate is the one narrowing to the typed HCert: the issuer's
+    certificates pass through unchanged, a broken one is None."""
+    for hcert in (di.vaccination(), di.test_result(), di.recovery()):
+        assert dcc_schema.certificate(hcert) is hcert
+    broken = di.vaccination()
+    broken["v"][0]["dn"] = "2"  # text where the schema wants a number
+    assert dcc_schema.certificate(broken) is None
+    assert dcc_schema.certificate(["not", "an", "object"]) is None

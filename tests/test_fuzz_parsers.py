@@ -169,3 +169,24 @@ def test_ten_thousand_random_payloads_under_ten_seconds():
         CHECKER.decide(recognise(payload), at=AT)
     elapsed = time.perf_counter() - start
     assert elapsed < 10, f"10 000 payloads took {elapsed:.1f} s"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5)
+                    | st.binary(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.integers(-5, 5), inner, max_size=3),
+                    max_leaves=8))
+def test_hostile_cose_headers(value):
+    """Any CBOR value as the algorithm or the key id, in either header, is a DCC whose
+    signature cannot be checked, never a parser crash.  (An array as the algorithm made
+    ``ALGORITHMS.get`` raise TypeError: unhashable, and the code read as ``parser_error``.)"""
+    body = cbor2.dumps({1: "VN", 4: 1, 6: 0, -260: {1: {}}})
+    for protected, unprotected in (({1: value}, {}), ({}, {1: value}), ({4: value}, {}),
+                                   ({}, {4: value, 1: value})):
+        message = cbor2.CBORTag(18, [cbor2.dumps(protected), unprotected, body, b"\0" * 64])
+        credential = recognise("HC1:" + b45encode(zlib.compress(cbor2.dumps(message))))
+        assert credential.kind == Kind.EU_DCC
+        assert credential.checks["cose"] is True
+        assert "parser_error" not in credential.problems
+        json.dumps(credential.fields)

@@ -45,7 +45,11 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in COMMANDS:
             module, attr = COMMANDS[cmd_name]
-            return getattr(importlib.import_module(module), attr)
+            command = getattr(importlib.import_module(module), attr)
+            if not isinstance(command, click.Command):  # a wrong COMMANDS entry
+                raise TypeError(f"COMMANDS[{cmd_name!r}] names {module}.{attr}, which is not "
+                                "a click command; point it at the command's function")
+            return command
         return super().get_command(ctx, cmd_name)
 
 

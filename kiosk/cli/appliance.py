@@ -12,11 +12,12 @@ import pwd
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from kiosk import config as config_mod
+from kiosk.cli.extras import CommandT
 from kiosk.domain.model import DIRECTIONS
 from kiosk.terminal import printable
 
@@ -38,25 +39,26 @@ def _default_owner() -> str | None:
     return KIOSK_USER
 
 
-def _config_option(f):  # noqa: ANN001, ANN202 - click decorator
+def _config_option(f: CommandT) -> CommandT:
     return click.option(
         "--config", "config_path", type=click.Path(dir_okay=False),
         default=str(config_mod.DEFAULT_PATH), show_default=True,
         help="Configuration file.")(f)
 
 
-def _db_option(f):  # noqa: ANN001, ANN202 - click decorator
+def _db_option(f: CommandT) -> CommandT:
     return click.option("--db", "db_path", type=click.Path(dir_okay=False),
                         help="Check-in database (overrides store.path), as 'run --db'.")(f)
 
 
-def _state_dir_option(f):  # noqa: ANN001, ANN202 - click decorator
+def _state_dir_option(f: CommandT) -> CommandT:
     return click.option("--state-dir", default=STATE_DIR, show_default=True,
                         help="Where provisioning keeps its last result (as 'provision "
                              "--state-dir').")(f)
 
 
-def _parse_pin(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict:
+def _parse_pin(_ctx: click.Context, _param: click.Parameter,
+               values: tuple[str, ...]) -> dict[str, int]:
     pins: dict[str, int] = {}
     for value in values:
         name, _, number = value.partition("=")
@@ -110,7 +112,7 @@ def _parse_pin(_ctx: click.Context, _param: click.Parameter, values: tuple[str, 
 @_config_option
 def provision(server_url: str | None, token: str | None, checkpoint_name: str,
               checkpoint_id: str, policy_profile: str | None, camera: str | None,
-              direction: str | None, ca_bundle: str | None, central_key: str, pins: dict,
+              direction: str | None, ca_bundle: str | None, central_key: str, pins: dict[str, int],
               file_path: str | None,
               qr_text: str | None, from_media: bool, media_globs: tuple[str, ...],
               restart_kiosk: bool,
@@ -172,7 +174,7 @@ def provision(server_url: str | None, token: str | None, checkpoint_name: str,
 def _request(qr_text: str | None, server_url: str | None, token: str | None,
              checkpoint_name: str, checkpoint_id: str, policy_profile: str | None,
              camera: str | None, direction: str | None, ca_bundle: str | None,
-             central_key: str, pins: dict) -> tuple[Request, str]:
+             central_key: str, pins: dict[str, int]) -> tuple[Request, str]:
     """The enrolment asked for by a QR's text or by the flags, and where it came from."""
     from kiosk.ops import provision as prov
 
@@ -268,7 +270,7 @@ def selftest(as_json: bool, assume_yes: bool, card_seconds: float | None,
     sys.exit(0 if report.ok else 1)
 
 
-def _status_report(config_path: str, db_path: str | None, state_dir: str) -> dict:
+def _status_report(config_path: str, db_path: str | None, state_dir: str) -> dict[str, Any]:
     """``status``'s report; every configuration problem (what stops start-up) comes first."""
     from kiosk.ops import status as status_mod
 

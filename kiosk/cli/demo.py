@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import sys
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def clock_agrees(server_url: str) -> bool:
     return agrees
 
 
-def loop_options(server_url: str) -> dict:
+def loop_options(server_url: str) -> dict[str, Callable[[], bool]]:
     """The scan loop's clock check for the demo: NTP-synced as on the appliance, or agreeing
     with the demo's own central, which is the only time the demo's records are compared to."""
     from kiosk.runtime.scanloop import clock_synced
@@ -123,7 +124,7 @@ def loop_options(server_url: str) -> dict:
     return {"is_clock_synced": lambda: agrees or clock_synced()}
 
 
-def demo_config(folder: Path, ids: dict, server_url: str, token_file: Path, *,
+def demo_config(folder: Path, ids: Mapping[str, str], server_url: str, token_file: Path, *,
                 width: int, height: int, language: str,
                 scanner: str = "", central_key: str = "") -> config_mod.Config:
     """The demo kiosk's configuration (replayed camera, mock pins, local central whose
@@ -152,7 +153,7 @@ def _local_key(server_url: str) -> str:
     return str(answer.json()["public_key"])
 
 
-def enrol(central_db: Path, server_url: str, token_file: Path) -> dict:
+def enrol(central_db: Path, server_url: str, token_file: Path) -> dict[str, str]:
     """Enrol the demo kiosk once; the device token is kept beside the demo database."""
     import requests
 
@@ -160,7 +161,8 @@ def enrol(central_db: Path, server_url: str, token_file: Path) -> dict:
 
     ids_file = token_file.with_suffix(".json")
     if token_file.exists() and ids_file.exists():
-        return json.loads(ids_file.read_text())
+        kept: dict[str, str] = json.loads(ids_file.read_text())  # written below
+        return kept
     db = central.connect(central_db)
     try:
         enrolment = central.create_enrolment_token(db, checkpoint_id="DEMO-01",

@@ -8,8 +8,13 @@ A command that needs one says so in one line, with the fix, instead of a traceba
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
+from typing import TypeVar
 
 from kiosk.errors import KioskError
+
+# What a shared click option decorates: a command's function (or a command already built).
+CommandT = TypeVar("CommandT", bound=Callable[..., object])
 
 CENTRAL_MODULES = ("flask", "waitress")
 CENTRAL_INSTALL = "pip install 'checkpoint-kiosk[central]'"

@@ -7,23 +7,29 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
 from kiosk import USER_AGENT
-from kiosk.cli.extras import require_central
+from kiosk.cli.extras import CommandT, require_central
+
+if TYPE_CHECKING:
+    from kiosk.config import Config
+    from offline_queue.central.backend import CentralDB
+    from offline_queue.sync import SyncStatus
 
 DB_HELP = "check-in database (default: store.path of the kiosk config)"
 CONFIG_HELP = "kiosk configuration file (default /etc/checkpoint-kiosk/kiosk.toml)"
 
 
-def _db_option(f):  # noqa: ANN001, ANN202 - click decorator
+def _db_option(f: CommandT) -> CommandT:
     f = click.option("--db", "db_path", type=click.Path(dir_okay=False), help=DB_HELP)(f)
     return click.option("--config", "config_path", type=click.Path(dir_okay=False),
                         help=CONFIG_HELP)(f)
 
 
-def _kiosk_config(config_path: str | None, *, whole: bool = True):  # noqa: ANN202
+def _kiosk_config(config_path: str | None, *, whole: bool = True) -> Config:
     """The kiosk's own configuration (kiosk.config.Config), so a technician on the device
     needs no options; ``whole=False`` for reports that must work on a kiosk whose
     configuration stops start-up (see kiosk.config.load)."""
@@ -172,7 +178,7 @@ def sync(config_path: str | None, db_path: str | None, server: str | None,
         raise _usage(e) from e
 
 
-def _status_line(status) -> str:  # noqa: ANN001 - offline_queue.sync.SyncStatus
+def _status_line(status: SyncStatus) -> str:
     """One line a technician reads: 'online; backlog 0; dead letter 0; last sync 10:04:05'."""
     parts = ["online" if status.online else "offline", f"backlog {status.backlog}",
              f"dead letter {status.dead_letter}"]
@@ -185,7 +191,7 @@ def _status_line(status) -> str:  # noqa: ANN001 - offline_queue.sync.SyncStatus
     elif status.reprovision_needed:
         parts.append("rows forbidden for this token: re-provision")
     parts.extend(f"{name} not applied: {why}" for name, why in status.document_errors)
-    if getattr(status, "key_warning", None):
+    if status.key_warning:
         parts.append(status.key_warning)
     if status.last_error:
         parts.append(f"error: {status.last_error}")
@@ -298,7 +304,7 @@ def _key_file(db_path: str) -> str:
     return given or str(default_path(db_path))
 
 
-def _central_db(db_path: str):  # noqa: ANN202
+def _central_db(db_path: str) -> CentralDB:
     from offline_queue.central import db
     from offline_queue.errors import StoreError
 
@@ -372,7 +378,7 @@ def central_export(db_path: str | None) -> None:
     from offline_queue.central.dashboard.users import User
 
     with _central_db(_central_db_path(db_path, must_exist=True)) as conn:
-        (count,) = conn.execute("SELECT count(*) FROM scans").fetchone()
+        (count,) = conn.one("SELECT count(*) FROM scans")
         try:
             who = getpass.getuser()
         except (KeyError, OSError):
@@ -499,7 +505,8 @@ def central_link_device(db_path: str | None, device_id: str, previous_device_id:
 @click.argument("name")
 @click.argument("file", type=click.File("rb"))
 @click.option("--expires", help="expiry (ISO date-time) sent as the Expires header")
-def central_set_document(db_path: str | None, name: str, file, expires: str | None) -> None:  # noqa: ANN001
+def central_set_document(db_path: str | None, name: str, file: BinaryIO,
+                         expires: str | None) -> None:
     """Publish a policy, trust_list, watchlist, status, risk_levels or officers document;
     prints its ETag.
 

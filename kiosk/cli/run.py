@@ -39,7 +39,7 @@ def run(config_path: str | None, camera_spec: str | None, scanner_spec: str | No
     Example: checkpoint-kiosk run --scanner serial:/dev/serial/by-id/usb-Scanner-if00
     """
     cfg = config_mod.load(config_path)
-    overrides: dict = {}
+    overrides: dict[str, dict[str, object]] = {}
     if camera_spec:
         overrides["camera"] = {"spec": camera_spec}
     if scanner_spec:

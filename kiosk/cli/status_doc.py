@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,7 +40,7 @@ def _write(output: Path, body: bytes) -> None:
                                    "its folder exists and is writable") from None
 
 
-def _report_bad(path: Path, bad: list, echo: Callable[..., None] = click.echo) -> None:
+def _report_bad(path: Path, bad: Sequence[object], echo: Callable[..., None] = click.echo) -> None:
     for row in bad:
         echo(f"{path}: {row}", err=True)
     if bad:

@@ -52,7 +52,7 @@ class Credential:
     checks: dict[str, bool | None] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
     identifiers: frozenset[tuple[str, str]] = frozenset()
-    evidence: Any = field(default=None, repr=False, compare=False)
+    evidence: object = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

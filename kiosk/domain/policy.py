@@ -188,7 +188,7 @@ class Policy:
         return bool(self.rules.in_force())
 
     @classmethod
-    def load(cls, name_or_path: str, overrides: Mapping[str, Any] | None = None) -> Policy:
+    def load(cls, name_or_path: str, overrides: Mapping[str, object] | None = None) -> Policy:
         """A named profile or a .toml/.json policy document, then ``overrides`` on top.
 
         Raises :class:`ConfigError` naming the key (``policy.rules.test.max_hours``),
@@ -220,7 +220,7 @@ class Policy:
         return _applied(_applied(base, doc), extra)
 
     @classmethod
-    def from_table(cls, table: Mapping[str, Any], *, source: str = "policy") -> Policy:
+    def from_table(cls, table: Mapping[str, object], *, source: str = "policy") -> Policy:
         """A policy table (the config's ``[policy]`` or a synced document): profile + rules.
 
         Only a profile *name* is taken from it, never a file path: a document that came over
@@ -253,7 +253,7 @@ class Policy:
         return cls.from_table(table, source=source)
 
 
-def _read_document(path: Path) -> dict[str, Any]:
+def _read_document(path: Path) -> dict[str, object]:
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -311,9 +311,9 @@ _LEGACY_PROOF = {"require_certificate": ("bool", None),
 _KEYS = (*_SETTINGS, "rules", *_LEGACY_PROOF, *_LEGACY)
 
 
-def _applied(policy: Policy, values: Mapping[str, Any]) -> Policy:
+def _applied(policy: Policy, values: Mapping[str, object]) -> Policy:
     """``policy`` with ``values`` (a ``[policy]`` table without ``profile``) laid over it."""
-    settings: dict[str, Any] = {}
+    settings: dict[str, Any] = {}  # each checked by _valid_value for its key
     for key, value in values.items():
         if key in _SETTINGS:
             settings[key] = _valid_value(f"policy.{key}", *_SETTINGS[key], value)
@@ -326,7 +326,7 @@ def _applied(policy: Policy, values: Mapping[str, Any]) -> Policy:
     return dataclasses.replace(policy, **settings, rules=rules)
 
 
-def _applied_rules(rules: Rules, table: Any) -> tuple[Rules, set[tuple[str, str]]]:
+def _applied_rules(rules: Rules, table: object) -> tuple[Rules, set[tuple[str, str]]]:
     """``rules`` with a ``rules`` table over them; also which (rule, key) pairs it set."""
     touched: set[tuple[str, str]] = set()
     if table is None:
@@ -345,7 +345,7 @@ def _applied_rules(rules: Rules, table: Any) -> tuple[Rules, set[tuple[str, str]
             raise ConfigError(f"{where} is {spec!r}; expected a table of its settings, or false "
                               "to switch it off")
         keys = {"use": ("choice", USES[name]), **_COMMON, **_RULE_KEYS[name]}
-        params: dict[str, Any] = {}
+        params: dict[str, object] = {}
         for key, value in spec.items():
             if key not in keys:
                 raise ConfigError(f"{where}.{key} is not a setting of this rule; valid keys: "
@@ -359,7 +359,7 @@ def _applied_rules(rules: Rules, table: Any) -> tuple[Rules, set[tuple[str, str]
     return dataclasses.replace(rules, **changes), touched
 
 
-def _applied_legacy(rules: Rules, values: Mapping[str, Any],
+def _applied_legacy(rules: Rules, values: Mapping[str, object],
                     touched: set[tuple[str, str]]) -> Rules:
     def conflict(key: str, name: str, param: str) -> None:
         if (name, param) in touched:
@@ -371,8 +371,8 @@ def _applied_legacy(rules: Rules, values: Mapping[str, Any],
         require = _valid_value("policy.require_certificate", *_LEGACY_PROOF["require_certificate"],
                                values.get("require_certificate",
                                           any(getattr(rules, n).use != "off" for n in PROOF_RULES)))
-        types = _valid_value("policy.certificate_types", *_LEGACY_PROOF["certificate_types"],
-                             values.get("certificate_types", CERTIFICATE_TYPES))
+        types = _choices("policy.certificate_types", CERTIFICATE_TYPES,
+                         values.get("certificate_types", CERTIFICATE_TYPES))
         for name in PROOF_RULES:
             conflict("certificate_types" if "certificate_types" in values
                      else "require_certificate", name, "use")
@@ -392,7 +392,7 @@ def _applied_legacy(rules: Rules, values: Mapping[str, Any],
     return dataclasses.replace(rules, **changes)
 
 
-def _valid_value(name: str, kind: str, spec: Any, value: Any) -> Any:
+def _valid_value(name: str, kind: str, spec: Any, value: object) -> object:
     """``value`` as the policy keeps it, or ConfigError naming ``name`` and what it takes."""
     if kind == "bool":
         if not isinstance(value, bool):
@@ -413,7 +413,7 @@ def _valid_value(name: str, kind: str, spec: Any, value: Any) -> Any:
     return value
 
 
-def _questions(name: str, value: Any) -> tuple[HealthQuestion, ...]:
+def _questions(name: str, value: object) -> tuple[HealthQuestion, ...]:
     """The declaration form's yes/no questions: ``[{id, vi, en}, ...]``, at most four."""
     example = ('[{id = "fever", vi = "Có sốt, ho, khó thở không?", '
                'en = "Fever, cough or short of breath?"}]')
@@ -447,7 +447,7 @@ def _questions(name: str, value: Any) -> tuple[HealthQuestion, ...]:
     return tuple(out)
 
 
-def _choices(name: str, spec: tuple[str, ...], value: Any) -> tuple[str, ...]:
+def _choices(name: str, spec: tuple[str, ...], value: object) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, list | tuple):
         raise ConfigError(f"{name} is {value!r}; expected a list from {', '.join(spec)}")
     bad = [v for v in value if v not in spec]
@@ -458,7 +458,8 @@ def _choices(name: str, spec: tuple[str, ...], value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
-def _hours_by_type(name: str, spec: tuple[int, int], value: Any) -> tuple[tuple[str, int], ...]:
+def _hours_by_type(name: str, spec: tuple[int, int], value: object
+                   ) -> tuple[tuple[str, int], ...]:
     if not isinstance(value, Mapping) or not value:
         raise ConfigError(f"{name} is {value!r}; expected hours by test type, e.g. "
                           "{pcr = 72, rapid_antigen = 24}")
@@ -571,7 +572,7 @@ class _Context:
     stale: bool
     risk: RiskLevels | None
     origin_level: int | None
-    certificate: Mapping[str, Any] | None  # a verified EU DCC's fields
+    certificate: Mapping[str, object] | None  # a verified EU DCC's fields
     certificate_shown: bool  # an EU DCC, verified or not: its own reasons say what is wrong
 
     def no_facts(self, missing: str) -> tuple[str, ...]:
@@ -640,7 +641,7 @@ class Checker:
             reasons.append("kind_not_accepted")
         reasons += credential.problems
 
-        certificate: Mapping[str, Any] | None = None
+        certificate: Mapping[str, object] | None = None
         if kind == Kind.EU_DCC:
             credential, certificate = self._verify_dcc(credential, at, reasons)
         else:
@@ -666,7 +667,7 @@ class Checker:
         return False
 
     def _verify_dcc(self, credential: Credential, at: datetime, reasons: list[str]
-                    ) -> tuple[Credential, Mapping[str, Any] | None]:
+                    ) -> tuple[Credential, Mapping[str, object] | None]:
         """The credential with its checks, and its fields when they can be relied on."""
         evidence = credential.evidence
         if not isinstance(evidence, DccEvidence):
@@ -689,7 +690,7 @@ class Checker:
 
     # -- the rules ---------------------------------------------------------------------------
 
-    def _rules(self, credential: Credential, certificate: Mapping[str, Any] | None,
+    def _rules(self, credential: Credential, certificate: Mapping[str, object] | None,
                at: datetime, direction: str
                ) -> tuple[Credential, list[RuleResult], dict[str, Any] | None]:
         """How each rule came out, and what was found to show with the decision (masked)."""
@@ -742,7 +743,7 @@ def _numbers(credential: Credential) -> set[str]:
     return numbers
 
 
-def _proof(proofs: list[RuleResult], certificate: Mapping[str, Any] | None) -> list[RuleResult]:
+def _proof(proofs: list[RuleResult], certificate: Mapping[str, object] | None) -> list[RuleResult]:
     """The ``proof`` rules together: one met (or exempt) is enough."""
     met = next((r for r in proofs if r.result in ("met", "exempt")), None)
     if met is not None:
@@ -807,7 +808,7 @@ def _origin(rule: Rule, ctx: _Context) -> RuleResult:
 
 
 def _health(name: str, missing: str, ctx: _Context,
-            from_certificate: Callable[[Mapping[str, Any]], list[str]] | None,
+            from_certificate: Callable[[Mapping[str, object]], list[str]] | None,
             from_status: Callable[[HealthStatus], list[str]] | None) -> RuleResult:
     """A health proof from the certificate shown, or else from the status record."""
     codes: list[str] = []
@@ -838,7 +839,7 @@ def _health(name: str, missing: str, ctx: _Context,
 def _vaccination(rule: Rule, ctx: _Context) -> RuleResult:
     assert isinstance(rule, VaccinationRule)
 
-    def certificate(fields: Mapping[str, Any]) -> list[str]:
+    def certificate(fields: Mapping[str, object]) -> list[str]:
         if fields.get("certificate_type") != "vaccination":
             return []  # handled as "no facts" below
         dn, sd = fields.get("dose_number"), fields.get("total_doses")
@@ -854,7 +855,8 @@ def _vaccination(rule: Rule, ctx: _Context) -> RuleResult:
                    status if ctx.facts is not None and ctx.facts.doses else None)
 
 
-def _dose_codes(doses: Any, last: date | None, rule: VaccinationRule, ctx: _Context) -> list[str]:
+def _dose_codes(doses: object, last: date | None, rule: VaccinationRule,
+                ctx: _Context) -> list[str]:
     codes = []
     if not isinstance(doses, int) or doses < rule.min_doses:
         codes.append("vaccination_incomplete")
@@ -869,7 +871,7 @@ def _dose_codes(doses: Any, last: date | None, rule: VaccinationRule, ctx: _Cont
 def _test(rule: Rule, ctx: _Context) -> RuleResult:
     assert isinstance(rule, NegativeTestRule)
 
-    def certificate(fields: Mapping[str, Any]) -> list[str]:
+    def certificate(fields: Mapping[str, object]) -> list[str]:
         codes = []
         if fields.get("test_result") != TEST_NEGATIVE:
             codes.append("test_result_unknown")
@@ -899,7 +901,7 @@ def _test_codes(test_type: str | None, sampled: datetime | None, rule: NegativeT
 def _recovery(rule: Rule, ctx: _Context) -> RuleResult:
     assert isinstance(rule, RecoveryRule)
 
-    def certificate(fields: Mapping[str, Any]) -> list[str]:
+    def certificate(fields: Mapping[str, object]) -> list[str]:
         first = _date(fields.get("first_positive_on"))
         valid_from, valid_until = _date(fields.get("valid_from")), _date(fields.get("valid_until"))
         if (first is None or valid_from is None or valid_until is None
@@ -928,7 +930,7 @@ _EVALUATORS: dict[str, Callable[[Rule, _Context], RuleResult]] = {
     "recovery": _recovery}
 
 
-def _age_bounds(fields: Mapping[str, Any], facts: HealthStatus | None,
+def _age_bounds(fields: Mapping[str, object], facts: HealthStatus | None,
                 today: date) -> tuple[int, int] | None:
     """(youngest, oldest) the person can be today from what the code or the record says;
     None when nothing says (or the birth date is in the future)."""
@@ -942,7 +944,7 @@ def _age_bounds(fields: Mapping[str, Any], facts: HealthStatus | None,
     return age(born[1]), age(born[0])
 
 
-def _birth_range(fields: Mapping[str, Any], facts: HealthStatus | None
+def _birth_range(fields: Mapping[str, object], facts: HealthStatus | None
                  ) -> tuple[date, date] | None:
     """The earliest and latest birth date possible: a code may give the day, the month (a
     masked ``1990-05-**``) or the year only; else the status record's birth year."""
@@ -1010,7 +1012,7 @@ def _id_reasons(credential: Credential, at: datetime) -> list[str]:
     return reasons
 
 
-def _date(value: Any) -> date | None:
+def _date(value: object) -> date | None:
     if not isinstance(value, str):
         return None
     try:
@@ -1019,7 +1021,7 @@ def _date(value: Any) -> date | None:
         return None
 
 
-def _datetime(value: Any) -> datetime | None:
+def _datetime(value: object) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:

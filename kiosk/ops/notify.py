@@ -68,7 +68,8 @@ def _systemd_send() -> Callable[[str], bool] | None:
         from systemd import daemon
     except ImportError:
         return None
-    return daemon.notify
+    notify: Callable[[str], bool] = daemon.notify  # systemd-python has no type hints
+    return notify
 
 
 class Notifier:

@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiosk import config as config_mod
-from kiosk.errors import ConfigError, ProvisionError, StoreError
+from kiosk.errors import ConfigError, StoreError
+from kiosk.errors import ProvisionError as ProvisionError  # re-exported: what provisioning raises
 from offline_queue.serverurl import check_server_url
 from offline_queue.signing import (
     SignatureError,

@@ -35,6 +35,7 @@ from kiosk.runtime.events import Health, LoopInput
 from kiosk.runtime.ports import DecisionMaker, FrameSource, KioskStore, Lights
 from kiosk.runtime.scanloop import ScanLoop
 from kiosk.runtime.scanner import ScannerFeed
+from offline_queue.records import CheckIn
 from offline_queue.store import Store
 from offline_queue.sync import SyncWorker
 
@@ -104,13 +105,13 @@ class UnavailableStore:
     def __init__(self, message: str) -> None:
         self.unavailable = message
 
-    def record(self, entry: Any) -> str:
+    def record(self, entry: CheckIn) -> str:
         raise StoreError(self.unavailable)
 
-    def counts_today(self, **_: Any) -> dict[str, int]:
+    def counts_today(self, **_: object) -> dict[str, int]:
         return dict.fromkeys(("in", "out", "pass", "check", "stop", "total"), 0)
 
-    def recent(self, limit: int = 10) -> list[dict]:
+    def recent(self, limit: int = 10) -> list[dict[str, Any]]:
         return []
 
     def document(self, name: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import zlib
 from datetime import datetime
-from typing import Any
+from typing import cast
 
 import cbor2
 from cryptography import x509
@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from kiosk.domain.credentials.base45 import b45encode
 from kiosk.domain.credentials.dcc import ALG_ES256, ALG_PS256, HEADER_ALG, HEADER_KID
+from kiosk.domain.credentials.dcc_schema import HCert
 from kiosk.domain.trustlist import kid_of
 
 EKU_OIDS = {
@@ -63,7 +64,7 @@ def make_dsc(
 
 
 def sign(
-    hcert: dict[str, Any],
+    hcert: HCert,
     key: PrivateKey,
     *,
     dsc: bytes,
@@ -76,8 +77,8 @@ def sign(
     """A COSE_Sign1 (tag 18) over the CWT claims; ES256 for EC keys, PS256 for RSA."""
     kid = kid_of(dsc) if kid is None else kid
     alg = ALG_ES256 if isinstance(key, ec.EllipticCurvePrivateKey) else ALG_PS256
-    protected_map: dict[int, Any] = {HEADER_ALG: alg}
-    unprotected: dict[int, Any] = {}
+    protected_map: dict[int, int | bytes] = {HEADER_ALG: alg}
+    unprotected: dict[int, int | bytes] = {}
     (protected_map if kid_in == "protected" else unprotected)[HEADER_KID] = kid
     protected = cbor2.dumps(protected_map)
     claims = {
@@ -113,7 +114,7 @@ def vaccination(
     doses: int = 2,
     date: str = "2022-01-10",
     uvci: str = "URN:UVCI:01:VN:TEST0000000001#X",
-) -> dict[str, Any]:
+) -> HCert:
     """A schema 1.3.0 vaccination certificate for a synthetic person."""
     return {
         "ver": "1.3.0",
@@ -130,10 +131,12 @@ def vaccination(
 
 
 def test_result(
-    *, sampled: Any = "2022-06-01T08:00:00Z", result: str = "260415000",
-    uvci: str = "URN:UVCI:01:VN:TEST0000000002#X",
-) -> dict[str, Any]:  # fmt: skip
-    return {
+    *, sampled: str | datetime | cbor2.CBORTag = "2022-06-01T08:00:00Z",
+    result: str = "260415000", uvci: str = "URN:UVCI:01:VN:TEST0000000002#X",
+) -> HCert:  # fmt: skip
+    """A test certificate; ``sampled`` may also be a CBOR date-time (tag 0 or 1, decoded as a
+    datetime) or another tag, which the decoder's JSON view turns into text or refuses."""
+    return cast(HCert, {
         "ver": "1.3.0",
         "nam": {"fn": "Lê", "fnt": "LE", "gn": "Thị Hạnh", "gnt": "THI<HANH"},
         "dob": "1990-03-02",
@@ -143,13 +146,13 @@ def test_result(
                 "tc": "Test centre", "co": "VN", "is": "Ministry of Health", "ci": uvci,
             }
         ],
-    }  # fmt: skip
+    })  # fmt: skip
 
 
 def recovery(
     *, first: str = "2022-03-01", valid_from: str = "2022-03-12", valid_until: str = "2022-08-28",
     uvci: str = "URN:UVCI:01:VN:TEST0000000003#X",
-) -> dict[str, Any]:  # fmt: skip
+) -> HCert:  # fmt: skip
     return {
         "ver": "1.3.0",
         "nam": {"fn": "Phạm", "fnt": "PHAM", "gn": "Minh", "gnt": "MINH"},

@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from offline_queue.errors import StoreError
 
@@ -28,6 +28,24 @@ SQLITE = "sqlite"
 POSTGRES = "postgresql"
 
 _PLACEHOLDER = re.compile(r"\?")
+
+# One result row as the engine gives it: a tuple of SQL values (text, integers, reals, bytes,
+# NULL; psycopg may add its own types).  Code that hands a row on to another function turns
+# it into a named row type first (db.Device, queries' and the dashboard's TypedDicts).
+Row = tuple[Any, ...]
+
+
+class Cursor(Protocol):
+    """What :meth:`CentralDB.execute` returns, on either engine (sqlite3's and psycopg's
+    cursors both have this shape)."""
+
+    @property
+    def rowcount(self) -> int: ...
+    @property
+    def description(self) -> Sequence[Sequence[Any]] | None: ...
+    def fetchone(self) -> Row | None: ...
+    def fetchall(self) -> list[Row]: ...
+    def __iter__(self) -> Iterator[Row]: ...
 
 
 def is_postgres(target: str | os.PathLike[str]) -> bool:
@@ -71,9 +89,19 @@ class CentralDB:
             cached = self._sql_cache[text] = _PLACEHOLDER.sub("%s", text.replace("%", "%%"))
         return cached
 
-    def execute(self, text: str, params: Sequence[Any] = ()) -> Any:
+    def execute(self, text: str, params: Sequence[object] = ()) -> Cursor:
         """Run one statement; a cursor (``fetchone``, ``fetchall``, iteration, ``rowcount``)."""
-        return self.conn.execute(self.sql(text), params)
+        cursor: Cursor = self.conn.execute(self.sql(text), params)
+        return cursor
+
+    def one(self, text: str, params: Sequence[object] = ()) -> Row:
+        """The row a statement always gives (an aggregate, a row just written or locked)."""
+        row = self.execute(text, params).fetchone()
+        if row is None:
+            raise StoreError(f"the central database {describe(self.target)!r} returned no row "
+                             f"for {text!r}; its schema may be damaged: restore it from the "
+                             "backup (docs/central.md)")
+        return row
 
     def executescript(self, statements: Sequence[str]) -> None:
         for statement in statements:

@@ -159,9 +159,8 @@ def enrol(
         )
         if cursor.rowcount != 1:
             return None
-        (checkpoint_id,) = db.execute(
-            "SELECT checkpoint_id FROM enrolment_tokens WHERE token_hash = ?", [token_hash]
-        ).fetchone()
+        (checkpoint_id,) = db.one(
+            "SELECT checkpoint_id FROM enrolment_tokens WHERE token_hash = ?", [token_hash])
         db.execute(
             "INSERT INTO devices (id, checkpoint_id, token_hash, enrolled_at"
             + _num_column(db, "devices", 4) + ")",

@@ -143,9 +143,9 @@ def _birth_year(display: str | None) -> int | None:
 
 def _state(db: CentralDB, since: datetime) -> dict[str, Any]:
     """What a folding depends on: the declared rows (count, newest), the import, the policy."""
-    count, newest = db.execute(
+    count, newest = db.one(
         f"SELECT count(*), max(received_at) FROM scans WHERE {_DECLARED_WHERE} "
-        "AND event_time >= ?", [schema.to_us(since)]).fetchone()
+        "AND event_time >= ?", [schema.to_us(since)])
     imported = db.execute("SELECT updated_at FROM document_imports WHERE name = ?",
                           [NAME]).fetchone()
     policy = db.execute("SELECT etag FROM documents WHERE name = 'policy'").fetchone()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from offline_queue.central import schema
 from offline_queue.central.backend import CentralDB
@@ -49,8 +49,33 @@ def _day_start(day: int, offset_us: int) -> datetime:
     return schema.from_us(day * schema.US_PER_DAY - offset_us)
 
 
+class CheckpointActivity(TypedDict):
+    """One checkpoint's line of the activity report."""
+
+    id: str
+    name: str
+    scans: int
+    per_day: list[int]  # one count per local day, oldest first
+
+
+class ActivityReport(TypedDict):
+    """:func:`activity_report`'s answer: the JSON of ``GET /v1/reports/activity``, the
+    dashboard's activity page and ``central report``."""
+
+    since: str
+    until: str
+    days: int
+    utc_offset_minutes: int
+    dates: list[str]
+    checkpoints: list[CheckpointActivity]
+    scans_per_day: list[int]
+    total_checkpoints: int
+    active_checkpoints: int
+    without_scans: list[str]
+
+
 def activity_report(db: CentralDB, *, days: int = 7, now: datetime | None = None
-                    ) -> dict[str, Any]:
+                    ) -> ActivityReport:
     """Scans per checkpoint and local day over the last ``days`` local days (today
     included, so far), and the checkpoints that had none ("silent").
 
@@ -73,8 +98,9 @@ def activity_report(db: CentralDB, *, days: int = 7, now: datetime | None = None
             per_day[num][day - first] = int(scans)
     dates = [_day_start(d, offset) + timedelta(microseconds=offset) for d in
              range(first, last + 1)]
-    rows = [{"id": cid, "name": name, "scans": sum(per_day[num]), "per_day": per_day[num]}
-            for num, cid, name in checkpoints]
+    rows: list[CheckpointActivity] = [
+        {"id": cid, "name": name, "scans": sum(per_day[num]), "per_day": per_day[num]}
+        for num, cid, name in checkpoints]
     silent = [r["id"] for r in rows if r["scans"] == 0]
     return {
         "since": iso(_day_start(first, offset)),
@@ -102,7 +128,7 @@ def coverage(db: CentralDB, *, now: datetime | None = None) -> dict[str, Any]:
     if run is not None:
         since: int | None = run[1]
     else:
-        since = db.execute("SELECT min(event_time) FROM scans").fetchone()[0]
+        since = db.one("SELECT min(event_time) FROM scans")[0]
     return {
         "data_since": iso(schema.from_us(since)) if since is not None else None,
         "retention_days": run[2] if run else None,

@@ -13,7 +13,10 @@ import html
 import io
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from offline_queue.central.queries import ActivityReport
 
 FORMATS = ("csv", "json", "html")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -37,7 +40,7 @@ def _csv(rows: Iterable[Iterable[Any]]) -> str:
     return out.getvalue()
 
 
-def report_csv(report: dict[str, Any]) -> str:
+def report_csv(report: ActivityReport) -> str:
     """One line per checkpoint: id, name, total, silent, then one column per day."""
     head = ["checkpoint_id", "name", "scans", "silent", *report["dates"]]
     rows = [[c["id"], c["name"], c["scans"], "yes" if c["scans"] == 0 else "no",
@@ -46,7 +49,7 @@ def report_csv(report: dict[str, Any]) -> str:
     return _csv([head, *rows, total])
 
 
-def report_json(report: dict[str, Any]) -> str:
+def report_json(report: ActivityReport) -> str:
     return json.dumps(report, ensure_ascii=False, indent=2) + "\n"
 
 
@@ -55,7 +58,7 @@ _STYLE = ("body{font-family:sans-serif;margin:1.5em}table{border-collapse:collap
           "td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}.silent{background:#fdd}")
 
 
-def report_html(report: dict[str, Any], *, title: str = "Check-in activity") -> str:
+def report_html(report: ActivityReport, *, title: str = "Check-in activity") -> str:
     """A standalone page: totals, silent checkpoints, scans per checkpoint and day."""
     e = html.escape
     days = report["dates"]
@@ -84,7 +87,7 @@ def report_html(report: dict[str, Any], *, title: str = "Check-in activity") -> 
     )
 
 
-def render_report(report: dict[str, Any], fmt: str) -> str:
+def render_report(report: ActivityReport, fmt: str) -> str:
     if fmt == "csv":
         return report_csv(report)
     if fmt == "json":

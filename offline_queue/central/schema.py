@@ -483,12 +483,12 @@ def migrate(db: CentralDB) -> None:
     with db.atomic():
         # One migrating process at a time (several central workers may start together).
         db.execute("SELECT pg_advisory_xact_lock(7406581)")
-        exists = db.execute("SELECT to_regclass('schema_version')").fetchone()[0]
+        exists = db.one("SELECT to_regclass('schema_version')")[0]
         if exists is None:
             db.executescript(_pg_ddl())
             db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
             db.execute("INSERT INTO schema_version VALUES (?)", [PG_SCHEMA_VERSION])
-        (version,) = db.execute("SELECT version FROM schema_version").fetchone()
+        (version,) = db.one("SELECT version FROM schema_version")
         for target in sorted(v for v in PG_MIGRATIONS if v > version):
             db.executescript(PG_MIGRATIONS[target])
             db.execute("UPDATE schema_version SET version = ?", [target])

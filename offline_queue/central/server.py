@@ -99,7 +99,7 @@ class _EarlyBusyChannel(HTTPChannel):
             if not self._discard:
                 self.close_when_flushed = True
             return True
-        taken = super().received(data)
+        taken: bool = super().received(data)  # waitress has no type hints
         request: Any = cast(Any, self).request  # waitress has no type hints
         if (self.admission is None or request is None or not request.headers_finished
                 or request.completed or self.requests or request.command != "POST"

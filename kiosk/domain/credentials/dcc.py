@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, TypeGuard
 
 import cbor2
 from cryptography.exceptions import InvalidSignature
@@ -46,14 +46,20 @@ MAX_UVCIS = 4
 PARSE_STEPS = ("prefix", "base45", "zlib", "cose", "cwt", "schema")
 VERIFY_STEPS = ("signer", "signature", "key_usage", "expiry", "dsc_validity")
 
+# Decoded CBOR from the code: untrusted until checked, so every value is an ``object`` that
+# must be narrowed (isinstance) before use.  A hostile code may put any CBOR value anywhere.
+CborMap = dict[object, object]
+# What a certificate field becomes in Credential.fields: a JSON scalar (see _plain).
+Scalar = str | int | bool | None
+
 
 @dataclass(frozen=True)
 class CoseSign1:
     """The four parts of a COSE_Sign1 message, headers already decoded."""
 
     protected: bytes
-    protected_header: dict[Any, Any]
-    unprotected_header: dict[Any, Any]
+    protected_header: CborMap
+    unprotected_header: CborMap
     payload: bytes
     signature: bytes
 
@@ -68,7 +74,7 @@ class CoseSign1:
         return kid if isinstance(kid, bytes) else None
 
     @property
-    def alg(self) -> Any:
+    def alg(self) -> object:
         return self.protected_header.get(HEADER_ALG, self.unprotected_header.get(HEADER_ALG))
 
     def to_be_signed(self) -> bytes:
@@ -80,10 +86,10 @@ class DccEvidence:
     """What :func:`verify` needs later: the COSE message and the decoded claims."""
 
     cose: CoseSign1
-    claims: dict[Any, Any] = field(default_factory=dict)
+    claims: CborMap = field(default_factory=dict)
     cert_type: str | None = None
     # The certificate (claim -260/1) as JSON sees it: what the schema checked (json_view).
-    hcert: dict[Any, Any] = field(default_factory=dict)
+    hcert: CborMap = field(default_factory=dict)
 
 
 def looks_like(text: str) -> bool:
@@ -101,18 +107,25 @@ def _inflate(compressed: bytes) -> bytes:
     return raw
 
 
-def _cwt(payload: bytes) -> tuple[dict[Any, Any], dict[Any, Any]]:
+def _cwt(payload: bytes) -> tuple[CborMap, CborMap]:
     """(CWT claims, the DCC in claim -260 key 1); ValueError or cbor2's errors if absent."""
     claims = cbor2.loads(payload)
-    if not isinstance(claims, dict) or not isinstance(claims.get(-260), dict):
+    if not isinstance(claims, dict):
         raise ValueError("no -260 health certificate claim")
-    hcert = claims[-260].get(1)
+    health = claims.get(-260)
+    if not isinstance(health, dict):
+        raise ValueError("no -260 health certificate claim")
+    hcert = health.get(1)
     if not isinstance(hcert, dict):
         raise ValueError("no DCC (key 1) in the health certificate claim")
-    return claims, json_view(hcert)
+    return claims, _json_map(hcert)
 
 
-def json_view(value: Any) -> Any:
+def _json_map(value: Mapping[object, object]) -> CborMap:
+    return {k: json_view(v) for k, v in value.items()}
+
+
+def json_view(value: object) -> object:
     """The certificate as JSON sees it: CBOR date-time tags become RFC 3339 text.
 
     The DCC specification lets an issuer send a date-time (``t/sc``) as CBOR tag 0 (RFC 3339
@@ -123,7 +136,7 @@ def json_view(value: Any) -> Any:
         text = value.isoformat()
         return text[:-6] + "Z" if text.endswith("+00:00") else text
     if isinstance(value, dict):
-        return {k: json_view(v) for k, v in value.items()}
+        return _json_map(value)
     if isinstance(value, list | tuple):
         return [json_view(v) for v in value]
     return value
@@ -133,7 +146,7 @@ def parse(text: str) -> Credential:
     """Run the decoding chain; never raises, every failure is a check and a problem."""
     checks: dict[str, bool | None] = dict.fromkeys(PARSE_STEPS + VERIFY_STEPS)
     problems: list[str] = []
-    fields: dict[str, Any] = {}
+    fields: dict[str, Scalar] = {}
 
     def fail(step: str) -> Credential:
         checks[step] = False
@@ -159,7 +172,7 @@ def parse(text: str) -> Credential:
         log.debug("COSE decoding failed: %s", type(e).__name__)
         return fail("cose")
     checks["cose"] = True
-    fields["algorithm"] = ALGORITHMS.get(cose.alg, repr(cose.alg))
+    fields["algorithm"] = _algorithm_name(cose.alg)
     fields["kid"] = cose.kid.hex() if cose.kid is not None else None
     try:
         claims, hcert = _cwt(cose.payload)
@@ -177,7 +190,8 @@ def parse(text: str) -> Credential:
         problems.append("dcc_schema_invalid")
     cert_type, entry = _entry(hcert)
     fields.update(_hcert_fields(hcert, cert_type, entry))
-    uvci = entry.get("ci") if isinstance(entry.get("ci"), str) else None
+    ci = entry.get("ci")
+    uvci = ci if isinstance(ci, str) else None
     display = _display(hcert, uvci)
     # Every certificate id the group names (schemas before 1.3.0 allow several entries).
     # Every certificate id the group names (schemas before 1.3.0 allow several entries),
@@ -218,7 +232,13 @@ def _cose(raw: bytes) -> CoseSign1:
     return CoseSign1(protected, dict(protected_header), dict(unprotected), payload, signature)
 
 
-def _timestamp(value: Any) -> str | None:
+def _algorithm_name(alg: object) -> str:
+    """ES256 or PS256, else the header's value as written: any CBOR value, an unhashable
+    array or map too (a dictionary lookup raised TypeError on those)."""
+    return next((name for number, name in ALGORITHMS.items() if alg == number), repr(alg))
+
+
+def _timestamp(value: object) -> str | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
             return datetime.fromtimestamp(value, UTC).isoformat()
@@ -227,7 +247,7 @@ def _timestamp(value: Any) -> str | None:
     return None
 
 
-def _claim_fields(claims: dict[Any, Any]) -> dict[str, Any]:
+def _claim_fields(claims: CborMap) -> dict[str, Scalar]:
     iss = claims.get(1)
     return {
         "issuer_country": iss if isinstance(iss, str) else None,
@@ -240,13 +260,13 @@ def _claim_fields(claims: dict[Any, Any]) -> dict[str, Any]:
 ENTRY_DATE = {"vaccination": "dt", "test": "sc", "recovery": "fr"}
 
 
-def _entries(hcert: dict[Any, Any], cert_type: str | None) -> list[dict[Any, Any]]:
+def _entries(hcert: CborMap, cert_type: str | None) -> list[CborMap]:
     key = next((k for k, name in dcc_schema.ENTRY_TYPES.items() if name == cert_type), None)
     entries = hcert.get(key) if key else None
     return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
 
 
-def _entry(hcert: dict[Any, Any]) -> tuple[str | None, dict[Any, Any]]:
+def _entry(hcert: CborMap) -> tuple[str | None, CborMap]:
     """The certificate type and the entry the policy judges.
 
     Schemas before 1.3.0 allow several entries in a group (vector RO/2: dose 1/2 and dose
@@ -258,7 +278,7 @@ def _entry(hcert: dict[Any, Any]) -> tuple[str | None, dict[Any, Any]]:
         if entries:
             date = ENTRY_DATE[name]
 
-            def newest(item: tuple[int, dict[Any, Any]], date: str = date) -> tuple[str, int]:
+            def newest(item: tuple[int, CborMap], date: str = date) -> tuple[str, int]:
                 value = item[1].get(date)
                 return (value if isinstance(value, str) else "", item[0])
 
@@ -266,7 +286,7 @@ def _entry(hcert: dict[Any, Any]) -> tuple[str | None, dict[Any, Any]]:
     return None, {}
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> Scalar:
     """Keep JSON scalars only: a hostile certificate must not break ``json.dumps``."""
     if value is None or isinstance(value, bool | str):
         return value
@@ -287,16 +307,16 @@ ENTRY_FIELDS = {
 }  # fmt: skip
 
 
-def _names(hcert: dict[Any, Any]) -> dict[Any, Any]:
+def _names(hcert: CborMap) -> CborMap:
     """The certificate's name group, or an empty one when it is missing or not a map."""
     nam = hcert.get("nam")
     return nam if isinstance(nam, dict) else {}
 
 
-def _hcert_fields(hcert: dict[Any, Any], cert_type: str | None, entry: dict[Any, Any]
-                  ) -> dict[str, Any]:
+def _hcert_fields(hcert: CborMap, cert_type: str | None, entry: CborMap
+                  ) -> dict[str, Scalar]:
     nam = _names(hcert)
-    out: dict[str, Any] = {
+    out: dict[str, Scalar] = {
         "schema_version": _plain(hcert.get("ver")),
         "certificate_type": cert_type,
         "uvci": _plain(entry.get("ci")),
@@ -311,7 +331,7 @@ def _hcert_fields(hcert: dict[Any, Any], cert_type: str | None, entry: dict[Any,
     return out
 
 
-def _display(hcert: dict[Any, Any], uvci: str | None) -> dict[str, str]:
+def _display(hcert: CborMap, uvci: str | None) -> dict[str, str]:
     nam = _names(hcert)
     parts = [nam.get(k) or nam.get(k + "t") for k in ("fn", "gn")]
     name = " ".join(p for p in parts if isinstance(p, str)).replace("<", " ")
@@ -369,7 +389,7 @@ def _is_time(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _expiry(claims: dict[Any, Any], at: datetime, reasons: list[str]) -> bool:
+def _expiry(claims: CborMap, at: datetime, reasons: list[str]) -> bool:
     iat, exp = claims.get(6), claims.get(4)
     now = at.timestamp()
     if not (_is_time(iat) and _is_time(exp)):

@@ -24,13 +24,47 @@ import re
 from collections.abc import Callable
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 import fastjsonschema
 
 # The vendored files, oldest first; tests/test_dcc_schema.py checks this against the folder.
 VERSIONS = ("1.0.0", "1.0.1", "1.1.0", "1.2.0", "1.2.1", "1.3.0", "1.3.1", "1.3.2", "1.3.3")
 ENTRY_TYPES = {"v": "vaccination", "t": "test", "r": "recovery"}
+# The certificate as the schema defines it (1.3.x; older versions are the same shape with
+# fewer constraints), for code that holds one the schema accepted: :func:`certificate`.
+# Dates and date-times are the JSON view's text (``dcc.json_view``).  Keys that are Python
+# keywords ("is") need the functional form.
+
+
+class PersonName(TypedDict, total=False):
+    fn: str   # family name(s)
+    fnt: str  # the same, ICAO 9303 transliterated (the one 1.3.0 requires)
+    gn: str   # given name(s)
+    gnt: str
+
+
+Vaccination = TypedDict("Vaccination", {
+    "tg": str, "vp": str, "mp": str, "ma": str, "dn": int, "sd": int, "dt": str, "co": str,
+    "is": str, "ci": str})
+Test = TypedDict("Test", {
+    "tg": str, "tt": str, "nm": NotRequired[str], "ma": NotRequired[str], "sc": str, "tr": str,
+    "tc": NotRequired[str], "co": str, "is": str, "ci": str})
+Recovery = TypedDict("Recovery", {
+    "tg": str, "fr": str, "co": str, "is": str, "df": str, "du": str, "ci": str})
+
+
+class HCert(TypedDict):
+    """One certificate: exactly one of ``v``, ``t``, ``r`` is present (:func:`validate`)."""
+
+    ver: str
+    nam: PersonName
+    dob: str
+    v: NotRequired[list[Vaccination]]
+    t: NotRequired[list[Test]]
+    r: NotRequired[list[Recovery]]
+
+
 _VERSION = re.compile(r"([0-9]{1,4})\.([0-9]{1,4})\.([0-9]{1,4})")
 
 
@@ -38,7 +72,7 @@ def _key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
-def schema_for(ver: Any) -> str | None:
+def schema_for(ver: object) -> str | None:
     """The vendored schema version that validates a certificate declaring ``ver``."""
     if not isinstance(ver, str) or not _VERSION.fullmatch(ver):
         return None
@@ -64,12 +98,20 @@ def load_schema(version: str) -> dict[str, Any]:
 
 
 @cache
-def _validator(version: str) -> Callable[[Any], Any]:
+def _validator(version: str) -> Callable[[object], object]:
     # use_formats=False: draft 2020-12 treats "format" as an annotation (module docstring).
     return fastjsonschema.compile(load_schema(version), use_formats=False)
 
 
-def validate(hcert: Any) -> list[str]:
+def certificate(hcert: object) -> HCert | None:
+    """``hcert`` typed as the schema defines it, or None when :func:`validate` finds a
+    violation: the one place an untrusted certificate becomes an :class:`HCert`."""
+    if validate(hcert):
+        return None
+    return cast(HCert, hcert)  # checked against the official schema just above
+
+
+def validate(hcert: object) -> list[str]:
     """Return the schema violations of a certificate's JSON view (empty when valid).
 
     ``hcert`` is the JSON view (CBOR date-time tags already turned into their RFC 3339

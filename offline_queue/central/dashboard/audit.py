@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from datetime import datetime
 from typing import Any
 
 from offline_queue.central.backend import CentralDB
@@ -40,7 +41,7 @@ def _key(db: CentralDB) -> bytes:
         with db.atomic():
             db.execute("INSERT INTO central_meta (key, value) VALUES ('audit_key', ?) "
                        "ON CONFLICT (key) DO NOTHING", [secrets.token_hex(32)])
-        row = db.execute("SELECT value FROM central_meta WHERE key = 'audit_key'").fetchone()
+        row = db.one("SELECT value FROM central_meta WHERE key = 'audit_key'")
     return bytes.fromhex(row[0])
 
 
@@ -85,7 +86,7 @@ def entries(db: CentralDB, *, limit: int = 500, fingerprint_of: str | None = Non
              "params": json.loads(r[5]), "rows": r[6], "client": r[7]} for r in rows]
 
 
-def _now():  # noqa: ANN202
+def _now() -> datetime:  # late import keeps this module light for the CLI
     from offline_queue.central.db import now_utc
 
     return now_utc()

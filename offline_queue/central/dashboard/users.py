@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -86,8 +87,7 @@ def add_user(db: CentralDB, username: str, role: str, password: str) -> User:
                              "'central user disable' the old one")
         db.execute("INSERT INTO dashboard_users (username, role, password_hash, created_at) "
                    "VALUES (?, ?, ?, ?)", [name, role, digest, iso(_now())])
-        (user_id,) = db.execute("SELECT id FROM dashboard_users WHERE username = ?",
-                                [name]).fetchone()
+        (user_id,) = db.one("SELECT id FROM dashboard_users WHERE username = ?", [name])
     return User(int(user_id), name, role)
 
 
@@ -139,7 +139,7 @@ def authenticate(db: CentralDB, username: str, password: str) -> User | None:
     return user
 
 
-def _now():  # noqa: ANN202 - a datetime; late import keeps this module light for the CLI
+def _now() -> datetime:  # late import keeps this module light for the CLI
     from offline_queue.central.db import now_utc
 
     return now_utc()

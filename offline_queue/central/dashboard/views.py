@@ -14,7 +14,7 @@ import io
 import logging
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +30,7 @@ from flask import (
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from offline_queue.central import db as central_db
@@ -62,7 +63,7 @@ class FormError(ValueError):
         self.field = field
 
 
-def _int_field(form: Any, name: str, default: int, low: int, high: int) -> int:
+def _int_field(form: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     raw = (form.get(name) or "").strip()
     if not raw:
         return default
@@ -71,7 +72,7 @@ def _int_field(form: Any, name: str, default: int, low: int, high: int) -> int:
     return int(raw)
 
 
-def _text_field(form: Any, name: str, label: str, *, max_len: int = 256) -> str:
+def _text_field(form: Mapping[str, str], name: str, label: str, *, max_len: int = 256) -> str:
     text = (form.get(name) or "").strip()
     if not text:
         raise FormError(name, f"{label} is empty; fill it in")
@@ -80,7 +81,7 @@ def _text_field(form: Any, name: str, label: str, *, max_len: int = 256) -> str:
     return text
 
 
-def _time_field(form: Any, name: str, offset: timezone) -> datetime:
+def _time_field(form: Mapping[str, str], name: str, offset: timezone) -> datetime:
     raw = (form.get(name) or "").strip()
     try:
         when = datetime.fromisoformat(raw.replace(" ", "T", 1)) if raw else None
@@ -96,7 +97,7 @@ def _local_zone(db: CentralDB) -> timezone:
     return timezone(timedelta(microseconds=central_db.day_offset_us(db)))
 
 
-def _csv_response(rows: list[list[Any]], filename: str) -> Response:
+def _csv_response(rows: list[list[object]], filename: str) -> Response:
     out = io.StringIO()
     out.write("\ufeff")  # a spreadsheet then reads the file as UTF-8 (Vietnamese names)
     writer = csv.writer(out, lineterminator="\r\n")
@@ -146,7 +147,7 @@ class _Dashboard:
         bp.context_processor(self.context)
         bp.register_error_handler(HTTPException, self.http_error)
         bp.register_error_handler(Exception, self.internal_error)
-        routes: list[tuple[str, Callable[..., Any], list[str]]] = [
+        routes: list[tuple[str, Callable[[], ResponseReturnValue], list[str]]] = [
             ("/", self.index, ["GET"]),
             ("/login", self.login, ["GET", "POST"]),
             ("/logout", self.logout, ["POST"]),
@@ -171,7 +172,7 @@ class _Dashboard:
     def secure(self) -> bool:
         return request.is_secure or os.environ.get(HTTPS_ENV) == "1"
 
-    def before(self) -> Any:
+    def before(self) -> ResponseReturnValue | None:
         g.session = None
         if request.endpoint == "dashboard.login":
             return None
@@ -222,11 +223,11 @@ class _Dashboard:
                        "ask an administrator if you need it.")
         return session
 
-    def http_error(self, e: HTTPException) -> Any:
+    def http_error(self, e: HTTPException) -> ResponseReturnValue:
         return render_template("error.html", code=e.code, title=e.name,
                                message=e.description), e.code or 500
 
-    def internal_error(self, e: Exception) -> Any:
+    def internal_error(self, e: Exception) -> ResponseReturnValue:
         log.error("internal error on dashboard %s %r: %s (traceback at DEBUG)", request.method,
                   request.path, type(e).__name__)
         log.debug("traceback of the internal error", exc_info=e)
@@ -239,7 +240,7 @@ class _Dashboard:
 
     # --- login ------------------------------------------------------------------------------
 
-    def login(self) -> Any:
+    def login(self) -> ResponseReturnValue:
         if request.method == "GET":
             return self._login_page(None, 200)
         form = request.form
@@ -270,7 +271,8 @@ class _Dashboard:
         response.delete_cookie(auth.LOGIN_CSRF_COOKIE, path="/dashboard/login")
         return response
 
-    def _login_page(self, error: str | None, status: int, *, retry_after: int = 0) -> Any:
+    def _login_page(self, error: str | None, status: int, *,
+                    retry_after: int = 0) -> ResponseReturnValue:
         token = secrets.token_urlsafe(24)
         response = Response(render_template(
             "login.html", error=error, login_csrf=token,
@@ -281,18 +283,18 @@ class _Dashboard:
             response.headers["Retry-After"] = str(retry_after)
         return response
 
-    def logout(self) -> Any:
+    def logout(self) -> ResponseReturnValue:
         auth.close_session(self.db(), g.session.token)
         response = redirect(url_for("dashboard.login"), 303)
         response.delete_cookie(auth.COOKIE, path="/dashboard")
         return response
 
-    def index(self) -> Any:
+    def index(self) -> ResponseReturnValue:
         return redirect(url_for("dashboard.activity"), 303)
 
     # --- reports ----------------------------------------------------------------------------
 
-    def _activity(self) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    def _activity(self) -> tuple[dict[str, Any], dict[str, Any], list[data.PlaceActivity]]:
         db = self.db()
         try:
             days = _int_field(request.args, "days", 7, 1, 366)
@@ -303,14 +305,15 @@ class _Dashboard:
         report = queries.activity_report(db, days=days)
         where = data.places(db)
         groups = data.by_place(report, where)
-        rows = []
+        rows: list[data.PlacedCheckpoint] = []
         for row in report["checkpoints"]:
             d, c = where.get(row["id"], ("", ""))
             if (district and d != district) or (commune and c != commune):
                 continue
-            rows.append(row | {"district": d, "commune": c})
+            rows.append(data.PlacedCheckpoint(**row, district=d, commune=c))
         per_day = [sum(r["per_day"][i] for r in rows) for i in range(days)]
-        shown = report | {"checkpoints": rows, "scans_per_day": per_day,
+        # The template's context: the report for the checkpoints the filters keep.
+        shown: dict[str, Any] = {**report} | {"checkpoints": rows, "scans_per_day": per_day,
                           "total_checkpoints": len(rows),
                           "active_checkpoints": sum(1 for r in rows if r["scans"]),
                           "without_scans": [r["id"] for r in rows if not r["scans"]]}
@@ -320,14 +323,14 @@ class _Dashboard:
                                        if c and (not district or d == district)})}
         return shown, filters, groups
 
-    def activity(self) -> Any:
+    def activity(self) -> ResponseReturnValue:
         self.need("reports")
         report, filters, groups = self._activity()
         chart = bar_chart([d[5:] for d in report["dates"]], report["scans_per_day"])
         return render_template("activity.html", report=report, filters=filters,
                                groups=groups, chart=chart)
 
-    def activity_csv(self) -> Any:
+    def activity_csv(self) -> ResponseReturnValue:
         self.need("reports")
         report, _, _ = self._activity()
         head = ["checkpoint_id", "name", "district", "commune", "scans", "silent",
@@ -339,7 +342,7 @@ class _Dashboard:
 
     # --- the fleet and the administrator's pages -------------------------------------------
 
-    def fleet(self) -> Any:
+    def fleet(self) -> ResponseReturnValue:
         self.need("fleet")
         devices = data.fleet(self.db())
         now = central_db.now_utc()
@@ -350,7 +353,7 @@ class _Dashboard:
         return render_template("fleet.html", devices=devices,
                                notice=NOTICES.get(request.args.get("notice", "")))
 
-    def revoke(self) -> Any:
+    def revoke(self) -> ResponseReturnValue:
         self.need("manage")
         device_id = (request.form.get("device_id") or "").strip()[:64]
         if not central_db.revoke_device(self.db(), device_id):
@@ -358,7 +361,7 @@ class _Dashboard:
         log.info("dashboard: %s revoked device %s", g.session.user.username, device_id)
         return redirect(url_for("dashboard.fleet", notice="revoked"), 303)
 
-    def checkpoints(self) -> Any:
+    def checkpoints(self) -> ResponseReturnValue:
         self.need("manage")
         db = self.db()
         errors: dict[str, str] = {}
@@ -389,7 +392,7 @@ class _Dashboard:
                                form=form, errors=errors, token=None, token_form={},
                                notice=NOTICES.get(request.args.get("notice", ""))), status
 
-    def enrolment_token(self) -> Any:
+    def enrolment_token(self) -> ResponseReturnValue:
         self.need("manage")
         db = self.db()
         token_form = {k: request.form.get(k, "") for k in ("checkpoint", "name")}
@@ -409,7 +412,7 @@ class _Dashboard:
                                errors=errors, token=token, token_form=token_form,
                                notice=None), 400 if errors else 200
 
-    def documents(self) -> Any:
+    def documents(self) -> ResponseReturnValue:
         self.need("manage")
         db = self.db()
         errors: dict[str, str] = {}
@@ -451,11 +454,11 @@ class _Dashboard:
                 "since": f"{now - timedelta(hours=1):%Y-%m-%d %H:%M}",
                 "until": f"{now:%Y-%m-%d %H:%M}", "checkpoints": data.checkpoints(self.db())}
 
-    def trace(self) -> Any:
+    def trace(self) -> ResponseReturnValue:
         self.need("trace")
         return render_template("trace.html", form=self._defaults(), errors={}, kind=None)
 
-    def _trace_error(self, kind: str, e: FormError) -> Any:
+    def _trace_error(self, kind: str, e: FormError) -> ResponseReturnValue:
         form = self._defaults() | {k: v for k, v in request.form.items() if k != "csrf_token"}
         return render_template("trace.html", form=form, errors={e.field: str(e)},
                                kind=kind), 400
@@ -464,7 +467,7 @@ class _Dashboard:
         audit.record(self.db(), g.session.user, action, params, rows=rows,
                      client=self.client())
 
-    def trace_person(self) -> Any:
+    def trace_person(self) -> ResponseReturnValue:
         self.need("trace")
         form = request.form
         try:
@@ -481,7 +484,7 @@ class _Dashboard:
         return render_template("trace_result.html", kind="person", result=result,
                                params={"identifier": key, "days": days})
 
-    def trace_checkpoint(self) -> Any:
+    def trace_checkpoint(self) -> ResponseReturnValue:
         self.need("trace")
         form = request.form
         db = self.db()
@@ -507,7 +510,7 @@ class _Dashboard:
                                        "since": form.get("since", ""),
                                        "until": form.get("until", "")})
 
-    def trace_contacts(self) -> Any:
+    def trace_contacts(self) -> ResponseReturnValue:
         self.need("trace")
         form = request.form
         try:
@@ -532,7 +535,7 @@ class _Dashboard:
         return render_template("trace_result.html", kind="contacts", result=result,
                                params={"identifier": key, "days": days, "minutes": minutes})
 
-    def audit_log(self) -> Any:
+    def audit_log(self) -> ResponseReturnValue:
         self.need("audit")
         search = (request.form.get("identifier") or "").strip()[:256] \
             if request.method == "POST" else ""
