@@ -47,7 +47,8 @@ def _polygon(n: int, cx: float, cy: float, r: float, rotation: float) -> list[tu
     ]
 
 
-def _thick_line(surf: pygame.Surface, colour, a, b, width: float) -> None:
+def _thick_line(surf: pygame.Surface, colour: tuple[int, int, int], a: tuple[float, float],
+                b: tuple[float, float], width: float) -> None:
     """A line with round caps (pygame's wide lines have square, misaligned ends)."""
     ax, ay = a
     bx, by = b

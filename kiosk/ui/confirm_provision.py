@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import pygame
 
 from kiosk.domain.model import Outcome
-from kiosk.ui.machine import Screen
-from kiosk.ui.screens import BG, FG, MUTED, OK, WARN, draw_buttons, title_bar
+from kiosk.ui.machine import BG, Screen
+from kiosk.ui.screens import FG, MUTED, OK, WARN, draw_buttons, title_bar
 from kiosk.ui.technician import GREEN, body_area, draw_report, result_lines
 from kiosk.ui.text import blit_text
 from kiosk.ui.widgets import ACCENT, DANGER, KEY_ACTIONS, Button, Entry, hit, keypad_buttons

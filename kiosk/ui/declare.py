@@ -178,7 +178,7 @@ class Declare(Screen):
         if field.startswith("question:"):
             qid = field.split(":", 1)[1]
             q = next(q for q in self.questions if q.id == qid)
-            return q.vi if app.t.language == "vi" else q.en
+            return str(q.vi if app.t.language == "vi" else q.en)
         return app.t(FIELDS[field][1])
 
     def body(self, app: KioskApp) -> pygame.Rect:

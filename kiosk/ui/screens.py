@@ -341,7 +341,8 @@ def _status_gap(app: KioskApp, size: int) -> tuple[int, int]:
     return max(3, size // 4), max(8, size // 2)
 
 
-_strip_fits: dict[tuple, tuple[int, list]] = {}
+_strip_fits: dict[tuple[object, ...],
+                  tuple[int, list[list[tuple[str, tuple[int, int, int]]]]]] = {}
 
 
 def _status_fit(app: KioskApp, items: list[StatusItem], lines: list[pygame.Rect]
@@ -395,7 +396,8 @@ def _status_flow(app: KioskApp, items: list[tuple[str, tuple[int, int, int]]],
     return [r for r in rows if r]
 
 
-def _status_row(app: KioskApp, surface: pygame.Surface, items: list, area: pygame.Rect,
+def _status_row(app: KioskApp, surface: pygame.Surface,
+                items: list[tuple[str, tuple[int, int, int]]], area: pygame.Rect,
                 size: int, last: bool = False) -> None:
     font = app.fonts.font(size)
     dot, gap = _status_gap(app, size)
@@ -1126,7 +1128,7 @@ class Officer(Screen):
         app.refresh_counts()
 
     @staticmethod
-    def load_recent(app: KioskApp) -> list[dict]:
+    def load_recent(app: KioskApp) -> list[dict[str, Any]]:
         return list(app.loop.recent(RECENT_ROWS))
 
     def result_arrived(self, app: KioskApp, result: ScanResult) -> None:
@@ -1342,12 +1344,12 @@ class Officer(Screen):
         blit_text(app.fonts, surface, text, size, WARN, pill.inflate(-size // 2, 0), min_size=8)
 
 
-def overridden_ids(recent: list[dict]) -> set[str]:
+def overridden_ids(recent: list[dict[str, Any]]) -> set[str]:
     """Ids of the check-ins in ``recent`` whose decision a later override replaced."""
     return {str(r["override_of"]) for r in recent if r.get("override_of")}
 
 
-def recent_fields(item: dict) -> tuple[Any, str, str, Outcome | None]:
+def recent_fields(item: dict[str, Any]) -> tuple[Any, str, str, Outcome | None]:
     """(time, direction, masked who, outcome) from one ``loop.recent()`` row, tolerantly."""
     display = item.get("display") or {}
     if isinstance(display, dict):

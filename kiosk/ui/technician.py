@@ -18,10 +18,9 @@ import pygame
 from kiosk.domain.model import Outcome
 from kiosk.errors import KioskError
 from kiosk.ui.i18n import _
-from kiosk.ui.machine import Screen
+from kiosk.ui.machine import BG, Screen
 from kiosk.ui.screens import (
     BAD,
-    BG,
     FG,
     MUTED,
     OK,

@@ -31,7 +31,7 @@ def nfc(text: str) -> str:
 _T = TypeVar("_T")
 
 
-def _remember(cache: dict[tuple, _T], key: tuple, value: _T) -> _T:
+def _remember(cache: dict[tuple[object, ...], _T], key: tuple[object, ...], value: _T) -> _T:
     """Keep ``value`` under ``key`` in a bounded cache and return it."""
     if len(cache) > 4096:  # the clock and counters make new strings all day
         cache.clear()
@@ -44,11 +44,11 @@ class Fonts:
 
     def __init__(self, max_rendered: int = 512) -> None:
         self._fonts: dict[tuple[int, bool], pygame.font.Font] = {}
-        self._rendered: OrderedDict[tuple, pygame.Surface] = OrderedDict()
+        self._rendered: OrderedDict[tuple[object, ...], pygame.Surface] = OrderedDict()
         self._max = max_rendered
         # Fitting measures text many times; the same strings come back every frame.
-        self._sizes: dict[tuple, int] = {}
-        self._blocks: dict[tuple, tuple[int, list[str]]] = {}
+        self._sizes: dict[tuple[object, ...], int] = {}
+        self._blocks: dict[tuple[object, ...], tuple[int, list[str]]] = {}
 
     def font(self, size: int, bold: bool = False) -> pygame.font.Font:
         key = (max(6, int(size)), bold)
