@@ -250,7 +250,7 @@ def run_herd(target: str, *, kiosks: int, rows: int, window: float, batch: int =
         t0_wall = central_load.start_staged(children, delay=0.5)
         print_(f"built and {'sealed' if sealed else 'left in clear'} {kiosks * rows} rows in "
                f"{time.monotonic() - t_prepare:.1f} s")
-        server_cpu0 = server.cpu()
+        server_cpu0, fold_cpu0 = server.cpu(), server.republisher_cpu()
         pg_cpu0 = central_load.postgres_cpu(pg) if pg is not None else 0.0
         t0 = time.monotonic() + (t0_wall - time.time())
         client_cpu = 0.0
@@ -260,6 +260,7 @@ def run_herd(target: str, *, kiosks: int, rows: int, window: float, batch: int =
             tally.add(result)
             client_cpu += cpu
         elapsed = time.monotonic() - t0
+        fold_cpu = server.republisher_cpu() - fold_cpu0
         server_cpu = server.stop() - server_cpu0
     pg_cpu = central_load.postgres_cpu(pg) - pg_cpu0 if pg is not None else None
     counts = central_load.stored_counts(target)
@@ -279,8 +280,10 @@ def run_herd(target: str, *, kiosks: int, rows: int, window: float, batch: int =
         "failures": tally.failures, "errors": tally.errors,
         "refused_503": tally.answers.get("503", 0), "retry_after_max": tally.retry_after_max,
         "server": options, "clients": clients,
-        "cpu_s": {"server": round(server_cpu, 1), "postgres": None if pg_cpu is None
-                  else round(pg_cpu, 1), "clients": round(client_cpu - prepare_cpu, 1),
+        "cpu_s": {"server": round(server_cpu, 1),
+                  "of_which_status_republisher": round(fold_cpu, 1),
+                  "postgres": None if pg_cpu is None else round(pg_cpu, 1),
+                  "clients": round(client_cpu - prepare_cpu, 1),
                   "clients_building_and_sealing": round(prepare_cpu, 1)},
         "conditions": conditions,
     }

@@ -218,6 +218,22 @@ class Server:
     def cpu(self) -> float:
         return cpu_seconds(self.pid)
 
+    def republisher_cpu(self) -> float:
+        """CPU seconds of the status republisher so far: the child of the supervisor that
+        runs at a lower priority than it (``server.REPUBLISHER_NICE``); 0 if none."""
+        def nice(pid: int) -> int:
+            return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+        total = 0.0
+        for task in Path(f"/proc/{self.pid}/task").glob("*/children"):
+            for child in task.read_text().split():
+                try:
+                    if nice(int(child)) > nice(self.pid):
+                        total += cpu_seconds(int(child))
+                except OSError:
+                    continue
+        return total
+
     def stop(self) -> float:
         """Stop it; its total CPU seconds (workers included)."""
         os.kill(self.pid, signal.SIGTERM)
