@@ -57,9 +57,9 @@ MAX_SECONDS = 600
 
 
 def row_templates(device: dict, *, sealed: bool) -> dict[str, bytes]:
-    """A check-in as JSON with ``%s`` for its id and its identity (the person key, or its
-    sealed text), and an override's also for the row it overrides: scan, declared,
-    override (the shapes of ``central_load.kiosk_rows``)."""
+    """A check-in as JSON with ``%(id)s`` for its id, ``%(key)s`` for its identity (the
+    person key, or its sealed text) and, in an override, ``%(of)s`` for the row it
+    overrides: scan, declared, override (the shapes of ``central_load.kiosk_rows``)."""
     recorded = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     base = {
         "id": "@ID@", "device_id": device["device_id"],
@@ -83,8 +83,8 @@ def row_templates(device: dict, *, sealed: bool) -> dict[str, bytes]:
     for name, row in shapes.items():
         if sealed:
             row = row | {"person_key": None, "sealed": "@KEY@"}
-        text = json.dumps(row).replace("%", "%%").replace('"@OF@"', '"%s"')
-        out[name] = text.replace('"@ID@"', '"%s"').replace('"@KEY@"', '"%s"').encode()
+        text = json.dumps(row).replace("%", "%%").replace('"@OF@"', '"%(of)s"')
+        out[name] = text.replace('"@ID@"', '"%(id)s"').replace('"@KEY@"', '"%(key)s"').encode()
     return out
 
 
@@ -107,13 +107,14 @@ class Rows:
         key = f"0010{n % 10**8:08d}"
         identity = key if self.sealer is None else self.sealer.seal(
             {"person_key": key}, aad_for(row_id, self.device_id))
+        values = {b"id": row_id.encode(), b"key": identity.encode()}
         shape = n % 100
         if shape < 2:
-            return self.templates["declared"] % (row_id.encode(), identity.encode())
+            return self.templates["declared"] % values
         if shape < 4 and n > 1:
-            return self.templates["override"] % (row_id.encode(), identity.encode(),
-                                                 f"{self.prefix}{n - 1:012x}".encode())
-        return self.templates["scan"] % (row_id.encode(), identity.encode())
+            values[b"of"] = f"{self.prefix}{n - 1:012x}".encode()
+            return self.templates["override"] % values
+        return self.templates["scan"] % values
 
     def body(self, batch: int) -> bytes:
         return b'{"checkins":[' + b",".join(self.row() for _ in range(batch)) + b"]}"
@@ -127,7 +128,7 @@ class Rows:
 
 async def connection(host: str, port: int, device: dict, rows: Rows, prepared: list[bytes],
                      *, batch: int, stop_at: float, log: list[tuple[float, int]],
-                     made_live: list[int]) -> None:
+                     made_live: list[int], refused: list[int]) -> None:
     """One kiosk posting batches back to back until ``stop_at`` (time.time())."""
     reader, writer = await asyncio.open_connection(host, port)
     head = (b"POST /v1/checkins HTTP/1.1\r\nHost: central\r\nContent-Type: application/json"
@@ -152,7 +153,10 @@ async def connection(host: str, port: int, device: dict, rows: Rows, prepared: l
                 log.append((time.time(), -1))
                 await asyncio.sleep(0.5)
                 continue
-            log.append((time.time(), payload.count(b'"accepted"')))
+            accepted = payload.count(b'"accepted"')
+            log.append((time.time(), accepted))
+            if accepted != batch:  # a row the central refused: the bench's rows are wrong
+                refused[0] += batch - accepted
     finally:
         writer.close()
 
@@ -172,18 +176,20 @@ def client_prepare(devices: list[dict], *, batch: int, key: SealingKey | None,
 def client_process(host: str, port: int, devices: list[dict],
                    prepared: list[tuple[Rows, list[bytes]]], *, batch: int,
                    stop_at: float) -> dict:
-    """One load process; the (time, rows accepted) of every answer (-1: not a 200), and
-    how many bodies had to be made while measured."""
+    """One load process; the (time, rows accepted) of every answer (-1: not a 200), how
+    many bodies had to be made while measured, and how many rows of 200 answers were not
+    accepted (0 unless the bench's rows are wrong)."""
     log: list[tuple[float, int]] = []
-    made_live = [0]
+    made_live, refused = [0], [0]
 
     async def run() -> None:
         await asyncio.gather(*(connection(
             host, port, d, rows, bodies, batch=batch, stop_at=stop_at, log=log,
-            made_live=made_live) for d, (rows, bodies) in zip(devices, prepared, strict=True)))
+            made_live=made_live, refused=refused)
+            for d, (rows, bodies) in zip(devices, prepared, strict=True)))
 
     asyncio.run(run())
-    return {"log": log, "made_live": made_live[0]}
+    return {"log": log, "made_live": made_live[0], "refused": refused[0]}
 
 
 # Rows a connection has made before the clock starts: 20 s measured + 5 s warm-up at up to
@@ -242,6 +248,7 @@ def run_ingest(target: str, *, connections: int = 50, batch: int = 500, seconds:
         "accepted_total": sum(n for _, n in answers if n > 0),
         "person_key_null": counts["person_key_null"], "unopened": counts["unopened"],
         "declared_stored": counts["declared_stored"],
+        "rows_not_accepted": sum(r["refused"] for r in results),
         "bodies_made_while_measured": sum(r["made_live"] for r in results),
         "client_prepare_cpu_s": round(sum(r["prepare_cpu_s"] for r in results), 1),
         "server": options, "clients": clients,
