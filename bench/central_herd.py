@@ -215,7 +215,7 @@ def run_herd(target: str, *, kiosks: int, rows: int, window: float, batch: int =
              max_seconds: float = 600.0, threads: int | None = None,
              queue_limit: int | None = None, workers: int | None = None, clients: int = 2,
              early_busy: bool | None = None, pg: PgServer | None = None,
-             sealed: bool = True, print_=print) -> dict:
+             sealed: bool = True, fold: bool = True, print_=print) -> dict:
     """The herd against a central on ``target``; the figures as a dict."""
     from offline_queue.central import server as central_server
 
@@ -233,6 +233,8 @@ def run_herd(target: str, *, kiosks: int, rows: int, window: float, batch: int =
         options["queue_limit"] = queue_limit
     if early_busy is not None:
         options["early_busy"] = early_busy
+    if not fold:  # no status republisher process (to measure what it costs the herd)
+        options["fold"] = None
     delays = [random.uniform(0, window) for _ in devices]
     tally = Tally()
     prepare_cpu = 0.0
@@ -303,6 +305,9 @@ def main() -> None:
                         help="answer a busy post on its headers, before its body (measured: "
                              "does not pay, off by default)")
     parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument("--no-fold", action="store_true",
+                        help="serve without the declaration folder (no status republisher "
+                             "process): what the folding costs the herd")
     parser.add_argument("--clear", action="store_true",
                         help="send the identities in clear (a kiosk of an earlier release) "
                              "instead of sealed to the central's key")
@@ -316,7 +321,8 @@ def main() -> None:
                            window=args.window, batch=args.batch, threads=args.threads,
                            workers=args.workers, queue_limit=args.queue_limit,
                            clients=args.clients, max_seconds=args.max_seconds,
-                           early_busy=args.early_busy, pg=pg, sealed=not args.clear)
+                           early_busy=args.early_busy, pg=pg, sealed=not args.clear,
+                           fold=not args.no_fold)
     figures["postgres_settings"] = settings
     print(json.dumps(figures, indent=2))
 

@@ -74,6 +74,25 @@ def test_refused_kiosks_get_later_and_later_slots_at_the_measured_pace():
     assert sum(waits[-10:]) / 10 > sum(waits[:10]) / 10 + 3  # later kiosks, later slots
 
 
+def test_a_central_idle_for_hours_measures_a_herds_pace_from_its_first_posts():
+    """The rate behind the slots covers the time the finished posts span: a central that
+    sat idle before the herd (as a province's does) finished 40 posts in its first 2 s,
+    20 a second, not 4 (40 over the 10 s window), which told kiosks to come back 5x too
+    far apart (the 6,000-kiosk herd: ~150 s, half of it waiting)."""
+    from offline_queue.central.app import Admission
+
+    now = [1000.0]
+    admission = Admission(lambda: 100, limit=10, clock=lambda: now[0])
+    now[0] += 6 * 3600  # hours without a post
+    for _ in range(40):
+        now[0] += 0.05
+        admission.done()
+    assert admission.rate() == pytest.approx(20, rel=0.06)
+    waits = [admission.retry_after() for _ in range(100)]
+    # The queue (100 at 20/s: 5 s), then 100 slots 1/20 s apart: about 10 s, not 50.
+    assert waits[-1] <= 13, waits[-5:]
+
+
 def test_a_busy_post_is_answered_before_its_body_is_sent(tmp_path):
     from offline_queue.central.server import CentralServer
 
