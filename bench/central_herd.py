@@ -2,23 +2,33 @@
 
 N kiosks, each with R check-ins, come back within a window of W seconds (uniformly
 spread, as the kiosks' own jitter does) and post their backlog in batches, as the sync
-worker does: a 200 answer marks the batch delivered; a 503 with Retry-After waits that
-long (at least the first backoff step, 4 s: the kiosk's rule since issue 12); a timeout
-or a refused connection waits with capped exponential backoff (full jitter, 4 s doubling
-to 300 s) and resends the batch, which is what makes resends.  The kiosk's own timeouts:
-5 s to connect, 30 s for the answer.  Counts: rows posted, resends (rows posted again
-that the central had stored already: its "duplicate" answers), lost (never stored) and
-duplicated (stored twice: the row count against the distinct ids and rows per device).
+worker does, each post with its ``X-Kiosk-Backlog`` header (the rows the kiosk still
+holds besides the batch). The rows are what a kiosk of today sends
+(``central_load.kiosk_rows``): each identity sealed to the central's sealing key (fetched
+once from ``GET /v1/keys``, one sealing session a kiosk), 2 % declarations and 2 %
+overrides with an officer; ``--clear`` sends them with the identity in clear instead (a
+kiosk of an earlier release). The rows are built and sealed before the herd starts (a
+kiosk sealed them when it recorded them), and that CPU is reported apart. A 200 answer
+marks the batch delivered; a 503 with Retry-After waits that long (at least the first
+backoff step, 4 s: the kiosk's rule since issue 12); a timeout or a refused connection
+waits with capped exponential backoff (full jitter, 4 s doubling to 300 s) and resends
+the batch, which is what makes resends. The kiosk's own timeouts: 5 s to connect, 30 s
+for the answer. Counts: rows posted, resends (rows posted again that the central had
+stored already: its "duplicate" answers), lost (never stored) and duplicated (stored
+twice: the row count against the distinct (device, id) and rows per device); at the end
+PostgreSQL is asked whether every row's identity was opened (no null person key: every
+row sent has one) and whether the ``unopened`` table is empty.
 
     .venv/bin/python bench/central_herd.py --kiosks 6000 --rows 200 --window 60
     .venv/bin/python bench/central_herd.py --kiosks 200 --rows 50 --window 5   # quick
 
 Starts its own PostgreSQL (tests/pgserver.py, fsync and synchronous_commit on) and the
-central as ``checkpoint-kiosk central`` runs it (``serve``: worker processes on one
-listening socket) in a child process; the load client runs in ``--clients`` other
-processes (asyncio, raw HTTP/1.1 on 127.0.0.1), so the three share the cores but no
-Python interpreter.  CPU seconds of each side are reported.  Bounded: at most
-``--max-seconds`` (default 600) and the given counts.
+central as ``checkpoint-kiosk central`` runs it (``serve``: worker processes on an
+SO_REUSEPORT group and the status republisher process, a key file with its sealing keys)
+in a child process; the load client runs in ``--clients`` other processes (asyncio, raw
+HTTP/1.1 on 127.0.0.1), so the three share the cores but no Python interpreter. CPU
+seconds of each side are reported. Bounded: at most ``--max-seconds`` (default 600) and
+the given counts.
 """
 
 from __future__ import annotations
@@ -45,7 +55,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from pgserver import PgServer  # noqa: E402
 
 from bench import central_load  # noqa: E402
-from offline_queue.records import uuid7  # noqa: E402
+from offline_queue.sealing import Sealer, SealingKey  # noqa: E402
 
 MAX_KIOSKS = 20_000
 MAX_ROWS = 2_000
@@ -75,20 +85,22 @@ class Tally:
         self.finished.extend(other["finished"])
 
 
-def make_rows(device: dict, count: int, start: datetime) -> list[dict]:
-    return [{
-        "id": uuid7(), "device_id": device["device_id"],
-        "checkpoint_id": device["checkpoint_id"], "direction": "in", "kind": "cccd",
-        "person_key": f"0010{random.randrange(10**8):08d}", "display": {"name": "N***"},
-        "decision": "pass", "reasons": [], "source": "scan", "override_of": None,
-        "original_decision": None, "override_reason": None,
-        "recorded_at": (start + timedelta(seconds=i)).isoformat(), "monotonic_ns": i,
-        "boot_id": "b", "clock_synced": True, "corrected_at": None, "app_version": "0.1.0",
-    } for i in range(count)]
+Post = tuple[bytes, int, int]  # body, rows in it, rows the kiosk holds besides them
 
 
-async def post(host: str, port: int, token: str, body: bytes, *, connect_timeout: float,
-               read_timeout: float) -> tuple[int, dict[str, str], bytes]:
+def kiosk_posts(device: dict, rows: int, batch: int, *, start: datetime,
+                key: SealingKey | None) -> list[Post]:
+    """A kiosk's backlog as the bodies of its posts (one sealing session a kiosk, as its
+    store has from its start)."""
+    made = central_load.kiosk_rows(device, rows, start=start,
+                                   sealer=Sealer(key) if key is not None else None)
+    return [(json.dumps({"checkins": made[at:at + batch]}).encode(), len(made[at:at + batch]),
+             max(0, rows - at - batch)) for at in range(0, rows, batch)]
+
+
+async def post(host: str, port: int, token: str, body: bytes, *, backlog: int,
+               connect_timeout: float, read_timeout: float
+               ) -> tuple[int, dict[str, str], bytes]:
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
                                                 connect_timeout)
@@ -98,6 +110,7 @@ async def post(host: str, port: int, token: str, body: bytes, *, connect_timeout
         writer.write(b"POST /v1/checkins HTTP/1.1\r\nHost: central\r\n"
                      b"Content-Type: application/json\r\nConnection: close\r\n"
                      b"Authorization: Bearer " + token.encode() + b"\r\n"
+                     b"X-Kiosk-Backlog: " + str(backlog).encode() + b"\r\n"
                      b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         await asyncio.wait_for(writer.drain(), read_timeout)
         raw = await asyncio.wait_for(reader.read(-1), read_timeout)
@@ -123,21 +136,20 @@ def backoff(rng: random.Random, failures: int) -> float:
     return rng.uniform(0, min(300.0, 4.0 * 2 ** (failures - 1)))
 
 
-async def kiosk(host: str, port: int, device: dict, rows: int, *, delay: float,
-                batch: int, connect_timeout: float, read_timeout: float, tally: Tally,
-                t0: float, start: datetime) -> None:
+async def kiosk(host: str, port: int, device: dict, posts: list[Post], *, delay: float,
+                connect_timeout: float, read_timeout: float, tally: Tally,
+                t0: float) -> None:
     await asyncio.sleep(delay)
     rng = random.Random()
     failures = 0
-    pending = make_rows(device, rows, start)  # what the kiosk's queue holds
+    pending = list(posts)  # what the kiosk's queue holds
     while pending:
-        chunk = pending[:batch]
-        body = json.dumps({"checkins": chunk}).encode()
-        tally.posted += len(chunk)
+        body, count, backlog = pending[0]
+        tally.posted += count
         try:
             status, headers, payload = await post(
-                host, port, device["device_token"], body, connect_timeout=connect_timeout,
-                read_timeout=read_timeout)
+                host, port, device["device_token"], body, backlog=backlog,
+                connect_timeout=connect_timeout, read_timeout=read_timeout)
         except (TimeoutError, OSError) as e:
             tally.timeouts += 1
             kind = ("connect_timeouts" if isinstance(e, ConnectTimeout) else "read_timeouts"
@@ -156,7 +168,7 @@ async def kiosk(host: str, port: int, device: dict, rows: int, *, delay: float,
                     tally.duplicate += 1
                 else:
                     tally.other += 1
-            pending = pending[batch:]
+            pending = pending[1:]
             continue
         failures += 1
         wait = headers.get("retry-after")
@@ -169,20 +181,27 @@ async def kiosk(host: str, port: int, device: dict, rows: int, *, delay: float,
     tally.finished.append(time.monotonic() - t0)
 
 
-def client_process(host: str, port: int, devices: list[dict], delays: list[float], *,
-                   rows: int, batch: int, connect_timeout: float, read_timeout: float,
+def client_prepare(devices: list[dict], *, rows: int, batch: int, key: SealingKey | None
+                   ) -> list[list[Post]]:
+    """The posts of each kiosk of one load process, built before the herd."""
+    start = datetime.now(UTC) - timedelta(hours=2)
+    return [kiosk_posts(d, rows, batch, start=start, key=key) for d in devices]
+
+
+def client_process(host: str, port: int, devices: list[dict], delays: list[float],
+                   posts: list[list[Post]], *, connect_timeout: float, read_timeout: float,
                    t0_wall: float, max_seconds: float) -> dict:
     """One load process: its kiosks on one asyncio loop; its tally as a dict."""
     tally = Tally()
-    start = datetime.now(UTC) - timedelta(hours=2)
 
     async def herd() -> None:
         # Every process measures from the same instant (the parent's wall clock).
+        await asyncio.sleep(max(0.0, t0_wall - time.time()))
         t0 = time.monotonic() - (time.time() - t0_wall)
         tasks = [asyncio.create_task(kiosk(
-            host, port, d, rows, delay=max(0.0, delay - (time.monotonic() - t0)),
-            batch=batch, connect_timeout=connect_timeout, read_timeout=read_timeout,
-            tally=tally, t0=t0, start=start)) for d, delay in zip(devices, delays, strict=True)]
+            host, port, d, p, delay=max(0.0, delay - (time.monotonic() - t0)),
+            connect_timeout=connect_timeout, read_timeout=read_timeout,
+            tally=tally, t0=t0)) for d, delay, p in zip(devices, delays, posts, strict=True)]
         await asyncio.wait(tasks, timeout=max(1.0, max_seconds - (time.monotonic() - t0)))
         for task in tasks:
             task.cancel()
@@ -196,7 +215,7 @@ def run_herd(target: str, *, kiosks: int, rows: int, window: float, batch: int =
              max_seconds: float = 600.0, threads: int | None = None,
              queue_limit: int | None = None, workers: int | None = None, clients: int = 2,
              early_busy: bool | None = None, pg: PgServer | None = None,
-             print_=print) -> dict:
+             sealed: bool = True, fold: bool = True, print_=print) -> dict:
     """The herd against a central on ``target``; the figures as a dict."""
     from offline_queue.central import server as central_server
 
@@ -214,42 +233,60 @@ def run_herd(target: str, *, kiosks: int, rows: int, window: float, batch: int =
         options["queue_limit"] = queue_limit
     if early_busy is not None:
         options["early_busy"] = early_busy
+    if not fold:  # no status republisher process (to measure what it costs the herd)
+        options["fold"] = None
     delays = [random.uniform(0, window) for _ in devices]
     tally = Tally()
-    pg_cpu0 = central_load.postgres_cpu(pg) if pg is not None else 0.0
+    prepare_cpu = 0.0
     with central_load.Server(target, **options) as server:
-        t0_wall = time.time()
-        t0 = time.monotonic()
-        children = [central_load.fork(lambda part=part: client_process(
-            server.host, server.port, devices[part::clients], delays[part::clients],
-            rows=rows, batch=batch, connect_timeout=connect_timeout,
-            read_timeout=read_timeout, t0_wall=t0_wall, max_seconds=max_seconds))
+        key = central_load.sealing_key(server.url) if sealed else None
+        t_prepare = time.monotonic()
+        children = [central_load.fork_staged(
+            lambda part=part: client_prepare(devices[part::clients], rows=rows, batch=batch,
+                                             key=key),
+            lambda posts, t0_wall, part=part: client_process(
+                server.host, server.port, devices[part::clients], delays[part::clients],
+                posts, connect_timeout=connect_timeout, read_timeout=read_timeout,
+                t0_wall=t0_wall, max_seconds=max_seconds))
             for part in range(clients)]
+        t0_wall = central_load.start_staged(children, delay=0.5)
+        print_(f"built and {'sealed' if sealed else 'left in clear'} {kiosks * rows} rows in "
+               f"{time.monotonic() - t_prepare:.1f} s")
+        server_cpu0, fold_cpu0 = server.cpu(), server.republisher_cpu()
+        pg_cpu0 = central_load.postgres_cpu(pg) if pg is not None else 0.0
+        t0 = time.monotonic() + (t0_wall - time.time())
         client_cpu = 0.0
-        for pid, read_end in children:
+        for pid, read_end, _, _ in children:
             result, cpu = central_load.collect(pid, read_end)
+            prepare_cpu += result.pop("prepare_cpu_s")
             tally.add(result)
             client_cpu += cpu
         elapsed = time.monotonic() - t0
-        server_cpu = server.stop()
+        fold_cpu = server.republisher_cpu() - fold_cpu0
+        server_cpu = server.stop() - server_cpu0
     pg_cpu = central_load.postgres_cpu(pg) - pg_cpu0 if pg is not None else None
     counts = central_load.stored_counts(target)
     total = kiosks * rows
     return {
         "kiosks": kiosks, "rows_each": rows, "rows": total, "window_s": window,
+        "identities": "sealed" if sealed else "clear",
         "all_stored_s": round(max(tally.finished), 1) if len(tally.finished) == kiosks
         else None,
         "elapsed_s": round(elapsed, 1), "kiosks_done": len(tally.finished),
         **counts, "lost": total - counts["distinct_stored"],
         "duplicated": counts["stored"] - counts["distinct_stored"],
+        "all_opened": counts["person_key_null"] == 0 and counts["unopened"] == 0,
         "accepted": tally.accepted, "posted": tally.posted,
         "resends": tally.duplicate, "resend_pct": round(100 * tally.duplicate / total, 2),
         "answers": tally.answers, "timeouts": tally.timeouts,
         "failures": tally.failures, "errors": tally.errors,
         "refused_503": tally.answers.get("503", 0), "retry_after_max": tally.retry_after_max,
         "server": options, "clients": clients,
-        "cpu_s": {"server": round(server_cpu, 1), "postgres": None if pg_cpu is None
-                  else round(pg_cpu, 1), "clients": round(client_cpu, 1)},
+        "cpu_s": {"server": round(server_cpu, 1),
+                  "of_which_status_republisher": round(fold_cpu, 1),
+                  "postgres": None if pg_cpu is None else round(pg_cpu, 1),
+                  "clients": round(client_cpu - prepare_cpu, 1),
+                  "clients_building_and_sealing": round(prepare_cpu, 1)},
         "conditions": conditions,
     }
 
@@ -268,6 +305,12 @@ def main() -> None:
                         help="answer a busy post on its headers, before its body (measured: "
                              "does not pay, off by default)")
     parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument("--no-fold", action="store_true",
+                        help="serve without the declaration folder (no status republisher "
+                             "process): what the folding costs the herd")
+    parser.add_argument("--clear", action="store_true",
+                        help="send the identities in clear (a kiosk of an earlier release) "
+                             "instead of sealed to the central's key")
     parser.add_argument("--pg", action="append", default=[], metavar="NAME=VALUE",
                         help="a PostgreSQL setting for this run (e.g. synchronous_commit=off "
                              "to measure its cost; the shipped advice keeps it on)")
@@ -278,7 +321,8 @@ def main() -> None:
                            window=args.window, batch=args.batch, threads=args.threads,
                            workers=args.workers, queue_limit=args.queue_limit,
                            clients=args.clients, max_seconds=args.max_seconds,
-                           early_busy=args.early_busy, pg=pg)
+                           early_busy=args.early_busy, pg=pg, sealed=not args.clear,
+                           fold=not args.no_fold)
     figures["postgres_settings"] = settings
     print(json.dumps(figures, indent=2))
 

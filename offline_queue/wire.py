@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -294,11 +295,22 @@ def _field_errors(name: str, value: object, types: tuple[type, ...]) -> list[str
     return []
 
 
+# A UUID as kiosks write it (lower-case hex, hyphens 8-4-4-4-12): valid, and already its
+# canonical spelling (``str(uuid.UUID(text)) == text``), so neither needs a UUID object.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def canonical_uuid(text: str) -> str:
+    """``text`` (a valid UUID) in its one spelling, lower-case with hyphens."""
+    return text if _CANONICAL_UUID.fullmatch(text) else str(uuid.UUID(text))
+
+
 def _uuid_errors(item: Mapping[object, object]) -> list[str]:
     errors = []
     for name in ("id", "override_of"):
         value = item.get(name)
-        if isinstance(value, str) and len(value) <= MAX_TEXT:
+        if isinstance(value, str) and len(value) <= MAX_TEXT \
+                and not _CANONICAL_UUID.fullmatch(value):
             try:
                 uuid.UUID(value)
             except ValueError:

@@ -142,3 +142,20 @@ def test_central_command_serves_until_terminated(tmp_path):
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_every_spelling_of_an_id_is_checked_and_stored_in_one_spelling():
+    """Ingest's fast path for ids as kiosks write them (lower-case, hyphens) gives the same
+    spelling and the same verdicts as a UUID object does for every other spelling."""
+    from offline_queue import wire
+
+    value = uuid.uuid4()
+    for text in (str(value), str(value).upper(), value.hex, f"{{{value}}}",
+                 f"urn:uuid:{value}"):
+        assert wire.canonical_uuid(text) == str(value)
+        assert not [e for e in wire.validation_errors({"id": text}) if "UUID" in e]
+    for bad in (str(value)[:-1] + "g", str(value)[:-1], str(value) + "0", " " + str(value),
+                str(value).replace("-", "_")):
+        assert [e for e in wire.validation_errors({"id": bad, "override_of": bad})
+                if "not a UUID" in e] == [f"id is {bad!r}, not a UUID",
+                                          f"override_of is {bad!r}, not a UUID"]

@@ -74,6 +74,25 @@ def test_refused_kiosks_get_later_and_later_slots_at_the_measured_pace():
     assert sum(waits[-10:]) / 10 > sum(waits[:10]) / 10 + 3  # later kiosks, later slots
 
 
+def test_a_central_idle_for_hours_measures_a_herds_pace_from_its_first_posts():
+    """The rate behind the slots covers the time the finished posts span: a central that
+    sat idle before the herd (as a province's does) finished 40 posts in its first 2 s,
+    20 a second, not 4 (40 over the 10 s window), which told kiosks to come back 5x too
+    far apart (the 6,000-kiosk herd: ~150 s, half of it waiting)."""
+    from offline_queue.central.app import Admission
+
+    now = [1000.0]
+    admission = Admission(lambda: 100, limit=10, clock=lambda: now[0])
+    now[0] += 6 * 3600  # hours without a post
+    for _ in range(40):
+        now[0] += 0.05
+        admission.done()
+    assert admission.rate() == pytest.approx(20, rel=0.06)
+    waits = [admission.retry_after() for _ in range(100)]
+    # The queue (100 at 20/s: 5 s), then 100 slots 1/20 s apart: about 10 s, not 50.
+    assert waits[-1] <= 13, waits[-5:]
+
+
 def test_a_busy_post_is_answered_before_its_body_is_sent(tmp_path):
     from offline_queue.central.server import CentralServer
 
@@ -144,6 +163,40 @@ def test_central_command_runs_workers_and_replaces_one_that_dies(tmp_path):
         proc.terminate()
         assert proc.wait(timeout=20) == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in now), "workers left running"
+
+
+def _nice(pid: int) -> int:
+    # /proc/PID/stat after the command's closing parenthesis: field 19 is the nice value.
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_the_status_republisher_yields_the_cores_to_the_workers(tmp_path):
+    """The fold hashes every new declaration with Argon2id: at the workers' priority that
+    took ~140 s of CPU from them in the 6,000-kiosk herd (211 s instead of ~80)."""
+    from offline_queue.central.server import REPUBLISHER_NICE
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kiosk", "central", "--db", str(tmp_path / "s.db"), "--port",
+         "0", "--workers", "2", "--threads", "1"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("listening on ")
+        deadline = time.monotonic() + 20
+        while len(children := _children(proc.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        deadline = time.monotonic() + 10
+        while sorted(nice := [_nice(pid) for pid in children]) != sorted(
+                [_nice(proc.pid)] * 2 + [min(19, _nice(proc.pid) + REPUBLISHER_NICE)]) \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # Two workers at the command's priority, the republisher below them.
+        assert sorted(nice) == sorted([_nice(proc.pid)] * 2 + [
+            min(19, _nice(proc.pid) + REPUBLISHER_NICE)]), nice
+        assert REPUBLISHER_NICE > 0
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
 
 
 def _serve_two_workers(db: str, pipe: Any) -> None:

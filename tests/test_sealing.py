@@ -80,6 +80,39 @@ def test_sealed_identity_opens_only_with_its_key_and_for_its_row():
         opener.open(text.rsplit(".", 1)[0], aad_for("id-1", "kiosk-1"))
 
 
+def test_a_session_is_derived_once_and_a_cached_one_still_checks_every_row():
+    """The central's opener derives a kiosk session's key once (an X25519), then opens each
+    row of it with the cached AEAD: a changed, moved or malformed row is still refused."""
+    _, public, opener = new_key()
+    sealer = Sealer(public)
+    texts = [sealer.seal({"person_key": f"00118501{i:04d}"}, aad_for(f"id-{i}", "k"))
+             for i in range(50)]
+    assert [opener.open(t, aad_for(f"id-{i}", "k")) for i, t in enumerate(texts)] == [
+        {"person_key": f"00118501{i:04d}"} for i in range(50)]
+    assert opener.derived == 1
+    Sealer(public).seal({"person_key": CCCD}, b"")  # another kiosk's session: not opened yet
+    other = Sealer(public).seal({"person_key": CCCD}, aad_for("id-x", "k2"))
+    assert opener.open(other, aad_for("id-x", "k2")) == {"person_key": CCCD}
+    assert opener.derived == 2
+    with pytest.raises(SealError, match="moved from another check-in"):
+        opener.open(texts[1], aad_for("id-2", "k"))  # the session is cached, the row is wrong
+    head, last = texts[3].rsplit(".", 1)
+    with pytest.raises(SealError, match="too short"):
+        opener.open(head + "." + last[:20], aad_for("id-3", "k"))
+    kid, ephemeral = texts[0].split(".")[1:3]
+    with pytest.raises(SealError, match="not 16 hex digits"):
+        opener.open(texts[0].replace(kid, "XYZ", 1), aad_for("id-0", "k"))
+    with pytest.raises(SealError, match="ephemeral key has 24 bytes"):
+        opener.open(texts[0].replace(ephemeral, ephemeral[:32], 1), aad_for("id-0", "k"))
+    # A full cache drops the least recently used session; it is derived again when needed.
+    opener.CACHE = 1
+    third = Sealer(public).seal({"person_key": CCCD}, aad_for("id-y", "k3"))
+    opener.open(third, aad_for("id-y", "k3"))
+    assert opener.derived == 3
+    assert opener.open(texts[0], aad_for("id-0", "k")) == {"person_key": "001185010000"}
+    assert opener.derived == 4
+
+
 def test_a_substituted_sealing_key_is_refused():
     """The central's signing key vouches for the sealing key; a man in the middle who
     swaps in his own key (re-signed or not) is refused."""

@@ -385,7 +385,7 @@ def ingest(
                 results[index] = {"id": item_id, "status": "forbidden", "errors": [why]}
                 continue
             # One spelling of the id (PostgreSQL's uuid type would answer another).
-            spelled: wire.CheckIn = {**checkin, "id": str(uuid.UUID(checkin["id"]))}
+            spelled: wire.CheckIn = {**checkin, "id": wire.canonical_uuid(checkin["id"])}
             owner = allowed[spelled["device_id"]]
             try:
                 spelled = _open_sealed(spelled, opener)

@@ -74,6 +74,12 @@ ACCEPT_BATCH = 64
 # the headers arrive refuses more kiosks than deciding when a thread takes the post, and
 # reading a refused body is cheap.  Kept as an option (CentralServer(early_busy=True)).
 EARLY_BUSY = False
+# The status republisher's CPU priority (nice, 0-19): below the workers'.  Folding hashes
+# each new declaration with Argon2id (~6 ms here): in the 6,000-kiosk herd with 2 %
+# declarations that was ~140 s of CPU taken from the workers at nice 0, and the herd took
+# 211 s instead of ~80 (docs/central.md, "Herd and ingest").  Kiosks fetch the document
+# every 15 minutes; the folding can wait for the workers' idle time.
+REPUBLISHER_NICE = 19
 # A batch of 200 check-ins is ~110 kB: read it in 2 calls, not 14 of waitress's 8 kB.
 RECV_BYTES = 64 * 1024
 _SPARE_FILES = 64  # the database, its WAL, logs, the listening socket
@@ -391,7 +397,12 @@ def _worker(db_path: str | os.PathLike[str], sock: socket.socket,
 
 def _republisher(db_path: str | os.PathLike[str], fold: people.Folder,
                  validators: Validators | None) -> None:
-    """The status republisher's process: until SIGTERM."""
+    """The status republisher's process, at a lower CPU priority than the workers
+    (``REPUBLISHER_NICE``): until SIGTERM."""
+    try:
+        os.nice(REPUBLISHER_NICE)
+    except OSError as e:  # a restricted container: fold at the workers' priority
+        log.warning("cannot lower the status republisher's priority: %s", e)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
