@@ -100,7 +100,7 @@ INVARIANTS = (
     ("hung_requests", f"requests the kiosk waited on longer than {REQUEST_DEADLINE_S:.0f} s"),
     ("kept_more_than_policy", "check-ins keeping fields the policy in force drops"),
     ("request_storms", f"{STORM_WINDOW_S:.0f} s windows with more than {STORM_REQUESTS} requests"),
-    ("central_log_errors", "tracebacks and unopened-row errors in the central's log"),
+    ("central_log_errors", "tracebacks, unopened rows and errors in the central's log"),
     ("fleet_backlog", "rows the fleet still reported held after the final drain"),
     ("central_stop", "central not exiting 0 on SIGTERM, or workers left behind"),
 )
@@ -1266,8 +1266,13 @@ profile = "hospital"
                        f"(status republisher every {self.status_every or 60:g} s)",
             "devices at the central (revoked, backlog reported)": [
                 (revoked, backlog) for _id, revoked, backlog in devices],
-            "central log (lines, problems)": (len(self.central.log_text().splitlines()),
-                                              central_log[:8]),
+            "central log records, by level": dict(Counter(
+                log_level(line) for line in self.central.log_text().splitlines()
+                if log_level(line))),
+            "central log problems": central_log[:8],
+            "status documents folded by the central's republisher": sum(
+                1 for line in self.central.log_text().splitlines()
+                if "published the status document" in line),
             "central on SIGTERM (exit status, seconds, children seen, left running)": (
                 stopped.get("code"), round(stopped.get("seconds", 0.0), 1),
                 stopped.get("children seen"), stopped.get("left")),
@@ -1340,10 +1345,20 @@ profile = "hospital"
         return self._log_text
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level(line: str) -> str | None:
+    """The level of a central log line ("2026-… 12:00:00,123 ERROR name: …", or under
+    systemd "ERROR name: …"), None for a traceback's or a continuation's line."""
+    words = line.split(" ", 3)
+    return next((w for w in words[:3] if w in LOG_LEVELS), None)
+
+
 def central_log_problems(text: str) -> list[str]:
     """What a central's log must not hold after a day: each traceback (by its last line),
-    each line about check-ins whose sealed identity it could not open, each internal error
-    it answered 500 for."""
+    each line about check-ins whose sealed identity it could not open (with or without a
+    level), each other ERROR or CRITICAL record."""
     problems: list[str] = []
     lines = text.splitlines()
     for i, line in enumerate(lines):
@@ -1352,8 +1367,8 @@ def central_log_problems(text: str) -> list[str]:
             problems.append(f"traceback: {last[:120]}")
         elif "sealed identity" in line and "cannot open" in line:
             problems.append(f"unopened: {_shorten(line)}")
-        elif "internal error on" in line:
-            problems.append(f"internal error: {_shorten(line)}")
+        elif log_level(line) in ("ERROR", "CRITICAL"):
+            problems.append(f"error: {_shorten(line.split(' ', 2)[-1])}")
     return problems
 
 
