@@ -423,8 +423,23 @@ class _Supervisor:
 
     def _spawn(self, side: bool = False) -> None:
         sock = None if side else self.make_socket()
+        # A child that ran this supervisor's SIGTERM handler (inherited over the fork) would
+        # go on serving, and so would one forked after a SIGTERM stopped the others: the
+        # supervisor would wait for it forever.  The signals are held from the last look at
+        # ``stopping`` across the fork, and the child takes them with the default action
+        # (it dies) until it installs its own.
+        stops = {signal.SIGTERM, signal.SIGINT}
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        if self.stopping:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            if sock is not None:
+                sock.close()
+            return
         pid = os.fork()
         if pid == 0:  # the worker
+            for sig in stops:
+                signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             code = 0
             try:
                 if sock is None:
@@ -442,7 +457,8 @@ class _Supervisor:
                 os._exit(code)
         if sock is not None:
             sock.close()
-        self.children[pid] = side
+        self.children[pid] = side  # before a held SIGTERM runs _stop here
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def _stop(self, *_: object) -> None:
         self.stopping = True
