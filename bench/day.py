@@ -34,7 +34,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.day_plan import (
     KINDS,
@@ -46,8 +46,11 @@ from bench.day_plan import (
     make_people,
     make_plan,
 )
-from bench.day_rig import Disk, KioskProcess, ScannerPort
+from bench.day_rig import CentralProcess, Disk, KioskProcess, ScannerPort
 from kiosk.domain.policy import DISPLAY_FIELDS
+
+if TYPE_CHECKING:
+    from offline_queue.central.backend import CentralDB
 
 REPO = Path(__file__).resolve().parent.parent
 PIN = "2468"
@@ -62,6 +65,14 @@ DRIP_MAX_S = 10.0  # a slow drip stops after this long (the kiosk should give up
 # of 50 every 0.2 s at most, with the documents every 2 s, stays well below it).
 STORM_WINDOW_S = 10.0
 STORM_REQUESTS = 300
+# The central: the real command, as a province runs it (PostgreSQL) or a single hospital
+# (SQLite), with two workers and the status republisher.  The republisher looks for new
+# declarations every STATUS_EVERY seconds (the product's default is a minute: the day's
+# declared_return act would wait up to that long for nothing but the clock).
+CENTRALS = ("postgresql", "sqlite")
+CENTRAL_WORKERS = 2
+STATUS_EVERY = 5.0
+CHECKER_REFRESH_S = 2.0  # kiosk.runtime.checker: how often stored documents are looked at
 SYNC_OPTIONS = {"boot_jitter": 0.2, "link_jitter": 0.2, "idle_interval": 0.5,
                 "documents_interval": 2.0, "backoff_base": 0.2, "backoff_cap": 2.0,
                 "batch_size": 50}
@@ -89,6 +100,9 @@ INVARIANTS = (
     ("hung_requests", f"requests the kiosk waited on longer than {REQUEST_DEADLINE_S:.0f} s"),
     ("kept_more_than_policy", "check-ins keeping fields the policy in force drops"),
     ("request_storms", f"{STORM_WINDOW_S:.0f} s windows with more than {STORM_REQUESTS} requests"),
+    ("central_log_errors", "tracebacks, unopened rows and errors in the central's log"),
+    ("fleet_backlog", "rows the fleet still reported held after the final drain"),
+    ("central_stop", "central not exiting 0 on SIGTERM, or workers left behind"),
 )
 
 
@@ -98,8 +112,14 @@ INVARIANTS = (
 
 class Day:
     def __init__(self, work: Path, *, seed: int, hours: float, rate: float = 1.0,
-                 people: int = 400, frames_share: float = 0.03, quiet: bool = False) -> None:
+                 people: int = 400, frames_share: float = 0.03, quiet: bool = False,
+                 central: str = "postgresql", status_every: float | None = STATUS_EVERY
+                 ) -> None:
+        if central not in CENTRALS:
+            raise ValueError(f"central is {central!r}; use one of {', '.join(CENTRALS)}")
         self.work = work
+        self.central_kind = central
+        self.status_every = status_every
         self.seed = seed
         self.hours = hours
         self.rate = rate
@@ -118,7 +138,8 @@ class Day:
         self.codes = Codes(random.Random(seed + 1))
         self.config = work / "kiosk.toml"
         self.state_dir = work / "state"
-        self.central_db = work / "central.db"
+        # The central's --db: the SQLite file, or the PostgreSQL URL once its server runs.
+        self.central_target = str(work / "central.db")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         # observations
         self.results: list[dict] = []
@@ -153,6 +174,7 @@ class Day:
         self.drip_started = -1e9
         self.drips_before = 0
         self.policy_in_force: str | None = None
+        self.applied = 0  # times the kiosk put new documents in force
         self.timing: Counter[str] = Counter()
         # The handheld scanner beside the camera: a share of the ID cards go through it.
         self.scanner_share = 0.2
@@ -174,6 +196,7 @@ class Day:
         ev = event.get("ev")
         if ev == "policy":
             self.policy_in_force = event.get("profile")
+            self.applied += 1
         elif ev == "result":
             event["policy"] = self.policy_in_force
             self.results.append(event)
@@ -213,10 +236,18 @@ class Day:
         finally:
             self.timing["CLI"] += time.monotonic() - started
 
+    def central_db(self) -> CentralDB:
+        """A connection to the central's database, SQLite or PostgreSQL (the central's own
+        ``db.connect``): every read of the central goes through it, with SQL both engines
+        take, so that both variants check the same invariants."""
+        from offline_queue.central import db as central_db
+
+        return central_db.connect(self.central_target, migrate=False)
+
     def enrolment_token(self) -> str:
         from offline_queue.central import db as central_db
 
-        with contextlib.closing(central_db.connect(self.central_db)) as db:
+        with self.central_db() as db:
             return central_db.create_enrolment_token(db, checkpoint_id=CHECKPOINT,
                                                      name="Cửa khẩu (day)")
 
@@ -224,7 +255,7 @@ class Day:
         """``checkpoint-kiosk central set-document``; True if the central took it."""
         path = self.work / f"{name}.json"
         path.write_bytes(body)
-        done = self.cli("central", "set-document", "--db", str(self.central_db), name,
+        done = self.cli("central", "set-document", "--db", self.central_target, name,
                         str(path))
         taken = done.returncode == 0
         if taken:
@@ -712,13 +743,25 @@ profile = "hospital"
         self.publish("policy", border, valid=True)
         self.last_policy = "border"
         self.ensure_running()
-        deadline = time.monotonic() + 45.0
+        # The central's republisher looks every status_every seconds and rests MIN_GAP
+        # after a folding: the declaration, then the new policy, may each wait a turn;
+        # then the kiosk's next document fetch.
+        from offline_queue.central.people import CHECK_EVERY, MIN_GAP
+
+        every = self.status_every or CHECK_EVERY
+        wait = 2 * every + MIN_GAP + 2 * SYNC_OPTIONS["documents_interval"] + 10
+        deadline = time.monotonic() + wait
         while not (self.kiosk_document("policy") == border and self.status_folded(checkin_id)):
             if time.monotonic() > deadline:
                 self.note("declared", "the kiosk did not get the folded status document in "
-                                      "45 s; the person comes back anyway")
+                                      f"{wait:.0f} s; the person comes back anyway")
                 break
             self.kiosk.drain(0.3)
+        # Stored is not yet in force: the kiosk's documents thread applies what the store
+        # holds every CHECKER_REFRESH_S (and reports it: the "policy" event).
+        applied, until = self.applied, time.monotonic() + 2 * CHECKER_REFRESH_S + 1
+        while self.applied == applied and time.monotonic() < until:
+            self.kiosk.drain(0.1)
         tag = self.tag(person)
         self.returned.append(tag)
         self.show(person, "cccd", tag=tag)
@@ -729,12 +772,12 @@ profile = "hospital"
     def status_folded(self, checkin_id: str) -> bool:
         """The central holds the check-in, has published a status document made after it
         arrived, and the kiosk holds that document."""
-        with contextlib.closing(sqlite3.connect(self.central_db, timeout=5)) as db:
-            row = db.execute("SELECT received_at FROM scans WHERE id = ?",
+        with self.central_db() as db:
+            row = db.execute("SELECT max(received_at) FROM scans WHERE id = ?",
                              [checkin_id]).fetchone()
             doc = db.execute("SELECT body, updated_at FROM documents WHERE name = 'status'"
                              ).fetchone()
-        if row is None or doc is None:
+        if row is None or row[0] is None or doc is None:
             return False
         self.published.setdefault("status", set()).add(hashlib.sha256(doc[0]).hexdigest())
         folded_us = datetime.fromisoformat(doc[1]).timestamp() * 1e6
@@ -775,9 +818,6 @@ profile = "hospital"
     def run(self, *, drain_seconds: float = 60.0, max_wall: float | None = None) -> dict:
         from faultproxy import FaultProxy
 
-        from kiosk.domain.declared_status import DeclarationFolder
-        from offline_queue.central.server import CentralServer
-
         started = time.monotonic()
         self.network = Network(self.seed + 2)
         plan = make_plan(self.rng, self.hours, rate=self.rate)
@@ -785,8 +825,7 @@ profile = "hospital"
         with contextlib.ExitStack() as stack:
             self.disk = Disk(self.state_dir / "db")
             stack.callback(self.disk.close)
-            server = stack.enter_context(CentralServer(self.central_db, threads=8,
-                                                       fold=DeclarationFolder()))
+            server = self.start_central(stack)
             self.proxy = stack.enter_context(FaultProxy(
                 (server.host, server.port), self.network.choose, slow_s=0.3, retry_after=1,
                 drip_s=1.0, drip_max_s=DRIP_MAX_S, rewrite=self.rewrite_document))
@@ -824,8 +863,30 @@ profile = "hospital"
             code = self.kiosk.stop()
             if code not in (0, None):
                 self.note("stop", f"the kiosk exited with status {code} on SIGTERM")
+            self.stop_central()
             report = self.account(drained, time.monotonic() - started)
         return report
+
+    def start_central(self, stack: contextlib.ExitStack) -> CentralProcess:
+        """The central's database (a throw-away PostgreSQL server, or the SQLite file), then
+        ``checkpoint-kiosk central`` on it; both torn down by ``stack``."""
+        if self.central_kind == "postgresql":
+            from pgserver import PgServer
+
+            pg = PgServer().start()
+            stack.callback(pg.stop)
+            self.central_target = pg.new_database("day")
+        self.central = CentralProcess(self.work, self.central_target, workers=CENTRAL_WORKERS,
+                                      status_every=self.status_every)
+        stack.callback(self.central.kill)
+        return self.central.start()
+
+    def stop_central(self) -> None:
+        """SIGTERM, as systemd stops the unit: it must exit 0 and leave no worker behind."""
+        self.central_stopped = self.central.stop()
+        if self.central_stopped["code"] != 0 or self.central_stopped["left"]:
+            self.note("central", f"on SIGTERM: {self.central_stopped}; "
+                      f"its log ends: {self.central.log_tail(5)}")
 
     def play(self, step: Step, published: int, invalid: int) -> None:
         what = step.what
@@ -968,7 +1029,7 @@ profile = "hospital"
         from offline_queue.central import db as central_db
 
         device = self.config_value("device", "id")
-        with contextlib.closing(central_db.connect(self.central_db)) as db:
+        with self.central_db() as db:
             central_db.revoke_device(db, device)
         self.note("revoke", f"device {device} revoked at the central")
 
@@ -981,8 +1042,8 @@ profile = "hospital"
         return {r["checkin_id"] for r in self.results if r.get("checkin_id") and r["signalled"]}
 
     def central_ids(self) -> list[str]:
-        with contextlib.closing(sqlite3.connect(self.central_db)) as db:
-            return [r[0] for r in db.execute("SELECT id FROM checkins")]
+        with self.central_db() as db:
+            return [str(r[0]) for r in db.execute("SELECT id FROM scans")]
 
     def wait_delivered(self, seconds: float) -> float | None:
         """Seconds until every signalled check-in was at the central (None: never).
@@ -1021,21 +1082,24 @@ profile = "hospital"
         signalled = self.signalled()
         central = self.central_ids()
         central_set = set(central)
-        with contextlib.closing(sqlite3.connect(self.central_db)) as db:
+        from offline_queue.central.schema import DECLARED
+
+        # The stored columns (ids are uuid on PostgreSQL: compared as text).
+        with self.central_db() as db:
             conflicts = db.execute("SELECT count(*) FROM conflicts").fetchone()[0]
-            displays = {r[0]: set(json.loads(r[1] or "{}")) for r in db.execute(
-                "SELECT id, json_extract(body, '$.display') FROM checkins")}
-            overrides = dict(db.execute(
-                "SELECT id, json_extract(body, '$.override_of') FROM checkins "
-                "WHERE json_extract(body, '$.override_of') IS NOT NULL"))
-            officers = dict(db.execute(
-                "SELECT id, json_extract(body, '$.officer') FROM checkins "
-                "WHERE json_extract(body, '$.source') = 'declared'"))
-        with contextlib.closing(sqlite3.connect(self.central_db)) as db:
+            displays = {str(r[0]): set(json.loads(r[1] or "{}")) for r in db.execute(
+                "SELECT id, display FROM scans")}
+            overrides = {str(r[0]): str(r[1]) for r in db.execute(
+                "SELECT id, override_of FROM scans WHERE override_of IS NOT NULL")}
+            officers = {str(r[0]): r[1] for r in db.execute(
+                "SELECT id, officer FROM scans WHERE source = ?", [DECLARED])}
             unopened = db.execute("SELECT count(*) FROM unopened").fetchone()[0]
             identity_lost = db.execute(
                 "SELECT count(*) FROM scans WHERE reasons LIKE '%identity_not_kept%'"
             ).fetchone()[0]
+            # What each kiosk said it still held at its last post (X-Kiosk-Backlog).
+            devices = [(r[0], bool(r[1]), r[2]) for r in db.execute(
+                "SELECT id, revoked, backlog FROM devices ORDER BY num")]
         looked_for, at_rest = self.identifiers_at_rest()
         kiosk_db = self.disk.path / "checkins.db"
         kiosk_states: dict[str, int] = {}
@@ -1060,7 +1124,7 @@ profile = "hospital"
         if foreign_documents:
             # The status document kiosks get is the import folded with the declarations:
             # the central's own (current) bodies are published too.
-            with contextlib.closing(sqlite3.connect(self.central_db)) as db:
+            with self.central_db() as db:
                 for name, body in db.execute("SELECT name, body FROM documents"):
                     self.published.setdefault(name, set()).add(
                         hashlib.sha256(bytes(body)).hexdigest())
@@ -1131,6 +1195,11 @@ profile = "hospital"
         tracebacks = self.log_text().count("Traceback (most recent call last)")
         hung = [round(s, 1) for s, _gave_up in self.proxy.drips if s > REQUEST_DEADLINE_S]
         storms = request_storms([t for t, _fault in self.proxy.log])
+        central_log = central_log_problems(self.central.log_text())
+        # The fleet page's backlog: what each kiosk said it still held at its last post.
+        # A revoked device's stays as it last said (its rows came with the new token).
+        fleet_backlog = sum(b or 0 for _id, revoked, b in devices if not revoked)
+        stopped = getattr(self, "central_stopped", {"code": None, "left": []})
         results = self.results
         figures: dict[str, Any] = {
             "seed": self.seed,
@@ -1193,6 +1262,20 @@ profile = "hospital"
             "errors logged": len(self.logs),
             "tracebacks (logged before, exception)": traceback_kinds(self.log_text()),
             "screen internal errors": len(self.internal_errors),
+            "central": f"{self.central_kind}, the real command with {CENTRAL_WORKERS} workers "
+                       f"(status republisher every {self.status_every or 60:g} s)",
+            "devices at the central (revoked, backlog reported)": [
+                (revoked, backlog) for _id, revoked, backlog in devices],
+            "central log records, by level": dict(Counter(
+                log_level(line) for line in self.central.log_text().splitlines()
+                if log_level(line))),
+            "central log problems": central_log[:8],
+            "status documents folded by the central's republisher": sum(
+                1 for line in self.central.log_text().splitlines()
+                if "published the status document" in line),
+            "central on SIGTERM (exit status, seconds, children seen, left running)": (
+                stopped.get("code"), round(stopped.get("seconds", 0.0), 1),
+                stopped.get("children seen"), stopped.get("left")),
         }
         invariants = {
             "lost": len(signalled - central_set),
@@ -1218,6 +1301,9 @@ profile = "hospital"
             "hung_requests": len(hung),
             "kept_more_than_policy": kept_more,
             "request_storms": len(storms),
+            "central_log_errors": len(central_log),
+            "fleet_backlog": fleet_backlog,
+            "central_stop": int(stopped.get("code") != 0) + len(stopped.get("left") or ()),
         }
         return {"figures": figures, "invariants": invariants, "notes": self.notes[-40:],
                 "mismatch_examples": self.mismatches[:5],
@@ -1231,7 +1317,7 @@ profile = "hospital"
         many identifiers were looked for and where any was found."""
         from privacy_scan import find_identifiers
 
-        with contextlib.closing(sqlite3.connect(self.central_db)) as db:
+        with self.central_db() as db:
             held = {r[0] for r in db.execute(
                 "SELECT DISTINCT person_key FROM scans WHERE person_key IS NOT NULL")}
         # Not the 9-digit CMND numbers: short enough to turn up by chance in a log's digits.
@@ -1257,6 +1343,33 @@ profile = "hospital"
                     parts.append(path.read_text(encoding="utf-8", errors="replace"))
             self._log_text = "\n".join(parts)
         return self._log_text
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level(line: str) -> str | None:
+    """The level of a central log line ("2026-… 12:00:00,123 ERROR name: …", or under
+    systemd "ERROR name: …"), None for a traceback's or a continuation's line."""
+    words = line.split(" ", 3)
+    return next((w for w in words[:3] if w in LOG_LEVELS), None)
+
+
+def central_log_problems(text: str) -> list[str]:
+    """What a central's log must not hold after a day: each traceback (by its last line),
+    each line about check-ins whose sealed identity it could not open (with or without a
+    level), each other ERROR or CRITICAL record."""
+    problems: list[str] = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last)"):
+            last = next((f for f in lines[i + 1:] if f and not f[0].isspace()), "")
+            problems.append(f"traceback: {last[:120]}")
+        elif "sealed identity" in line and "cannot open" in line:
+            problems.append(f"unopened: {_shorten(line)}")
+        elif log_level(line) in ("ERROR", "CRITICAL"):
+            problems.append(f"error: {_shorten(line.split(' ', 2)[-1])}")
+    return problems
 
 
 def _busiest(times: list[float]) -> int:
@@ -1340,10 +1453,13 @@ def print_report(report: dict, out: Any = sys.stdout) -> None:
 
 def run_day(work: Path, *, seed: int = 1, hours: float = 2.0, rate: float = 1.0,
             quiet: bool = False, drain_seconds: float = 60.0,
-            max_wall: float | None = None) -> dict:
-    """Play one day in ``work`` (a fresh folder); the report (figures and invariants)."""
-    sys.path.insert(0, str(REPO / "tests"))  # the fault proxy lives with the tests
-    day = Day(work, seed=seed, hours=hours, rate=rate, quiet=quiet)
+            max_wall: float | None = None, central: str = "postgresql",
+            status_every: float | None = STATUS_EVERY) -> dict:
+    """Play one day in ``work`` (a fresh folder); the report (figures and invariants).
+    ``central``: "postgresql" (a throw-away server, tests/pgserver.py) or "sqlite"."""
+    sys.path.insert(0, str(REPO / "tests"))  # the fault proxy and pgserver live with the tests
+    day = Day(work, seed=seed, hours=hours, rate=rate, quiet=quiet, central=central,
+              status_every=status_every)
     return day.run(drain_seconds=drain_seconds, max_wall=max_wall)
 
 
@@ -1358,6 +1474,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the report as JSON")
     parser.add_argument("--max-wall", type=float,
                         help="stop playing the plan after this many seconds (then drain)")
+    parser.add_argument("--central", choices=CENTRALS, default="postgresql",
+                        help="the central's database: a throw-away PostgreSQL server (a "
+                             "province) or a SQLite file (a single hospital)")
+    parser.add_argument("--status-every", type=float, default=STATUS_EVERY,
+                        help="the central's --status-every (0: the product's default, 60 s)")
     parser.add_argument("--quiet", action="store_true")
     options = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C: the kiosk, the server and the tmpfs are cleaned up.
@@ -1366,7 +1487,8 @@ def main(argv: list[str] | None = None) -> int:
         work = options.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         report = run_day(work, seed=options.seed, hours=options.hours, rate=options.rate,
-                         quiet=options.quiet, max_wall=options.max_wall)
+                         quiet=options.quiet, max_wall=options.max_wall,
+                         central=options.central, status_every=options.status_every or None)
     print_report(report)
     if options.json:
         options.json.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))

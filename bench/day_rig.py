@@ -1,4 +1,5 @@
-"""The day's rig: the kiosk in its own process group, and its disk on a small tmpfs.
+"""The day's rig: the kiosk in its own process group, the central as a province runs it,
+and the kiosk's disk on a small tmpfs.
 
 Used by ``bench.day``; the kiosk side is ``bench.day_kiosk``.
 """
@@ -181,6 +182,144 @@ def _kill_group(proc: subprocess.Popen) -> None:
         with contextlib.suppress(OSError):
             if stream is not None:
                 stream.close()
+
+
+# --- the central ----------------------------------------------------------------------------
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The processes whose parent is ``pid``: pid -> their start time (to tell a reused pid)."""
+    found: dict[int, str] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found[int(stat.parent.name)] = fields[19]
+    return found
+
+
+def _alive(pid: int, started: str) -> bool:
+    """Is the process ``pid`` that started at ``started`` still there (not a zombie)?"""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[19] == started and fields[0] != "Z"
+
+
+class CentralProcess:
+    """``checkpoint-kiosk central`` as a province runs it: the real command in a child
+    process (its own session), forked workers on one SO_REUSEPORT port and the status
+    republisher beside them, a key file whose ``.sealing`` sibling holds the keys kiosks
+    seal to.  Its stdout's first line gives the port (``--port 0``); its stderr is its log.
+    ``stop`` is systemd's: SIGTERM, then whether it exited 0 and left no worker behind."""
+
+    def __init__(self, work: Path, target: str, *, workers: int = 2,
+                 status_every: float | None = None) -> None:
+        self.work = work
+        self.target = target
+        self.workers = workers
+        self.status_every = status_every
+        self.key_file = work / "central.key"
+        self.out_path = work / "central.out"
+        self.log_path = work / "central.log"
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.seen_children: dict[int, str] = {}
+
+    def start(self, timeout: float = 60.0) -> CentralProcess:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("CHECKPOINT_KIOSK_", "CHECKPOINT_CENTRAL_"))}
+        command = [sys.executable, "-m", "kiosk", "central", "--db", self.target,
+                   "--host", self.host, "--port", "0", "--workers", str(self.workers),
+                   "--key-file", str(self.key_file)]
+        if self.status_every is not None:
+            command += ["--status-every", f"{self.status_every:g}"]
+        # Run in its own folder, as the shipped unit does (WorkingDirectory=).
+        with open(self.out_path, "wb") as out, open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(command, cwd=self.work, env=env,
+                                         stdin=subprocess.DEVNULL, stdout=out, stderr=log,
+                                         start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            first = self.out_path.read_text(encoding="utf-8", errors="replace")
+            if first.startswith("listening on ") and first.endswith("\n"):
+                self.url = first.splitlines()[0].removeprefix("listening on ").strip()
+                self.port = int(self.url.rsplit(":", 1)[1])
+                break
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the central exited with status {self.proc.returncode} "
+                                   f"before listening: {self.log_tail()}")
+            time.sleep(0.05)
+        else:
+            self.kill()
+            raise RuntimeError(f"the central did not print 'listening on' in {timeout:g} s: "
+                               f"{self.log_tail()}")
+        # The supervisor forks its workers and the republisher once listening.
+        want = self.workers + 1
+        while len(self.children()) < want and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self
+
+    def children(self) -> dict[int, str]:
+        """Its worker and republisher processes now (remembered for ``stop``)."""
+        if self.proc is None:
+            return {}
+        found = _children(self.proc.pid)
+        self.seen_children.update(found)
+        return found
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 15) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:]) or "(empty log)"
+
+    def stop(self, timeout: float = 30.0) -> dict[str, Any]:
+        """SIGTERM to the supervisor, as systemd stops the unit (KillMode=mixed); its exit
+        status, the seconds it took, and the children still running after it exited (the
+        workers and the republisher seen during the day; any left are then killed)."""
+        if self.proc is None:
+            return {"code": None, "seconds": 0.0, "left": []}
+        self.children()
+        proc, self.proc = self.proc, None
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code: int | None = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            code = None
+        seconds = time.monotonic() - started
+        time.sleep(0.2)  # a child that outlived its parent would be re-parented by now
+        left = [pid for pid, started_at in self.seen_children.items()
+                if _alive(pid, started_at)]
+        if code is None or left:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        return {"code": code, "seconds": seconds, "left": left,
+                "children seen": len(self.seen_children)}
+
+    def kill(self) -> None:
+        """The whole session killed (a failed day's cleanup)."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
 
 
 # --- the disk -------------------------------------------------------------------------------

@@ -2,9 +2,12 @@
 
 One simulated hour of traffic at 1.5 times a border post's morning rate, with every act of the
 long day at least once: the real kiosk in a child process (screen on the dummy driver,
-driven by real pygame events; mock pins; real store on its own tmpfs), the real central
-behind the fault proxy, the real CLI for provisioning and publishing.  The day is played
-once per module; each invariant is its own test so a failure names what broke.
+driven by real pygame events; mock pins; real store on its own tmpfs), the central as a
+province runs it (``checkpoint-kiosk central`` on PostgreSQL with two workers and the status
+republisher, in its own process) behind the fault proxy, the real CLI for provisioning and
+publishing.  The day is played once per module; each invariant is its own test so a
+failure names what broke.  ``python -m bench.day --central sqlite`` plays the same day
+against a SQLite central.
 
 Each invariant failed on the main of before issue 9 (docs/day.md has the figures); they all
 hold now, and none is marked expected-to-fail.
@@ -12,19 +15,25 @@ hold now, and none is marked expected-to-fail.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import pytest
 
-from bench.day import print_report, run_day
+from bench.day import central_log_problems, print_report, run_day
+from tests.pgserver import unavailable_reason
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def day(tmp_path_factory):
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(f"the day plays against a PostgreSQL central: {reason}")
     report = run_day(tmp_path_factory.mktemp("day"), seed=3, hours=1.0, rate=1.5, quiet=True,
-                     drain_seconds=25.0, max_wall=180.0)
+                     drain_seconds=25.0, max_wall=180.0, central="postgresql")
     print_report(report, out=sys.stderr)
     return report
 
@@ -171,3 +180,50 @@ def test_a_synced_policy_s_keep_fields_apply_at_once(day):
 
 def test_the_kiosk_never_storms_the_central(day):
     assert day["invariants"]["request_storms"] == 0, figures(day)
+
+
+def test_the_central_s_log_holds_no_traceback_and_no_unopened_row(day):
+    """The central's own process (its stderr, the journal under systemd): no traceback,
+    no sealed row it could not open, no internal error answered 500."""
+    assert day["invariants"]["central_log_errors"] == 0, figures(day)
+
+
+def test_the_fleet_reports_no_backlog_after_the_final_drain(day):
+    """What each kiosk said it still held (X-Kiosk-Backlog, the fleet page's backlog) is 0
+    for every device not revoked once the day's rows are delivered."""
+    devices = day["figures"]["devices at the central (revoked, backlog reported)"]
+    assert [b for revoked, b in devices if not revoked] == [0], figures(day)
+    assert day["invariants"]["fleet_backlog"] == 0, figures(day)
+
+
+def test_the_central_stops_on_sigterm_with_no_worker_left(day):
+    stopped = day["figures"][
+        "central on SIGTERM (exit status, seconds, children seen, left running)"]
+    assert stopped[2] >= 3, figures(day)  # two workers and the republisher were seen
+    assert day["invariants"]["central_stop"] == 0, figures(day)
+
+
+def test_the_central_checks_can_fail(tmp_path):
+    """The harness's central checks see what they look for: a supervisor killed with
+    SIGKILL exits non-zero and leaves its workers and republisher running; a log with a
+    traceback or an unopened row is counted."""
+    from bench.day_rig import CentralProcess
+
+    central = CentralProcess(tmp_path, str(tmp_path / "central.db"), workers=2).start()
+    try:
+        assert len(central.children()) == 3, central.log_tail()
+        os.kill(central.proc.pid, signal.SIGKILL)
+        stopped = central.stop()
+    finally:
+        central.kill()
+    assert stopped["code"] == -signal.SIGKILL
+    assert len(stopped["left"]) == 3, stopped
+    log = ("2026-01-01 07:00:00,001 INFO offline_queue.central.people: published the "
+           "status document (3 records, 1 declarations from kiosks, 0 left out)\n"
+           "2026-01-01 07:00:01,002 ERROR offline_queue.central.app: device kiosk-1 sent 2 "
+           "check-in(s) whose sealed identity this central cannot open; kept aside\n"
+           "Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: x\n"
+           "ERROR offline_queue.central.people: the status document could not be "
+           "republished: x\n")
+    assert [p.split(":")[0] for p in central_log_problems(log)] == [
+        "unopened", "traceback", "error"]

@@ -234,10 +234,13 @@ def _admin_token_from_file(path: str) -> str:
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="server processes sharing the port (default: "
                    "offline_queue.central.server.WORKERS; docs/central.md, herd)")
+@click.option("--status-every", type=click.FloatRange(1, 3600), default=None,
+              help="seconds between the status republisher's looks for new declarations "
+                   "(default: offline_queue.central.people.CHECK_EVERY, 60; docs/policy.md)")
 @click.pass_context
 def central(ctx: click.Context, db_path: str | None, host: str, port: int,
             admin_token: str | None, admin_token_file: str | None, key_file: str | None,
-            threads: int | None, workers: int | None) -> None:
+            threads: int | None, workers: int | None, status_every: float | None) -> None:
     """Run the reference central platform (waitress), or manage it with a sub-command.
 
     Documents are checked on publish with the kiosk's own validators, and signed with the
@@ -264,9 +267,11 @@ def central(ctx: click.Context, db_path: str | None, host: str, port: int,
     from kiosk.domain.declared_status import DeclarationFolder
     from kiosk.domain.documents import VALIDATORS
     from offline_queue.central.keys import KeyFile
+    from offline_queue.central.people import CHECK_EVERY
     from offline_queue.central.server import THREADS, WORKERS, serve
 
     target = db_path or "central.db"
+    _central_logging()
     keys = KeyFile(_key_file(target))
 
     def listening(url: str) -> None:
@@ -278,11 +283,28 @@ def central(ctx: click.Context, db_path: str | None, host: str, port: int,
     try:
         serve(target, host=host, port=port, admin_token=admin_token,
               validators=VALIDATORS, threads=threads or THREADS, workers=workers or WORKERS,
-              signing_key=keys, on_listening=listening, fold=DeclarationFolder())
+              signing_key=keys, on_listening=listening, fold=DeclarationFolder(),
+              status_every=status_every or CHECK_EVERY)
     except KeyboardInterrupt:
         pass
     except OSError as e:
         raise click.ClickException(str(e)) from None
+
+
+def _central_logging() -> None:
+    """The serving central's log on stderr (the journal under systemd, which adds the
+    time), INFO and up, each record one line with its level: enrolments, documents
+    published, status foldings (counts only), errors.  Without it Python dropped the INFO
+    records and wrote the others without a level."""
+    import logging
+    import os
+
+    from kiosk.logfmt import install
+
+    fmt = ("%(levelname)s %(name)s: %(message)s" if os.environ.get("INVOCATION_ID")
+           else "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=fmt, force=True)
+    install(fmt)  # one record, one line: text from a request cannot forge a line
 
 
 def _central_db_path(db_path: str | None, *, must_exist: bool = False) -> str:

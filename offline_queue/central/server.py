@@ -193,11 +193,13 @@ class CentralServer:
         backlog: int = BACKLOG,
         fold: people.Folder | None = None,
         republish: bool = True,
+        status_every: float = people.CHECK_EVERY,
     ) -> None:
         self.target = db_path
         # ``fold``: the status document holds the kiosks' declarations; this server also
         # republishes it (a thread) unless ``republish`` is off (``serve`` runs one apart).
-        self.republisher = people.Republisher(db_path, fold, validators=validators) \
+        self.republisher = people.Republisher(db_path, fold, validators=validators,
+                                              every=status_every) \
             if fold is not None and republish else None
         # The admission reads the task queue of the server made just below.
         self.admission = None if queue_limit is None else Admission(
@@ -326,6 +328,7 @@ def serve(
     trusted_proxy: str | None = TRUSTED_PROXY,
     on_listening: Callable[[str], None] | None = None,
     fold: people.Folder | None = None,
+    status_every: float = people.CHECK_EVERY,
 ) -> None:
     """Serve the central in the foreground: ``workers`` processes (forked), each a
     waitress server on its own listening socket of the same port, with ``threads``
@@ -345,7 +348,8 @@ def serve(
     connections over the workers), so each gets ``1/workers`` of the throttle's limit.
 
     ``fold`` (``offline_queue.central.people``): the published status document holds the
-    kiosks' declarations, republished by one more process (with ``workers=1``, a thread).
+    kiosks' declarations, republished by one more process (with ``workers=1``, a thread)
+    that looks for new declarations every ``status_every`` seconds.
     """
     if workers < 1:
         raise ValueError(f"workers is {workers!r}; use 1 or more server processes")
@@ -358,7 +362,8 @@ def serve(
         threads=threads, connection_limit=connection_limit, queue_limit=queue_limit,
         early_busy=early_busy, admin_token=admin_token, validators=validators,
         signing_key=signing_key, trusted_proxy=trusted_proxy,
-        throttle=Throttle(limit=max(1, THROTTLE_LIMIT // workers)), fold=fold)
+        throttle=Throttle(limit=max(1, THROTTLE_LIMIT // workers)), fold=fold,
+        status_every=status_every)
     url = f"http://{_url_host(bound_host)}:{bound_port}"
     if workers == 1:
         server = CentralServer(db_path, sock=first, **options)
@@ -382,7 +387,7 @@ def serve(
     if fold is not None:
         def side() -> None:
             assert fold is not None
-            _republisher(db_path, fold, validators)
+            _republisher(db_path, fold, validators, status_every)
     _Supervisor(lambda sock: _worker(db_path, sock, {**options, "republish": False}),
                 next_socket, workers, side).run()
 
@@ -396,7 +401,7 @@ def _worker(db_path: str | os.PathLike[str], sock: socket.socket,
 
 
 def _republisher(db_path: str | os.PathLike[str], fold: people.Folder,
-                 validators: Validators | None) -> None:
+                 validators: Validators | None, every: float = people.CHECK_EVERY) -> None:
     """The status republisher's process, at a lower CPU priority than the workers
     (``REPUBLISHER_NICE``): until SIGTERM."""
     try:
@@ -406,7 +411,7 @@ def _republisher(db_path: str | os.PathLike[str], fold: people.Folder,
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with people.Republisher(db_path, fold, validators=validators):
+    with people.Republisher(db_path, fold, validators=validators, every=every):
         stop.wait()
 
 
@@ -429,8 +434,23 @@ class _Supervisor:
 
     def _spawn(self, side: bool = False) -> None:
         sock = None if side else self.make_socket()
+        # A child that ran this supervisor's SIGTERM handler (inherited over the fork) would
+        # go on serving, and so would one forked after a SIGTERM stopped the others: the
+        # supervisor would wait for it forever.  The signals are held from the last look at
+        # ``stopping`` across the fork, and the child takes them with the default action
+        # (it dies) until it installs its own.
+        stops = {signal.SIGTERM, signal.SIGINT}
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        if self.stopping:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            if sock is not None:
+                sock.close()
+            return
         pid = os.fork()
         if pid == 0:  # the worker
+            for sig in stops:
+                signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             code = 0
             try:
                 if sock is None:
@@ -448,7 +468,8 @@ class _Supervisor:
                 os._exit(code)
         if sock is not None:
             sock.close()
-        self.children[pid] = side
+        self.children[pid] = side  # before a held SIGTERM runs _stop here
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def _stop(self, *_: object) -> None:
         self.stopping = True
