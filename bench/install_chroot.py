@@ -741,7 +741,7 @@ def pinned_system_packages(root: Path) -> dict[str, str]:
 
 
 def make_test_venv(root: Path, report: Report, log_dir: Path) -> bool:
-    """A venv like the appliance's (--system-site-packages) with the test extras.
+    """A venv like the appliance's (--system-site-packages) with the test and central extras.
 
     Debian's numpy, pygame and Pillow are pinned (a constraints file) so that pip keeps
     the appliance's stack: otherwise a newer opencv-python-headless would pull a numpy 2
@@ -756,7 +756,7 @@ def make_test_venv(root: Path, report: Report, log_dir: Path) -> bool:
     t = time.monotonic()
     steps = [["python3", "-m", "venv", "--system-site-packages", TEST_VENV],
              [f"{TEST_VENV}/bin/python", "-m", "pip", "install", "--progress-bar", "off",
-              "-c", "/root/test-constraints.txt", "-e", f"{SRC}[test]"]]
+              "-c", "/root/test-constraints.txt", "-e", f"{SRC}[test,central]"]]
     log = []
     ok = True
     for step in steps:
@@ -772,8 +772,8 @@ def make_test_venv(root: Path, report: Report, log_dir: Path) -> bool:
     report.timings["test_venv_s"] = round(time.monotonic() - t, 1)
     report.facts["test_venv_built_by_pip"] = sorted(set(
         re.findall(r"Building wheel for (\S+)", text)))
-    report.check(f"test venv ({TEST_VENV}, --system-site-packages) with the test extras",
-                 ok, text[-2000:])
+    report.check(f"test venv ({TEST_VENV}, --system-site-packages) with the test and "
+                 "central extras (the sync tests start a central)", ok, text[-2000:])
     if ok:
         report.facts["test_venv_wheels"] = wheel_origins(
             root, TEST_VENV.lstrip("/"), MACHINE.get(report.facts["arch"], ""))
