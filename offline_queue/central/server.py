@@ -8,7 +8,6 @@ import os
 import resource
 import signal
 import socket
-import sys
 import threading
 import time
 import types
@@ -83,6 +82,8 @@ REPUBLISHER_NICE = 19
 # A batch of 200 check-ins is ~110 kB: read it in 2 calls, not 14 of waitress's 8 kB.
 RECV_BYTES = 64 * 1024
 _SPARE_FILES = 64  # the database, its WAL, logs, the listening socket
+# Seconds the serving loop waits in poll() before it looks whether to stop again.
+LOOP_TURN = 0.1
 
 
 class _EarlyBusyChannel(HTTPChannel):
@@ -240,21 +241,26 @@ class CentralServer:
             self.republisher.start()
         return self
 
-    def _run(self) -> None:
+    def _run(self, until: threading.Event | None = None) -> None:
         # waitress has no public stop(): run its loop in short turns and tear it down
         # from this same thread, since closing sockets under a running select() races.
         server = self._server
-        while not self._stop.is_set():
-            wasyncore.loop(timeout=0.1, map=server._map, use_poll=True, count=1)
-        server.task_dispatcher.shutdown(timeout=5)
-        wasyncore.close_all(server._map)
+        try:
+            while not self._stop.is_set() and not (until is not None and until.is_set()):
+                wasyncore.loop(timeout=LOOP_TURN, map=server._map, use_poll=True, count=1)
+        finally:
+            server.task_dispatcher.shutdown(timeout=5)
+            wasyncore.close_all(server._map)
 
-    def serve_forever(self) -> None:
+    def serve_forever(self, until: threading.Event | None = None) -> None:
+        """Serve on this thread until :meth:`close` or until ``until`` is set (a signal
+        handler sets it: an exception raised from a handler can land anywhere, even in a
+        finaliser that swallows it)."""
         log.info("central server listening on %s", self.url)
         if self.republisher is not None:
             self.republisher.start()
         try:
-            self._server.run()
+            self._run(until)
         finally:
             self.close()
 
@@ -366,10 +372,17 @@ def serve(
         status_every=status_every)
     url = f"http://{_url_host(bound_host)}:{bound_port}"
     if workers == 1:
-        server = CentralServer(db_path, sock=first, **options)
-        if on_listening is not None:
-            on_listening(url)
-        server.serve_forever()
+        stop = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                    for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            server = CentralServer(db_path, sock=first, **options)
+            if on_listening is not None:
+                on_listening(url)
+            server.serve_forever(until=stop)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return
     # Made one at a time, just before its worker is forked, so that no worker inherits
     # another's socket (which would keep a dead worker's socket, and the connections the
@@ -394,10 +407,18 @@ def serve(
 
 def _worker(db_path: str | os.PathLike[str], sock: socket.socket,
             options: dict[str, Any]) -> None:
-    """A worker process's life: serve until SIGTERM."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
-    CentralServer(db_path, sock=sock, **options).serve_forever()
+    """A worker process's life: serve until SIGTERM.
+
+    The handler only sets an event the serving loop looks at every turn.  It used to raise
+    SystemExit, which a SIGTERM arriving while the worker built its server could have
+    raised inside code that swallowed it: that worker then served on, and its supervisor
+    waited for it forever (about 1 start in 40 on a loaded machine, bench/central_stop.py).
+    """
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    server = CentralServer(db_path, sock=sock, **options)
+    server.serve_forever(until=stop)
 
 
 def _republisher(db_path: str | os.PathLike[str], fold: people.Folder,
