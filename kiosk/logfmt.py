@@ -27,11 +27,27 @@ _IDENTIFIERS: tuple[tuple[re.Pattern[str], str | object], ...] = (
 )
 
 
+# A key's fingerprint or id, a digest: 16 or more hex digits, one of them a letter, standing
+# alone.  About one SHA-256 fingerprint in four has a run of nine decimal digits, which the
+# last rule above took for a number: the central's "created the signing key ... fingerprint"
+# line, which a technician compares with a kiosk's, came out partly starred.
+_DIGEST = re.compile(r"(?<![0-9A-Za-z])(?=[0-9]*[a-fA-F])(?:[0-9a-f]{16,}|[0-9A-F]{16,})"
+                     r"(?![0-9A-Za-z])")
+
+
 def mask_identifiers(text: str) -> str:
-    """``text`` with every full identifier it seems to hold masked (see above)."""
-    for pattern, repl in _IDENTIFIERS:
-        text = pattern.sub(repl, text)  # type: ignore[arg-type]
-    return text
+    """``text`` with every full identifier it seems to hold masked (see above); digests
+    (``_DIGEST``) are kept whole."""
+    kept = _DIGEST.split(text)
+    digests = _DIGEST.findall(text)
+    out = []
+    for i, part in enumerate(kept):
+        for pattern, repl in _IDENTIFIERS:
+            part = pattern.sub(repl, part)  # type: ignore[arg-type]
+        out.append(part)
+        if i < len(digests):
+            out.append(digests[i])
+    return "".join(out)
 
 
 def escape_controls(text: str) -> str:

@@ -110,3 +110,21 @@ def test_a_full_disk_in_the_worker_is_one_error_line_not_a_traceback(tmp_path, c
     sync_records = [r for r in caplog.records if r.name == "offline_queue.sync"]
     assert any("disk is full" in r.getMessage() for r in sync_records)
     assert not [r for r in sync_records if r.exc_info], "a traceback was logged"
+
+
+def test_identifiers_are_masked_but_key_fingerprints_are_kept_whole():
+    """A fingerprint a technician compares with a kiosk's must come out whole: about one
+    SHA-256 fingerprint in four has a run of nine decimal digits, and the number rule
+    starred it (the central's "created the signing key" line)."""
+    from kiosk.logfmt import mask_identifiers
+    fingerprint = "03f8034aa39b2cf8232ca437ecda79697dbc6de45b38e2ef62044d0123456789"
+    key_id = "37ce135d9555039b"
+    text = (f"created the signing key, fingerprint {fingerprint}; sealing key {key_id}; "
+            "card 079123456789, phone 0912345678, HC1:NCFOXN, digits 0791234567890123")
+    masked = mask_identifiers(text)
+    assert fingerprint in masked and key_id in masked
+    assert "079123456789" not in masked and "*********789" in masked
+    assert "0912345678" not in masked and "0791234567890123" not in masked
+    assert "HC1:<masked>" in masked
+    # A number glued into a word is no digest: still masked.
+    assert mask_identifiers("id=x079123456789") == "id=x*********789"
