@@ -708,13 +708,6 @@ SELECTION: dict[str, str] = {
 # (False) or only under emulation (True), and why (docs/appliance.md has the figures).  They
 # are listed in the report; any other failure fails the check.
 KNOWN_FAILURES: dict[str, tuple[str, bool]] = {
-    "tests.test_ui_text::test_every_vietnamese_letter_is_in_the_font_but_not_in_pygames_default":
-        ("Debian's pygame's default font is fonts-freefont's FreeSansBold, which has every "
-         "Vietnamese letter: the test's control assumes PyPI pygame's font", False),
-    "tests.test_install::test_the_plan_reads_a_live_apt_simulation":
-        ("a minbase root lacks libncurses6: 'sl' brings 2 new packages, not 1", False),
-    "tests.test_install::test_a_dry_run_says_what_apt_will_do_before_the_install_line":
-        ("a minbase root lacks libncurses6: 'sl' brings 2 new packages, not 1", False),
     "tests.test_crash::test_kill_9_loses_nothing_and_doubles_nothing":
         ("kills within 1.2 s of the start; the kiosk's imports take 1.5 s under qemu", True),
     "tests.test_soak::test_run_headless_memory_stays_flat_for_20_seconds":

@@ -113,7 +113,8 @@ NOT_IN_FONT = "中\ue000"
 def drawn(font: pygame.font.Font, letter: str) -> bytes:
     """The pixels pygame.font (what the screen draws with) gives for ``letter``."""
     surface = font.render(letter, True, (255, 255, 255), (0, 0, 0))
-    return bytes(surface.get_size()) + pygame.image.tobytes(surface, "RGB")
+    # tostring, not tobytes: Debian 12's python3-pygame (2.1.2, the appliance's) predates tobytes
+    return bytes(surface.get_size()) + pygame.image.tostring(surface, "RGB")
 
 
 def test_every_vietnamese_letter_is_drawn_from_the_kiosk_font_not_a_fallback_box(fonts):
