@@ -459,25 +459,26 @@ def aged_item(app: KioskApp, template: str, when: datetime, fresh: timedelta) ->
 def document_items(app: KioskApp, h: Health) -> list[StatusItem]:
     t = app.t
     now = app.now()
-    times = dict(getattr(h, "documents", ()) or ())
+    times = dict(h.documents)
     if not times and h.trust_list_age is not None:
         times = {"trust_list": now - h.trust_list_age}  # a loop that only knows the age
     elif not times:
         times = {"trust_list": None}
-    errors = set(getattr(h, "document_errors", ()) or ())
+    errors = set(h.document_errors)
     items: list[StatusItem] = []
     for name in [*DOCUMENTS, *sorted(set(times) - set(DOCUMENTS))]:
         if name not in times and name not in errors:
             continue
         aged, never, refused = DOCUMENTS.get(name, (name + " {age}", name, name))
+        when = times.get(name)
         if name in errors:
             text = t(refused)
             items.append((text, text, BAD))
-        elif times[name] is None:
+        elif when is None:
             text = t(never)
             items.append((text, text, WARN))
         else:
-            items.append(aged_item(app, aged, times[name], DOCUMENT_FRESH))
+            items.append(aged_item(app, aged, when, DOCUMENT_FRESH))
     return items
 
 
@@ -497,7 +498,7 @@ def status_items(app: KioskApp) -> list[StatusItem]:
     else:
         items.append(same(t("Online"), OK) if h.online else same(t("Offline"), WARN))
         items.append(same(t("Unsent: {n}").format(n=h.backlog), WARN if h.backlog else OK))
-        lost = getattr(h, "undelivered", 0)
+        lost = h.undelivered
         if lost == 1:
             items.append(same(t("1 check-in not delivered"), BAD))
         elif lost:
@@ -513,7 +514,7 @@ def status_items(app: KioskApp) -> list[StatusItem]:
         items.append(same(t("Scanner OK"), OK) if h.scanner_ok
                      else same(t("Scanner fault"), BAD))
     items += document_items(app, h)
-    if getattr(h, "key_unconfirmed", False):
+    if h.key_unconfirmed:
         items.append(same(t("Central key not confirmed"), WARN))
     return items
 
