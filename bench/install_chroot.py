@@ -722,24 +722,32 @@ NEVER: dict[str, str] = {
 }
 
 
+# Debian's packages the appliance's venv takes from the system (install.sh), pinned in the
+# test venv.  requests and urllib3 too: the test extras (selenium, types-requests) would
+# otherwise bring urllib3 2 under Debian's requests 2.28, a pair the kiosk never runs (it
+# warned on every command's stderr and the sync tests ran on it).
+PINNED = ("numpy", "pygame", "Pillow", "requests", "urllib3")
+
+
 def pinned_system_packages(root: Path) -> dict[str, str]:
     """The versions of the Debian-packaged distributions the appliance's venv uses."""
     proc = in_chroot(root, "python3", "-c", (
         "import importlib.metadata as m, json\n"
-        "print(json.dumps({d: m.version(d) for d in ('numpy', 'pygame', 'Pillow')}))"))
+        f"print(json.dumps({{d: m.version(d) for d in {PINNED!r}}}))"))
     if proc.returncode != 0:
-        raise ChrootError(f"could not read Debian's numpy/pygame/Pillow versions in the root: "
-                          f"{proc.stderr[-500:]}")
+        raise ChrootError(f"could not read the versions of Debian's {', '.join(PINNED)} in "
+                          f"the root: {proc.stderr[-500:]}")
     return json.loads(proc.stdout)
 
 
 def make_test_venv(root: Path, report: Report, log_dir: Path) -> bool:
     """A venv like the appliance's (--system-site-packages) with the test and central extras.
 
-    Debian's numpy, pygame and Pillow are pinned (a constraints file) so that pip keeps
-    the appliance's stack: otherwise a newer opencv-python-headless would pull a numpy 2
-    wheel over Debian's numpy and the tests would run against something the kiosk never
-    uses.
+    Debian's numpy, pygame, Pillow, requests and urllib3 (``PINNED``) are pinned (a
+    constraints file) so that pip keeps the appliance's stack: otherwise a newer
+    opencv-python-headless would pull a numpy 2 wheel over Debian's numpy, selenium a
+    urllib3 2 under Debian's requests, and the tests would run against something the
+    kiosk never uses.
     """
     pins = pinned_system_packages(root)
     report.facts["test_venv_pins"] = pins

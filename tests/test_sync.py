@@ -409,7 +409,11 @@ def test_continuous_sync_command_prints_readable_status_and_stops_on_sigterm(tmp
                             cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        line = proc.stderr.readline()
+        # The first status line; a library's warning may come before it (Debian's requests
+        # beside a newer urllib3 printed one first, and the test signalled too early).
+        for line in iter(proc.stderr.readline, ""):
+            if line.startswith("sync: "):
+                break
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
