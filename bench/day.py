@@ -187,6 +187,10 @@ class Day:
         # (check-in id, person) of declarations saved with a document number, and the tags of
         # those people's ID cards shown when they came back.
         self.declared_numbers: list[tuple[str, Person]] = []
+        # Person -> the last tag before their form was saved: with a number, the central
+        # folds the declaration into its status document, so from then on that person is
+        # declared wherever they come back (not only in declared_return).
+        self.declared_here: dict[int, int] = {}
         self.returned: list[str] = []
         self.abandoned: list[str] = []
 
@@ -728,6 +732,7 @@ profile = "hospital"
         self.officer["declarations saved"] += 1
         if with_number and self.by_tag[tag][-1].get("checkin_id"):
             self.declared_numbers.append((self.by_tag[tag][-1]["checkin_id"], person))
+            self.declared_here.setdefault(person.n, int(tag[1:]))
         return True
 
     def declared_return(self) -> None:
@@ -1149,14 +1154,19 @@ profile = "hospital"
             f"{r['outcome']}"
             for t, results in self.by_tag.items() for r in results
             if t in self.tag_person and self.tag_person[t].watch)
-        # At the border a pass needs the person's declaration in the status document.
+        # At the border a pass needs the person's declaration in the status document: the
+        # province's import, or a form saved here with their number before this code.
+        def declared(t: str) -> bool:
+            n = self.tag_person[t].n
+            return n in self.declared or int(t[1:]) > self.declared_here.get(n, self.n + 1)
+
         border_passed = [
-            (r["kind"], r["reasons"]) for t, results in self.by_tag.items() for r in results
+            (t, r["kind"], r["reasons"]) for t, results in self.by_tag.items() for r in results
             if r.get("policy") == "border" and r["outcome"] == "pass"
             and r["source"] != "override" and t in self.tag_person
-            and self.tag_person[t].n not in self.declared and t not in self.returned]
+            and not declared(t) and t not in self.returned]
         border_seen = Counter(
-            f"{'declared' if self.tag_person[t].n in self.declared else 'not declared'}: "
+            f"{'declared' if declared(t) else 'not declared'}: "
             f"{r['outcome']}" for t, results in self.by_tag.items() for r in results
             if r.get("policy") == "border" and t in self.tag_person and r["source"] != "override")
         # The handheld scanner: each complete line decided once, from the scanner; a line
@@ -1307,6 +1317,7 @@ profile = "hospital"
         }
         return {"figures": figures, "invariants": invariants, "notes": self.notes[-40:],
                 "mismatch_examples": self.mismatches[:5],
+                "border_passed_examples": border_passed[:5],
                 "error_examples": [e["message"] for e in self.logs[:8]]}
 
     def identifiers_at_rest(self) -> tuple[int, list[str]]:

@@ -117,6 +117,7 @@ class Driver:
         self.decoder: Any = None
         self.frames = 0
         self.ready = False
+        self.last_tick: float | None = None  # the app clock at the previous frame's tick
 
     # -- the observer's hooks ----------------------------------------------------------
 
@@ -152,6 +153,7 @@ class Driver:
             self.ready = True
             emit(ev="ready", pid=os.getpid(), state=app.state)
         self.observe()
+        self.last_tick = app.clock()
         for command in self.pending:
             self.ack(command)
         self.pending = []
@@ -191,7 +193,21 @@ class Driver:
             self.mismatch("red without a stop decided", outcome, lights)
 
     def mismatch(self, what: str, outcome: str | None, lights: dict) -> None:
-        emit(ev="mismatch", what=what, state=self.app.state, outcome=outcome, lights=lights)
+        # With the timings that tell a late frame from a light left on: how long since the
+        # last decision and the previous frame, how long the screen has shown its state, and
+        # when the loop means to switch the lights off (the loop's own schedule).
+        app, last, now = self.app, self.last_decided, self.app.clock()
+        idle_at = getattr(self.parts.loop, "_idle_at", None)
+
+        def ago(t: float | None) -> float | None:
+            return None if t is None else round(now - t, 3)
+
+        emit(ev="mismatch", what=what, state=app.state, outcome=outcome, lights=lights,
+             last_outcome=last[0] if last is not None else None,
+             since_decided=ago(last[1] if last is not None else None),
+             since_last_frame=ago(self.last_tick), in_state_for=ago(app.entered_at),
+             lights_off_in=None if idle_at is None else round(idle_at - now, 3),
+             frames=self.frames)
 
     def ack(self, command: dict) -> None:
         app, loop = self.app, self.parts.loop
