@@ -264,6 +264,7 @@ class Service:
     env: dict[str, str]
     commands: list[list[str]]
     missing: list[str]
+    keys: dict[str, list[str]]
 
 
 def service(root: Path, name: str) -> Service:
@@ -285,7 +286,7 @@ def service(root: Path, name: str) -> Service:
         commands.append(argv)
         missing += gone
     workdir = keys.get("WorkingDirectory", [None])[-1]
-    return Service(name, user, workdir, env, commands, sorted(set(missing)))
+    return Service(name, user, workdir, env, commands, sorted(set(missing)), keys)
 
 
 def service_env(root: Path, svc: Service) -> dict[str, str]:
@@ -297,10 +298,110 @@ def service_env(root: Path, svc: Service) -> dict[str, str]:
             "INVOCATION_ID": secrets.token_hex(16), **svc.env}
 
 
+# The sandboxing directives of the shipped units that sandbox() applies; any other one in a
+# unit is reported as not applied.
+SANDBOX = {"NoNewPrivileges", "ProtectSystem", "ReadWritePaths", "PrivateTmp", "ProtectHome"}
+# The root's own mounts (install_chroot.mounted) that ProtectSystem=strict leaves writable:
+# the API file systems.  The cache binds are made read-only like the rest.
+API_MOUNTS = ("proc", "sys", "dev", "dev/pts")
+
+
+def sandbox(root: Path, svc: Service) -> tuple[str, list[str]]:
+    """Shell lines, run in a private mount namespace on the host before the chroot, that give
+    the root the unit's ProtectSystem=strict (all read-only but the API file systems and
+    ReadWritePaths=), ProtectHome=yes (/root, /home and /run/user hidden) and PrivateTmp=yes
+    (empty /tmp and /var/tmp) as systemd would; and the sandboxing directives not applied."""
+    keys = svc.keys
+    r = shlex.quote(str(root))
+    writable = [rw.lstrip("-").strip("/") for rw in " ".join(keys.get("ReadWritePaths", []))
+                .split()]
+    lines = []
+    if keys.get("ProtectSystem", ["no"])[-1] == "strict":
+        # The root with its mounts (/proc, /dev, ...) as one tree whose top is made
+        # read-only; each writable path is its own mount first, so it stays writable.
+        lines.append(f"mount --rbind {r} {r}")
+        for rel in writable:
+            target = shlex.quote(str(root / rel))
+            lines.append(f"mount --bind {target} {target}")
+        lines.append(f"mount -o remount,bind,ro {r}")
+        for point in mounts_under(root):
+            rel = os.path.relpath(point, root)
+            if rel not in (".", *API_MOUNTS, *writable):
+                lines.append(f"mount -o remount,bind,ro {shlex.quote(point)}")
+    if keys.get("ProtectHome", ["no"])[-1] == "yes":
+        for hidden in ("root", "home", "run/user"):
+            if (root / hidden).is_dir():
+                lines.append(f"mount -t tmpfs -o mode=000,size=1M tmpfs {r}/{hidden}")
+    if keys.get("PrivateTmp", ["no"])[-1] == "yes":
+        for tmp in ("tmp", "var/tmp"):
+            lines.append(f"mount -t tmpfs -o mode=1777 tmpfs {r}/{tmp}")
+    missed = sorted(k for k in keys if k.startswith(("Protect", "Private", "Restrict",
+                                                     "ReadOnly", "Inaccessible", "System",
+                                                     "Capability", "NoNew"))
+                    and k not in SANDBOX)
+    return "\n".join(lines), missed
+
+
 def service_argv(root: Path, svc: Service, command: list[str]) -> list[str]:
+    """What systemd runs for one ExecStart: in a private mount namespace with the unit's
+    sandbox, chrooted, as User= (NoNewPrivileges=), in WorkingDirectory=, its environment."""
     cd = f"cd {shlex.quote(svc.workdir)} && " if svc.workdir else ""
-    return chroot_argv(root, "sh", "-c", cd + 'exec "$@"', "sh", *command, user=svc.user,
-                       env=service_env(root, svc))
+    inner = chroot_argv(root, "sh", "-c", cd + 'exec "$@"', "sh", *command, user=svc.user,
+                        env=service_env(root, svc))
+    if svc.keys.get("NoNewPrivileges", ["no"])[-1] == "yes":
+        inner.insert(inner.index("setpriv") + 1, "--no-new-privs")
+    limit = svc.keys.get("LimitNOFILE", [None])[-1]
+    if limit:
+        inner = ["prlimit", f"--nofile={limit}:{limit}", "--", *inner]
+    script, _missed = sandbox(root, svc)
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-e", "-c",
+            script + '\nexec "$@"', "sh", *inner]
+
+
+PROBE = """
+import json, os, pathlib
+out = {}
+for path in ("/etc/checkpoint-kiosk/probe", "/opt/checkpoint-kiosk/probe", "/usr/probe",
+             "/var/lib/checkpoint-central/probe", "/tmp/probe"):
+    try:
+        pathlib.Path(path).write_text("x")
+        os.unlink(path)
+        out[path] = "written"
+    except OSError as e:
+        out[path] = e.strerror
+out["/root"] = "listed" if os.access("/root", os.R_OK | os.X_OK) else "hidden"
+out["tmp_empty"] = not os.listdir("/tmp")
+out["nofile"] = __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)
+out["no_new_privs"] = [line.split()[1] for line in open("/proc/self/status")
+                       if line.startswith("NoNewPrivs")][0]
+print(json.dumps(out))
+"""
+
+
+def check_sandbox(root: Path, report: Report, svc: Service) -> None:
+    """The emulated sandbox is real: a probe in it can write only where the unit allows."""
+    script, missed = sandbox(root, svc)
+    report.facts["sandbox_not_applied"] = missed
+    (root / "tmp/bench-visible").write_text("outside /tmp\n")
+    proc = subprocess.run(service_argv(root, svc, [f"{VENV_BIN}/python", "-c", PROBE]),
+                          capture_output=True, text=True, timeout=120, env={})
+    (root / "tmp/bench-visible").unlink()
+    try:
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        got = {"error": (proc.stdout + proc.stderr)[-1500:]}
+    report.facts["sandbox_probe"] = got
+    want_nofile = svc.keys.get("LimitNOFILE", [None])[-1]
+    report.check(f"{svc.name}'s sandbox emulated (private mount namespace): read-only but "
+                 "ReadWritePaths=, /root hidden, a private /tmp, NoNewPrivileges, LimitNOFILE",
+                 got.get("/var/lib/checkpoint-central/probe") == "written" and
+                 got.get("/tmp/probe") == "written" and got.get("tmp_empty") is True and
+                 all(got.get(p) == "Read-only file system" for p in (
+                     "/etc/checkpoint-kiosk/probe", "/opt/checkpoint-kiosk/probe",
+                     "/usr/probe")) and got.get("/root") == "hidden" and
+                 got.get("no_new_privs") == "1" and
+                 (want_nofile is None or got.get("nofile") == [int(want_nofile)] * 2) and
+                 not missed, {**got, "not_applied": missed})
 
 
 # ---- running the block -------------------------------------------------------------------
@@ -493,6 +594,7 @@ def technician(root: Path, report: Report, log_dir: Path, doc: SetupDoc) -> None
 
     server = service(root, SERVER_UNIT)
     report.facts["server_exec_start"] = server.commands
+    check_sandbox(root, report, server)
     report.check(f"{SERVER_UNIT}: every ${{VAR}} of ExecStart is set by its environment",
                  not server.missing and len(server.commands) == 1, server.missing)
     free = port_free(PORT)
@@ -515,6 +617,12 @@ def technician(root: Path, report: Report, log_dir: Path, doc: SetupDoc) -> None
     finally:
         stop_server(root, report, proc_server, server)
         log.close()
+    text = (log_dir / "server.log").read_text(errors="replace")
+    report.check("the server's log (the journal's under systemd): one record a line with its "
+                 "level, the listening and the enrolment, no error or traceback",
+                 "INFO offline_queue.central.server: central server listening" in text and
+                 "INFO offline_queue.central.app: enrolled device" in text and
+                 "Traceback" not in text and "ERROR" not in text, text[-1500:])
     oneshots(root, report, log_dir)
 
 
@@ -619,7 +727,8 @@ def stop_server(root: Path, report: Report, proc: subprocess.Popen, svc: Service
     seconds = round(time.monotonic() - t, 1)
     report.timings["server_stop_s"] = seconds
     report.check(f"SIGTERM: the server ({len(workers)} processes) exits 0 within "
-                 "TimeoutStopSec=30 and leaves no process", rc == 0 and not left,
+                 "TimeoutStopSec=30 and leaves no process", rc == 0 and bool(workers) and
+                 not left,
                  f"exit {rc}, {len(left)} left, {seconds} s")
 
 
@@ -656,7 +765,9 @@ def run(root: Path, cache: Path, mirror: str, log_dir: Path, report: Report) -> 
         "policy-rc.d answers 101: no package script starts a daemon in the chroot",
         "apt lists removed from the root (a cloud image or container ships without them)",
         f"PIP_CERT={HOST_CA} in the block's environment: this machine's TLS proxy to PyPI",
-        "the sandboxing of the units (ProtectSystem=strict, PrivateTmp, ...) is not applied",
+        "the units' ExecStart lines run with their sandbox emulated, not by systemd: a "
+        "private mount namespace (ProtectSystem=strict, ReadWritePaths=, ProtectHome=yes, "
+        "PrivateTmp=yes), setpriv --no-new-privs, prlimit for LimitNOFILE=",
     ]
     arch = debian_arch()
     bootstrap(root, cache, mirror, arch, None, report)

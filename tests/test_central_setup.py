@@ -168,3 +168,20 @@ def test_the_documented_setup_runs_in_a_fresh_debian_root(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:]
     with open("/proc/self/mountinfo") as f:
         assert str(tmp_path) not in f.read()
+
+
+def test_the_server_units_sandbox_is_emulated_whole():
+    """The bench applies every sandboxing directive of the shipped units (none is left
+    out silently), the writable folder bound before the root is made read-only."""
+    for name in (cs.SERVER_UNIT, *cs.ONESHOTS):
+        keys = cs.unit_service((REPO / "systemd" / name).read_text())
+        svc = cs.Service(name, "checkpoint-central", None, {}, [], [], keys)
+        script, missed = cs.sandbox(Path("/var/tmp/x/root"), svc)
+        assert missed == [], (name, missed)
+        lines = script.splitlines()
+        rw = "mount --bind /var/tmp/x/root/var/lib/checkpoint-central " \
+             "/var/tmp/x/root/var/lib/checkpoint-central"
+        ro = "mount -o remount,bind,ro /var/tmp/x/root"
+        assert lines[0] == "mount --rbind /var/tmp/x/root /var/tmp/x/root"
+        assert lines.index(rw) < lines.index(ro)
+        assert "mount -t tmpfs -o mode=1777 tmpfs /var/tmp/x/root/tmp" in lines
