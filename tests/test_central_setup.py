@@ -88,6 +88,14 @@ def test_the_serve_paragraph_gives_the_enable_and_enrol_token_commands():
         cs.serve_commands(cs.SetupDoc(block="", after="Serve it somehow.\n"))
 
 
+def test_the_first_administrator_block_is_found_and_runs_as_the_databases_user():
+    block = cs.first_admin_block((REPO / "docs/central.md").read_text())
+    assert block.startswith("runuser -u checkpoint-central -- /opt/checkpoint-kiosk/venv/bin/")
+    assert "user add admin --role administrator" in block
+    with pytest.raises(cs.DocError, match="no ```sh block with 'user add'"):
+        cs.first_admin_block("**The first administrator**\n\n```sh\nls\n```\n")
+
+
 def test_every_chroot_stand_in_finds_its_line_and_says_so():
     script, notes = cs.adapt(cs.substitute(doc().block, "/c", TOKEN))
     assert len(notes) == len(cs.STAND_INS)
@@ -160,7 +168,8 @@ def test_the_documented_setup_runs_in_a_fresh_debian_root(tmp_path):
     names = " | ".join(c["name"] for c in result["checks"])
     for must in ("the setup block runs as written", "systemd-analyze verify",
                  "enrol-token", "provision against it", "sync --once delivers it",
-                 "CB-TALUNG has the 1 scan", "dashboard: login page", "SIGTERM",
+                 "CB-TALUNG has the 1 scan", "'The first administrator' block",
+                 "dashboard: login page", "SIGTERM", "sandbox emulated",
                  "checkpoint-kiosk-central-report.service: ExecStart 2 of 2",
                  "checkpoint-kiosk-central-retention.service: ExecStart 1 of 1",
                  "nothing left mounted"):
