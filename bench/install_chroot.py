@@ -215,6 +215,11 @@ def make_pi_like(root: Path) -> None:
     boot = root / "boot/firmware"
     boot.mkdir(parents=True, exist_ok=True)
     (boot / "cmdline.txt").write_text(PI_CMDLINE)
+    prepare_root(root)
+
+
+def prepare_root(root: Path) -> None:
+    """A fresh root made fit for a chroot run (bench/central_setup.py uses it too)."""
     # No daemons started by package scripts inside the chroot (they would hold the mounts).
     # Images ship without package lists (debootstrap leaves its own): install.sh must
     # refresh them before it can tell which Pi-only packages the archive has.
@@ -232,11 +237,12 @@ def make_pi_like(root: Path) -> None:
         shutil.copyfile("/etc/resolv.conf", root / "etc/resolv.conf")
 
 
-def copy_source(root: Path, repo: Path) -> str:
-    """A clean git archive of the checkout; tracked but uncommitted changes are included."""
+def copy_source(root: Path, repo: Path, where: str = SRC) -> str:
+    """A clean git archive of the checkout at ``where`` in the root; tracked but uncommitted
+    changes are included."""
     rev = sh(["git", "stash", "create"], cwd=repo, capture_output=True, text=True).stdout.strip()
     rev = rev or "HEAD"
-    dest = root / SRC.lstrip("/")
+    dest = root / where.lstrip("/")
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
@@ -412,15 +418,23 @@ def mounted(root: Path, cache: Path) -> Iterator[None]:
         release(root)
 
 
-def in_chroot(root: Path, *cmd: str, user: str | None = None, env: dict | None = None,
-              timeout: float = 1800) -> subprocess.CompletedProcess:
-    """Run cmd inside the chroot with an empty environment (as a fresh login would)."""
+def chroot_argv(root: Path, *cmd: str, user: str | None = None,
+                env: dict | None = None) -> list[str]:
+    """The argv that runs cmd inside the chroot, as ``user`` (uid, gid and groups) if given,
+    with only CHROOT_ENV and ``env`` in its environment."""
     full_env = {**CHROOT_ENV, **(env or {})}
     prefix = [CHROOT, str(root)]
     if user:
         prefix += ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
-    argv = [*prefix, "env", "-i", *(f"{k}={v}" for k, v in full_env.items()), *cmd]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env={})
+    return [*prefix, "env", "-i", *(f"{k}={v}" for k, v in full_env.items()), *cmd]
+
+
+def in_chroot(root: Path, *cmd: str, user: str | None = None, env: dict | None = None,
+              timeout: float = 1800, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run cmd inside the chroot with an empty environment (as a fresh login would);
+    ``input`` is its stdin (else this process's)."""
+    return subprocess.run(chroot_argv(root, *cmd, user=user, env=env), capture_output=True,
+                          text=True, timeout=timeout, env={}, input=input)
 
 
 def install(root: Path, report: Report, label: str, log_dir: Path,

@@ -17,6 +17,7 @@ from kiosk.cli import cli
 from kiosk.domain.watchlist import Watchlist
 from offline_queue.central import db as central_db
 from offline_queue.central.server import CentralServer
+from offline_queue.errors import StoreError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -159,3 +160,42 @@ def test_every_spelling_of_an_id_is_checked_and_stored_in_one_spelling():
         assert [e for e in wire.validation_errors({"id": bad, "override_of": bad})
                 if "not a UUID" in e] == [f"id is {bad!r}, not a UUID",
                                           f"override_of is {bad!r}, not a UUID"]
+
+
+# --- opening a PostgreSQL central: what the technician reads (bench/central_setup.py found
+# these running docs/central.md's setup as written) -----------------------------------------
+
+def test_a_postgresql_connection_failure_is_said_once_without_the_sqlite_file_hint(tmp_path):
+    url = f"postgresql://checkpoint-central@/central?host={tmp_path}/no-such-socket-dir"
+    with pytest.raises(StoreError) as caught:
+        central_db.connect(url)
+    message = str(caught.value)
+    # The URL once, the PostgreSQL hints, and no advice about a SQLite file.
+    assert message.count(url) == 1, message
+    assert "that PostgreSQL runs" in message
+    assert "the file is a checkpoint-kiosk central database" not in message
+    assert "check the path" not in message
+
+
+def test_a_peer_authentication_failure_says_which_system_user_to_run_as(monkeypatch):
+    import psycopg
+
+    def refuse(*args, **kwargs):
+        raise psycopg.OperationalError(
+            'connection failed: connection to server on socket "/run/postgresql/.s.PGSQL.5432" '
+            'failed: FATAL:  Peer authentication failed for user "checkpoint-central"')
+
+    monkeypatch.setattr(psycopg, "connect", refuse)
+    with pytest.raises(StoreError) as caught:
+        central_db.connect("postgresql://checkpoint-central@/central?host=/run/postgresql")
+    message = str(caught.value)
+    assert "Peer authentication failed" in message
+    # Root (or any other login) is refused: the hint names the user to run as.
+    assert "runuser -u checkpoint-central --" in message, message
+
+
+def test_a_sqlite_file_that_cannot_be_opened_keeps_the_file_hint(tmp_path):
+    with pytest.raises(StoreError) as caught:
+        central_db.connect(tmp_path)  # a directory, not a database file
+    assert "check the path and that the file is a checkpoint-kiosk central database" \
+        in str(caught.value)

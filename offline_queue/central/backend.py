@@ -177,9 +177,20 @@ def open_postgres(url: str) -> CentralDB:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.Error as e:
         raise StoreError(f"cannot connect to the central database {describe(url)!r}: "
-                         f"{str(e).strip()}; check the URL, that PostgreSQL runs and that "
-                         "the role may log in (docs/central.md)") from e
+                         f"{str(e).strip()}; {_connect_hint(str(e))}") from e
     return CentralDB(conn, POSTGRES, url)
+
+
+def _connect_hint(error: str) -> str:
+    """What to check after a failed connection.  Peer authentication (the local socket,
+    docs/central.md) lets a role log in only from the system user of the same name: root
+    running a central command is refused, and the fix is to run it as that user."""
+    peer = re.search(r'Peer authentication failed for user "([^"]+)"', error)
+    if peer:
+        return (f"PostgreSQL's peer authentication lets only the system user {peer.group(1)!r} "
+                f"log in as that role: run the command as that user (as root: runuser -u "
+                f"{peer.group(1)} -- COMMAND; docs/central.md)")
+    return "check the URL, that PostgreSQL runs and that the role may log in (docs/central.md)"
 
 
 def db_errors() -> tuple[type[BaseException], ...]:

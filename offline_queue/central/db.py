@@ -48,6 +48,8 @@ def connect(target: str | os.PathLike[str], *, migrate: bool = True) -> CentralD
     errors: tuple[type[BaseException], ...] = (OSError, *db_errors())
     try:
         db = open_postgres(str(target)) if is_postgres(target) else open_sqlite(target)
+    except StoreError:
+        raise  # open_postgres names the URL and what to check; the file hint is SQLite's
     except errors as e:
         raise StoreError(
             f"cannot open the central database {describe(target)!r}: {e}; check the path "
