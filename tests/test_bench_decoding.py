@@ -125,7 +125,7 @@ def test_the_normal_profile_reproduces_the_models_shutter():
 
 
 def test_the_short_profile_trades_shutter_for_gain_in_dim_light():
-    from bench.clipgen import divide_exposure, scene_exposure
+    from bench.clipgen import divide_exposure, make_clip, scene_exposure
 
     # libcamera's steps (vc4 tuning files): IMX219 normal reaches 30 ms at gain 2, short
     # stops at 10 ms and 20 ms and raises the gain first.
@@ -145,6 +145,8 @@ def test_the_short_profile_trades_shutter_for_gain_in_dim_light():
     for camera in ("module2", "module3"):
         total = scene_exposure(camera, True)
         assert divide_exposure(total, camera, "short") == divide_exposure(total, camera, "normal")
+    dim = make_clip("card", 3, seed=5, n_frames=3, exposure="short")
+    assert dim.params["dim"] and _digest(dim) == _PINNED[("card", 3)]
 
 
 def test_a_short_exposure_clip_is_the_same_scene_with_less_blur_and_more_noise():
@@ -160,3 +162,13 @@ def test_a_short_exposure_clip_is_the_same_scene_with_less_blur_and_more_noise()
     assert blur_n[0] > 1
     assert all(abs(s - 0.6 * n) <= 0.1 for n, s in zip(blur_n, blur_s, strict=True))
     assert not all(np.array_equal(a, b) for a, b in zip(normal.frames, short.frames, strict=True))
+
+
+def test_the_exposure_bench_tabulates_both_profiles():
+    from bench.exposure import light_table
+
+    rows = light_table().splitlines()
+    assert rows[1].split(" | ") == ["1/1", "16.7 ms x2.00", "10.0 ms x3.33", "16.7 ms x1.00",
+                                    "8.3 ms x2.00"]
+    dim = rows[-1].split(" | ")
+    assert dim[0] == "1/12.5" and dim[1] == dim[2] and dim[3] == dim[4]
