@@ -1,6 +1,7 @@
 """Why a presentation clip is missed: which pass, if any, could read its first 15 frames.
 
     python -m bench.clip_oracle --seed 1 -n 40          # the tuning seed only
+    python -m bench.clip_oracle --seed 2 --exposure short   # the camera's "short" profile
 
 For every clip with a code that the stream decoder (``hardware.qr.stream``) does not read
 within ``WITHIN`` frames, every one of those frames goes through an oracle: plain zxing-cpp
@@ -31,7 +32,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from bench.clipgen import Clip
+from bench.clipgen import EXPOSURES, Clip
 from bench.stream import WITHIN, load_clips
 
 # Passes the stream decoder has (on a candidate box, or the whole frame for zbar).
@@ -258,12 +259,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", "--per-kind", type=int, default=40)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--kinds", default="card,phone,paper")
+    ap.add_argument("--exposure", choices=EXPOSURES, default="normal",
+                    help="the camera's AeExposureMode profile the clips model (default normal)")
     args = ap.parse_args(argv)
-    clips = [c for c in load_clips(args.per_kind, args.seed)
+    clips = [c for c in load_clips(args.per_kind, args.seed, exposure=args.exposure)
              if c.payload is not None and c.kind in args.kinds.split(",")]
     firsts = stream_firsts(clips)
     missed = [c for c, f in zip(clips, firsts, strict=True) if f is None or f >= WITHIN]
-    print(f"{len(clips)} clips with a code, stream misses {len(missed)} within {WITHIN} frames")
+    print(f"{len(clips)} clips with a code (exposure {args.exposure}), stream misses "
+          f"{len(missed)} within {WITHIN} frames")
     classes: Counter[str] = Counter()
     by_pass: Counter[str] = Counter()
     costs: dict[str, list[float]] = {}
@@ -285,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         first = {n: fr[0] for n, fr in sorted(reads.items(), key=lambda kv: kv[1][:1] or [99])
                  if fr}
         print(f"{clip.kind:5} {clip.index:3d} {p['family']:8} {p['size'][0]:4} "
-              f"af={int(p['autofocus'])} dim={int(p['dim'])} ppmod={p['px_per_module']:4} "
+              f"af={int(p['autofocus'])} dim={int(p['dim'])} shutter={p['shutter_ms']}ms "
+              f"gain={p['gain']} ppmod={p['px_per_module']:4} "
               f"blur={p['motion_blur_px'][:WITHIN:3]} defoc={p['defocus_radius_px'][:WITHIN:3]}"
               f" -> {cls} {dict(list(first.items())[:6])}" + (f" WRONG {wrong}" if wrong else ""),
               flush=True)

@@ -11,8 +11,11 @@ follows from a physical model, in millimetres and seconds, through the optics of
   enters the view moving, near its top speed) and it settles within about 0.2–0.6 s;
 * **hand shake**: physiological tremor (8–12 Hz, 0.02–0.2 mm peak to peak) on a slow
   sway (0.3–1.5 Hz, 0.5–2.5 mm), in both directions, plus a slow turn of a degree or two;
-* **motion blur**: the code's speed in the image during the exposure (1/60 s, 1/30 s in a
-  dim entrance), along its direction of travel;
+* **motion blur**: the code's speed in the image during the exposure, along its direction
+  of travel.  The exposure is what libcamera's automatic exposure makes of the light
+  (``exposure="normal"``, the default: 1/60 s, or 1/30 s in a dim entrance);
+  ``exposure="short"`` divides the same light by the "short" profile instead: a shorter
+  shutter and more gain, hence more noise (see :func:`divide_exposure`);
 * **focus**: a Camera Module 3 (its own lens and sensor) in continuous autofocus (phase
   detection notices the new subject 2–4 frames late, then the lens moves from the room
   behind, 0.6–2 m, to the code with a time constant of 50–120 ms, in dioptres), or a
@@ -43,6 +46,87 @@ _KINDS_FOR = {
     "phone": ("hc1", "pc_covid", "short_vi", "venue", "cccd"),
     "paper": ("cccd", "bhyt", "hc1", "venue", "short_vi"),
 }
+
+
+# -- Exposure: how libcamera's AGC divides the light between shutter and gain -----------------
+EXPOSURES = ("normal", "short")
+# The AeExposureMode profiles of the Raspberry Pi tuning files for the Pi 4's ISP (libcamera,
+# src/ipa/rpi/vc4/data/imx219.json and imx708.json, "rpi.agc" channel 0 "exposure_modes"):
+# shutter steps in microseconds and analogue gain steps.  The AGC first lengthens the shutter
+# to the next step at the current gain, then raises the gain to the next step, and so on
+# (``AgcChannel::divideUpExposure``); beyond the last gain step the ISP adds digital gain.
+EXPOSURE_MODES: dict[str, dict[str, tuple[tuple[int, ...], tuple[float, ...]]]] = {
+    "module2": {   # IMX219
+        "normal": ((100, 10000, 30000, 60000, 66666), (1.0, 2.0, 4.0, 6.0, 10.0)),
+        "short": ((100, 5000, 10000, 20000, 66666), (1.0, 2.0, 4.0, 6.0, 10.0)),
+    },
+    "module3": {   # IMX708
+        "normal": ((100, 15000, 30000, 60000, 66666), (1.0, 1.0, 2.0, 4.0, 16.0)),
+        "short": ((100, 5000, 10000, 20000, 66666), (1.0, 2.0, 4.0, 6.0, 16.0)),
+    },
+}
+# picamera2's video configuration fixes FrameDurationLimits at 33333 us (30 fps): the AGC
+# cannot hold the shutter open longer than a frame, whatever the profile's last step says.
+MAX_SHUTTER_S = 1 / FPS
+# A dim entrance has 2.5 times the noise of a bright one under the normal profile (the
+# generator's model since it was written).  Noise is photon shot noise: at the brightness the
+# AGC aims for, the photoelectrons a pixel collects fall as the total gain rises, so the noise
+# relative to the signal grows as sqrt(gain) -- libcamera's own noise model (rpi.noise: its
+# constant term is 0 for both sensors, its slope scales with sqrt(analogue gain)).  The dim
+# entrance therefore has 2.5**2 = 6.25 times the gain of the bright one, i.e. 12.5 times less
+# light (at twice the shutter).
+DIM_NOISE = 2.5
+
+
+def divide_exposure(total: float, camera: str, mode: str,
+                    max_shutter: float = MAX_SHUTTER_S) -> tuple[float, float]:
+    """(shutter s, total gain) the AGC of ``camera`` picks in ``mode`` for ``total`` exposure.
+
+    ``total`` is shutter x gain in seconds (how dark the scene is: twice as much for half
+    the light).  Stage by stage as libcamera does: the shutter grows to the next step at
+    the gain reached so far, then the gain to the next step, until their product is
+    ``total``; the shutter never exceeds ``max_shutter`` (the frame duration).  The gain
+    returned includes the digital gain beyond the profile's last step.
+    """
+    steps_us, gains = EXPOSURE_MODES[camera][mode]
+    shutter = min(steps_us[0] / 1e6, max_shutter)
+    gain = gains[0]
+    if shutter * gain < total:
+        for stage in range(1, len(gains)):
+            step = min(steps_us[stage] / 1e6, max_shutter)
+            if step * gain >= total:
+                shutter = total / gain
+                break
+            shutter = step
+            if gains[stage] * shutter >= total:
+                break
+            gain = gains[stage]
+    return shutter, total / shutter
+
+
+def _gain_while_shutter(camera: str, mode: str, shutter: float) -> float:
+    """The gain at which the profile lengthens the shutter through ``shutter`` seconds."""
+    steps_us, gains = EXPOSURE_MODES[camera][mode]
+    gain = gains[0]
+    for stage in range(1, len(gains)):
+        if steps_us[stage] / 1e6 >= shutter:
+            return gain
+        gain = gains[stage]
+    return gain
+
+
+def scene_exposure(camera: str, dim: bool) -> float:
+    """Total exposure (shutter x gain, s) of the bright or dim entrance for ``camera``.
+
+    Defined by what the normal profile does there, which is the generator's model: a
+    1/60 s shutter in the bright entrance (at the gain the profile holds while the shutter
+    passes 1/60 s), and in the dim one DIM_NOISE times the noise, hence DIM_NOISE**2 times
+    that gain, with the shutter at the frame limit.
+    """
+    bright_gain = _gain_while_shutter(camera, "normal", 1 / 60)
+    if not dim:
+        return bright_gain / 60
+    return MAX_SHUTTER_S * bright_gain * DIM_NOISE ** 2
 
 
 @dataclass(frozen=True)
@@ -87,10 +171,18 @@ def _blank_card(rng: np.random.Generator, n: int) -> np.ndarray:
     return 1.0 - ink.astype(np.float32) / 255 * 0.85
 
 
-def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30) -> Clip:  # noqa: C901
-    """Clip ``index`` of ``kind``; the same arguments always give the same pixels."""
+def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa: C901
+              exposure: str = "normal") -> Clip:
+    """Clip ``index`` of ``kind``; the same arguments always give the same pixels.
+
+    ``exposure`` is the camera's AeExposureMode profile (``EXPOSURES``).  The same clip in
+    another profile is the same scene, hand and code: only the shutter (motion blur) and
+    the gain (noise) differ.
+    """
     if kind not in CLIP_KINDS:
         raise ValueError(f"unknown clip kind {kind!r}; choose one of {CLIP_KINDS}")
+    if exposure not in EXPOSURES:
+        raise ValueError(f"unknown exposure profile {exposure!r}; choose one of {EXPOSURES}")
     key = f"clip:{seed}:{kind}:{index}"
     prng = random.Random(key)
     rng = np.random.default_rng(list(key.encode()))
@@ -129,7 +221,15 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30) -> Clip:
     # A card is seen through the native-resolution centre window (docs/decoding.md).
     zoom = optics.sensor_px / w if like == "card" else 1.0
     dim = prng.random() < 0.25
-    exposure = 1 / 30 if dim else 1 / 60
+    camera = "module3" if autofocus else "module2"
+    # The normal profile's shutter, as the model has always had it (scene_exposure() and
+    # divide_exposure() give the same, and tests/test_bench_decoding.py checks they do).
+    shutter = 1 / 30 if dim else 1 / 60
+    sensor_gain = scene_exposure(camera, dim) / shutter
+    if exposure != "normal":
+        shutter, other_gain = divide_exposure(scene_exposure(camera, dim), camera, exposure)
+        noise_factor = float(np.sqrt(other_gain / sensor_gain))
+        sensor_gain = other_gain
 
     # Motion, in mm in the plane of the code and mm of distance.
     ppm_rest = fg.px_per_mm(rest_d, w, zoom, optics)
@@ -187,7 +287,9 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30) -> Clip:
             mid, span = rng.uniform(0.45, 0.7), rng.uniform(0.15, 0.35)
             dark, light = mid - span / 2, mid + span / 2
         shade = rng.uniform(0.1, 0.4)
-    noise = rng.uniform(0.01, 0.04) * (2.5 if dim else 1.0)
+    noise = rng.uniform(0.01, 0.04) * (DIM_NOISE if dim else 1.0)
+    if exposure != "normal":
+        noise *= noise_factor
     jpeg = int(rng.integers(50, 90)) if webcam else None
     background = fg._background(rng, w, h, busy=0.6)
     system = fg._SYSTEM_SIGMA_SENSOR_PX * w * zoom / optics.sensor_px
@@ -223,7 +325,7 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30) -> Clip:
             frame = frame * (1 - shade * ramp)
         # Motion blur: the code's travel in the image during the exposure.
         speed = float(np.hypot(vx[i], vy[i]))
-        length = speed * exposure * ppm
+        length = speed * shutter * ppm
         if length > 0.7:
             frame = fg._motion(frame, length, float(np.arctan2(vy[i], vx[i])))
         radius = fg.blur_diameter_px(ds[i], focus[i], w, zoom, optics) / 2
@@ -234,7 +336,9 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30) -> Clip:
         blur_px.append(round(length, 1))
         defocus_px.append(round(radius, 1))
     params = {"size": (w, h), "family": family, "like": like, "autofocus": autofocus,
-              "camera": "module3" if autofocus else "module2", "dim": dim, "tau_s": round(tau, 3),
+              "camera": camera, "dim": dim, "tau_s": round(tau, 3),
+              "exposure": exposure, "shutter_ms": round(1000 * shutter, 2),
+              "gain": round(sensor_gain, 2), "noise": round(noise, 4),
               "px_per_module": round(ppm_rest * code_mm / n, 2),
               "motion_blur_px": blur_px, "defocus_radius_px": defocus_px,
               "where_px": where}
@@ -242,11 +346,11 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30) -> Clip:
 
 
 def clips(per_kind: int, seed: int = 0, kinds: tuple[str, ...] = CLIP_KINDS,
-          n_frames: int = 30):
+          n_frames: int = 30, exposure: str = "normal"):
     """``per_kind`` clips of each kind, kind by kind."""
     for kind in kinds:
         for i in range(per_kind):
-            yield make_clip(kind, i, seed, n_frames)
+            yield make_clip(kind, i, seed, n_frames, exposure)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -259,8 +363,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("outdir", type=Path, help="folder for the clips (created)")
     parser.add_argument("per_kind", type=int, nargs="?", default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--exposure", choices=EXPOSURES, default="normal",
+                        help="the camera's AeExposureMode profile (default normal)")
     args = parser.parse_args(argv)
-    for clip in clips(args.per_kind, args.seed):
+    for clip in clips(args.per_kind, args.seed, exposure=args.exposure):
         folder = args.outdir / f"{clip.kind}-{clip.index:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         for i, frame in enumerate(clip.frames):

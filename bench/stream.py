@@ -3,6 +3,7 @@
     python -m bench.stream                       # 40 clips a kind, seed 1 (tuning seed)
     python -m bench.stream --seed 2              # the held-out seed
     python -m bench.stream --live --slow 4       # the kiosk's camera path, CPU 4x slower
+    python -m bench.stream --exposure short      # the camera in libcamera's "short" profile
 
 Clips come from ``bench/clipgen.py`` (30 frames at 30 fps: a code shown, braked, held with a
 shaking hand; and cards without a code).  Every decoder sees every frame of a clip in order:
@@ -25,6 +26,11 @@ light on right after; its own few milliseconds are not included).  ``--slow K`` 
 CPU K times slower for the decoder: after each decode the decode thread sleeps K-1 times
 the CPU time it spent, and the stream decoder's clock counts that time too, so it sees
 the slow CPU as it would on a Pi.
+
+``--exposure`` is the camera's AeExposureMode profile the clips are made with (``normal``,
+libcamera's default, or ``short``: a shorter shutter and more gain in the same light; see
+``bench/clipgen.py``).  The same seed gives the same scenes in both, so the two runs can be
+compared clip by clip.
 """
 
 from __future__ import annotations
@@ -50,14 +56,15 @@ WITHIN = 15   # frames: 0.5 s at 30 fps
 DecodeFn = Callable[[np.ndarray], list[bytes]]
 
 
-def load_clips(per_kind: int, seed: int, cache: bool = True) -> list[Clip]:
+def load_clips(per_kind: int, seed: int, cache: bool = True,
+               exposure: str = "normal") -> list[Clip]:
     """The clip set, from the git-ignored cache when it was built before."""
     src = Path(clipgen.__file__).read_bytes() + Path(framegen.__file__).read_bytes()
     version = hashlib.sha1(src).hexdigest()[:10]
-    path = CACHE / f"clips-seed{seed}-n{per_kind}-{version}.npz"
+    path = CACHE / f"clips-seed{seed}-n{per_kind}-{exposure}-{version}.npz"
     if cache and path.exists():
         return list(np.load(path, allow_pickle=True)["clips"])
-    out = list(clipgen.clips(per_kind, seed))
+    out = list(clipgen.clips(per_kind, seed, exposure=exposure))
     if cache:
         CACHE.mkdir(exist_ok=True)
         arr = np.empty(len(out), dtype=object)
@@ -299,11 +306,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decoders", default="stream,auto,zxing,pyzbar")
     ap.add_argument("--live", action="store_true", help="the kiosk's capture pipeline at 30 fps")
     ap.add_argument("--slow", type=float, default=1.0, help="with --live: CPU K times slower")
+    ap.add_argument("--exposure", choices=clipgen.EXPOSURES, default="normal",
+                    help="the camera's AeExposureMode profile the clips model (default normal)")
     ap.add_argument("--no-cache", action="store_true")
     args = ap.parse_args(argv)
     t = time.perf_counter()
-    clips = load_clips(args.per_kind, args.seed, cache=not args.no_cache)
-    print(f"{len(clips)} clips (seed {args.seed}, {args.per_kind} a kind) ready in "
+    clips = load_clips(args.per_kind, args.seed, cache=not args.no_cache, exposure=args.exposure)
+    print(f"{len(clips)} clips (seed {args.seed}, {args.per_kind} a kind, exposure "
+          f"{args.exposure}) ready in "
           f"{time.perf_counter() - t:.1f} s", file=sys.stderr)
     if args.live:
         for name in args.decoders.split(","):

@@ -25,6 +25,11 @@ from hardware.errors import CameraError
 
 log = logging.getLogger(__name__)
 
+# libcamera's automatic-exposure profiles the kiosk offers (AeExposureMode): how the wanted
+# exposure is divided between shutter time and gain (docs/decoding.md, "Camera set-up:
+# exposure profile").
+EXPOSURE_PROFILES = ("normal", "short")
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".h264", ".mjpeg", ".webm"}
 
@@ -100,17 +105,22 @@ class CameraSpec:
 
 
 def open_camera(spec: str, *, width: int = 640, height: int = 480, crop: float = 1.0,
-                autofocus: bool = True) -> Camera:
+                autofocus: bool = True, exposure: str = "normal") -> Camera:
     """Open the camera a spec string names; raises CameraError with what to check.
 
-    ``crop`` and ``autofocus`` apply to the Pi camera only (see :class:`PiCamera`).
+    ``crop``, ``autofocus`` and ``exposure`` apply to the Pi camera only (see
+    :class:`PiCamera`).
     """
+    if exposure not in EXPOSURE_PROFILES:
+        raise CameraError(f"camera exposure {exposure!r} is not one of "
+                          f"{', '.join(repr(p) for p in EXPOSURE_PROFILES)}")
     parsed = CameraSpec.parse(spec)
     if parsed.backend == "replay":
         return ReplayCamera(parsed.target, fps=parsed.fps, loop=parsed.loop, spec=spec)
     if parsed.backend == "v4l2":
         return V4L2Camera(parsed.target, width=width, height=height, spec=spec)
-    return PiCamera(width=width, height=height, crop=crop, autofocus=autofocus, spec=spec)
+    return PiCamera(width=width, height=height, crop=crop, autofocus=autofocus,
+                    exposure=exposure, spec=spec)
 
 
 def to_gray(image: Any) -> np.ndarray:
@@ -309,6 +319,15 @@ class V4L2Camera:
         self.close()
 
 
+def exposure_mode(profile: str) -> Any:
+    """libcamera's ``AeExposureMode`` value for an exposure profile of EXPOSURE_PROFILES
+    (libcamera is imported here: it exists only on a Pi)."""
+    from libcamera import controls as lc
+
+    return {"normal": lc.AeExposureModeEnum.Normal,
+            "short": lc.AeExposureModeEnum.Short}[profile]
+
+
 class PiCamera:
     """The Raspberry Pi camera through picamera2 (imported lazily: it exists only on a Pi).
 
@@ -321,11 +340,20 @@ class PiCamera:
     (libcamera's ``ScalerCrop``), so the same lores frame sees the code at 2-3 pixels a module;
     with ``autofocus`` a Camera Module 3 focuses continuously, while a fixed-focus Module 2 must
     have its lens turned to about 25 cm with the focus tool.
+
+    ``exposure`` picks libcamera's automatic-exposure profile (the ``AeExposureMode``
+    control): ``"normal"`` (libcamera's default) lengthens the shutter to about 30 ms before
+    it raises the gain; ``"short"`` raises the gain first, so a moving code blurs less and
+    the frame is noisier.
     """
 
     def __init__(self, *, width: int = 640, height: int = 480, crop: float = 1.0,
-                 autofocus: bool = True, spec: str = "picamera2") -> None:
+                 autofocus: bool = True, exposure: str = "normal",
+                 spec: str = "picamera2") -> None:
         self.spec = spec
+        if exposure not in EXPOSURE_PROFILES:
+            raise CameraError(f"camera exposure {exposure!r} is not one of "
+                              f"{', '.join(repr(p) for p in EXPOSURE_PROFILES)}")
         try:
             from picamera2 import Picamera2
         except ImportError as e:
@@ -354,6 +382,8 @@ class PiCamera:
                 from libcamera import controls as lc
 
                 controls["AfMode"] = lc.AfModeEnum.Continuous
+            if "AeExposureMode" in cam.camera_controls:
+                controls["AeExposureMode"] = exposure_mode(exposure)
             if controls:
                 cam.set_controls(controls)
         except Exception as e:  # libcamera raises plain RuntimeError/IndexError for "no camera"

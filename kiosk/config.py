@@ -72,6 +72,11 @@ class CameraConfig:
         default=1.0, low=0.2, high=1.0)
     autofocus: bool = _doc("Pi camera: continuous autofocus where the module has it (Module 3).",
                            default=True)
+    exposure: str = _doc(
+        "Pi camera: libcamera's automatic-exposure profile (AeExposureMode). 'short' keeps the "
+        "shutter shorter and raises the gain first: less motion blur, more noise "
+        "(docs/decoding.md, 'Camera set-up: exposure profile').",
+        default="normal", choices=("normal", "short"))
     retry_max_seconds: float = _doc(
         "Longest wait between attempts to reopen a lost camera (backoff doubles up to this).",
         default=30.0, low=0.1, high=3600,

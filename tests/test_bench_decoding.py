@@ -66,3 +66,109 @@ def test_the_autofocus_clips_see_through_a_camera_module_3():
     clips = [make_clip("card", i, seed=5, n_frames=2) for i in range(6)]
     assert {c.params["camera"] for c in clips if c.params["autofocus"]} == {"module3"}
     assert {c.params["camera"] for c in clips if not c.params["autofocus"]} == {"module2"}
+
+
+# Frames of a few clips as the generator made them before it had an exposure option (commit
+# 61f1e96, numpy 2.4 / opencv-python-headless 5.1): bright and dim, Module 2 and 3, raw and
+# MJPEG.  The default profile must keep giving these pixels, or every figure measured on the
+# clips before would have to be measured again.  (A numpy or OpenCV upgrade can change them
+# too: then re-pin them from a checkout of that commit, with the new libraries.)
+_PINNED = {
+    ("card", 3): "cc7636e3877bb5139c64d20d13ad16124c1a1fa2eec2b9c94e2d4e41a7a37033",
+    ("card", 0): "d38db48186cad5db1038b79dcae6c2564e198d560337b6c3771ec0053ec6b55c",
+    ("card", 6): "063a09efccc7152f1bdee1cc430a4e464d234d325e697c368b7f032e192d4421",
+    ("phone", 1): "d2f5eb3816d24e7d40109e3118d2c7a6a6feb66c7d4452573e6c5112ca463420",
+    ("paper", 4): "f1aac760cd604580f8d55de5a4788cdffd465c6af56da8c0ccc77f63595c7797",
+    ("no_code", 7): "41f60d53a4536f5eda70792bfc1da99d82ee8ff393afda16288d712579bdb1a6",
+}
+
+
+def _digest(clip) -> str:
+    import hashlib
+
+    return hashlib.sha256(b"".join(f.tobytes() for f in clip.frames)).hexdigest()
+
+
+def test_the_default_exposure_profile_gives_the_clips_of_before():
+    from bench.clipgen import make_clip
+
+    got = {key: _digest(make_clip(*key, seed=5, n_frames=3)) for key in _PINNED}
+    assert got == _PINNED
+    normal = make_clip("card", 3, seed=5, n_frames=3, exposure="normal")
+    assert _digest(normal) == _PINNED[("card", 3)]
+    assert normal.params["shutter_ms"] == 33.33 and normal.params["dim"]
+
+
+def test_an_unknown_exposure_profile_is_refused():
+    import pytest
+
+    from bench.clipgen import make_clip
+    from bench.stream import main
+
+    with pytest.raises(ValueError, match="'fast'.*normal.*short"):
+        make_clip("card", 0, exposure="fast")
+    with pytest.raises(SystemExit):
+        main(["--exposure", "fast"])
+
+
+def test_the_normal_profile_reproduces_the_models_shutter():
+    from bench.clipgen import divide_exposure, scene_exposure
+
+    for camera in ("module2", "module3"):
+        shutter, _ = divide_exposure(scene_exposure(camera, False), camera, "normal")
+        assert abs(shutter - 1 / 60) < 1e-9, camera
+        shutter, gain = divide_exposure(scene_exposure(camera, True), camera, "normal")
+        assert abs(shutter - 1 / 30) < 1e-9, camera
+        # 2.5 times the noise of the bright entrance: 6.25 times its gain (shot noise).
+        bright_gain = divide_exposure(scene_exposure(camera, False), camera, "normal")[1]
+        assert abs(gain / bright_gain - 6.25) < 1e-9, camera
+
+
+def test_the_short_profile_trades_shutter_for_gain_in_dim_light():
+    from bench.clipgen import divide_exposure, make_clip, scene_exposure
+
+    # libcamera's steps (vc4 tuning files): IMX219 normal reaches 30 ms at gain 2, short
+    # stops at 10 ms and 20 ms and raises the gain first.
+    assert divide_exposure(0.060, "module2", "normal") == (0.030, 2.0)
+    shutter, gain = divide_exposure(0.060, "module2", "short")
+    assert abs(shutter - 0.015) < 1e-12 and gain == 4.0
+    for camera, darker in (("module2", 2), ("module2", 3), ("module2", 4),
+                           ("module3", 2), ("module3", 4), ("module3", 8)):
+        total = scene_exposure(camera, False) * darker
+        normal = divide_exposure(total, camera, "normal")
+        short = divide_exposure(total, camera, "short")
+        assert short[0] < 0.7 * normal[0], (camera, darker)
+        assert short[1] > 1.4 * normal[1], (camera, darker)
+        assert abs(short[0] * short[1] - total) < 1e-12   # the same light either way
+    # In the model's dim entrance (12.5 times darker) both profiles are at the 1/30 s frame
+    # limit: the short profile's last step is a long shutter too.
+    for camera in ("module2", "module3"):
+        total = scene_exposure(camera, True)
+        assert divide_exposure(total, camera, "short") == divide_exposure(total, camera, "normal")
+    dim = make_clip("card", 3, seed=5, n_frames=3, exposure="short")
+    assert dim.params["dim"] and _digest(dim) == _PINNED[("card", 3)]
+
+
+def test_a_short_exposure_clip_is_the_same_scene_with_less_blur_and_more_noise():
+    from bench.clipgen import make_clip
+
+    normal = make_clip("phone", 0, seed=5, n_frames=6)          # bright, Module 2
+    short = make_clip("phone", 0, seed=5, n_frames=6, exposure="short")
+    assert short.payload == normal.payload and short.params["where_px"] == normal.params["where_px"]
+    assert (normal.params["shutter_ms"], normal.params["gain"]) == (16.67, 2.0)
+    assert (short.params["shutter_ms"], short.params["gain"]) == (10.0, 3.33)
+    assert short.params["noise"] > normal.params["noise"]
+    blur_n, blur_s = normal.params["motion_blur_px"], short.params["motion_blur_px"]
+    assert blur_n[0] > 1
+    assert all(abs(s - 0.6 * n) <= 0.1 for n, s in zip(blur_n, blur_s, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(normal.frames, short.frames, strict=True))
+
+
+def test_the_exposure_bench_tabulates_both_profiles():
+    from bench.exposure import light_table
+
+    rows = light_table().splitlines()
+    assert rows[1].split(" | ") == ["1/1", "16.7 ms x2.00", "10.0 ms x3.33", "16.7 ms x1.00",
+                                    "8.3 ms x2.00"]
+    dim = rows[-1].split(" | ")
+    assert dim[0] == "1/12.5" and dim[1] == dim[2] and dim[3] == dim[4]

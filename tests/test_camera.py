@@ -123,3 +123,97 @@ def test_picamera2_centre_crop_on_a_pi():
         full = cam._cam.camera_properties["ScalerCropMaximum"]
     assert frame.image.shape == (480, 640)
     assert crop[2] == pytest.approx(full[2] / 2, rel=0.05)
+
+
+class FakePicamera2:
+    """What PiCamera uses of picamera2's Picamera2, recording the controls it is given."""
+
+    instances: list["FakePicamera2"] = []
+
+    def __init__(self, controls=("AeExposureMode", "AfMode")):
+        self.camera_controls = {name: (0, 3, 0) for name in controls}
+        self.camera_properties = {"ScalerCropMaximum": (0, 0, 3280, 2464)}
+        self.set: dict = {}
+        FakePicamera2.instances.append(self)
+
+    def create_video_configuration(self, **kw):
+        return kw
+
+    def configure(self, config):
+        self.config = config
+
+    def start(self):
+        pass
+
+    def set_controls(self, controls):
+        self.set.update(controls)
+
+    def capture_array(self, name):
+        return np.zeros((480 * 3 // 2, 640), np.uint8)
+
+    def stop(self):
+        pass
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def fake_pi(monkeypatch):
+    """picamera2 and libcamera as on a Pi (they exist only there), in sys.modules."""
+    import enum
+    import sys
+    import types
+
+    class AeExposureModeEnum(enum.IntEnum):   # libcamera's values (control_ids_core.yaml)
+        Normal = 0
+        Short = 1
+        Long = 2
+        Custom = 3
+
+    class AfModeEnum(enum.IntEnum):
+        Manual = 0
+        Auto = 1
+        Continuous = 2
+
+    picamera2 = types.ModuleType("picamera2")
+    picamera2.Picamera2 = FakePicamera2
+    libcamera = types.ModuleType("libcamera")
+    libcamera.controls = types.SimpleNamespace(AeExposureModeEnum=AeExposureModeEnum,
+                                               AfModeEnum=AfModeEnum)
+    monkeypatch.setitem(sys.modules, "picamera2", picamera2)
+    monkeypatch.setitem(sys.modules, "libcamera", libcamera)
+    FakePicamera2.instances = []
+    return AeExposureModeEnum
+
+
+@pytest.mark.parametrize("exposure, mode", [("normal", "Normal"), ("short", "Short")])
+def test_the_exposure_setting_becomes_libcameras_ae_exposure_mode(fake_pi, exposure, mode):
+    with open_camera("picamera2", exposure=exposure) as cam:
+        assert cam.read().image.shape == (480, 640)
+    assert FakePicamera2.instances[-1].set["AeExposureMode"] is fake_pi[mode]
+
+
+def test_the_default_exposure_is_libcameras_default(fake_pi):
+    with open_camera("picamera2"):
+        pass
+    assert FakePicamera2.instances[-1].set["AeExposureMode"] is fake_pi.Normal
+
+
+def test_an_unknown_exposure_profile_is_refused_before_the_camera_opens(fake_pi):
+    with pytest.raises(CameraError, match="exposure 'fast' is not one of 'normal', 'short'"):
+        open_camera("picamera2", exposure="fast")
+    assert FakePicamera2.instances == []
+
+
+def test_the_runtime_passes_the_configured_exposure_to_the_camera(monkeypatch):
+    import hardware.camera
+    from kiosk.config import Config
+    from kiosk.runtime.build import configured_camera
+
+    seen: dict = {}
+    monkeypatch.setattr(hardware.camera, "open_camera", lambda spec, **kw: seen.update(kw))
+    configured_camera(Config().replace(camera={"exposure": "short"}))
+    assert seen["exposure"] == "short"
+    configured_camera(Config())
+    assert seen["exposure"] == "normal"

@@ -1,3 +1,4 @@
+import dataclasses
 import tomllib
 
 import pytest
@@ -41,6 +42,8 @@ max_test_hours = 48
     ('[camera]\nwidht = 3', "unknown key camera.widht"),
     ('[cmaera]\nspec = "x"', "unknown section 'cmaera'"),
     ('[ui]\nlanguage = "fr"', "ui.language = 'fr' is not one of 'vi', 'en'"),
+    ('[camera]\nexposure = "fast"', "camera.exposure = 'fast' is not one of 'normal', 'short'"),
+    ('[camera]\nexposure = "Short"', "camera.exposure = 'Short' is not one of 'normal', 'short'"),
     ('[signals]\nred = 99', "signals.red = 99 is outside 0..27"),
     ('[signals]\nenabled = 1', "signals.enabled = 1 must be true or false"),
     ('[camera\nspec', "not valid TOML"),
@@ -184,3 +187,15 @@ def test_config_check_never_echoes_control_characters(tmp_path):
     import json
 
     assert json.loads(proc.stdout)["device"]["checkpoint_name"] == "A\x1b[2J\u202eB\x9b31m"
+
+
+def test_the_camera_exposure_profile_is_read_and_defaults_to_normal(tmp_path):
+    from hardware.camera import EXPOSURE_PROFILES
+
+    assert config.Config().camera.exposure == "normal"
+    cfg = config.load(write(tmp_path, '[camera]\nexposure = "short"'), environ={})
+    assert cfg.camera.exposure == "short"
+    # The choices the file accepts are the profiles the camera knows.
+    field = next(f for f in dataclasses.fields(config.CameraConfig) if f.name == "exposure")
+    assert field.metadata["choices"] == EXPOSURE_PROFILES
+    assert "exposure = \"normal\"" in config.defaults_toml()
