@@ -200,6 +200,29 @@ def test_camera_fault_blinks_amber(kiosk):
     assert kiosk.signals.pattern is Pattern.FAULT
 
 
+def test_a_fault_that_starts_during_a_pass_ends_the_green_light_on_time(kiosk, ticks):
+    """Found by the 30-hour checkpoint day: a pass, then the scanner unplugged (or the camera
+    lost) before the result's time was up, left the green light on until the fault cleared,
+    over the idle screen."""
+    kiosk.events.put(decoded(CCCD))
+    [result] = results(kiosk.step())
+    assert result.decision.outcome is Outcome.PASS and kiosk.lights()["green"]
+
+    class DeadPipeline:
+        ok, message = False, "camera 'picamera2' stopped delivering frames"
+
+        def latest_frame(self):
+            return None
+
+    kiosk.pipeline = DeadPipeline()
+    ticks.advance(0.1)  # the result still has 0.1 s to run: its pattern stays
+    kiosk.step()
+    assert kiosk.lights()["green"]
+    ticks.advance(0.15)  # its time is up: the fault's pattern, never the green light
+    kiosk.step()
+    assert not kiosk.lights()["green"] and kiosk.signals.pattern is Pattern.FAULT
+
+
 def test_manual_entry_is_validated_and_recorded_as_manual(tmp_path, factory):
     from kiosk.domain.credentials import from_cccd_number
 

@@ -245,14 +245,14 @@ class ScanLoop:
             self._health = health
             out.append(health)
         with self._lock:
-            if health.fault:
-                if self._idle_at is None and self._pattern is not Pattern.FAULT:
-                    self._show(Pattern.FAULT)
-            elif self._idle_at is not None and now >= self._idle_at:
-                self._idle_at = None
-                self._show(Pattern.IDLE)
-            elif self._idle_at is None and self._pattern is Pattern.FAULT:
-                self._show(Pattern.IDLE)
+            if self._idle_at is not None and now < self._idle_at:
+                return  # a result's pattern plays out, fault or not
+            # The result's time is over (_show clears _idle_at), or none was showing: the
+            # lights show the kiosk's state.  A fault that began during a pass used to leave
+            # the green light on until the fault cleared.
+            want = Pattern.FAULT if health.fault else Pattern.IDLE
+            if self._idle_at is not None or self._pattern is not want:
+                self._show(want)
 
     def _duplicate(self, raw: bytes) -> bool:
         """The same code seen again within the window of its last sighting is the same scan."""
