@@ -25,17 +25,28 @@ the weekly report's and retention's oneshots.  Their sandbox (ProtectSystem=stri
 ReadWritePaths=, ProtectHome=, PrivateTmp=) is emulated in a private mount namespace, and a
 probe checks that it holds; it is not systemd's own.
 
-Then, as the technician: an enrolment token; a kiosk provisioned against the running
-server in a scratch folder with the central key's fingerprint; a check-in recorded with the
-kiosk's store; ``checkpoint-kiosk sync --once``; ``central report --days 7 --format json``
-counts it; a dashboard administrator added, logged in, the activity page shows the
-checkpoint; the server stops on SIGTERM with its workers.  Exit 0 when every check passed;
-the report (JSON) lists each check and the timings.  Nothing stays mounted or running.
+The TLS reverse proxy: the ```sh block under "### The TLS reverse proxy" runs the same way
+after a throw-away CA and a certificate for HOST are made in the root (openssl; HOST is
+127.0.0.1 in the root's /etc/hosts), only its certificate and key paths filled in; its
+``systemctl restart nginx`` is replaced by nginx.service's ExecStartPre= and ExecStart=
+lines, run after the block as written (and ExecStop= at the end).
+
+Then, as the technician, through nginx over https: an enrolment token; a kiosk refused
+``http://HOST`` and, without ``--ca-bundle``, the certificate (a readable error, the token
+not spent), then provisioned against ``https://HOST`` with the CA and the central key's
+fingerprint in a scratch folder; a check-in recorded with the kiosk's store; ``checkpoint-
+kiosk sync --once``; ``central report --days 7 --format json`` counts it; a dashboard
+administrator added, logged in (a Secure session cookie), the activity page shows the
+checkpoint; http answered 301 to https; the wrong-token throttle counts the client address
+nginx forwarded; nginx stops by its ExecStop=; the server stops on SIGTERM with its
+workers.  Exit 0 when every check passed; the report (JSON) lists each check and the
+timings.  Nothing stays mounted or running.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -54,6 +65,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.install_chroot import (
+    CHROOT_ENV,
     HOST_CA,
     ChrootError,
     Report,
@@ -77,6 +89,10 @@ CHECKOUT_PLACEHOLDER = "/path/to/checkout"
 TOKEN_PLACEHOLDER = re.compile(r"<a long random string[^<>\n]*>")
 # Anything else that reads as a placeholder: the bench would not know what to put there.
 OTHER_PLACEHOLDER = re.compile(r"<[A-Za-z][^<>\n]*>|/path/to/[\w.-]+")
+PROXY_HEADING = "### The TLS reverse proxy"
+# The proxy block's placeholders: the province's certificate (full chain) and its key.
+CERT_PLACEHOLDER = "/path/to/central-fullchain.pem"
+KEY_PLACEHOLDER = "/path/to/central.key"
 
 DEFAULT_ROOT = Path("/var/tmp/checkpoint-central-chroot/root")
 DEFAULT_CACHE = Path("/var/tmp/checkpoint-central-cache")
@@ -90,6 +106,14 @@ TIMERS = ("checkpoint-kiosk-central-report.timer", "checkpoint-kiosk-central-ret
 PORT = 8080  # the unit's; the chroot shares this machine's network
 KIOSK_DIR = "/root/kiosk-scratch"
 ADMIN = "admin"
+# The proxy: the central's host name as kiosks reach it (.test is reserved for testing, RFC
+# 6761; the root's /etc/hosts names 127.0.0.1 so), the throw-away CA and certificate.
+HOST = "central.bench.test"
+TLS_DIR = "/root/bench-tls"
+NGINX_UNIT_DIR = "/lib/systemd/system"
+NGINX_UNIT = "nginx.service"
+# A client address other than nginx's own (127.0.0.1): the central must see this one.
+CLIENT_ADDRESS = "127.0.0.7"
 BLOCK_TIMEOUT = 2400
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -102,12 +126,14 @@ class DocError(ValueError):
 
 @dataclass(frozen=True)
 class SetupDoc:
-    block: str   # the ```sh block, as written
-    after: str   # the prose after it, up to the next heading ("Serve it ...")
+    block: str   # the setup ```sh block, as written
+    after: str   # the prose after it, up to the proxy's heading ("Serve it ...")
+    proxy: str = ""  # the ```sh block under PROXY_HEADING (nginx in front of the server)
 
 
 def setup_section(text: str) -> SetupDoc:
-    """The setup section's one ```sh block and the paragraphs that follow it."""
+    """The setup section's first ```sh block, the paragraphs that follow it and the ```sh
+    block of its "### The TLS reverse proxy" part."""
     lines = text.splitlines(keepends=True)
     starts = [i for i, line in enumerate(lines) if line.rstrip("\n") == SECTION]
     if len(starts) != 1:
@@ -122,10 +148,19 @@ def setup_section(text: str) -> SetupDoc:
             break
     section = "".join(lines[starts[0] + 1:end])
     blocks = list(re.finditer(r"^```sh[ \t]*\n(.*?)^```[ \t]*$", section, re.S | re.M))
-    if len(blocks) != 1:
+    heading = re.search(rf"^{re.escape(PROXY_HEADING)}[ \t]*$", section, re.M)
+    if not blocks or (len(blocks) == 2 and heading is None) or len(blocks) > 2:
         raise DocError(f"the section {SECTION!r} of docs/central.md has {len(blocks)} ```sh "
-                       "blocks; the bench runs exactly one")
-    return SetupDoc(block=blocks[0].group(1), after=section[blocks[0].end():])
+                       f"blocks; the bench runs exactly one, and one more under "
+                       f"{PROXY_HEADING!r}")
+    if heading is None:
+        return SetupDoc(block=blocks[0].group(1), after=section[blocks[0].end():])
+    if heading.start() < blocks[0].end() or len(blocks) != 2 or \
+            blocks[1].start() < heading.end():
+        raise DocError(f"the section {SECTION!r} of docs/central.md should have its setup "
+                       f"```sh block, then {PROXY_HEADING!r} with one ```sh block under it")
+    return SetupDoc(block=blocks[0].group(1), after=section[blocks[0].end():heading.start()],
+                    proxy=blocks[1].group(1))
 
 
 def substitute(block: str, checkout: str, token: str) -> str:
@@ -140,6 +175,20 @@ def substitute(block: str, checkout: str, token: str) -> str:
     left = sorted(set(OTHER_PLACEHOLDER.findall(out)))
     if left:
         raise DocError(f"the setup block has placeholders the bench does not fill in: {left}")
+    return out
+
+
+def substitute_proxy(block: str, cert: str, key: str) -> str:
+    """The proxy block with the certificate's and the key's paths filled in, nothing else."""
+    for placeholder, what in ((CERT_PLACEHOLDER, "the certificate's path"),
+                              (KEY_PLACEHOLDER, "the key's path")):
+        if placeholder not in block:
+            raise DocError(f"the proxy block has no {placeholder!r} placeholder ({what}); "
+                           "update bench/central_setup.py with the doc")
+    out = block.replace(CERT_PLACEHOLDER, cert).replace(KEY_PLACEHOLDER, key)
+    left = sorted(set(OTHER_PLACEHOLDER.findall(out)))
+    if left:
+        raise DocError(f"the proxy block has placeholders the bench does not fill in: {left}")
     return out
 
 
@@ -201,14 +250,25 @@ STAND_INS = (
 )
 
 
-def adapt(script: str, *, block: bool = True) -> tuple[str, list[str]]:
+# The proxy block's: Debian's nginx unit (nginx.service) is what a booted machine restarts.
+PROXY_STAND_INS = (
+    StandIn(re.compile(r"^systemctl restart nginx$", re.M),
+            "echo 'chroot stand-in: nginx is started by the bench as nginx.service would'",
+            "needs a running systemd; the bench runs nginx.service's ExecStartPre= and "
+            "ExecStart= lines as written in the root (nginx -t, then nginx daemonizing with "
+            "its PID file) after the block, and its ExecStop= line at the end"),
+)
+
+
+def adapt(script: str, *, block: bool = True,
+          stand_ins: tuple[StandIn, ...] = STAND_INS) -> tuple[str, list[str]]:
     """The script with the chroot's stand-ins, each marked by a comment line.  Every stand-in
-    must find its line in the setup block (``block``), or the doc changed under the bench."""
+    must find its line in the block (``block``), or the doc changed under the bench."""
     notes = []
-    for stand_in in STAND_INS:
+    for stand_in in stand_ins:
         found = list(stand_in.pattern.finditer(script))
         if not found and block:
-            raise DocError(f"the setup block has no line matching {stand_in.pattern.pattern!r} "
+            raise DocError(f"the block has no line matching {stand_in.pattern.pattern!r} "
                            "(a chroot stand-in); update bench/central_setup.py with the doc")
         for m in found:
             notes.append(f"{m.group(0)!r} -> {m.expand(stand_in.replace)!r}: {stand_in.why}")
@@ -283,9 +343,9 @@ class Service:
     keys: dict[str, list[str]]
 
 
-def service(root: Path, name: str) -> Service:
-    """What systemd would run for ``name`` as installed in the root."""
-    keys = unit_service((root / UNIT_DIR.lstrip("/") / name).read_text())
+def service(root: Path, name: str, unit_dir: str = UNIT_DIR) -> Service:
+    """What systemd would run for ``name`` as installed in the root (in ``unit_dir``)."""
+    keys = unit_service((root / unit_dir.lstrip("/") / name).read_text())
     user = keys.get("User", ["root"])[-1]
     env: dict[str, str] = {}
     for assignment in keys.get("Environment", []):
@@ -301,6 +361,9 @@ def service(root: Path, name: str) -> Service:
         argv, gone = exec_argv(line, env)
         commands.append(argv)
         missing += gone
+    for key in ("ExecStartPre", "ExecStop"):
+        for line in keys.get(key, []):
+            missing += exec_argv(line, env)[1]
     workdir = keys.get("WorkingDirectory", [None])[-1]
     return Service(name, user, workdir, env, commands, sorted(set(missing)), keys)
 
@@ -532,18 +595,18 @@ def check_installed(root: Path, report: Report) -> None:
                  re.search(r"^include_dir = 'conf.d'", conf.read_text(), re.M) is not None)
 
 
-def port_free(port: int) -> bool:
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((host, port))
         except OSError:
             return False
     return True
 
 
-def wait_listening(port: int, proc: subprocess.Popen, timeout: float) -> bool:
+def wait_listening(port: int, proc: subprocess.Popen | None, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline and (proc is None or proc.poll() is None):
         with socket.socket() as s:
             s.settimeout(1)
             if s.connect_ex(("127.0.0.1", port)) == 0:
@@ -585,20 +648,249 @@ with Store(cfg.store.path, device_id=cfg.device.id,
 
 LOGIN = """
 import json, re, sys, requests
-base, user = sys.argv[1], sys.argv[2]
+base, user, ca = sys.argv[1], sys.argv[2], sys.argv[3]
 password = sys.stdin.readline().rstrip("\\n")
 s = requests.Session()
+s.verify = ca
 page = s.get(base + "/dashboard/login", timeout=10)
 m = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
 r = s.post(base + "/dashboard/login", timeout=30, allow_redirects=False,
            data={"username": user, "password": password,
                  "csrf_token": m.group(1) if m else "", "next": "/dashboard/activity"})
 a = s.get(base + "/dashboard/activity?days=7", timeout=30)
+session = [c.secure for c in s.cookies if c.name == "checkpoint_dashboard"]
 print(json.dumps({"login_page": page.status_code, "csrf_found": m is not None,
+                  "session_cookie_secure": bool(session) and all(session),
                   "login": r.status_code, "location": r.headers.get("Location"),
                   "activity": a.status_code, "activity_url": a.url,
                   "shows_checkpoint": "CB-TALUNG" in a.text}))
 """
+
+
+# ---- the TLS reverse proxy ---------------------------------------------------------------
+
+# openssl's settings for a throw-away CA and a server certificate naming HOST as browsers
+# and Python require (subjectAltName, serverAuth; the CA marked as one).
+OPENSSL_CNF = f"""[req]
+distinguished_name = dn
+[dn]
+[ca]
+basicConstraints = critical, CA:true
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:{HOST}
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+MAKE_CERTIFICATES = f"""umask 077
+mkdir -p {TLS_DIR}
+cd {TLS_DIR}
+openssl req -x509 -config ca.cnf -extensions ca -newkey ec -pkeyopt ec_paramgen_curve:P-256 \\
+    -nodes -keyout ca.key -out ca.pem -days 2 \\
+    -subj '/CN=checkpoint-kiosk bench throw-away province CA'
+openssl req -new -config ca.cnf -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \\
+    -keyout central.key -out central.csr -subj '/CN={HOST}'
+openssl x509 -req -in central.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \\
+    -extfile ca.cnf -extensions server -out central-fullchain.pem
+chmod 644 ca.pem central-fullchain.pem
+openssl verify -CAfile ca.pem -purpose sslserver central-fullchain.pem
+"""
+
+
+def make_certificates(root: Path, report: Report) -> bool:
+    """In the root, with its openssl: a throw-away CA, a certificate for HOST signed by it;
+    HOST named 127.0.0.1 in the root's /etc/hosts (the chroot shares this machine's
+    network, so nginx there is reached on 127.0.0.1)."""
+    tls = root / TLS_DIR.lstrip("/")
+    tls.mkdir(parents=True, exist_ok=True)
+    (tls / "ca.cnf").write_text(OPENSSL_CNF)
+    proc = in_chroot(root, "sh", "-e", "-c", MAKE_CERTIFICATES, timeout=120)
+    hosts = root / "etc/hosts"
+    text = hosts.read_text() if hosts.exists() else ""
+    hosts.write_text(text + ("" if text.endswith("\n") or not text else "\n")
+                     + f"127.0.0.1\t{HOST}\n")
+    return report.check(f"a throw-away CA and a certificate for {HOST} made in the root "
+                        f"(openssl), {HOST} -> 127.0.0.1 in its /etc/hosts",
+                        proc.returncode == 0 and "central-fullchain.pem: OK" in proc.stdout,
+                        (proc.stdout + proc.stderr).strip()[-1000:])
+
+
+def run_proxy_block(root: Path, report: Report, log_dir: Path, doc: SetupDoc) -> bool:
+    script = substitute_proxy(doc.proxy, f"{TLS_DIR}/central-fullchain.pem",
+                              f"{TLS_DIR}/central.key")
+    script, notes = adapt(script, stand_ins=PROXY_STAND_INS)
+    report.facts["chroot_substitutions"] += notes
+    (root / "root/central-proxy.sh").write_text(script)
+    (log_dir / "central-proxy.sh").write_text(script)
+    argv = chroot_argv(root, "sh", "-c", "cd /root && exec sh -e -x /root/central-proxy.sh")
+    t = time.monotonic()
+    rc, lines = run_streamed(argv, log_dir / "proxy-block.log", BLOCK_TIMEOUT)
+    seconds = round(time.monotonic() - t, 1)
+    report.timings["proxy_block_s"] = seconds
+    slow = [f"{s} s: {cmd[:120]}" for s, cmd in command_times(lines, seconds) if s >= 1]
+    report.facts["proxy_block_slow_commands"] = slow
+    tail = "\n".join(line for _t, line in lines[-25:])
+    if not report.check(f"the proxy block ({PROXY_HEADING[4:]}) runs as written, the "
+                        f"certificate's and key's paths filled in (sh -e -x, as root): exit "
+                        f"{rc} in {seconds} s", rc == 0,
+                        tail if rc != 0 else f"{len(lines)} lines of output; slowest: "
+                        f"{slow[:3]}"):
+        return False
+    link = root / "etc/systemd/system/multi-user.target.wants" / NGINX_UNIT
+    key = root / "etc/ssl/private/checkpoint-central.key"
+    report.check(f"{NGINX_UNIT} enabled at boot by its package (multi-user.target.wants), "
+                 "the key installed 0600",
+                 link.is_symlink() and key.is_file() and
+                 stat.S_IMODE(key.stat().st_mode) == 0o600,
+                 os.readlink(link) if link.is_symlink() else "no link")
+    return True
+
+
+def nginx_processes(root: Path) -> list[int]:
+    found = []
+    for pid in processes_in(root):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "nginx":
+                found.append(pid)
+    return found
+
+
+def start_nginx(root: Path, report: Report, log_dir: Path) -> Service | None:
+    """nginx started as its unit starts it: ExecStartPre= (nginx -t) and ExecStart= (it
+    daemonizes, Type=forking), as written in the root's nginx.service."""
+    for port in (80, 443):
+        free = port_free(port, "0.0.0.0")
+        if not report.check(f"port {port} is free on this machine (the chroot shares its "
+                            "network)", free, "" if free else f"something listens on {port}"):
+            return None
+    svc = service(root, NGINX_UNIT, NGINX_UNIT_DIR)
+    env = {**CHROOT_ENV, **svc.env}
+    lines = [*svc.keys.get("ExecStartPre", []), *svc.keys.get("ExecStart", [])]
+    report.facts["nginx_exec"] = lines
+    t = time.monotonic()
+    out, ok = [], bool(lines) and not svc.missing
+    for line in lines:
+        argv, _ = exec_argv(line, env)
+        proc = in_chroot(root, *argv, env=svc.env, timeout=60)
+        out.append(f"$ {' '.join(argv)}\n{proc.stdout}{proc.stderr}")
+        ok = ok and (proc.returncode == 0 or line.startswith("-"))
+    (log_dir / "nginx-start.log").write_text("\n".join(out))
+    up = ok and all(wait_listening(port, None, 30) for port in (443, 80))
+    report.timings["nginx_listening_s"] = round(time.monotonic() - t, 1)
+    report.check(f"{NGINX_UNIT}'s ExecStartPre= and ExecStart= as written (in the root, as "
+                 "root): nginx listens on 443 and 80", up, "\n".join(out)[-1500:])
+    return svc if up else None
+
+
+def stop_nginx(root: Path, report: Report, svc: Service) -> None:
+    t = time.monotonic()
+    out = []
+    for line in svc.keys.get("ExecStop", []):
+        argv, _ = exec_argv(line, {**CHROOT_ENV, **svc.env})
+        proc = in_chroot(root, *argv, env=svc.env, timeout=60)
+        out.append(f"$ {' '.join(argv)} -> {proc.returncode}\n{proc.stdout}{proc.stderr}")
+    deadline = time.monotonic() + 10
+    while nginx_processes(root) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = nginx_processes(root)
+    report.timings["nginx_stop_s"] = round(time.monotonic() - t, 1)
+    report.check(f"{NGINX_UNIT}'s ExecStop= (in the root): no nginx process left",
+                 bool(out) and not left, "\n".join(out)[-800:] + f"; {len(left)} left")
+
+
+TLS_PROBE = """
+import http.client, json, socket, ssl, sys
+from offline_queue.central.throttle import LIMIT
+host, ca, client = sys.argv[1], sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context(cafile=ca)
+out = {"throttle_limit": LIMIT}
+
+def ask(method, path, *, tls=True, source="127.0.0.1", headers=None):
+    if tls:
+        conn = http.client.HTTPSConnection(host, 443, timeout=10, context=ctx,
+                                           source_address=(source, 0))
+    else:
+        conn = http.client.HTTPConnection(host, 80, timeout=10, source_address=(source, 0))
+    try:
+        conn.request(method, path, body=b"{}" if method == "POST" else None,
+                     headers=headers or {})
+        r = conn.getresponse()
+        body = r.read()
+        got = {"status": r.status, "retry_after": r.getheader("Retry-After"),
+               "location": r.getheader("Location"), "server": r.getheader("Server")}
+        if tls:
+            got["tls"] = conn.sock.version() if conn.sock else None
+        if path == "/v1/health":
+            got["body"] = body.decode(errors="replace")[:200]
+        return got
+    finally:
+        conn.close()
+
+out["health"] = ask("GET", "/v1/health")
+out["http_get"] = ask("GET", "/v1/health", tls=False)
+out["http_post"] = ask("POST", "/v1/checkins", tls=False,
+                       headers={"Content-Type": "application/json"})
+# Wrong device tokens from one client address, each with a forged X-Forwarded-For.  Each
+# worker process keeps its own share of the budget (LIMIT // workers) and the kernel spreads
+# nginx's connections over them: at most LIMIT are answered 401 in all, then only 429.
+wrong = [ask("GET", "/v1/documents/policy", source=client,
+             headers={"Authorization": "Bearer dev-wrong",
+                      "X-Forwarded-For": f"198.51.100.{i % 250}"})
+         for i in range(3 * LIMIT)]
+out["wrong_statuses"] = [w["status"] for w in wrong]
+out["last_retry_after"] = wrong[-1]["retry_after"]
+# The proxy's own address (every connection to the central comes from 127.0.0.1) and any
+# other client are not held up by them.
+out["other_client"] = ask("GET", "/v1/documents/policy",
+                          headers={"Authorization": "Bearer dev-wrong"})["status"]
+print(json.dumps(out))
+"""
+
+
+def through_proxy(root: Path, report: Report, ca: str) -> None:
+    """http redirected, https served with the CA, the throttle keyed on the address nginx
+    forwarded (not nginx's own 127.0.0.1), a forged X-Forwarded-For of no use."""
+    proc = in_chroot(root, f"{VENV_BIN}/python", "-c", TLS_PROBE, HOST, ca, CLIENT_ADDRESS,
+                     timeout=120)
+    try:
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        got = {"error": (proc.stdout + proc.stderr)[-1500:]}
+    report.facts["through_proxy"] = got
+    health = got.get("health", {})
+    report.check(f"https://{HOST}/v1/health through nginx, verified against the CA: 200 "
+                 "over TLS 1.2/1.3", health.get("status") == 200 and
+                 health.get("tls") in ("TLSv1.2", "TLSv1.3") and '"ok"' in
+                 str(health.get("body")), health)
+    redirects = [got.get("http_get", {}), got.get("http_post", {})]
+    report.check(f"http://{HOST}: GET and POST /v1/checkins answered 301 to https by nginx, "
+                 "nothing proxied", all(r.get("status") == 301 and str(r.get("location", ""))
+                                        .startswith(f"https://{HOST}/") for r in redirects),
+                 redirects)
+    limit = got.get("throttle_limit")
+    statuses = got.get("wrong_statuses", [])
+    report.check(f"the central throttles the client address nginx forwarded: of "
+                 f"{3 * (limit or 0)} wrong tokens from {CLIENT_ADDRESS} (each with a forged "
+                 f"X-Forwarded-For) at most {limit} answered 401, then 429 with Retry-After "
+                 "(the last 5), while a client on 127.0.0.1 (nginx's own address toward the "
+                 "central) still gets 401",
+                 isinstance(limit, int) and set(statuses) == {401, 429} and
+                 statuses.count(401) <= limit and statuses[-5:] == [429] * 5 and
+                 bool(got.get("last_retry_after")) and got.get("other_client") == 401,
+                 {"401": statuses.count(401), "first_429": statuses.index(429) + 1
+                  if 429 in statuses else None,
+                  **{k: got.get(k) for k in ("last_retry_after", "other_client", "error")}})
+    log = root / "var/log/nginx/access.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    report.facts["nginx_access_log_tail"] = text.splitlines()[-3:]
+    report.check(f"nginx's access log names the client {CLIENT_ADDRESS}",
+                 f"{CLIENT_ADDRESS} - " in text, text[-600:])
+
 
 
 def technician(root: Path, report: Report, log_dir: Path, doc: SetupDoc) -> None:
@@ -633,7 +925,13 @@ def technician(root: Path, report: Report, log_dir: Path, doc: SetupDoc) -> None
                             f"environment, listens on 127.0.0.1:{PORT}", up,
                             (log_dir / "server.log").read_text()[-2000:]):
             return
-        with_server(root, report, log_dir, enrol)
+        nginx = start_nginx(root, report, log_dir)
+        try:
+            if nginx is not None:
+                with_server(root, report, log_dir, enrol)
+        finally:
+            if nginx is not None or nginx_processes(root):
+                stop_nginx(root, report, nginx or service(root, NGINX_UNIT, NGINX_UNIT_DIR))
     finally:
         stop_server(root, report, proc_server, server)
         log.close()
@@ -658,7 +956,9 @@ def central_cli(root: Path, *args: str, input: str | None = None,
 
 
 def with_server(root: Path, report: Report, log_dir: Path, enrol: str) -> None:
-    base = f"http://127.0.0.1:{PORT}"
+    # Through the proxy: https to a host name, never the kiosk's plain-http exception for
+    # its own machine (127.0.0.1, ::1, localhost).
+    base = f"https://{HOST}"
     kiosk = f"{VENV_BIN}/checkpoint-kiosk"
     # The doc's enrol-token line, as written, with the environment file loaded.
     t = time.monotonic()
@@ -679,18 +979,49 @@ def with_server(root: Path, report: Report, log_dir: Path, enrol: str) -> None:
     kdir.mkdir(parents=True, exist_ok=True)
     config = f"{KIOSK_DIR}/kiosk.toml"
     (kdir / "kiosk.toml").write_text(f'[store]\npath = "{KIOSK_DIR}/checkins.db"\n')
-    proc = in_chroot(root, kiosk, "provision", "--server", base, "--token", "-",
-                     "--checkpoint", "CB-TALUNG", "--name", "Tà Lùng",
-                     "--central-key", fingerprint, "--config", config,
-                     "--state-dir", f"{KIOSK_DIR}/state", "--owner", "", "--json",
-                     input=token + "\n", timeout=120)
+    ca = f"{KIOSK_DIR}/province-ca.pem"  # the CA's certificate given to the kiosk, not its key
+    shutil.copyfile(root / TLS_DIR.lstrip("/") / "ca.pem", kdir / "province-ca.pem")
+
+    def provision(server: str, *extra: str, folder: str = KIOSK_DIR
+                  ) -> subprocess.CompletedProcess:
+        (root / folder.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        return in_chroot(root, kiosk, "provision", "--server", server, "--token", "-",
+                         "--checkpoint", "CB-TALUNG", "--name", "Tà Lùng",
+                         "--central-key", fingerprint, "--config", f"{folder}/kiosk.toml",
+                         "--state-dir", f"{folder}/state", "--owner", "", "--json", *extra,
+                         input=token + "\n", timeout=120)
+
+    # Plain http to the host name is the kiosk's own refusal, before any connection.
+    proc = provision(f"http://{HOST}", folder=f"{KIOSK_DIR}-http")
+    said = (proc.stdout + proc.stderr).strip()
+    report.facts["provision_plain_http"] = said[-800:]
+    report.check(f"provision --server http://{HOST} is refused by the kiosk (plain http to a "
+                 "host that is not this machine)",
+                 proc.returncode != 0 and "plain http" in said and "Traceback" not in said,
+                 said[-800:])
+    # Without the province's CA the kiosk refuses the certificate, readably, and the
+    # enrolment token is not spent (the same token enrols below).
+    proc = provision(base, folder=f"{KIOSK_DIR}-noca")
+    said = (proc.stdout + proc.stderr).strip()
+    report.facts["provision_without_ca_bundle"] = said[-1500:]
+    report.check("provision without --ca-bundle refuses the certificate with a readable error "
+                 "(no traceback), the token not spent",
+                 proc.returncode != 0 and "certificate verify failed" in said and
+                 "Traceback" not in said, said[-1500:])
+    proc = provision(base, "--ca-bundle", ca)
     report.facts["provision"] = (proc.stdout + proc.stderr).strip()[-1500:]
-    if not report.check("checkpoint-kiosk provision against it (scratch folder, --central-key)",
-                        proc.returncode == 0, (proc.stdout + proc.stderr)[-1500:]):
+    written = (kdir / "kiosk.toml").read_text()
+    report.check(f"checkpoint-kiosk provision --server {base} --ca-bundle (the throw-away CA) "
+                 "--central-key, in a scratch folder: enrolled, sync.ca_bundle and the https "
+                 "URL in its config",
+                 proc.returncode == 0 and f'ca_bundle = "{ca}"' in written and
+                 f'server_url = "{base}"' in written, (proc.stdout + proc.stderr)[-1500:])
+    if proc.returncode != 0:
         return
     sync = [kiosk, "sync", "--once", "--config", config]
     first = in_chroot(root, *sync, timeout=120)
-    report.check("the kiosk's first sync --once (the central's documents and keys)",
+    report.check("the kiosk's first sync --once over https through nginx (the central's "
+                 "documents and keys)",
                  first.returncode == 0, (first.stdout + first.stderr)[-1500:])
     rec = in_chroot(root, f"{VENV_BIN}/python", "-c", RECORD, config, timeout=120)
     out = rec.stdout.split()
@@ -698,8 +1029,9 @@ def with_server(root: Path, report: Report, log_dir: Path, enrol: str) -> None:
                  rec.returncode == 0 and len(out) == 2 and out[1] == "0",
                  (rec.stdout + rec.stderr)[-1500:])
     second = in_chroot(root, *sync, timeout=120)
-    report.check("checkpoint-kiosk sync --once delivers it (exit 0)", second.returncode == 0,
-                 (second.stdout + second.stderr)[-1500:])
+    delivered = '"delivered": 1' in second.stdout
+    report.check("checkpoint-kiosk sync --once delivers it over https (exit 0, delivered 1)",
+                 second.returncode == 0 and delivered, (second.stdout + second.stderr)[-1500:])
     report.timings["enrol_provision_record_sync_s"] = round(time.monotonic() - t, 1)
     proc = central_cli(root, "report", "--days", "7", "--format", "json")
     try:
@@ -720,17 +1052,20 @@ def with_server(root: Path, report: Report, log_dir: Path, enrol: str) -> None:
                  "--role administrator, the password on stdin",
                  proc.returncode == 0 and "added admin (administrator)" in proc.stdout,
                  (proc.stdout + proc.stderr)[-800:])
-    proc = in_chroot(root, f"{VENV_BIN}/python", "-c", LOGIN, base, ADMIN,
+    proc = in_chroot(root, f"{VENV_BIN}/python", "-c", LOGIN, base, ADMIN, ca,
                      input=password + "\n", timeout=120)
     try:
         login = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         login = {"error": (proc.stdout + proc.stderr)[-1500:]}
     report.facts["dashboard"] = login
-    report.check("dashboard: login page, log in as the administrator, the activity page "
-                 "shows CB-TALUNG",
+    report.check("dashboard over https: login page, log in as the administrator, the "
+                 "activity page shows CB-TALUNG; the session cookie is Secure (the central "
+                 "trusts nginx's X-Forwarded-Proto)",
                  login.get("login_page") == 200 and login.get("login") == 303 and
-                 login.get("activity") == 200 and bool(login.get("shows_checkpoint")), login)
+                 login.get("activity") == 200 and bool(login.get("shows_checkpoint")) and
+                 login.get("session_cookie_secure") is True, login)
+    through_proxy(root, report, ca)
 
 
 def stop_server(root: Path, report: Report, proc: subprocess.Popen, svc: Service) -> None:
@@ -782,6 +1117,10 @@ def oneshots(root: Path, report: Report, log_dir: Path) -> None:
 def run(root: Path, cache: Path, mirror: str, log_dir: Path, report: Report) -> None:
     doc = setup_section(DOC.read_text())
     serve_commands(doc)  # fails before anything is built if the paragraph lost them
+    if not doc.proxy:
+        raise DocError(f"docs/central.md has no ```sh block under {PROXY_HEADING!r}; the "
+                       "bench proves the TLS reverse proxy with it")
+    adapt(substitute_proxy(doc.proxy, "/c", "/k"), stand_ins=PROXY_STAND_INS)
     first_admin_block(DOC.read_text())
     token = secrets.token_hex(32)
     script = substitute(doc.block, CHECKOUT, token)
@@ -803,7 +1142,9 @@ def run(root: Path, cache: Path, mirror: str, log_dir: Path, report: Report) -> 
         try:
             if run_block(root, report, log_dir, script, token):
                 check_installed(root, report)
-                technician(root, report, log_dir, doc)
+                if make_certificates(root, report) and \
+                        run_proxy_block(root, report, log_dir, doc):
+                    technician(root, report, log_dir, doc)
         finally:
             if (root / "usr/bin/pg_ctlcluster").exists():
                 in_chroot(root, "pg_ctlcluster", "15", "main", "stop", timeout=120)

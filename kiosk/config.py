@@ -151,7 +151,8 @@ class SyncConfig:
     server_url: str = _doc("Central platform base URL; empty disables sync.", default="")
     token_file: str = _doc("File holding the device token (mode 0600, written by provisioning).",
                            default="/etc/checkpoint-kiosk/device-token")
-    ca_bundle: str = _doc("Extra CA bundle for the server's TLS certificate; empty = system CAs.",
+    ca_bundle: str = _doc("CA bundle (PEM) the server's TLS certificate is checked against, "
+                          "instead of the public CAs (certifi); empty = the public CAs.",
                           default="")
     timeout_seconds: float = _doc("Timeout of every request to the server.", default=10.0,
                                   low=0.5, high=300)

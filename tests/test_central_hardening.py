@@ -499,3 +499,32 @@ def test_the_typed_check_in_and_the_validator_name_the_same_fields(tmp_path):
     assert wire.parse([good]) == ["a check-in must be a JSON object, got list"]
     assert wire.parse({**good, "monotonic_ns": True}) == [
         "monotonic_ns has type bool, value True"]
+
+
+def test_behind_the_local_tls_proxy_the_dashboard_cookies_are_secure(tmp_path):
+    """The documented nginx sets X-Forwarded-Proto: https.  The central trusts it from the
+    proxy's address, so the dashboard's cookies are Secure without CHECKPOINT_CENTRAL_HTTPS
+    (before: waitress dropped the header and the cookies went out without Secure)."""
+    import http.client
+
+    from offline_queue.central.dashboard import auth
+
+    path = tmp_path / "c.db"
+    with CentralServer(path) as server:
+        def login_cookie(headers: dict[str, str]) -> str:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+            try:
+                conn.request("GET", "/dashboard/login", headers=headers)
+                response = conn.getresponse()
+                response.read()
+                assert response.status == 200
+                return next(v for k, v in response.getheaders() if k.lower() == "set-cookie"
+                            and v.startswith(auth.LOGIN_CSRF_COOKIE + "="))
+            finally:
+                conn.close()
+
+        assert "Secure" in login_cookie({"X-Forwarded-For": "203.0.113.5",
+                                         "X-Forwarded-Proto": "https"})
+        assert "Secure" not in login_cookie({"X-Forwarded-For": "203.0.113.5",
+                                             "X-Forwarded-Proto": "http"})
+        assert "Secure" not in login_cookie({})  # straight to 127.0.0.1:port, plain http

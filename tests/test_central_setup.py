@@ -2,10 +2,12 @@
 
 The fast tests (in CI) check how the bench reads the doc: the ```sh block is found, only
 its two placeholders are filled in, a doc without the block (or with a new placeholder)
-fails clearly, and the units are read as systemd reads them.
+fails clearly, and the units are read as systemd reads them; the TLS reverse proxy's block
+likewise (its certificate and key placeholders), and its nginx settings agree with the
+central's and the kiosk's limits.
 
 The proof itself is opt-in (debootstrap, root, network to Debian and PyPI; about 1.5
-minutes with warm caches, 3 with cold ones):
+minutes with warm caches, 3 with cold ones; ports 80, 443 and 8080 free):
     sudo CHECKPOINT_KIOSK_CENTRAL_SETUP_TEST=1 python -m pytest tests/test_central_setup.py -q
 """
 
@@ -63,6 +65,16 @@ def test_a_doc_without_the_section_or_its_block_fails_clearly():
     two = f"{cs.SECTION}\n```sh\nls\n```\n```sh\nls\n```\n"
     with pytest.raises(cs.DocError, match="has 2 ```sh blocks"):
         cs.setup_section(two)
+    # The second block belongs under the proxy's heading, after the setup block.
+    early = f"{cs.SECTION}\n```sh\nls\n```\n```sh\nls\n```\n{cs.PROXY_HEADING}\n"
+    with pytest.raises(cs.DocError, match="one ```sh block under it"):
+        cs.setup_section(early)
+    three = f"{cs.SECTION}\n```sh\nls\n```\n{cs.PROXY_HEADING}\n```sh\na\n```\n```sh\nb\n```\n"
+    with pytest.raises(cs.DocError, match="has 3 ```sh blocks"):
+        cs.setup_section(three)
+    ok = cs.setup_section(f"{cs.SECTION}\n```sh\nls\n```\nServe `x`.\n{cs.PROXY_HEADING}\n"
+                          "Then:\n```sh\nnginx -t\n```\n## Next\n```sh\nother\n```\n")
+    assert (ok.block, ok.after, ok.proxy) == ("ls\n", "\nServe `x`.\n", "nginx -t\n")
 
 
 def test_a_block_without_a_placeholder_or_with_an_unknown_one_fails_clearly():
@@ -119,6 +131,87 @@ def test_the_shell_block_is_posix():
         assert subprocess.run(["dash", "-n"], input=script, text=True).returncode == 0
 
 
+# ---- the TLS reverse proxy block -----------------------------------------------------------
+
+CERT, KEY = "/root/bench-tls/central-fullchain.pem", "/root/bench-tls/central.key"
+
+
+def test_the_proxy_block_is_found_under_its_heading_and_not_in_the_serve_paragraph():
+    d = doc()
+    assert d.proxy.startswith("apt-get install -y nginx\n")
+    assert "proxy_pass http://127.0.0.1:8080;" in d.proxy
+    assert d.proxy.rstrip("\n").endswith("systemctl restart nginx")
+    assert "```" not in d.proxy and "nginx" not in d.block
+    assert cs.PROXY_HEADING not in d.after and "proxy_pass" not in d.after
+
+
+def test_only_the_certificate_and_key_placeholders_are_substituted_in_the_proxy_block():
+    block = doc().proxy
+    out = cs.substitute_proxy(block, CERT, KEY)
+    assert f"install -m 644 {CERT} /etc/ssl/certs/checkpoint-central.pem\n" in out
+    assert f"install -m 600 {KEY} /etc/ssl/private/checkpoint-central.key\n" in out
+    assert out.replace(CERT, cs.CERT_PLACEHOLDER).replace(KEY, cs.KEY_PLACEHOLDER) == block
+    with pytest.raises(cs.DocError, match="no '/path/to/central.key'"):
+        cs.substitute_proxy(block.replace(cs.KEY_PLACEHOLDER, "/etc/k"), CERT, KEY)
+    with pytest.raises(cs.DocError, match="no '/path/to/central-fullchain.pem'"):
+        cs.substitute_proxy(block.replace(cs.CERT_PLACEHOLDER, "/etc/c"), CERT, KEY)
+    with pytest.raises(cs.DocError, match=r"does not fill in: \['<your host>'\]"):
+        cs.substitute_proxy(block + "echo <your host>\n", CERT, KEY)
+
+
+def test_the_proxy_blocks_stand_in_finds_nginx_restart():
+    script, notes = cs.adapt(cs.substitute_proxy(doc().proxy, CERT, KEY),
+                             stand_ins=cs.PROXY_STAND_INS)
+    assert len(notes) == 1 and not re.search(r"^systemctl restart nginx$", script, re.M)
+    assert "# chroot stand-in (bench/central_setup.py) for: systemctl restart nginx" in script
+    with pytest.raises(cs.DocError, match="restart nginx"):
+        cs.adapt("nginx -t\n", stand_ins=cs.PROXY_STAND_INS)
+
+
+def test_the_proxy_block_is_posix():
+    block = doc().proxy
+    assert "[[" not in block and "<(" not in block
+    if shutil.which("dash"):
+        script = cs.substitute_proxy(block, CERT, KEY)
+        assert subprocess.run(["dash", "-n"], input=script, text=True).returncode == 0
+
+
+def nginx_conf() -> dict[str, list[str]]:
+    """The nginx site of the proxy block: directive -> values, in order."""
+    conf = doc().proxy.split("<<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
+    out: dict[str, list[str]] = {}
+    for raw in conf.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line.endswith(";"):
+            name, _, value = line[:-1].partition(" ")
+            out.setdefault(name, []).append(value.strip())
+    return out
+
+
+def test_the_documented_nginx_agrees_with_the_central_and_the_kiosk():
+    """Its limits follow the code: the central's body limit, port and trusted proxy, the
+    headers it trusts, its channel timeout; the kiosk's request deadline."""
+    from kiosk.config import SyncConfig
+    from offline_queue.central import app, server
+
+    conf = nginx_conf()
+    assert conf["client_max_body_size"] == ["8m"] and app.MAX_BODY == 8 * 1024 * 1024
+    unit = (REPO / "systemd" / cs.SERVER_UNIT).read_text()
+    assert conf["proxy_pass"] == [f"http://{server.TRUSTED_PROXY}:{cs.PORT}"]
+    assert f"--host 127.0.0.1 --port {cs.PORT}" in unit
+    assert conf["proxy_set_header"] == ["Host $host", "X-Forwarded-For $remote_addr",
+                                        "X-Forwarded-Proto $scheme"]
+    assert server.TRUSTED_PROXY_HEADERS.split() == ["x-forwarded-for", "x-forwarded-proto"]
+    for name in ("client_header_timeout", "client_body_timeout", "send_timeout"):
+        assert conf[name] == [f"{server.CHANNEL_TIMEOUT}s"], name
+    # nginx waits for the central longer than a kiosk waits in all (connect + read).
+    kiosk = SyncConfig()
+    deadline = min(5.0, kiosk.timeout_seconds) + kiosk.timeout_seconds
+    assert int(conf["proxy_read_timeout"][0].rstrip("s")) > deadline
+    assert conf["return"] == ["301 https://$host$request_uri"]
+    assert conf["proxy_next_upstream"] == ["off"]
+
+
 # ---- the units, read as systemd reads them -----------------------------------------------
 
 def test_exec_start_is_expanded_as_systemd_does():
@@ -167,9 +260,14 @@ def test_the_documented_setup_runs_in_a_fresh_debian_root(tmp_path):
     assert not failed, json.dumps(failed, indent=2, ensure_ascii=False)[-4000:]
     names = " | ".join(c["name"] for c in result["checks"])
     for must in ("the setup block runs as written", "systemd-analyze verify",
-                 "enrol-token", "provision against it", "sync --once delivers it",
+                 "enrol-token", "the proxy block (The TLS reverse proxy) runs as written",
+                 "nginx listens on 443 and 80", f"provision --server https://{cs.HOST} "
+                 "--ca-bundle", "provision without --ca-bundle refuses the certificate",
+                 "sync --once delivers it over https", "answered 301 to https",
+                 "throttles the client address nginx forwarded",
                  "CB-TALUNG has the 1 scan", "'The first administrator' block",
-                 "dashboard: login page", "SIGTERM", "sandbox emulated",
+                 "dashboard over https", "session cookie is Secure", "no nginx process left",
+                 "SIGTERM", "sandbox emulated",
                  "checkpoint-kiosk-central-report.service: ExecStart 2 of 2",
                  "checkpoint-kiosk-central-retention.service: ExecStart 1 of 1",
                  "nothing left mounted"):

@@ -166,3 +166,37 @@ def test_a_sealing_key_not_signed_by_the_pinned_key_is_not_kept(tmp_path):
     pin = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
     assert prov._keep_sealing_key(store_path, stranger, pin, owner=None) is None
     assert not store_path.exists() or "sealing_key" not in Outbox(store_path).meta()
+
+
+SSL_TEXT = ("HTTPSConnectionPool(host='central.example.vn', port=443): Max retries exceeded "
+            "with url: /v1/keys (Caused by SSLError(SSLCertVerificationError(1, '[SSL: "
+            "CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer "
+            "certificate (_ssl.c:992)')))")
+
+
+class _UntrustedTLS(requests.Session):
+    """A session whose every request fails as requests does on a certificate the kiosk
+    does not trust (the province's own CA, no --ca-bundle)."""
+
+    def request(self, *args, **kwargs):  # type: ignore[override]
+        raise requests.exceptions.SSLError(SSL_TEXT)
+
+
+@pytest.mark.parametrize("step", ["keys", "enrol"])
+def test_a_certificate_the_kiosk_does_not_trust_is_named_with_the_way_out(step):
+    """bench/central_setup.py, a kiosk without the province's CA: reading the central's key
+    said only 'SSLError; check the URL, the network and that the server is up' (the server
+    was up).  Both requests before the token is spent say it is TLS, why, and --ca-bundle."""
+    request = prov.Request("https://central.example.vn", "enrol-x" * 4, central_key="ab" * 32)
+    with pytest.raises(ProvisionError) as e:
+        if step == "keys":
+            prov.check_central_key(request, session=_UntrustedTLS())
+        else:
+            prov.enrol(request, session=_UntrustedTLS())
+    text = str(e.value)
+    path = "/v1/keys" if step == "keys" else "/v1/devices/enrol"
+    assert text.startswith(f"TLS error talking to https://central.example.vn{path}: "
+                           "certificate verify failed: unable to get local issuer "
+                           "certificate; "), text
+    assert "--ca-bundle" in text and "not yet valid" in text
+    assert text.endswith("(the enrolment token was not used)") and "enrol-x" not in text

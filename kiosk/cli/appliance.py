@@ -79,7 +79,8 @@ def _parse_pin(_ctx: click.Context, _param: click.Parameter,
 @click.option("--profile", "policy_profile", help="Policy profile: border, hospital, office.")
 @click.option("--camera", help="Camera spec: picamera2, v4l2:/dev/video0, replay:PATH.")
 @click.option("--direction", type=click.Choice(DIRECTIONS), help="Start-up direction.")
-@click.option("--ca-bundle", help="Extra CA bundle (PEM) for the server's certificate.")
+@click.option("--ca-bundle", help="CA bundle (PEM) for the server's certificate (the "
+              "province's own CA), used instead of the public CAs.")
 @click.option("--central-key", metavar="FINGERPRINT", default="",
               help="The central's key fingerprint (64 hex digits, from 'checkpoint-kiosk "
                    "central key' or the province's enrolment sheet): enrolment stops if the "

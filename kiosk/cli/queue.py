@@ -122,7 +122,7 @@ def export(config_path: str | None, db_path: str | None, since: str, until: str,
               help="file holding the device token (default: sync.token_file of the config); "
                    "a token is never given on the command line, where other users could see it")
 @click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False),
-              help="extra CA bundle (PEM) for a private platform CA")
+              help="CA bundle (PEM) for a private platform CA, used instead of the public CAs")
 @click.option("--once", is_flag=True,
               help="push and pull once; exit 0 only if all delivered, nothing is left "
                    "undeliverable (dead letter, forbidden) and every document was applied")

@@ -275,10 +275,7 @@ def enrol(request: Request, *, timeout: float = 10.0, session: requests.Session 
     try:
         response = http.post(url, json=body, timeout=timeout, verify=request.ca_bundle or True)
     except requests.exceptions.SSLError as e:
-        raise ProvisionError(
-            f"TLS error talking to {url}: {e}; if it says 'not yet valid' the kiosk's clock is "
-            "wrong (set it or let NTP sync), otherwise check ca_bundle"
-        ) from None
+        raise tls_error(url, e) from None
     except requests.RequestException as e:
         raise ProvisionError(
             f"cannot reach the central platform at {request.server_url}: "
@@ -319,6 +316,19 @@ def enrol(request: Request, *, timeout: float = 10.0, session: requests.Session 
     return enrolment
 
 
+def tls_error(url: str, e: Exception) -> ProvisionError:
+    """A TLS failure before the token is sent: what the TLS library said (not the pool's
+    wrapping), and the two usual causes, with what to do."""
+    text = str(e)
+    m = re.search(r"\] ([^'\"]+?)(?: \(_ssl\.c:\d+\))?['\"]", text)
+    reason = escaped(m.group(1) if m else text, limit=300)
+    return ProvisionError(
+        f"TLS error talking to {url}: {reason}; if the central's certificate is from the "
+        "province's own CA, give the kiosk that CA's certificate with --ca-bundle FILE "
+        "(ca_bundle in a provisioning file or QR); if it says 'not yet valid', the kiosk's "
+        "clock is wrong (set it or let NTP sync) (the enrolment token was not used)")
+
+
 def check_central_key(request: Request, *, timeout: float = 10.0,
                       session: requests.Session | None = None) -> bytes:
     """The central's current signing key, once it is shown to be the key ``request`` names
@@ -330,6 +340,8 @@ def check_central_key(request: Request, *, timeout: float = 10.0,
     http = session or requests.Session()
     try:
         response = http.get(url, timeout=timeout, verify=request.ca_bundle or True)
+    except requests.exceptions.SSLError as e:
+        raise tls_error(url, e) from None
     except requests.RequestException as e:
         raise ProvisionError(
             f"cannot read the central's key at {url}: {type(e).__name__}; check the URL, the "

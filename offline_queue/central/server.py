@@ -53,8 +53,10 @@ QUEUE_LIMIT = 64
 MAX_HEADER_BYTES = 64 * 1024
 # The documented TLS reverse proxy runs on this machine: behind it every peer is
 # 127.0.0.1, and the last X-Forwarded-For entry (the one that proxy wrote) is the client.
-# Entries a client wrote itself come before it and are ignored.
+# Entries a client wrote itself come before it and are ignored.  Its X-Forwarded-Proto
+# (https) makes the dashboard's cookies Secure (docs/central.md, "The TLS reverse proxy").
 TRUSTED_PROXY = "127.0.0.1"
+TRUSTED_PROXY_HEADERS = "x-forwarded-for x-forwarded-proto"
 # Server processes sharing one listening socket (the ingest path keeps no state between
 # requests): Python runs one thread at a time per process, so one process cannot use a
 # second core for JSON and validation.  One a core (2 to 8): PostgreSQL's own work is
@@ -217,9 +219,10 @@ class CentralServer:
             # select() cannot watch descriptors above 1024; poll() can.
             asyncore_use_poll=True, backlog=backlog, recv_bytes=RECV_BYTES,
             max_request_body_size=MAX_BODY, max_request_header_size=MAX_HEADER_BYTES,
-            # The client's address (the wrong-token throttle) as the TLS proxy saw it.
+            # The client's address (the wrong-token throttle) and scheme as the TLS proxy
+            # saw them.
             **({"trusted_proxy": trusted_proxy, "trusted_proxy_count": 1,
-                "trusted_proxy_headers": "x-forwarded-for"} if trusted_proxy else {}),
+                "trusted_proxy_headers": TRUSTED_PROXY_HEADERS} if trusted_proxy else {}),
             **where,
         )
         if early_busy and self.admission is not None:
