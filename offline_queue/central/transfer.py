@@ -145,15 +145,38 @@ def open_source(path: str | Path) -> sqlite3.Connection:
     if not source.is_file():
         raise CopyRefused(f"no SQLite central database at {str(source)!r}; check --from")
     try:
-        conn = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True,
-                               isolation_level=None, check_same_thread=False)
-        conn.execute("BEGIN")
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        conn = _read_only(source, "mode=ro")
     except sqlite3.Error as e:
-        raise CopyRefused(f"cannot open {str(source)!r} read-only: {e}; check that it is a "
-                          "checkpoint-kiosk central database and readable") from e
+        # A WAL database read-only needs its -shm file, which SQLite makes in the folder:
+        # a user who may not write there is refused.  With no -wal file left (a server
+        # stopped cleanly writes it back and removes it) nothing can change the file but
+        # a server, which must be stopped: it may be read as immutable.
+        wal = source.with_name(source.name + "-wal")
+        if "readonly" not in str(e) or (wal.exists() and wal.stat().st_size):
+            raise CopyRefused(
+                f"cannot open {str(source)!r} read-only: {e}; check that it is a "
+                "checkpoint-kiosk central database, that this user may read it and (while "
+                f"{wal.name} holds rows) write its folder, and that the server is stopped"
+            ) from e
+        try:
+            conn = _read_only(source, "immutable=1")
+        except sqlite3.Error as again:
+            raise CopyRefused(f"cannot open {str(source)!r} read-only: {again}; check that "
+                              "it is a checkpoint-kiosk central database") from again
     try:
         _check_source_version(conn, str(source))
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _read_only(source: Path, flag: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"{source.resolve().as_uri()}?{flag}", uri=True,
+                           isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("BEGIN")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except BaseException:
         conn.close()
         raise
