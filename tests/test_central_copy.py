@@ -69,7 +69,11 @@ class Hospital:
                 assert central_db.revoke_device(conn, old["device_id"])
             new = enrol(server, self.db, "CP-GATE", previous_device_ids=[old["device_id"]])
             same = item(new)
-            post(server, new, [same])
+            # What COPY's text format escapes: tab, newline, backslash; and Vietnamese.
+            odd = item(new, display={"name": "Tab\there\nnewline \\N back\\slash Đặng"},
+                       reasons=["a\tb", "\\."], source="manual", decision="check",
+                       person_key="001085000004")
+            assert statuses(post(server, new, [same, odd])) == ["accepted"] * 2
             assert statuses(post(server, new, [same | {"decision": "stop"}])) == ["conflict"]
             self.new = new
         with central_db.connect(self.db) as conn:
@@ -136,13 +140,13 @@ def test_a_hospital_central_moves_to_postgresql_and_the_kiosk_syncs_on(
         hospital, pg_url, tmp_path):
     now = central_db.now_utc()
     before = answers(hospital.db, now)
-    assert len(before["export"]) == 30 + 3 + 1
+    assert len(before["export"]) == 30 + 3 + 2
     result = copy_cli("--from", str(hospital.db), "--to", pg_url,
                       "--key-file", str(hospital.key_path))
     assert result.exit_code == 0, result.output
     fingerprint = KeyFile(hospital.key_path).fingerprint
     assert f"fingerprint {fingerprint}" in result.output
-    assert "scans: copied 34 rows" in result.output
+    assert "scans: copied 35 rows" in result.output
     assert "dashboard_sessions: not copied" in result.output
     assert "copied and verified: 14 tables equal" in result.output
     # The source was only read.
@@ -197,19 +201,19 @@ def test_a_hospital_central_moves_to_postgresql_and_the_kiosk_syncs_on(
         assert {states[i] for i in [*fresh, hospital.kiosk_ids[0]]} == {"sent"}
     with central_db.connect(pg_url) as conn:
         ids = [r[0] for r in conn.execute("SELECT id::text FROM scans")]
-        assert len(ids) == 34 + 5 and len(set(ids)) == len(ids)
+        assert len(ids) == 35 + 5 and len(set(ids)) == len(ids)
         assert set(fresh) <= set(ids)
         (counted,) = conn.one("SELECT sum(scans) FROM daily_counts")
-        assert counted == 39
+        assert counted == 40
 
 
 def test_a_target_that_holds_check_ins_is_refused(hospital, pg_url):
     assert copy_cli("--from", str(hospital.db), "--to", pg_url).exit_code == 0
     again = copy_cli("--from", str(hospital.db), "--to", pg_url)
     assert again.exit_code == 1
-    assert "already holds 34 check-ins (table scans)" in again.output
+    assert "already holds 35 check-ins (table scans)" in again.output
     with central_db.connect(pg_url) as conn:
-        assert conn.one("SELECT count(*) FROM scans")[0] == 34
+        assert conn.one("SELECT count(*) FROM scans")[0] == 35
 
 
 @pytest.mark.parametrize("change", [
