@@ -219,7 +219,10 @@ def test_a_target_that_holds_check_ins_is_refused(hospital, pg_url):
 @pytest.mark.parametrize("change", [
     "UPDATE scans SET person_key = '001085099999' WHERE id = "
     "(SELECT id FROM scans ORDER BY id LIMIT 1)",
+    "UPDATE scans SET id = gen_random_uuid() WHERE id = (SELECT id FROM scans ORDER BY id "
+    "LIMIT 1)",
     "UPDATE devices SET revoked = 0",
+    "UPDATE documents SET body = body || '\\x00'::bytea",
     "DELETE FROM audit_log",
     "UPDATE documents SET version = version + 1",
 ])
