@@ -262,3 +262,15 @@ def test_every_table_is_copied_or_dropped_with_a_reason(tmp_path, pg_url):
         names |= {r[0] for r in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
     assert names == set(transfer.TABLES) | set(transfer.DROPPED)
+
+
+def test_the_keys_are_named_and_a_missing_key_file_stops_the_copy(hospital, pg_url, tmp_path):
+    missing = copy_cli("--from", str(hospital.db), "--to", pg_url,
+                       "--key-file", str(tmp_path / "elsewhere.key"))
+    assert missing.exit_code == 1 and "no signing key at" in missing.output
+    assert not (tmp_path / "elsewhere.key").exists()
+    with central_db.connect(pg_url) as conn:
+        assert conn.one("SELECT count(*) FROM scans")[0] == 0
+    result = copy_cli("--from", str(hospital.db), "--to", pg_url)
+    assert result.exit_code == 0, result.output
+    assert "the keys are not in the database" in result.output

@@ -498,7 +498,8 @@ class KeyCheck:
 
 
 def check_keys(key_file: str | Path, source_path: str | Path) -> KeyCheck:
-    """What the key file holds, read without creating anything: the signing key's
+    """What the key file holds, read without creating a key (a rotation cut short by a
+    crash is finished or forgotten, as the server's next start would): the signing key's
     fingerprint (what kiosks pinned: provisioning's ``central_key``; the database holds
     no fingerprint, documents are signed when served), the fingerprints it rotated from
     (a kiosk pinned to one of those follows the rotations), the sealing key ids, and the
