@@ -241,7 +241,7 @@ def test_a_changed_row_in_the_target_fails_the_verification(hospital, pg_url, ch
     assert [t.name for t in report.mismatches] == [table]
 
 
-def test_an_older_source_is_refused_and_left_as_it_was(tmp_path, pg_url):
+def test_an_older_source_is_refused_left_as_it_was_and_taken_once_migrated(tmp_path, pg_url):
     old = tmp_path / "old.db"
     schema.migrations.apply(Database(old), stop_before="m008_people")
     data = old.read_bytes()
@@ -252,6 +252,10 @@ def test_an_older_source_is_refused_and_left_as_it_was(tmp_path, pg_url):
     assert old.read_bytes() == data
     with central_db.connect(pg_url) as conn:
         assert conn.one("SELECT count(*) FROM checkpoints")[0] == 0
+    # What the message says to do, then the copy goes through.
+    ran = CliRunner().invoke(cli, ["central", "--db", str(old), "report"])
+    assert ran.exit_code == 0, ran.output
+    assert copy_cli("--from", str(old), "--to", pg_url).exit_code == 0
 
 
 def test_every_table_is_copied_or_dropped_with_a_reason(tmp_path, pg_url):
