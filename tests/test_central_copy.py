@@ -192,6 +192,9 @@ def test_a_hospital_central_moves_to_postgresql_and_the_kiosk_syncs_on(
                    checkpoint_id=hospital.device["checkpoint_id"]) as store:
             fresh = [store.record(entry(100 + i)) for i in range(5)]
         with sqlite3.connect(hospital.kiosk_db) as kiosk:
+            assert kiosk.execute("SELECT count(*) FROM checkins WHERE identity = 'sealed'"
+                                 ).fetchone()[0] == 35
+        with sqlite3.connect(hospital.kiosk_db) as kiosk:
             kiosk.execute("UPDATE checkins SET state = 'pending', sent_at = NULL WHERE id = ?",
                           [hospital.kiosk_ids[0]])
         result = hospital.sync(server.url)
@@ -203,6 +206,10 @@ def test_a_hospital_central_moves_to_postgresql_and_the_kiosk_syncs_on(
         ids = [r[0] for r in conn.execute("SELECT id::text FROM scans")]
         assert len(ids) == 35 + 5 and len(set(ids)) == len(ids)
         assert set(fresh) <= set(ids)
+        # Sealed by the kiosk, opened with the carried key file: none kept aside.
+        opened = conn.one("SELECT count(*) FROM scans WHERE id::text = ANY(?) AND "
+                          "person_key IS NOT NULL", [fresh])[0]
+        assert opened == 5 and conn.one("SELECT count(*) FROM unopened")[0] == 1
         (counted,) = conn.one("SELECT sum(scans) FROM daily_counts")
         assert counted == 40
 
