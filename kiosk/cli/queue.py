@@ -412,6 +412,69 @@ def central_export(db_path: str | None) -> None:
             click.echo(json.dumps(item, ensure_ascii=False, sort_keys=True))
 
 
+@central.command("copy")
+@click.option("--from", "source", required=True, type=click.Path(dir_okay=False),
+              help="the SQLite central database to move (opened read-only)")
+@click.option("--to", "target", required=True,
+              help="the PostgreSQL central, a postgresql:// URL; migrated to the current "
+                   "schema, and it must be empty")
+@click.option("--key-file", "key_file", type=click.Path(dir_okay=False),
+              help="the old central's signing key (its .sealing file beside it): prints the "
+                   "fingerprint kiosks pinned and checks the sealing keys")
+@click.option("--verify-only", is_flag=True,
+              help="copy nothing: compare an earlier copy with its source again")
+def central_copy(source: str, target: str, key_file: str | None, verify_only: bool) -> None:
+    """Move a SQLite central to PostgreSQL: every table but the dashboard's sessions,
+    streamed in one transaction, then verified (row counts and a checksum of every
+    column, per table).  Exits 1 on any difference.  Stop the server first.
+
+    The keys are not in the database: carry the signing key, its .rotations.json and its
+    .sealing file to the new server and start it with --key-file (docs/central.md).
+
+    Example: checkpoint-kiosk central copy --from /var/lib/checkpoint-central/central.db
+    --to postgresql://central@/central?host=/run/postgresql --key-file central.db.signing-key
+    """
+    from offline_queue.central import transfer
+    from offline_queue.central.backend import describe
+    from offline_queue.errors import StoreError
+
+    def progress(text: str) -> None:
+        click.echo(text, err=True)
+
+    try:
+        keys = transfer.check_keys(key_file, source) if key_file else None
+        if verify_only:
+            report = transfer.verify(source, target, progress=progress)
+        else:
+            report = transfer.copy_central(source, target, progress=progress)
+    except StoreError as e:
+        raise click.ClickException(str(e)) from e
+    for line in report.lines():
+        click.echo(line)
+    if keys is not None:
+        click.echo(f"signing key {keys.path}: fingerprint {keys.fingerprint} (what the kiosks "
+                   "pinned: provisioning's central_key)")
+        for earlier in keys.earlier_fingerprints:
+            click.echo(f"  rotated from {earlier} (kiosks pinned to it follow the rotations)")
+        click.echo(f"sealing keys: {', '.join(keys.sealing_key_ids)}")
+        if keys.unopened_key_ids_missing:
+            click.echo(f"warning: kept-aside check-ins (unopened) are sealed to keys this "
+                       f"file does not hold: {', '.join(keys.unopened_key_ids_missing)}; "
+                       "find the key file that has them", err=True)
+    else:
+        click.echo("the keys are not in the database: copy the signing key, its "
+                   ".rotations.json and .sealing files to the new server and start it with "
+                   "--key-file (give --key-file here to print the fingerprint kiosks pinned)")
+    if report.mismatches:
+        names = ", ".join(t.name for t in report.mismatches)
+        click.echo(f"error: the copy in {describe(target)!r} differs from {source!r} in: "
+                   f"{names}; do not start the central on it: drop the database, create it "
+                   "again and copy again", err=True)
+        sys.exit(1)
+    click.echo(("verified" if verify_only else "copied and verified")
+               + f": {len(report.tables)} tables equal")
+
+
 @central.command("rotate-sealing-key")
 @_central_db_option
 def central_rotate_sealing_key(db_path: str | None) -> None:
