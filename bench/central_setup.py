@@ -74,12 +74,15 @@ from bench.install_chroot import (
     copy_source,
     debian_arch,
     detect_mirror,
+    finish,
     in_chroot,
     mounted,
     mounts_under,
+    preflight,
     prepare_root,
     processes_in,
     release,
+    unwind_on_signals,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -1161,25 +1164,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, help="write the JSON report here")
     ap.add_argument("--keep", action="store_true", help="keep the chroot folder afterwards")
     args = ap.parse_args(argv)
-    if os.geteuid() != 0:
-        print("central_setup: needs root (debootstrap, mount, chroot)", file=sys.stderr)
-        return 2
-    for tool in ("debootstrap", "git", "chroot", "mount"):
-        if shutil.which(tool) is None:
-            print(f"central_setup: {tool!r} is missing; apt-get install {tool}",
-                  file=sys.stderr)
-            return 2
     root = args.root.resolve()
-    if root in (Path("/"), Path("/var/tmp"), Path("/tmp")) or \
-            not str(root).startswith(("/var/tmp/", "/tmp/")):
-        print(f"central_setup: --root {str(root)!r} must be a folder under /var/tmp or /tmp",
-              file=sys.stderr)
+    problem = preflight("central_setup", root)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
-
-    def stop(signum, frame):
-        raise SystemExit(128 + signum)
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGHUP, stop)
+    unwind_on_signals()
 
     report = Report()
     report.facts["host"] = f"{platform.system()} {platform.machine()}"
@@ -1199,12 +1189,7 @@ def main(argv: list[str] | None = None) -> int:
         report.facts["logs"] = str(log_dir)
         if not left and not args.keep and root.exists():
             shutil.rmtree(root)
-    if args.report:
-        args.report.write_text(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n")
-    failed = [c["name"] for c in report.checks if not c["ok"]]
-    print(f"central_setup: {len(report.checks) - len(failed)} passed, {len(failed)} failed "
-          f"in {report.timings['total_s']} s; logs in {log_dir}")
-    return 0 if report.ok else 1
+    return finish("central_setup", report, args.report, log_dir)
 
 
 if __name__ == "__main__":

@@ -1031,6 +1031,38 @@ def run(root: Path, cache: Path, mirror: str, log_dir: Path, report: Report, arc
 
 
 # Complexity over 10 on purpose: a script's flat argument checks, then the one run.
+
+def preflight(prog: str, root: Path) -> str | None:
+    """Why a root-building harness cannot run here (not root, a tool missing, a --root
+    that is not a scratch folder), or None."""
+    if os.geteuid() != 0:
+        return f"{prog}: needs root (debootstrap, mount, chroot)"
+    for tool in ("debootstrap", "git", "chroot", "mount"):
+        if shutil.which(tool) is None:
+            return f"{prog}: {tool!r} is missing; apt-get install {tool}"
+    if root in (Path("/"), Path("/var/tmp"), Path("/tmp")) or \
+            not str(root).startswith(("/var/tmp/", "/tmp/")):
+        return f"{prog}: --root {str(root)!r} must be a folder under /var/tmp or /tmp"
+    return None
+
+
+def unwind_on_signals() -> None:
+    """SIGTERM/SIGHUP unwind through the finally blocks (mounts) like Ctrl-C does."""
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
+
+
+def finish(prog: str, report: Report, path: Path | None, log_dir: Path) -> int:
+    """Write the JSON report (when asked), print the one-line summary, give the exit status."""
+    if path:
+        path.write_text(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n")
+    failed = [c["name"] for c in report.checks if not c["ok"]]
+    print(f"{prog}: {len(report.checks) - len(failed)} passed, {len(failed)} failed "
+          f"in {report.timings['total_s']} s; logs in {log_dir}")
+    return 0 if report.ok else 1
+
 def main(argv: list[str] | None = None) -> int:  # noqa: C901
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1053,25 +1085,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901
     ap.add_argument("--suite-timeout", type=float, default=5400,
                     help="limit for all the tests inside the root, seconds (default 5400)")
     args = ap.parse_args(argv)
-    if os.geteuid() != 0:
-        print("install_chroot: needs root (debootstrap, mount, chroot)", file=sys.stderr)
-        return 2
-    for tool in ("debootstrap", "git", "chroot", "mount"):
-        if shutil.which(tool) is None:
-            print(f"install_chroot: {tool!r} is missing; apt-get install {tool}", file=sys.stderr)
-            return 2
     root = args.root.resolve()
-    if root in (Path("/"), Path("/var/tmp"), Path("/tmp")) or \
-            not str(root).startswith(("/var/tmp/", "/tmp/")):
-        print(f"install_chroot: --root {str(root)!r} must be a folder under /var/tmp or /tmp",
-              file=sys.stderr)
+    problem = preflight("install_chroot", root)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
-
-    # SIGTERM/SIGHUP unwind through the finally blocks (mounts) like Ctrl-C does.
-    def stop(signum, frame):
-        raise SystemExit(128 + signum)
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGHUP, stop)
+    unwind_on_signals()
 
     host_arch = debian_arch()
     arch = args.arch or host_arch
@@ -1108,12 +1127,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901
         report.facts["logs"] = str(log_dir)
         if not mounts_under(root) and not args.keep and root.exists():
             shutil.rmtree(root)
-    if args.report:
-        args.report.write_text(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n")
-    failed = [c["name"] for c in report.checks if not c["ok"]]
-    print(f"install_chroot: {len(report.checks) - len(failed)} passed, {len(failed)} failed "
-          f"in {report.timings['total_s']} s; logs in {log_dir}")
-    return 0 if report.ok else 1
+    return finish("install_chroot", report, args.report, log_dir)
 
 
 if __name__ == "__main__":
