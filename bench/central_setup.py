@@ -751,6 +751,16 @@ def run_proxy_block(root: Path, report: Report, log_dir: Path, doc: SetupDoc) ->
                  link.is_symlink() and key.is_file() and
                  stat.S_IMODE(key.stat().st_mode) == 0o600,
                  os.readlink(link) if link.is_symlink() else "no link")
+    # The doc raises Debian's connection allowance for a province's herd: what nginx would
+    # run with, as nginx itself reads it.
+    dump = in_chroot(root, "nginx", "-T")
+    report.check("nginx -T: worker_connections 8192, worker_rlimit_nofile 20000 and "
+                 "keepalive_timeout 20s are in force",
+                 dump.returncode == 0 and all(
+                     re.search(rf"^\s*{setting}\s*;", dump.stdout, re.M) for setting in (
+                         r"worker_connections\s+8192", r"worker_rlimit_nofile\s+20000",
+                         r"keepalive_timeout\s+20s")),
+                 dump.stderr[-500:] if dump.returncode else "")
     return True
 
 
