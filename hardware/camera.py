@@ -30,6 +30,14 @@ log = logging.getLogger(__name__)
 # exposure profile").
 EXPOSURE_PROFILES = ("normal", "short")
 
+
+def check_exposure(exposure: str) -> None:
+    """CameraError unless ``exposure`` is one of EXPOSURE_PROFILES."""
+    if exposure not in EXPOSURE_PROFILES:
+        raise CameraError(f"camera exposure {exposure!r} is not one of "
+                          f"{', '.join(repr(p) for p in EXPOSURE_PROFILES)}")
+
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".h264", ".mjpeg", ".webm"}
 
@@ -111,9 +119,7 @@ def open_camera(spec: str, *, width: int = 640, height: int = 480, crop: float =
     ``crop``, ``autofocus`` and ``exposure`` apply to the Pi camera only (see
     :class:`PiCamera`).
     """
-    if exposure not in EXPOSURE_PROFILES:
-        raise CameraError(f"camera exposure {exposure!r} is not one of "
-                          f"{', '.join(repr(p) for p in EXPOSURE_PROFILES)}")
+    check_exposure(exposure)
     parsed = CameraSpec.parse(spec)
     if parsed.backend == "replay":
         return ReplayCamera(parsed.target, fps=parsed.fps, loop=parsed.loop, spec=spec)
@@ -351,9 +357,7 @@ class PiCamera:
                  autofocus: bool = True, exposure: str = "normal",
                  spec: str = "picamera2") -> None:
         self.spec = spec
-        if exposure not in EXPOSURE_PROFILES:
-            raise CameraError(f"camera exposure {exposure!r} is not one of "
-                              f"{', '.join(repr(p) for p in EXPOSURE_PROFILES)}")
+        check_exposure(exposure)
         try:
             from picamera2 import Picamera2
         except ImportError as e:
