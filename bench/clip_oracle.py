@@ -32,7 +32,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from bench.clipgen import EXPOSURES, Clip
+from bench.clipgen import CAMERAS, EXPOSURES, GLARES, Clip
 from bench.stream import WITHIN, load_clips
 
 # Passes the stream decoder has (on a candidate box, or the whole frame for zbar).
@@ -261,12 +261,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kinds", default="card,phone,paper")
     ap.add_argument("--exposure", choices=EXPOSURES, default="normal",
                     help="the camera's AeExposureMode profile the clips model (default normal)")
+    ap.add_argument("--glare", choices=GLARES, default="lamps",
+                    help="lamps in a phone's glass: reflected from a ceiling (lamps, the "
+                         "default) or the older fixed spot (fixed)")
+    ap.add_argument("--camera", choices=CAMERAS, default="mix",
+                    help="camera module: half and half (mix, the default), or every clip "
+                         "seen by a module3 or a module2")
     args = ap.parse_args(argv)
-    clips = [c for c in load_clips(args.per_kind, args.seed, exposure=args.exposure)
+    clips = [c for c in load_clips(args.per_kind, args.seed, exposure=args.exposure,
+                                   glare=args.glare, camera=args.camera)
              if c.payload is not None and c.kind in args.kinds.split(",")]
     firsts = stream_firsts(clips)
     missed = [c for c, f in zip(clips, firsts, strict=True) if f is None or f >= WITHIN]
-    print(f"{len(clips)} clips with a code (exposure {args.exposure}), stream misses "
+    print(f"{len(clips)} clips with a code (exposure {args.exposure}, glare {args.glare}, "
+          f"camera {args.camera}), "
+          f"stream misses "
           f"{len(missed)} within {WITHIN} frames")
     classes: Counter[str] = Counter()
     by_pass: Counter[str] = Counter()

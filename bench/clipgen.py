@@ -21,6 +21,10 @@ follows from a physical model, in millimetres and seconds, through the optics of
   behind, 0.6–2 m, to the code with a time constant of 50–120 ms, in dioptres), or a
   Module 2 whose lens was turned to 25 cm; the defocus disk follows from aperture and
   distance;
+* **glare**: a phone's glass is a mirror.  The ceiling has a grid of lamps
+  (:func:`ceiling_lamps`); the camera sees one in the glass where the line to its mirror
+  image crosses the glass (:func:`reflections`), so whether a phone shows a lamp, and where,
+  follows from its tilt, and the reflection moves as the phone turns;
 * sensor noise is new in every frame; a 1280x720 webcam sends MJPEG.
 
 Kinds: ``card`` (the 11 mm code of a 2024 CCCD through the native-resolution centre
@@ -171,14 +175,97 @@ def _blank_card(rng: np.random.Generator, n: int) -> np.ndarray:
     return 1.0 - ink.astype(np.float32) / 255 * 0.85
 
 
+GLARES = ("lamps", "fixed")
+CAMERAS = ("mix", "module3", "module2")
+
+
+@dataclass(frozen=True)
+class Lamp:
+    """A ceiling lamp, in mm in the camera's frame (x right, y down, z along the lens)."""
+
+    x: float
+    y: float
+    z: float
+    radius: float
+
+
+def ceiling_lamps(rng: np.random.Generator) -> list[Lamp]:
+    """The lamps of a ceiling around the kiosk: a grid, as offices and halls are lit.
+
+    The camera stands 1.1-1.5 m above the floor under a ceiling of 2.6-3.2 m; the lamps are
+    1.5-3 m apart, from downlights (5 cm) to panels (30 cm across half of it), and the grid
+    lies anywhere: within 5 m of the camera, behind it as well as in front.
+    """
+    above = rng.uniform(2600.0, 3200.0) - rng.uniform(1100.0, 1500.0)
+    pitch = rng.uniform(1500.0, 3000.0)
+    radius = rng.uniform(50.0, 300.0)
+    ox, oz = rng.uniform(0, pitch, 2)
+    steps = np.arange(-5000.0, 5000.0 + 1, pitch)
+    return [Lamp(float(ox + gx), -above, float(oz + gz), radius) for gx in steps for gz in steps]
+
+
+def glass_normal(tilt: float, tilt_axis: float) -> np.ndarray:
+    """Unit normal of a card or phone facing the camera, tilted as ``framegen._place`` draws it.
+
+    ``_place`` turns the face about the image-plane axis at ``tilt_axis`` so that the side
+    across that axis recedes; a face that recedes on one side faces towards that side.
+    """
+    across = np.array([-np.sin(tilt_axis), np.cos(tilt_axis)])
+    return np.array([across[0] * np.sin(tilt), across[1] * np.sin(tilt), -np.cos(tilt)])
+
+
+def reflections(lamps: list[Lamp], centre_mm: np.ndarray, normal: np.ndarray,
+                focal_px: float, size: tuple[int, int]) -> list[tuple[float, float, float]]:
+    """Where the camera sees each lamp in a mirror (a phone's glass): (x px, y px, sigma px).
+
+    The camera sees a lamp's mirror image L' = L - 2((L - P).n) n through the plane of the
+    glass (point P, normal n towards the camera), on the line from the lens to L' -- if the
+    lamp is in front of the glass (a lamp behind it cannot shine on it) and L' is in front
+    of the lens.  The reflection's size is the lamp's, seen at the distance |L'| it has
+    travelled.  A reflection whose centre is far outside the frame is left out; whether it
+    falls on the glass is for the caller's mask.
+    """
+    w, h = size
+    seen = []
+    for lamp in lamps:
+        pos = np.array([lamp.x, lamp.y, lamp.z])
+        side = float((pos - centre_mm) @ normal)
+        if side <= 0:
+            continue
+        image = pos - 2 * side * normal
+        if image[2] <= 0:
+            continue
+        u = w / 2 + focal_px * image[0] / image[2]
+        v = h / 2 + focal_px * image[1] / image[2]
+        sigma = focal_px * lamp.radius / float(np.linalg.norm(image))
+        if -4 * sigma < u < w + 4 * sigma and -4 * sigma < v < h + 4 * sigma:
+            seen.append((float(u), float(v), sigma))
+    return seen
+
+
 def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa: C901
-              exposure: str = "normal") -> Clip:
+              exposure: str = "normal", glare: str = "lamps", camera: str = "mix") -> Clip:
     """Clip ``index`` of ``kind``; the same arguments always give the same pixels.
 
     ``exposure`` is the camera's AeExposureMode profile (``EXPOSURES``).  The same clip in
     another profile is the same scene, hand and code: only the shutter (motion blur) and
     the gain (noise) differ.
+
+    ``glare`` is how a lamp shows in a phone's glass: ``"lamps"`` (the default) reflects the
+    lamps of a ceiling (:func:`ceiling_lamps`) in the glass as a mirror does, so a
+    reflection is there only when the phone's tilt sends a lamp into the lens, and moves as
+    the phone turns; ``"fixed"`` is the model before 2026-12-06 (``GLARES``): one lamp on
+    every phone, fixed in the image.  Both draw the same numbers for everything else, so
+    the two give the same clip but for the glass.
+
+    ``camera`` is ``"mix"`` (the default: each clip draws a Module 3 or a Module 2, half and
+    half), or ``"module3"`` / ``"module2"``: the same scene (hand, code, light, surface)
+    seen by that camera module, as a fleet of one kind would see it.
     """
+    if glare not in GLARES:
+        raise ValueError(f"unknown glare model {glare!r}; choose one of {GLARES}")
+    if camera not in CAMERAS:
+        raise ValueError(f"unknown camera {camera!r}; choose one of {CAMERAS}")
     if kind not in CLIP_KINDS:
         raise ValueError(f"unknown clip kind {kind!r}; choose one of {CLIP_KINDS}")
     if exposure not in EXPOSURES:
@@ -214,7 +301,8 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
     else:
         size_mm, rest_d = rng.uniform(30.0, 70.0), rng.uniform(150.0, 320.0)
     symbol = n - 8 if kind != "no_code" else n
-    autofocus = prng.random() < 0.5
+    drawn_af = prng.random() < 0.5
+    autofocus = {"mix": drawn_af, "module3": True, "module2": False}[camera]
     # The autofocus clips are a Camera Module 3, with its own lens and sensor; the others
     # a Module 2.
     optics = fg.MODULE3 if autofocus else fg.MODULE2
@@ -256,14 +344,20 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
     tilt_axis = rng.uniform(0, np.pi)
 
     # Focus: Module 3 hunting from the room behind, or a Module 2 turned to 25 cm.
+    # The autofocus draws come from the scene's stream when the drawn camera was a Module 3;
+    # a camera forced otherwise keeps that stream in step, so every other draw (the hand,
+    # the surface, the noise) is the same scene.
+    af_rng = rng if drawn_af else np.random.default_rng(list(f"{key}:af".encode()))
+    if drawn_af and not autofocus:
+        rng.integers(2, 5), rng.uniform(0.05, 0.12), rng.uniform(600.0, 2000.0)
     if autofocus:
-        late = int(rng.integers(2, 5))
-        lag = rng.uniform(0.05, 0.12)
+        late = int(af_rng.integers(2, 5))
+        lag = af_rng.uniform(0.05, 0.12)
         # The lens moves in dioptres (1/distance): its travel from the sensor is
         # proportional to them, and libcamera's autofocus (rpi.af) works in them.  An
         # approach that is exponential in distance would leave the focus far too long
         # beyond a close code (at 2 time constants: 1.7 D behind, not 0.4 D).
-        inv = 1 / rng.uniform(600.0, 2000.0)
+        inv = 1 / af_rng.uniform(600.0, 2000.0)
         focus = np.empty_like(t)
         for i, d in enumerate(ds):
             if i >= late:
@@ -296,6 +390,10 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
     k_bin = optics.sensor_px / (w * zoom)
     gx, gy = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h
     shade_ang = rng.uniform(0, 2 * np.pi)
+    # The lamps come from their own stream of numbers, so that every other draw (and so
+    # every clip without a screen) stays what it was under the fixed model.
+    lamps = ceiling_lamps(np.random.default_rng(list(f"{key}:lamps".encode())))
+    glare_frames = 0
 
     frames = []
     blur_px = []
@@ -316,8 +414,17 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
             yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
             phase = 2 * np.pi * (np.cos(s_ang) * xx + np.sin(s_ang) * yy) / period
             moire = 1 - depth * (0.5 + 0.5 * np.cos(phase))
-            glare = gain * np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * gr * gr))
-            lit = np.clip(frame * moire, 0, 1) ** gamma + glare
+            if glare == "fixed":
+                spots = [(gx, gy, gr)]
+            else:
+                spots = reflections(lamps, np.array([xs[i], ys[i], ds[i]]),
+                                    glass_normal(float(tilt[i]), tilt_axis), ppm * ds[i],
+                                    (w, h))
+            shine = np.zeros_like(frame)
+            for sx, sy, sr in spots:
+                shine += gain * np.exp(-((xx - sx) ** 2 + (yy - sy) ** 2) / (2 * sr * sr))
+            glare_frames += bool(spots) and float((shine * glass).max()) > 0.05
+            lit = np.clip(frame * moire, 0, 1) ** gamma + shine
             frame = frame * (1 - glass) + lit * glass
         if shade:
             yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -337,7 +444,8 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
         defocus_px.append(round(radius, 1))
     params = {"size": (w, h), "family": family, "like": like, "autofocus": autofocus,
               "camera": camera, "dim": dim, "tau_s": round(tau, 3),
-              "exposure": exposure, "shutter_ms": round(1000 * shutter, 2),
+              "exposure": exposure, "glare": glare, "glare_frames": glare_frames,
+              "shutter_ms": round(1000 * shutter, 2),
               "gain": round(sensor_gain, 2), "noise": round(noise, 4),
               "px_per_module": round(ppm_rest * code_mm / n, 2),
               "motion_blur_px": blur_px, "defocus_radius_px": defocus_px,
@@ -346,11 +454,12 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
 
 
 def clips(per_kind: int, seed: int = 0, kinds: tuple[str, ...] = CLIP_KINDS,
-          n_frames: int = 30, exposure: str = "normal"):
+          n_frames: int = 30, exposure: str = "normal", glare: str = "lamps",
+          camera: str = "mix"):
     """``per_kind`` clips of each kind, kind by kind."""
     for kind in kinds:
         for i in range(per_kind):
-            yield make_clip(kind, i, seed, n_frames, exposure)
+            yield make_clip(kind, i, seed, n_frames, exposure, glare, camera)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -365,8 +474,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--exposure", choices=EXPOSURES, default="normal",
                         help="the camera's AeExposureMode profile (default normal)")
+    parser.add_argument("--glare", choices=GLARES, default="lamps",
+                        help="lamps in a phone's glass: reflected from a ceiling (lamps, the "
+                             "default) or the older fixed spot (fixed)")
+    parser.add_argument("--camera", choices=CAMERAS, default="mix",
+                        help="camera module: half and half (mix, the default), or every clip "
+                             "seen by a module3 or a module2")
     args = parser.parse_args(argv)
-    for clip in clips(args.per_kind, args.seed, exposure=args.exposure):
+    for clip in clips(args.per_kind, args.seed, exposure=args.exposure, glare=args.glare,
+                      camera=args.camera):
         folder = args.outdir / f"{clip.kind}-{clip.index:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         for i, frame in enumerate(clip.frames):

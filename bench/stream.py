@@ -57,14 +57,15 @@ DecodeFn = Callable[[np.ndarray], list[bytes]]
 
 
 def load_clips(per_kind: int, seed: int, cache: bool = True,
-               exposure: str = "normal") -> list[Clip]:
+               exposure: str = "normal", glare: str = "lamps",
+               camera: str = "mix") -> list[Clip]:
     """The clip set, from the git-ignored cache when it was built before."""
     src = Path(clipgen.__file__).read_bytes() + Path(framegen.__file__).read_bytes()
     version = hashlib.sha1(src).hexdigest()[:10]
-    path = CACHE / f"clips-seed{seed}-n{per_kind}-{exposure}-{version}.npz"
+    path = CACHE / f"clips-seed{seed}-n{per_kind}-{exposure}-{glare}-{camera}-{version}.npz"
     if cache and path.exists():
         return list(np.load(path, allow_pickle=True)["clips"])
-    out = list(clipgen.clips(per_kind, seed, exposure=exposure))
+    out = list(clipgen.clips(per_kind, seed, exposure=exposure, glare=glare, camera=camera))
     if cache:
         CACHE.mkdir(exist_ok=True)
         arr = np.empty(len(out), dtype=object)
@@ -308,12 +309,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slow", type=float, default=1.0, help="with --live: CPU K times slower")
     ap.add_argument("--exposure", choices=clipgen.EXPOSURES, default="normal",
                     help="the camera's AeExposureMode profile the clips model (default normal)")
+    ap.add_argument("--glare", choices=clipgen.GLARES, default="lamps",
+                    help="lamps in a phone's glass: reflected from a ceiling (lamps, the "
+                         "default) or the older fixed spot (fixed)")
+    ap.add_argument("--camera", choices=clipgen.CAMERAS, default="mix",
+                    help="camera module: half and half (mix, the default), or every clip "
+                         "seen by a module3 or a module2")
     ap.add_argument("--no-cache", action="store_true")
     args = ap.parse_args(argv)
     t = time.perf_counter()
-    clips = load_clips(args.per_kind, args.seed, cache=not args.no_cache, exposure=args.exposure)
+    clips = load_clips(args.per_kind, args.seed, cache=not args.no_cache, exposure=args.exposure,
+                       glare=args.glare, camera=args.camera)
     print(f"{len(clips)} clips (seed {args.seed}, {args.per_kind} a kind, exposure "
-          f"{args.exposure}) ready in "
+          f"{args.exposure}, glare {args.glare}, camera {args.camera}) ready in "
           f"{time.perf_counter() - t:.1f} s", file=sys.stderr)
     if args.live:
         for name in args.decoders.split(","):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import segno
 from PIL import Image
 
@@ -92,8 +93,11 @@ def _digest(clip) -> str:
 def test_the_default_exposure_profile_gives_the_clips_of_before():
     from bench.clipgen import make_clip
 
-    got = {key: _digest(make_clip(*key, seed=5, n_frames=3)) for key in _PINNED}
+    got = {key: _digest(make_clip(*key, seed=5, n_frames=3, glare="fixed")) for key in _PINNED}
     assert got == _PINNED
+    # The lamps model changes a phone's glass and nothing else.
+    lamps = {key: _digest(make_clip(*key, seed=5, n_frames=3)) for key in _PINNED}
+    assert {k for k in _PINNED if lamps[k] != _PINNED[k]} == {("phone", 1)}
     normal = make_clip("card", 3, seed=5, n_frames=3, exposure="normal")
     assert _digest(normal) == _PINNED[("card", 3)]
     assert normal.params["shutter_ms"] == 33.33 and normal.params["dim"]
@@ -172,3 +176,71 @@ def test_the_exposure_bench_tabulates_both_profiles():
                                     "8.3 ms x2.00"]
     dim = rows[-1].split(" | ")
     assert dim[0] == "1/12.5" and dim[1] == dim[2] and dim[3] == dim[4]
+
+
+def test_a_lamp_shows_in_the_glass_where_a_mirror_puts_it():
+    from bench.clipgen import Lamp, glass_normal, reflections
+
+    focal, size = 500.0, (640, 480)
+    facing = glass_normal(0.0, 0.0)
+    assert np.allclose(facing, [0, 0, -1])
+    # A lamp on the lens's axis behind the camera, a phone face-on in front of it: the
+    # camera sees the lamp straight ahead, as big as it is at its mirror distance.
+    behind = Lamp(0.0, 0.0, -1000.0, 100.0)
+    (u, v, sigma), = reflections([behind], np.array([0.0, 0.0, 200.0]), facing, focal, size)
+    assert (u, v) == (320.0, 240.0) and abs(sigma - focal * 100 / 1400) < 1e-9
+    # Moving the phone in its own plane does not move the reflection (a far mirror image).
+    (u2, v2, _), = reflections([behind], np.array([30.0, -20.0, 200.0]), facing, focal, size)
+    assert (u2, v2) == (u, v)
+    # Turning the mirror by a small angle turns the reflected ray of a far lamp by twice
+    # that (a near one by less: its mirror image turns about the phone, not the lens).
+    far = Lamp(0.0, 0.0, -1e7, 100.0)
+    tilt = np.radians(2.0)
+    (u3, v3, _), = reflections([far], np.array([0.0, 0.0, 200.0]),
+                               glass_normal(tilt, 0.0), focal, size)
+    seen = np.degrees(np.arctan2(v3 - 240.0, focal))
+    assert u3 == pytest.approx(320.0) and abs(abs(seen) - 4.0) < 0.1
+    # A ceiling lamp 1.5 m up and 0.5 m behind is out of view of a face-on phone, and
+    # comes into view when the phone leans back (faces up, -y) far enough.
+    ceiling = Lamp(0.0, -1500.0, -500.0, 150.0)
+    assert reflections([ceiling], np.array([0.0, 0.0, 200.0]), facing, focal, size) == []
+    back = glass_normal(np.radians(25.0), np.pi)
+    assert back[1] < 0
+    (_, v4, _), = reflections([ceiling], np.array([0.0, 0.0, 200.0]), back, focal, size)
+    assert 0 < v4 < 240
+    # A lamp behind the glass cannot shine on it.
+    beyond = Lamp(0.0, -100.0, 900.0, 150.0)
+    assert reflections([beyond], np.array([0.0, 0.0, 200.0]), facing, focal, size) == []
+
+
+def test_the_lamps_model_lights_some_phones_and_not_others():
+    from bench.clipgen import make_clip
+
+    phones = [make_clip("phone", i, seed=5, n_frames=8) for i in range(12)]
+    lit = [c.params["glare_frames"] for c in phones]
+    assert 0 < sum(n > 0 for n in lit) < len(lit)
+    assert all(c.params["glare"] == "lamps" for c in phones)
+    card = make_clip("card", 0, seed=5, n_frames=3)
+    assert card.params["glare_frames"] == 0
+    with pytest.raises(ValueError, match="glare model 'mirror'.*lamps"):
+        make_clip("phone", 0, seed=5, n_frames=1, glare="mirror")
+
+
+def test_a_camera_can_be_forced_on_the_same_scenes():
+    from bench.clipgen import make_clip
+
+    for i in range(6):
+        mix = make_clip("card", i, seed=5, n_frames=3)
+        for camera in ("module3", "module2"):
+            forced = make_clip("card", i, seed=5, n_frames=3, camera=camera)
+            assert forced.params["camera"] == camera
+            assert forced.params["autofocus"] == (camera == "module3")
+            same = ("tau_s", "dim", "family", "shutter_ms", "noise", "size")
+            assert {k: forced.params[k] for k in same} == {k: mix.params[k] for k in same}
+            assert (forced.payload == mix.payload)
+            if mix.params["camera"] == camera:
+                assert _digest(forced) == _digest(mix)
+            else:
+                assert _digest(forced) != _digest(mix)
+    with pytest.raises(ValueError, match="unknown camera 'module4'"):
+        make_clip("card", 0, seed=5, n_frames=1, camera="module4")
