@@ -53,6 +53,44 @@ class Frame:
     index: int  # running count since the camera was opened
 
 
+# A shutter this long blurs a code the hand is still moving: at the hand speeds of
+# bench/clipgen.py the codes the benches could not read in time were all taken at 30-33 ms
+# (docs/decoding.md, "Why clips are missed").  libcamera's normal profile gets there in
+# half the light of a bright entrance.
+LONG_SHUTTER_S = 0.030
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    """What the camera's automatic exposure and focus are doing (a Pi camera tells; others not).
+
+    ``shutter_s`` and ``gain`` (analogue x digital) are what the automatic exposure chose
+    for the last frame; ``autofocus`` is whether the lens focuses by itself (a Camera
+    Module 3 in continuous autofocus) rather than being fixed (a Module 2).
+    """
+
+    shutter_s: float
+    gain: float
+    autofocus: bool
+
+    def advice(self) -> list[str]:
+        """What a technician should change, one sentence each; empty when nothing."""
+        out = []
+        if not self.autofocus:
+            out.append("the lens has no autofocus (a Camera Module 2?): codes held nearer or "
+                       "farther than its focus blur; a Camera Module 3 reads them "
+                       "(docs/decoding.md, 'Camera set-up')")
+        if self.shutter_s >= LONG_SHUTTER_S:
+            out.append(f"little light: the shutter is at {1000 * self.shutter_s:.0f} ms "
+                       f"(gain {self.gain:.1f}), so a code that still moves is blurred; "
+                       "light the place where people hold their codes")
+        return out
+
+    def describe(self) -> str:
+        focus = "autofocus" if self.autofocus else "fixed focus"
+        return f"shutter {1000 * self.shutter_s:.1f} ms, gain {self.gain:.1f}, {focus}"
+
+
 class Camera(Protocol):
     """What the scan loop needs from a camera."""
 
@@ -60,6 +98,10 @@ class Camera(Protocol):
 
     def read(self, timeout: float = 1.0) -> Frame | None:
         """The next frame, or None if none came within ``timeout`` seconds."""
+        ...
+
+    def settings(self) -> CameraSettings | None:
+        """Exposure and focus as the camera reports them; None when it does not."""
         ...
 
     def close(self) -> None: ...
@@ -260,6 +302,10 @@ class ReplayCamera:
             self._cache_bytes += size
         return image
 
+    def settings(self) -> CameraSettings | None:
+        """A recording has no exposure to report: None."""
+        return None
+
     def close(self) -> None:
         self._closed.set()
         if self._video is not None:
@@ -312,6 +358,10 @@ class V4L2Camera:
         self._index += 1
         gray = self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
         return Frame(np.ascontiguousarray(gray), time.monotonic_ns(), self._index)
+
+    def settings(self) -> CameraSettings | None:
+        """A webcam through OpenCV does not report its exposure: None."""
+        return None
 
     def close(self) -> None:
         if self._cap is not None:
@@ -382,7 +432,8 @@ class PiCamera:
                 x, y, w, h = cam.camera_properties["ScalerCropMaximum"]
                 cw, ch = int(w * crop), int(h * crop)
                 controls["ScalerCrop"] = (x + (w - cw) // 2, y + (h - ch) // 2, cw, ch)
-            if autofocus and "AfMode" in cam.camera_controls:
+            self.autofocus = "AfMode" in cam.camera_controls
+            if autofocus and self.autofocus:
                 from libcamera import controls as lc
 
                 controls["AfMode"] = lc.AfModeEnum.Continuous
@@ -397,6 +448,14 @@ class PiCamera:
             ) from e
         self._cam: Any = cam
         self._index = 0
+        # Only the technician can swap the module: said once, at start-up (the self-test
+        # says it again with the exposure).
+        if not self.autofocus:
+            log.warning("camera 'picamera2' has no autofocus (a Camera Module 2?): codes held "
+                        "off its focus distance read late or not at all; a Camera Module 3 is "
+                        "recommended (docs/decoding.md, 'Camera set-up')")
+        elif not autofocus:
+            self.autofocus = False
 
     def read(self, timeout: float = 1.0) -> Frame | None:
         if self._cam is None:
@@ -409,6 +468,21 @@ class PiCamera:
         # The lores array is (height * 3 / 2, stride); the luma plane is the top rows.
         y = yuv[: self.height, : self.width]
         return Frame(np.ascontiguousarray(y), time.monotonic_ns(), self._index)
+
+    def settings(self) -> CameraSettings | None:
+        """The last frame's exposure from libcamera's metadata, and whether it autofocuses."""
+        if self._cam is None:
+            raise CameraError("camera 'picamera2' is closed")
+        try:
+            md = self._cam.capture_metadata()
+            shutter = float(md["ExposureTime"]) / 1e6
+            gain = float(md.get("AnalogueGain", 1.0)) * float(md.get("DigitalGain", 1.0))
+        except (KeyError, TypeError, ValueError) as e:
+            log.debug("camera 'picamera2' metadata without exposure: %s", e)
+            return None
+        except Exception as e:
+            raise CameraError(f"camera 'picamera2' stopped delivering metadata: {e}") from e
+        return CameraSettings(shutter, gain, self.autofocus)
 
     def close(self) -> None:
         if self._cam is not None:

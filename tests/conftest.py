@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 # The central's PostgreSQL fixtures: pg_server, pg_url, db_target (sqlite and postgresql).
+from tests.fakepi import fake_pi  # noqa: F401
 from tests.pgserver import db_target, pg_server, pg_url  # noqa: F401
 
 # Headless everywhere: set before anything imports pygame or gpiozero.

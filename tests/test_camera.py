@@ -6,6 +6,7 @@ from PIL import Image
 
 from hardware.camera import CameraSpec, EndOfStream, ReplayCamera, open_camera
 from kiosk.errors import CameraError
+from tests.fakepi import FakePicamera2
 
 
 def make_folder(tmp_path, n=3):
@@ -125,68 +126,6 @@ def test_picamera2_centre_crop_on_a_pi():
     assert crop[2] == pytest.approx(full[2] / 2, rel=0.05)
 
 
-class FakePicamera2:
-    """What PiCamera uses of picamera2's Picamera2, recording the controls it is given."""
-
-    instances: list["FakePicamera2"] = []
-
-    def __init__(self, controls=("AeExposureMode", "AfMode")):
-        self.camera_controls = {name: (0, 3, 0) for name in controls}
-        self.camera_properties = {"ScalerCropMaximum": (0, 0, 3280, 2464)}
-        self.set: dict = {}
-        FakePicamera2.instances.append(self)
-
-    def create_video_configuration(self, **kw):
-        return kw
-
-    def configure(self, config):
-        self.config = config
-
-    def start(self):
-        pass
-
-    def set_controls(self, controls):
-        self.set.update(controls)
-
-    def capture_array(self, name):
-        return np.zeros((480 * 3 // 2, 640), np.uint8)
-
-    def stop(self):
-        pass
-
-    def close(self):
-        pass
-
-
-@pytest.fixture
-def fake_pi(monkeypatch):
-    """picamera2 and libcamera as on a Pi (they exist only there), in sys.modules."""
-    import enum
-    import sys
-    import types
-
-    class AeExposureModeEnum(enum.IntEnum):   # libcamera's values (control_ids_core.yaml)
-        Normal = 0
-        Short = 1
-        Long = 2
-        Custom = 3
-
-    class AfModeEnum(enum.IntEnum):
-        Manual = 0
-        Auto = 1
-        Continuous = 2
-
-    picamera2 = types.ModuleType("picamera2")
-    picamera2.Picamera2 = FakePicamera2
-    libcamera = types.ModuleType("libcamera")
-    libcamera.controls = types.SimpleNamespace(AeExposureModeEnum=AeExposureModeEnum,
-                                               AfModeEnum=AfModeEnum)
-    monkeypatch.setitem(sys.modules, "picamera2", picamera2)
-    monkeypatch.setitem(sys.modules, "libcamera", libcamera)
-    FakePicamera2.instances = []
-    return AeExposureModeEnum
-
-
 @pytest.mark.parametrize("exposure, mode", [("normal", "Normal"), ("short", "Short")])
 def test_the_exposure_setting_becomes_libcameras_ae_exposure_mode(fake_pi, exposure, mode):
     with open_camera("picamera2", exposure=exposure) as cam:
@@ -217,3 +156,50 @@ def test_the_runtime_passes_the_configured_exposure_to_the_camera(monkeypatch):
     assert seen["exposure"] == "short"
     configured_camera(Config())
     assert seen["exposure"] == "normal"
+
+
+def test_a_pi_camera_reports_its_exposure_and_focus(fake_pi):
+    from hardware.camera import CameraSettings
+
+    with open_camera("picamera2") as cam:
+        got = cam.settings()
+    assert got == CameraSettings(shutter_s=0.016667, gain=2.0, autofocus=True)
+    assert got.advice() == []
+    assert "shutter 16.7 ms, gain 2.0, autofocus" == got.describe()
+
+
+def test_a_dark_entrance_and_a_fixed_lens_are_told_to_the_technician(fake_pi, monkeypatch, caplog):
+    FakePicamera2.metadata.update(ExposureTime=33333, AnalogueGain=6.0, DigitalGain=1.3)
+    monkeypatch.setattr(FakePicamera2, "controls", ("AeExposureMode",))   # a Module 2
+    with caplog.at_level("WARNING", logger="hardware.camera"):
+        with open_camera("picamera2") as cam:
+            got = cam.settings()
+    assert got is not None and not got.autofocus and got.gain == pytest.approx(7.8)
+    advice = got.advice()
+    assert len(advice) == 2
+    assert "no autofocus" in advice[0] and "Module 3" in advice[0]
+    assert "33 ms" in advice[1] and "gain 7.8" in advice[1] and "light" in advice[1]
+    assert any("no autofocus" in r.getMessage() for r in caplog.records)
+
+
+def test_a_module_3_with_autofocus_turned_off_is_fixed_focus_and_not_warned(fake_pi, caplog):
+    with caplog.at_level("WARNING", logger="hardware.camera"):
+        with open_camera("picamera2", autofocus=False) as cam:
+            assert "AfMode" not in FakePicamera2.instances[-1].set
+            got = cam.settings()
+    assert got is not None and not got.autofocus
+    assert not caplog.records
+
+
+def test_metadata_without_an_exposure_is_no_settings(fake_pi):
+    FakePicamera2.metadata.clear()
+    with open_camera("picamera2") as cam:
+        assert cam.settings() is None
+
+
+def test_replays_and_webcams_report_no_settings(tmp_path):
+    from PIL import Image
+
+    Image.new("L", (64, 48), 128).save(tmp_path / "a.png")
+    with open_camera(f"replay:{tmp_path}") as cam:
+        assert cam.settings() is None

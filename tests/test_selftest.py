@@ -154,3 +154,34 @@ def test_the_report_never_prints_raw_control_characters():
     for text in (report.human(), report.to_json()):
         assert not any(c in text for c in "\x1b\x9b\u202e")
     assert json.loads(report.to_json())["checks"][0]["detail"].endswith("\u202eevil")
+
+
+def test_the_camera_check_tells_a_technician_about_a_fixed_lens_and_too_little_light(
+        fake_pi, monkeypatch, tmp_path):
+    from tests.fakepi import FakePicamera2
+
+    cfg = config_mod.Config().replace(store={"path": str(tmp_path / "k.db")})
+    assert cfg.camera.spec == "picamera2"
+    report = run_selftest(cfg, camera_seconds=2, synced_flag=tmp_path / "absent")
+    camera = next(c for c in report.checks if c.name == "camera")
+    assert camera.result == PASS, camera.detail
+    assert "shutter 16.7 ms, gain 2.0, autofocus" in camera.detail
+
+    monkeypatch.setattr(FakePicamera2, "controls", ("AeExposureMode",))
+    FakePicamera2.metadata.update(ExposureTime=33333, AnalogueGain=8.0)
+    report = run_selftest(cfg, camera_seconds=2, synced_flag=tmp_path / "absent")
+    camera = next(c for c in report.checks if c.name == "camera")
+    assert camera.result == WARN
+    assert "fixed focus" in camera.detail and "Camera Module 3" in camera.detail
+    assert "shutter is at 33 ms (gain 8.0)" in camera.detail
+
+
+def test_inside_the_kiosk_the_camera_check_leaves_the_camera_to_its_thread(tmp_path):
+    import numpy as np
+
+    cfg = config_mod.Config().replace(store={"path": str(tmp_path / "k.db")})
+    frames = iter([np.zeros((48, 64), np.uint8) for _ in range(5)])
+    report = run_selftest(cfg, frames=lambda: next(frames, None), camera_seconds=2,
+                          synced_flag=tmp_path / "absent")
+    camera = next(c for c in report.checks if c.name == "camera")
+    assert camera.result == PASS and camera.detail == "3 frames 64x48 from picamera2"

@@ -25,6 +25,7 @@ from offline_queue.disk import disk_space
 if TYPE_CHECKING:  # imported when a check runs: the command starts fast
     import requests
 
+    from hardware.camera import CameraSettings
     from hardware.signals import Signals
     from kiosk.config import Config
     from kiosk.runtime.scanner import DeviceState
@@ -139,15 +140,14 @@ def run_selftest(
 
 def _camera(cfg: Config, frames: FrameSource | None, seconds: float, seen: list[Any]
             ) -> tuple[str, str]:
+    """Frames come; with a camera opened here, also what its exposure and focus are doing.
+
+    Inside the running kiosk (``frames`` given) the capture thread owns the camera, so only
+    the frames are checked.
+    """
+    settings: CameraSettings | None = None
     if frames is not None:
-        deadline = time.monotonic() + seconds
-        last = None
-        while time.monotonic() < deadline and len(seen) < 3:
-            frame = frames()
-            if frame is not None and frame is not last:
-                seen.append(frame)
-                last = frame
-            time.sleep(0.05)
+        _gather(frames, seconds, seen)
     else:
         from kiosk.runtime.build import configured_camera
 
@@ -157,12 +157,34 @@ def _camera(cfg: Config, frames: FrameSource | None, seconds: float, seen: list[
                 frame = camera.read(timeout=min(1.0, seconds))
                 if frame is not None:
                     seen.append(frame.image)
+            if seen:
+                settings = camera.settings()
     if not seen:
         return FAIL, f"no frame from {cfg.camera.spec!r} within {seconds:.0f} s"
     shape = "x".join(str(n) for n in reversed(seen[-1].shape[:2]))
     if len(seen) < 3:
-        return WARN, f"only {len(seen)} frame(s) in {seconds:.0f} s ({shape})"
-    return PASS, f"{len(seen)} frames {shape} from {cfg.camera.spec}"
+        result, detail = WARN, f"only {len(seen)} frame(s) in {seconds:.0f} s ({shape})"
+    else:
+        result, detail = PASS, f"{len(seen)} frames {shape} from {cfg.camera.spec}"
+    if settings is not None:
+        detail += f"; {settings.describe()}"
+        advice = settings.advice()
+        if advice:
+            result = WARN
+            detail += "; " + "; ".join(advice)
+    return result, detail
+
+
+def _gather(frames: FrameSource, seconds: float, seen: list[Any]) -> None:
+    """Up to three distinct frames from the running kiosk's source within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline and len(seen) < 3:
+        frame = frames()
+        if frame is not None and frame is not last:
+            seen.append(frame)
+            last = frame
+        time.sleep(0.05)
 
 
 def _card(cfg: Config, frames: FrameSource | None, seen: list[Any], seconds: float
