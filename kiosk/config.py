@@ -77,6 +77,12 @@ class CameraConfig:
         "shutter shorter and raises the gain first: less motion blur, more noise "
         "(docs/decoding.md, 'Camera set-up: exposure profile').",
         default="normal", choices=("normal", "short"))
+    focus_range: str = _doc(
+        "Pi camera with autofocus: where the lens may focus (libcamera's AfRange). 'near' "
+        "(macro: 7-33 cm on a Module 3) waits at the distance codes are shown and reaches them "
+        "sooner; 'full' for a camera mounted farther than 33 cm from where people hold codes "
+        "(docs/decoding.md, 'Camera set-up: focus').",
+        default="near", choices=("near", "full"))
     retry_max_seconds: float = _doc(
         "Longest wait between attempts to reopen a lost camera (backoff doubles up to this).",
         default=30.0, low=0.1, high=3600,

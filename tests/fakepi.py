@@ -16,7 +16,7 @@ class FakePicamera2:
     instances: list[FakePicamera2] = []
     # What libcamera reports with each frame (microseconds, gains); tests change it.
     metadata: dict = {"ExposureTime": 16667, "AnalogueGain": 2.0, "DigitalGain": 1.0}
-    controls: tuple = ("AeExposureMode", "AfMode")
+    controls: tuple = ("AeExposureMode", "AfMode", "AfSpeed", "AfRange")
 
     def __init__(self, controls=None):
         controls = FakePicamera2.controls if controls is None else controls
@@ -68,11 +68,22 @@ def fake_pi(monkeypatch):
         Auto = 1
         Continuous = 2
 
+    class AfSpeedEnum(enum.IntEnum):
+        Normal = 0
+        Fast = 1
+
+    class AfRangeEnum(enum.IntEnum):
+        Normal = 0
+        Macro = 1
+        Full = 2
+
     picamera2 = types.ModuleType("picamera2")
     picamera2.Picamera2 = FakePicamera2
     libcamera = types.ModuleType("libcamera")
     libcamera.controls = types.SimpleNamespace(AeExposureModeEnum=AeExposureModeEnum,
-                                               AfModeEnum=AfModeEnum)
+                                               AfModeEnum=AfModeEnum,
+                                               AfSpeedEnum=AfSpeedEnum,
+                                               AfRangeEnum=AfRangeEnum)
     monkeypatch.setitem(sys.modules, "picamera2", picamera2)
     monkeypatch.setitem(sys.modules, "libcamera", libcamera)
     FakePicamera2.instances = []

@@ -155,7 +155,33 @@ def test_the_runtime_passes_the_configured_exposure_to_the_camera(monkeypatch):
     configured_camera(Config().replace(camera={"exposure": "short"}))
     assert seen["exposure"] == "short"
     configured_camera(Config())
-    assert seen["exposure"] == "normal"
+    assert seen["exposure"] == "normal" and seen["focus_range"] == "near"
+    configured_camera(Config().replace(camera={"focus_range": "full"}))
+    assert seen["focus_range"] == "full"
+
+
+def test_the_autofocus_is_fast_and_kept_near_the_codes(fake_pi):
+    import sys
+
+    lc = sys.modules["libcamera"].controls
+    with open_camera("picamera2"):
+        pass
+    got = FakePicamera2.instances[-1].set
+    assert got["AfMode"] == lc.AfModeEnum.Continuous
+    assert got["AfSpeed"] == lc.AfSpeedEnum.Fast
+    assert got["AfRange"] == lc.AfRangeEnum.Macro
+    with open_camera("picamera2", focus_range="full"):
+        pass
+    assert FakePicamera2.instances[-1].set["AfRange"] == lc.AfRangeEnum.Full
+    with open_camera("picamera2", autofocus=False):
+        pass
+    assert not {"AfMode", "AfSpeed", "AfRange"} & set(FakePicamera2.instances[-1].set)
+
+
+def test_an_unknown_focus_range_is_refused_before_the_camera_opens(fake_pi):
+    with pytest.raises(CameraError, match="focus_range 'macro' is not one of 'near', 'full'"):
+        open_camera("picamera2", focus_range="macro")
+    assert FakePicamera2.instances == []
 
 
 def test_a_pi_camera_reports_its_exposure_and_focus(fake_pi):

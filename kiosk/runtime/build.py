@@ -96,7 +96,7 @@ def configured_camera(cfg: Config) -> Any:
 
     c = cfg.camera
     return open_camera(c.spec, width=c.width, height=c.height, crop=c.crop,
-                       autofocus=c.autofocus, exposure=c.exposure)
+                       autofocus=c.autofocus, exposure=c.exposure, focus_range=c.focus_range)
 
 
 class UnavailableStore:
