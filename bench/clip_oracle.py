@@ -32,7 +32,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from bench.clipgen import CAMERAS, EXPOSURES, GLARES, Clip
+from bench.clipgen import AF_SETUPS, CAMERAS, EXPOSURES, GLARES, Clip
 from bench.stream import WITHIN, load_clips
 
 # Passes the stream decoder has (on a candidate box, or the whole frame for zbar).
@@ -267,14 +267,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--camera", choices=CAMERAS, default="mix",
                     help="camera module: half and half (mix, the default), or every clip "
                          "seen by a module3 or a module2")
+    ap.add_argument("--af", choices=AF_SETUPS, default="kiosk",
+                    help="Module 3 autofocus: as the kiosk sets it (kiosk, the default) or "
+                         "libcamera's defaults (libcamera)")
     args = ap.parse_args(argv)
     clips = [c for c in load_clips(args.per_kind, args.seed, exposure=args.exposure,
-                                   glare=args.glare, camera=args.camera)
+                                   glare=args.glare, camera=args.camera, af=args.af)
              if c.payload is not None and c.kind in args.kinds.split(",")]
     firsts = stream_firsts(clips)
     missed = [c for c, f in zip(clips, firsts, strict=True) if f is None or f >= WITHIN]
     print(f"{len(clips)} clips with a code (exposure {args.exposure}, glare {args.glare}, "
-          f"camera {args.camera}), "
+          f"camera {args.camera}, af {args.af}), "
           f"stream misses "
           f"{len(missed)} within {WITHIN} frames")
     classes: Counter[str] = Counter()

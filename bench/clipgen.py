@@ -176,6 +176,16 @@ def _blank_card(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 GLARES = ("lamps", "fixed")
+# How the Module 3's autofocus is set up: "kiosk" is what hardware/camera.py asks of libcamera
+# (AfRange Macro, AfSpeed Fast); "libcamera" its defaults (AfRange Normal, AfSpeed Normal),
+# the model before 2026-12-06.  From the Raspberry Pi tuning file for the IMX708
+# (src/ipa/rpi/vc4/data/imx708.json, "rpi.af"): the macro range is 3-15 dioptres; the
+# "normal" speed has loop gain -0.016 and slews at most 1.5 D a frame, the "fast" one -0.02
+# and 2 D.  A proportional loop's time constant goes as 1 / gain.
+AF_SETUPS = ("kiosk", "libcamera")
+AF_MACRO_DIOPTRES = (3.0, 15.0)
+AF_NORMAL_GAIN, AF_FAST_GAIN = 0.016, 0.020
+AF_FAST_SLEW_DIOPTRES = 2.0
 CAMERAS = ("mix", "module3", "module2")
 
 
@@ -244,7 +254,8 @@ def reflections(lamps: list[Lamp], centre_mm: np.ndarray, normal: np.ndarray,
 
 
 def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa: C901
-              exposure: str = "normal", glare: str = "lamps", camera: str = "mix") -> Clip:
+              exposure: str = "normal", glare: str = "lamps", camera: str = "mix",
+              af: str = "kiosk") -> Clip:
     """Clip ``index`` of ``kind``; the same arguments always give the same pixels.
 
     ``exposure`` is the camera's AeExposureMode profile (``EXPOSURES``).  The same clip in
@@ -261,11 +272,18 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
     ``camera`` is ``"mix"`` (the default: each clip draws a Module 3 or a Module 2, half and
     half), or ``"module3"`` / ``"module2"``: the same scene (hand, code, light, surface)
     seen by that camera module, as a fleet of one kind would see it.
+
+    ``af`` is how a Module 3's autofocus is set up: ``"kiosk"`` (the default) as the kiosk
+    sets it (``AF_SETUPS``: the macro range, the fast speed, with its slew limit), or
+    ``"libcamera"``, libcamera's defaults (the model before 2026-12-06: the lens waits on
+    the room behind, the normal speed, no slew limit).
     """
     if glare not in GLARES:
         raise ValueError(f"unknown glare model {glare!r}; choose one of {GLARES}")
     if camera not in CAMERAS:
         raise ValueError(f"unknown camera {camera!r}; choose one of {CAMERAS}")
+    if af not in AF_SETUPS:
+        raise ValueError(f"unknown autofocus set-up {af!r}; choose one of {AF_SETUPS}")
     if kind not in CLIP_KINDS:
         raise ValueError(f"unknown clip kind {kind!r}; choose one of {CLIP_KINDS}")
     if exposure not in EXPOSURES:
@@ -358,10 +376,21 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
         # approach that is exponential in distance would leave the focus far too long
         # beyond a close code (at 2 time constants: 1.7 D behind, not 0.4 D).
         inv = 1 / af_rng.uniform(600.0, 2000.0)
+        lo, hi, slew = -np.inf, np.inf, np.inf
+        if af == "kiosk":
+            # AfRange Macro bounds the lens (it waits at the near end, not on the room),
+            # AfSpeed Fast raises the loop gain by 0.020 / 0.016 and the slew limit to 2 D a
+            # frame (imx708.json, rpi.af "speeds"); in mm^-1 here.
+            lo, hi = AF_MACRO_DIOPTRES[0] / 1000, AF_MACRO_DIOPTRES[1] / 1000
+            lag *= AF_NORMAL_GAIN / AF_FAST_GAIN
+            slew = AF_FAST_SLEW_DIOPTRES / 1000
+            inv = min(max(inv, lo), hi)
         focus = np.empty_like(t)
         for i, d in enumerate(ds):
             if i >= late:
-                inv += (1 / d - inv) * (1 - np.exp(-1 / (FPS * lag)))
+                want = min(max(1 / d, lo), hi)
+                step = (want - inv) * (1 - np.exp(-1 / (FPS * lag)))
+                inv += float(np.clip(step, -slew, slew))
             focus[i] = 1 / inv
     else:
         focus = np.full_like(t, fg.KIOSK_FOCUS_MM)
@@ -444,7 +473,7 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
         defocus_px.append(round(radius, 1))
     params = {"size": (w, h), "family": family, "like": like, "autofocus": autofocus,
               "camera": camera, "dim": dim, "tau_s": round(tau, 3),
-              "exposure": exposure, "glare": glare, "glare_frames": glare_frames,
+              "exposure": exposure, "glare": glare, "glare_frames": glare_frames, "af": af,
               "shutter_ms": round(1000 * shutter, 2),
               "gain": round(sensor_gain, 2), "noise": round(noise, 4),
               "px_per_module": round(ppm_rest * code_mm / n, 2),
@@ -455,11 +484,11 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
 
 def clips(per_kind: int, seed: int = 0, kinds: tuple[str, ...] = CLIP_KINDS,
           n_frames: int = 30, exposure: str = "normal", glare: str = "lamps",
-          camera: str = "mix"):
+          camera: str = "mix", af: str = "kiosk"):
     """``per_kind`` clips of each kind, kind by kind."""
     for kind in kinds:
         for i in range(per_kind):
-            yield make_clip(kind, i, seed, n_frames, exposure, glare, camera)
+            yield make_clip(kind, i, seed, n_frames, exposure, glare, camera, af)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -480,9 +509,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--camera", choices=CAMERAS, default="mix",
                         help="camera module: half and half (mix, the default), or every clip "
                              "seen by a module3 or a module2")
+    parser.add_argument("--af", choices=AF_SETUPS, default="kiosk",
+                        help="Module 3 autofocus: as the kiosk sets it (kiosk, the default) or "
+                             "libcamera's defaults (libcamera)")
     args = parser.parse_args(argv)
     for clip in clips(args.per_kind, args.seed, exposure=args.exposure, glare=args.glare,
-                      camera=args.camera):
+                      camera=args.camera, af=args.af):
         folder = args.outdir / f"{clip.kind}-{clip.index:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         for i, frame in enumerate(clip.frames):

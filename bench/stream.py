@@ -58,14 +58,15 @@ DecodeFn = Callable[[np.ndarray], list[bytes]]
 
 def load_clips(per_kind: int, seed: int, cache: bool = True,
                exposure: str = "normal", glare: str = "lamps",
-               camera: str = "mix") -> list[Clip]:
+               camera: str = "mix", af: str = "kiosk") -> list[Clip]:
     """The clip set, from the git-ignored cache when it was built before."""
     src = Path(clipgen.__file__).read_bytes() + Path(framegen.__file__).read_bytes()
     version = hashlib.sha1(src).hexdigest()[:10]
-    path = CACHE / f"clips-seed{seed}-n{per_kind}-{exposure}-{glare}-{camera}-{version}.npz"
+    path = CACHE / f"clips-seed{seed}-n{per_kind}-{exposure}-{glare}-{camera}-{af}-{version}.npz"
     if cache and path.exists():
         return list(np.load(path, allow_pickle=True)["clips"])
-    out = list(clipgen.clips(per_kind, seed, exposure=exposure, glare=glare, camera=camera))
+    out = list(clipgen.clips(per_kind, seed, exposure=exposure, glare=glare, camera=camera,
+                             af=af))
     if cache:
         CACHE.mkdir(exist_ok=True)
         arr = np.empty(len(out), dtype=object)
@@ -315,13 +316,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--camera", choices=clipgen.CAMERAS, default="mix",
                     help="camera module: half and half (mix, the default), or every clip "
                          "seen by a module3 or a module2")
+    ap.add_argument("--af", choices=clipgen.AF_SETUPS, default="kiosk",
+                    help="Module 3 autofocus: as the kiosk sets it (kiosk, the default) or "
+                         "libcamera's defaults (libcamera)")
     ap.add_argument("--no-cache", action="store_true")
     args = ap.parse_args(argv)
     t = time.perf_counter()
     clips = load_clips(args.per_kind, args.seed, cache=not args.no_cache, exposure=args.exposure,
-                       glare=args.glare, camera=args.camera)
+                       glare=args.glare, camera=args.camera, af=args.af)
     print(f"{len(clips)} clips (seed {args.seed}, {args.per_kind} a kind, exposure "
-          f"{args.exposure}, glare {args.glare}, camera {args.camera}) ready in "
+          f"{args.exposure}, glare {args.glare}, camera {args.camera}, af {args.af}) ready in "
           f"{time.perf_counter() - t:.1f} s", file=sys.stderr)
     if args.live:
         for name in args.decoders.split(","):

@@ -93,11 +93,17 @@ def _digest(clip) -> str:
 def test_the_default_exposure_profile_gives_the_clips_of_before():
     from bench.clipgen import make_clip
 
-    got = {key: _digest(make_clip(*key, seed=5, n_frames=3, glare="fixed")) for key in _PINNED}
+    got = {key: _digest(make_clip(*key, seed=5, n_frames=3, glare="fixed", af="libcamera"))
+           for key in _PINNED}
     assert got == _PINNED
-    # The lamps model changes a phone's glass and nothing else.
-    lamps = {key: _digest(make_clip(*key, seed=5, n_frames=3)) for key in _PINNED}
+    # The lamps model changes a phone's glass and nothing else; the kiosk's autofocus set-up
+    # changes the Module 3's clips and nothing else.
+    lamps = {key: _digest(make_clip(*key, seed=5, n_frames=3, af="libcamera")) for key in _PINNED}
     assert {k for k in _PINNED if lamps[k] != _PINNED[k]} == {("phone", 1)}
+    kiosk = {key: make_clip(*key, seed=5, n_frames=3, glare="fixed") for key in _PINNED}
+    changed = {k for k, c in kiosk.items() if _digest(c) != _PINNED[k]}
+    assert changed == {k for k, c in kiosk.items() if c.params["camera"] == "module3"}
+    assert changed and len(changed) < len(_PINNED)
     normal = make_clip("card", 3, seed=5, n_frames=3, exposure="normal")
     assert _digest(normal) == _PINNED[("card", 3)]
     assert normal.params["shutter_ms"] == 33.33 and normal.params["dim"]
@@ -244,3 +250,17 @@ def test_a_camera_can_be_forced_on_the_same_scenes():
                 assert _digest(forced) != _digest(mix)
     with pytest.raises(ValueError, match="unknown camera 'module4'"):
         make_clip("card", 0, seed=5, n_frames=1, camera="module4")
+
+
+def test_the_kiosks_autofocus_waits_near_and_reaches_a_code_sooner():
+    from bench.clipgen import make_clip
+
+    for i in range(8):
+        kiosk = make_clip("phone", i, seed=5, n_frames=15, camera="module3")
+        plain = make_clip("phone", i, seed=5, n_frames=15, camera="module3", af="libcamera")
+        near, far = kiosk.params["defocus_radius_px"], plain.params["defocus_radius_px"]
+        # Waiting at the macro range's far end (33 cm) instead of on the room (0.6-2 m),
+        # with the faster loop: less out of focus in the first frames and over the clip.
+        assert sum(near[:6]) < sum(far[:6]) and sum(near) < sum(far)
+    with pytest.raises(ValueError, match="autofocus set-up 'fast'"):
+        make_clip("card", 0, seed=5, n_frames=1, af="fast")
