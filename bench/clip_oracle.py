@@ -32,7 +32,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from bench.clipgen import AF_SETUPS, CAMERAS, EXPOSURES, GLARES, Clip
+from bench.clipgen import Clip, add_scene_options, describe, scene_options
 from bench.stream import WITHIN, load_clips
 
 # Passes the stream decoder has (on a candidate box, or the whole frame for zbar).
@@ -259,26 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", "--per-kind", type=int, default=40)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--kinds", default="card,phone,paper")
-    ap.add_argument("--exposure", choices=EXPOSURES, default="normal",
-                    help="the camera's AeExposureMode profile the clips model (default normal)")
-    ap.add_argument("--glare", choices=GLARES, default="lamps",
-                    help="lamps in a phone's glass: reflected from a ceiling (lamps, the "
-                         "default) or the older fixed spot (fixed)")
-    ap.add_argument("--camera", choices=CAMERAS, default="mix",
-                    help="camera module: half and half (mix, the default), or every clip "
-                         "seen by a module3 or a module2")
-    ap.add_argument("--af", choices=AF_SETUPS, default="kiosk",
-                    help="Module 3 autofocus: as the kiosk sets it (kiosk, the default) or "
-                         "libcamera's defaults (libcamera)")
+    add_scene_options(ap)
     args = ap.parse_args(argv)
-    clips = [c for c in load_clips(args.per_kind, args.seed, exposure=args.exposure,
-                                   glare=args.glare, camera=args.camera, af=args.af)
+    scene = scene_options(args)
+    clips = [c for c in load_clips(args.per_kind, args.seed, **scene)
              if c.payload is not None and c.kind in args.kinds.split(",")]
     firsts = stream_firsts(clips)
     missed = [c for c, f in zip(clips, firsts, strict=True) if f is None or f >= WITHIN]
-    print(f"{len(clips)} clips with a code (exposure {args.exposure}, glare {args.glare}, "
-          f"camera {args.camera}, af {args.af}), "
-          f"stream misses "
+    print(f"{len(clips)} clips with a code ({describe(scene)}), stream misses "
           f"{len(missed)} within {WITHIN} frames")
     classes: Counter[str] = Counter()
     by_pass: Counter[str] = Counter()

@@ -35,6 +35,7 @@ and a photo, shown the same way).  The same (kind, index, seed) always gives the
 
 from __future__ import annotations
 
+import argparse
 import random
 from dataclasses import dataclass, field
 
@@ -491,18 +492,11 @@ def clips(per_kind: int, seed: int = 0, kinds: tuple[str, ...] = CLIP_KINDS,
             yield make_clip(kind, i, seed, n_frames, exposure, glare, camera, af)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m bench.clipgen OUTDIR [PER_KIND]``: write clips as folders of PNG frames."""
-    import argparse
-    from pathlib import Path
-
-    parser = argparse.ArgumentParser(prog="python -m bench.clipgen",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("outdir", type=Path, help="folder for the clips (created)")
-    parser.add_argument("per_kind", type=int, nargs="?", default=2)
-    parser.add_argument("--seed", type=int, default=0)
+def add_scene_options(parser: argparse.ArgumentParser) -> None:
+    """The options that choose how the clips are made, for every bench that makes them."""
     parser.add_argument("--exposure", choices=EXPOSURES, default="normal",
-                        help="the camera's AeExposureMode profile (default normal)")
+                        help="the camera's AeExposureMode profile the clips model "
+                             "(default normal)")
     parser.add_argument("--glare", choices=GLARES, default="lamps",
                         help="lamps in a phone's glass: reflected from a ceiling (lamps, the "
                              "default) or the older fixed spot (fixed)")
@@ -512,9 +506,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--af", choices=AF_SETUPS, default="kiosk",
                         help="Module 3 autofocus: as the kiosk sets it (kiosk, the default) or "
                              "libcamera's defaults (libcamera)")
+
+
+def scene_options(args: argparse.Namespace) -> dict[str, str]:
+    """What :func:`add_scene_options` parsed, as keyword arguments of :func:`clips`."""
+    return {"exposure": args.exposure, "glare": args.glare, "camera": args.camera,
+            "af": args.af}
+
+
+def describe(scene: dict[str, str]) -> str:
+    """``exposure normal, glare lamps, ...``: the scene options, for a bench's first line."""
+    return ", ".join(f"{k} {v}" for k, v in scene.items())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bench.clipgen OUTDIR [PER_KIND]``: write clips as folders of PNG frames."""
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog="python -m bench.clipgen",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("outdir", type=Path, help="folder for the clips (created)")
+    parser.add_argument("per_kind", type=int, nargs="?", default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    add_scene_options(parser)
     args = parser.parse_args(argv)
-    for clip in clips(args.per_kind, args.seed, exposure=args.exposure, glare=args.glare,
-                      camera=args.camera, af=args.af):
+    for clip in clips(args.per_kind, args.seed, **scene_options(args)):
         folder = args.outdir / f"{clip.kind}-{clip.index:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         for i, frame in enumerate(clip.frames):

@@ -308,24 +308,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decoders", default="stream,auto,zxing,pyzbar")
     ap.add_argument("--live", action="store_true", help="the kiosk's capture pipeline at 30 fps")
     ap.add_argument("--slow", type=float, default=1.0, help="with --live: CPU K times slower")
-    ap.add_argument("--exposure", choices=clipgen.EXPOSURES, default="normal",
-                    help="the camera's AeExposureMode profile the clips model (default normal)")
-    ap.add_argument("--glare", choices=clipgen.GLARES, default="lamps",
-                    help="lamps in a phone's glass: reflected from a ceiling (lamps, the "
-                         "default) or the older fixed spot (fixed)")
-    ap.add_argument("--camera", choices=clipgen.CAMERAS, default="mix",
-                    help="camera module: half and half (mix, the default), or every clip "
-                         "seen by a module3 or a module2")
-    ap.add_argument("--af", choices=clipgen.AF_SETUPS, default="kiosk",
-                    help="Module 3 autofocus: as the kiosk sets it (kiosk, the default) or "
-                         "libcamera's defaults (libcamera)")
+    clipgen.add_scene_options(ap)
     ap.add_argument("--no-cache", action="store_true")
     args = ap.parse_args(argv)
     t = time.perf_counter()
-    clips = load_clips(args.per_kind, args.seed, cache=not args.no_cache, exposure=args.exposure,
-                       glare=args.glare, camera=args.camera, af=args.af)
-    print(f"{len(clips)} clips (seed {args.seed}, {args.per_kind} a kind, exposure "
-          f"{args.exposure}, glare {args.glare}, camera {args.camera}, af {args.af}) ready in "
+    scene = clipgen.scene_options(args)
+    clips = load_clips(args.per_kind, args.seed, cache=not args.no_cache, **scene)
+    print(f"{len(clips)} clips (seed {args.seed}, {args.per_kind} a kind, "
+          f"{clipgen.describe(scene)}) ready in "
           f"{time.perf_counter() - t:.1f} s", file=sys.stderr)
     if args.live:
         for name in args.decoders.split(","):
