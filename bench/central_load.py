@@ -226,7 +226,11 @@ class Server:
 
         total = 0.0
         for task in Path(f"/proc/{self.pid}/task").glob("*/children"):
-            for child in task.read_text().split():
+            try:
+                children = task.read_text().split()
+            except OSError:
+                continue  # a thread that ended between the listing and the read
+            for child in children:
                 try:
                     if nice(int(child)) > nice(self.pid):
                         total += cpu_seconds(int(child))

@@ -130,11 +130,34 @@ def test_scan_column_types_of_the_ingest_match_the_postgres_schema(pg_url):
     assert {c: types[c] for c in schema.SCAN_COLUMNS} == expected
 
 
-def _children(pid: int) -> set[int]:
+def _children(pid: int, proc: Path = Path("/proc")) -> set[int]:
     found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        found.update(int(p) for p in task.read_text().split())
+    for task in (proc / str(pid) / "task").glob("*/children"):
+        try:
+            text = task.read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended between the listing and the read
+        found.update(int(p) for p in text.split())
     return found
+
+
+def test_children_skips_a_thread_that_ended_while_it_looked(tmp_path, monkeypatch):
+    """A CI run failed reading /proc/PID/task/TID/children of a thread that had just ended:
+    listed by the glob, gone by the read (ENOENT; ESRCH for a task being torn down)."""
+    for tid, kids in (("7", "11 12 "), ("8", "13"), ("9", "14")):
+        (tmp_path / "7" / "task" / tid).mkdir(parents=True)
+        (tmp_path / "7" / "task" / tid / "children").write_text(kids)
+    read = Path.read_text
+    gone = {tmp_path / "7" / "task" / "8" / "children": FileNotFoundError,
+            tmp_path / "7" / "task" / "9" / "children": ProcessLookupError}
+
+    def racing(self: Path, *args: Any, **kwargs: Any) -> str:
+        if self in gone:
+            raise gone[self](f"{self}: the thread ended")
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", racing)
+    assert _children(7, proc=tmp_path) == {11, 12}
 
 
 @pytest.mark.timeout(60)
