@@ -5,6 +5,7 @@ the body is read), few resends; the worker processes of ``checkpoint-kiosk centr
 from __future__ import annotations
 
 import importlib.util
+import json
 import multiprocessing
 import os
 import signal
@@ -30,19 +31,24 @@ def load_bench():
     return module
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(150)
 def test_a_small_herd_is_stored_exactly_once_with_few_resends(pg_url):
     run_herd = load_bench().run_herd
 
     # One application thread a worker and a short queue: the central is "busy" at once.
+    # About 17 s here; the bound is for a loaded machine (a CI run on 2026-12-06 had only
+    # 68 of the 120 kiosks done at 45 s), since what this test checks is exactly-once and
+    # few resends, not speed (bench/central_herd.py measures that).
     figures = run_herd(pg_url, kiosks=120, rows=50, window=0.3, threads=1, queue_limit=2,
-                       max_seconds=45, print_=lambda *_: None)
-    assert figures["kiosks_done"] == 120, figures
-    assert figures["lost"] == 0 and figures["duplicated"] == 0, figures
-    assert figures["device_min"] == figures["device_max"] == 50, figures
-    assert figures["refused_503"] > 0 and figures["retry_after_max"] >= 1, figures
-    assert figures["timeouts"] == 0, figures
-    assert figures["resend_pct"] <= 5, figures
+                       max_seconds=120, print_=lambda *_: None)
+    # The whole figures in the message: pytest shortens a dict's repr to "...".
+    seen = json.dumps(figures)
+    assert figures["kiosks_done"] == 120, seen
+    assert figures["lost"] == 0 and figures["duplicated"] == 0, seen
+    assert figures["device_min"] == figures["device_max"] == 50, seen
+    assert figures["refused_503"] > 0 and figures["retry_after_max"] >= 1, seen
+    assert figures["timeouts"] == 0, seen
+    assert figures["resend_pct"] <= 5, seen
 
 
 def test_busy_answer_says_when_to_come_back():
