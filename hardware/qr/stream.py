@@ -15,7 +15,8 @@ returned was decoded in full, with its error correction, from one image.
 
 The decoder keeps up with its camera: each frame earns one frame period of time, the plain
 call spends its part, and a costly pass runs only when the time saved (at most two frame
-periods) covers its measured cost.  So on average a decode never takes longer than a
+periods) covers its expected cost (its measured cost a pixel, times the pixels of the
+candidate boxes it is about to work on).  So on average a decode never takes longer than a
 frame period: on a slow or busy CPU the costly passes run less often, then not at all,
 and the plain call stays.
 """
@@ -34,7 +35,7 @@ import numpy as np
 from hardware.errors import DeviceSettingError
 from hardware.qr.base import Code, check_frame, unique
 from hardware.qr.zxing import (
-    _TEXTURE_MAX_SIDE,
+    _UPSCALE_MAX_SIDE,
     Box,
     MultiPassDecoder,
     _check_passes,
@@ -43,20 +44,43 @@ from hardware.qr.zxing import (
 
 log = logging.getLogger(__name__)
 
-# Measured with bench/stream.py on seed 1 (docs/decoding.md, "Stream decoding").
-DEFAULT_STREAM_PASSES: tuple[str, ...] = ("up3_hard", "stack", "up3", "up2_sharpen", "zbar")
+# Measured with bench/stream.py on seed 1 (docs/decoding.md, "Stream decoding"): the
+# stack every other pass, since it reads most of what the hand's last braking leaves
+# readable only in the last frames of half a second (bench/clip_oracle.py); zbar fourth,
+# so that a code held for half a second (15 frames, a pass every third) has had it.
+DEFAULT_STREAM_PASSES: tuple[str, ...] = ("stack", "up3_hard", "stack", "zbar", "stack",
+                                          "up3", "stack", "up2_sharpen")
 STREAM_PASSES = ("up3_hard", "up2_sharpen", "up2_soft", "up3", "sharp_up3", "stack", "zbar")
 # Passes that look at the whole frame and need no candidate.
 _FRAME_PASSES = frozenset({"zbar"})
 _STACK = 3            # frames averaged by the stack pass
 _FOCUS_TTL = 6        # frames a candidate box is kept without being seen again
 _STACK_MAX_SIDE = 320  # crops larger than this are not stacked (a big code needs no help)
+# The scout's boxes: up to 512 px (a phone's HC1 code held near is 300 px and more, and
+# zxing often locates only a fragment of it), on 2x2-averaged pixels (dim-light noise).
+_SCOUT_MAX_SIDE = 512
+_SCOUT_POOL = 2
+# The largest candidate each pass works on (None: any); the upscaling passes stop at
+# _UPSCALE_MAX_SIDE.  A pass is not run on a box it would return at once from: that
+# would waste its turn and teach the budget that it costs nothing.
+_PASS_MAX_SIDE: dict[str, int | None] = {"stack": _STACK_MAX_SIDE, "up2_soft": None,
+                                         "zbar": None}
 
 
 @dataclass
 class _Focus:
     box: Box
     age: int = 0
+
+
+def _fits(name: str, box: Box) -> bool:
+    limit = _PASS_MAX_SIDE.get(name, _UPSCALE_MAX_SIDE)
+    return limit is None or max(box[2] - box[0], box[3] - box[1]) <= limit
+
+
+def _area(box: Box) -> int:
+    x0, y0, x1, y1 = box
+    return max(0, x1 - x0) * max(0, y1 - y0)
 
 
 def _phase_shift(ref: np.ndarray, img: np.ndarray) -> tuple[int, int]:
@@ -121,7 +145,8 @@ class StreamDecoder(MultiPassDecoder):
         self._since_pass = 0
         self._since_zbar = 0
         self._credit = 0.0     # seconds of frame time saved for costly passes
-        # Measured cost of each pass in seconds (start pessimistic: one frame period).
+        # Measured cost of each pass, in seconds a pixel of the boxes it worked on (none
+        # before its first run: a pass is tried once before its cost is known).
         self._cost: dict[str, float] = {}
 
     shed = 0         # costly passes skipped to keep up with the camera (since construction)
@@ -173,7 +198,15 @@ class StreamDecoder(MultiPassDecoder):
         name = self._next_pass()
         if name is None:
             return []
-        if self._cost.get(name, 0.0) > self._credit:
+        boxes = self._boxes_for(name, frame)
+        if not boxes:
+            # Every candidate is too large for this pass: its turn passes, and the next
+            # pass in turn is due on the next frame.
+            self._turn += 1
+            return []
+        # A pass's cost grows with the pixels it works on (a 500 px candidate costs ten
+        # times a 160 px one), so what is measured is its cost a pixel.
+        if self._cost.get(name, 0.0) * sum(_area(b) for b in boxes) > self._credit:
             self.shed += 1
             return []
         if name == "zbar":
@@ -182,28 +215,38 @@ class StreamDecoder(MultiPassDecoder):
             self._turn += 1
         self._since_pass = 0
         self.passes_run += 1
-        t = self._clock()
-        boxes = [f.box for f in self._focus[:self.boxes]] or [(0, 0, frame.shape[1],
-                                                                  frame.shape[0])]
-        codes: list[Code] = []
-        try:
-            for box in boxes:
-                codes = self._run(name, frame, box)
-                if codes or name in _FRAME_PASSES:
-                    break
-        finally:
-            spent = self._clock() - t
-            old = self._cost.get(name)
-            self._cost[name] = spent if old is None else 0.7 * old + 0.3 * spent
+        codes = self._timed(name, frame, boxes)
         if codes:
             log.debug("stream pass %r found %d code(s)", name, len(codes))
+        return codes
+
+    def _boxes_for(self, name: str, frame: np.ndarray) -> list[Box]:
+        if name in _FRAME_PASSES:
+            return [(0, 0, frame.shape[1], frame.shape[0])]
+        return [f.box for f in self._focus if _fits(name, f.box)][:self.boxes]
+
+    def _timed(self, name: str, frame: np.ndarray, boxes: list[Box]) -> list[Code]:
+        """Run the pass on the boxes until one reads; learn its cost a pixel."""
+        t = self._clock()
+        codes: list[Code] = []
+        tried = 0
+        try:
+            for box in boxes:
+                tried += _area(box)
+                codes = self._run(name, frame, box)
+                if codes:
+                    break
+        finally:
+            rate = (self._clock() - t) / max(1, tried)
+            old = self._cost.get(name)
+            self._cost[name] = rate if old is None else 0.7 * old + 0.3 * rate
         return codes
 
     def _scout(self, frame: np.ndarray) -> None:
         if not self._focus or self._focus[0].age > 1:
             # Scouting for QR-like texture costs about one plain call; done only when the
             # candidates are stale, and it is itself a pass in the sense of the budget.
-            for box in texture_boxes(frame, max_side=_TEXTURE_MAX_SIDE):
+            for box in texture_boxes(frame, max_side=_SCOUT_MAX_SIDE, pool=_SCOUT_POOL):
                 self._focus.insert(0, _Focus(box))
             self._focus = self._focus[:3]
 
