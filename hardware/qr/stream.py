@@ -275,9 +275,7 @@ class StreamDecoder(MultiPassDecoder):
         """The candidate's crop averaged over the last frames, aligned; then read."""
         if len(self._history) < 2:
             return []
-        x0, y0, x1, y1 = box
-        if max(x1 - x0, y1 - y0) > _STACK_MAX_SIDE:
-            return []
+        x0, y0, x1, y1 = box   # at most _STACK_MAX_SIDE: _fits keeps larger boxes away
         frames = list(self._history)
         ref = frames[-1][y0:y1, x0:x1].astype(np.float32)
         total, n = ref.copy(), 1
