@@ -188,6 +188,12 @@ AF_MACRO_DIOPTRES = (3.0, 15.0)
 AF_NORMAL_GAIN, AF_FAST_GAIN = 0.016, 0.020
 AF_FAST_SLEW_DIOPTRES = 2.0
 CAMERAS = ("mix", "module3", "module2")
+# Light on the codes: "room" (the default), the entrance's own light only; "kiosk", a lamp on
+# the kiosk (KIOSK_LAMP) lights where codes are held: a card or a sheet is then as well lit
+# in a dim entrance as in a bright one (the AGC exposes it as there: 1/60 s at that gain),
+# and a phone's glass, whose code gives its own light, reflects the lamp as it does the
+# ceiling's (:func:`reflections`).
+LIGHTS = ("room", "kiosk")
 
 
 @dataclass(frozen=True)
@@ -198,6 +204,12 @@ class Lamp:
     y: float
     z: float
     radius: float
+
+
+# The kiosk's lamp: a diffuse LED panel 50 mm across, 120 mm above the lens and 20 mm in front
+# of it, aimed at the reading zone.  Above and not around the lens, so that a phone held
+# face-on reflects it near the top of its glass, not on its code (docs/decoding.md).
+KIOSK_LAMP = Lamp(0.0, -120.0, 20.0, 25.0)
 
 
 def ceiling_lamps(rng: np.random.Generator) -> list[Lamp]:
@@ -256,7 +268,7 @@ def reflections(lamps: list[Lamp], centre_mm: np.ndarray, normal: np.ndarray,
 
 def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa: C901
               exposure: str = "normal", glare: str = "lamps", camera: str = "mix",
-              af: str = "kiosk") -> Clip:
+              af: str = "kiosk", light: str = "room") -> Clip:
     """Clip ``index`` of ``kind``; the same arguments always give the same pixels.
 
     ``exposure`` is the camera's AeExposureMode profile (``EXPOSURES``).  The same clip in
@@ -278,6 +290,9 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
     sets it (``AF_SETUPS``: the macro range, the fast speed, with its slew limit), or
     ``"libcamera"``, libcamera's defaults (the model before 2026-12-06: the lens waits on
     the room behind, the normal speed, no slew limit).
+
+    ``light`` is ``"room"`` (the default) or ``"kiosk"``: the same scene with the kiosk's own
+    lamp on (``LIGHTS``, ``KIOSK_LAMP``).
     """
     if glare not in GLARES:
         raise ValueError(f"unknown glare model {glare!r}; choose one of {GLARES}")
@@ -289,6 +304,8 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
         raise ValueError(f"unknown clip kind {kind!r}; choose one of {CLIP_KINDS}")
     if exposure not in EXPOSURES:
         raise ValueError(f"unknown exposure profile {exposure!r}; choose one of {EXPOSURES}")
+    if light not in LIGHTS:
+        raise ValueError(f"unknown light {light!r}; choose one of {LIGHTS}")
     key = f"clip:{seed}:{kind}:{index}"
     prng = random.Random(key)
     rng = np.random.default_rng(list(key.encode()))
@@ -327,7 +344,9 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
     optics = fg.MODULE3 if autofocus else fg.MODULE2
     # A card is seen through the native-resolution centre window (docs/decoding.md).
     zoom = optics.sensor_px / w if like == "card" else 1.0
-    dim = prng.random() < 0.25
+    dim_room = prng.random() < 0.25
+    # A lamp on the kiosk lights a card or a sheet; a phone's screen gives its own light.
+    dim = dim_room and not (light == "kiosk" and like != "phone")
     camera = "module3" if autofocus else "module2"
     # The normal profile's shutter, as the model has always had it (scene_exposure() and
     # divide_exposure() give the same, and tests/test_bench_decoding.py checks they do).
@@ -423,6 +442,8 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
     # The lamps come from their own stream of numbers, so that every other draw (and so
     # every clip without a screen) stays what it was under the fixed model.
     lamps = ceiling_lamps(np.random.default_rng(list(f"{key}:lamps".encode())))
+    if light == "kiosk":
+        lamps.append(KIOSK_LAMP)
     glare_frames = 0
 
     frames = []
@@ -473,7 +494,8 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
         blur_px.append(round(length, 1))
         defocus_px.append(round(radius, 1))
     params = {"size": (w, h), "family": family, "like": like, "autofocus": autofocus,
-              "camera": camera, "dim": dim, "tau_s": round(tau, 3),
+              "camera": camera, "dim": dim, "dim_room": dim_room, "light": light,
+              "tau_s": round(tau, 3),
               "exposure": exposure, "glare": glare, "glare_frames": glare_frames, "af": af,
               "shutter_ms": round(1000 * shutter, 2),
               "gain": round(sensor_gain, 2), "noise": round(noise, 4),
@@ -485,11 +507,11 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
 
 def clips(per_kind: int, seed: int = 0, kinds: tuple[str, ...] = CLIP_KINDS,
           n_frames: int = 30, exposure: str = "normal", glare: str = "lamps",
-          camera: str = "mix", af: str = "kiosk"):
+          camera: str = "mix", af: str = "kiosk", light: str = "room"):
     """``per_kind`` clips of each kind, kind by kind."""
     for kind in kinds:
         for i in range(per_kind):
-            yield make_clip(kind, i, seed, n_frames, exposure, glare, camera, af)
+            yield make_clip(kind, i, seed, n_frames, exposure, glare, camera, af, light)
 
 
 def add_scene_options(parser: argparse.ArgumentParser) -> None:
@@ -506,12 +528,15 @@ def add_scene_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--af", choices=AF_SETUPS, default="kiosk",
                         help="Module 3 autofocus: as the kiosk sets it (kiosk, the default) or "
                              "libcamera's defaults (libcamera)")
+    parser.add_argument("--light", choices=LIGHTS, default="room",
+                        help="light on the codes: the entrance's own (room, the default) or "
+                             "with the kiosk's lamp on (kiosk)")
 
 
 def scene_options(args: argparse.Namespace) -> dict[str, str]:
     """What :func:`add_scene_options` parsed, as keyword arguments of :func:`clips`."""
     return {"exposure": args.exposure, "glare": args.glare, "camera": args.camera,
-            "af": args.af}
+            "af": args.af, "light": args.light}
 
 
 def describe(scene: dict[str, str]) -> str:

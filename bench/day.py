@@ -383,6 +383,7 @@ dedupe_seconds = {DEDUPE_SECONDS}
 [signals]
 pin_factory = "mock"
 gate = 24
+lamp = 25
 
 [store]
 path = "{self.disk.path / 'checkins.db'}"

@@ -175,6 +175,9 @@ class Driver:
         if lights != self.lights:
             self.lights = lights
         now = app.clock()
+        if not lights.get("lamp"):
+            # The reading lamp is on while the kiosk runs, through results and the self-test.
+            self.mismatch("reading lamp off", None, lights)
         result = getattr(app.screen, "result", None) if app.state == "result" else None
         if app.state == "selftest" or app.loop.signals_lent:
             return  # the self-test switches each light on purpose
@@ -299,8 +302,13 @@ class Driver:
         fault or a bug would, so the light check is seen to catch it."""
         from hardware.signals import Pattern
 
-        if self.parts.signals is not None:
-            self.parts.signals.show(Pattern(command["pattern"]))
+        signals = self.parts.signals
+        if signals is None:
+            return
+        if "pattern" in command:
+            signals.show(Pattern(command["pattern"]))
+        if "lamp" in command and signals.lamp is not None:
+            signals.lamp.value = bool(command["lamp"])
 
     def camera(self, command: dict) -> None:
         """A synthetic camera frame of the payload, through the real QR decoder."""

@@ -13,6 +13,12 @@ idle       all off                 -                    -
 fault      amber blinking (1 Hz)   -                    -
 =========  ======================  ===================  ==================
 
+An optional **lamp** (``lamp=`` pin: a white LED panel above the camera, switched through a
+transistor or relay) lights where people hold their codes.  It is on from start to
+:meth:`Signals.close`, whatever the pattern: in a dim entrance it gives a card or a sheet the
+light of a bright one, so the camera keeps a short exposure (docs/decoding.md, "The kiosk's
+lamp").
+
 Devices take a ``pin_factory`` keyword like gpiozero's own; off a Pi it is a ``MockFactory``
 and tests read the pins' state history.  Button callbacks run on gpiozero's thread: they only
 call the given ``on_press`` (which posts an event); they never touch the screen.
@@ -46,6 +52,9 @@ class Pattern(enum.StrEnum):
     IDLE = "idle"
     FAULT = "fault"
 
+
+# What :meth:`Signals.state` reports, each True when on.
+OUTPUTS = ("red", "amber", "green", "buzzer", "gate", "lamp")
 
 MOCK_HISTORY = 10_000  # state changes a simulated pin remembers (about 1 MiB of history)
 
@@ -152,7 +161,7 @@ class Signals:
 
     def __init__(self, *, red: int, amber: int, green: int, buzzer: int | None = None,
                  gate: int | None = None, gate_pulse_seconds: float = 1.0,
-                 pin_factory: Any = None) -> None:
+                 lamp: int | None = None, pin_factory: Any = None) -> None:
         from gpiozero import Buzzer, DigitalOutputDevice, TrafficLights
         from gpiozero.exc import GPIOZeroError
 
@@ -166,10 +175,14 @@ class Signals:
                            if buzzer is not None else None)
             self.gate = (self._own(DigitalOutputDevice(gate, pin_factory=pin_factory))
                          if gate is not None else None)
+            self.lamp = (self._own(DigitalOutputDevice(lamp, initial_value=True,
+                                                       pin_factory=pin_factory))
+                         if lamp is not None else None)
         except (GPIOZeroError, OSError, RuntimeError) as e:
             self.close()
             raise HardwareError(
                 f"signal pins red={red} amber={amber} green={green} buzzer={buzzer} gate={gate} "
+                f"lamp={lamp} "
                 f"cannot be opened: {e}; on a Pi check [signals] in the config and that the "
                 "kiosk user is in the 'gpio' group; off a Pi set signals.pin_factory = 'mock' "
                 "(or GPIOZERO_PIN_FACTORY=mock) or signals.enabled = false"
@@ -210,13 +223,14 @@ class Signals:
     def state(self) -> dict[str, bool]:
         """Current output levels: what a person standing at the kiosk sees and hears."""
         if not self._devices:
-            return {"red": False, "amber": False, "green": False, "buzzer": False, "gate": False}
+            return dict.fromkeys(OUTPUTS, False)
         return {
             "red": bool(self.lights.red.value),
             "amber": bool(self.lights.amber.value),
             "green": bool(self.lights.green.value),
             "buzzer": bool(self.buzzer.value) if self.buzzer is not None else False,
             "gate": bool(self.gate.value) if self.gate is not None else False,
+            "lamp": bool(self.lamp.value) if self.lamp is not None else False,
         }
 
     def close(self) -> None:

@@ -127,6 +127,10 @@ class SignalsConfig:
                             default=None, low=0, high=27)
     gate_pulse_seconds: float = _doc("How long the gate relay is energised on pass.",
                                      default=1.0, low=0.05, high=30)
+    lamp: int | None = _doc(
+        "BCM pin of the reading lamp: a white LED panel above the camera, through a transistor "
+        "or relay, lit while the kiosk runs, so a card or a sheet is read in a dim entrance "
+        "(docs/decoding.md); omit for none.", default=None, low=0, high=27)
     confirm_button: int | None = _doc(
         "BCM pin of the officer's confirm button: lets the last 'check' person pass.",
         default=None, low=0, high=27)
@@ -137,8 +141,8 @@ class SignalsConfig:
 
 
 # The [signals] keys that name a BCM pin.
-PIN_KEYS = ("red", "amber", "green", "buzzer", "gate", "confirm_button", "direction_button",
-            "officer_button")
+PIN_KEYS = ("red", "amber", "green", "buzzer", "gate", "lamp", "confirm_button",
+            "direction_button", "officer_button")
 
 
 @dataclass(frozen=True)

@@ -264,3 +264,73 @@ def test_the_kiosks_autofocus_waits_near_and_reaches_a_code_sooner():
         assert sum(near[:6]) < sum(far[:6]) and sum(near) < sum(far)
     with pytest.raises(ValueError, match="autofocus set-up 'fast'"):
         make_clip("card", 0, seed=5, n_frames=1, af="fast")
+
+
+def test_the_kiosk_lamp_lights_cards_and_sheets_in_a_dim_entrance_and_shows_in_phones():
+    from bench.clipgen import make_clip
+
+    dim_cards = [c for c in (make_clip("card", i, seed=5, n_frames=2) for i in range(16))
+                 if c.params["dim"]]
+    assert dim_cards, "seed 5 has no dim card: pick another seed"
+    for room in dim_cards:
+        lit = make_clip("card", room.index, seed=5, n_frames=2, light="kiosk")
+        # The same scene, hand and code; lit as a bright entrance is: half the shutter, the
+        # bright entrance's noise.
+        assert lit.params["dim_room"] and not lit.params["dim"]
+        assert lit.params["shutter_ms"] == pytest.approx(room.params["shutter_ms"] / 2, abs=0.01)
+        assert lit.params["noise"] < room.params["noise"]
+        assert lit.payload == room.payload and lit.params["tau_s"] == room.params["tau_s"]
+    # A phone's screen gives its own light: the lamp changes no exposure, only its glass.
+    for i in range(8):
+        room, lit = (make_clip("phone", i, seed=5, n_frames=6, light=light)
+                     for light in ("room", "kiosk"))
+        assert lit.params["dim"] == room.params["dim"]
+        assert lit.params["shutter_ms"] == room.params["shutter_ms"]
+        assert lit.params["glare_frames"] >= room.params["glare_frames"]
+    with pytest.raises(ValueError, match="unknown light 'sun'.*room"):
+        make_clip("card", 0, seed=5, n_frames=1, light="sun")
+
+
+def test_the_kiosk_lamp_above_the_lens_misses_the_code_of_a_phone_held_face_on():
+    from bench.clipgen import KIOSK_LAMP, glass_normal, reflections
+
+    focal, size, d = 500.0, (640, 480), 200.0
+    centre = np.array([0.0, 0.0, d])
+    (u, v, _), = reflections([KIOSK_LAMP], centre, glass_normal(0.0, 0.0), focal, size)
+    # Face-on, the lamp shows above the code, by more than half a 50 mm code at 200 mm.
+    above_mm = (240 - v) / focal * d
+    assert u == 320 and above_mm > 50
+    # A phone that leans back to face halfway between lens and lamp shows it on its code.
+    halfway = np.arctan2(-KIOSK_LAMP.y, d - KIOSK_LAMP.z) / 2
+    (u, v, _), = reflections([KIOSK_LAMP], centre, glass_normal(halfway, np.pi), focal, size)
+    assert abs(v - 240) < 1 and abs(u - 320) < 1e-6
+
+
+def test_the_clip_score_puts_an_empty_view_between_two_clips():
+    """A decoder that reads what it saw two frames ago (as ``stack`` can) must not have one
+    clip's code counted as a wrong read of the next: a code is not handed from one person to
+    the next between two frames; the view is empty for a moment, as in the live bench."""
+    from bench.clipgen import Clip
+    from bench.stream import score
+
+    def frames(tag: int) -> list[np.ndarray]:
+        out = []
+        for _ in range(4):
+            frame = np.full((8, 8), 128, np.uint8)
+            frame[0, 0] = tag
+            out.append(frame)
+        return out
+
+    codes = {10: b"A", 20: b"B"}
+    seen: list[int] = []
+
+    def late(frame: np.ndarray) -> list[bytes]:
+        seen.append(int(frame[0, 0]))
+        back = seen[-3] if len(seen) >= 3 else None
+        return [codes[back]] if back in codes else []
+
+    scores = score({"late": late}, [Clip("card", 0, frames(10), b"A"),
+                                    Clip("card", 1, frames(20), b"B")])
+    assert scores["late"]["ALL"].wrong == 0
+    assert scores["late"]["ALL"].within == 2
+    assert len(scores["late"]["ALL"].cpu_ms) == 8  # the empty frames are not scored

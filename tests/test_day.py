@@ -174,6 +174,24 @@ def test_the_light_check_catches_a_green_light_without_a_pass(tmp_path):
     assert day.mismatches and day.mismatches[0]["what"] == "green without a pass decided"
 
 
+def test_the_light_check_catches_the_reading_lamp_off(tmp_path):
+    from bench.day import Day, Disk, KioskProcess
+
+    day = Day(tmp_path, seed=1, hours=0.1, quiet=True)
+    day.disk = Disk(tmp_path / "db", mount=False)
+    day.write_config()
+    kiosk = KioskProcess(day)
+    try:
+        assert kiosk.start(), (tmp_path / "kiosk-001.log").read_text()
+        kiosk.send("probe")
+        assert day.mismatches == []
+        kiosk.send("lights", lamp=False)
+        kiosk.send("probe")
+    finally:
+        kiosk.stop()
+    assert day.mismatches and day.mismatches[0]["what"] == "reading lamp off"
+
+
 def test_a_synced_policy_s_keep_fields_apply_at_once(day):
     assert day["invariants"]["kept_more_than_policy"] == 0, figures(day)
 

@@ -185,3 +185,24 @@ def test_inside_the_kiosk_the_camera_check_leaves_the_camera_to_its_thread(tmp_p
                           synced_flag=tmp_path / "absent")
     camera = next(c for c in report.checks if c.name == "camera")
     assert camera.result == PASS and camera.detail == "3 frames 64x48 from picamera2"
+
+
+def test_the_reading_lamp_is_asked_about_and_left_on_in_the_running_kiosk():
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    from hardware.signals import Signals
+    from kiosk.ops.selftest import _lights
+
+    cfg = config_mod.Config().replace(signals={"lamp": 25, "buzzer": None})
+    factory = MockFactory(pin_class=MockPWMPin)
+    try:
+        asked = []
+        with Signals(red=17, amber=27, green=22, lamp=25, pin_factory=factory) as signals:
+            result = _lights(cfg, signals, lambda q: asked.append(q) or True)
+            assert result == (PASS, "confirmed red, amber, green, lamp")
+            assert asked[-1] == "Is the reading lamp (above the camera) on?"
+            # The lights asked about go off again; the lamp, on all the time, stays on.
+            assert signals.state() == {"red": False, "amber": False, "green": False,
+                                       "buzzer": False, "gate": False, "lamp": True}
+    finally:
+        factory.reset()

@@ -49,7 +49,7 @@ def test_check_is_amber_and_two_beeps(signals, factory):
     signals.show(Pattern.CHECK)
     time.sleep(4 * SHORT_BEEP + 0.3)
     assert signals.state() == {"red": False, "amber": True, "green": False, "buzzer": False,
-                               "gate": False}
+                               "gate": False, "lamp": False}
     assert levels(factory, "buzzer") == [True, False, True, False]
     assert levels(factory, "gate") == []
 
@@ -72,13 +72,25 @@ def test_fault_blinks_amber_and_idle_switches_everything_off(signals, factory):
     assert not signals.state()["green"]
     signals.show(Pattern.IDLE)
     time.sleep(0.1)
-    assert signals.state() == dict.fromkeys(("red", "amber", "green", "buzzer", "gate"), False)
+    assert signals.state() == dict.fromkeys(("red", "amber", "green", "buzzer", "gate", "lamp"),
+                                            False)
 
 
 def test_no_buzzer_or_gate_fitted(factory):
     with Signals(red=2, amber=3, green=4, pin_factory=factory) as s:
         s.show(Pattern.PASS)
         assert s.state()["green"] and not s.state()["gate"]
+
+
+def test_the_reading_lamp_is_on_from_start_to_close_whatever_the_pattern(factory):
+    lamp = factory.pin(25)
+    with Signals(red=2, amber=3, green=4, lamp=25, pin_factory=factory) as s:
+        assert lamp.state and s.state()["lamp"]
+        for pattern in (Pattern.PASS, Pattern.STOP, Pattern.FAULT, Pattern.IDLE, Pattern.CHECK):
+            s.show(pattern)
+            assert lamp.state, pattern
+        assert [st.state for st in lamp.states][1:] == [True]  # never flickered
+    assert not lamp.state  # closed: the lamp is off with the kiosk
 
 
 def test_pin_conflict_is_a_clear_error(factory):

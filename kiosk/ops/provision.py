@@ -69,8 +69,7 @@ SEEN_FILE = "provisioned-files"  # SHA-256 of every file imported, confirmed or 
 TOKEN_FILE_NAME = "device-token"  # beside the config when neither flag nor config names one
 MAX_PREVIOUS_IDS = 16  # the central links at most this many old ids to a new device
 MAX_DEVICE_ID = 64  # and refuses the whole enrolment for a longer id
-SIGNAL_PINS = ("red", "amber", "green", "buzzer", "gate", "confirm_button", "direction_button",
-               "officer_button")
+SIGNAL_PINS = config_mod.PIN_KEYS  # the [signals] pins a request may set
 REQUEST_KEYS = ("server_url", "enrolment_token", "checkpoint_id", "checkpoint_name",
                 "policy_profile", "camera", "direction", "ca_bundle", "pins", "central_key")
 

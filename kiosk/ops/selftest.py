@@ -267,24 +267,28 @@ def _lights(cfg: Config, signals: Signals | None, confirm: Confirm | None) -> tu
             return WARN, f"{simulated_reason(factory)}: lights and buzzer not tested"
         opened = signals = Signals(red=s.red, amber=s.amber, green=s.green, buzzer=s.buzzer,
                                    gate=s.gate, gate_pulse_seconds=s.gate_pulse_seconds,
-                                   pin_factory=factory)
+                                   lamp=s.lamp, pin_factory=factory)
     try:
         lights = signals.lights
         devices = {name: dev for name, dev in (
             ("red", lights.red), ("amber", lights.amber), ("green", lights.green),
-            ("buzzer", signals.buzzer), ("gate", signals.gate)) if dev is not None}
+            ("buzzer", signals.buzzer), ("gate", signals.gate), ("lamp", signals.lamp))
+            if dev is not None}
         answers: dict[str, bool | None] = {}
         for name, device in devices.items():
+            was_on = bool(device.is_active)  # the reading lamp is on all the time
             device.on()
             try:
                 time.sleep(0.5)
-                what = {"buzzer": "buzzer sounding", "gate": "gate relay clicked"}.get(
+                what = {"buzzer": "buzzer sounding", "gate": "gate relay clicked",
+                        "lamp": "reading lamp (above the camera) on"}.get(
                     name, f"{name} light on")
                 answers[name] = confirm(f"Is the {what}?") if confirm else None
                 if not device.is_active:
                     answers[name] = False
             finally:
-                device.off()
+                if not was_on:
+                    device.off()
     finally:
         if opened is not None:
             opened.close()

@@ -198,7 +198,7 @@ def open_signals(cfg: Config, stack: contextlib.ExitStack, pin_factory: Any) -> 
     s = cfg.signals
     return stack.enter_context(Signals(
         red=s.red, amber=s.amber, green=s.green, buzzer=s.buzzer, gate=s.gate,
-        gate_pulse_seconds=s.gate_pulse_seconds, pin_factory=pin_factory,
+        gate_pulse_seconds=s.gate_pulse_seconds, lamp=s.lamp, pin_factory=pin_factory,
     ))
 
 

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hardware.signals import Pattern
+from hardware.signals import OUTPUTS, Pattern
 from kiosk.domain.declaration import Declaration
 from kiosk.domain.declaration import credential as declared_credential
 from kiosk.domain.model import DIRECTIONS, Credential, Decision, Kind, Outcome
@@ -451,7 +451,7 @@ class ScanLoop:
 
     def lights(self) -> dict[str, bool]:
         if self.signals is None:
-            return {"red": False, "amber": False, "green": False, "buzzer": False, "gate": False}
+            return dict.fromkeys(OUTPUTS, False)
         return self.signals.state()
 
     def health(self) -> Health:
