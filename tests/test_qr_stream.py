@@ -119,7 +119,8 @@ def test_a_pass_on_a_larger_candidate_is_expected_to_cost_more():
 def test_a_pass_is_not_spent_on_a_candidate_too_large_for_it():
     from hardware.qr.stream import _Focus
 
-    decoder = StreamDecoder(clock=frozen_clock, every=1, stream_passes=("stack", "up2_soft"))
+    decoder = StreamDecoder(clock=frozen_clock, every=1, stream_passes=("stack", "up2_soft"),
+                            companion=None)
     ran = []
     decoder._run = lambda name, frame, box: ran.append((name, box)) or []
     decoder._scout = lambda frame: None
@@ -131,6 +132,60 @@ def test_a_pass_is_not_spent_on_a_candidate_too_large_for_it():
     decoder._focus = [_Focus(big)]
     decoder.decode(frame)
     assert ran == [("up2_soft", big)]                    # the next pass, on the next frame
+
+
+def test_a_pass_that_reads_nothing_is_followed_by_the_cheap_upscale_on_the_same_frame():
+    from hardware.qr.stream import _Focus
+
+    decoder = StreamDecoder(clock=frozen_clock, every=1, stream_passes=("stack", "zbar"))
+    ran = []
+    decoder._run = lambda name, frame, box: ran.append((name, box)) or []
+    decoder._scout = lambda frame: None
+    frame = np.full((480, 640), 128, np.uint8)
+    box = (100, 100, 260, 260)
+    decoder._focus = [_Focus(box)]
+    decoder.decode(frame)
+    assert ran == [("stack", box), ("up3", box)]
+    ran.clear()
+    decoder.decode(frame)        # a whole-frame pass: the companion still takes the candidate
+    assert ran == [("zbar", (0, 0, 640, 480)), ("up3", box)]
+    # A rotation pass that reads a code needs no companion.
+    from hardware.qr.base import Code
+
+    code = Code("x", b"x", "QR_CODE", ((0, 0), (1, 0), (1, 1), (0, 1)))
+    decoder._run = lambda name, frame, box: ran.append((name, box)) or [code]
+    ran.clear()
+    decoder.decode(frame)
+    assert ran == [("stack", box)]
+
+
+def test_the_companion_is_shed_when_the_pass_before_it_took_the_time_saved():
+    from hardware.qr.stream import _Focus
+
+    now = [0.0]
+    decoder = StreamDecoder(clock=lambda: now[0], every=1, stream_passes=("stack",))
+    ran = []
+
+    def run(name, frame, box):
+        ran.append(name)
+        now[0] += 0.030 if name == "stack" else 0.001
+        return []
+
+    decoder._run = run
+    decoder._scout = lambda frame: None
+    frame = np.full((480, 640), 128, np.uint8)
+    for _ in range(2):
+        decoder._focus = [_Focus((0, 0, 160, 160))]
+        decoder.decode(frame)
+    # First frame: up3's cost is not known yet, so it is tried once.  Second frame: 30 ms
+    # of stack leaves about 3 ms of the 33 ms saved, more than up3's 1 ms: it runs.
+    assert ran == ["stack", "up3", "stack", "up3"]
+    # Saved, with this frame's period: 30.5 ms; after the 30 ms stack, 0.5 ms is left.
+    decoder._credit = 0.0305 - decoder.frame_period
+    decoder._focus = [_Focus((0, 0, 160, 160))]
+    shed = decoder.shed
+    decoder.decode(frame)
+    assert ran[-1] == "stack" and decoder.shed == shed + 1
 
 
 def test_a_code_held_for_half_a_second_has_had_zbars_locator():

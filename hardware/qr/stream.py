@@ -5,8 +5,10 @@ Consecutive frames of a held code are nearly the same picture, so the costly pas
 plain zxing-cpp call a frame and, on every ``every``-th frame that read nothing (and at
 once on a frame where zxing located a symbol it could not decode), *one* costly pass, the
 next in turn, on the places where recent frames showed a candidate (such a symbol, or a
-patch of QR-like texture), or on the whole frame for ``zbar``.  A code held for half a
-second has been tried every way; most frames cost one plain call.
+patch of QR-like texture), or on the whole frame for ``zbar``; when that pass reads
+nothing, its companion (``up3``, the cheapest upscale) tries the candidates on the same
+frame.  A code held for half a second has been tried every way; most frames cost one
+plain call.
 
 What frames show is combined, never voted on: the *where* (candidate boxes live for a few
 frames), and the *pixels* (the ``stack`` pass averages the candidate's crop over the last
@@ -50,6 +52,12 @@ log = logging.getLogger(__name__)
 # so that a code held for half a second (15 frames, a pass every third) has had it.
 DEFAULT_STREAM_PASSES: tuple[str, ...] = ("stack", "up3_hard", "stack", "zbar", "stack",
                                           "up3", "stack", "up2_sharpen")
+# After a rotation pass that read nothing, the cheapest upscale tries the same candidates
+# on the same frame: most codes that only become readable in the last frames of half a
+# second read with a plain 3x upscale of their crop (bench/clip_oracle.py), where the
+# rotation's pass of that frame was another one.  A pass comes on one frame in three, so
+# the median frame does not pay for it (docs/decoding.md, "Stream decoding").
+DEFAULT_COMPANION = "up3"
 STREAM_PASSES = ("up3_hard", "up2_sharpen", "up2_soft", "up3", "sharp_up3", "stack", "zbar")
 # Passes that look at the whole frame and need no candidate.
 _FRAME_PASSES = frozenset({"zbar"})
@@ -111,6 +119,7 @@ class StreamDecoder(MultiPassDecoder):
     def __init__(self, *, frame_period: float = 1 / 30,
                  stream_passes: Sequence[str] = DEFAULT_STREAM_PASSES, every: int = 3,
                  boxes: int = 2, zbar_every: int = 0,
+                 companion: str | None = DEFAULT_COMPANION,
                  stack_passes: Sequence[str] = ("plain", "up2_sharpen"),
                  clock: Callable[[], float] = time.perf_counter, **options: Any) -> None:
         unknown = [p for p in stream_passes if p not in STREAM_PASSES]
@@ -124,6 +133,11 @@ class StreamDecoder(MultiPassDecoder):
             raise DeviceSettingError(f"every must be 1 or more, got {every!r}")
         if boxes < 1:
             raise DeviceSettingError(f"boxes must be 1 or more, got {boxes!r}")
+        if companion is not None and (companion not in STREAM_PASSES
+                                      or companion in _FRAME_PASSES):
+            raise DeviceSettingError(
+                f"unknown companion pass {companion!r}; choose one of "
+                f"{', '.join(p for p in STREAM_PASSES if p not in _FRAME_PASSES)}, or None")
         if zbar_every < 0:
             raise DeviceSettingError(f"zbar_every must be 0 (never) or more, got {zbar_every!r}")
         super().__init__(**options)
@@ -132,6 +146,7 @@ class StreamDecoder(MultiPassDecoder):
         self.every = every
         self.boxes = boxes
         self.zbar_every = zbar_every
+        self.companion = companion
         self.stack_passes = _check_passes("stack_passes", stack_passes)
         self._clock = clock
         self._zbar: Any = None
@@ -173,7 +188,7 @@ class StreamDecoder(MultiPassDecoder):
         # A symbol zxing located in this very frame is the best moment for a pass: its
         # finder patterns are sharp enough to be found.
         if self._since_pass >= self.every or located:
-            found = self._costly(frame)
+            found = self._costly(frame, start)
         self._finish(start)
         return unique(found)
 
@@ -188,8 +203,9 @@ class StreamDecoder(MultiPassDecoder):
             kept.insert(0, _Focus(box))
         self._focus = kept[:3]
 
-    def _costly(self, frame: np.ndarray) -> list[Code]:
-        """One costly pass, the next in turn, if the time saved covers it."""
+    def _costly(self, frame: np.ndarray, start: float) -> list[Code]:
+        """One costly pass, the next in turn, if the time saved covers it; then the
+        companion pass if the first read nothing."""
         if self._credit <= 0:
             # Earlier frames took all the time the camera gives: this one stays plain.
             self.shed += 1
@@ -216,9 +232,26 @@ class StreamDecoder(MultiPassDecoder):
         self._since_pass = 0
         self.passes_run += 1
         codes = self._timed(name, frame, boxes)
+        if not codes and self.companion is not None and name != self.companion:
+            name = self.companion
+            codes = self._companion(frame, start)
         if codes:
             log.debug("stream pass %r found %d code(s)", name, len(codes))
         return codes
+
+    def _companion(self, frame: np.ndarray, start: float) -> list[Code]:
+        """The companion pass on this frame's candidates, if what is left of the time saved
+        (less what this frame has spent so far) covers its expected cost."""
+        assert self.companion is not None
+        boxes = self._boxes_for(self.companion, frame)
+        if not boxes:
+            return []
+        left = self._credit - (self._clock() - start)
+        if self._cost.get(self.companion, 0.0) * sum(_area(b) for b in boxes) > left:
+            self.shed += 1
+            return []
+        self.passes_run += 1
+        return self._timed(self.companion, frame, boxes)
 
     def _boxes_for(self, name: str, frame: np.ndarray) -> list[Box]:
         if name in _FRAME_PASSES:
