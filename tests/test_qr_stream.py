@@ -250,6 +250,8 @@ def test_open_decoder_gives_the_stream_decoder_for_a_camera():
     ({"stream_passes": ["up3_hard", "sharpn"]}, "'sharpn'"),
     ({"frame_period": 0}, "frame_period"),
     ({"every": 0}, "every"),
+    ({"companion": "zbar"}, "companion pass 'zbar'.*up3"),     # a whole-frame pass
+    ({"companion": "up9"}, "companion pass 'up9'"),
 ])
 def test_bad_options_are_clear_errors(options, match):
     with pytest.raises(DeviceSettingError, match=match):

@@ -234,24 +234,23 @@ class StreamDecoder(MultiPassDecoder):
         codes = self._timed(name, frame, boxes)
         if not codes and self.companion is not None and name != self.companion:
             name = self.companion
-            codes = self._companion(frame, start)
+            codes = self._companion(name, frame, start)
         if codes:
             log.debug("stream pass %r found %d code(s)", name, len(codes))
         return codes
 
-    def _companion(self, frame: np.ndarray, start: float) -> list[Code]:
-        """The companion pass on this frame's candidates, if what is left of the time saved
-        (less what this frame has spent so far) covers its expected cost."""
-        assert self.companion is not None
-        boxes = self._boxes_for(self.companion, frame)
+    def _companion(self, name: str, frame: np.ndarray, start: float) -> list[Code]:
+        """The companion pass ``name`` on this frame's candidates, if what is left of the
+        time saved (less what this frame has spent so far) covers its expected cost."""
+        boxes = self._boxes_for(name, frame)
         if not boxes:
             return []
         left = self._credit - (self._clock() - start)
-        if self._cost.get(self.companion, 0.0) * sum(_area(b) for b in boxes) > left:
+        if self._cost.get(name, 0.0) * sum(_area(b) for b in boxes) > left:
             self.shed += 1
             return []
         self.passes_run += 1
-        return self._timed(self.companion, frame, boxes)
+        return self._timed(name, frame, boxes)
 
     def _boxes_for(self, name: str, frame: np.ndarray) -> list[Box]:
         if name in _FRAME_PASSES:
