@@ -107,7 +107,8 @@ def scene(tmp_path_factory):
         # The demo draws the pins; wait until the last beep and gate pulse are over so the
         # lights are steady (green) in every screenshot.
         kit.signals.show(Pattern.PASS)
-        steady = {"red": False, "amber": False, "green": True, "buzzer": False, "gate": False}
+        steady = {"red": False, "amber": False, "green": True, "buzzer": False, "gate": False,
+                  "lamp": False}
         deadline = time.monotonic() + 5
         while kit.loop.lights() != steady and time.monotonic() < deadline:
             time.sleep(0.05)
