@@ -16,8 +16,8 @@ fault      amber blinking (1 Hz)   -                    -
 An optional **lamp** (``lamp=`` pin: a white LED panel above the camera, switched through a
 transistor or relay) lights where people hold their codes.  It is on from start to
 :meth:`Signals.close`, whatever the pattern: in a dim entrance it gives a card or a sheet the
-light of a bright one, so the camera keeps a short exposure (docs/decoding.md, "The kiosk's
-lamp").
+light of a bright one, so the camera keeps a short exposure (docs/decoding.md, "Camera
+set-up: the reading lamp").
 
 Devices take a ``pin_factory`` keyword like gpiozero's own; off a Pi it is a ``MockFactory``
 and tests read the pins' state history.  Button callbacks run on gpiozero's thread: they only

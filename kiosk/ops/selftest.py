@@ -257,17 +257,15 @@ def _lights(cfg: Config, signals: Signals | None, confirm: Confirm | None) -> tu
         return SKIP, "signals disabled in the config"
     opened = None
     if signals is None:
-        from hardware.signals import Signals, make_pin_factory, simulated_reason
+        from hardware.signals import make_pin_factory, simulated_reason
+        from kiosk.runtime.build import configured_signals
 
-        s = cfg.signals
-        factory = make_pin_factory(s.pin_factory)
+        factory = make_pin_factory(cfg.signals.pin_factory)
         if simulated_reason(factory):
             # Nobody can see a simulated light: asking would only teach "yes" to the prompt.
             factory.close()
             return WARN, f"{simulated_reason(factory)}: lights and buzzer not tested"
-        opened = signals = Signals(red=s.red, amber=s.amber, green=s.green, buzzer=s.buzzer,
-                                   gate=s.gate, gate_pulse_seconds=s.gate_pulse_seconds,
-                                   lamp=s.lamp, pin_factory=factory)
+        opened = signals = configured_signals(cfg, factory)
     try:
         lights = signals.lights
         devices = {name: dev for name, dev in (

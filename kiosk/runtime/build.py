@@ -194,12 +194,16 @@ def open_store(cfg: Config, stack: contextlib.ExitStack) -> KioskStore:
         return UnavailableStore(str(e))
 
 
-def open_signals(cfg: Config, stack: contextlib.ExitStack, pin_factory: Any) -> Signals:
+def configured_signals(cfg: Config, pin_factory: Any) -> Signals:
+    """Open the lights, buzzer, gate and lamp the ``[signals]`` table names."""
     s = cfg.signals
-    return stack.enter_context(Signals(
-        red=s.red, amber=s.amber, green=s.green, buzzer=s.buzzer, gate=s.gate,
-        gate_pulse_seconds=s.gate_pulse_seconds, lamp=s.lamp, pin_factory=pin_factory,
-    ))
+    return Signals(red=s.red, amber=s.amber, green=s.green, buzzer=s.buzzer, gate=s.gate,
+                   gate_pulse_seconds=s.gate_pulse_seconds, lamp=s.lamp,
+                   pin_factory=pin_factory)
+
+
+def open_signals(cfg: Config, stack: contextlib.ExitStack, pin_factory: Any) -> Signals:
+    return stack.enter_context(configured_signals(cfg, pin_factory))
 
 
 def open_buttons(cfg: Config, stack: contextlib.ExitStack, loop: ScanLoop,
