@@ -257,6 +257,47 @@ def test_texture_boxes_surround_a_small_code_and_ignore_flat_frames():
     assert texture_boxes(np.zeros((20, 20), np.uint8)) == []
 
 
+def _flood_labels(on: np.ndarray) -> np.ndarray:
+    """The scout's labelling done the slow, obvious way: a flood fill per blob, each blob
+    labelled with its largest flat index + 1."""
+    lab = np.zeros(on.shape, np.int64)
+    seen = np.zeros(on.shape, bool)
+    for start in zip(*np.nonzero(on), strict=True):
+        if seen[start]:
+            continue
+        blob, todo = [], [start]
+        seen[start] = True
+        while todo:
+            y, x = todo.pop()
+            blob.append((y, x))
+            for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                if 0 <= ny < on.shape[0] and 0 <= nx < on.shape[1] and on[ny, nx] \
+                        and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    todo.append((ny, nx))
+        top = max(y * on.shape[1] + x for y, x in blob) + 1
+        for cell in blob:
+            lab[cell] = top
+    return lab
+
+
+@pytest.mark.parametrize("density", [0.3, 0.5, 0.6, 0.8])
+def test_the_scouts_labelling_matches_a_flood_fill_on_winding_blobs(density):
+    from hardware.qr.zxing import _label
+
+    rng = np.random.default_rng(int(density * 10))
+    grids = [rng.random((30, 40)) < density for _ in range(20)]
+    # A spiral: one blob whose labels must travel the whole of its length.
+    spiral = np.zeros((21, 21), bool)
+    y0, x0, y1, x1 = 0, 0, 20, 20
+    while y0 <= y1 and x0 <= x1:
+        spiral[y0, x0:x1 + 1] = spiral[y0:y1 + 1, x1] = spiral[y1, x0:x1 + 1] = True
+        spiral[y0 + 2:y1 + 1, x0] = True
+        y0, x0, y1, x1 = y0 + 2, x0 + 2, y1 - 2, x1 - 2
+    for on in [*grids, spiral, np.zeros((5, 5), bool), np.ones((3, 7), bool)]:
+        assert np.array_equal(_label(on), _flood_labels(on))
+
+
 def test_framegen_optics_give_the_documented_figures():
     """docs/decoding.md: an 11 mm code at 20-30 cm over the full field of a 640x480 lores
     frame is about 0.4-0.6 px a module; a lens focused far away blurs a close code by ~1.4 mm."""
