@@ -2,13 +2,16 @@
 
 Consecutive frames of a held code are nearly the same picture, so the costly passes of
 ``MultiPassDecoder`` need not all run on every frame: :class:`StreamDecoder` makes one
-plain zxing-cpp call a frame and, on every ``every``-th frame that read nothing (and at
-once on a frame where zxing located a symbol it could not decode), *one* costly pass, the
-next in turn, on the places where recent frames showed a candidate (such a symbol, or a
-patch of QR-like texture), or on the whole frame for ``zbar``; when that pass reads
-nothing, its companion (``up3``, the cheapest upscale) tries the candidates on the same
-frame.  A code held for half a second has been tried every way; most frames cost one
-plain call.
+plain zxing-cpp call a frame and, on some of the frames that read nothing, *one* costly
+pass, the next in turn, on the places where recent frames showed a candidate (a symbol
+zxing located but could not decode, or a patch of QR-like texture), or on the whole frame
+for ``zbar``; when that pass reads nothing, its companion (``up3``, the cheapest upscale)
+tries the candidates on the same frame. Which frames: at once where zxing located a
+symbol or the scout first finds texture; else few while a candidate is arriving (still
+moving, rarely readable), one in two once it has stayed in view (the last frames of a
+hand's braking are the ones that read), and few again once passes have kept failing on it
+(a card without a code, the room's own texture). A code held for half a second has been
+tried every way; most frames cost one plain call.
 
 What frames show is combined, never voted on: the *where* (candidate boxes live for a few
 frames), and the *pixels* (the ``stack`` pass averages the candidate's crop over the last
@@ -49,20 +52,25 @@ log = logging.getLogger(__name__)
 # Measured with bench/stream.py on seed 1 (docs/decoding.md, "Stream decoding"): the
 # stack every other pass, since it reads most of what the hand's last braking leaves
 # readable only in the last frames of half a second (bench/clip_oracle.py); zbar fourth,
-# so that a code held for half a second (15 frames, a pass every third) has had it.
+# so that a code held for half a second (15 frames: a first pass, then one frame in two
+# once it is held) has had it.
 DEFAULT_STREAM_PASSES: tuple[str, ...] = ("stack", "up3_hard", "stack", "zbar", "stack",
                                           "up3", "stack", "up2_sharpen")
 # After a rotation pass that read nothing, the cheapest upscale tries the same candidates
 # on the same frame: most codes that only become readable in the last frames of half a
 # second read with a plain 3x upscale of their crop (bench/clip_oracle.py), where the
-# rotation's pass of that frame was another one.  A pass comes on one frame in three, so
-# the median frame does not pay for it (docs/decoding.md, "Stream decoding").
+# rotation's pass of that frame was another one.  A pass comes on at most one frame in two
+# (and one in six on most frames without a code), so the median frame does not pay for
+# it (docs/decoding.md, "Stream decoding").
 DEFAULT_COMPANION = "up3"
 STREAM_PASSES = ("up3_hard", "up2_sharpen", "up2_soft", "up3", "sharp_up3", "stack", "zbar")
 # Passes that look at the whole frame and need no candidate.
 _FRAME_PASSES = frozenset({"zbar"})
 _STACK = 3            # frames averaged by the stack pass
 _FOCUS_TTL = 6        # frames a candidate box is kept without being seen again
+# Frames with candidates in view after which they are taken as held (a code brought to the
+# camera brakes in its first 0.2 s, and most codes that read late read after that).
+_HELD_AFTER = 6
 _STACK_MAX_SIDE = 320  # crops larger than this are not stacked (a big code needs no help)
 # The scout's boxes: up to 512 px (a phone's HC1 code held near is 300 px and more, and
 # zxing often locates only a fragment of it), on 2x2-averaged pixels (dim-light noise).
@@ -107,17 +115,23 @@ class StreamDecoder(MultiPassDecoder):
     """One plain zxing-cpp call a frame; the costly passes spread over consecutive frames.
 
     Call :meth:`decode` with the frames of one camera in order (dropped frames are fine),
-    and :meth:`reset` when the camera changes.  ``frame_period`` is the camera's (1/30 s);
-    ``every`` = 3 runs a costly pass on at most one frame in three, so two frames in three
-    cost one plain call; a candidate pass tries the ``boxes`` freshest candidates (2: what
-    zxing located is often a fragment, the code being in the texture beside it); ``clock``
-    measures what a decode costs (wall time: what matters for keeping up with the camera).
+    and :meth:`reset` when the camera changes.  ``frame_period`` is the camera's (1/30 s).
+    While candidates are arriving (in view for fewer than 6 frames) a costly pass runs on one
+    frame in ``every``: a code still moving is rarely readable. Once they are held, on one
+    frame in ``held_every``, since the last frames of a hand's braking are those that read;
+    after ``tries`` passes in a row have read nothing, back to one in ``every`` (a card
+    without a code, the room's own texture). With no candidate in view, the scout looks for
+    one every ``look_every`` frames and what it finds is tried at once. A candidate pass
+    tries the ``boxes`` freshest candidates (2: what zxing located is often a fragment, the
+    code being in the texture beside it); ``clock`` measures what a decode costs (wall time:
+    what matters for keeping up with the camera).
     """
 
     name = "stream"
 
     def __init__(self, *, frame_period: float = 1 / 30,
-                 stream_passes: Sequence[str] = DEFAULT_STREAM_PASSES, every: int = 3,
+                 stream_passes: Sequence[str] = DEFAULT_STREAM_PASSES, every: int = 6,
+                 held_every: int = 2, tries: int = 8, look_every: int = 3,
                  boxes: int = 2, zbar_every: int = 0,
                  companion: str | None = DEFAULT_COMPANION,
                  stack_passes: Sequence[str] = ("plain", "up2_sharpen"),
@@ -129,8 +143,10 @@ class StreamDecoder(MultiPassDecoder):
         if not 0 < frame_period <= 1:
             raise DeviceSettingError(
                 f"frame_period must be in (0, 1] seconds, got {frame_period!r}")
-        if every < 1:
-            raise DeviceSettingError(f"every must be 1 or more, got {every!r}")
+        for what, value in (("every", every), ("held_every", held_every), ("tries", tries),
+                            ("look_every", look_every)):
+            if value < 1:
+                raise DeviceSettingError(f"{what} must be 1 or more, got {value!r}")
         if boxes < 1:
             raise DeviceSettingError(f"boxes must be 1 or more, got {boxes!r}")
         if companion is not None and (companion not in STREAM_PASSES
@@ -144,6 +160,9 @@ class StreamDecoder(MultiPassDecoder):
         self.frame_period = frame_period
         self.stream_passes = tuple(stream_passes)
         self.every = every
+        self.held_every = held_every
+        self.tries = tries
+        self.look_every = look_every
         self.boxes = boxes
         self.zbar_every = zbar_every
         self.companion = companion
@@ -159,6 +178,10 @@ class StreamDecoder(MultiPassDecoder):
         self._turn = 0
         self._since_pass = 0
         self._since_zbar = 0
+        self._since_scout = 0
+        self._in_view = 0      # frames in a row with a candidate (gaps under _FOCUS_TTL)
+        self._out_of_view = 0
+        self._failed = 0       # passes that read nothing since the candidates came
         self._credit = 0.0     # seconds of frame time saved for costly passes
         # Measured cost of each pass, in seconds a pixel of the boxes it worked on (none
         # before its first run: a pass is tried once before its cost is known).
@@ -179,18 +202,32 @@ class StreamDecoder(MultiPassDecoder):
         if codes:
             self._focus = []
             self._since_pass = 0
+            self._failed = 0
             self._finish(start)
             return unique(codes)
         self._age_focus(located)
         self._since_pass += 1
         self._since_zbar += 1
+        self._since_scout += 1
         found: list[Code] = []
         # A symbol zxing located in this very frame is the best moment for a pass: its
         # finder patterns are sharp enough to be found.
-        if self._since_pass >= self.every or located:
+        if located or self._since_pass >= self._cadence():
             found = self._costly(frame, start)
+        elif not self._focus and self._since_scout >= self.look_every and self._credit > 0:
+            # Nothing in view: look for texture more often than passes come, and try what
+            # appears at once (a code held still from the start, a photo).
+            self._scout(frame)
+            if self._focus:
+                found = self._costly(frame, start)
         self._finish(start)
         return unique(found)
+
+    def _cadence(self) -> int:
+        """One frame in how many gets a costly pass now."""
+        if self._in_view >= _HELD_AFTER and self._failed < self.tries:
+            return self.held_every
+        return self.every
 
     def _finish(self, start: float) -> None:
         self._credit -= self._clock() - start
@@ -202,6 +239,19 @@ class StreamDecoder(MultiPassDecoder):
         for box in located:
             kept.insert(0, _Focus(box))
         self._focus = kept[:3]
+        self._count_view()
+
+    def _count_view(self) -> None:
+        """How long candidates have been in view; they are gone after _FOCUS_TTL frames
+        without one (the scout runs only when a pass is due, so brief gaps are normal)."""
+        if self._focus:
+            self._in_view += 1
+            self._out_of_view = 0
+            return
+        self._out_of_view += 1
+        if self._out_of_view > _FOCUS_TTL:
+            self._in_view = 0
+            self._failed = 0
 
     def _costly(self, frame: np.ndarray, start: float) -> list[Code]:
         """One costly pass, the next in turn, if the time saved covers it; then the
@@ -237,6 +287,8 @@ class StreamDecoder(MultiPassDecoder):
             codes = self._companion(name, frame, start)
         if codes:
             log.debug("stream pass %r found %d code(s)", name, len(codes))
+        else:
+            self._failed += 1
         return codes
 
     def _companion(self, name: str, frame: np.ndarray, start: float) -> list[Code]:
@@ -276,6 +328,7 @@ class StreamDecoder(MultiPassDecoder):
 
     def _scout(self, frame: np.ndarray) -> None:
         if not self._focus or self._focus[0].age > 1:
+            self._since_scout = 0
             # Scouting for QR-like texture costs about one plain call; done only when the
             # candidates are stale, and it is itself a pass in the sense of the budget.
             for box in texture_boxes(frame, max_side=_SCOUT_MAX_SIDE, pool=_SCOUT_POOL):
