@@ -131,7 +131,7 @@ class StreamDecoder(MultiPassDecoder):
 
     def __init__(self, *, frame_period: float = 1 / 30,
                  stream_passes: Sequence[str] = DEFAULT_STREAM_PASSES, every: int = 6,
-                 held_every: int = 2, tries: int = 8, look_every: int = 3,
+                 held_every: int = 2, tries: int = 6, look_every: int = 3,
                  boxes: int = 2, zbar_every: int = 0,
                  companion: str | None = DEFAULT_COMPANION,
                  stack_passes: Sequence[str] = ("plain", "up2_sharpen"),
