@@ -110,6 +110,28 @@ def test_passes_are_few_while_a_candidate_arrives_dense_once_held_and_few_after_
     assert ran == [2, 8, 10, 12, 18, 24, 30, 36, 42, 60, 66, 68, 70, 76, 82]
 
 
+def test_a_damaged_code_zxing_keeps_locating_stops_costing_a_pass_every_frame():
+    # A real code with its middle scratched out: zxing finds its finder patterns on every
+    # frame, and no pass can read it.
+    code = np.array(qr_image("NGUYEN VAN A|001099012345|damaged card", module_px=6))
+    h, w = code.shape
+    rng = np.random.default_rng(1)
+    code[h // 2 - 40:h // 2 + 40, w // 2 - 40:w // 2 + 40] = rng.choice([0, 255], (80, 80))
+    frame = np.full((480, 640), 200, np.uint8)
+    frame[100:100 + h, 150:150 + w] = code
+    decoder = StreamDecoder(clock=frozen_clock)
+    assert decoder._read_located(frame)[1]   # located, not decoded
+    ran = []
+    for i in range(30):
+        before = decoder.passes_run
+        assert decoder.decode(frame) == []
+        if decoder.passes_run > before:
+            ran.append(i)
+    # A pass on each of the first frames (the symbol located each time), then, after 6
+    # failed passes, one frame in 6, not one on every frame for as long as it is held.
+    assert ran == [0, 1, 2, 3, 4, 5, 11, 17, 23, 29]
+
+
 def test_a_pass_on_a_larger_candidate_is_expected_to_cost_more():
     from hardware.qr.stream import _Focus
 

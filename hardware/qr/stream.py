@@ -211,8 +211,9 @@ class StreamDecoder(MultiPassDecoder):
         self._since_scout += 1
         found: list[Code] = []
         # A symbol zxing located in this very frame is the best moment for a pass: its
-        # finder patterns are sharp enough to be found.
-        if located or self._since_pass >= self._cadence():
+        # finder patterns are sharp enough to be found (unless passes have kept failing on
+        # it: a damaged code held up for seconds would otherwise have one on every frame).
+        if (located and self._failed < self.tries) or self._since_pass >= self._cadence():
             found = self._costly(frame, start)
         elif not self._focus and self._since_scout >= self.look_every and self._credit > 0:
             # Nothing in view: look for texture more often than passes come, and try what
@@ -243,7 +244,7 @@ class StreamDecoder(MultiPassDecoder):
 
     def _count_view(self) -> None:
         """How long candidates have been in view; they are gone after _FOCUS_TTL frames
-        without one (the scout runs only when a pass is due, so brief gaps are normal)."""
+        without one (the scout does not run on every frame, so brief gaps are normal)."""
         if self._focus:
             self._in_view += 1
             self._out_of_view = 0
