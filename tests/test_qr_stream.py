@@ -87,14 +87,14 @@ def test_a_card_without_a_code_gives_nothing():
     assert decoder.passes_run > 0   # it did try
 
 
-def test_passes_are_few_while_a_candidate_arrives_dense_once_held_and_few_after_failing():
+def test_passes_are_few_while_a_candidate_arrives_dense_once_held_and_few_once_long_unread():
     # QR-like texture that is no code (random modules, no finder patterns): the scout
     # finds it, zxing locates nothing in it, and every pass fails.
     rng = np.random.default_rng(5)
     room = np.full((480, 640), 140, np.uint8)
     patch = room.copy()
     patch[140:240, 260:360] = np.kron(rng.integers(0, 2, (25, 25)), np.ones((4, 4))) * 200 + 20
-    decoder = StreamDecoder(clock=frozen_clock, every=6, held_every=2, tries=4)
+    decoder = StreamDecoder(clock=frozen_clock, every=6, held_every=2, patience=12)
     ran = []
     for i, frame in enumerate([patch] * 40 + [room] * 20 + [patch] * 24):
         before = decoder.passes_run
@@ -102,11 +102,12 @@ def test_passes_are_few_while_a_candidate_arrives_dense_once_held_and_few_after_
         assert decoder._read_located(frame) == ([], [])
         if decoder.passes_run > before:
             ran.append(i)
-    # With nothing in view the scout looks every third frame, and what it finds is tried
-    # at once (frame 2); once the patch has been in view for 6 frames, one frame in two
-    # (8, 10, 12) until 4 passes have failed; then one in six.  Frames 40-59 show the room
-    # alone (one whole-frame zbar pass, its turn in the rotation, at 42); the patch coming
-    # back is a new candidate, and the same pattern starts again (60; 66, 68, 70; 76, 82).
+    # With nothing in view the scout looks every third frame, and what it finds is tried at
+    # once (frame 2); once the patch has been in view for 6 frames, one frame in two (8, 10,
+    # 12) until it has been in view for 12 frames unread; then one in six. Frames 40-59 show
+    # the room alone (one whole-frame zbar pass, its turn in the rotation, at 42); the patch
+    # coming back is a new candidate, and the same pattern starts again (60; 66, 68, 70; 76,
+    # 82).
     assert ran == [2, 8, 10, 12, 18, 24, 30, 36, 42, 60, 66, 68, 70, 76, 82]
 
 
@@ -127,9 +128,10 @@ def test_a_damaged_code_zxing_keeps_locating_stops_costing_a_pass_every_frame():
         assert decoder.decode(frame) == []
         if decoder.passes_run > before:
             ran.append(i)
-    # A pass on each of the first frames (the symbol located each time), then, after 6
-    # failed passes, one frame in 6, not one on every frame for as long as it is held.
-    assert ran == [0, 1, 2, 3, 4, 5, 11, 17, 23, 29]
+    # A pass on each frame (the symbol located each time) while it has been in view for
+    # under 15 frames (half a second), then one frame in 6, not one on every frame for as
+    # long as it is held.
+    assert ran == [*range(14), 19, 25]
 
 
 def test_a_pass_on_a_larger_candidate_is_expected_to_cost_more():
@@ -296,7 +298,7 @@ def test_open_decoder_gives_the_stream_decoder_for_a_camera():
     ({"frame_period": 0}, "frame_period"),
     ({"every": 0}, "every"),
     ({"held_every": 0}, "held_every must be 1 or more, got 0"),
-    ({"tries": -1}, "tries must be 1 or more, got -1"),
+    ({"patience": -1}, "patience must be 1 or more, got -1"),
     ({"look_every": 0}, "look_every must be 1 or more, got 0"),
     ({"companion": "zbar"}, "companion pass 'zbar'.*up3"),     # a whole-frame pass
     ({"companion": "up9"}, "companion pass 'up9'"),

@@ -9,9 +9,9 @@ for ``zbar``; when that pass reads nothing, its companion (``up3``, the cheapest
 tries the candidates on the same frame. Which frames: at once where zxing located a
 symbol or the scout first finds texture; else few while a candidate is arriving (still
 moving, rarely readable), one in two once it has stayed in view (the last frames of a
-hand's braking are the ones that read), and few again once passes have kept failing on it
-(a card without a code, the room's own texture). A code held for half a second has been
-tried every way; most frames cost one plain call.
+hand's braking are the ones that read), and few again once it has been in view for half a
+second unread (a card without a code, the room's own texture, a damaged code).  A code
+held for half a second has been tried every way; most frames cost one plain call.
 
 What frames show is combined, never voted on: the *where* (candidate boxes live for a few
 frames), and the *pixels* (the ``stack`` pass averages the candidate's crop over the last
@@ -116,22 +116,23 @@ class StreamDecoder(MultiPassDecoder):
 
     Call :meth:`decode` with the frames of one camera in order (dropped frames are fine),
     and :meth:`reset` when the camera changes.  ``frame_period`` is the camera's (1/30 s).
-    While candidates are arriving (in view for fewer than 6 frames) a costly pass runs on one
-    frame in ``every``: a code still moving is rarely readable. Once they are held, on one
-    frame in ``held_every``, since the last frames of a hand's braking are those that read;
-    after ``tries`` passes in a row have read nothing, back to one in ``every`` (a card
-    without a code, the room's own texture). With no candidate in view, the scout looks for
-    one every ``look_every`` frames and what it finds is tried at once. A candidate pass
-    tries the ``boxes`` freshest candidates (2: what zxing located is often a fragment, the
-    code being in the texture beside it); ``clock`` measures what a decode costs (wall time:
-    what matters for keeping up with the camera).
+    While candidates are arriving (in view for fewer than 6 frames) a costly pass runs on
+    one frame in ``every``: a code still moving is rarely readable. Once they are held, on
+    one frame in ``held_every``, since the last frames of a hand's braking are those that
+    read; once they have been in view for ``patience`` frames (half a second) unread, back
+    to one in ``every`` (a card without a code, the room's own texture, a damaged code), and
+    a symbol zxing locates no longer gets a pass at once. With no candidate in view, the
+    scout looks for one every ``look_every`` frames and what it finds is tried at once. A
+    candidate pass tries the ``boxes`` freshest candidates (2: what zxing located is often a
+    fragment, the code being in the texture beside it); ``clock`` measures what a decode
+    costs (wall time: what matters for keeping up with the camera).
     """
 
     name = "stream"
 
     def __init__(self, *, frame_period: float = 1 / 30,
                  stream_passes: Sequence[str] = DEFAULT_STREAM_PASSES, every: int = 6,
-                 held_every: int = 2, tries: int = 6, look_every: int = 3,
+                 held_every: int = 2, patience: int = 15, look_every: int = 3,
                  boxes: int = 2, zbar_every: int = 0,
                  companion: str | None = DEFAULT_COMPANION,
                  stack_passes: Sequence[str] = ("plain", "up2_sharpen"),
@@ -143,8 +144,8 @@ class StreamDecoder(MultiPassDecoder):
         if not 0 < frame_period <= 1:
             raise DeviceSettingError(
                 f"frame_period must be in (0, 1] seconds, got {frame_period!r}")
-        for what, value in (("every", every), ("held_every", held_every), ("tries", tries),
-                            ("look_every", look_every)):
+        for what, value in (("every", every), ("held_every", held_every),
+                            ("patience", patience), ("look_every", look_every)):
             if value < 1:
                 raise DeviceSettingError(f"{what} must be 1 or more, got {value!r}")
         if boxes < 1:
@@ -161,7 +162,7 @@ class StreamDecoder(MultiPassDecoder):
         self.stream_passes = tuple(stream_passes)
         self.every = every
         self.held_every = held_every
-        self.tries = tries
+        self.patience = patience
         self.look_every = look_every
         self.boxes = boxes
         self.zbar_every = zbar_every
@@ -179,9 +180,8 @@ class StreamDecoder(MultiPassDecoder):
         self._since_pass = 0
         self._since_zbar = 0
         self._since_scout = 0
-        self._in_view = 0      # frames in a row with a candidate (gaps under _FOCUS_TTL)
+        self._in_view = 0      # frames with a candidate and no read (gaps under _FOCUS_TTL)
         self._out_of_view = 0
-        self._failed = 0       # passes that read nothing since the candidates came
         self._credit = 0.0     # seconds of frame time saved for costly passes
         # Measured cost of each pass, in seconds a pixel of the boxes it worked on (none
         # before its first run: a pass is tried once before its cost is known).
@@ -202,7 +202,7 @@ class StreamDecoder(MultiPassDecoder):
         if codes:
             self._focus = []
             self._since_pass = 0
-            self._failed = 0
+            self._in_view = 0
             self._finish(start)
             return unique(codes)
         self._age_focus(located)
@@ -211,9 +211,9 @@ class StreamDecoder(MultiPassDecoder):
         self._since_scout += 1
         found: list[Code] = []
         # A symbol zxing located in this very frame is the best moment for a pass: its
-        # finder patterns are sharp enough to be found (unless passes have kept failing on
-        # it: a damaged code held up for seconds would otherwise have one on every frame).
-        if (located and self._failed < self.tries) or self._since_pass >= self._cadence():
+        # finder patterns are sharp enough to be found (unless it has been in view unread
+        # for long: a damaged code held up for seconds would have one on every frame).
+        if (located and self._in_view < self.patience) or self._since_pass >= self._cadence():
             found = self._costly(frame, start)
         elif not self._focus and self._since_scout >= self.look_every and self._credit > 0:
             # Nothing in view: look for texture more often than passes come, and try what
@@ -226,7 +226,7 @@ class StreamDecoder(MultiPassDecoder):
 
     def _cadence(self) -> int:
         """One frame in how many gets a costly pass now."""
-        if self._in_view >= _HELD_AFTER and self._failed < self.tries:
+        if _HELD_AFTER <= self._in_view < self.patience:
             return self.held_every
         return self.every
 
@@ -252,7 +252,6 @@ class StreamDecoder(MultiPassDecoder):
         self._out_of_view += 1
         if self._out_of_view > _FOCUS_TTL:
             self._in_view = 0
-            self._failed = 0
 
     def _costly(self, frame: np.ndarray, start: float) -> list[Code]:
         """One costly pass, the next in turn, if the time saved covers it; then the
@@ -288,8 +287,6 @@ class StreamDecoder(MultiPassDecoder):
             codes = self._companion(name, frame, start)
         if codes:
             log.debug("stream pass %r found %d code(s)", name, len(codes))
-        else:
-            self._failed += 1
         return codes
 
     def _companion(self, name: str, frame: np.ndarray, start: float) -> list[Code]:
