@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from bench.clipgen import Clip, add_scene_options, describe, scene_options
-from bench.stream import GAP, WITHIN, gap_frame, load_clips
+from bench.stream import WITHIN, load_clips, show_gap
 
 # Passes the stream decoder has (on a candidate box, or the whole frame for zbar).
 STREAM_HAS = {"crop_up3_hard", "crop_up2_sharpen", "crop_up2_soft", "stack3", "zbar",
@@ -219,9 +219,7 @@ def stream_firsts(clips: list[Clip]) -> list[int | None]:
     d = StreamDecoder(clock=lambda: 0.0)
     out: list[int | None] = []
     for clip in clips:
-        empty = gap_frame(clip)
-        for _ in range(GAP):    # nobody in front of the camera between two clips
-            d.decode(empty)
+        show_gap(d.decode, clip)    # nobody in front of the camera between two clips
         first = None
         for i, f in enumerate(clip.frames):
             found = [c.raw for c in d.decode(f)]

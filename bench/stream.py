@@ -64,6 +64,13 @@ def gap_frame(clip: Clip) -> np.ndarray:
     first = clip.frames[0]
     return np.full_like(first, np.median(first))
 
+
+def show_gap(decode: Callable[[np.ndarray], object], clip: Clip) -> None:
+    """Feed ``decode`` the GAP empty frames that come before ``clip`` (not scored)."""
+    empty = gap_frame(clip)
+    for _ in range(GAP):
+        decode(empty)
+
 DecodeFn = Callable[[np.ndarray], list[bytes]]
 
 
@@ -133,10 +140,8 @@ class ClipScore:
 def score(decoders: dict[str, DecodeFn], clips: list[Clip]) -> dict[str, dict[str, ClipScore]]:
     out: dict[str, dict[str, ClipScore]] = {n: {} for n in decoders}
     for clip in clips:
-        empty = gap_frame(clip)
         for name, fn in decoders.items():
-            for _ in range(GAP):    # not scored: nobody in front of the camera
-                fn(empty)
+            show_gap(fn, clip)    # nobody in front of the camera
             _score_clip(fn, clip, (out[name].setdefault(clip.kind, ClipScore()),
                                    out[name].setdefault("ALL", ClipScore())))
     return out

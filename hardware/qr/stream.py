@@ -272,7 +272,7 @@ class StreamDecoder(MultiPassDecoder):
             return []
         # A pass's cost grows with the pixels it works on (a 500 px candidate costs ten
         # times a 160 px one), so what is measured is its cost a pixel.
-        if self._cost.get(name, 0.0) * sum(_area(b) for b in boxes) > self._credit:
+        if self._expected_cost(name, boxes) > self._credit:
             self.shed += 1
             return []
         if name == "zbar":
@@ -296,11 +296,16 @@ class StreamDecoder(MultiPassDecoder):
         if not boxes:
             return []
         left = self._credit - (self._clock() - start)
-        if self._cost.get(name, 0.0) * sum(_area(b) for b in boxes) > left:
+        if self._expected_cost(name, boxes) > left:
             self.shed += 1
             return []
         self.passes_run += 1
         return self._timed(name, frame, boxes)
+
+    def _expected_cost(self, name: str, boxes: list[Box]) -> float:
+        """Seconds the pass ``name`` is expected to take on ``boxes`` (0 before its first
+        run: a pass is tried once before its cost is known)."""
+        return self._cost.get(name, 0.0) * sum(_area(b) for b in boxes)
 
     def _boxes_for(self, name: str, frame: np.ndarray) -> list[Box]:
         if name in _FRAME_PASSES:
