@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -141,6 +142,14 @@ class Clip:
     frames: list[np.ndarray]
     payload: bytes | None
     params: dict = field(default_factory=dict)
+    # The camera's full-resolution stream, ``detail`` times the frames' size, frame by frame
+    # (None: the camera has one stream, or its frames are already at the sensor's own pixels).
+    detail: list[np.ndarray] | None = None
+
+
+def _to_bytes(img: np.ndarray) -> np.ndarray:
+    """A 0..1 float image as the 8-bit luma a camera sends."""
+    return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
 def _approach(t: np.ndarray, start: float, rest: float,
@@ -268,7 +277,7 @@ def reflections(lamps: list[Lamp], centre_mm: np.ndarray, normal: np.ndarray,
 
 def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa: C901
               exposure: str = "normal", glare: str = "lamps", camera: str = "mix",
-              af: str = "kiosk", light: str = "room") -> Clip:
+              af: str = "kiosk", light: str = "room", detail: int = 1) -> Clip:
     """Clip ``index`` of ``kind``; the same arguments always give the same pixels.
 
     ``exposure`` is the camera's AeExposureMode profile (``EXPOSURES``).  The same clip in
@@ -293,6 +302,16 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
 
     ``light`` is ``"room"`` (the default) or ``"kiosk"``: the same scene with the kiosk's own
     lamp on (``LIGHTS``, ``KIOSK_LAMP``).
+
+    ``detail`` > 1 models a Pi camera that sends two streams of the same exposure, as the
+    kiosk sets picamera2 up: the analysis frames (``frames``, the ``lores`` stream) and a
+    ``main`` stream ``detail`` times larger each way (``Clip.detail``).  The scene is
+    rendered at the main stream's size (motion, defocus and the lens's own blur in its
+    pixels, the sensor noise of its binning) and each analysis frame is its area average,
+    as the ISP's scaler makes it; the geometry is the same as with ``detail=1``, the
+    pixels not quite (an area average is a little softer than a point sample).  A webcam
+    (one MJPEG stream) and a card seen through the native-resolution window (no finer
+    pixels to send) have no main stream: ``Clip.detail`` is None for them.
     """
     if glare not in GLARES:
         raise ValueError(f"unknown glare model {glare!r}; choose one of {GLARES}")
@@ -446,24 +465,37 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
         lamps.append(KIOSK_LAMP)
     glare_frames = 0
 
+    if detail < 1:
+        raise ValueError(f"detail must be 1 or more (times the frame's size), got {detail!r}")
+    # A main stream finer than the frames only where the sensor has the pixels for it.
+    s = detail if detail > 1 and not webcam and k_bin >= detail else 1
+    big_w, big_h = w * s, h * s
+    backdrop = background if s == 1 else cv2.resize(background, (big_w, big_h),
+                                                    interpolation=cv2.INTER_LINEAR)
+    # The main stream's noise has its own numbers, so the scene's draws stay those of detail=1.
+    noise_rng = rng if s == 1 else np.random.default_rng(list(f"{key}:detail".encode()))
     frames = []
+    fine = []
     blur_px = []
     defocus_px = []
     where = []          # (x, y, width) of the code in frame pixels, face-on width
     for i in range(n_frames):
         ppm = fg.px_per_mm(ds[i], w, zoom, optics)
-        frame = background.copy()
+        frame = backdrop.copy()
         centre = (w / 2 + xs[i] * ppm, h / 2 + ys[i] * ppm)
         width = min(ppm * code_mm, 0.95 * h)
         where.append((round(centre[0]), round(centre[1]), round(width)))
-        glass = fg._place(frame, face, width, rng, float(turn[i]), float(tilt[i]), ppm * ds[i],
-                          dark, light, margin, centre=centre, tilt_axis=tilt_axis)
+        # Frame pixel (x, y) covers main-stream pixels s*x .. s*x + s - 1.
+        big_centre = (centre[0] * s + (s - 1) / 2, centre[1] * s + (s - 1) / 2)
+        glass = fg._place(frame, face, width * s, rng, float(turn[i]), float(tilt[i]),
+                          ppm * ds[i] * s, dark, light, margin, centre=big_centre,
+                          tilt_axis=tilt_axis)
         if screen is not None:
             # Moiré (the screen's pixel grid against the sensor's) and glare (a lamp seen
             # in the glass) are on the phone's screen only, never on the room behind it.
             period, s_ang, depth, gamma, gain, gr = screen
-            yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-            phase = 2 * np.pi * (np.cos(s_ang) * xx + np.sin(s_ang) * yy) / period
+            yy, xx = np.mgrid[0:big_h, 0:big_w].astype(np.float32)
+            phase = 2 * np.pi * (np.cos(s_ang) * xx + np.sin(s_ang) * yy) / (period * s)
             moire = 1 - depth * (0.5 + 0.5 * np.cos(phase))
             if glare == "fixed":
                 spots = [(gx, gy, gr)]
@@ -473,24 +505,34 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
                                     (w, h))
             shine = np.zeros_like(frame)
             for sx, sy, sr in spots:
+                sx, sy, sr = sx * s + (s - 1) / 2, sy * s + (s - 1) / 2, sr * s
                 shine += gain * np.exp(-((xx - sx) ** 2 + (yy - sy) ** 2) / (2 * sr * sr))
             glare_frames += bool(spots) and float((shine * glass).max()) > 0.05
             lit = np.clip(frame * moire, 0, 1) ** gamma + shine
             frame = frame * (1 - glass) + lit * glass
         if shade:
-            yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-            ramp = 0.5 + 0.5 * np.cos(shade_ang) * xx / w + 0.5 * np.sin(shade_ang) * yy / h
+            yy, xx = np.mgrid[0:big_h, 0:big_w].astype(np.float32)
+            ramp = (0.5 + 0.5 * np.cos(shade_ang) * xx / big_w
+                    + 0.5 * np.sin(shade_ang) * yy / big_h)
             frame = frame * (1 - shade * ramp)
         # Motion blur: the code's travel in the image during the exposure.
         speed = float(np.hypot(vx[i], vy[i]))
         length = speed * shutter * ppm
         if length > 0.7:
-            frame = fg._motion(frame, length, float(np.arctan2(vy[i], vx[i])))
+            frame = fg._motion(frame, length * s, float(np.arctan2(vy[i], vx[i])))
         radius = fg.blur_diameter_px(ds[i], focus[i], w, zoom, optics) / 2
         if radius > 0.3:
-            frame = fg._defocus(frame, radius)
-        frame = cv2.GaussianBlur(frame, (0, 0), system)
-        frames.append(fg._finish(frame, rng, noise / k_bin, jpeg))
+            frame = fg._defocus(frame, radius * s)
+        frame = cv2.GaussianBlur(frame, (0, 0), system * s)
+        if s == 1:
+            frames.append(fg._finish(frame, rng, noise / k_bin, jpeg))
+        else:
+            # Sensor noise in the main stream's pixels (each bins s*s times fewer sensor
+            # pixels); the analysis frame is their area average, as the ISP scales it.
+            noisy = frame + noise_rng.normal(0, noise * s / k_bin, frame.shape).astype(
+                np.float32)
+            fine.append(_to_bytes(noisy))
+            frames.append(_to_bytes(cv2.resize(noisy, (w, h), interpolation=cv2.INTER_AREA)))
         blur_px.append(round(length, 1))
         defocus_px.append(round(radius, 1))
     params = {"size": (w, h), "family": family, "like": like, "autofocus": autofocus,
@@ -501,17 +543,18 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
               "gain": round(sensor_gain, 2), "noise": round(noise, 4),
               "px_per_module": round(ppm_rest * code_mm / n, 2),
               "motion_blur_px": blur_px, "defocus_radius_px": defocus_px,
-              "where_px": where}
-    return Clip(kind, index, frames, payload, params)
+              "where_px": where, "detail": s}
+    return Clip(kind, index, frames, payload, params, fine if s > 1 else None)
 
 
 def clips(per_kind: int, seed: int = 0, kinds: tuple[str, ...] = CLIP_KINDS,
           n_frames: int = 30, exposure: str = "normal", glare: str = "lamps",
-          camera: str = "mix", af: str = "kiosk", light: str = "room"):
+          camera: str = "mix", af: str = "kiosk", light: str = "room", detail: int = 1):
     """``per_kind`` clips of each kind, kind by kind."""
     for kind in kinds:
         for i in range(per_kind):
-            yield make_clip(kind, i, seed, n_frames, exposure, glare, camera, af, light)
+            yield make_clip(kind, i, seed, n_frames, exposure, glare, camera, af, light,
+                            detail)
 
 
 def add_scene_options(parser: argparse.ArgumentParser) -> None:
@@ -531,15 +574,21 @@ def add_scene_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--light", choices=LIGHTS, default="room",
                         help="light on the codes: the entrance's own (room, the default) or "
                              "with the kiosk's lamp on (kiosk)")
+    parser.add_argument("--detail", type=int, default=1,
+                        help="a Pi camera's main stream, this many times the analysis "
+                             "frame's size each way, beside it (default 1: none)")
 
 
-def scene_options(args: argparse.Namespace) -> dict[str, str]:
+def scene_options(args: argparse.Namespace) -> dict[str, Any]:
     """What :func:`add_scene_options` parsed, as keyword arguments of :func:`clips`."""
-    return {"exposure": args.exposure, "glare": args.glare, "camera": args.camera,
-            "af": args.af, "light": args.light}
+    scene: dict[str, Any] = {"exposure": args.exposure, "glare": args.glare,
+                             "camera": args.camera, "af": args.af, "light": args.light}
+    if args.detail != 1:
+        scene["detail"] = args.detail
+    return scene
 
 
-def describe(scene: dict[str, str]) -> str:
+def describe(scene: dict[str, Any]) -> str:
     """``exposure normal, glare lamps, ...``: the scene options, for a bench's first line."""
     return ", ".join(f"{k} {v}" for k, v in scene.items())
 

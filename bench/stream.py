@@ -65,27 +65,30 @@ def gap_frame(clip: Clip) -> np.ndarray:
     return np.full_like(first, np.median(first))
 
 
-def show_gap(decode: Callable[[np.ndarray], object], clip: Clip) -> None:
+def show_gap(decode: Callable[[np.ndarray, np.ndarray | None], object], clip: Clip) -> None:
     """Feed ``decode`` the GAP empty frames that come before ``clip`` (not scored)."""
     empty = gap_frame(clip)
     for _ in range(GAP):
-        decode(empty)
+        decode(empty, None)
 
-DecodeFn = Callable[[np.ndarray], list[bytes]]
+
+# A decoder under test: a frame, and the camera's main stream beside it when there is one.
+DecodeFn = Callable[[np.ndarray, np.ndarray | None], list[bytes]]
 
 
 def load_clips(per_kind: int, seed: int, cache: bool = True,
                exposure: str = "normal", glare: str = "lamps",
-               camera: str = "mix", af: str = "kiosk", light: str = "room") -> list[Clip]:
+               camera: str = "mix", af: str = "kiosk", light: str = "room",
+               detail: int = 1) -> list[Clip]:
     """The clip set, from the git-ignored cache when it was built before."""
     src = Path(clipgen.__file__).read_bytes() + Path(framegen.__file__).read_bytes()
     version = hashlib.sha1(src).hexdigest()[:10]
-    scene = f"{exposure}-{glare}-{camera}-{af}-{light}"
+    scene = f"{exposure}-{glare}-{camera}-{af}-{light}" + (f"-detail{detail}" if detail > 1 else "")
     path = CACHE / f"clips-seed{seed}-n{per_kind}-{scene}-{version}.npz"
     if cache and path.exists():
         return list(np.load(path, allow_pickle=True)["clips"])
     out = list(clipgen.clips(per_kind, seed, exposure=exposure, glare=glare, camera=camera,
-                             af=af, light=light))
+                             af=af, light=light, detail=detail))
     if cache:
         CACHE.mkdir(exist_ok=True)
         arr = np.empty(len(out), dtype=object)
@@ -94,31 +97,34 @@ def load_clips(per_kind: int, seed: int, cache: bool = True,
     return out
 
 
-def stream_decoder(**options: object) -> tuple[DecodeFn, object]:
+def stream_decoder(main: bool = True, **options: object) -> tuple[DecodeFn, object]:
+    """The kiosk's stream decoder; with ``main=False`` it is not given the main stream."""
     from hardware.qr import open_decoder
 
     d = open_decoder("auto", stream=True, **options)
-    return (lambda f: [c.raw for c in d.decode(f)]), d
+    return (lambda f, m: [c.raw for c in d.decode(f, m if main else None)]), d
 
 
 def per_frame_auto() -> DecodeFn:
     from hardware.qr import open_decoder
 
     d = open_decoder("auto")
-    return lambda f: [c.raw for c in d.decode(f)]
+    return lambda f, m: [c.raw for c in d.decode(f)]
 
 
-def plain_zxing() -> DecodeFn:
+def plain_zxing(main: bool = False) -> DecodeFn:
+    """Plain zxing-cpp on each frame; with ``main=True`` on the main stream's image instead,
+    where the clip has one (what reading the larger stream whole would cost)."""
     import zxingcpp
 
-    return lambda f: [bytes(b.bytes) for b in
-                      zxingcpp.read_barcodes(f, formats=zxingcpp.BarcodeFormat.QRCode)]
+    return lambda f, m: [bytes(b.bytes) for b in zxingcpp.read_barcodes(
+        m if main and m is not None else f, formats=zxingcpp.BarcodeFormat.QRCode)]
 
 
 def plain_pyzbar() -> DecodeFn:
     from pyzbar import pyzbar
 
-    return lambda f: [d.data for d in pyzbar.decode(f, symbols=[pyzbar.ZBarSymbol.QRCODE])]
+    return lambda f, m: [d.data for d in pyzbar.decode(f, symbols=[pyzbar.ZBarSymbol.QRCODE])]
 
 
 @dataclass
@@ -153,8 +159,9 @@ def _score_clip(fn: DecodeFn, clip: Clip, scores: tuple[ClipScore, ...]) -> None
         s.clips += 1
         s.with_code += clip.payload is not None
     for i, frame in enumerate(clip.frames):
+        main = clip.detail[i] if clip.detail is not None else None
         t = time.thread_time()
-        found = fn(frame)
+        found = fn(frame, main)
         ms = 1000 * (time.thread_time() - t)
         for s in scores:
             s.cpu_ms.append(ms)
@@ -237,14 +244,17 @@ class ClipCamera:
         self.next = max(self.next + self.period, time.monotonic() - self.period)
         c, i = self.schedule[self.i]
         self.i += 1
+        detail = None
         if c < 0:
             image = gap_frame(self.clips[i])
         else:
             image = self.clips[c].frames[i]
+            if self.clips[c].detail is not None:
+                detail = self.clips[c].detail[i]
         now = time.monotonic_ns()
         if c >= 0 and i == 0:
             self.first_ns[c] = now
-        return self._Frame(image, now, self.i)
+        return self._Frame(image, now, self.i, detail)
 
     def close(self) -> None:
         pass
@@ -258,9 +268,9 @@ class SlowCPU:
         self.name = getattr(decoder, "name", "?")
         self.cpu_ms: list[float] = []
 
-    def decode(self, image: np.ndarray) -> list:
+    def decode(self, image: np.ndarray, detail: np.ndarray | None = None) -> list:
         t = time.thread_time()
-        codes = self.decoder.decode(image)   # type: ignore[attr-defined]
+        codes = self.decoder.decode(image, detail)   # type: ignore[attr-defined]
         spent = time.thread_time() - t
         self.cpu_ms.append(1000 * spent)
         time.sleep((self.k - 1) * spent)
@@ -344,8 +354,10 @@ def main(argv: list[str] | None = None) -> int:
             print(live(clips, name, args.slow), flush=True)
         return 0
     makers: dict[str, Callable[[], DecodeFn]] = {
-        "stream": lambda: stream_decoder()[0], "auto": per_frame_auto,
-        "zxing": plain_zxing, "pyzbar": plain_pyzbar}
+        "stream": lambda: stream_decoder()[0],
+        "stream-frames": lambda: stream_decoder(main=False)[0], "auto": per_frame_auto,
+        "zxing": plain_zxing, "zxing-main": lambda: plain_zxing(main=True),
+        "pyzbar": plain_pyzbar}
     decoders = {n: makers[n]() for n in args.decoders.split(",")}
     print(table(score(decoders, clips)))
     return 0

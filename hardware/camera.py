@@ -64,6 +64,9 @@ class Frame:
     image: np.ndarray  # 2-D uint8 grayscale, C-contiguous
     t_ns: int  # time.monotonic_ns() when the frame was captured
     index: int  # running count since the camera was opened
+    # The same exposure at a whole multiple of the image's size (a Pi camera's main stream,
+    # luma), for decoders that look closer at a candidate; None from other cameras.
+    detail: np.ndarray | None = None
 
 
 # A shutter this long blurs a code the hand is still moving: at the hand speeds of
@@ -424,9 +427,13 @@ def _controls(cam: Any, *, crop: float, autofocus: bool, exposure: str,
 class PiCamera:
     """The Raspberry Pi camera through picamera2 (imported lazily: it exists only on a Pi).
 
-    A small ``main`` stream satisfies libcamera; the ``lores`` stream is YUV420 at the analysis
-    size and its first ``height`` rows are the Y (luma) plane: a grayscale frame with no colour
-    conversion at all.
+    The ``lores`` stream is YUV420 at the analysis size and its first ``height`` rows are the
+    Y (luma) plane: a grayscale frame with no colour conversion at all.  The ``main`` stream
+    is the same exposure at ``detail`` times that size each way, also YUV420; its luma comes
+    with each frame (``Frame.detail``) when the sensor has that many pixels across the
+    field, so the stream decoder crops its candidates from it (a sheet's dense code at 1-2
+    px a module in the frame has 2-4 in the main stream; docs/decoding.md, "The camera's
+    main stream").  ``detail=1`` sends the frame alone.
 
     An 11 mm CCCD code at 25 cm spans well under one pixel per module in a full-field 640×480
     frame (``docs/decoding.md``, "optics").  ``crop`` < 1 keeps only the centre of the sensor
@@ -448,8 +455,10 @@ class PiCamera:
 
     def __init__(self, *, width: int = 640, height: int = 480, crop: float = 1.0,
                  autofocus: bool = True, exposure: str = "normal", focus_range: str = "near",
-                 spec: str = "picamera2") -> None:
+                 detail: int = 2, spec: str = "picamera2") -> None:
         self.spec = spec
+        if detail < 1:
+            raise CameraError(f"camera 'picamera2': detail must be 1 or more, got {detail!r}")
         check_exposure(exposure)
         check_focus_range(focus_range)
         try:
@@ -464,8 +473,15 @@ class PiCamera:
         self.width, self.height = width - width % 2, height - height % 2
         try:
             cam = Picamera2()
+            # The main stream is worth its memory only if the sensor has the pixels: the
+            # field (crop of the sensor's width) at least ``detail`` times the frame's.
+            sensor_w = int(cam.camera_properties.get("PixelArraySize", (0, 0))[0])
+            if detail > 1 and sensor_w * crop < detail * self.width:
+                detail = 1
+            self.detail = detail
             config = cam.create_video_configuration(
-                main={"size": (self.width * 2, self.height * 2), "format": "XRGB8888"},
+                main={"size": (self.width * max(2, detail), self.height * max(2, detail)),
+                      "format": "YUV420"},
                 lores={"size": (self.width, self.height), "format": "YUV420"},
                 buffer_count=4,
             )
@@ -496,13 +512,23 @@ class PiCamera:
         if self._cam is None:
             raise CameraError("camera 'picamera2' is closed")
         try:
-            yuv = self._cam.capture_array("lores")
+            # One request holds both streams of the same exposure; make_array copies.
+            request = self._cam.capture_request()
+            try:
+                yuv = request.make_array("lores")
+                main = request.make_array("main") if self.detail > 1 else None
+            finally:
+                request.release()
         except Exception as e:
             raise CameraError(f"camera 'picamera2' stopped delivering frames: {e}") from e
         self._index += 1
-        # The lores array is (height * 3 / 2, stride); the luma plane is the top rows.
+        # A YUV420 array is (height * 3 / 2, stride); the luma plane is the top rows.
         y = yuv[: self.height, : self.width]
-        return Frame(np.ascontiguousarray(y), time.monotonic_ns(), self._index)
+        detail = None
+        if main is not None:
+            detail = np.ascontiguousarray(
+                main[: self.height * self.detail, : self.width * self.detail])
+        return Frame(np.ascontiguousarray(y), time.monotonic_ns(), self._index, detail)
 
     def settings(self) -> CameraSettings | None:
         """The last frame's exposure from libcamera's metadata, and whether it autofocuses."""

@@ -21,7 +21,8 @@ class FakePicamera2:
     def __init__(self, controls=None):
         controls = FakePicamera2.controls if controls is None else controls
         self.camera_controls = {name: (0, 3, 0) for name in controls}
-        self.camera_properties = {"ScalerCropMaximum": (0, 0, 3280, 2464)}
+        self.camera_properties = {"ScalerCropMaximum": (0, 0, 3280, 2464),
+                                  "PixelArraySize": (3280, 2464)}
         self.set: dict = {}
         FakePicamera2.instances.append(self)
 
@@ -37,8 +38,8 @@ class FakePicamera2:
     def set_controls(self, controls):
         self.set.update(controls)
 
-    def capture_array(self, name):
-        return np.zeros((480 * 3 // 2, 640), np.uint8)
+    def capture_request(self):
+        return FakeRequest(self.config)
 
     def capture_metadata(self):
         return dict(FakePicamera2.metadata)
@@ -48,6 +49,26 @@ class FakePicamera2:
 
     def close(self):
         pass
+
+
+class FakeRequest:
+    """A completed request: both streams of one exposure, as YUV420 arrays (the luma rows,
+    then the chroma), the luma a ramp so that a test can tell which rows are which."""
+
+    released = 0
+
+    def __init__(self, config):
+        self.config = config
+
+    def make_array(self, name):
+        w, h = self.config[name]["size"]
+        assert self.config[name]["format"] == "YUV420"
+        yuv = np.full((h * 3 // 2, w), 128, np.uint8)
+        yuv[:h] = (np.arange(h)[:, None] * 255 // max(1, h - 1)).astype(np.uint8)
+        return yuv
+
+    def release(self):
+        FakeRequest.released += 1
 
 
 @pytest.fixture

@@ -324,7 +324,7 @@ def test_the_clip_score_puts_an_empty_view_between_two_clips():
     codes = {10: b"A", 20: b"B"}
     seen: list[int] = []
 
-    def late(frame: np.ndarray) -> list[bytes]:
+    def late(frame: np.ndarray, main: np.ndarray | None) -> list[bytes]:
         seen.append(int(frame[0, 0]))
         back = seen[-3] if len(seen) >= 3 else None
         return [codes[back]] if back in codes else []
@@ -334,3 +334,27 @@ def test_the_clip_score_puts_an_empty_view_between_two_clips():
     assert scores["late"]["ALL"].wrong == 0
     assert scores["late"]["ALL"].within == 2
     assert len(scores["late"]["ALL"].cpu_ms) == 8  # the empty frames are not scored
+
+
+def test_a_clip_with_the_cameras_main_stream_is_the_same_scene_at_twice_the_pixels():
+    import cv2
+
+    from bench.clipgen import make_clip
+
+    one = make_clip("paper", 5, seed=3, n_frames=4, camera="module3")
+    two = make_clip("paper", 5, seed=3, n_frames=4, camera="module3", detail=2)
+    assert one.params["size"] == (640, 480) and one.detail is None
+    assert two.params["where_px"] == one.params["where_px"]      # the same hand, the same code
+    assert two.params["detail"] == 2 and len(two.detail) == 4
+    for frame, main in zip(two.frames, two.detail, strict=True):
+        assert main.shape == (960, 1280)
+        # The frame is the main stream's area average (to a grey level: both are rounded).
+        small = cv2.resize(main.astype(np.float32), (640, 480), interpolation=cv2.INTER_AREA)
+        assert np.abs(small - frame).max() <= 1.0
+    # A webcam sends one stream; a card through the native window has no finer pixels.
+    webcam = make_clip("paper", 33, seed=3, n_frames=2, camera="module3", detail=2)
+    card = make_clip("card", 0, seed=3, n_frames=2, camera="module3", detail=2)
+    assert webcam.params["size"] == (1280, 720) and webcam.detail is None
+    assert card.detail is None and card.params["detail"] == 1
+    with pytest.raises(ValueError, match="detail must be 1 or more"):
+        make_clip("paper", 5, seed=3, n_frames=1, detail=0)

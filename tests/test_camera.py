@@ -229,3 +229,28 @@ def test_replays_and_webcams_report_no_settings(tmp_path):
     Image.new("L", (64, 48), 128).save(tmp_path / "a.png")
     with open_camera(f"replay:{tmp_path}") as cam:
         assert cam.settings() is None
+
+
+def test_a_pi_camera_sends_its_main_streams_luma_with_each_frame(fake_pi):
+    """The decoder crops candidates from the main stream: the same exposure at twice the
+    frame's size, its luma rows only, from the same request (released every time)."""
+    from tests.fakepi import FakeRequest
+
+    released = FakeRequest.released
+    with open_camera("picamera2", width=640, height=480) as cam:
+        frame = cam.read()
+    assert frame.image.shape == (480, 640)
+    assert frame.detail is not None and frame.detail.shape == (960, 1280)
+    # Luma rows only: the ramp reaches its end on the last row (no chroma rows of 128).
+    assert frame.detail[-1, 0] == 255 and frame.image[-1, 0] == 255
+    assert FakeRequest.released == released + 1
+    assert FakePicamera2.instances[-1].config["main"]["format"] == "YUV420"
+
+
+def test_a_pi_camera_cropped_below_twice_the_frame_sends_the_frame_alone(fake_pi):
+    # 3280 sensor pixels at crop 0.3 are 984 across: fewer than 2 x 640, so a main stream
+    # would only be the frame upscaled.
+    with open_camera("picamera2", width=640, height=480, crop=0.3) as cam:
+        assert cam.read().detail is None
+    with open_camera("picamera2", width=640, height=480, crop=0.5) as cam:
+        assert cam.read().detail is not None

@@ -102,7 +102,7 @@ def test_garbage_frames_and_a_broken_decoder_do_not_stop_the_threads(tmp_path):
     class Exploding:
         calls = 0
 
-        def decode(self, image):
+        def decode(self, image, detail=None):
             Exploding.calls += 1
             if Exploding.calls % 2:
                 raise RuntimeError("decoder bug")
@@ -163,7 +163,7 @@ def test_a_reopened_camera_starts_a_new_stream():
             self.resets = 0
             self.frames = 0
 
-        def decode(self, image):
+        def decode(self, image, detail=None):
             self.frames += 1
             return []
 

@@ -306,3 +306,61 @@ def test_open_decoder_gives_the_stream_decoder_for_a_camera():
 def test_bad_options_are_clear_errors(options, match):
     with pytest.raises(DeviceSettingError, match=match):
         StreamDecoder(**options)
+
+
+def _dense_sheet(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A sheet's dense code (version 10) as a Pi camera's two streams see it: 2.5 px a module
+    in the main stream (1280x960, lens blur 1 px), 1.25 in the frame (its area average)."""
+    import cv2
+
+    payload = "HC1:" + "6BFOXN%TS3DHPVO13J /G-/2YRVA.Q/R8JF62FCXJ9M/9M+GX8JQ6WZ0I MB%D$.P9+HG7" * 4
+    code = np.asarray(qr_image(payload, module_px=1)).astype(np.float32) / 255
+    big = np.full((960, 1280), 0.55, np.float32)
+    code = cv2.resize(code, None, fx=2.5, fy=2.5, interpolation=cv2.INTER_NEAREST)
+    big[300:300 + code.shape[0], 500:500 + code.shape[1]] = 0.1 + 0.8 * code
+    big = cv2.GaussianBlur(big, (0, 0), 1.0) + rng.normal(0, 0.02, big.shape).astype(np.float32)
+    small = cv2.resize(big, (640, 480), interpolation=cv2.INTER_AREA)
+    return tuple(np.clip(a * 255 + 0.5, 0, 255).astype(np.uint8) for a in (small, big))
+
+
+def test_a_code_too_dense_for_the_frame_is_read_from_the_cameras_main_stream():
+    rng = np.random.default_rng(1)
+    shown = [_dense_sheet(rng) for _ in range(15)]
+    alone = StreamDecoder(clock=frozen_clock)
+    assert not any(alone.decode(frame) for frame, _ in shown)      # half a second, no read
+    both = StreamDecoder(clock=frozen_clock)
+    reads = [both.decode(frame, main) for frame, main in shown]
+    first = next(i for i, codes in enumerate(reads) if codes)
+    assert first < 5
+    # Where it is comes back in the frame's pixels (the code spans x 250-331, y 150-231
+    # there, quiet zone included).
+    xs = [x for x, _ in reads[first][0].position]
+    ys = [y for _, y in reads[first][0].position]
+    assert 245 <= min(xs) and max(xs) <= 335 and 145 <= min(ys) and max(ys) <= 235
+
+
+def test_a_main_stream_that_is_not_a_whole_multiple_of_the_frame_is_ignored(caplog):
+    rng = np.random.default_rng(1)
+    frame, main = _dense_sheet(rng)
+    decoder = StreamDecoder(clock=frozen_clock)
+    with caplog.at_level("WARNING"):
+        assert decoder.decode(frame, main[:-1]) == []
+    assert "not a whole multiple" in caplog.text
+    assert decoder._details[-1] is None
+
+
+def test_the_stack_pass_averages_the_main_streams_crops_when_every_frame_brought_one():
+    rng = np.random.default_rng(2)
+    shown = [_dense_sheet(rng) for _ in range(3)]
+    decoder = StreamDecoder(clock=frozen_clock, stream_passes=("stack",), companion=None)
+    for frame, main in shown:
+        decoder.decode(frame, main)
+    box = (240, 140, 340, 240)
+    seen: list[tuple[tuple[int, ...], int]] = []
+    decoder._passes = lambda image, passes, offset, finer=1: seen.append(   # type: ignore
+        (image.shape, finer)) or []
+    decoder._stack(box)
+    assert seen == [((200, 200), 2)]
+    decoder._details[0] = None       # one frame came alone: the frames' pixels are stacked
+    decoder._stack(box)
+    assert seen[-1] == ((100, 100), 1)

@@ -3,7 +3,9 @@
 A decoder takes a 2-D uint8 grayscale frame (the Y plane of the camera's lores stream) and
 returns the QR codes in it with their exact bytes.  It is cheap to construct and safe to call
 from one worker thread at a time; the scan loop owns that thread and the de-duplication of a
-code seen in consecutive frames.
+code seen in consecutive frames.  A Pi camera also sends the same exposure at a whole
+multiple of the frame's size (its main stream, ``detail``): a decoder that looks closer at
+a candidate crops it from there (``StreamDecoder``); the others read the frame alone.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class Code:
 class Decoder(Protocol):
     name: str
 
-    def decode(self, frame: np.ndarray) -> list[Code]: ...
+    def decode(self, frame: np.ndarray, detail: np.ndarray | None = None) -> list[Code]: ...
 
     def close(self) -> None: ...
 
@@ -76,6 +78,25 @@ def check_frame(frame: Any) -> np.ndarray:
         raise ValueError(f"frame must be 2-D grayscale (H, W), got shape {frame.shape!r}; "
                          "take the Y plane of a YUV420 frame")
     return np.ascontiguousarray(frame)
+
+
+def check_detail(frame: np.ndarray, detail: Any) -> tuple[np.ndarray, int] | None:
+    """``detail`` and how many of its pixels make a frame pixel, when it is ``frame`` at a
+    whole multiple (2 or more) of its size; else None, with a warning (the camera's two
+    streams disagree: the frame alone is read)."""
+    if detail is None:
+        return None
+    if not isinstance(detail, np.ndarray) or detail.dtype != np.uint8 or detail.ndim != 2:
+        log.warning("camera detail ignored: expected a 2-D uint8 image, got %s",
+                    getattr(detail, "shape", type(detail).__name__))
+        return None
+    h, w = frame.shape
+    finer = detail.shape[1] // w if w else 0
+    if finer < 2 or detail.shape != (h * finer, w * finer):
+        log.warning("camera detail ignored: %r is not a whole multiple (2 or more) of the "
+                    "frame's %r", detail.shape, frame.shape)
+        return None
+    return np.ascontiguousarray(detail), finer
 
 
 def box_corners(points: list[Point]) -> tuple[Point, ...]:

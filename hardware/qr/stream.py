@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from hardware.errors import DeviceSettingError
-from hardware.qr.base import Code, check_frame, unique
+from hardware.qr.base import Code, check_detail, check_frame, unique
 from hardware.qr.zxing import (
     _UPSCALE_MAX_SIDE,
     Box,
@@ -176,6 +176,9 @@ class StreamDecoder(MultiPassDecoder):
         """Forget the stream so far (a new camera, a scene change)."""
         self._focus: list[_Focus] = []
         self._history: deque[np.ndarray] = deque(maxlen=_STACK)
+        # The camera's main stream beside each frame of the history, and how many of its
+        # pixels make a frame pixel (None: the frame came alone).
+        self._details: deque[tuple[np.ndarray, int] | None] = deque(maxlen=_STACK)
         self._turn = 0
         self._since_pass = 0
         self._since_zbar = 0
@@ -189,7 +192,11 @@ class StreamDecoder(MultiPassDecoder):
 
     shed = 0         # costly passes skipped to keep up with the camera (since construction)
     passes_run = 0   # costly passes run
-    def decode(self, frame: np.ndarray) -> list[Code]:
+    def decode(self, frame: np.ndarray, detail: np.ndarray | None = None) -> list[Code]:
+        """The codes to act on at this frame.  ``detail`` is the same exposure from the
+        camera's main stream, at a whole multiple of the frame's size: the costly passes
+        crop their candidates from it (real pixels where the frame's would be upscaled);
+        the plain call, the scout and ``zbar`` read the frame."""
         frame = check_frame(frame)
         if frame.size == 0:
             return []
@@ -199,6 +206,7 @@ class StreamDecoder(MultiPassDecoder):
         if self._history and self._history[-1].shape != frame.shape:
             self.reset()
         self._history.append(frame)
+        self._details.append(check_detail(frame, detail))
         if codes:
             self._focus = []
             self._since_pass = 0
@@ -356,30 +364,45 @@ class StreamDecoder(MultiPassDecoder):
             # zbar's own locator on the whole frame: it reads some curved and wrinkled
             # codes zxing-cpp cannot, and a crop would cut them (measured on real photos).
             return self._zbar_read(frame, (0, 0))
+        fine = self._details[-1]
+        if fine is not None:
+            image, k = fine
+            crop = np.ascontiguousarray(image[y0 * k:y1 * k, x0 * k:x1 * k])
+            return self._passes(crop, (name,), (x0, y0), finer=k)
         crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
         return self._passes(crop, (name,), (x0, y0))
 
     def _stack(self, box: Box) -> list[Code]:
-        """The candidate's crop averaged over the last frames, aligned; then read."""
+        """The candidate's crop averaged over the last frames, aligned; then read.  The
+        shifts come from the frames, the pixels from the main stream when every frame of
+        the history came with it at the same scale."""
         if len(self._history) < 2:
             return []
         x0, y0, x1, y1 = box   # at most _STACK_MAX_SIDE: _fits keeps larger boxes away
         frames = list(self._history)
         ref = frames[-1][y0:y1, x0:x1].astype(np.float32)
-        total, n = ref.copy(), 1
         h, w = frames[-1].shape
-        for old in frames[:-1]:
+        # (frame in the history, where the box was in it)
+        places = [(len(frames) - 1, y0, x0)]
+        for i, old in enumerate(frames[:-1]):
             dy, dx = _phase_shift(ref, old[y0:y1, x0:x1].astype(np.float32))
             # The same box, moved with the code; skipped where it would leave the frame.
             oy0, ox0 = y0 - dy, x0 - dx
             if oy0 < 0 or ox0 < 0 or oy0 + (y1 - y0) > h or ox0 + (x1 - x0) > w:
                 continue
-            total += old[oy0:oy0 + (y1 - y0), ox0:ox0 + (x1 - x0)]
-            n += 1
-        if n < 2:
+            places.append((i, oy0, ox0))
+        if len(places) < 2:
             return []
-        mean = np.clip(total / n + 0.5, 0, 255).astype(np.uint8)
-        return self._passes(mean, self.stack_passes, (x0, y0))
+        details = list(self._details)
+        scales = {d[1] if d is not None else 1 for d in details}
+        k = scales.pop() if len(scales) == 1 else 1
+        images = [d[0] for d in details if d is not None] if k > 1 else frames
+        bh, bw = (y1 - y0) * k, (x1 - x0) * k
+        total = np.zeros((bh, bw), np.float32)
+        for i, oy0, ox0 in places:
+            total += images[i][oy0 * k:oy0 * k + bh, ox0 * k:ox0 * k + bw]
+        mean = np.clip(total / len(places) + 0.5, 0, 255).astype(np.uint8)
+        return self._passes(mean, self.stack_passes, (x0, y0), finer=k)
 
     def _zbar_read(self, crop: np.ndarray, offset: tuple[int, int]) -> list[Code]:
         if self._zbar is None:

@@ -101,7 +101,7 @@ class PyzbarDecoder:
             raise
         return scanner
 
-    def decode(self, frame: np.ndarray) -> list[Code]:
+    def decode(self, frame: np.ndarray, detail: np.ndarray | None = None) -> list[Code]:
         frame = check_frame(frame)
         if frame.size == 0:
             return []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -56,22 +57,6 @@ def _pil(frame: np.ndarray) -> Image.Image:
     return Image.fromarray(frame, mode="L")
 
 
-def _upscale2(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
-    # Small dense codes (a 2024 CCCD at arm's length) have ~1.5-2 px per module, below
-    # what zxing's sampling grid needs; bicubic 2x gives it ~3-4 px per module.
-    h, w = frame.shape
-    if max(h, w) > _UPSCALE_MAX_SIDE:
-        return None
-    return np.asarray(_pil(frame).resize((2 * w, 2 * h), Image.Resampling.BICUBIC)), 2.0
-
-
-def _upscale3(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
-    h, w = frame.shape
-    if max(h, w) > _UPSCALE_MAX_SIDE:
-        return None
-    return np.asarray(_pil(frame).resize((3 * w, 3 * h), Image.Resampling.BICUBIC)), 3.0
-
-
 def _sharpen(frame: np.ndarray) -> tuple[np.ndarray, float]:
     # Defocus and motion blur soften module edges; an unsharp mask restores some edge
     # contrast for the binarizer.
@@ -117,42 +102,46 @@ def _minmax(size: int, grow_dark: bool) -> Prepare:
     return run
 
 
-def _up2_sharpen(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
-    up = _upscale2(frame)
-    return None if up is None else (_sharpen(up[0])[0], up[1])
+@dataclass(frozen=True)
+class Upscale:
+    """A bicubic upscale by ``factor``, with an unsharp mask before it (``before``: radius in
+    the source's pixels, percent) or after it (``after``: radius in the upscaled image's).
 
+    Small dense codes (a 2024 CCCD at arm's length, HC1 on a phone) have 1.5-2.5 px a
+    module, below what zxing's finder search and sampling grid need (about 3); upscaled
+    they are found, and the mask gives back the edges the lens softened.  A preparation
+    (``Prepare``) for images in frame pixels; :meth:`finer` takes an image that already
+    has ``finer`` pixels a frame pixel (a crop of the camera's main stream), and upscales
+    it only by what is left, to the same size: real pixels where the frame's would be
+    interpolated, at the same cost.
+    """
 
-def _up_sharp(factor: float, max_side: int, percent: int = 150) -> Prepare:
-    def run(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
-        # zxing's finder-pattern search needs ~3 px a module; codes at 1.5-2.5 px a module
-        # (small dense cards, HC1 on a phone) are found after a bicubic upscale, and the
-        # unsharp mask (radius one source pixel) gives back the edges the lens softened.
-        h, w = frame.shape
-        if max(h, w) > max_side:
+    factor: float
+    max_side: int = _UPSCALE_MAX_SIDE   # in frame pixels; larger images are not upscaled
+    before: tuple[float, int] | None = None
+    after: tuple[float, int] | None = None
+
+    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, float] | None:
+        return self.finer(frame, 1)
+
+    def finer(self, image: np.ndarray, finer: int) -> tuple[np.ndarray, float] | None:
+        """The prepared image and its pixels a frame pixel, or None above ``max_side``."""
+        h, w = image.shape
+        if max(h, w) > self.max_side * finer:
             return None
-        size = (round(w * factor), round(h * factor))
-        up = _pil(frame).resize(size, Image.Resampling.BICUBIC)
-        up = up.filter(ImageFilter.UnsharpMask(radius=factor, percent=percent, threshold=0))
-        return np.asarray(up), size[0] / w
-
-    return run
-
-
-def _sharp_up(factor: int, percent: int) -> Prepare:
-    def run(frame: np.ndarray) -> tuple[np.ndarray, float] | None:
-        # The same idea as _up_sharp, an order cheaper: the unsharp mask (radius one
-        # pixel) on the small crop, then the bicubic upscale.  On the clips' candidate
-        # crops it reads what "up3_hard" reads at a fifth of its cost (bench/stream.py).
-        h, w = frame.shape
-        if max(h, w) > _UPSCALE_MAX_SIDE:
-            return None
-        img = _pil(frame)
-        if percent:
-            img = img.filter(ImageFilter.UnsharpMask(radius=1, percent=percent, threshold=0))
-        return np.asarray(img.resize((factor * w, factor * h), Image.Resampling.BICUBIC)), \
-            float(factor)
-
-    return run
+        img = _pil(image)
+        if self.before:
+            radius, percent = self.before
+            img = img.filter(ImageFilter.UnsharpMask(radius=radius * finer, percent=percent,
+                                                     threshold=0))
+        size = (max(1, round(w * self.factor / finer)), max(1, round(h * self.factor / finer)))
+        if size != (w, h):
+            img = img.resize(size, Image.Resampling.BICUBIC)
+        if self.after:
+            radius, percent = self.after
+            img = img.filter(ImageFilter.UnsharpMask(radius=radius, percent=percent,
+                                                     threshold=0))
+        return np.asarray(img), size[0] / w * finer
 
 
 def _half(frame: np.ndarray) -> tuple[np.ndarray, float]:
@@ -163,8 +152,8 @@ def _half(frame: np.ndarray) -> tuple[np.ndarray, float]:
 
 PREPARE: dict[str, Prepare] = {
     "plain": _as_is,
-    "upscale2": _upscale2,
-    "upscale3": _upscale3,
+    "upscale2": Upscale(2),
+    "upscale3": Upscale(3),
     "sharpen": _sharpen,
     "smooth": _smooth,
     "stretch": _stretch,
@@ -175,15 +164,18 @@ PREPARE: dict[str, Prepare] = {
     "gamma_light": _gamma(0.55),
     "erode": _minmax(3, True),
     "dilate": _minmax(3, False),
-    "up2_sharpen": _up2_sharpen,
-    "up2_soft": _up_sharp(2.0, 100_000),
-    "up25_soft": _up_sharp(2.5, 100_000),
-    "up3_soft": _up_sharp(3.0, _UPSCALE_MAX_SIDE),
-    "up3_hard": _up_sharp(3.0, _UPSCALE_MAX_SIDE, percent=300),
+    # Bicubic 2x, then the mask of "sharpen".
+    "up2_sharpen": Upscale(2, after=(3, 200)),
+    # Upscaled, then a mask of radius one source pixel.
+    "up2_soft": Upscale(2, max_side=100_000, after=(2, 150)),
+    "up25_soft": Upscale(2.5, max_side=100_000, after=(2.5, 150)),
+    "up3_soft": Upscale(3, after=(3, 150)),
+    "up3_hard": Upscale(3, after=(3, 300)),
     # Bicubic 3x with no sharpening (dim, noisy crops: a mask would sharpen the noise),
-    # and with a mask before the upscale.
-    "up3": _sharp_up(3, 0),
-    "sharp_up3": _sharp_up(3, 200),
+    # and with a mask before the upscale: on the clips' candidate crops it reads what
+    # "up3_hard" reads at a fifth of its cost (bench/stream.py).
+    "up3": Upscale(3),
+    "sharp_up3": Upscale(3, before=(1, 200)),
     # Not an image preparation: crops of the frame's QR-like texture, each upscaled
     # (see texture_boxes); handled by MultiPassDecoder itself.
     "texture": _as_is,
@@ -228,7 +220,7 @@ class ZxingDecoder:
             codes.append(_code(b, corners))
         return codes
 
-    def decode(self, frame: np.ndarray) -> list[Code]:
+    def decode(self, frame: np.ndarray, detail: np.ndarray | None = None) -> list[Code]:
         frame = check_frame(frame)
         if frame.size == 0:
             return []
@@ -373,7 +365,7 @@ class MultiPassDecoder(ZxingDecoder):
         self.region_margin = region_margin
         super().__init__(**options)
 
-    def decode(self, frame: np.ndarray) -> list[Code]:
+    def decode(self, frame: np.ndarray, detail: np.ndarray | None = None) -> list[Code]:
         frame = check_frame(frame)
         if frame.size == 0:
             return []
@@ -427,15 +419,23 @@ class MultiPassDecoder(ZxingDecoder):
         return codes, boxes
 
     def _passes(self, image: np.ndarray, passes: Sequence[str],
-                offset: tuple[int, int]) -> list[Code]:
+                offset: tuple[int, int], finer: int = 1) -> list[Code]:
+        """Try ``passes`` on ``image`` in turn; positions come back in frame pixels, ``image``
+        being at ``offset`` in the frame with ``finer`` of its pixels a frame pixel."""
         for name in passes:
             if name == "texture":
                 codes = self._texture(image)
                 if codes:
                     return codes
                 continue
+            prepare = PREPARE[name]
             try:
-                ready = PREPARE[name](image)
+                if isinstance(prepare, Upscale):
+                    ready = prepare.finer(image, finer)
+                else:
+                    ready = prepare(image)
+                    if ready is not None:
+                        ready = ready[0], ready[1] * finer
             except Exception as e:   # noqa: BLE001 - a preparation failing is not a crash
                 log.warning("decoder pass %r failed on a %dx%d image: %s", name,
                             image.shape[1], image.shape[0], e)

@@ -232,7 +232,7 @@ class CapturePipeline:
             self._decoder.reset()
         self._last_index = frame.index
         try:
-            codes = self._decoder.decode(frame.image)
+            codes = self._decoder.decode(frame.image, frame.detail)
         except Exception as e:
             # A decoder bug on one odd frame must not stop scanning; say it once per kind.
             kind = type(e).__name__
