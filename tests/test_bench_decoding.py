@@ -358,3 +358,16 @@ def test_a_clip_with_the_cameras_main_stream_is_the_same_scene_at_twice_the_pixe
     assert card.detail is None and card.params["detail"] == 1
     with pytest.raises(ValueError, match="detail must be 1 or more"):
         make_clip("paper", 5, seed=3, n_frames=1, detail=0)
+
+
+def test_the_pixel_bench_compares_renders_of_one_clip(capsys):
+    from bench import pixels
+
+    assert pixels.main(["--clips", "paper:5", "--frame", "2", "--details", "2,1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split()[0] == "paper:5"
+    # The finest render against itself: no difference; the point samples differ from it.
+    cells = out[1].split()[2:]
+    assert float(cells[0]) == 0.0 and float(cells[2]) > 0.0
+    with pytest.raises(SystemExit, match="no main stream"):
+        pixels.main(["--clips", "card:0", "--frame", "1", "--details", "2,1"])

@@ -184,3 +184,45 @@ def test_a_reopened_camera_starts_a_new_stream():
     # Each reopened camera numbers its frames from 1 again: the decoder forgets the old one.
     assert decoder.frames >= 2
     assert decoder.resets >= 1
+
+
+def test_the_camera_main_stream_reaches_the_stream_decoder_and_reads_what_the_frame_cannot():
+    """A Pi camera's frame with its main stream, through the real pipeline and the kiosk's
+    stream decoder: a dense code at 1.25 px a module in the frame is read from the main
+    stream (2.5 px a module), as the decode thread hands both over."""
+    from tests.test_qr_stream import _dense_sheet
+
+    rng = np.random.default_rng(1)
+    shown = [_dense_sheet(rng) for _ in range(6)]
+
+    class TwoStreams:
+        spec = "two-streams"
+        realtime = False    # every frame is decoded, in order (as a replay without fps)
+
+        def __init__(self):
+            self.n = 0
+
+        def read(self, timeout=1.0):
+            from hardware.camera import EndOfStream
+
+            if self.n >= len(shown):
+                raise EndOfStream(self.spec)
+            small, main = shown[self.n]
+            self.n += 1
+            return Frame(small, time.monotonic_ns(), self.n, main)
+
+        def close(self):
+            pass
+
+    def run(main: bool) -> list[Decoded]:
+        camera = TwoStreams()
+        if not main:
+            shown[:] = [(small, None) for small, _ in shown]
+        events = queue.Queue()
+        with CapturePipeline(open_camera=lambda: camera,
+                             open_decoder=lambda: open_decoder("auto", stream=True),
+                             events=events):
+            return [e for e in drain(events, StreamEnded) if isinstance(e, Decoded)]
+
+    assert [e.raw[:4] for e in run(main=True)] == [b"HC1:"]
+    assert run(main=False) == []
