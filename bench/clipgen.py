@@ -574,18 +574,17 @@ def add_scene_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--light", choices=LIGHTS, default="room",
                         help="light on the codes: the entrance's own (room, the default) or "
                              "with the kiosk's lamp on (kiosk)")
-    parser.add_argument("--detail", type=int, default=1,
-                        help="a Pi camera's main stream, this many times the analysis "
-                             "frame's size each way, beside it (default 1: none)")
+    parser.add_argument("--detail", type=int, default=2,
+                        help="a Pi camera's main stream, this many times the analysis frame's "
+                             "size each way, the frame its area average (default 2, the kiosk's "
+                             "camera since 2026-12-07); 1: point-sampled frames alone, the "
+                             "model before")
 
 
 def scene_options(args: argparse.Namespace) -> dict[str, Any]:
     """What :func:`add_scene_options` parsed, as keyword arguments of :func:`clips`."""
-    scene: dict[str, Any] = {"exposure": args.exposure, "glare": args.glare,
-                             "camera": args.camera, "af": args.af, "light": args.light}
-    if args.detail != 1:
-        scene["detail"] = args.detail
-    return scene
+    return {"exposure": args.exposure, "glare": args.glare, "camera": args.camera,
+            "af": args.af, "light": args.light, "detail": args.detail}
 
 
 def describe(scene: dict[str, Any]) -> str:

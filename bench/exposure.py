@@ -50,7 +50,7 @@ def firsts(seed: int, per_kind: int, exposure: str) -> tuple[list, list[int | No
     clips = [c for c in load_clips(per_kind, seed, exposure=exposure) if c.payload is not None]
     stream = stream_firsts(clips)
     zxing = plain_zxing()
-    plain = [next((i for i, f in enumerate(c.frames) if c.payload in zxing(f)), None)
+    plain = [next((i for i, f in enumerate(c.frames) if c.payload in zxing(f, None)), None)
              for c in clips]
     return [c.params | {"kind": c.kind, "index": c.index} for c in clips], stream, plain
 

@@ -27,6 +27,12 @@ CPU K times slower for the decoder: after each decode the decode thread sleeps K
 the CPU time it spent, and the stream decoder's clock counts that time too, so it sees
 the slow CPU as it would on a Pi.
 
+``--detail`` (default 2) gives each clip a Pi camera's main stream at twice the frame's size,
+the frame being its area average, and the stream decoder the main stream with each frame
+(``stream-frames`` is the same decoder without it, ``zxing-main`` plain zxing-cpp on the
+main stream); ``--detail 1`` gives the point-sampled frames alone of the figures before
+2026-12-07 (docs/decoding.md, "The camera's main stream").
+
 ``--exposure`` is the camera's AeExposureMode profile the clips are made with (``normal``,
 libcamera's default, or ``short``: a shorter shutter and more gain in the same light; see
 ``bench/clipgen.py``).  The same seed gives the same scenes in both, so the two runs can be
@@ -79,11 +85,13 @@ DecodeFn = Callable[[np.ndarray, np.ndarray | None], list[bytes]]
 def load_clips(per_kind: int, seed: int, cache: bool = True,
                exposure: str = "normal", glare: str = "lamps",
                camera: str = "mix", af: str = "kiosk", light: str = "room",
-               detail: int = 1) -> list[Clip]:
-    """The clip set, from the git-ignored cache when it was built before."""
+               detail: int = 2) -> list[Clip]:
+    """The clip set, from the git-ignored cache when it was built before.  ``detail=2`` (the
+    default since 2026-12-07) is the kiosk's Pi camera, with its main stream; 1 the
+    point-sampled frames of before (``bench/clipgen.py``)."""
     src = Path(clipgen.__file__).read_bytes() + Path(framegen.__file__).read_bytes()
     version = hashlib.sha1(src).hexdigest()[:10]
-    scene = f"{exposure}-{glare}-{camera}-{af}-{light}" + (f"-detail{detail}" if detail > 1 else "")
+    scene = f"{exposure}-{glare}-{camera}-{af}-{light}-detail{detail}"
     path = CACHE / f"clips-seed{seed}-n{per_kind}-{scene}-{version}.npz"
     if cache and path.exists():
         return list(np.load(path, allow_pickle=True)["clips"])
@@ -102,14 +110,14 @@ def stream_decoder(main: bool = True, **options: object) -> tuple[DecodeFn, obje
     from hardware.qr import open_decoder
 
     d = open_decoder("auto", stream=True, **options)
-    return (lambda f, m: [c.raw for c in d.decode(f, m if main else None)]), d
+    return (lambda f, m=None: [c.raw for c in d.decode(f, m if main else None)]), d
 
 
 def per_frame_auto() -> DecodeFn:
     from hardware.qr import open_decoder
 
     d = open_decoder("auto")
-    return lambda f, m: [c.raw for c in d.decode(f)]
+    return lambda f, m=None: [c.raw for c in d.decode(f)]
 
 
 def plain_zxing(main: bool = False) -> DecodeFn:
@@ -117,14 +125,15 @@ def plain_zxing(main: bool = False) -> DecodeFn:
     where the clip has one (what reading the larger stream whole would cost)."""
     import zxingcpp
 
-    return lambda f, m: [bytes(b.bytes) for b in zxingcpp.read_barcodes(
+    return lambda f, m=None: [bytes(b.bytes) for b in zxingcpp.read_barcodes(
         m if main and m is not None else f, formats=zxingcpp.BarcodeFormat.QRCode)]
 
 
 def plain_pyzbar() -> DecodeFn:
     from pyzbar import pyzbar
 
-    return lambda f, m: [d.data for d in pyzbar.decode(f, symbols=[pyzbar.ZBarSymbol.QRCODE])]
+    qr = [pyzbar.ZBarSymbol.QRCODE]
+    return lambda f, m=None: [d.data for d in pyzbar.decode(f, symbols=qr)]
 
 
 @dataclass

@@ -371,3 +371,15 @@ def test_the_pixel_bench_compares_renders_of_one_clip(capsys):
     assert float(cells[0]) == 0.0 and float(cells[2]) > 0.0
     with pytest.raises(SystemExit, match="no main stream"):
         pixels.main(["--clips", "card:0", "--frame", "1", "--details", "2,1"])
+
+
+def test_the_exposure_bench_scores_clips_with_both_decoders(monkeypatch, tmp_path):
+    import bench.stream
+    from bench.exposure import firsts
+
+    monkeypatch.setattr(bench.stream, "CACHE", tmp_path)
+    params, stream, plain = firsts(2, 1, "normal")
+    assert len(params) == len(stream) == len(plain) == 3     # card, phone, sheet
+    # Each is a first frame or None (never read), and the stream decoder reads whatever
+    # plain zxing-cpp reads, no later.
+    assert all(p is None or s is not None and s <= p for s, p in zip(stream, plain, strict=True))
