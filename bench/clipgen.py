@@ -146,10 +146,9 @@ class Clip:
     # (None: the camera has one stream, or its frames are already at the sensor's own pixels).
     detail: list[np.ndarray] | None = None
 
-
-def _to_bytes(img: np.ndarray) -> np.ndarray:
-    """A 0..1 float image as the 8-bit luma a camera sends."""
-    return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
+    def main(self, i: int) -> np.ndarray | None:
+        """The main stream's image beside frame ``i``, or None."""
+        return None if self.detail is None else self.detail[i]
 
 
 def _approach(t: np.ndarray, start: float, rest: float,
@@ -531,8 +530,8 @@ def make_clip(kind: str, index: int, seed: int = 0, n_frames: int = 30,  # noqa:
             # pixels); the analysis frame is their area average, as the ISP scales it.
             noisy = frame + noise_rng.normal(0, noise * s / k_bin, frame.shape).astype(
                 np.float32)
-            fine.append(_to_bytes(noisy))
-            frames.append(_to_bytes(cv2.resize(noisy, (w, h), interpolation=cv2.INTER_AREA)))
+            fine.append(fg.to_bytes(noisy))
+            frames.append(fg.to_bytes(cv2.resize(noisy, (w, h), interpolation=cv2.INTER_AREA)))
         blur_px.append(round(length, 1))
         defocus_px.append(round(radius, 1))
     params = {"size": (w, h), "family": family, "like": like, "autofocus": autofocus,

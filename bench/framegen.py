@@ -242,10 +242,15 @@ def _motion(img: np.ndarray, length: float, angle: float) -> np.ndarray:
     return cv2.filter2D(img, -1, k / max(k.sum(), 1e-6))
 
 
+def to_bytes(img: np.ndarray) -> np.ndarray:
+    """A 0..1 float image as the 8-bit luma a camera sends."""
+    return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
 def _finish(img: np.ndarray, rng: np.random.Generator, noise: float,
             jpeg: int | None) -> np.ndarray:
     img = img + rng.normal(0, noise, img.shape).astype(np.float32)
-    out = np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
+    out = to_bytes(img)
     if jpeg is not None:
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, jpeg])
         out = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)

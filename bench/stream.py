@@ -168,7 +168,7 @@ def _score_clip(fn: DecodeFn, clip: Clip, scores: tuple[ClipScore, ...]) -> None
         s.clips += 1
         s.with_code += clip.payload is not None
     for i, frame in enumerate(clip.frames):
-        main = clip.detail[i] if clip.detail is not None else None
+        main = clip.main(i)
         t = time.thread_time()
         found = fn(frame, main)
         ms = 1000 * (time.thread_time() - t)
@@ -257,9 +257,7 @@ class ClipCamera:
         if c < 0:
             image = gap_frame(self.clips[i])
         else:
-            image = self.clips[c].frames[i]
-            if self.clips[c].detail is not None:
-                detail = self.clips[c].detail[i]
+            image, detail = self.clips[c].frames[i], self.clips[c].main(i)
         now = time.monotonic_ns()
         if c >= 0 and i == 0:
             self.first_ns[c] = now
